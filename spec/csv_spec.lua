@@ -1,0 +1,351 @@
+-- The CSV reader and writer: RFC 4180 cases, chunk boundaries, errors with
+-- their line numbers, streaming in bounded memory, and round trips.
+local csv = require("instantly.csv")
+local core = require("instantly.core")
+
+local FIX = "spec/fixtures/csv/"
+
+-- A chunk source that hands out `text` `size` bytes at a time.
+local function chunks(text, size)
+  local pos = 1
+  return function()
+    if pos > #text then return nil end
+    local s = text:sub(pos, pos + size - 1)
+    pos = pos + size
+    return s
+  end
+end
+
+local function read_all(r)
+  local rows, lines = {}, {}
+  while true do
+    local row, line = r:read()
+    if row == nil then
+      assert(line == nil, tostring(line))
+      return rows, lines
+    end
+    rows[#rows + 1], lines[#lines + 1] = row, line
+  end
+end
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+describe("csv reader", function()
+  local AWKWARD = {
+    { Email = "ann@example.com", ["First Name"] = "Ann", last_name = "Lee", COMPANY = "Acme, Inc.",
+      Notes = "plain", Score = "1" },
+    { Email = "bob@example.com", ["First Name"] = "Bob", last_name = "O'Neil", COMPANY = 'The "Best" Co',
+      Notes = "line one\r\nline two", Score = "2" },
+    { Email = "cy@example.com", ["First Name"] = "", last_name = "", COMPANY = "Zed",
+      Notes = "multi\nline\nnote", Score = "" },
+    { Email = "d\u{e9}sir\u{e9}e@example.com", ["First Name"] = "D\u{e9}sir\u{e9}e", last_name = "M\u{fc}ller",
+      COMPANY = "\u{6771}\u{4eac}", Notes = "\u{201c}unicode\u{201d}", Score = "3" },
+    { Email = "eve@example.com", ["First Name"] = " Eve ", last_name = "Smith", COMPANY = "  padded  ",
+      Notes = '"', Score = "4" },
+    { Email = "fay@example.com", ["First Name"] = "Fay", last_name = "Ray", COMPANY = "a,b,c",
+      Notes = 'ends with quote"', Score = "5" },
+  }
+  local AWKWARD_LINES = { 2, 3, 5, 9, 10, 11 }
+
+  it("reads the awkward fixture the same at every chunk size", function()
+    local text = slurp(FIX .. "awkward.csv")
+    for _, size in ipairs({ 1, 2, 3, 5, 7, 13, 64, 65536 }) do
+      local r = csv.reader(chunks(text, size), { header = true })
+      local rows, lines = read_all(r)
+      assert.same(AWKWARD, rows, "chunk size " .. size)
+      assert.same(AWKWARD_LINES, lines, "chunk size " .. size)
+      assert.same({ "Email", "First Name", "last_name", "COMPANY", "Notes", "Score" }, r.header)
+      assert.equal(1, r.header_line)
+      assert.equal(6, r.rows_read)
+      r:close()
+    end
+  end)
+
+  it("streams a file handle in chunks of chunk_size", function()
+    local f = assert(io.open(FIX .. "awkward.csv", "rb"))
+    local reads, biggest = 0, 0
+    local handle = { read = function(_, n)
+      reads = reads + 1
+      biggest = math.max(biggest, n)
+      return f:read(n)
+    end }
+    local r = csv.reader(handle, { header = true, chunk_size = 16 })
+    assert.same(AWKWARD, (read_all(r)))
+    f:close()
+    assert.equal(16, biggest)
+    assert.is_true(reads > 10)
+  end)
+
+  it("opens a path and iterates with rows()", function()
+    local r = assert(csv.open(FIX .. "awkward.csv", { header = true }))
+    local emails = {}
+    for row, line in r:rows() do emails[#emails + 1] = line .. ":" .. row.Email end
+    r:close()
+    r:close() -- idempotent
+    assert.equal("2:ann@example.com", emails[1])
+    assert.equal("11:fay@example.com", emails[6])
+  end)
+
+  it("reports a missing file as nil, err", function()
+    local r, err = csv.open(FIX .. "no-such-file.csv")
+    assert.is_nil(r)
+    assert.is_true(csv.is_error(err))
+    assert.matches("no%-such%-file%.csv", tostring(err))
+  end)
+
+  -- input, expected records (no header); each case also runs byte by byte
+  local CASES = {
+    { "", {} },
+    { "a", { { "a" } } },
+    { "a,b\n", { { "a", "b" } } },
+    { "a,b\r\n", { { "a", "b" } } },
+    { "a,b\r\nc,d", { { "a", "b" }, { "c", "d" } } },
+    { "a\rb\r", { { "a" }, { "b" } } },               -- bare CR ends a line too
+    { "\r\n\n\r\n", {} },                            -- blank lines only
+    { '""', { { "" } } },                            -- one empty quoted field is a record
+    { "a,", { { "a", "" } } },
+    { ",", { { "", "" } } },
+    { ",,\n", { { "", "", "" } } },
+    { '"a""b"', { { 'a"b' } } },
+    { '""""', { { '"' } } },
+    { '"a,b",c', { { "a,b", "c" } } },
+    { '"a\r\nb"\r\nc', { { "a\r\nb" }, { "c" } } },
+    { '"a\rb"', { { "a\rb" } } },
+    { "x\239\187\191y", { { "x\239\187\191y" } } },  -- a BOM after the start is data
+    { "\239\187\191", {} },
+    { "\239\187\191a", { { "a" } } },
+    { "\239\187", { { "\239\187" } } },              -- half a BOM is data
+    { "\239b", { { "\239b" } } },
+    { " a , b ", { { " a ", " b " } } },
+    { '"a"\n"b"\n', { { "a" }, { "b" } } },
+  }
+
+  for i, case in ipairs(CASES) do
+    it(("parses case %d: %q"):format(i, case[1]), function()
+      for _, size in ipairs({ 1, 2, 1000 }) do
+        local rows = read_all(csv.reader(chunks(case[1], size)))
+        assert.same(case[2], rows, "chunk size " .. size)
+      end
+    end)
+  end
+
+  it("keeps blank lines as records when asked", function()
+    assert.same({ { "a" }, { "" }, { "b" } }, (csv.parse("a\n\nb\n", { skip_blank_lines = false })))
+  end)
+
+  it("reads other separators", function()
+    assert.same({ { "a", "b,c", "d;e" } }, (csv.parse('a;b,c;"d;e"', { sep = ";" })))
+    assert.same({ { "a", "b" } }, (csv.parse("a\tb", { sep = "\t" })))
+  end)
+
+  it("names the line where an unterminated quote opened", function()
+    local r = assert(csv.open(FIX .. "unterminated.csv", { header = true }))
+    local row = r:read()
+    assert.equal("ok@example.com", row.email)
+    local none, err = r:read()
+    assert.is_nil(none)
+    assert.is_true(csv.is_error(err))
+    assert.equal("csv", err.kind)
+    assert.equal(3, err.line)
+    assert.equal(2, err.row)
+    assert.equal("unterminated quoted field", err.message)
+    assert.equal(FIX .. "unterminated.csv:3: unterminated quoted field", tostring(err))
+    -- the failure is sticky: nothing after it is made up
+    local again, err2 = r:read()
+    assert.is_nil(again)
+    assert.equal(err, err2)
+    r:close()
+  end)
+
+  it("rejects a stray quote with its line, or keeps it with lazy_quotes", function()
+    local rows, err = csv.parse(slurp(FIX .. "stray_quote.csv"), { header = true, name = "stray" })
+    assert.is_nil(rows)
+    assert.equal(3, err.line)
+    assert.matches("^stray:3: quote inside an unquoted field", tostring(err))
+    rows = assert(csv.parse(slurp(FIX .. "stray_quote.csv"), { header = true, lazy_quotes = true }))
+    assert.equal('5" screens', rows[2].company)
+  end)
+
+  it("rejects text after a closing quote", function()
+    local rows, err = csv.parse('a,b\n"x"y,z\n')
+    assert.is_nil(rows)
+    assert.equal(2, err.line)
+    assert.equal("unexpected character after a closing quote", err.message)
+    assert.same({ { 'x"y"z' } }, (csv.parse('"x"y"z"', { lazy_quotes = true })))
+  end)
+
+  it("raises from rows() on malformed input", function()
+    local r = csv.reader(chunks('a\n"b', 100))
+    local it = r:rows()
+    assert.same({ "a" }, (it()))
+    assert.has_error(function() it() end)
+  end)
+
+  it("treats rows longer than the header as recoverable errors", function()
+    local r = csv.reader(chunks("a,b\n1,2\n3,4,5\n6,7,,\n8\n", 100), { header = true })
+    assert.same({ a = "1", b = "2" }, (r:read()))
+    local none, err = r:read()
+    assert.is_nil(none)
+    assert.is_true(err.recoverable)
+    assert.equal(3, err.line)
+    assert.equal(2, err.row)
+    assert.same({ "3", "4", "5" }, err.fields)
+    assert.equal("3 fields, but the header names 2 columns", err.message)
+    assert.same({ a = "6", b = "7" }, (r:read()))   -- empty extra fields are fine
+    assert.same({ a = "8" }, (r:read()))            -- short rows leave columns out
+    assert.is_nil(r:read())
+  end)
+
+  it("gives repeated header names distinct keys and accepts a header list", function()
+    assert.same({ { n = "1", n_2 = "2", n_3 = "3" } }, (csv.parse("n,n,n\n1,2,3", { header = true })))
+    assert.same({ { x = "1", y = "2" } }, (csv.parse("1,2", { header = { "x", "y" } })))
+  end)
+
+  it("bounds the size of one record", function()
+    local rows, err = csv.parse('a,"' .. ("x"):rep(100) .. '"\n', { max_record_bytes = 50 })
+    assert.is_nil(rows)
+    assert.equal("record is larger than max_record_bytes", err.message)
+    assert.equal(1, err.line)
+  end)
+
+  it("streams in bounded memory", function()
+    -- 200,000 generated rows (~11 MB) never exist as one string or table.
+    local n, total = 0, 0
+    local function gen()
+      if n >= 200000 then return nil end
+      local t = {}
+      for i = 1, 1000 do
+        n = n + 1
+        t[i] = ('lead%d@example.com,"Name, %d",Company %d\n'):format(n, n, n)
+      end
+      local s = table.concat(t)
+      total = total + #s
+      return s
+    end
+    collectgarbage()
+    local base = collectgarbage("count")
+    local r = csv.reader(gen)
+    local rows, peak = 0, 0
+    for row in r:rows() do
+      rows = rows + 1
+      if rows % 20000 == 0 then
+        collectgarbage()
+        peak = math.max(peak, collectgarbage("count") - base)
+      end
+      if rows == 123456 then assert.same({ "lead123456@example.com", "Name, 123456", "Company 123456" }, row) end
+    end
+    assert.equal(200000, rows)
+    assert.is_true(total > 10e6)
+    assert.is_true(peak < 2048, ("live memory grew to %.0f KiB"):format(peak))
+  end)
+
+  it("raises on misuse", function()
+    assert.has_error(function() csv.reader(42) end,
+      "bad argument 'src' to 'csv.reader' (file handle or function expected, got number)")
+    assert.has_error(function() csv.reader(chunks("", 1), { heder = true }) end,
+      "unknown option 'heder' to 'csv.reader'")
+    assert.has_error(function() csv.reader(chunks("", 1), { sep = ",," }) end,
+      "bad option 'sep' to 'csv.reader' (one byte other than CR/LF expected)")
+    assert.has_error(function() csv.reader(chunks("", 1), { chunk_size = 0 }) end,
+      "bad option 'chunk_size' to 'csv.reader' (positive integer expected)")
+    assert.has_error(function() csv.open(FIX .. "awkward.csv", { sep = "\n" }) end,
+      "bad option 'sep' to 'csv.open' (one byte other than CR/LF expected)")
+    assert.has_error(function() csv.parse(nil) end,
+      "bad argument 'text' to 'csv.parse' (string expected, got nil)")
+    local r = csv.reader(chunks("", 1))
+    r:close()
+    assert.has_error(function() r:read() end, "attempt to use a closed CSV reader")
+  end)
+end)
+
+describe("csv writer", function()
+  it("quotes only what needs quoting", function()
+    local ROWS = {
+      { { "a", "b" }, "a,b" },
+      { { "a,b", "c" }, '"a,b",c' },
+      { { 'say "hi"' }, '"say ""hi"""' },
+      { { "two\nlines", "cr\rhere" }, '"two\nlines","cr\rhere"' },
+      { { " lead", "trail\t", "in side" }, '" lead","trail\t",in side' },
+      { { 1, 2.5, true, false }, "1,2.5,true,false" },
+      { { "" }, "" },
+      { { "\u{e9}t\u{e9}" }, "\u{e9}t\u{e9}" },
+    }
+    for _, case in ipairs(ROWS) do
+      assert.equal(case[2] .. "\r\n", csv.format({ case[1] }))
+    end
+    assert.equal("a,,c", core.csv_format({ "a", nil, "c" }, 3))
+    assert.equal("a;b,c", core.csv_format({ "a", "b,c" }, 2, ";"))
+  end)
+
+  it("writes keyed rows under a header, nil and null as empty", function()
+    local out = csv.format({
+      { email = "a@x.io", first_name = "Ann", score = 3 },
+      { email = "b@x.io", score = core.null },
+      {},
+    }, { header = { "email", "first_name", "score" }, eol = "\n" })
+    assert.equal("email,first_name,score\na@x.io,Ann,3\nb@x.io,,\n,,\n", out)
+  end)
+
+  it("round-trips awkward values through a file", function()
+    local rng = 12345
+    local function rand(n) rng = (rng * 1103515245 + 12345) % 2147483648; return rng % n + 1 end
+    local ALPHABET = { "a", "Z", " ", ",", ";", '"', "\n", "\r", "\r\n", "\t", "\u{e9}", "\u{1f600}", "x", "0" }
+    local rows = {}
+    for i = 1, 500 do
+      local row = {}
+      for j = 1, rand(6) do
+        local t = {}
+        for k = 1, rand(8) - 1 do t[k] = ALPHABET[rand(#ALPHABET)] end
+        row[j] = table.concat(t)
+      end
+      if #row == 1 and row[1] == "" then row[1] = "x" end -- a lone empty field is a blank line
+      rows[i] = row
+    end
+    for _, sep in ipairs({ ",", ";", "\t" }) do
+      local path = os.tmpname()
+      local w = assert(csv.writer(path, { sep = sep, bom = true }))
+      for _, row in ipairs(rows) do assert(w:write(row)) end
+      assert.equal(500, w.rows_written)
+      assert(w:close())
+      local r = assert(csv.open(path, { sep = sep, chunk_size = 97 }))
+      local back = read_all(r)
+      r:close()
+      os.remove(path)
+      assert.same(rows, back)
+    end
+  end)
+
+  it("writes to any object with write()", function()
+    local parts = {}
+    local sink = { write = function(_, ...) for _, s in ipairs({ ... }) do parts[#parts + 1] = s end return true end }
+    local w = csv.writer(sink, { header = { "a" } })
+    w:write({ "1" }):write({ "2" })
+    assert(w:close())
+    assert.equal("a\r\n1\r\n2\r\n", table.concat(parts))
+  end)
+
+  it("raises on misuse", function()
+    local sink = { write = function() return true end }
+    assert.has_error(function() csv.writer(sink, { eol = "\r" }) end,
+      "bad option 'eol' to 'csv.writer' (\"\\r\\n\" or \"\\n\" expected)")
+    assert.has_error(function() csv.writer(sink, { header = {} }) end,
+      "bad option 'header' to 'csv.writer' (non-empty array of names expected)")
+    assert.has_error(function() csv.writer(sink, { sep = '"' }) end,
+      "bad option 'sep' to 'csv.writer' (one byte other than a quote, CR or LF expected)")
+    assert.has_error(function() csv.writer(12) end,
+      "bad argument 'dst' to 'csv.writer' (path or handle expected, got number)")
+    local w = csv.writer(sink)
+    assert.has_error(function() w:write({ "a", {} }) end, "bad field 2 to 'write' (table cannot be a CSV field)")
+    assert.has_error(function() w:write("a,b") end, "bad argument 'row' to 'write' (table expected, got string)")
+    w:close()
+    assert.has_error(function() w:write({ "a" }) end, "attempt to use a closed CSV writer")
+    local none, err = csv.writer("/nonexistent-dir/x.csv")
+    assert.is_nil(none)
+    assert.is_true(csv.is_error(err))
+  end)
+end)
