@@ -1,7 +1,1303 @@
-/* json.c - placeholder until its part lands; registers nothing yet. */
+/*
+ * json.c - the JSON codec of instantly.core.
+ *
+ * Owns core.json_decode, core.json_encode, core.null, core.array_mt and
+ * core.array. The rules (see README "JSON"):
+ *   - integers are exact over int64 both ways; other numbers are floats and
+ *     every finite float round-trips bit-exactly;
+ *   - JSON null is core.null (lightuserdata NULL, the same value as
+ *     cjson.null); decoded arrays carry core.array_mt;
+ *   - strict RFC 8259 input, valid UTF-8 both ways;
+ *   - expected failures return nil, message (byte offset for decode, path
+ *     for encode); misuse of the functions themselves raises.
+ *
+ * Memory: every temporary is owned by Lua. The decoder only creates Lua
+ * values plus one scratch box; the encoder writes into a box whose __gc
+ * frees it, and the caller frees it eagerly once the call is over. Parse
+ * and encode errors unwind with lua_error inside a lua_pcall, so nothing
+ * is hand-freed on the error path.
+ *
+ * Nesting is limited by max_depth (default 1000, at most JSON_DEPTH_CAP)
+ * in both directions; the cap keeps the C recursion of both walkers far
+ * from any C stack limit.
+ */
+#include <float.h>
+#include <locale.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "core.h"
+
+#define JSON_DEFAULT_DEPTH 1000
+#define JSON_DEPTH_CAP 10000
+#define JSON_INDENT_CAP 32
+#define ARRAY_MT "instantly.array"
+#define JBUF_MT "instantly.json.buffer"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define JSON_NOINLINE __attribute__((noinline))
+#define JSON_LIKELY(x) __builtin_expect(!!(x), 1)
+#define JSON_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#define JSON_NOINLINE
+#define JSON_LIKELY(x) (x)
+#define JSON_UNLIKELY(x) (x)
+#endif
+
+/* ======================================================================
+ * The growable byte box: Lua-allocated, freed by __gc or eagerly.
+ * ==================================================================== */
+
+typedef struct jbuf {
+    char *p;
+    size_t len, cap;
+    lua_Alloc alloc;
+    void *ud;
+} jbuf;
+
+static void jbuf_release(jbuf *b)
+{
+    if (b->p != NULL) {
+        b->alloc(b->ud, b->p, b->cap, 0);
+        b->p = NULL;
+    }
+    b->len = b->cap = 0;
+}
+
+static int jbuf_gc(lua_State *L)
+{
+    jbuf_release((jbuf *)luaL_checkudata(L, 1, JBUF_MT));
+    return 0;
+}
+
+static jbuf *jbuf_new(lua_State *L)
+{
+    jbuf *b = (jbuf *)lua_newuserdatauv(L, sizeof(jbuf), 0);
+    b->p = NULL;
+    b->len = b->cap = 0;
+    b->alloc = lua_getallocf(L, &b->ud);
+    luaL_setmetatable(L, JBUF_MT);
+    return b;
+}
+
+/* Makes room for n more bytes; raises a memory error when it cannot. */
+static JSON_NOINLINE void jbuf_grow(lua_State *L, jbuf *b, size_t n)
+{
+    size_t want = b->len + n, cap = b->cap ? b->cap : 256;
+    void *np;
+    if (want < b->len)
+        luaL_error(L, "JSON buffer size overflow");
+    while (cap < want) {
+        if (cap > ((size_t)-1) / 2) {
+            cap = want;
+            break;
+        }
+        cap *= 2;
+    }
+    np = b->alloc(b->ud, b->p, b->cap, cap);
+    if (np == NULL) {
+        lua_pushliteral(L, "not enough memory");
+        lua_error(L);
+    }
+    b->p = (char *)np;
+    b->cap = cap;
+}
+
+#define jbuf_reserve(L, b, n) \
+    do { if (JSON_UNLIKELY((b)->cap - (b)->len < (size_t)(n))) jbuf_grow((L), (b), (n)); } while (0)
+
+/* ======================================================================
+ * Shared tables
+ * ==================================================================== */
+
+/* Byte classes for the string scanners: 0 plain ASCII, 1 quote,
+ * 2 backslash, 3 control, 4 high (UTF-8 lead or continuation). */
+enum { C_PLAIN = 0, C_QUOTE, C_BSLASH, C_CTRL, C_HIGH };
+static const unsigned char byte_class[256] = {
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4,
+};
+/* Encode escapes: 0 none, 'u' for \u00XX, else the short form. */
+static const char esc_short[256] = {
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+    'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+    0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
+/* Length of the valid UTF-8 sequence at s (0 if invalid): no overlongs,
+ * no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
+{
+    unsigned c = s[0];
+    size_t avail = (size_t)(end - s);
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        if (avail < 2 || (s[1] & 0xC0) != 0x80)
+            return 0;
+        return 2;
+    }
+    if (c >= 0xE0 && c <= 0xEF) {
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+        if (avail < 3 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80)
+            return 0;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        unsigned lo = 0x80, hi = 0xBF;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+        if (avail < 4 || s[1] < lo || s[1] > hi || (s[2] & 0xC0) != 0x80
+            || (s[3] & 0xC0) != 0x80)
+            return 0;
+        return 4;
+    }
+    return 0;
+}
+
+/* Checks option table at idx against the allowed names, raising on misuse. */
+typedef struct jopts {
+    int max_depth;
+    int sort_keys;
+    int indent;
+} jopts;
+
+static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
+{
+    o->max_depth = JSON_DEFAULT_DEPTH;
+    o->sort_keys = 0;
+    o->indent = 0;
+    if (lua_isnoneornil(L, idx))
+        return;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (k != NULL && strcmp(k, "max_depth") == 0) {
+            lua_Integer v;
+            int isint;
+            v = lua_tointegerx(L, -1, &isint);
+            if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 1 || v > JSON_DEPTH_CAP)
+                luaL_argerror(L, idx, lua_pushfstring(L,
+                    "option 'max_depth' must be an integer from 1 to %d", JSON_DEPTH_CAP));
+            o->max_depth = (int)v;
+        } else if (for_encode && k != NULL && strcmp(k, "sort_keys") == 0) {
+            if (!lua_isboolean(L, -1))
+                luaL_argerror(L, idx, "option 'sort_keys' must be a boolean");
+            o->sort_keys = lua_toboolean(L, -1);
+        } else if (for_encode && k != NULL && strcmp(k, "indent") == 0) {
+            lua_Integer v;
+            int isint;
+            v = lua_tointegerx(L, -1, &isint);
+            if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < 0 || v > JSON_INDENT_CAP)
+                luaL_argerror(L, idx, lua_pushfstring(L,
+                    "option 'indent' must be an integer from 0 to %d", JSON_INDENT_CAP));
+            o->indent = (int)v;
+        } else {
+            if (k != NULL)
+                luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s'", k));
+            luaL_argerror(L, idx, lua_pushfstring(L, "unknown option key (a %s)",
+                                                  luaL_typename(L, -2)));
+        }
+        lua_pop(L, 1);
+    }
+}
+
+/* ======================================================================
+ * Decoder
+ * ==================================================================== */
+
+typedef struct dec {
+    lua_State *L;
+    const char *start, *p, *end;
+    jbuf *scratch;
+    int max_depth;
+    int failed;     /* set when the error is ours, not a memory error */
+} dec;
+
+/* Stack slots inside decode_protected. */
+#define DEC_ARRAY_MT 2
+
+static void dec_fail_at(dec *d, const char *at, const char *what)
+{
+    lua_pushfstring(d->L, "%s at byte %I", what, (lua_Integer)(at - d->start) + 1);
+    d->failed = 1;
+    lua_error(d->L);
+}
+
+static JSON_NOINLINE void dec_unexpected(dec *d, const char *at)
+{
+    char what[48];
+    if (at >= d->end)
+        dec_fail_at(d, at, "unexpected end of input");
+    if (*at > 0x20 && *at < 0x7F)
+        snprintf(what, sizeof what, "unexpected '%c'", *at);
+    else
+        snprintf(what, sizeof what, "unexpected byte 0x%02X", (unsigned)(unsigned char)*at);
+    dec_fail_at(d, at, what);
+}
+
+static const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    return p;
+}
+
+static int hexval(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Reads 4 hex digits after "\u" at p (p points at the backslash). */
+static long read_u4(dec *d, const char *p)
+{
+    long v = 0;
+    int i;
+    if (d->end - p < 6)
+        dec_fail_at(d, p, "invalid \\u escape");
+    for (i = 2; i < 6; i++) {
+        int h = hexval((unsigned char)p[i]);
+        if (h < 0)
+            dec_fail_at(d, p, "invalid \\u escape");
+        v = v * 16 + h;
+    }
+    return v;
+}
+
+static char *put_utf8(char *o, unsigned long cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xC0 | (cp >> 6));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xE0 | (cp >> 12));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    } else {
+        *o++ = (char)(0xF0 | (cp >> 18));
+        *o++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+        *o++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+        *o++ = (char)(0x80 | (cp & 0x3F));
+    }
+    return o;
+}
+
+/* The slow half of string decoding: escapes present. s is just after the
+ * opening quote, p at the first backslash. Output never exceeds the input
+ * span, so the scratch box is sized once from the remaining input. */
+static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char *p)
+{
+    lua_State *L = d->L;
+    jbuf *b = d->scratch;
+    char *o;
+    size_t room = (size_t)(d->end - s);
+    b->len = 0;
+    jbuf_reserve(L, b, room);
+    memcpy(b->p, s, (size_t)(p - s));
+    o = b->p + (p - s);
+    for (;;) {
+        unsigned char c;
+        if (p >= d->end)
+            dec_unexpected(d, p);
+        c = (unsigned char)*p;
+        switch (byte_class[c]) {
+        case C_PLAIN:
+            *o++ = (char)c;
+            p++;
+            break;
+        case C_QUOTE:
+            lua_pushlstring(L, b->p, (size_t)(o - b->p));
+            d->p = p + 1;
+            return;
+        case C_CTRL: {
+            char what[64];
+            snprintf(what, sizeof what, "unescaped control character 0x%02X in string", c);
+            dec_fail_at(d, p, what);
+            break;
+        }
+        case C_HIGH: {
+            size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)d->end);
+            if (n == 0)
+                dec_fail_at(d, p, "invalid UTF-8");
+            memcpy(o, p, n);
+            o += n;
+            p += n;
+            break;
+        }
+        default: /* backslash */
+            if (p + 1 >= d->end)
+                dec_unexpected(d, p + 1);
+            switch (p[1]) {
+            case '"': *o++ = '"'; break;
+            case '\\': *o++ = '\\'; break;
+            case '/': *o++ = '/'; break;
+            case 'b': *o++ = '\b'; break;
+            case 'f': *o++ = '\f'; break;
+            case 'n': *o++ = '\n'; break;
+            case 'r': *o++ = '\r'; break;
+            case 't': *o++ = '\t'; break;
+            case 'u': {
+                long cp = read_u4(d, p);
+                if (cp >= 0xDC00 && cp <= 0xDFFF)
+                    dec_fail_at(d, p, "unpaired surrogate in \\u escape");
+                if (cp >= 0xD800 && cp <= 0xDBFF) {
+                    long lo;
+                    if (d->end - p < 12 || p[6] != '\\' || p[7] != 'u')
+                        dec_fail_at(d, p, "unpaired surrogate in \\u escape");
+                    lo = read_u4(d, p + 6);
+                    if (lo < 0xDC00 || lo > 0xDFFF)
+                        dec_fail_at(d, p, "unpaired surrogate in \\u escape");
+                    cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                    p += 6;
+                }
+                o = put_utf8(o, (unsigned long)cp);
+                p += 4; /* plus the 2 below */
+                break;
+            }
+            default: {
+                char what[48];
+                unsigned char e = (unsigned char)p[1];
+                if (e > 0x20 && e < 0x7F)
+                    snprintf(what, sizeof what, "invalid escape '\\%c'", e);
+                else
+                    snprintf(what, sizeof what, "invalid escape '\\' + byte 0x%02X", e);
+                dec_fail_at(d, p, what);
+            }
+            }
+            p += 2;
+        }
+    }
+}
+
+/* d->p is just after the opening quote; pushes the string. */
+static void parse_string(dec *d)
+{
+    const char *s = d->p, *p = s, *end = d->end;
+    for (;;) {
+        /* The hot loop: plain ASCII runs. */
+        while (p < end && byte_class[(unsigned char)*p] == C_PLAIN)
+            p++;
+        if (JSON_UNLIKELY(p >= end))
+            dec_unexpected(d, p);
+        switch (byte_class[(unsigned char)*p]) {
+        case C_QUOTE:
+            lua_pushlstring(d->L, s, (size_t)(p - s));
+            d->p = p + 1;
+            return;
+        case C_HIGH: {
+            size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)end);
+            if (n == 0)
+                dec_fail_at(d, p, "invalid UTF-8");
+            p += n;
+            break;
+        }
+        case C_BSLASH:
+            parse_string_escaped(d, s, p);
+            return;
+        default: {
+            char what[64];
+            snprintf(what, sizeof what, "unescaped control character 0x%02X in string",
+                     (unsigned)(unsigned char)*p);
+            dec_fail_at(d, p, what);
+        }
+        }
+    }
+}
+
+static const double pow10_exact[] = {
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+    1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22
+};
+
+/* Hands a validated number span to Lua's own converter (locale-safe). */
+static JSON_NOINLINE void number_slow(dec *d, const char *s, const char *p)
+{
+    lua_State *L = d->L;
+    size_t n = (size_t)(p - s);
+    char small[64];
+    const char *text;
+    if (n < sizeof small) {
+        memcpy(small, s, n);
+        small[n] = '\0';
+        text = small;
+    } else {
+        lua_pushlstring(L, s, n);
+        text = lua_tostring(L, -1);
+    }
+    if (lua_stringtonumber(L, text) == 0)
+        dec_fail_at(d, s, "invalid number");
+    if (text != small)
+        lua_remove(L, -2);
+    if (lua_isinteger(L, -1)) {
+        /* Only spans without fraction/exponent get here as integers, and
+         * those that fit were handled by the caller: keep float semantics. */
+        lua_Number v = (lua_Number)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_pushnumber(L, v);
+    }
+    if (isinf(lua_tonumber(L, -1)))
+        dec_fail_at(d, s, "number out of range");
+}
+
+/* d->p at '-' or a digit. Grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static void parse_number(dec *d)
+{
+    const char *s = d->p, *p = s, *end = d->end;
+    int neg = 0, isfloat = 0, mdigits = 0, fracdigits = 0;
+    uint64_t m = 0;
+    long exp10 = 0;
+    if (*p == '-') {
+        neg = 1;
+        p++;
+    }
+    if (p >= end || *p < '0' || *p > '9')
+        dec_fail_at(d, s, "invalid number");
+    if (*p == '0') {
+        p++;
+        if (p < end && *p >= '0' && *p <= '9')
+            dec_fail_at(d, s, "invalid number");
+    } else {
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (mdigits < 19)
+                m = m * 10 + (uint64_t)(*p - '0');
+            mdigits++;
+            p++;
+        }
+    }
+    if (p < end && *p == '.') {
+        isfloat = 1;
+        p++;
+        if (p >= end || *p < '0' || *p > '9')
+            dec_fail_at(d, s, "invalid number");
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (m == 0 && *p == '0') {
+                fracdigits++; /* leading zeros scale, they do not count */
+            } else {
+                if (mdigits < 19)
+                    m = m * 10 + (uint64_t)(*p - '0');
+                mdigits++;
+                fracdigits++;
+            }
+            p++;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        int eneg = 0;
+        long e = 0;
+        isfloat = 1;
+        p++;
+        if (p < end && (*p == '+' || *p == '-')) {
+            eneg = *p == '-';
+            p++;
+        }
+        if (p >= end || *p < '0' || *p > '9')
+            dec_fail_at(d, s, "invalid number");
+        while (p < end && *p >= '0' && *p <= '9') {
+            if (e < 100000)
+                e = e * 10 + (*p - '0');
+            p++;
+        }
+        exp10 = eneg ? -e : e;
+    }
+    d->p = p;
+    if (!isfloat) {
+        if (mdigits < 19 || (mdigits == 19 &&
+                             m <= (uint64_t)INT64_MAX + (uint64_t)neg)) {
+            lua_Integer v = neg ? (lua_Integer)(0 - m) : (lua_Integer)m;
+            if (neg && m == (uint64_t)INT64_MAX + 1)
+                v = LUA_MININTEGER;
+            lua_pushinteger(d->L, v);
+            return;
+        }
+        number_slow(d, s, p); /* beyond int64: a float */
+        return;
+    }
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+    /* Clinger's fast path: an exact mantissa and an exact power of ten make
+     * one correctly rounded IEEE operation. */
+    exp10 -= fracdigits;
+    if (mdigits <= 19 && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+        double v = (double)m;
+        v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
+        lua_pushnumber(d->L, (lua_Number)(neg ? -v : v));
+        return;
+    }
+#endif
+    number_slow(d, s, p);
+}
+
+static void parse_value(dec *d, int depth);
+
+static JSON_NOINLINE void dec_too_deep(dec *d)
+{
+    lua_pushfstring(d->L, "nesting deeper than max_depth (%d) at byte %I", d->max_depth,
+                    (lua_Integer)(d->p - d->start) + 1);
+    d->failed = 1;
+    lua_error(d->L);
+}
+
+static void parse_array(dec *d, int depth)
+{
+    lua_State *L = d->L;
+    lua_Integer n = 0;
+    const char *p;
+    if (depth > d->max_depth)
+        dec_too_deep(d);
+    if (!lua_checkstack(L, 4))
+        dec_fail_at(d, d->p, "out of Lua stack");
+    d->p++;
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, DEC_ARRAY_MT);
+    lua_setmetatable(L, -2);
+    p = skip_ws(d->p, d->end);
+    if (p < d->end && *p == ']') {
+        d->p = p + 1;
+        return;
+    }
+    for (;;) {
+        d->p = p;
+        parse_value(d, depth);
+        lua_rawseti(L, -2, ++n);
+        p = skip_ws(d->p, d->end);
+        if (p < d->end && *p == ',') {
+            p = skip_ws(p + 1, d->end);
+            continue;
+        }
+        if (p < d->end && *p == ']') {
+            d->p = p + 1;
+            return;
+        }
+        dec_unexpected(d, p);
+    }
+}
+
+static void parse_object(dec *d, int depth)
+{
+    lua_State *L = d->L;
+    const char *p;
+    if (depth > d->max_depth)
+        dec_too_deep(d);
+    if (!lua_checkstack(L, 4))
+        dec_fail_at(d, d->p, "out of Lua stack");
+    d->p++;
+    lua_createtable(L, 0, 0);
+    p = skip_ws(d->p, d->end);
+    if (p < d->end && *p == '}') {
+        d->p = p + 1;
+        return;
+    }
+    for (;;) {
+        if (p >= d->end || *p != '"')
+            dec_unexpected(d, p);
+        d->p = p + 1;
+        parse_string(d);
+        p = skip_ws(d->p, d->end);
+        if (p >= d->end || *p != ':')
+            dec_unexpected(d, p);
+        d->p = skip_ws(p + 1, d->end);
+        parse_value(d, depth);
+        lua_rawset(L, -3);
+        p = skip_ws(d->p, d->end);
+        if (p < d->end && *p == ',') {
+            p = skip_ws(p + 1, d->end);
+            continue;
+        }
+        if (p < d->end && *p == '}') {
+            d->p = p + 1;
+            return;
+        }
+        dec_unexpected(d, p);
+    }
+}
+
+static void parse_literal(dec *d, const char *word, size_t n)
+{
+    if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
+        dec_fail_at(d, d->p, "invalid literal");
+    d->p += n;
+}
+
+/* d->p at the first byte of a value (whitespace already skipped). */
+static void parse_value(dec *d, int depth)
+{
+    if (JSON_UNLIKELY(d->p >= d->end))
+        dec_unexpected(d, d->p);
+    switch (*d->p) {
+    case '"':
+        d->p++;
+        parse_string(d);
+        return;
+    case '{':
+        parse_object(d, depth + 1);
+        return;
+    case '[':
+        parse_array(d, depth + 1);
+        return;
+    case 't':
+        parse_literal(d, "true", 4);
+        lua_pushboolean(d->L, 1);
+        return;
+    case 'f':
+        parse_literal(d, "false", 5);
+        lua_pushboolean(d->L, 0);
+        return;
+    case 'n':
+        parse_literal(d, "null", 4);
+        lua_pushlightuserdata(d->L, NULL);
+        return;
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        parse_number(d);
+        return;
+    default:
+        dec_unexpected(d, d->p);
+    }
+}
+
+static int decode_protected(lua_State *L)
+{
+    dec *d = (dec *)lua_touserdata(L, 1);
+    luaL_getmetatable(L, ARRAY_MT); /* DEC_ARRAY_MT */
+    d->p = skip_ws(d->p, d->end);
+    parse_value(d, 0);
+    d->p = skip_ws(d->p, d->end);
+    if (d->p < d->end)
+        dec_unexpected(d, d->p);
+    return 1;
+}
+
+/* core.json_decode(text [, opts]) -> value | nil, message */
+static int l_json_decode(lua_State *L)
+{
+    dec d;
+    jopts o;
+    size_t len;
+    int status;
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    read_opts(L, 2, 0, &o);
+    d.start = d.p = lua_tolstring(L, 1, &len);
+    d.end = d.start + len;
+    d.L = L;
+    d.max_depth = o.max_depth;
+    d.failed = 0;
+    lua_settop(L, 2);
+    d.scratch = jbuf_new(L); /* slot 3, kept alive by this frame */
+    lua_pushcfunction(L, decode_protected);
+    lua_pushlightuserdata(L, &d);
+    status = lua_pcall(L, 1, 1, 0);
+    jbuf_release(d.scratch);
+    if (status == LUA_OK)
+        return 1;
+    if (!d.failed)
+        return lua_error(L); /* memory errors and the like propagate */
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* ======================================================================
+ * Encoder
+ * ==================================================================== */
+
+/* One step of the path from the root, kept on the C stack for messages. */
+typedef struct epath {
+    const struct epath *up;
+    const void *table;   /* the container this step is inside */
+    int keyidx;          /* stack index of the string key, or 0 */
+    lua_Integer index;   /* array position when keyidx == 0 */
+} epath;
+
+typedef struct enc {
+    lua_State *L;
+    jbuf *b;
+    int max_depth, sort_keys, indent;
+    char decpoint;
+    int failed;
+} enc;
+
+/* Stack slots inside encode_protected. */
+#define ENC_VALUE 2
+#define ENC_ARRAY_MT 3
+
+static int is_ident(const char *s, size_t n)
+{
+    size_t i;
+    if (n == 0 || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z')))
+        return 0;
+    for (i = 1; i < n; i++) {
+        char c = s[i];
+        if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')))
+            return 0;
+    }
+    return 1;
+}
+
+static void path_step(lua_State *L, luaL_Buffer *B, const epath *st, int first)
+{
+    if (st->keyidx) {
+        size_t n;
+        const char *k = lua_tolstring(L, st->keyidx, &n);
+        if (is_ident(k, n)) {
+            if (!first)
+                luaL_addchar(B, '.');
+            luaL_addlstring(B, k, n);
+        } else {
+            size_t i;
+            luaL_addstring(B, "[\"");
+            for (i = 0; i < n && i < 64;) {
+                unsigned char c = (unsigned char)k[i];
+                size_t u = c >= 0x80 ? utf8_seq((const unsigned char *)k + i,
+                                                (const unsigned char *)k + n) : 0;
+                if (c == '"' || c == '\\') {
+                    luaL_addchar(B, '\\');
+                    luaL_addchar(B, (char)c);
+                } else if (u > 0) { /* readable text stays readable */
+                    luaL_addlstring(B, k + i, u);
+                    i += u;
+                    continue;
+                } else if (c < 0x20 || c >= 0x7F) {
+                    char hex[8];
+                    snprintf(hex, sizeof hex, "\\x%02X", c);
+                    luaL_addstring(B, hex);
+                } else {
+                    luaL_addchar(B, (char)c);
+                }
+                i++;
+            }
+            if (n > 64)
+                luaL_addstring(B, "...");
+            luaL_addstring(B, "\"]");
+        }
+    } else {
+        char num[32];
+        snprintf(num, sizeof num, "[%lld]", (long long)st->index);
+        luaL_addstring(B, num);
+    }
+}
+
+/* Raises "<path>: <what>"; a long path keeps its two ends. */
+static JSON_NOINLINE void enc_fail(enc *e, const epath *at, const char *what)
+{
+    lua_State *L = e->L;
+    const epath **steps;
+    const epath *st;
+    size_t n = 0, i;
+    luaL_Buffer B;
+    for (st = at; st != NULL; st = st->up)
+        n++;
+    steps = (const epath **)lua_newuserdatauv(L, (n ? n : 1) * sizeof *steps, 0);
+    i = n;
+    for (st = at; st != NULL; st = st->up)
+        steps[--i] = st;
+    luaL_buffinit(L, &B);
+    if (n == 0)
+        luaL_addstring(&B, "(root)");
+    for (i = 0; i < n; i++) {
+        if (n > 24 && i == 10) {
+            luaL_addstring(&B, "...");
+            i = n - 10;
+        }
+        path_step(L, &B, steps[i], i == 0);
+    }
+    luaL_addstring(&B, ": ");
+    luaL_addstring(&B, what);
+    luaL_pushresult(&B);
+    e->failed = 1;
+    lua_error(L);
+}
+
+static void put_lit(lua_State *L, jbuf *b, const char *s, size_t n)
+{
+    jbuf_reserve(L, b, n);
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+static void put_newline(enc *e, int depth)
+{
+    size_t n = (size_t)e->indent * (size_t)depth;
+    jbuf_reserve(e->L, e->b, n + 1);
+    e->b->p[e->b->len++] = '\n';
+    memset(e->b->p + e->b->len, ' ', n);
+    e->b->len += n;
+}
+
+static void encode_string(enc *e, const epath *at, const char *s, size_t n)
+{
+    lua_State *L = e->L;
+    jbuf *b = e->b;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
+    jbuf_reserve(L, b, n + 2);
+    b->p[b->len++] = '"';
+    while (p < end) {
+        const unsigned char *run = p;
+        while (p < end && byte_class[*p] == C_PLAIN)
+            p++;
+        if (p > run) {
+            size_t k = (size_t)(p - run);
+            jbuf_reserve(L, b, k + 1);
+            memcpy(b->p + b->len, run, k);
+            b->len += k;
+        }
+        if (p >= end)
+            break;
+        if (*p >= 0x80) {
+            size_t k = utf8_seq(p, end);
+            if (k == 0)
+                enc_fail(e, at, "invalid UTF-8 in string");
+            jbuf_reserve(L, b, k);
+            memcpy(b->p + b->len, p, k);
+            b->len += k;
+            p += k;
+        } else {
+            char ch = esc_short[*p];
+            jbuf_reserve(L, b, 6);
+            b->p[b->len++] = '\\';
+            if (ch == 'u') {
+                static const char hex[] = "0123456789abcdef";
+                b->p[b->len++] = 'u';
+                b->p[b->len++] = '0';
+                b->p[b->len++] = '0';
+                b->p[b->len++] = hex[*p >> 4];
+                b->p[b->len++] = hex[*p & 15];
+            } else {
+                b->p[b->len++] = ch;
+            }
+            p++;
+        }
+    }
+    jbuf_reserve(L, b, 1);
+    b->p[b->len++] = '"';
+}
+
+static void encode_integer(enc *e, lua_Integer v)
+{
+    char tmp[24];
+    char *q = tmp + sizeof tmp;
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--q = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        *--q = '-';
+    put_lit(e->L, e->b, q, (size_t)(tmp + sizeof tmp - q));
+}
+
+static void encode_float(enc *e, const epath *at, lua_Number v)
+{
+    char tmp[40];
+    int n = 0, prec, i, plain = 1;
+    if (isnan(v))
+        enc_fail(e, at, "cannot encode NaN");
+    if (isinf(v))
+        enc_fail(e, at, v > 0 ? "cannot encode inf" : "cannot encode -inf");
+    for (prec = 15; prec <= 17; prec++) {
+        n = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
+        if (prec == 17 || strtod(tmp, NULL) == (double)v)
+            break;
+    }
+    for (i = 0; i < n; i++) {
+        if (tmp[i] == e->decpoint) {
+            tmp[i] = '.';
+            plain = 0;
+        } else if (tmp[i] == 'e') {
+            plain = 0;
+        }
+    }
+    if (plain) { /* integral float: keep it a float on the way back */
+        tmp[n++] = '.';
+        tmp[n++] = '0';
+    }
+    put_lit(e->L, e->b, tmp, (size_t)n);
+}
+
+static void encode_value(enc *e, int idx, int depth, const epath *at);
+
+static JSON_NOINLINE void enc_too_deep(enc *e, const epath *at)
+{
+    /* A cycle always ends here: report the first repeat instead. */
+    const epath *a, *b;
+    const epath *first_repeat = NULL;
+    for (a = at; a != NULL; a = a->up)
+        for (b = a->up; b != NULL; b = b->up)
+            if (a->table == b->table)
+                first_repeat = a;
+    if (first_repeat != NULL) /* its parent step reached a container again */
+        enc_fail(e, first_repeat->up, "circular reference");
+    {
+        char what[64];
+        snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", e->max_depth);
+        enc_fail(e, at, what);
+    }
+}
+
+/* Classifies a table that has not been marked: raises for bad key sets. */
+static JSON_NOINLINE void bad_keys(enc *e, int idx, const epath *at)
+{
+    lua_State *L = e->L;
+    int strings = 0, ints = 0, other = 0;
+    const char *othertype = NULL;
+    lua_pushnil(L);
+    while (lua_next(L, idx) != 0) {
+        lua_pop(L, 1);
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            strings = 1;
+        } else if (lua_isinteger(L, -1)) {
+            ints = 1;
+        } else if (!other) {
+            other = 1;
+            othertype = lua_type(L, -1) == LUA_TNUMBER ? "non-integer number" : luaL_typename(L, -1);
+        }
+    }
+    if (other) {
+        char what[80];
+        snprintf(what, sizeof what, "unsupported key type (%s)", othertype);
+        enc_fail(e, at, what);
+    }
+    if (strings && ints)
+        enc_fail(e, at, "mixed array/object keys");
+    enc_fail(e, at, "sparse array (keys are not 1..n)");
+}
+
+/* Returns the array length if the keys of the table at idx are exactly
+ * 1..n, -1 if they are all strings (and there is at least one), raises
+ * otherwise. Empty tables give 0. */
+static lua_Integer table_shape(enc *e, int idx, const epath *at)
+{
+    lua_State *L = e->L;
+    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_pushnil(L);
+    if (n == 0) {
+        int t;
+        if (lua_next(L, idx) == 0)
+            return 0;
+        t = lua_type(L, -2);
+        lua_pop(L, 2);
+        if (t == LUA_TSTRING) /* the other keys are checked while encoding */
+            return -1;
+        bad_keys(e, idx, at);
+    }
+    while (lua_next(L, idx) != 0) {
+        lua_Integer k;
+        lua_pop(L, 1);
+        if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1 || k > n) {
+            lua_pop(L, 1);
+            bad_keys(e, idx, at);
+        }
+        count++;
+    }
+    if (count != n)
+        bad_keys(e, idx, at);
+    return n;
+}
+
+static void encode_array(enc *e, int idx, lua_Integer n, int depth, const epath *at)
+{
+    lua_State *L = e->L;
+    epath step;
+    lua_Integer i;
+    step.up = at;
+    step.table = lua_topointer(L, idx);
+    step.keyidx = 0;
+    put_lit(L, e->b, "[", 1);
+    for (i = 1; i <= n; i++) {
+        if (i > 1)
+            put_lit(L, e->b, ",", 1);
+        if (e->indent)
+            put_newline(e, depth);
+        step.index = i;
+        lua_rawgeti(L, idx, i);
+        encode_value(e, lua_gettop(L), depth, &step);
+        lua_pop(L, 1);
+    }
+    if (e->indent && n > 0)
+        put_newline(e, depth - 1);
+    put_lit(L, e->b, "]", 1);
+}
+
+typedef struct skey {
+    const char *s;
+    size_t n;
+} skey;
+
+static int skey_cmp(const void *a, const void *b)
+{
+    const skey *x = (const skey *)a, *y = (const skey *)b;
+    size_t n = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->s, y->s, n);
+    if (c != 0)
+        return c;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+static void encode_member(enc *e, int keyidx, int validx, int nth, int depth, epath *step)
+{
+    size_t kn;
+    const char *k = lua_tolstring(e->L, keyidx, &kn);
+    if (nth > 0)
+        put_lit(e->L, e->b, ",", 1);
+    if (e->indent)
+        put_newline(e, depth);
+    step->keyidx = keyidx;
+    encode_string(e, step, k, kn);
+    if (e->indent)
+        put_lit(e->L, e->b, ": ", 2);
+    else
+        put_lit(e->L, e->b, ":", 1);
+    encode_value(e, validx, depth, step);
+}
+
+static void encode_object(enc *e, int idx, int depth, const epath *at)
+{
+    lua_State *L = e->L;
+    epath step;
+    int nth = 0;
+    step.up = at;
+    step.table = lua_topointer(L, idx);
+    step.keyidx = 0;
+    step.index = 0;
+    put_lit(L, e->b, "{", 1);
+    if (!e->sort_keys) {
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            int top = lua_gettop(L);
+            if (lua_type(L, top - 1) != LUA_TSTRING) {
+                lua_pop(L, 2);
+                bad_keys(e, idx, at);
+            }
+            encode_member(e, top - 1, top, nth++, depth, &step);
+            lua_pop(L, 1);
+        }
+    } else {
+        size_t count = 0, i;
+        skey *keys;
+        int keysidx;
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0) {
+            lua_pop(L, 1);
+            if (lua_type(L, -1) != LUA_TSTRING) {
+                lua_pop(L, 1);
+                bad_keys(e, idx, at);
+            }
+            count++;
+        }
+        keys = (skey *)lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
+        keysidx = lua_gettop(L);
+        i = 0;
+        lua_pushnil(L);
+        while (lua_next(L, idx) != 0 && i < count) {
+            lua_pop(L, 1);
+            keys[i].s = lua_tolstring(L, -1, &keys[i].n); /* anchored by the table */
+            i++;
+        }
+        qsort(keys, count, sizeof *keys, skey_cmp);
+        for (i = 0; i < count; i++) {
+            int top;
+            lua_pushlstring(L, keys[i].s, keys[i].n);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, idx);
+            top = lua_gettop(L);
+            encode_member(e, top - 1, top, nth++, depth, &step);
+            lua_pop(L, 2);
+        }
+        lua_settop(L, keysidx - 1);
+    }
+    if (e->indent && nth > 0)
+        put_newline(e, depth - 1);
+    put_lit(L, e->b, "}", 1);
+}
+
+static void encode_table(enc *e, int idx, int depth, const epath *at)
+{
+    lua_State *L = e->L;
+    lua_Integer n;
+    int marked = 0;
+    if (depth > e->max_depth)
+        enc_too_deep(e, at);
+    if (!lua_checkstack(L, 8))
+        enc_fail(e, at, "out of Lua stack");
+    if (lua_getmetatable(L, idx)) {
+        marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
+        lua_pop(L, 1);
+    }
+    n = table_shape(e, idx, at);
+    if (n > 0 || (n == 0 && marked)) {
+        encode_array(e, idx, n, depth, at);
+    } else if (n == 0) {
+        put_lit(L, e->b, "{}", 2);
+    } else {
+        if (marked)
+            enc_fail(e, at, "mixed array/object keys");
+        encode_object(e, idx, depth, at);
+    }
+}
+
+static void encode_value(enc *e, int idx, int depth, const epath *at)
+{
+    lua_State *L = e->L;
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+        size_t n;
+        const char *s = lua_tolstring(L, idx, &n);
+        encode_string(e, at, s, n);
+        return;
+    }
+    case LUA_TNUMBER:
+        if (lua_isinteger(L, idx))
+            encode_integer(e, lua_tointeger(L, idx));
+        else
+            encode_float(e, at, lua_tonumber(L, idx));
+        return;
+    case LUA_TTABLE:
+        encode_table(e, idx, depth + 1, at);
+        return;
+    case LUA_TBOOLEAN:
+        if (lua_toboolean(L, idx))
+            put_lit(L, e->b, "true", 4);
+        else
+            put_lit(L, e->b, "false", 5);
+        return;
+    case LUA_TNIL:
+        put_lit(L, e->b, "null", 4);
+        return;
+    case LUA_TLIGHTUSERDATA:
+        if (lua_touserdata(L, idx) == NULL) {
+            put_lit(L, e->b, "null", 4);
+            return;
+        }
+        enc_fail(e, at, "cannot encode lightuserdata");
+        return;
+    default: {
+        char what[64];
+        snprintf(what, sizeof what, "cannot encode %s", luaL_typename(L, idx));
+        enc_fail(e, at, what);
+    }
+    }
+}
+
+static int encode_protected(lua_State *L)
+{
+    enc *e = (enc *)lua_touserdata(L, 1);
+    luaL_getmetatable(L, ARRAY_MT); /* ENC_ARRAY_MT */
+    encode_value(e, ENC_VALUE, 0, NULL);
+    return 0;
+}
+
+/* core.json_encode(value [, opts]) -> text | nil, message */
+static int l_json_encode(lua_State *L)
+{
+    enc e;
+    jopts o;
+    int status;
+    luaL_checkany(L, 1);
+    read_opts(L, 2, 1, &o);
+    lua_settop(L, 2);
+    e.L = L;
+    e.max_depth = o.max_depth;
+    e.sort_keys = o.sort_keys;
+    e.indent = o.indent;
+    e.decpoint = localeconv()->decimal_point[0];
+    e.failed = 0;
+    e.b = jbuf_new(L); /* slot 3 */
+    lua_pushcfunction(L, encode_protected);
+    lua_pushlightuserdata(L, &e);
+    lua_pushvalue(L, 1);
+    status = lua_pcall(L, 2, 0, 0);
+    if (status == LUA_OK) {
+        lua_pushlstring(L, e.b->p, e.b->len);
+        jbuf_release(e.b);
+        return 1;
+    }
+    jbuf_release(e.b);
+    if (!e.failed)
+        return lua_error(L);
+    lua_pushnil(L);
+    lua_insert(L, -2);
+    return 2;
+}
+
+/* core.array(t) -> t, marked so that it encodes as a JSON array. */
+static int l_array(lua_State *L)
+{
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, ARRAY_MT);
+        if (!lua_rawequal(L, -1, -2))
+            return luaL_argerror(L, 1, "table already has a metatable");
+        lua_settop(L, 1);
+        return 1;
+    }
+    luaL_setmetatable(L, ARRAY_MT);
+    lua_settop(L, 1);
+    return 1;
+}
+
+static const luaL_Reg json_funcs[] = {
+    {"json_decode", l_json_decode},
+    {"json_encode", l_json_encode},
+    {"array", l_array},
+    {NULL, NULL}
+};
 
 void inst_json_open(lua_State *L)
 {
-    (void)L;
+    if (luaL_newmetatable(L, JBUF_MT)) {
+        lua_pushcfunction(L, jbuf_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, jbuf_gc);
+        lua_setfield(L, -2, "__close");
+    }
+    lua_pop(L, 1);
+    luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
+    lua_setfield(L, -2, "array_mt");
+    lua_pushlightuserdata(L, NULL);
+    lua_setfield(L, -2, "null");
+    luaL_setfuncs(L, json_funcs, 0);
 }

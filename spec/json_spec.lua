@@ -1,0 +1,564 @@
+-- The JSON codec of instantly.core: every rule of the README "JSON"
+-- section, with exact messages for failures and misuse.
+local core = require "instantly.core"
+
+local decode, encode = core.json_decode, core.json_encode
+local null = core.null
+
+-- Structural equality that also compares number subtypes (1 ~= 1.0) and
+-- float bits (0.0 ~= -0.0), and checks that arrays carry array_mt.
+local function same(a, b, path)
+  path = path or "$"
+  if type(a) ~= type(b) then
+    return false, path .. ": " .. type(a) .. " vs " .. type(b)
+  end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then
+      return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b)
+    end
+    if math.type(a) == "float" and string.pack("<d", a) ~= string.pack("<d", b) then
+      return false, path .. (": %a vs %a"):format(a, b)
+    end
+    return true
+  end
+  if type(a) ~= "table" then
+    return a == b, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
+  end
+  if getmetatable(a) ~= getmetatable(b) then
+    return false, path .. ": metatables differ"
+  end
+  for k, v in pairs(a) do
+    local ok, why = same(v, b[k], path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": extra key" end
+  end
+  return true
+end
+
+local A = core.array
+
+describe("core.json_decode", function()
+  describe("values", function()
+    local rows = {
+      { "0", 0 },
+      { "-0", 0 },
+      { "42", 42 },
+      { "-17", -17 },
+      { "9007199254740993", 9007199254740993 },
+      { "9223372036854775807", math.maxinteger },
+      { "-9223372036854775808", math.mininteger },
+      { "9223372036854775808", 9223372036854775808.0 },
+      { "-9223372036854775809", -9223372036854775809.0 },
+      { "123456789012345678901234567890", 1.2345678901234568e29 },
+      { "1.5", 1.5 },
+      { "-0.0", -0.0 },
+      { "1e2", 100.0 },
+      { "1E+2", 100.0 },
+      { "1e-2", 0.01 },
+      { "0.1", 0.1 },
+      { "2.2250738585072014e-308", 2.2250738585072014e-308 },
+      { "4.9406564584124654e-324", 4.9406564584124654e-324 },
+      { "1.7976931348623157e308", 1.7976931348623157e308 },
+      { "1e-400", 0.0 },
+      { "0.30000000000000004", 0.30000000000000004 },
+      { "12345678901234567890.5", 12345678901234567890.5 },
+      { "0.000000000000000000000000001", 1e-27 },
+      { "true", true },
+      { "false", false },
+      { "null", null },
+      { '""', "" },
+      { '"abc"', "abc" },
+      { '"a\\"b\\\\c\\/d"', 'a"b\\c/d' },
+      { '"\\b\\f\\n\\r\\t"', "\b\f\n\r\t" },
+      { '"\\u0041\\u00e9\\u20AC"', "Aé€" },
+      { '"\\u0000"', "\0" },
+      { '"\\ud83d\\ude00"', "😀" },
+      { '"\\uDBFF\\uDFFF"', "\u{10FFFF}" },
+      { '"héllo wörld 😀"', "héllo wörld 😀" },
+      { '"x\\ny"', "x\ny" },
+      { " \t\r\n1 \t\r\n", 1 },
+      { "[]", A {} },
+      { "{}", {} },
+      { "[1,2,3]", A { 1, 2, 3 } },
+      { "[null, 1, null]", A { null, 1, null } },
+      { "[null]", A { null } },
+      { '{"a":null}', { a = null } },
+      { '{"a":1,"a":2}', { a = 2 } },
+      { '{"1":"one"}', { ["1"] = "one" } },
+      { '{"a":[{"b":[]}],"c":{"d":true}}', { a = A { { b = A {} } }, c = { d = true } } },
+      { ' [ 1 , { "x" : [ ] } ] ', A { 1, { x = A {} } } },
+    }
+    for _, row in ipairs(rows) do
+      it(("decodes %q"):format(row[1]), function()
+        local v, err = decode(row[1])
+        assert.is_nil(err)
+        assert(same(v, row[2]))
+      end)
+    end
+  end)
+
+  it("keeps integer and float subtypes apart", function()
+    assert.equal("integer", math.type(decode("10")))
+    assert.equal("float", math.type(decode("10.0")))
+    assert.equal("float", math.type(decode("1e1")))
+  end)
+
+  it("gives decoded arrays core.array_mt and objects no metatable", function()
+    local v = decode('{"a":[],"b":{}}')
+    assert.equal(core.array_mt, getmetatable(v.a))
+    assert.is_nil(getmetatable(v.b))
+    assert.is_nil(getmetatable(v))
+  end)
+
+  it("keeps the length and positions of arrays with nulls", function()
+    local v = decode("[null,null,3,null]")
+    assert.equal(4, #v)
+    assert.equal(null, v[1])
+    assert.equal(3, v[3])
+    assert.equal(null, v[4])
+  end)
+
+  it("uses the same null as lua-cjson", function()
+    local ok, cjson = pcall(require, "cjson")
+    if not ok then return pending("lua-cjson not installed") end
+    assert.equal(cjson.null, core.null)
+    assert.equal(cjson.null, decode("null"))
+    assert.equal("null", encode(cjson.decode("null")))
+  end)
+
+  describe("errors", function()
+    local rows = {
+      { "", "unexpected end of input at byte 1" },
+      { "   ", "unexpected end of input at byte 4" },
+      { '{"a":}', "unexpected '}' at byte 6" },
+      { "[1,]", "unexpected ']' at byte 4" },
+      { "[1 2]", "unexpected '2' at byte 4" },
+      { "{,}", "unexpected ',' at byte 2" },
+      { '{"a" 1}', "unexpected '1' at byte 6" },
+      { "{1:2}", "unexpected '1' at byte 2" },
+      { '{"a":1,}', "unexpected '}' at byte 8" },
+      { "[", "unexpected end of input at byte 2" },
+      { "[1", "unexpected end of input at byte 3" },
+      { '{"a":1', "unexpected end of input at byte 7" },
+      { '"abc', "unexpected end of input at byte 5" },
+      { '"ab\\', "unexpected end of input at byte 5" },
+      { "1 2", "unexpected '2' at byte 3" },
+      { "[] x", "unexpected 'x' at byte 4" },
+      { "\0", "unexpected byte 0x00 at byte 1" },
+      { "\239\187\191{}", "unexpected byte 0xEF at byte 1" },
+      { "'a'", "unexpected ''' at byte 1" },
+      { "tru", "invalid literal at byte 1" },
+      { "nul", "invalid literal at byte 1" },
+      { "falsy", "invalid literal at byte 1" },
+      { "[truex]", "unexpected 'x' at byte 6" },
+      { "NaN", "unexpected 'N' at byte 1" },
+      { "Infinity", "unexpected 'I' at byte 1" },
+      { "-", "invalid number at byte 1" },
+      { "-a", "invalid number at byte 1" },
+      { "01", "invalid number at byte 1" },
+      { "[-01]", "invalid number at byte 2" },
+      { "1.", "invalid number at byte 1" },
+      { "1.e5", "invalid number at byte 1" },
+      { ".5", "unexpected '.' at byte 1" },
+      { "+1", "unexpected '+' at byte 1" },
+      { "1e", "invalid number at byte 1" },
+      { "1e+", "invalid number at byte 1" },
+      { "0x10", "unexpected 'x' at byte 2" },
+      { "1e400", "number out of range at byte 1" },
+      { "[-1e400]", "number out of range at byte 2" },
+      { '"a\nb"', "unescaped control character 0x0A in string at byte 3" },
+      { '"a\tb"', "unescaped control character 0x09 in string at byte 3" },
+      { '"a\\qb"', "invalid escape '\\q' at byte 3" },
+      { '"a\\ b"', "invalid escape '\\' + byte 0x20 at byte 3" },
+      { '"\\u12"', "invalid \\u escape at byte 2" },
+      { '"\\u12G4"', "invalid \\u escape at byte 2" },
+      { '"\\ud83d"', "unpaired surrogate in \\u escape at byte 2" },
+      { '"\\ud83dx"', "unpaired surrogate in \\u escape at byte 2" },
+      { '"\\ud83d\\u0041"', "unpaired surrogate in \\u escape at byte 2" },
+      { '"\\ude00"', "unpaired surrogate in \\u escape at byte 2" },
+      { '"\\ud83d\\ud83d"', "unpaired surrogate in \\u escape at byte 2" },
+      { '"a\255"', "invalid UTF-8 at byte 3" },
+      { '"\192\128"', "invalid UTF-8 at byte 2" },          -- overlong NUL
+      { '"\224\128\128"', "invalid UTF-8 at byte 2" },      -- overlong
+      { '"\237\160\128"', "invalid UTF-8 at byte 2" },      -- encoded surrogate
+      { '"\244\144\128\128"', "invalid UTF-8 at byte 2" },  -- above U+10FFFF
+      { '"\226\130"', "invalid UTF-8 at byte 2" },          -- truncated
+      { '"\128"', "invalid UTF-8 at byte 2" },              -- lone continuation
+      { '"\\n\255"', "invalid UTF-8 at byte 4" },           -- after an escape
+      { '{"\255":1}', "invalid UTF-8 at byte 3" },
+      { '"\\n\1"', "unescaped control character 0x01 in string at byte 4" },
+    }
+    for _, row in ipairs(rows) do
+      it(("rejects %q"):format(row[1]), function()
+        local v, err = decode(row[1])
+        assert.is_nil(v)
+        assert.equal(row[2], err)
+      end)
+    end
+  end)
+
+  describe("depth", function()
+    local function nest(n, open, close)
+      return open:rep(n) .. close:rep(n)
+    end
+
+    it("accepts 1000 levels by default and refuses 1001", function()
+      assert.is_table(decode(nest(1000, "[", "]")))
+      local v, err = decode(nest(1001, "[", "]"))
+      assert.is_nil(v)
+      assert.equal("nesting deeper than max_depth (1000) at byte 1001", err)
+      v, err = decode(('{"a":'):rep(1001) .. "1" .. ("}"):rep(1001))
+      assert.is_nil(v)
+      assert.equal("nesting deeper than max_depth (1000) at byte 5001", err)
+    end)
+
+    it("takes max_depth per call", function()
+      assert.same({ { {} } }, decode("[[[]]]", { max_depth = 3 }))
+      assert.same({ nil, "nesting deeper than max_depth (2) at byte 3" },
+        { decode("[[[]]]", { max_depth = 2 }) })
+      assert.equal(1, decode("1", { max_depth = 1 }))
+      -- and the next call is back to the default
+      assert.is_table(decode(nest(1000, "[", "]")))
+    end)
+
+    it("handles the deepest allowed document without trouble", function()
+      local v = decode(nest(10000, "[", "]"), { max_depth = 10000 })
+      assert.is_table(v)
+    end)
+  end)
+
+  describe("misuse raises", function()
+    local rows = {
+      { function() core.json_decode() end, "bad argument #1 to 'json_decode' (string expected, got no value)" },
+      { function() core.json_decode(42) end, "bad argument #1 to 'json_decode' (string expected, got number)" },
+      { function() core.json_decode({}) end, "bad argument #1 to 'json_decode' (string expected, got table)" },
+      { function() core.json_decode("1", 5) end, "bad argument #2 to 'json_decode' (table expected, got number)" },
+      { function() core.json_decode("1", { foo = 1 }) end, "bad argument #2 to 'json_decode' (unknown option 'foo')" },
+      { function() core.json_decode("1", { sort_keys = true }) end,
+        "bad argument #2 to 'json_decode' (unknown option 'sort_keys')" },
+      { function() core.json_decode("1", { "x" }) end,
+        "bad argument #2 to 'json_decode' (unknown option key (a number))" },
+      { function() core.json_decode("1", { max_depth = 0 }) end,
+        "bad argument #2 to 'json_decode' (option 'max_depth' must be an integer from 1 to 10000)" },
+      { function() core.json_decode("1", { max_depth = 1.5 }) end,
+        "bad argument #2 to 'json_decode' (option 'max_depth' must be an integer from 1 to 10000)" },
+      { function() core.json_decode("1", { max_depth = "5" }) end,
+        "bad argument #2 to 'json_decode' (option 'max_depth' must be an integer from 1 to 10000)" },
+      { function() core.json_decode("1", { max_depth = 10001 }) end,
+        "bad argument #2 to 'json_decode' (option 'max_depth' must be an integer from 1 to 10000)" },
+    }
+    for i, row in ipairs(rows) do
+      it("case " .. i, function()
+        assert.has_error(row[1], row[2])
+      end)
+    end
+  end)
+end)
+
+describe("core.json_encode", function()
+  describe("values", function()
+    local rows = {
+      { 0, "0" },
+      { -17, "-17" },
+      { math.maxinteger, "9223372036854775807" },
+      { math.mininteger, "-9223372036854775808" },
+      { 9007199254740993, "9007199254740993" },
+      { 1.0, "1.0" },
+      { -0.0, "-0.0" },
+      { 0.0, "0.0" },
+      { 1.5, "1.5" },
+      { 0.1, "0.1" },
+      { 1 / 3, "0.3333333333333333" },
+      { 0.1 + 0.2, "0.30000000000000004" },
+      { 1e300, "1e+300" },
+      { 2 ^ 63, "9.223372036854776e+18" },
+      { 123456789.0, "123456789.0" },
+      { true, "true" },
+      { false, "false" },
+      { null, "null" },
+      { nil, "null" },
+      { "", '""' },
+      { "abc", '"abc"' },
+      { 'a"b\\c/d', '"a\\"b\\\\c/d"' },
+      { "\b\f\n\r\t", '"\\b\\f\\n\\r\\t"' },
+      { "\0\1\31\127", '"\\u0000\\u0001\\u001f\127"' },
+      { "héllo 😀", '"héllo 😀"' },
+      { {}, "{}" },
+      { A {}, "[]" },
+      { { 1, 2, 3 }, "[1,2,3]" },
+      { A { 1, 2 }, "[1,2]" },
+      { { null, null }, "[null,null]" },
+      { { a = 1 }, '{"a":1}' },
+      { { a = null }, '{"a":null}' },
+      { { ["1"] = 1 }, '{"1":1}' },
+      { { a = { b = A {} } }, '{"a":{"b":[]}}' },
+      { { { {} } }, "[[{}]]" },
+    }
+    for _, row in ipairs(rows) do
+      it(("encodes %s as %s"):format(tostring(row[1]), row[2]), function()
+        local s, err = encode(row[1])
+        assert.is_nil(err)
+        assert.equal(row[2], s)
+      end)
+    end
+  end)
+
+  it("marks tables with core.array and returns them", function()
+    local t = {}
+    assert.equal(t, core.array(t))
+    assert.equal(core.array_mt, getmetatable(t))
+    assert.equal(t, core.array(t)) -- twice is fine
+    assert.has_error(function() core.array(1) end, "bad argument #1 to 'array' (table expected, got number)")
+    assert.has_error(function() core.array(setmetatable({}, {})) end,
+      "bad argument #1 to 'array' (table already has a metatable)")
+  end)
+
+  it("encodes the raw fields of tables with other metatables", function()
+    local rec = setmetatable({ id = "x" }, { __index = function() return "method" end })
+    assert.equal('{"id":"x"}', encode(rec))
+  end)
+
+  it("re-encodes an empty decoded array as []", function()
+    assert.equal('{"a":[],"b":{}}', encode(decode('{"a":[],"b":{}}'), { sort_keys = true }))
+  end)
+
+  it("round-trips the int64 range and float bits", function()
+    local ints = { 0, 1, -1, math.maxinteger, math.mininteger, math.maxinteger - 1, math.mininteger + 1,
+      2 ^ 53 | 1, -(2 ^ 53 | 1), 1 << 62 }
+    for _, v in ipairs(ints) do
+      local back = decode(encode(v))
+      assert.equal("integer", math.type(back))
+      assert.equal(v, back)
+    end
+    local floats = { 0.0, -0.0, 1.0, -1.0, 0.1, 1 / 3, 2 ^ 53, 2 ^ 63, 2 ^ 64, 1e22, 1e23, 5e-324,
+      2.2250738585072014e-308, 2.225073858507201e-308, 1.7976931348623157e308, math.pi, 100.0,
+      123456789012345680000.0, 9007199254740993.0 }
+    local seed = 12345
+    for _ = 1, 2000 do -- plus pseudo-random bit patterns
+      seed = (seed * 6364136223846793005 + 1442695040888963407) & math.maxinteger
+      local f = string.unpack("<d", string.pack("<i8", seed ~ (seed >> 7)))
+      if f == f and f ~= math.huge and f ~= -math.huge then floats[#floats + 1] = f end
+    end
+    for _, v in ipairs(floats) do
+      local s = assert(encode(v))
+      local back = decode(s)
+      assert.equal("float", math.type(back), s)
+      assert.equal(string.pack("<d", v), string.pack("<d", back), s)
+    end
+  end)
+
+  it("writes the shortest of %.15g/%.16g/%.17g that round-trips", function()
+    assert.equal("0.1", encode(0.1))
+    assert.equal("1.2345678901234567", encode(1.2345678901234567))
+    assert.equal("1e+22", encode(1e22))
+  end)
+
+  it("sorts keys bytewise with sort_keys", function()
+    local t = { b = 1, a = 2, ["B"] = 3, ["é"] = 4, aa = 5, [""] = 6 }
+    assert.equal('{"":6,"B":3,"a":2,"aa":5,"b":1,"é":4}', encode(t, { sort_keys = true }))
+    assert.equal('{"x":{"a":1,"b":2}}', encode({ x = { b = 2, a = 1 } }, { sort_keys = true }))
+  end)
+
+  it("pretty-prints with indent", function()
+    local t = { a = 1, b = A { 1, { c = A {} } }, d = {} }
+    local want = table.concat({
+      "{",
+      '  "a": 1,',
+      '  "b": [',
+      "    1,",
+      "    {",
+      '      "c": []',
+      "    }",
+      "  ],",
+      '  "d": {}',
+      "}",
+    }, "\n")
+    assert.equal(want, encode(t, { sort_keys = true, indent = 2 }))
+    assert.equal('[\n    1\n]', encode({ 1 }, { indent = 4 }))
+    assert.equal('[1]', encode({ 1 }, { indent = 0 }))
+    assert(same(t, decode(encode(t, { indent = 3 }))))
+  end)
+
+  it("options hold for one call only", function()
+    assert.equal('[\n 1\n]', encode({ 1 }, { indent = 1 }))
+    assert.equal("[1]", encode({ 1 }))
+  end)
+
+  describe("errors name the path", function()
+    local cyc = {}
+    cyc.self = cyc
+    local deep = { leads = {} }
+    deep.leads[1] = { list = { deep } }
+    local rows = {
+      { 0 / 0, "(root): cannot encode NaN" },
+      { math.huge, "(root): cannot encode inf" },
+      { -math.huge, "(root): cannot encode -inf" },
+      { { a = { 1, 0 / 0 } }, "a[2]: cannot encode NaN" },
+      { print, "(root): cannot encode function" },
+      { { f = print }, "f: cannot encode function" },
+      { { co = coroutine.create(print) }, "co: cannot encode thread" },
+      { { u = io.stdout }, "u: cannot encode userdata" },
+      { { p = A { 1, { q = io.stdout } } }, "p[2].q: cannot encode userdata" },
+      { { ["a b"] = { [""] = print } }, '["a b"][""]: cannot encode function' },
+      { { leads = { 1, 2, { custom_variables = { 1, x = 2 } } } },
+        "leads[3].custom_variables: mixed array/object keys" },
+      { { x = 1, [1] = 2 }, "(root): mixed array/object keys" },
+      { { [1] = 1, [3] = 3 }, "(root): sparse array (keys are not 1..n)" },
+      { { [2] = 1 }, "(root): sparse array (keys are not 1..n)" },
+      { { [0] = 1, 2 }, "(root): sparse array (keys are not 1..n)" },
+      { { [-1] = 1 }, "(root): sparse array (keys are not 1..n)" },
+      { { [1.5] = 1 }, "(root): unsupported key type (non-integer number)" },
+      { { [true] = 1 }, "(root): unsupported key type (boolean)" },
+      { { a = { [{}] = 1 } }, "a: unsupported key type (table)" },
+      { A { x = 1 }, "(root): mixed array/object keys" },
+      { A { 1, nil, 3 }, "(root): sparse array (keys are not 1..n)" },
+      { { s = "a\255b" }, "s: invalid UTF-8 in string" },
+      { { ["k\255"] = 1 }, '["k\\xFF"]: invalid UTF-8 in string' },
+      { cyc, "self: circular reference" },
+      { deep, "leads[1].list[1]: circular reference" },
+    }
+    for _, row in ipairs(rows) do
+      it(row[2], function()
+        local s, err = encode(row[1])
+        assert.is_nil(s)
+        assert.equal(row[2], err)
+        -- sorted output goes through another loop: same messages
+        s, err = encode(row[1], { sort_keys = true })
+        assert.is_nil(s)
+        assert.equal(row[2], err)
+      end)
+    end
+
+    it("refuses lightuserdata other than null", function()
+      local up = 1
+      local function f() return up end
+      local lud = debug.upvalueid(f, 1) -- a lightuserdata in Lua 5.4
+      assert.equal("userdata", type(lud))
+      local s, err = encode({ x = lud })
+      assert.is_nil(s)
+      assert.equal("x: cannot encode lightuserdata", err)
+    end)
+  end)
+
+  describe("depth", function()
+    local function nested(n)
+      local t = {}
+      local cur = t
+      for _ = 2, n do
+        local nxt = {}
+        cur[1] = nxt
+        cur = nxt
+      end
+      return t
+    end
+
+    it("accepts 1000 levels by default and refuses 1001", function()
+      assert.equal(("["):rep(999) .. "{}" .. ("]"):rep(999), encode(nested(1000)))
+      local s, err = encode(nested(1001))
+      assert.is_nil(s)
+      assert.equal(("[1]"):rep(10) .. "..." .. ("[1]"):rep(10)
+        .. ": nesting deeper than max_depth (1000)", err)
+    end)
+
+    it("takes max_depth per call", function()
+      assert.equal("[[{}]]", encode(nested(3), { max_depth = 3 }))
+      assert.same({ nil, "[1][1]: nesting deeper than max_depth (2)" }, { encode(nested(3), { max_depth = 2 }) })
+      assert.equal("1", encode(1, { max_depth = 1 }))
+    end)
+
+    it("reports a cycle as a cycle, however small max_depth is", function()
+      local t = { a = {} }
+      t.a.b = t
+      assert.same({ nil, "a.b: circular reference" }, { encode(t) })
+      assert.same({ nil, "a.b: circular reference" }, { encode(t, { max_depth = 10000 }) })
+    end)
+
+    it("allows the same table twice when it is not its own ancestor", function()
+      local shared = { 1 }
+      assert.equal('{"a":[1],"b":[1]}', encode({ a = shared, b = shared }, { sort_keys = true }))
+    end)
+  end)
+
+  describe("misuse raises", function()
+    local rows = {
+      { function() core.json_encode() end, "bad argument #1 to 'json_encode' (value expected)" },
+      { function() core.json_encode(1, "x") end, "bad argument #2 to 'json_encode' (table expected, got string)" },
+      { function() core.json_encode(1, { foo = 1 }) end, "bad argument #2 to 'json_encode' (unknown option 'foo')" },
+      { function() core.json_encode(1, { sort_keys = 1 }) end,
+        "bad argument #2 to 'json_encode' (option 'sort_keys' must be a boolean)" },
+      { function() core.json_encode(1, { indent = -1 }) end,
+        "bad argument #2 to 'json_encode' (option 'indent' must be an integer from 0 to 32)" },
+      { function() core.json_encode(1, { indent = "2" }) end,
+        "bad argument #2 to 'json_encode' (option 'indent' must be an integer from 0 to 32)" },
+      { function() core.json_encode(1, { max_depth = 0 }) end,
+        "bad argument #2 to 'json_encode' (option 'max_depth' must be an integer from 1 to 10000)" },
+    }
+    for i, row in ipairs(rows) do
+      it("case " .. i, function()
+        assert.has_error(row[1], row[2])
+      end)
+    end
+  end)
+end)
+
+describe("the codec as a whole", function()
+  it("round-trips a realistic document", function()
+    local doc = {
+      items = A {
+        { id = "c0ffee00-0000-4000-8000-000000000001", name = "Q3 outreach", status = 1,
+          daily_limit = 50, stop_on_reply = true, text_only = false, open_rate = 0.4375,
+          campaign_schedule = { start_date = null, schedules = A {
+            { name = "Weekdays", timing = { from = "09:00", to = "17:30" },
+              days = { ["1"] = true, ["2"] = true }, timezone = "America/Chicago" } } },
+          sequences = A { { steps = A { { type = "email", delay = 2,
+            variants = A { { subject = "Hi {{firstName}}", body = "Line 1\nLine 2 — “quoted” 😀" } } } } } },
+          email_list = A {} },
+      },
+      next_starting_after = null,
+    }
+    for _, opts in ipairs({ {}, { sort_keys = true }, { indent = 2 } }) do
+      local text = assert(encode(doc, opts))
+      local ok, why = same(doc, assert(decode(text)))
+      assert(ok, why)
+    end
+  end)
+
+  it("does not leak when decoding fails halfway", function()
+    local bad = "[" .. ('"\\u00e9 long string ' .. ("x"):rep(200) .. '",'):rep(2000) .. "}"
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    for _ = 1, 50 do
+      local v, err = decode(bad)
+      assert.is_nil(v)
+      assert.matches("^unexpected '}' at byte %d+$", err)
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(collectgarbage("count") < before + 256)
+  end)
+
+  it("does not leak when encoding fails halfway", function()
+    local t = {}
+    for i = 1, 5000 do t[i] = ("y"):rep(100) end
+    t[5001] = print
+    collectgarbage()
+    collectgarbage()
+    local before = collectgarbage("count")
+    for _ = 1, 50 do
+      assert.is_nil((encode(t)))
+    end
+    collectgarbage()
+    collectgarbage()
+    assert.is_true(collectgarbage("count") < before + 256)
+  end)
+
+  it("works from inside coroutines", function()
+    local co = coroutine.wrap(function()
+      return encode(decode('{"a":[1,2]}'))
+    end)
+    assert.equal('{"a":[1,2]}', co())
+  end)
+end)
