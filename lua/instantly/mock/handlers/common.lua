@@ -1,0 +1,170 @@
+--- What the operation handlers share: error answers, cursor pages over
+-- collections and derived arrays, search and equality filters, jobs.
+-- @module instantly.mock.handlers.common
+
+local json = require "instantly.mock.json"
+local http = require "instantly.mock.http"
+local util = require "instantly.mock.util"
+
+local null, array = json.null, json.array
+
+local M = {}
+
+function M.err(status, message)
+  return status, { statusCode = status, error = http.REASONS[status] or "Error", message = message }
+end
+
+function M.arr(t)
+  return array(t or {})
+end
+
+--- Page size and cursor for a paginated op (query or body).
+function M.page_args(ctx, src)
+  src = src or ctx.query
+  local limit = src.limit
+  if limit == nil or limit == null then limit = ctx.settings.default_limit end
+  local where = src == ctx.query and "querystring" or "body"
+  if math.type(limit) ~= "integer" then return nil, where .. "/limit must be integer" end
+  if limit < 1 then return nil, where .. "/limit must be >= 1" end
+  if limit > 100 then return nil, where .. "/limit must be <= 100" end
+  local cursor = src.starting_after
+  if cursor == null then cursor = nil end
+  if cursor ~= nil and type(cursor) ~= "string" then return nil, where .. "/starting_after must be string" end
+  return limit, cursor
+end
+
+--- A page over a collection, answered as {items, next_starting_after}.
+function M.page(ctx, coll, pred, src)
+  local limit, cursor = M.page_args(ctx, src)
+  if not limit then return M.err(400, cursor) end
+  local items, nxt = coll:page(limit, cursor, pred, ctx.settings.exact_last_page)
+  if not items then
+    return M.err(400, ((src and src ~= ctx.query) and "body" or "querystring")
+      .. "/starting_after is not a valid cursor")
+  end
+  local out = { items = array(items) }
+  out.next_starting_after = nxt
+  return 200, out
+end
+
+--- A page over a derived array; cursor_of(obj) gives each row's cursor.
+function M.page_array(ctx, rows, cursor_of, src)
+  local limit, cursor = M.page_args(ctx, src)
+  if not limit then return M.err(400, cursor) end
+  local start = 1
+  if cursor then
+    start = nil
+    for i, r in ipairs(rows) do
+      if cursor_of(r) == cursor then start = i + 1 break end
+    end
+    if not start then return M.err(400, "querystring/starting_after is not a valid cursor") end
+  end
+  local out = {}
+  for i = start, math.min(#rows, start + limit - 1) do out[#out + 1] = rows[i] end
+  local page = { items = array(out) }
+  if #out > 0 then
+    local last = start + #out - 1
+    if not (ctx.settings.exact_last_page and last >= #rows) then
+      page.next_starting_after = cursor_of(out[#out])
+    end
+  end
+  return 200, page
+end
+
+local function lower(s) return type(s) == "string" and s:lower() or nil end
+
+--- Case-insensitive substring search over the named string fields.
+function M.search_pred(text, fields)
+  if text == nil or text == "" then return nil end
+  local needle = text:lower()
+  return function(o)
+    for _, f in ipairs(fields) do
+      local v = lower(o[f])
+      if v and v:find(needle, 1, true) then return true end
+    end
+    return false
+  end
+end
+
+--- AND of predicates (nil entries ignored).
+function M.all(preds)
+  local list = {}
+  for _, p in pairs(preds) do if p then list[#list + 1] = p end end
+  if #list == 0 then return nil end
+  return function(o)
+    for i = 1, #list do if not list[i](o) then return false end end
+    return true
+  end
+end
+
+--- Equality (or membership, for array query values) on a field.
+function M.eq_pred(field, want)
+  if want == nil then return nil end
+  if type(want) == "table" then
+    local set = {}
+    for _, v in ipairs(want) do set[v] = true; set[tostring(v)] = true end
+    return function(o) return set[o[field]] == true end
+  end
+  return function(o) return o[field] == want end
+end
+
+function M.need(ctx, lua_name, key, label)
+  local obj = ctx.store:coll(lua_name):get(key)
+  if not obj then
+    return nil, { M.err(404, (label or "Resource") .. " not found") }
+  end
+  return obj
+end
+
+function M.now(ctx) return ctx.store:now_iso() end
+
+--- Create a background job; `finish(job, store)` runs when it succeeds.
+function M.job(ctx, jtype, entity_type, entity_id, data, finish)
+  local store = ctx.store
+  local job = store:create("background_jobs", {
+    type = jtype, entity_type = entity_type or "workspace",
+    entity_id = entity_id or store.workspace_id,
+    data = data or {}, progress = 0, status = "pending",
+  })
+  store.job_finish = store.job_finish or {}
+  store.job_finish[job.id] = finish
+  store.job_polls = store.job_polls or {}
+  store.job_polls[job.id] = 0
+  return job
+end
+
+--- Advance a job by one poll; terminal after settings.job_steps polls.
+function M.advance_job(ctx, job)
+  local store = ctx.store
+  if job.status == "success" or job.status == "failed" or job.status == "cancelled" then return job end
+  local polls = (store.job_polls[job.id] or 0) + 1
+  store.job_polls[job.id] = polls
+  local steps = math.max(1, math.tointeger(ctx.settings.job_steps) or 1)
+  if polls >= steps then
+    if ctx.settings.fail_jobs then
+      job.status = "failed"
+      job.progress = math.floor(100 * (steps - 1) / steps)
+      job.data = job.data or {}
+      job.data.error = "Job failed (mock fail_jobs switch)"
+    else
+      local finish = store.job_finish and store.job_finish[job.id]
+      if finish then
+        local extra = finish(job, store)
+        if type(extra) == "table" then
+          for k, v in pairs(extra) do job.data[k] = v end
+        end
+      end
+      job.status = "success"
+      job.progress = 100
+    end
+  else
+    job.status = "in-progress"
+    job.progress = math.floor(100 * polls / steps)
+  end
+  job.updated_at = store:now_iso()
+  return job
+end
+
+M.util = util
+M.null = null
+return M

@@ -1,0 +1,4 @@
+--- Bespoke handlers (emails).
+return function(H, common)
+  local _ = H, common
+end

@@ -1,0 +1,4 @@
+--- Bespoke handlers (workspace).
+return function(H, common)
+  local _ = H, common
+end
