@@ -1,0 +1,709 @@
+--- The builder: turns the entity data (`instantly.entities.*`) into the
+-- methods of a client. Adding an endpoint is adding a row to the catalog.
+--
+-- What it builds, per client:
+--
+-- * an entity object per entity, `client.<lua_name>` (e.g.
+--   `client.campaigns`), with one method per operation under the catalog's
+--   `lua_method`, an iterator per paginated operation (`list` -> `each`,
+--   `list_<x>` -> `each_<x>`), `help([method])` and a `docs` table;
+-- * a record metatable per entity: objects the API returns are plain data
+--   tables whose metatable gives them the methods of every operation of
+--   that entity whose first path parameter is a field of the record
+--   (`campaign:activate()`, `account:pause()`, `webhook:test()`), plus
+--   iterators over related collections (`campaign:leads()`: a paginated
+--   `list` of another entity with a parameter named `<entity>`,
+--   `<entity>_id` or `parent_<entity>`). A method whose name is also a
+--   field of the entity's schema is left out (the field would hide it).
+--
+-- Calling convention of every generated method:
+--
+--     entity:method(path_arg1, ..., params, opts)
+--
+-- path arguments are positional in path order (strings, percent-encoded
+-- for you); `params` is one table of query and body parameters (routed by
+-- the catalog; may be nil); `opts` is the per-call options table
+-- (`timeout`, `connect_timeout`, `max_retries`, `headers`; may be nil).
+-- On a record the path arguments taken from the record are left out:
+-- `campaign:update{name = "x"}` is `client.campaigns:update(campaign.id, {name = "x"})`.
+--
+-- Extension modules (for other parts of the SDK and for users): while a
+-- client is built, for every entity `N` the builder tries
+-- `require("instantly.extra." .. N)`. A module that does not exist is
+-- fine; an error inside one that does exist propagates. The module
+-- returns
+--
+--     { entity = { name = function(entity, ...) end, ... },
+--       record = { name = function(record, ...) end, ... } }
+--
+-- and each function becomes a method of `client.N` or of N's records.
+-- Likewise `instantly.extra.client` returns `{ client = { name =
+-- function(client, ...) end } }` for client-level methods. A name that is
+-- already taken raises when the client is built. From inside an extension:
+--
+-- * an entity method reaches the client as `entity.client` (and the other
+--   entities as `entity.client.leads`, ...); `entity.lua_name` and
+--   `entity.definition` describe the entity;
+-- * a record method reaches its client with `instantly.client_of(record)`
+--   and its entity object with `instantly.entity_of(record)` (both read the
+--   record's metatable fields `__client` and `__entity`);
+-- * all of them call ordinary operations (`entity:get(id)`,
+--   `client.background_jobs:get(job.id)`), which follow the same
+--   pipeline (rate limiter, retries, scheduler hook).
+-- @module instantly.builder
+
+local core = require "instantly.core"
+local validate = require "instantly.validate"
+local pipeline = require "instantly.pipeline"
+local ratelimit = require "instantly.ratelimit"
+local catalog = require "instantly.entities"
+
+local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
+local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
+local concat, sort = table.concat, table.sort
+local mtype = math.type
+
+local null = core.null
+local route, escape = validate.route, validate.escape
+local send, decode = pipeline.send, pipeline.decode
+
+local M = {}
+
+-- private[c] holds what must not be visible on the client table itself
+-- (the headers carrying the key); set by instantly.client.
+M.private = setmetatable({}, { __mode = "k" })
+local private = M.private
+
+local function snake(name)
+  return (name:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", ""))
+end
+M.snake = snake
+
+--- The iterator name of a paginated method: `list` -> `each`,
+-- `list_accounts` -> `each_accounts`, anything else `x` -> `each_x`.
+-- @tparam string lua_method
+-- @treturn string
+function M.iterator_name(lua_method)
+  if lua_method == "list" then return "each" end
+  local rest = lua_method:match("^list_(.+)$")
+  return "each_" .. (rest or lua_method)
+end
+
+-------------------------------------------------------------------------------
+-- Per-process operation data (immutable, cached)
+-------------------------------------------------------------------------------
+
+local defs_cache
+
+--- The entity definitions in catalog order, and by name.
+-- @treturn table array of entity definitions
+-- @treturn table map entity `name` -> definition
+function M.definitions()
+  if defs_cache then return defs_cache.list, defs_cache.by_name end
+  local list, by_name = {}, {}
+  for i, n in ipairs(catalog.entities) do
+    local d = require("instantly.entities." .. n)
+    list[i] = d
+    by_name[d.name] = d
+  end
+  defs_cache = { list = list, by_name = by_name }
+  return list, by_name
+end
+
+local function type_text(p)
+  local t = p.type
+  if t == "array" and p.items then t = p.items .. "[]" end
+  if p.format then t = t .. " (" .. p.format .. ")" end
+  if p.enum then
+    local e = {}
+    for i, v in ipairs(p.enum) do e[i] = type(v) == "string" and ("%q"):format(v) or tostring(v) end
+    t = t .. " one of " .. concat(e, ", ")
+  end
+  if p.nullable then t = t .. ", or instantly.null" end
+  if p.min or p.max then t = t .. " " .. tostring(p.min or "") .. ".." .. tostring(p.max or "") end
+  return t
+end
+
+local function returns_text(op, defs_by_name)
+  local r = op.response
+  local item = r.item and defs_by_name[r.item]
+  local rec = item and (item.lua_name .. " record") or "table"
+  if r.kind == "list" then
+    return "page {items = {" .. rec .. "...}, next_starting_after}, status, headers"
+  elseif r.kind == "array" then
+    return "array of " .. rec .. ", status, headers"
+  elseif r.kind == "job" then
+    return "background_jobs record (poll it until done), status, headers"
+  elseif r.kind == "text" then
+    return "string (the raw text body), status, headers"
+  elseif r.kind == "empty" then
+    return "true (HTTP " .. tostring(r.status) .. ", no body), status, headers"
+  elseif r.status == 202 then
+    return "the accepted response (decoded body, or true when empty), 202, headers"
+  end
+  return rec .. ", status, headers"
+end
+
+--- Documentation of one operation, as a table (used by `help`, the
+-- coverage spec and the docs generator).
+-- @tparam table def entity definition
+-- @tparam table op operation
+-- @treturn table `{name, summary, signature, http, params, returns, iterator, rate_limit, async, scopes, id}`
+function M.doc_for(def, op)
+  local _, by_name = M.definitions()
+  local args = {}
+  for _, p in ipairs(op.path_params) do args[#args + 1] = p.name end
+  local params = {}
+  for _, p in ipairs(op.path_params) do
+    params[#params + 1] = { name = p.name, where = "path", type = type_text(p), required = true,
+                            description = p.description }
+  end
+  for _, p in ipairs(op.query or {}) do
+    params[#params + 1] = { name = p.name, where = "query", type = type_text(p), required = p.required or false,
+                            description = p.description }
+  end
+  for _, p in ipairs(op.body and op.body.fields or {}) do
+    params[#params + 1] = { name = p.name, where = "body", type = type_text(p), required = p.required or false,
+                            description = p.description }
+  end
+  local has_params = #params > #op.path_params
+  args[#args + 1] = has_params and "params" or "nil"
+  args[#args + 1] = "opts"
+  return {
+    id = op.id, name = op.lua_method, summary = op.summary,
+    signature = "client." .. def.lua_name .. ":" .. op.lua_method .. "(" .. concat(args, ", ") .. ")",
+    http = op.method .. " " .. catalog.path_prefix .. op.path,
+    params = params,
+    returns = returns_text(op, by_name),
+    iterator = op.paginated and M.iterator_name(op.lua_method) or nil,
+    rate_limit = op.rate_limit, async = op.async, scopes = op.scopes,
+    notes = op.response.notes,
+  }
+end
+
+local function iterator_doc(def, op)
+  local d = M.doc_for(def, op)
+  local args = {}
+  for _, p in ipairs(op.path_params) do args[#args + 1] = p.name end
+  args[#args + 1] = "params"
+  args[#args + 1] = "opts"
+  return {
+    id = op.id, name = M.iterator_name(op.lua_method),
+    summary = "Iterate every item of '" .. op.summary .. "' across all pages (raises instantly.Error on failure)",
+    signature = "for item in client." .. def.lua_name .. ":" .. M.iterator_name(op.lua_method) ..
+      "(" .. concat(args, ", ") .. ") do ... end",
+    http = d.http, params = d.params,
+    returns = "iterator yielding one record per item; a failed page raises the instantly.Error",
+    rate_limit = op.rate_limit, scopes = op.scopes,
+  }
+end
+
+-- Per-operation data that does not depend on the client.
+local shared_cache = setmetatable({}, { __mode = "k" })
+
+local function shared_for(def, op)
+  local s = shared_cache[op]
+  if s then return s end
+  local _, by_name = M.definitions()
+  local item = op.response.item and by_name[op.response.item]
+  local error_field = false
+  if item then
+    for _, f in ipairs(item.fields) do if f.name == "error" then error_field = true end end
+  end
+  -- "/campaigns/{id}/activate" -> {"/campaigns/", 1, "/activate"}
+  local segs = {}
+  local pos = 1
+  local idx = 0
+  local path = op.path
+  while true do
+    local a, b, name = path:find("{([^}]+)}", pos)
+    if not a then break end
+    segs[#segs + 1] = path:sub(pos, a - 1)
+    idx = idx + 1
+    if op.path_params[idx] == nil or op.path_params[idx].name ~= name then
+      error("catalog: " .. op.id .. ": path parameter order does not match " .. path)
+    end
+    segs[#segs + 1] = idx
+    pos = b + 1
+  end
+  segs[#segs + 1] = path:sub(pos)
+  s = {
+    label = def.lua_name .. ":" .. op.lua_method,
+    method = op.method, op = op, def = def,
+    checker = validate.compile(op),
+    segs = segs, npath = idx,
+    has_body = op.body ~= nil,
+    kind = op.response.kind, item = item,
+    error_field = error_field,
+  }
+  shared_cache[op] = s
+  return s
+end
+
+-------------------------------------------------------------------------------
+-- Calling an operation
+-------------------------------------------------------------------------------
+
+local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table" }
+
+local function check_opts(label, opts, level)
+  if type(opts) ~= "table" then
+    error("instantly: " .. label .. ": options must be a table, got " .. type(opts), level + 1)
+  end
+  for k, v in pairs(opts) do
+    local want = OPTS[k]
+    if not want then
+      error("instantly: " .. label .. ": unknown option '" .. tostring(k) ..
+        "' (known: connect_timeout, headers, max_retries, timeout)", level + 1)
+    end
+    if type(v) ~= want then
+      error("instantly: " .. label .. ": option '" .. k .. "' must be a " .. want .. ", got " .. type(v), level + 1)
+    end
+    if k == "max_retries" and (mtype(v) ~= "integer" or v < 0) then
+      error("instantly: " .. label .. ": option 'max_retries' must be an integer >= 0", level + 1)
+    end
+    if (k == "timeout" or k == "connect_timeout") and (v ~= v or v <= 0) then
+      error("instantly: " .. label .. ": option '" .. k .. "' must be > 0", level + 1)
+    end
+    if k == "headers" then
+      for hk, hv in pairs(v) do
+        if type(hk) ~= "string" or type(hv) ~= "string" then
+          error("instantly: " .. label .. ": option 'headers' must map strings to strings", level + 1)
+        end
+      end
+    end
+  end
+end
+M.check_opts = check_opts
+
+local function merge_headers(base, extra)
+  local h = {}
+  for k, v in pairs(base) do h[k] = v end
+  for k, v in pairs(extra) do h[k:lower()] = v end
+  return h
+end
+M.merge_headers = merge_headers
+
+local function path_arg(cop, i, v, level)
+  local tv = type(v)
+  if tv == "string" then
+    if v == "" then
+      error("instantly: " .. cop.label .. ": path parameter '" .. cop.checker.path_params[i] ..
+        "' (argument #" .. i .. ") must not be empty", level + 1)
+    end
+    return escape(v)
+  elseif mtype(v) == "integer" then
+    return tostring(v)
+  end
+  error("instantly: " .. cop.label .. ": path parameter '" .. cop.checker.path_params[i] ..
+    "' (argument #" .. i .. ") must be a string, got " .. (v == nil and "nothing" or tv), level + 1)
+end
+
+-- Build the path from the operation's segments and the path arguments.
+local function build_path(cop, level, a1, ...)
+  local segs = cop.segs
+  if cop.npath == 0 then return segs[1] end
+  if cop.npath == 1 then return segs[1] .. path_arg(cop, 1, a1, level + 1) .. segs[3] end
+  local parts, vals = {}, { a1, ... }
+  for i = 1, #segs do
+    local s = segs[i]
+    parts[i] = type(s) == "number" and path_arg(cop, s, vals[s], level + 1) or s
+  end
+  return concat(parts)
+end
+
+local function wrap(cop, v)
+  local mt = cop.item_mt
+  if not mt or type(v) ~= "table" then return v end
+  local kind = cop.kind
+  if kind == "list" then
+    local items = v.items
+    if type(items) == "table" then
+      for i = 1, #items do
+        local it = items[i]
+        if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+      end
+    end
+  elseif kind == "array" then
+    for i = 1, #v do
+      local it = v[i]
+      if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+    end
+  elseif getmetatable(v) == nil then
+    setmetatable(v, mt)
+  end
+  return v
+end
+
+-- The one way every generated method, record method, page and iterator
+-- calls the API. `level` is the stack level (relative to this function's
+-- caller) that misuse errors blame.
+local function invoke(c, cop, path, params, opts, level)
+  local query, body, msg = route(cop.checker, params)
+  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
+  if opts ~= nil then check_opts(cop.label, opts, level + 1) end
+  local pv = private[c]
+  local url = c._base .. path
+  if query and query ~= "" then url = url .. "?" .. query end
+  local text, headers
+  if cop.has_body then
+    local err
+    text, err = core.json_encode(body)
+    if not text then error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1) end
+    headers = pv.headers_json
+  else
+    headers = pv.headers
+  end
+  if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
+  local status, rtext, rheaders, attempts = send(c, {
+    method = cop.method, url = url, path = c._prefix .. path, body = text, headers = headers,
+    windows = cop.windows, label = cop.label, opts = opts, key = pv.key,
+  })
+  if not status then return nil, rtext end
+  local v, err = decode(c, status, rtext, rheaders, cop, attempts)
+  if v == nil then return nil, err end
+  return wrap(cop, v), status, rheaders
+end
+M.invoke = invoke
+
+-------------------------------------------------------------------------------
+-- Pages and iterators
+-------------------------------------------------------------------------------
+
+local function copy(t)
+  local o = {}
+  if t then for k, v in pairs(t) do o[k] = v end end
+  return o
+end
+
+local function has_cursor(page)
+  local cur = page.next_starting_after
+  local items = page.items
+  return cur ~= nil and cur ~= null and cur ~= "" and type(items) == "table" and #items > 0
+end
+
+local Page = {}
+
+--- The next page, `nil` when this was the last one, or `nil, err`.
+-- @treturn table|nil next page
+-- @treturn instantly.Error|nil
+function Page:next()
+  local st = getmetatable(self).__state
+  if not has_cursor(self) then return nil end
+  local params = copy(st.params)
+  params.starting_after = self.next_starting_after
+  local cop = st.cop
+  local page, err = invoke(st.client, cop, st.path, params, st.opts, 2)
+  if not page then return nil, err end
+  return cop.make_page(page, st.client, cop, st.path, params, st.opts)
+end
+
+--- Whether a next page may exist (a cursor and a non-empty page).
+-- @treturn boolean
+function Page:has_next()
+  return has_cursor(self)
+end
+
+local function make_page(page, c, cop, path, params, opts)
+  if type(page) ~= "table" then return page end
+  return setmetatable(page, {
+    __index = Page, __name = "instantly.Page",
+    __state = { client = c, cop = cop, path = path, params = params, opts = opts },
+  })
+end
+
+-- The iterator over all pages: constant memory (one page at a time),
+-- stops on a missing cursor or an empty page (never on a short page),
+-- raises the instantly.Error when a page fails, and refuses a cursor that
+-- does not advance (which would loop forever).
+local function iterate(c, cop, path, params, opts)
+  local p = copy(params)
+  local items, i, n, done = nil, 0, 0, false
+  return function()
+    while true do
+      if i < n then
+        i = i + 1
+        local it = items[i]
+        items[i] = nil
+        return it
+      end
+      if done then return nil end
+      local page, err = invoke(c, cop, path, p, opts, 1)
+      if not page then
+        done = true
+        error(err, 0)
+      end
+      items = page.items
+      if type(items) ~= "table" then
+        done = true
+        error(require("instantly.error").new {
+          kind = "decode", method = cop.method, path = c._prefix .. path,
+          message = "a page without an 'items' array", body = page,
+        }, 0)
+      end
+      i, n = 0, #items
+      local cur = page.next_starting_after
+      if n == 0 or cur == nil or cur == null or cur == "" then
+        done = true
+      elseif cur == p.starting_after then
+        done = true
+        error(require("instantly.error").new {
+          kind = "api", method = cop.method, path = c._prefix .. path,
+          message = "the server returned the same cursor twice (" .. tostring(cur) .. "); stopping",
+        }, 0)
+      else
+        p.starting_after = cur
+      end
+    end
+  end
+end
+
+-------------------------------------------------------------------------------
+-- Building a client
+-------------------------------------------------------------------------------
+
+local function load_extra(name)
+  local modname = "instantly.extra." .. name
+  local ok, mod = pcall(require, modname)
+  if ok then
+    if type(mod) ~= "table" then
+      error("instantly: extension " .. modname .. " must return a table, got " .. type(mod), 0)
+    end
+    return mod
+  end
+  if type(mod) == "string" and mod:find("module '" .. modname .. "' not found", 1, true) == 1 then
+    return nil
+  end
+  error(mod, 0)
+end
+M.load_extra = load_extra
+
+local function install(target, funcs, what, modname)
+  if funcs == nil then return end
+  if type(funcs) ~= "table" then error("instantly: " .. modname .. "." .. what .. " must be a table", 0) end
+  for name, fn in pairs(funcs) do
+    if type(name) ~= "string" or type(fn) ~= "function" then
+      error("instantly: " .. modname .. "." .. what .. " must map names to functions", 0)
+    end
+    if target[name] ~= nil then
+      error("instantly: " .. modname .. " defines " .. what .. " method '" .. name ..
+        "', which already exists", 0)
+    end
+    target[name] = fn
+  end
+end
+M.install = install
+
+local function method_for(c, ent, cop, paged)
+  local label = cop.label
+  local npath = cop.npath
+  local function misuse()
+    error("instantly: call it with a colon: client." .. label .. "(...)", 3)
+  end
+  local function finish(path, params, opts, a, b, d)
+    if paged and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
+    return a, b, d
+  end
+  if npath == 0 then
+    local path = cop.segs[1]
+    return function(self, params, opts)
+      if self ~= ent then misuse() end
+      local a, b, d = invoke(c, cop, path, params, opts, 2)
+      return finish(path, params, opts, a, b, d)
+    end
+  elseif npath == 1 then
+    local s1, s3 = cop.segs[1], cop.segs[3]
+    return function(self, id, params, opts)
+      if self ~= ent then misuse() end
+      local path = s1 .. path_arg(cop, 1, id, 2) .. s3
+      local a, b, d = invoke(c, cop, path, params, opts, 2)
+      return finish(path, params, opts, a, b, d)
+    end
+  end
+  return function(self, ...)
+    if self ~= ent then misuse() end
+    local path = build_path(cop, 2, ...)
+    local params, opts = select(npath + 1, ...)
+    local a, b, d = invoke(c, cop, path, params, opts, 2)
+    return finish(path, params, opts, a, b, d)
+  end
+end
+
+local function iterator_for(c, ent, cop)
+  local npath = cop.npath
+  return function(self, ...)
+    if self ~= ent then
+      error("instantly: call it with a colon: client." .. ent.lua_name .. ":" ..
+        M.iterator_name(cop.op.lua_method) .. "(...)", 2)
+    end
+    local path = build_path(cop, 2, ...)
+    local params, opts = select(npath + 1, ...)
+    -- Misuse is reported here, at the call, not at the first page.
+    local _, _, msg = route(cop.checker, params)
+    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
+    if opts ~= nil then check_opts(cop.label, opts, 2) end
+    return iterate(c, cop, path, params, opts)
+  end
+end
+
+-- Methods on records: the record supplies the first path argument.
+local function record_method_for(c, cop, field)
+  local npath = cop.npath
+  local label = cop.label
+  return function(rec, ...)
+    if type(rec) ~= "table" then
+      error("instantly: call it with a colon: record:" .. cop.op.lua_method .. "(...)", 2)
+    end
+    local id = rec[field]
+    if id == nil or id == null then
+      error("instantly: " .. label .. ": the record has no '" .. field .. "'", 2)
+    end
+    local path, params, opts
+    if npath == 1 then
+      params, opts = ...
+      path = cop.segs[1] .. path_arg(cop, 1, id, 2) .. cop.segs[3]
+    else
+      path = build_path(cop, 2, id, ...)
+      params, opts = select(npath, ...)
+    end
+    local a, b, d = invoke(c, cop, path, params, opts, 2)
+    if cop.kind == "list" and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
+    return a, b, d
+  end
+end
+
+local function relation_for(c, cop, param, field)
+  return function(rec, params, opts)
+    if type(rec) ~= "table" then error("instantly: call it with a colon: record:" .. cop.label .. "(...)", 2) end
+    local id = rec[field]
+    if id == nil or id == null then error("instantly: " .. cop.label .. ": the record has no '" .. field .. "'", 2) end
+    local p = copy(params)
+    if p[param] ~= nil then
+      error("instantly: " .. cop.label .. ": '" .. param .. "' is set by the record", 2)
+    end
+    p[param] = id
+    local _, _, msg = route(cop.checker, p)
+    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
+    if opts ~= nil then check_opts(cop.label, opts, 2) end
+    return iterate(c, cop, cop.segs[1], p, opts)
+  end
+end
+
+local function help(self, name)
+  local docs = self.docs
+  if name == nil then
+    local names = {}
+    for k in pairs(docs) do names[#names + 1] = k end
+    sort(names)
+    local out = { "client." .. self.lua_name .. " - " .. tostring(self.definition.description), "" }
+    for _, k in ipairs(names) do out[#out + 1] = ("  %-28s %s"):format(k, docs[k].summary or "") end
+    return concat(out, "\n")
+  end
+  local d = docs[name]
+  if not d then error("instantly: client." .. self.lua_name .. " has no method '" .. tostring(name) .. "'", 2) end
+  local out = { d.signature, "  " .. tostring(d.summary) }
+  if d.http then out[#out + 1] = "  " .. d.http end
+  for _, p in ipairs(d.params or {}) do
+    out[#out + 1] = ("    %-24s %-6s %s%s%s"):format(p.name, p.where, p.type, p.required and ", required" or "",
+      p.description and (" - " .. p.description) or "")
+  end
+  if d.returns then out[#out + 1] = "  returns: " .. d.returns end
+  if d.rate_limit then out[#out + 1] = "  rate limit: " .. d.rate_limit end
+  return concat(out, "\n")
+end
+
+--- Build every entity object of client `c` (sets `c.<lua_name>`), the
+-- record metatables, and install extension methods.
+-- @tparam table c the client under construction
+-- @tparam table limits `{global = windows, endpoints = bool}`
+-- @tparam table client_methods the client's method table (receives client extensions)
+function M.build(c, limits, client_methods)
+  local list = M.definitions()
+  local ents, recs, rec_mts = {}, {}, {}
+  for _, def in ipairs(list) do
+    local methods = { help = help }
+    local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def, docs = {} },
+                             { __index = methods, __name = "instantly.entity." .. def.lua_name })
+    local rec_methods = {}
+    rec_mts[def.name] = { __index = rec_methods, __client = c, __entity = ent,
+                          __name = "instantly.record." .. def.lua_name }
+    ents[def.lua_name] = { ent = ent, methods = methods, def = def }
+    recs[def.lua_name] = rec_methods
+  end
+  local by_op = {}
+  for _, def in ipairs(list) do
+    local e = ents[def.lua_name]
+    local field_set = {}
+    for _, f in ipairs(def.fields) do field_set[f.name] = true end
+    for _, op in ipairs(def.operations) do
+      local sh = shared_for(def, op)
+      local cop = setmetatable({
+        item_mt = sh.item and rec_mts[sh.item.name] or nil,
+        windows = (limits.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil,
+        make_page = make_page,
+      }, { __index = sh })
+      by_op[op] = cop
+      local m = op.lua_method
+      if e.methods[m] then error("catalog: " .. def.lua_name .. " has two operations named " .. m) end
+      e.methods[m] = method_for(c, e.ent, cop, op.paginated)
+      e.ent.docs[m] = M.doc_for(def, op)
+      if op.paginated then
+        local it = M.iterator_name(m)
+        e.methods[it] = iterator_for(c, e.ent, cop)
+        e.ent.docs[it] = iterator_doc(def, op)
+      end
+      local first = op.path_params[1]
+      if first and field_set[first.name] and not field_set[m] then
+        recs[def.lua_name][m] = record_method_for(c, cop, first.name)
+      end
+    end
+  end
+  -- Related collections: campaign:leads(), campaign:emails(), ...
+  for _, def in ipairs(list) do
+    local s = snake(def.name)
+    local field_set = {}
+    for _, f in ipairs(def.fields) do field_set[f.name] = true end
+    if field_set.id then
+      for _, other in ipairs(list) do
+        for _, op in ipairs(other.operations) do
+          if other ~= def and op.paginated and op.lua_method == "list" and #op.path_params == 0 then
+            local cop = by_op[op]
+            local params = cop.checker.params
+            for _, pname in ipairs({ s, s .. "_id", "parent_" .. s }) do
+              local p = params[pname]
+              if p and p.type == "string" and not field_set[other.lua_name]
+                 and recs[def.lua_name][other.lua_name] == nil then
+                recs[def.lua_name][other.lua_name] = relation_for(c, cop, pname, "id")
+              end
+            end
+          end
+        end
+      end
+    end
+  end
+  for _, def in ipairs(list) do
+    local e = ents[def.lua_name]
+    local mod = load_extra(def.lua_name)
+    if mod then
+      install(e.methods, mod.entity, "entity", "instantly.extra." .. def.lua_name)
+      install(recs[def.lua_name], mod.record, "record", "instantly.extra." .. def.lua_name)
+    end
+    c[def.lua_name] = e.ent
+  end
+  local cmod = load_extra("client")
+  if cmod then install(client_methods, cmod.client, "client", "instantly.extra.client") end
+  c._record_mts = rec_mts
+end
+
+--- Iterate a paginated operation found by entity and method name (used by
+-- the escape hatch for other modules, e.g. the CLI).
+-- @tparam table entity an entity object
+-- @tparam string method paginated method name
+-- @treturn function the same iterator `entity:each...` returns
+function M.iterator(entity, method)
+  local it = entity[M.iterator_name(method)]
+  if type(it) ~= "function" then error("instantly: " .. entity.lua_name .. ":" .. method .. " is not paginated", 2) end
+  return it
+end
+
+return M

@@ -1,0 +1,278 @@
+--- The request pipeline: rate limiting, sending, retrying, decoding and
+-- turning failures into `instantly.Error` values.
+--
+-- Scheduler hook (the contract coroutine concurrency builds on): every
+-- network call and every wait in here goes through the client's scheduler
+-- lookup
+--
+--     local s = client._schedulers[coroutine.running()]
+--
+-- (`_schedulers` is a weak-keyed table created per client). When `s` is
+-- set, the pipeline calls `s:request(session, req)`, which must return
+-- exactly what `session:request(req)` returns, and `s:sleep(seconds)`;
+-- otherwise it calls `session:request(req)` and `core.sleep(seconds)`.
+-- A scheduler registers itself for each coroutine it runs
+-- (`client._schedulers[co] = s`) and can then suspend that coroutine while
+-- its transfer runs or its wait elapses. The rate limiter is shared by all
+-- coroutines of a client; it takes its slots without yielding and re-checks
+-- after every sleep (see `instantly.ratelimit`).
+-- @module instantly.pipeline
+
+local core = require "instantly.core"
+local Err = require "instantly.error"
+local ratelimit = require "instantly.ratelimit"
+local redact = require "instantly.redact"
+
+local type, tostring, tonumber, next, getmetatable = type, tostring, tonumber, next, getmetatable
+local running, random, min = coroutine.running, math.random, math.min
+local ostime, osdate = os.time, os.date
+local concat = table.concat
+
+local monotime, sleep_plain = core.monotime, core.sleep
+
+local M = {}
+
+-- Methods that may be repeated after the request may have reached the
+-- server. POST and PATCH are only repeated when the request provably never
+-- reached it (connect/dns failure) or the server refused it with 429.
+local IDEMPOTENT = { GET = true, HEAD = true, OPTIONS = true, PUT = true, DELETE = true }
+M.IDEMPOTENT = IDEMPOTENT
+
+local RETRY_STATUS = { [429] = true, [502] = true, [503] = true, [504] = true }
+-- Transport failures worth another attempt; tls (certificates), too_large
+-- and internal errors will not heal by themselves.
+local RETRY_TRANSPORT = { connect = true, dns = true, timeout = true, protocol = true, aborted = true }
+local NEVER_SENT = { connect = true, dns = true }
+
+local MONTHS = { Jan = 1, Feb = 2, Mar = 3, Apr = 4, May = 5, Jun = 6,
+                 Jul = 7, Aug = 8, Sep = 9, Oct = 10, Nov = 11, Dec = 12 }
+
+--- Seconds to wait from a Retry-After value (delta seconds or HTTP date).
+-- @tparam string|nil v header value
+-- @tparam[opt] number now wall-clock epoch seconds (default `os.time()`)
+-- @treturn number|nil seconds (>= 0), nil when absent or unreadable
+function M.retry_after(v, now)
+  if v == nil then return nil end
+  v = tostring(v)
+  local n = tonumber(v:match("^%s*([%d%.]+)%s*$"))
+  if n then return n end
+  -- IMF-fixdate: "Wed, 21 Oct 2015 07:28:00 GMT"
+  local d, mon, y, h, mi, s = v:match("^%s*%a+,%s*(%d+)%s+(%a+)%s+(%d+)%s+(%d+):(%d+):(%d+)%s+GMT%s*$")
+  if not d or not MONTHS[mon] then return nil end
+  now = now or ostime()
+  -- os.time reads a local-time table; find the zone offset to read UTC.
+  local t = { year = tonumber(y), month = MONTHS[mon], day = tonumber(d),
+              hour = tonumber(h), min = tonumber(mi), sec = tonumber(s), isdst = false }
+  local local_now = ostime(osdate("*t", now))
+  local utc_now = ostime(osdate("!*t", now))
+  local epoch = ostime(t) + (local_now - utc_now)
+  local delta = epoch - now
+  return delta > 0 and delta or 0
+end
+
+local function header(headers, name)
+  return headers and headers[name]
+end
+
+local function request_id(headers)
+  if not headers then return nil end
+  return headers["x-request-id"] or headers["request-id"] or headers["x-amzn-requestid"]
+    or headers["x-amz-request-id"] or headers["cf-ray"]
+end
+
+local function message_of(body)
+  if type(body) ~= "table" then return nil end
+  local m = body.message
+  if type(m) == "table" then
+    local parts = {}
+    for i = 1, #m do parts[i] = tostring(m[i]) end
+    m = concat(parts, "; ")
+  end
+  if m == nil and type(body.error) == "string" then m = body.error end
+  return m ~= nil and tostring(m) or nil
+end
+
+local MAX_RAW = 2000
+
+-- Decode an error body as far as possible: JSON when it parses, the raw
+-- text (trimmed) otherwise.
+local function error_body(text)
+  if text == nil or text == "" then return nil end
+  local v = core.json_decode(text)
+  if v ~= nil then return v end
+  return #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text
+end
+
+local function http_error(status, text, headers, method, path, attempts, key)
+  local body = error_body(text)
+  local kind = status == 429 and "rate_limited" or "http"
+  local code = type(body) == "table" and type(body.error) == "string" and body.error or nil
+  local message = message_of(body) or (type(body) == "string" and body) or nil
+  return Err.new {
+    kind = kind, status = status, code = code, message = redact.scrub(message, key),
+    method = method, path = path, body = body,
+    retry_after = M.retry_after(header(headers, "retry-after")),
+    request_id = request_id(headers), attempts = attempts, headers = headers,
+  }
+end
+
+local function transport_error(e, method, path, attempts, key)
+  local tk = type(e) == "table" and e.kind or "internal"
+  return Err.new {
+    kind = tk == "timeout" and "timeout" or "transport",
+    transport_kind = tk,
+    curl_code = type(e) == "table" and e.curl_code or nil,
+    message = redact.scrub(type(e) == "table" and tostring(e.message or tk) or tostring(e), key),
+    method = method, path = path, attempts = attempts,
+  }
+end
+
+--- Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1))].
+-- @tparam table retry `{base =, cap =}`
+-- @tparam integer attempt the attempt that just failed (1-based)
+-- @treturn number seconds
+function M.backoff(retry, attempt)
+  local ceiling = min(retry.cap, retry.base * 2 ^ (attempt - 1))
+  return random() * ceiling
+end
+
+local function do_sleep(sched, seconds)
+  if seconds <= 0 then return end
+  if sched then sched:sleep(seconds) else sleep_plain(seconds) end
+end
+
+--- Send one logical request with rate limiting and retries.
+--
+-- `spec` fields: `method`, `url`, `path` (shown in errors and hooks),
+-- `body` (string or nil), `headers` (table, not modified), `windows`
+-- (the operation's rate-limit windows or nil), `label` (operation name for
+-- hooks), `opts` (per-call `timeout`, `connect_timeout`, `max_retries`).
+--
+-- Returns `status, body_text, headers, attempts` for any HTTP response
+-- that is final (2xx or an error not worth retrying is returned as
+-- `nil, err`), i.e. on success `status, text, headers`; on failure
+-- `nil, instantly.Error`.
+-- @tparam table c client
+-- @tparam table spec
+-- @return status, text, headers | nil, err
+function M.send(c, spec)
+  local sched = c._schedulers[running()]
+  local session = c._session
+  local opts = spec.opts
+  local max_retries, timeout, connect_timeout = c._max_retries, c._timeout, c._connect_timeout
+  if opts then
+    if opts.max_retries ~= nil then max_retries = opts.max_retries end
+    if opts.timeout ~= nil then timeout = opts.timeout end
+    if opts.connect_timeout ~= nil then connect_timeout = opts.connect_timeout end
+  end
+  local method, path = spec.method, spec.path
+  local idempotent = IDEMPOTENT[method]
+  local retry = c._retry
+  local on_request, on_response, on_wait = c._on_request, c._on_response, c._on_wait
+  local limiter = c._limiter
+  local req = { method = method, url = spec.url, headers = spec.headers, body = spec.body,
+                timeout = timeout, connect_timeout = connect_timeout }
+  local attempt = 0
+  while true do
+    attempt = attempt + 1
+    if limiter then
+      local sleeper = sched and function(s) sched:sleep(s) end or sleep_plain
+      local notify = on_wait and function(seconds, window)
+        on_wait { reason = "rate_limit", seconds = seconds, limit = window.label,
+                  operation = spec.label, method = method, path = path, attempt = attempt }
+      end
+      local ok, need, window = ratelimit.acquire(limiter.global, spec.windows, monotime, sleeper,
+                                                 limiter.max_wait, notify)
+      if not ok then
+        return nil, Err.new {
+          kind = "rate_limited", method = method, path = path, attempts = attempt - 1,
+          retry_after = need,
+          message = "client-side rate limit " .. tostring(window and window.label) ..
+            " would need a wait of " .. string.format("%.1f", need) .. "s (more than rate_limit.max_wait)",
+        }
+      end
+    end
+    local t0
+    if on_request then
+      on_request { method = method, url = spec.url, path = path, operation = spec.label,
+                   headers = redact.headers(spec.headers), body = spec.body, attempt = attempt }
+    end
+    if on_response then t0 = monotime() end
+    local status, text, headers
+    if sched then
+      status, text, headers = sched:request(session, req)
+    else
+      status, text, headers = session:request(req)
+    end
+    local err, retryable
+    if status == nil then
+      err = transport_error(text, method, path, attempt, c._api_key)
+      local tk = err.transport_kind
+      retryable = RETRY_TRANSPORT[tk] and (idempotent or NEVER_SENT[tk])
+    elseif status >= 200 and status < 300 then
+      if on_response then
+        on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
+                      headers = headers, attempt = attempt, elapsed = monotime() - t0 }
+      end
+      return status, text, headers, attempt
+    else
+      err = http_error(status, text, headers, method, path, attempt, c._api_key)
+      retryable = RETRY_STATUS[status] and (idempotent or status == 429)
+    end
+    if on_response then
+      on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
+                    headers = headers, attempt = attempt, elapsed = monotime() - t0, error = err }
+    end
+    if not retryable or attempt > max_retries then return nil, err end
+    local delay = err.retry_after
+    if delay then
+      if delay > retry.max_retry_after then return nil, err end
+    else
+      delay = M.backoff(retry, attempt)
+    end
+    if on_wait then
+      on_wait { reason = "retry", seconds = delay, operation = spec.label, method = method, path = path,
+                attempt = attempt, error = err }
+    end
+    do_sleep(sched, delay)
+  end
+end
+
+local function empty(t) return next(t) == nil end
+M.empty = empty
+
+--- Decode a successful response body.
+-- Empty bodies (204, some 202) give `true`; `text` responses give the
+-- string; JSON that cannot be decoded is a `decode` error; a JSON object
+-- with an `error` string (and no declared `error` field) is an `api` error.
+-- @tparam table c client
+-- @tparam integer status
+-- @tparam string text
+-- @tparam table headers
+-- @tparam table how `{kind =, error_field =, method =, path =}`
+-- @tparam integer attempts
+-- @return value | nil, err
+function M.decode(c, status, text, headers, how, attempts)
+  if text == nil or text == "" or status == 204 then return true end
+  if how.kind == "text" then return text end
+  local v, msg = core.json_decode(text)
+  if v == nil then
+    return nil, Err.new {
+      kind = "decode", status = status, method = how.method, path = how.path, attempts = attempts,
+      message = "response is not valid JSON: " .. tostring(msg),
+      body = #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text,
+      request_id = request_id(headers),
+    }
+  end
+  if type(v) == "table" and not how.error_field and type(v.error) == "string"
+     and getmetatable(v) ~= core.array_mt then
+    return nil, Err.new {
+      kind = "api", status = status, code = v.error, method = how.method, path = how.path,
+      message = redact.scrub(message_of(v), c._api_key), body = v, attempts = attempts,
+      request_id = request_id(headers),
+    }
+  end
+  return v
+end
+
+return M
