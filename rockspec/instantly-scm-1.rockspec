@@ -8,7 +8,7 @@ description = {
   detailed = "Every API V2 operation as methods on entity tables, auto-pagination, safe retries, a client-side rate limiter, concurrent calls, bulk lead import/export, a local mock server and a CLI. The C core does HTTP (libcurl) and exact JSON.",
   license = "MIT",
 }
-dependencies = { "lua >= 5.4, < 5.5" }
+dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }
 test_dependencies = { "busted" }
 test = { type = "busted" }
 external_dependencies = { CURL = { library = "curl" } }
@@ -66,6 +66,7 @@ build = {
     ["instantly.entities.workspace_members"] = "lua/instantly/entities/workspace_members.lua",
     ["instantly.entities.workspaces"] = "lua/instantly/entities/workspaces.lua",
     ["instantly.error"] = "lua/instantly/error.lua",
+    ["instantly.gather"] = "lua/instantly/gather.lua",
     ["instantly"] = "lua/instantly/init.lua",
     ["instantly.mock.handlers.accounts"] = "lua/instantly/mock/handlers/accounts.lua",
     ["instantly.mock.handlers.campaigns"] = "lua/instantly/mock/handlers/campaigns.lua",
@@ -96,4 +97,5 @@ build = {
       ["instantly-mock"] = "bin/instantly-mock",
     },
   },
+  copy_directories = { "types" },
 }

@@ -28,7 +28,7 @@ function M.render()
   w('  detailed = "Every API V2 operation as methods on entity tables, auto-pagination, safe retries, a client-side rate limiter, concurrent calls, bulk lead import/export, a local mock server and a CLI. The C core does HTTP (libcurl) and exact JSON.",')
   w('  license = "MIT",')
   w('}')
-  w('dependencies = { "lua >= 5.4, < 5.5" }')
+  w('dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }')
   w('test_dependencies = { "busted" }')
   w('test = { type = "busted" }')
   -- Only the library is named: the header sits in a multiarch folder on
@@ -61,6 +61,8 @@ function M.render()
     w('    },')
     w('  },')
   end
+  -- lua-language-server stubs (tools/gen-types.lua), for editor completion.
+  w('  copy_directories = { "types" },')
   w('}')
   return table.concat(out, "\n") .. "\n"
 end

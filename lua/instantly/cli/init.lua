@@ -1,0 +1,470 @@
+--- The `instantly` command-line client.
+-- `instantly <entity> <action> [path args] [--field value]... [options]`
+-- for every catalog operation, generated from the entity definitions the
+-- SDK itself is built from. `main(argv)` returns the process exit code:
+-- 0 success, 1 API error, 2 usage error, 3 transport error.
+-- @module instantly.cli
+
+local commands = require("instantly.cli.commands")
+local params = require("instantly.cli.params")
+local output = require("instantly.cli.output")
+local progress = require("instantly.cli.progress")
+local chart = require("instantly.cli.chart")
+local term = require("instantly.cli.term")
+local index = require("instantly.entities")
+
+local M = {}
+
+M.EXIT = { ok = 0, api = 1, usage = 2, transport = 3 }
+
+-- A usage error travels as this table through error() to main's pcall.
+local Usage = {}
+Usage.__index = Usage
+Usage.__tostring = function(self) return self.message end
+local function usage(msg, hint)
+  error(setmetatable({ message = msg, hint = hint }, Usage), 0)
+end
+
+--- The JSON codec the CLI uses, on top of instantly.core.
+local function json_codec()
+  local core = require("instantly.core")
+  local array_mt = core.array_mt or (core.array and getmetatable(core.array({})))
+  local J = { null = core.null }
+  function J.encode(v, pretty)
+    if pretty then return core.json_encode(v, { indent = 2, sort_keys = true }) end
+    return core.json_encode(v, { sort_keys = true })
+  end
+  function J.decode(text, what)
+    local ok, v, err = pcall(core.json_decode, text)
+    if not ok then return nil, (what and (what .. ": ") or "") .. tostring(v) end
+    if v == nil and err then return nil, (what and (what .. ": ") or "") .. tostring(err) end
+    return v
+  end
+  function J.is_array(t)
+    if type(t) ~= "table" then return false end
+    if array_mt and getmetatable(t) == array_mt then return true end
+    if t[1] ~= nil then return true end
+    return false
+  end
+  function J.array(t)
+    if core.array then return core.array(t) end
+    return t
+  end
+  return J
+end
+M.json_codec = json_codec
+
+local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+-- Entity record definitions by name, for table columns and labels.
+local function entity_by_item(item)
+  if not item then return nil end
+  for _, name in ipairs(index.entities) do
+    local e = require("instantly.entities." .. name)
+    if e.name == item then return e end
+  end
+  return nil
+end
+
+local function read_key_file(path)
+  local f, err = io.open(path, "rb")
+  if not f then usage("cannot read --api-key-file: " .. tostring(err)) end
+  local key = trim(f:read("a") or "")
+  f:close()
+  if key == "" then usage("--api-key-file " .. path .. " is empty") end
+  return key
+end
+
+local function load_data(spec, json)
+  local text
+  if spec == "-" then
+    text = io.stdin:read("a")
+  elseif spec:sub(1, 1) == "@" then
+    local f, err = io.open(spec:sub(2), "rb")
+    if not f then usage("--data: " .. tostring(err)) end
+    text = f:read("a")
+    f:close()
+  else
+    text = spec
+  end
+  local v, err = json.decode(text or "", "--data")
+  if v == nil then usage(tostring(err)) end
+  if type(v) ~= "table" or (json.is_array(v) and next(v) ~= nil) then
+    usage("--data must be a JSON object of request parameters")
+  end
+  return v
+end
+
+-- The request the dry-run transport saw, as the lines to print.
+local function format_request(req, json)
+  local redact = require("instantly.redact")
+  local lines = { string.format("%s %s", req.method or "GET", req.url or "") }
+  local headers = req.headers or {}
+  local flat = {}
+  if headers[1] ~= nil then
+    for _, h in ipairs(headers) do
+      local k, v = tostring(h):match("^([^:]+):%s*(.*)$")
+      if k then flat[k] = v end
+    end
+  else
+    for k, v in pairs(headers) do flat[k] = v end
+  end
+  flat = redact.headers(flat)
+  local names = {}
+  for k in pairs(flat) do names[#names + 1] = k end
+  table.sort(names, function(a, b) return a:lower() < b:lower() end)
+  for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. tostring(flat[k]) end
+  if req.body and req.body ~= "" then
+    lines[#lines + 1] = ""
+    local v = json.decode(req.body)
+    lines[#lines + 1] = v ~= nil and json.encode(v, true) or req.body
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- A transport that records requests and sends nothing.
+local function dry_transport()
+  local t = { seen = {} }
+  function t.request(_, req)
+    t.seen[#t.seen + 1] = req
+    return 200, "{}", { ["content-type"] = "application/json" }
+  end
+  return t
+end
+
+local function confirm(io_, what)
+  if not (term.isatty(0) and term.isatty(2)) then
+    usage(what .. " is destructive: pass --yes to confirm")
+  end
+  io_.stderr:write(what .. " cannot be undone. Continue? [y/N] ")
+  io_.stderr:flush()
+  local answer = io.stdin:read("l")
+  if not answer or not answer:lower():match("^%s*y") then
+    usage("aborted: nothing was changed")
+  end
+end
+
+local function exit_for(err)
+  if type(err) == "table" and (err.kind == "transport" or err.kind == "timeout") then
+    return M.EXIT.transport
+  end
+  return M.EXIT.api
+end
+
+local function print_help(io_, parser, to_stderr)
+  local out = to_stderr and io_.stderr or io_.stdout
+  out:write(parser:get_help(), "\n")
+end
+
+-- Turn parsed flags into the request parameters of the operation.
+local function collect_params(op, res, json, data)
+  local p = {}
+  if data then for k, v in pairs(data) do p[k] = v end end
+  local list = op.options or params.flags(op)
+  for _, def in ipairs(list) do
+    local raw = res["f_" .. def.name]
+    if raw ~= nil and not (type(raw) == "table" and #raw == 0) then
+      local v, err = params.coerce(def, raw, json)
+      if v == nil then usage(err) end
+      p[def.name] = v
+    end
+  end
+  for _, def in ipairs(list) do
+    if def.required and p[def.name] == nil then
+      usage("missing --" .. def.name .. " (required)")
+    end
+  end
+  return p
+end
+
+local function next_page(page)
+  local nxt = page.next
+  if type(nxt) ~= "function" then return nil end
+  if not page.next_starting_after or page.next_starting_after == "" then return nil end
+  if #(page.items or {}) == 0 then return nil end
+  return nxt(page)
+end
+
+--- Run the CLI with `argv` (a list of strings). `io_` may replace
+-- `stdout`/`stderr` (tests); `getenv` may replace os.getenv.
+-- Returns the exit code.
+function M.main(argv, io_, getenv)
+  io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
+  getenv = getenv or os.getenv
+  local srv
+  local ok, code = xpcall(function()
+    return M.run(argv, io_, getenv, function(s) srv = s end)
+  end, function(e)
+    if getmetatable(e) == Usage then return e end
+    return { internal = true, message = tostring(e), trace = debug.traceback("", 2) }
+  end)
+  if srv then pcall(srv.stop, srv) end
+  if ok then return code end
+  if getmetatable(code) == Usage then
+    io_.stderr:write("instantly: ", code.message, code.hint and ("\n" .. code.hint) or "", "\n")
+    return M.EXIT.usage
+  end
+  local msg = tostring(code.message):gsub("\n.*", "")
+  io_.stderr:write("instantly: ", msg, "\n")
+  if getenv("INSTANTLY_DEBUG") then io_.stderr:write(code.trace or "", "\n") end
+  return M.EXIT.usage
+end
+
+--- The body of `main`; raises Usage errors. `keep_mock(srv)` registers a
+-- mock server for main to stop.
+function M.run(argv, io_, getenv, keep_mock)
+  local width = term.width(getenv)
+  local help_width = term.isatty(1) and width or math.max(width, 100)
+  if getenv("COLUMNS") then help_width = width end
+  local ew, aw = commands.locate(argv)
+  local entity, op
+  if ew then
+    entity = commands.entity(ew.word)
+    if not entity then
+      local names = {}
+      for _, e in ipairs(commands.entities()) do names[#names + 1] = e.lua_name end
+      local s = commands.suggest(ew.word:gsub("-", "_"), names)
+      usage("unknown entity '" .. ew.word .. "'" .. (s and (" (did you mean '" .. s .. "'?)") or ""),
+        "Run `instantly --help` for the list.")
+    end
+  end
+  if entity and aw then
+    op = commands.action(entity, aw.word)
+    if not op then
+      local s = commands.suggest(aw.word:gsub("-", "_"), commands.action_names(entity))
+      usage("unknown action '" .. aw.word .. "' for " .. entity.lua_name
+        .. (s and (" (did you mean '" .. s .. "'?)") or ""),
+        "Run `instantly " .. entity.lua_name .. " --help` for its actions.")
+    end
+  end
+  local root, eparser, aparser, bools = commands.build(help_width, entity, op)
+  if commands.wants_help(argv) then
+    print_help(io_, aparser or eparser or root)
+    return M.EXIT.ok
+  end
+  if not entity then
+    if #argv == 0 then
+      print_help(io_, root, true)
+      return M.EXIT.usage
+    end
+    local ok, err = root:pparse(argv)
+    if not ok then usage(err, "Run `instantly --help` for usage.") end
+    usage("missing entity", "Run `instantly --help` for the list.")
+  end
+  if not op then
+    print_help(io_, eparser, true)
+    return M.EXIT.usage
+  end
+
+  local ok, res = root:pparse(params.normalize_bools(argv, bools))
+  if not ok then
+    usage(res, "Run `instantly " .. entity.lua_name .. " " .. op.lua_method .. " --help` for its parameters.")
+  end
+  local json = json_codec()
+  local g = function(name) return res["g_" .. name] end
+
+  if g("json") and g("jsonl") then usage("--json and --jsonl exclude each other") end
+  local mode = g("json") and "json" or g("jsonl") and "jsonl" or g("table") and "table"
+    or (term.isatty(1) and "table" or "json")
+  if g("chart") and not (entity.lua_name == "analytics" and op.lua_method == "campaign_daily") then
+    usage("--chart is only for analytics campaign_daily")
+  end
+  if g("all") and not op.paginated then usage("--all is only for paginated list actions") end
+  if g("wait") and op.async ~= "background_job" then usage("--wait is only for actions that start a background job") end
+  if g("out") and not (entity.lua_name == "leads" and op.lua_method == "export") then
+    usage("--out is only for leads export")
+  end
+
+  local data = g("data") and load_data(g("data"), json) or nil
+  local call_params = collect_params(op, res, json, data)
+  local path_args = {}
+  for _, pp in ipairs(op.path_params or {}) do
+    path_args[#path_args + 1] = res["p_" .. pp.name]
+  end
+
+  -- Destructive operations need consent (a dry run changes nothing).
+  if commands.destructive(op) and not g("yes") and not g("dry_run") then
+    local what = entity.lua_name .. " " .. op.lua_method
+    if #path_args > 0 then what = what .. " " .. table.concat(path_args, " ") end
+    confirm(io_, what)
+  end
+
+  -- Connection: key, base URL, transport.
+  local base_url = g("base_url") or getenv("INSTANTLY_BASE_URL")
+  if base_url == "" then base_url = nil end
+  local api_key
+  if g("api_key_file") then api_key = read_key_file(g("api_key_file")) else api_key = getenv("INSTANTLY_API_KEY") end
+  if api_key == "" then api_key = nil end
+  if g("mock") then
+    if g("base_url") then usage("--mock and --base-url exclude each other") end
+    local mock = require("instantly.mock")
+    local srv = mock.start { seed = 1, rate_limits = false }
+    keep_mock(srv)
+    base_url, api_key = srv.url, srv.api_key
+  end
+  local dry
+  if g("dry_run") then
+    dry = dry_transport()
+    api_key = api_key or "no-key-set"
+  end
+  if not api_key then
+    usage("no API key: set INSTANTLY_API_KEY, pass --api-key-file FILE, or use --mock")
+  end
+  local instantly = require("instantly")
+  local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry }
+
+  local record_entity = entity_by_item(op.response and op.response.item)
+  local ctx = {
+    mode = mode, out = io_.stdout, width = width, json = json,
+    op_key = entity.lua_name .. "." .. op.lua_method, item = op.response and op.response.item,
+    fields = record_entity and record_entity.fields,
+    columns = g("columns") and (function()
+      local t = {}
+      for c in g("columns"):gmatch("[^,%s]+") do t[#t + 1] = c end
+      return t
+    end)() or nil,
+  }
+
+  -- Workflow actions.
+  if op.extra then
+    return M.workflow(client, entity, op, res, call_params, io_, ctx, dry, json)
+  end
+
+  local coll = client[entity.lua_name]
+  local method = coll[op.lua_method]
+  if entity.lua_name == "leads" and op.lua_method == "export" and g("out") then
+    return M.export(client, call_params, g("out"), io_, ctx, dry, json)
+  end
+  local args = {}
+  for i, a in ipairs(path_args) do args[i] = a end
+  args[#args + 1] = call_params
+  local result, err = method(coll, table.unpack(args, 1, #args))
+  if dry then
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+    return M.EXIT.ok
+  end
+  if result == nil and err ~= nil then
+    io_.stderr:write(tostring(err), "\n")
+    return exit_for(err)
+  end
+
+  local kind = op.response and op.response.kind
+  if op.paginated then
+    if g("all") then
+      local items = {}
+      local page = result
+      local pages = 0
+      while page do
+        pages = pages + 1
+        for _, it in ipairs(page.items or {}) do
+          if mode == "jsonl" then io_.stdout:write(json.encode(it), "\n") else items[#items + 1] = it end
+        end
+        local nxt, nerr = next_page(page)
+        if nxt == nil and nerr ~= nil then
+          io_.stderr:write(tostring(nerr), "\n")
+          return exit_for(nerr)
+        end
+        page = nxt
+      end
+      if mode ~= "jsonl" then output.print(json.array(items), "array", ctx) end
+      return M.EXIT.ok
+    end
+    local plain = { items = json.array(result.items or {}), next_starting_after = result.next_starting_after }
+    output.print(plain, "page", ctx)
+    if mode == "table" and result.next_starting_after and result.next_starting_after ~= ""
+      and #(result.items or {}) > 0 then
+      io_.stderr:write("more: --starting_after ", tostring(result.next_starting_after), " or --all\n")
+    end
+    return M.EXIT.ok
+  end
+
+  if g("chart") then
+    io_.stdout:write(chart.daily(type(result) == "table" and result or {}, width))
+    return M.EXIT.ok
+  end
+
+  if g("wait") then
+    local bar = progress.new { stream = io_.stderr, label = entity.lua_name .. " " .. op.lua_method, unit = "%" }
+    local job, werr = client.background_jobs:wait(result, {
+      on_progress = function(j)
+        bar:update(tonumber(j.progress) or 0, 100, j.status and ("(" .. tostring(j.status) .. ")") or nil)
+      end,
+    })
+    bar:finish()
+    if job == nil then
+      io_.stderr:write(tostring(werr), "\n")
+      return exit_for(werr)
+    end
+    result = job
+    ctx.fields = (entity_by_item("Background Job") or {}).fields
+    ctx.item = "Background Job"
+  end
+
+  if kind == "text" then
+    output.print(result, "text", ctx)
+  elseif kind == "empty" or result == true then
+    output.print(nil, "empty", ctx)
+    if mode == "table" then io_.stderr:write("done\n") end
+  else
+    output.print(result, "object", ctx)
+  end
+  return M.EXIT.ok
+end
+
+--- `leads export ... --out file.csv`: start the export job, wait for it and
+-- write the leads to a CSV file, with a progress bar on a terminal.
+function M.export(client, call_params, path, io_, ctx, dry, json)
+  local bar = progress.new { stream = io_.stderr, label = "export", unit = "leads" }
+  local opts = { path = path, on_progress = function(done, total) bar:update(done, total) end }
+  for k, v in pairs(call_params) do opts[k] = v end
+  local res, err = client.leads:export(opts)
+  bar:finish()
+  if dry then
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+    return M.EXIT.ok
+  end
+  if res == nil and err ~= nil then
+    io_.stderr:write(tostring(err), "\n")
+    return exit_for(err)
+  end
+  if ctx.mode == "table" then
+    io_.stderr:write("wrote ", path, "\n")
+  end
+  output.print(type(res) == "table" and res or { path = path }, "object", ctx)
+  return M.EXIT.ok
+end
+
+--- Workflow actions (`leads import`).
+function M.workflow(client, entity, op, res, call_params, io_, ctx, dry, json)
+  if entity.lua_name == "leads" and op.lua_method == "import" then
+    local campaign_id, file = res.p_campaign_id, res.p_file
+    if file == nil then campaign_id, file = nil, campaign_id end
+    if not file then usage("missing CSV file") end
+    if campaign_id and call_params.list_id then usage("give a campaign id or --list_id, not both") end
+    if not campaign_id and not call_params.list_id then usage("give a campaign id or --list_id") end
+    local fh = io.open(file, "rb")
+    if not fh then usage("cannot read " .. file) end
+    fh:close()
+    local bar = progress.new { stream = io_.stderr, label = "import", unit = "leads" }
+    local opts = { leads = file, campaign_id = campaign_id, on_progress = function(done, total)
+      bar:update(done, total)
+    end }
+    for k, v in pairs(call_params) do opts[k] = v end
+    local summary, err = client.leads:import(opts)
+    bar:finish()
+    if dry then
+      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+      return M.EXIT.ok
+    end
+    if summary == nil and err ~= nil then
+      io_.stderr:write(tostring(err), "\n")
+      return exit_for(err)
+    end
+    ctx.fields, ctx.item = nil, nil
+    output.print(summary, "object", ctx)
+    return M.EXIT.ok
+  end
+  usage("no workflow for " .. entity.lua_name .. " " .. op.lua_method)
+end
+
+return M
