@@ -207,9 +207,8 @@ local function shared_for(def, op)
   local _, by_name = M.definitions()
   local item = op.response.item and by_name[op.response.item]
   local error_field = false
-  if item then
-    for _, f in ipairs(item.fields) do if f.name == "error" then error_field = true end end
-  end
+  -- An operation whose object declares an `error` field returns it as data.
+  for _, f in ipairs((item or def).fields) do if f.name == "error" then error_field = true end end
   -- "/campaigns/{id}/activate" -> {"/campaigns/", 1, "/activate"}
   local segs = {}
   local pos = 1
@@ -355,12 +354,13 @@ local function invoke(c, cop, path, params, opts, level)
     headers = pv.headers
   end
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
-  local status, rtext, rheaders, attempts = send(c, {
+  local spec = {
     method = cop.method, url = url, path = c._prefix .. path, body = text, headers = headers,
     windows = cop.windows, label = cop.label, opts = opts, key = pv.key,
-  })
+  }
+  local status, rtext, rheaders, attempts = send(c, spec)
   if not status then return nil, rtext end
-  local v, err = decode(c, status, rtext, rheaders, cop, attempts)
+  local v, err = decode(status, rtext, rheaders, cop, attempts, spec)
   if v == nil then return nil, err end
   return wrap(cop, v), status, rheaders
 end

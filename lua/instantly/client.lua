@@ -208,15 +208,16 @@ function Client:request(method, path, args, opts)
     headers = builder.merge_headers(headers, args.headers)
   end
   if opts and opts.headers then headers = builder.merge_headers(headers, opts.headers) end
-  local status, text, rheaders, attempts = pipeline.send(self, {
+  local spec = {
     method = method, url = url, path = full, body = body, headers = headers,
     label = "client:request", opts = opts, key = pv.key,
-  })
+  }
+  local status, text, rheaders, attempts = pipeline.send(self, spec)
   if not status then return nil, text end
   local how = { kind = (rheaders and rheaders["content-type"] or "application/json"):find("json", 1, true)
-                and "json" or "text", method = method, path = full }
+                and "json" or "text" }
   if how.kind == "text" and text ~= "" and (text:match("^%s*[%[{]")) then how.kind = "json" end
-  local v, err = pipeline.decode(self, status, text, rheaders, how, attempts)
+  local v, err = pipeline.decode(status, text, rheaders, how, attempts, spec)
   if v == nil then return nil, err end
   return v, status, rheaders
 end

@@ -104,7 +104,7 @@ local function error_body(text)
 end
 
 local function http_error(status, text, headers, method, path, attempts, key)
-  local body = error_body(text)
+  local body = redact.scrub_deep(error_body(text), key)
   local kind = status == 429 and "rate_limited" or "http"
   local code = type(body) == "table" and type(body.error) == "string" and body.error or nil
   local message = message_of(body) or (type(body) == "string" and body) or nil
@@ -206,7 +206,7 @@ function M.send(c, spec)
     end
     local err, retryable
     if status == nil then
-      err = transport_error(text, method, path, attempt, c._api_key)
+      err = transport_error(text, method, path, attempt, spec.key)
       local tk = err.transport_kind
       retryable = RETRY_TRANSPORT[tk] and (idempotent or NEVER_SENT[tk])
     elseif status >= 200 and status < 300 then
@@ -216,7 +216,7 @@ function M.send(c, spec)
       end
       return status, text, headers, attempt
     else
-      err = http_error(status, text, headers, method, path, attempt, c._api_key)
+      err = http_error(status, text, headers, method, path, attempt, spec.key)
       retryable = RETRY_STATUS[status] and (idempotent or status == 429)
     end
     if on_response then
@@ -245,20 +245,20 @@ M.empty = empty
 -- Empty bodies (204, some 202) give `true`; `text` responses give the
 -- string; JSON that cannot be decoded is a `decode` error; a JSON object
 -- with an `error` string (and no declared `error` field) is an `api` error.
--- @tparam table c client
 -- @tparam integer status
 -- @tparam string text
 -- @tparam table headers
--- @tparam table how `{kind =, error_field =, method =, path =}`
+-- @tparam table how `{kind =, error_field =}`
 -- @tparam integer attempts
+-- @tparam table where `{method =, path =, key =}` for errors
 -- @return value | nil, err
-function M.decode(c, status, text, headers, how, attempts)
+function M.decode(status, text, headers, how, attempts, where)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
   local v, msg = core.json_decode(text)
   if v == nil then
     return nil, Err.new {
-      kind = "decode", status = status, method = how.method, path = how.path, attempts = attempts,
+      kind = "decode", status = status, method = where.method, path = where.path, attempts = attempts,
       message = "response is not valid JSON: " .. tostring(msg),
       body = #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text,
       request_id = request_id(headers),
@@ -267,8 +267,8 @@ function M.decode(c, status, text, headers, how, attempts)
   if type(v) == "table" and not how.error_field and type(v.error) == "string"
      and getmetatable(v) ~= core.array_mt then
     return nil, Err.new {
-      kind = "api", status = status, code = v.error, method = how.method, path = how.path,
-      message = redact.scrub(message_of(v), c._api_key), body = v, attempts = attempts,
+      kind = "api", status = status, code = v.error, method = where.method, path = where.path,
+      message = redact.scrub(message_of(v), where.key), body = v, attempts = attempts,
       request_id = request_id(headers),
     }
   end

@@ -5,7 +5,7 @@
 -- errors) goes through these helpers.
 -- @module instantly.redact
 
-local pairs, type, lower = pairs, type, string.lower
+local pairs, type, tostring, lower = pairs, type, tostring, string.lower
 
 local M = {}
 
@@ -55,6 +55,22 @@ function M.scrub(s, key)
   if i == 1 then return s end
   out[#out + 1] = s:sub(i)
   return table.concat(out)
+end
+
+--- `scrub` applied to every string inside a decoded value (in place, for
+-- tables; a few levels deep), used on error bodies that could echo a
+-- request back.
+-- @param v decoded value
+-- @tparam string key
+-- @return v with the key removed
+function M.scrub_deep(v, key, depth)
+  if type(v) == "string" then return M.scrub(v, key) end
+  if type(v) ~= "table" or (depth or 0) > 8 then return v end
+  for k, x in pairs(v) do
+    local y = M.scrub_deep(x, key, (depth or 0) + 1)
+    if y ~= x then v[k] = y end
+  end
+  return v
 end
 
 return M
