@@ -1,0 +1,450 @@
+-- transport_spec.lua - the HTTP transport of instantly.core (csrc/http.c)
+-- against the fixture server in spec/support/http_fixture.lua, which runs
+-- as a separate process on 127.0.0.1 and keeps a record of what it saw.
+-- Every claim about connections or overlap is checked from that record.
+local core = require "instantly.core"
+local fixture = require "support.http_fixture"
+local cjson = require "cjson"
+
+local MB = 1024 * 1024
+
+describe("transport", function()
+  local fx, s
+
+  setup(function()
+    fx = fixture.start()
+  end)
+
+  teardown(function()
+    if fx then fx.stop() end
+  end)
+
+  before_each(function()
+    s = core.session()
+  end)
+
+  after_each(function()
+    s:close()
+  end)
+
+  local function echo(req)
+    req.url = req.url or fx.url("/echo")
+    local status, body, headers = s:request(req)
+    assert.equal(200, status, tostring(body))
+    return cjson.decode(body), headers
+  end
+
+  describe("request", function()
+    it("returns status, body and lower-cased headers", function()
+      local status, body, headers = s:request{ url = fx.url("/hello") }
+      assert.equal(200, status)
+      assert.equal("hello world", body)
+      assert.equal("text/plain", headers["content-type"])
+      assert.equal("11", headers["content-length"])
+      assert.is_nil(headers["Content-Type"])
+    end)
+
+    it("joins repeated headers, trims values and keeps empty ones", function()
+      local status, _, headers = s:request{ url = fx.url("/headers") }
+      assert.equal(200, status)
+      assert.equal("one, two", headers["x-repeat"])
+      assert.equal("a=1, b=2", headers["set-cookie"])
+      assert.equal("Value With Spaces", headers["x-mixed-case"])
+      assert.equal("", headers["x-empty"])
+    end)
+
+    it("returns HTTP errors as data, with an empty body when there is none", function()
+      for _, code in ipairs{ 404, 500, 503 } do
+        local status, body = s:request{ url = fx.url("/status/" .. code) }
+        assert.equal(code, status)
+        assert.equal("status " .. code, body)
+      end
+      local status, body, headers = s:request{ url = fx.url("/status/204") }
+      assert.equal(204, status)
+      assert.equal("", body)
+      assert.is_table(headers)
+    end)
+
+    it("sends the default User-Agent and asks for every encoding libcurl decodes", function()
+      local got = echo{}
+      assert.equal("instantly-lua/" .. core.VERSION .. " libcurl/" .. core.curl_version, got.headers["user-agent"])
+      assert.truthy(got.headers["accept-encoding"]:find("gzip", 1, true))
+      assert.truthy(got.headers["accept-encoding"]:find("deflate", 1, true))
+    end)
+
+    it("lets the session and the request override headers", function()
+      s:close()
+      s = core.session{ user_agent = "custom-agent/1" }
+      local got = echo{ headers = { ["X-Api-Key"] = "k", Accept = "application/json", ["X-Blank"] = "" } }
+      assert.equal("custom-agent/1", got.headers["user-agent"])
+      assert.equal("k", got.headers["x-api-key"])
+      assert.equal("application/json", got.headers["accept"])
+      assert.equal("", got.headers["x-blank"])
+      got = echo{ headers = { ["User-Agent"] = "per-request/2" } }
+      assert.equal("per-request/2", got.headers["user-agent"])
+    end)
+
+    it("sends each method as given, with and without a body", function()
+      local rows = {
+        { method = "GET" }, { method = "DELETE" }, { method = "POST" },
+        { method = "POST", body = '{"a":1}' }, { method = "PUT", body = "x" },
+        { method = "PATCH", body = '{"name":"n"}' }, { method = "DELETE", body = '{"ids":[1]}' },
+        { method = "get" },
+      }
+      for _, row in ipairs(rows) do
+        local got = echo{ method = row.method, body = row.body }
+        assert.equal(row.method:upper(), got.method)
+        assert.equal(row.body and #row.body or 0, got.body_length)
+        if row.body then assert.equal(row.body, got.body_head) end
+      end
+      local status, body, headers = s:request{ method = "HEAD", url = fx.url("/hello") }
+      assert.equal(200, status)
+      assert.equal("", body)
+      assert.equal("11", headers["content-length"])
+    end)
+
+    it("sends no form Content-Type and no Expect: 100-continue with a body", function()
+      local got = echo{ method = "POST", body = string.rep("x", 2 * MB) }
+      assert.is_nil(got.headers["content-type"])
+      assert.is_nil(got.headers["expect"])
+      assert.equal(2 * MB, got.body_length)
+      got = echo{ method = "POST", body = "{}", headers = { ["Content-Type"] = "application/json" } }
+      assert.equal("application/json", got.headers["content-type"])
+    end)
+
+    it("decodes gzip", function()
+      local status, body, headers = s:request{ url = fx.url("/gzip") }
+      assert.equal(200, status)
+      assert.equal("gzip", headers["content-encoding"])
+      assert.is_true(tonumber(headers["x-encoded-length"]) < #fixture.GZIP_TEXT)
+      assert.equal(fixture.GZIP_TEXT, body)
+    end)
+
+    it("follows redirects for GET only", function()
+      local status, body = s:request{ url = fx.url("/redirect?to=/hello") }
+      assert.equal(200, status)
+      assert.equal("hello world", body)
+      local st2, _, headers = s:request{ method = "POST", body = "{}", url = fx.url("/redirect?to=/hello") }
+      assert.equal(302, st2)
+      assert.equal("/hello", headers["location"])
+    end)
+  end)
+
+  describe("connections", function()
+    it("reuses one connection for a hundred sequential requests", function()
+      fx.reset()
+      for i = 1, 100 do
+        local status = s:request{ url = fx.url(i % 2 == 0 and "/hello" or "/echo"),
+          method = i % 3 == 0 and "POST" or "GET", body = i % 3 == 0 and "{}" or nil }
+        assert.equal(200, status)
+      end
+      local rec = fx.stats()
+      assert.equal(100, rec.requests)
+      assert.equal(1, rec.connections)
+    end)
+
+    it("keeps separate sessions on separate connections", function()
+      local other <close> = core.session()
+      fx.reset()
+      for _ = 1, 5 do
+        assert.equal(200, (s:request{ url = fx.url("/hello") }))
+        assert.equal(200, (other:request{ url = fx.url("/hello") }))
+      end
+      assert.equal(2, fx.stats().connections)
+    end)
+  end)
+
+  describe("bodies of any size", function()
+    it("uploads and downloads 10 MB in one exchange", function()
+      local parts = {}
+      for i = 1, 10 * 1024 do
+        local n = tostring(i)
+        parts[i] = n .. string.rep(".", 1023 - #n) .. "\n"
+      end
+      local body = table.concat(parts)
+      assert.equal(10 * MB, #body)
+      local status, back = s:request{ method = "POST", url = fx.url("/echo?back=1"), body = body }
+      assert.equal(200, status)
+      assert.equal(#body, #back)
+      assert.is_true(body == back)
+    end)
+
+    it("downloads 10 MB with and without a Content-Length", function()
+      local want = fixture.pattern(10 * MB)
+      for _, path in ipairs{ "/bytes?n=", "/chunked?n=" } do
+        local status, body = s:request{ url = fx.url(path .. 10 * MB) }
+        assert.equal(200, status)
+        assert.is_true(body == want, path)
+      end
+    end)
+
+    it("stops a response over max_response_bytes with too_large, and carries on", function()
+      s:close()
+      s = core.session{ max_response_bytes = 4096 }
+      for _, path in ipairs{ "/bytes?n=5000", "/chunked?n=100000", "/chunked?n=4097" } do
+        local status, err = s:request{ url = fx.url(path) }
+        assert.is_nil(status, path)
+        assert.equal("too_large", err.kind, path)
+        assert.truthy(err.message:find("4096", 1, true))
+      end
+      local status, body = s:request{ url = fx.url("/chunked?n=4096") }
+      assert.equal(200, status)
+      assert.equal(4096, #body)
+    end)
+  end)
+
+  describe("failures", function()
+    it("returns a timeout when the server is too slow", function()
+      local status, err = s:request{ url = fx.url("/slow?ms=5000"), timeout = 0.2 }
+      assert.is_nil(status)
+      assert.equal("timeout", err.kind)
+      assert.equal(28, err.curl_code)
+      assert.truthy(tostring(err):match("^timeout error: "))
+    end)
+
+    it("returns connect when connecting times out (the request never left)", function()
+      local url = "http://127.0.0.1:" .. fx.blackhole_port .. "/hello"
+      local status, err = s:request{ url = url, connect_timeout = 0.2 }
+      assert.is_nil(status)
+      assert.equal("connect", err.kind)
+      assert.equal(28, err.curl_code)
+      -- a session-wide connect_timeout does the same
+      local quick <close> = core.session{ connect_timeout = 0.2 }
+      status, err = quick:request{ url = url }
+      assert.is_nil(status)
+      assert.equal("connect", err.kind)
+    end)
+
+    it("returns connect when the connection is refused", function()
+      local socket = require "socket"
+      local probe = assert(socket.bind("127.0.0.1", 0))
+      local _, port = probe:getsockname()
+      probe:close()
+      local status, err = s:request{ url = "http://127.0.0.1:" .. port .. "/" }
+      assert.is_nil(status)
+      assert.equal("connect", err.kind)
+      assert.equal(7, err.curl_code)
+      assert.is_string(err.message)
+    end)
+
+    it("returns protocol when the server closes mid-body", function()
+      local status, err = s:request{ url = fx.url("/close-mid-body") }
+      assert.is_nil(status)
+      assert.equal("protocol", err.kind)
+      assert.equal(18, err.curl_code)
+      -- and the session still works afterwards
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+    end)
+
+    it("returns tls when the server does not speak TLS", function()
+      local status, err = s:request{ url = "https://127.0.0.1:" .. fx.port .. "/hello" }
+      assert.is_nil(status)
+      assert.equal("tls", err.kind)
+    end)
+  end)
+
+  describe("concurrency", function()
+    local function drain(sess, want)
+      local results = {}
+      for _ = 1, 200 do
+        for _, r in ipairs(sess:poll(0.1)) do results[r.id] = r end
+        if sess:pending() == 0 then break end
+      end
+      local n = 0
+      for _ in pairs(results) do n = n + 1 end
+      assert.equal(want, n)
+      return results
+    end
+
+    it("runs submitted transfers at the same time", function()
+      fx.reset()
+      local ids = {}
+      for i = 1, 4 do ids[i] = s:submit{ url = fx.url("/barrier?name=four&n=4") } end
+      assert.equal(4, s:pending())
+      local results = drain(s, 4)
+      for _, id in ipairs(ids) do
+        assert.equal(200, results[id].status)
+        assert.equal("released 4", results[id].body)
+        assert.is_table(results[id].headers)
+      end
+      local rec = fx.stats()
+      assert.equal(4, rec.max_inflight)
+      assert.equal(4, rec.connections)
+    end)
+
+    it("numbers transfers uniquely and reports errors per transfer", function()
+      local a = s:submit{ url = fx.url("/hello") }
+      local b = s:submit{ url = fx.url("/close-mid-body") }
+      local c = s:submit{ url = fx.url("/status/404") }
+      assert.is_true(a ~= b and b ~= c and a ~= c)
+      local results = drain(s, 3)
+      assert.equal("hello world", results[a].body)
+      assert.equal("protocol", results[b].err.kind)
+      assert.is_nil(results[b].status)
+      assert.equal(404, results[c].status)
+    end)
+
+    it("keeps a submitted body alive until it is sent", function()
+      local id = s:submit{ method = "POST", url = fx.url("/echo"), body = string.rep("ab", 50000) .. "!" }
+      collectgarbage()
+      collectgarbage()
+      local r = drain(s, 1)[id]
+      assert.equal(100001, cjson.decode(r.body).body_length)
+    end)
+
+    it("polls without waiting when asked to, and with nothing pending", function()
+      assert.same({}, s:poll(0))
+      assert.same({}, s:poll(5)) -- nothing in flight: returns at once
+      local id = s:submit{ url = fx.url("/slow?ms=300") }
+      local first = s:poll(0)
+      assert.same({}, first)
+      assert.equal(1, s:pending())
+      assert.equal(200, drain(s, 1)[id].status)
+    end)
+
+    it("cancels a transfer so that poll never reports it", function()
+      local slow = s:submit{ url = fx.url("/slow?ms=3000") }
+      local fast = s:submit{ url = fx.url("/hello") }
+      assert.is_true(s:cancel(slow))
+      assert.is_false(s:cancel(slow))
+      assert.is_false(s:cancel(12345))
+      assert.equal(1, s:pending())
+      local results = drain(s, 1)
+      assert.equal(200, results[fast].status)
+      assert.is_nil(results[slow])
+    end)
+
+    it("keeps results of submitted transfers that finish during request()", function()
+      local id = s:submit{ url = fx.url("/barrier?name=mixed&n=2") }
+      local status, body = s:request{ url = fx.url("/barrier?name=mixed&n=2") }
+      assert.equal(200, status)
+      assert.equal("released 2", body)
+      assert.equal(1, s:pending())
+      local r = drain(s, 1)[id]
+      assert.equal(200, r.status)
+    end)
+  end)
+
+  describe("lifetime", function()
+    it("raises on any use of a closed session; close is idempotent", function()
+      local t = core.session()
+      assert.truthy(tostring(t):match("^instantly%.Session %(open"))
+      t:close()
+      t:close()
+      assert.truthy(tostring(t):match("^instantly%.Session %(closed%)"))
+      local calls = {
+        function() t:request{ url = fx.url("/hello") } end,
+        function() t:submit{ url = fx.url("/hello") } end,
+        function() t:poll(0) end,
+        function() t:pending() end,
+        function() t:cancel(1) end,
+      }
+      for _, f in ipairs(calls) do
+        assert.has_error(f, "attempt to use a closed session")
+      end
+    end)
+
+    it("closes with <close> and cancels what is in flight", function()
+      local before = core._stats()
+      do
+        local t <close> = core.session()
+        t:submit{ url = fx.url("/slow?ms=2000") }
+        t:submit{ url = fx.url("/slow?ms=2000") }
+        assert.equal(before.sessions + 1, core._stats().sessions)
+        assert.equal(before.transfers + 2, core._stats().transfers)
+      end
+      assert.same(before, core._stats())
+    end)
+
+    it("frees unclosed sessions and their transfers on collection", function()
+      s:close()
+      collectgarbage()
+      collectgarbage()
+      assert.same({ sessions = 0, transfers = 0 }, core._stats())
+      local weak = setmetatable({}, { __mode = "v" })
+      for i = 1, 5 do
+        local t = core.session()
+        t:submit{ url = fx.url("/slow?ms=2000") }
+        t:request{ url = fx.url("/hello") }
+        weak[i] = t
+      end
+      assert.equal(5, core._stats().sessions)
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(weak))
+      assert.same({ sessions = 0, transfers = 0 }, core._stats())
+    end)
+  end)
+
+  describe("misuse raises, naming the argument", function()
+    local rows = {
+      { function() core.session{ timeoutt = 1 } end, "bad argument #1 to 'session' (unknown option 'timeoutt')" },
+      { function() core.session{ timeout = -1 } end, "bad argument #1 to 'session' (option 'timeout' must be positive)" },
+      { function() core.session{ timeout = "1" } end,
+        "bad argument #1 to 'session' (option 'timeout' must be a number of seconds, got string)" },
+      { function() core.session{ insecure = 1 } end,
+        "bad argument #1 to 'session' (option 'insecure' must be a boolean, got number)" },
+      { function() core.session{ max_response_bytes = 1.5 } end,
+        "bad argument #1 to 'session' (option 'max_response_bytes' must be a positive integer)" },
+      { function() core.session{ proxy = false } end,
+        "bad argument #1 to 'session' (option 'proxy' must be a string, got boolean)" },
+      { function() core.session("x") end, "bad argument #1 to 'session' (table expected, got string)" },
+    }
+    local req_rows = {
+      { nil, "bad argument #1 to 'request' (table expected, got nil)" },
+      { { }, "bad argument #1 to 'request' (field 'url' is required)" },
+      { { url = "x", colour = 1 }, "bad argument #1 to 'request' (unknown field 'colour')" },
+      { { url = "ftp://127.0.0.1/" }, "bad argument #1 to 'request' (field 'url' is not an http(s) URL: 'ftp://127.0.0.1/')" },
+      { { url = "not a url" }, "bad argument #1 to 'request' (field 'url' contains whitespace or control characters)" },
+      { { url = "http://h/", method = "GE T" }, "bad argument #1 to 'request' (field 'method' is not an HTTP method: 'GE T')" },
+      { { url = "http://h/", body = 5 }, "bad argument #1 to 'request' (field 'body' must be a string, got number)" },
+      { { url = "http://h/", headers = "x" }, "bad argument #1 to 'request' (field 'headers' must be a table, got string)" },
+      { { url = "http://h/", headers = { A = 1 } }, "bad argument #1 to 'request' (header 'A' must be a string, got number)" },
+      { { url = "http://h/", headers = { A = "x\r\nB: y" } }, "bad argument #1 to 'request' (header 'A' contains CR, LF or NUL)" },
+      { { url = "http://h/", headers = { ["A B"] = "x" } }, "bad argument #1 to 'request' (header name 'A B' is not a valid token)" },
+      { { url = "http://h/", headers = { "x" } }, "bad argument #1 to 'request' (header names must be strings)" },
+      { { url = "http://h/", timeout = 0 }, "bad argument #1 to 'request' (field 'timeout' must be positive)" },
+    }
+
+    it("in session options", function()
+      for _, row in ipairs(rows) do assert.has_error(row[1], row[2]) end
+    end)
+
+    it("in request tables, for request and submit alike", function()
+      assert.equal(200, (s:request{ url = fx.url("/hello") })) -- one pooled transfer
+      local live = core._stats().transfers
+      for _, row in ipairs(req_rows) do
+        assert.has_error(function() s:request(row[1]) end, row[2])
+        assert.has_error(function() s:submit(row[1]) end, (row[2]:gsub("'request'", "'submit'")))
+      end
+      assert.equal(0, s:pending())
+      assert.has_error(function() s:poll(-1) end,
+        "bad argument #1 to 'poll' (timeout must be a non-negative number of seconds)")
+      assert.has_error(function() s:cancel("x") end, "bad argument #1 to 'cancel' (number expected, got string)")
+      -- validation comes before anything is acquired: nothing was left behind
+      assert.equal(live, core._stats().transfers)
+    end)
+  end)
+
+  describe("proxies", function()
+    it("sends requests through the proxy option", function()
+      local p <close> = core.session{ proxy = fx.url("") }
+      local status, body = p:request{ url = "http://api.example.invalid/echo" }
+      assert.equal(200, status)
+      assert.equal("http://api.example.invalid/echo", cjson.decode(body).target)
+    end)
+
+    it("reads the proxy from the standard environment variables", function()
+      local script = ("local c = require 'instantly.core'; local s = c.session(); "
+        .. "local st, b = s:request{url = 'http://api.example.invalid/echo'}; io.write(st, ' ', b)")
+      local cmd = ("env -u no_proxy -u NO_PROXY http_proxy=%s LUA_CPATH=%q %s -e %q"):format(
+        fx.url(""), package.cpath, os.getenv("LUA") or "lua5.4", script)
+      local p = assert(io.popen(cmd, "r"))
+      local out = p:read("a")
+      p:close()
+      local status, body = out:match("^(%d+) (.*)$")
+      assert.equal("200", status, out)
+      assert.equal("http://api.example.invalid/echo", cjson.decode(body).target)
+    end)
+  end)
+end)
