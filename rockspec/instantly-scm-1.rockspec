@@ -90,6 +90,7 @@ build = {
     ["instantly.ratelimit"] = "lua/instantly/ratelimit.lua",
     ["instantly.redact"] = "lua/instantly/redact.lua",
     ["instantly.validate"] = "lua/instantly/validate.lua",
+    ["instantly.wait"] = "lua/instantly/wait.lua",
   },
   install = {
     bin = {

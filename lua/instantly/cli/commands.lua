@@ -51,7 +51,8 @@ M.EXTRA = {
       lua_method = "import",
       summary = "Import leads from a CSV file into a campaign or list, in batches, with a progress bar",
       args = {
-        { name = "campaign_id", description = "Campaign to add the leads to (use --list_id for a list instead)", optional = true },
+        { name = "campaign_id", optional = true,
+          description = "Campaign to add the leads to (use --list_id for a list instead)" },
         { name = "file", description = "CSV file with a header row; an 'email' column is required" },
       },
       options = {
@@ -196,7 +197,7 @@ local function new_parser(width)
   return p
 end
 
-local function op_description(e, op)
+local function op_description(op)
   local lines = { op.summary or "" }
   if not op.extra then
     lines[#lines + 1] = ""
@@ -238,7 +239,7 @@ function M.is_write(op)
 end
 
 local function add_action(ep, e, op)
-  local ap = ep:command(op.lua_method, op_description(e, op))
+  local ap = ep:command(op.lua_method, op_description(op))
   ap:summary(op.summary or "")
   local words = { "instantly", e.lua_name, op.lua_method }
   for _, pp in ipairs(op.path_params or op.args or {}) do
@@ -251,7 +252,8 @@ local function add_action(ep, e, op)
     .. "--base-url, --api-key-file, --mock): see `instantly --help`.")
   local bools = {}
   for _, pp in ipairs(op.path_params or op.args or {}) do
-    local a = ap:argument(pp.name, (pp.description or pp.name) .. ((pp.type and pp.type ~= "string") and (" (" .. pp.type .. ")") or ""))
+    local kind = (pp.type and pp.type ~= "string") and (" (" .. pp.type .. ")") or ""
+    local a = ap:argument(pp.name, (pp.description or pp.name) .. kind)
     a:target("p_" .. pp.name)
     if pp.optional then a:args("?") end
   end

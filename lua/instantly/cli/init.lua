@@ -96,7 +96,7 @@ local function load_data(spec, json)
 end
 
 -- The request the dry-run transport saw, as the lines to print.
-local function format_request(req, json)
+local function format_request(req)
   local redact = require("instantly.redact")
   local lines = { string.format("%s %s", req.method or "GET", req.url or "") }
   local headers = req.headers or {}
@@ -116,8 +116,7 @@ local function format_request(req, json)
   for _, k in ipairs(names) do lines[#lines + 1] = k .. ": " .. tostring(flat[k]) end
   if req.body and req.body ~= "" then
     lines[#lines + 1] = ""
-    local v = json.decode(req.body)
-    lines[#lines + 1] = v ~= nil and json.encode(v, true) or req.body
+    lines[#lines + 1] = req.body
   end
   return table.concat(lines, "\n") .. "\n"
 end
@@ -327,20 +326,20 @@ function M.run(argv, io_, getenv, keep_mock)
 
   -- Workflow actions.
   if op.extra then
-    return M.workflow(client, entity, op, res, call_params, io_, ctx, dry, json)
+    return M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
   end
 
   local coll = client[entity.lua_name]
   local method = coll[op.lua_method]
   if entity.lua_name == "leads" and op.lua_method == "export" and g("out") then
-    return M.export(client, call_params, g("out"), io_, ctx, dry, json)
+    return M.export(client, call_params, g("out"), io_, ctx, dry)
   end
   local args = {}
   for i, a in ipairs(path_args) do args[i] = a end
   args[#args + 1] = call_params
   local result, err = method(coll, table.unpack(args, 1, #args))
   if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
     return M.EXIT.ok
   end
   if result == nil and err ~= nil then
@@ -413,14 +412,14 @@ end
 
 --- `leads export ... --out file.csv`: start the export job, wait for it and
 -- write the leads to a CSV file, with a progress bar on a terminal.
-function M.export(client, call_params, path, io_, ctx, dry, json)
+function M.export(client, call_params, path, io_, ctx, dry)
   local bar = progress.new { stream = io_.stderr, label = "export", unit = "leads" }
   local opts = { path = path, on_progress = function(done, total) bar:update(done, total) end }
   for k, v in pairs(call_params) do opts[k] = v end
   local res, err = client.leads:export(opts)
   bar:finish()
   if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
     return M.EXIT.ok
   end
   if res == nil and err ~= nil then
@@ -435,7 +434,7 @@ function M.export(client, call_params, path, io_, ctx, dry, json)
 end
 
 --- Workflow actions (`leads import`).
-function M.workflow(client, entity, op, res, call_params, io_, ctx, dry, json)
+function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
   if entity.lua_name == "leads" and op.lua_method == "import" then
     local campaign_id, file = res.p_campaign_id, res.p_file
     if file == nil then campaign_id, file = nil, campaign_id end
@@ -453,7 +452,7 @@ function M.workflow(client, entity, op, res, call_params, io_, ctx, dry, json)
     local summary, err = client.leads:import(opts)
     bar:finish()
     if dry then
-      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, json)) end
+      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
       return M.EXIT.ok
     end
     if summary == nil and err ~= nil then

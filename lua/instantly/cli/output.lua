@@ -113,11 +113,16 @@ end
 --- One record as "key  value" lines, schema order first.
 function M.record(obj, fields, width, labels, json)
   local order, seen = {}, {}
+  local function present(k)
+    local v = obj[k]
+    return v ~= nil and not (json and v == json.null)
+  end
   for _, f in ipairs(fields or {}) do
-    if obj[f.name] ~= nil then order[#order + 1] = f.name; seen[f.name] = true end
+    seen[f.name] = true
+    if present(f.name) then order[#order + 1] = f.name end
   end
   for _, k in ipairs(sorted_keys(obj)) do
-    if not seen[k] then order[#order + 1] = k end
+    if not seen[k] and present(k) then order[#order + 1] = k end
   end
   local kw = 0
   for _, k in ipairs(order) do kw = math.max(kw, term.len(k)) end

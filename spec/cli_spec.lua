@@ -1,0 +1,413 @@
+-- The `instantly` CLI, run as a subprocess against the project's mock on
+-- loopback: help at every level, typed flags, output formats, pagination,
+-- exit codes, --dry-run, confirmation, the key never shown, progress only
+-- on a terminal. A few breadth checks (every catalog operation) run the
+-- CLI in-process, which is the same code without the fork.
+
+local mock = require("instantly.mock")
+local core = require("instantly.core")
+local cli = require("instantly.cli")
+local index = require("instantly.entities")
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function slurp(path)
+  local f = io.open(path, "rb")
+  if not f then return "" end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local srv
+
+-- Run `instantly <args>`; returns {code, out, err}.
+-- o.key / o.base: false to leave unset, a string to override.
+-- o.stdin: a file for stdin. o.env: extra "K=V" words. o.tty: run under a
+-- pseudo-terminal (script), stdout and stderr merged into out.
+local function run(args, o)
+  o = o or {}
+  local env = { "LUA_PATH=" .. q(package.path), "LUA_CPATH=" .. q(package.cpath),
+                "COLUMNS=" .. (o.columns or 100) }
+  if o.key ~= false then env[#env + 1] = "INSTANTLY_API_KEY=" .. q(o.key or srv.api_key) end
+  if o.base ~= false then env[#env + 1] = "INSTANTLY_BASE_URL=" .. q(o.base or srv.url) end
+  for _, e in ipairs(o.env or {}) do env[#env + 1] = e end
+  local base = "env -u INSTANTLY_API_KEY -u INSTANTLY_BASE_URL -u INSTANTLY_DEBUG " .. table.concat(env, " ")
+    .. " lua5.4 bin/instantly " .. args
+  local errf = os.tmpname()
+  local cmd
+  if o.tty then
+    local inner = base .. (o.stderr_to_file and (" 2>" .. errf) or "")
+    cmd = (o.input and ("printf " .. q(o.input) .. " | ") or "")
+      .. "script -qec " .. q(inner) .. " /dev/null" .. (o.input and "" or " </dev/null")
+  else
+    cmd = base .. " 2>" .. errf .. " <" .. (o.stdin or "/dev/null")
+  end
+  local p = assert(io.popen(cmd .. "; echo \"exit=$?\""))
+  local out = p:read("a")
+  p:close()
+  local code = tonumber(out:match("exit=(%d+)\n$"))
+  out = out:gsub("exit=%d+\n$", "")
+  local err = slurp(errf)
+  os.remove(errf)
+  return { code = code, out = out, err = err }
+end
+
+local function decode(s)
+  local v, err = core.json_decode(s)
+  assert(v ~= nil, "not JSON: " .. tostring(err) .. "\n" .. s)
+  return v
+end
+
+local function tmpfile(text)
+  local p = os.tmpname()
+  local f = assert(io.open(p, "wb"))
+  f:write(text)
+  f:close()
+  return p
+end
+
+local SCHEDULE = '{"schedules":[{"name":"Weekdays","timing":{"from":"09:00","to":"17:00"},'
+  .. '"days":{"1":true,"2":true},"timezone":"Etc/GMT+12"}]}'
+
+local function make_campaign(name)
+  local r = run("campaigns create --json --name " .. q(name) .. " --campaign_schedule " .. q(SCHEDULE))
+  assert(r.code == 0, r.err)
+  return decode(r.out)
+end
+
+-- An in-process run with captured output.
+local function inproc(argv)
+  local out, err = {}, {}
+  local function sink(t)
+    return { write = function(self, ...) for _, s in ipairs({ ... }) do t[#t + 1] = tostring(s) end return self end,
+             flush = function() end }
+  end
+  local code = cli.main(argv, { stdout = sink(out), stderr = sink(err) }, function(k)
+    if k == "COLUMNS" then return "100" end
+    return nil
+  end)
+  return { code = code, out = table.concat(out), err = table.concat(err) }
+end
+
+describe("instantly CLI", function()
+  setup(function()
+    srv = assert(mock.start { seed = 1, rate_limits = false })
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+  end)
+  before_each(function()
+    srv:reset()
+  end)
+
+  describe("help", function()
+    it("lists every entity at the top level", function()
+      local r = run("--help")
+      assert.are.equal(0, r.code)
+      for _, name in ipairs(index.entities) do
+        assert.truthy(r.out:find("\n   " .. name, 1, true), "missing entity " .. name)
+      end
+      assert.truthy(r.out:find("Exit codes: 0 success, 1 API error, 2 usage error, 3 transport error", 1, true))
+    end)
+
+    it("lists an entity's actions with their summaries", function()
+      local r = run("leads --help")
+      assert.are.equal(0, r.code)
+      local leads = require("instantly.entities.leads")
+      for _, op in ipairs(leads.operations) do
+        assert.truthy(r.out:find(op.lua_method, 1, true), op.lua_method)
+        assert.truthy(r.out:find(op.summary, 1, true), op.summary)
+      end
+      assert.truthy(r.out:find("import", 1, true))
+    end)
+
+    it("describes an action's parameters from the catalog", function()
+      local r = run("leads add_many --help")
+      assert.are.equal(0, r.code)
+      assert.truthy(r.out:find("Usage: instantly leads add_many", 1, true))
+      assert.truthy(r.out:find("POST /api/v2/leads/add", 1, true))
+      assert.truthy(r.out:find("--leads <json>", 1, true))
+      assert.truthy(r.out:find("--skip_if_in_workspace", 1, true))
+      assert.truthy(r.out:find("required", 1, true))
+    end)
+
+    it("has help for every catalog operation", function()
+      for _, name in ipairs(index.entities) do
+        local e = require("instantly.entities." .. name)
+        for _, op in ipairs(e.operations) do
+          local r = inproc({ name, op.lua_method, "--help" })
+          assert.are.equal(0, r.code, name .. " " .. op.lua_method)
+          assert.truthy(r.out:find(op.summary, 1, true), name .. " " .. op.lua_method)
+          for _, pp in ipairs(op.path_params) do
+            assert.truthy(r.out:find("<" .. pp.name .. ">", 1, true), name .. " " .. op.lua_method .. " " .. pp.name)
+          end
+          for _, list in ipairs({ op.query or {}, op.body and op.body.fields or {} }) do
+            for _, p in ipairs(list) do
+              assert.truthy(r.out:find("--" .. p.name, 1, true), name .. " " .. op.lua_method .. " --" .. p.name)
+            end
+          end
+        end
+      end
+    end)
+
+    it("accepts slugs and kebab-case spellings", function()
+      assert.are.equal(0, inproc({ "lead-lists", "--help" }).code)
+      assert.are.equal(0, inproc({ "leads", "add-many", "--help" }).code)
+    end)
+  end)
+
+  describe("usage errors exit 2 with one line on stderr", function()
+    local cases = {
+      { "leeds list", "unknown entity 'leeds' (did you mean 'leads'?)" },
+      { "leads lst", "unknown action 'lst' for leads (did you mean 'list'?)" },
+      { "campaigns list --bogus 1", "unknown option '--bogus'" },
+      { "campaigns list --limit abc", "--limit: expected an integer, got 'abc'" },
+      { "campaigns list --limit 500", "--limit: must be at most 100" },
+      { "campaigns list --status 7", "--status: must be one of" },
+      { "campaigns create --name x --daily_limit 1.5 --campaign_schedule {}", "--daily_limit: expected an integer" },
+      { "campaigns create --name x --campaign_schedule '[1]'", "--campaign_schedule: expected a JSON object" },
+      { "campaigns create --name x", "missing --campaign_schedule (required)" },
+      { "campaigns get", "missing argument 'id'" },
+      { "campaigns get x --chart", "--chart is only for analytics campaign_daily" },
+      { "campaigns create --name x --campaign_schedule {} --data '{bad'", "--data" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1], function()
+        local r = run(c[1])
+        assert.are.equal(2, r.code, r.err)
+        assert.are.equal("", r.out)
+        assert.truthy(r.err:find(c[2], 1, true), r.err)
+        assert.truthy(r.err:match("^instantly: "), r.err)
+      end)
+    end
+
+    it("without a key", function()
+      local r = run("campaigns list", { key = false })
+      assert.are.equal(2, r.code)
+      assert.truthy(r.err:find("no API key", 1, true))
+    end)
+  end)
+
+  describe("output", function()
+    it("is pretty JSON when piped, a page with its cursor", function()
+      make_campaign("A")
+      make_campaign("B")
+      local r = run("campaigns list --limit 1")
+      assert.are.equal(0, r.code, r.err)
+      local page = decode(r.out)
+      assert.are.equal(1, #page.items)
+      assert.is_string(page.next_starting_after)
+      assert.truthy(r.out:find('\n  "items": [', 1, true), "indented")
+    end)
+
+    it("is JSON Lines with --jsonl", function()
+      local before = #decode(run("campaigns list --all").out)
+      make_campaign("A")
+      make_campaign("B")
+      local r = run("campaigns list --all --jsonl")
+      assert.are.equal(0, r.code, r.err)
+      local n = 0
+      for line in r.out:gmatch("[^\n]+") do
+        n = n + 1
+        assert.is_string(decode(line).id)
+      end
+      assert.are.equal(before + 2, n)
+    end)
+
+    it("is an aligned table with --table, cut to COLUMNS", function()
+      make_campaign("A campaign with a rather long name that will not fit in a narrow terminal at all")
+      local r = run("campaigns list --all --table", { columns = 60 })
+      assert.are.equal(0, r.code, r.err)
+      local lines = {}
+      for l in r.out:gmatch("[^\n]+") do
+        if #lines == 0 or l:find("A campaign", 1, true) then lines[#lines + 1] = l end
+      end
+      assert.are.equal(2, #lines)
+      assert.truthy(lines[1]:match("^ID%s+NAME%s+STATUS"), lines[1])
+      assert.truthy(lines[2]:find("Draft", 1, true), "status label from the schema")
+      assert.truthy(lines[2]:find("…", 1, true), "cut marker")
+      for _, l in ipairs(lines) do assert.is_true(utf8.len(l) <= 60, l) end
+      -- columns line up: STATUS starts at the same column in both lines
+      local col = lines[1]:find("STATUS", 1, true)
+      assert.are.equal("Draft", lines[2]:sub(utf8.offset(lines[2], col), utf8.offset(lines[2], col) + 4))
+    end)
+
+    it("picks columns with --columns", function()
+      make_campaign("Pick")
+      local r = run("campaigns list --all --table --columns name,daily_limit")
+      assert.are.equal(0, r.code, r.err)
+      assert.truthy(r.out:match("^NAME%s+DAILY_LIMIT\n"), r.out)
+      assert.truthy(r.out:match("\nPick%s*\n"), r.out)
+    end)
+
+    it("shows one record as key/value lines", function()
+      local c = make_campaign("Record")
+      local r = run("campaigns get " .. c.id .. " --table")
+      assert.are.equal(0, r.code, r.err)
+      assert.truthy(r.out:match("\nname%s+Record\n"), r.out)
+      assert.truthy(r.out:match("^id%s+" .. c.id:gsub("%-", "%%-")), r.out)
+    end)
+
+    it("is a table on a terminal", function()
+      make_campaign("Tty")
+      local r = run("campaigns list", { tty = true })
+      assert.are.equal(0, r.code)
+      assert.truthy(r.out:find("NAME", 1, true), r.out)
+      assert.falsy(r.out:find('"items"', 1, true))
+    end)
+
+    it("follows pagination with --all", function()
+      local before = #decode(run("campaigns list --all").out)
+      for i = 1, 5 do make_campaign("C" .. i) end
+      srv:clear_requests()
+      local r = run("campaigns list --limit 2 --all --jsonl")
+      assert.are.equal(0, r.code, r.err)
+      local names = {}
+      for line in r.out:gmatch("[^\n]+") do names[#names + 1] = decode(line).name end
+      assert.are.equal(before + 5, #names)
+      local gets = 0
+      for _, req in ipairs(srv:requests()) do
+        if req.method == "GET" and req.path:match("^/api/v2/campaigns") then gets = gets + 1 end
+      end
+      assert.is_true(gets >= 3, "three pages at least, got " .. gets)
+      local all = decode(run("campaigns list --limit 2 --all").out)
+      assert.are.equal(before + 5, #all)
+    end)
+  end)
+
+  describe("typed flags", function()
+    it("send arrays from repeated flags and comma lists, booleans bare or negated", function()
+      local r = run("accounts enable_warmup --emails a@x.io,b@x.io --emails c@x.io --include_all_emails"
+        .. " --dry-run")
+      assert.are.equal(0, r.code, r.err)
+      local body = decode(r.out:match("\n\n(.*)$"))
+      assert.are.same({ "a@x.io", "b@x.io", "c@x.io" }, body.emails)
+      assert.is_true(body.include_all_emails)
+      r = run("campaigns sending_status 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e --no-with_ai_summary --dry-run")
+      assert.are.equal(0, r.code, r.err)
+      assert.truthy(r.out:find("with_ai_summary=false", 1, true), r.out)
+      r = run("campaigns update 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e --stop_on_reply=no --daily_limit null"
+        .. " --pl_value 2.5 --dry-run")
+      body = decode(r.out:match("\n\n(.*)$"))
+      assert.is_false(body.stop_on_reply)
+      assert.are.equal(core.null, body.daily_limit)
+      assert.are.equal(2.5, body.pl_value)
+    end)
+
+    it("take objects as JSON or @file, and whole bodies from --data", function()
+      local f = tmpfile(SCHEDULE)
+      local r = run("campaigns create --name FromFile --campaign_schedule @" .. f .. " --json")
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("Weekdays", decode(r.out).campaign_schedule.schedules[1].name)
+      local d = tmpfile('{"name": "FromData", "daily_limit": 7, "campaign_schedule": ' .. SCHEDULE .. '}')
+      r = run("campaigns create --data @" .. d .. " --daily_limit 9 --json")
+      assert.are.equal(0, r.code, r.err)
+      local c = decode(r.out)
+      assert.are.equal("FromData", c.name)
+      assert.are.equal(9, c.daily_limit, "flags override --data")
+      r = run("campaigns create --data - --json", { stdin = d })
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal(7, decode(r.out).daily_limit)
+      os.remove(f)
+      os.remove(d)
+    end)
+
+    it("take arrays of objects as JSON", function()
+      local r = run("leads add_many --campaign_id 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e"
+        .. " --leads '{\"email\":\"a@x.io\"}' --leads '[{\"email\":\"b@x.io\"}]' --dry-run")
+      assert.are.equal(0, r.code, r.err)
+      local body = decode(r.out:match("\n\n(.*)$"))
+      assert.are.equal(2, #body.leads)
+      assert.are.equal("b@x.io", body.leads[2].email)
+    end)
+  end)
+
+  describe("exit codes", function()
+    it("1 for an API error, with the reason on one line", function()
+      local r = run("campaigns get 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e")
+      assert.are.equal(1, r.code)
+      assert.are.equal("", r.out)
+      assert.truthy(r.err:match("^instantly: GET /api/v2/campaigns/[%w%-]+: HTTP 404[^\n]*\n$"), r.err)
+    end)
+
+    it("1 for a rejected key, and the key is not shown", function()
+      local key = "sk-wrong-0123456789abcdef-SECRET"
+      local r = run("campaigns list", { key = key })
+      assert.are.equal(1, r.code)
+      assert.truthy(r.err:find("401", 1, true), r.err)
+      assert.falsy((r.err .. r.out):find(key, 1, true))
+      assert.falsy((r.err .. r.out):find("SECRET", 1, true))
+    end)
+
+    it("3 when the server cannot be reached", function()
+      local socket = require("socket")
+      local s = assert(socket.bind("127.0.0.1", 0))
+      local _, port = s:getsockname()
+      s:close()
+      local r = run("campaigns list", { base = "http://127.0.0.1:" .. port })
+      assert.are.equal(3, r.code, r.err)
+      assert.truthy(r.err:find("transport", 1, true), r.err)
+    end)
+  end)
+
+  describe("safety", function()
+    it("--dry-run prints the request, redacts the key and sends nothing", function()
+      local key = "sk-live-abcdefghijklmnop-SECRET"
+      srv:clear_requests()
+      local r = run("campaigns create --name Dry --campaign_schedule " .. q(SCHEDULE) .. " --dry-run", { key = key })
+      assert.are.equal(0, r.code, r.err)
+      assert.truthy(r.out:match("^POST " .. srv.url:gsub("%p", "%%%0") .. "/api/v2/campaigns\n"), r.out)
+      assert.truthy(r.out:lower():find("\nauthorization: bearer ", 1, true), r.out)
+      assert.falsy(r.out:find(key, 1, true))
+      assert.falsy(r.out:find("SECRET", 1, true))
+      assert.are.equal("Dry", decode(r.out:match("\n\n(.*)$")).name)
+      local d = run("campaigns delete 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e --dry-run")
+      assert.are.equal(0, d.code, d.err)
+      assert.truthy(d.out:match("^DELETE "), d.out)
+      assert.are.same({}, srv:requests())
+    end)
+
+    it("refuses a destructive operation without --yes when not on a terminal", function()
+      local c = make_campaign("Keep")
+      srv:clear_requests()
+      local r = run("campaigns delete " .. c.id)
+      assert.are.equal(2, r.code)
+      assert.truthy(r.err:find("pass --yes", 1, true), r.err)
+      assert.are.same({}, srv:requests())
+      r = run("campaigns delete " .. c.id .. " --yes --json")
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal(1, #srv:requests())
+      assert.are.equal(1, run("campaigns get " .. c.id).code)
+    end)
+
+    it("asks on a terminal, and only 'y' goes ahead", function()
+      local c = make_campaign("Ask")
+      local r = run("campaigns delete " .. c.id, { tty = true, input = "n\n" })
+      assert.are.equal(2, r.code)
+      assert.truthy(r.out:find("Continue? [y/N]", 1, true), r.out)
+      assert.are.equal(0, run("campaigns get " .. c.id).code, "still there")
+      r = run("campaigns delete " .. c.id, { tty = true, input = "y\n" })
+      assert.are.equal(0, r.code, r.out)
+      assert.are.equal(1, run("campaigns get " .. c.id).code, "gone")
+    end)
+
+    it("reads the key from --api-key-file", function()
+      local f = tmpfile(srv.api_key .. "\n")
+      local r = run("campaigns list --api-key-file " .. f, { key = "wrong-key-000000000000" })
+      assert.are.equal(0, r.code, r.err)
+      os.remove(f)
+      r = run("campaigns list --api-key-file /nonexistent/key")
+      assert.are.equal(2, r.code)
+    end)
+  end)
+
+  it("--mock runs a command against a mock started for it", function()
+    local r = run("--mock campaigns create --name M --campaign_schedule " .. q(SCHEDULE) .. " --json",
+      { key = false, base = false })
+    assert.are.equal(0, r.code, r.err)
+    assert.are.equal("M", decode(r.out).name)
+  end)
+end)
