@@ -333,6 +333,7 @@ local function ldoc_type(p)
   return p.type or "any"
 end
 
+-- Keep "@" in a description from starting an LDoc tag.
 local function ldoc_escape(s)
   return (one_line(s):gsub("@", "(at)"))
 end
