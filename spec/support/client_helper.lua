@@ -35,45 +35,6 @@ function H.fake_client(responder, opts)
   return instantly.new(o), t
 end
 
--- A LuaSocket transport with the core session's interface, used only when
--- the core was built without one (it keeps the mock specs runnable while
--- the transport is being written; the core session is preferred).
-local function socket_transport()
-  local http = require "socket.http"
-  local ltn12 = require "ltn12"
-  local t = {}
-  function t.request(_, req)
-    local chunks = {}
-    local headers = {}
-    for k, v in pairs(req.headers or {}) do headers[k] = v end
-    if req.body then headers["content-length"] = tostring(#req.body) end
-    http.TIMEOUT = req.timeout or 30
-    local ok, code, rh = http.request {
-      url = req.url, method = req.method, headers = headers,
-      source = req.body and ltn12.source.string(req.body) or nil,
-      sink = ltn12.sink.table(chunks),
-    }
-    if not ok or type(code) ~= "number" then
-      local msg = tostring(code)
-      local kind = msg:find("refused") and "connect" or msg:find("timeout") and "timeout"
-        or msg:find("host") and "dns" or "protocol"
-      return nil, { kind = kind, message = msg }
-    end
-    return code, table.concat(chunks), rh or {}
-  end
-  return t
-end
-
---- A transport for the mock: the core session when the core has one.
-function H.transport()
-  if type(core.session) == "function" then return core.session { timeout = 30 } end
-  return socket_transport()
-end
-
-function H.has_core_session()
-  return type(core.session) == "function"
-end
-
 --- Start the mock (asserting it started).
 function H.mock(opts)
   local mock = require "instantly.mock"
@@ -85,7 +46,6 @@ end
 --- A client pointed at a running mock.
 function H.mock_client(srv, opts)
   local o = { api_key = srv.api_key, base_url = srv.url, retry = { base = 0.01, cap = 0.05 } }
-  if not H.has_core_session() then o.transport = H.transport() end
   for k, v in pairs(opts or {}) do o[k] = v end
   return instantly.new(o)
 end

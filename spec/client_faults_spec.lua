@@ -1,0 +1,155 @@
+-- Error kinds, faults and the retry rule against the mock server (through
+-- the real core transport).
+local H = require "support.client_helper"
+local instantly = require "instantly"
+
+local srv, client, campaign_id
+
+local function count(method, path)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do
+    if r.method == method and r.decoded_path == path then n = n + 1 end
+  end
+  return n
+end
+
+setup(function()
+  srv = H.mock { rate_limits = false }
+  client = H.mock_client(srv)
+  local page = assert(client.campaigns:list { limit = 1 })
+  campaign_id = assert(page.items[1].id)
+end)
+
+teardown(function()
+  if srv then srv:stop() end
+end)
+
+before_each(function()
+  srv:clear_faults()
+  srv:clear_requests()
+end)
+
+describe("against the mock", function()
+  it("a GET is retried through 503s and succeeds", function()
+    srv:fault { method = "GET", path = "/campaigns/{id}", status = 503, count = 2 }
+    local c = assert(client.campaigns:get(campaign_id))
+    assert.equal(campaign_id, c.id)
+    assert.equal(3, count("GET", "/api/v2/campaigns/" .. campaign_id))
+  end)
+
+  it("a POST that reached the server is not repeated after a 503", function()
+    srv:fault { method = "POST", path = "/campaigns/{id}/pause", status = 503, count = 1 }
+    local v, err = client.campaigns:pause(campaign_id)
+    assert.is_nil(v)
+    assert.equal("http", err.kind)
+    assert.equal(503, err.status)
+    assert.equal(1, err.attempts)
+    assert.equal(1, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/pause"))
+  end)
+
+  it("a POST whose connection closed before the answer is not repeated", function()
+    -- A fresh client: on a reused keep-alive connection libcurl itself
+    -- resends a request whose connection died before any answer.
+    local fresh = H.mock_client(srv)
+    srv:fault { method = "POST", path = "/campaigns/{id}/pause", close = "before_headers", count = 1 }
+    local v, err = fresh.campaigns:pause(campaign_id)
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.equal(1, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/pause"))
+  end)
+
+  it("a GET whose connection closed is retried", function()
+    srv:fault { method = "GET", path = "/campaigns/{id}", close = "before_headers", count = 1 }
+    assert(client.campaigns:get(campaign_id))
+    assert.equal(2, count("GET", "/api/v2/campaigns/" .. campaign_id))
+  end)
+
+  it("a POST rejected with 429 is repeated after Retry-After", function()
+    local waits = {}
+    local c = H.mock_client(srv, { on_wait = function(w) waits[#waits + 1] = w end })
+    srv:fault { method = "POST", path = "/campaigns/{id}/activate", status = 429, retry_after = 1, count = 1 }
+    assert(c.campaigns:activate(campaign_id))
+    assert.equal(2, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/activate"))
+    assert.equal(1, #waits)
+    assert.equal("retry", waits[1].reason)
+    assert.equal(1, waits[1].seconds)
+  end)
+
+  it("429 beyond the retries is kind rate_limited with retry_after", function()
+    srv:fault { method = "GET", path = "/workspaces/current", status = 429, retry_after = 1, count = 1 }
+    local v, err = client.workspaces:get(nil, { max_retries = 0 })
+    assert.is_nil(v)
+    assert.equal("rate_limited", err.kind)
+    assert.equal(429, err.status)
+    assert.equal(1, err.retry_after)
+  end)
+
+  it("a slow answer is a timeout", function()
+    srv:fault { method = "GET", path = "/workspaces/current", delay = 1.5, count = 1 }
+    local v, err = client.workspaces:get(nil, { timeout = 0.3, max_retries = 0 })
+    assert.is_nil(v)
+    assert.equal("timeout", err.kind)
+  end)
+
+  it("invalid JSON is kind decode", function()
+    srv:fault { method = "GET", path = "/campaigns/{id}", invalid_json = true, count = 1 }
+    local v, err = client.campaigns:get(campaign_id)
+    assert.is_nil(v)
+    assert.equal("decode", err.kind)
+    assert.equal(200, err.status)
+  end)
+
+  it("a truncated body is a failure, never a partial value", function()
+    srv:fault { method = "GET", path = "/workspaces/current", truncate = true, count = 3 }
+    local v, err = client.workspaces:get()
+    assert.is_nil(v)
+    assert.is_truthy(err.kind == "transport" or err.kind == "decode", tostring(err))
+  end)
+
+  it("a refused connection is kind transport (connect), retried even for POST", function()
+    local socket = require "socket"
+    local s = assert(socket.bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local c = instantly.new { api_key = H.KEY, base_url = "http://127.0.0.1:" .. port, max_retries = 2,
+                              retry = { base = 0.001, cap = 0.002 } }
+    local v, err = c.campaigns:activate(campaign_id)
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.equal("connect", err.transport_kind)
+    assert.equal(3, err.attempts)
+  end)
+
+  it("a wrong key is an HTTP 401 error that does not show the key", function()
+    local c = instantly.new { api_key = "wrong-key-0123456789abcdef", base_url = srv.url }
+    local v, err = c.workspaces:get()
+    assert.is_nil(v)
+    assert.equal("http", err.kind)
+    assert.equal(401, err.status)
+    assert.is_nil(tostring(err):find("wrong-key-0123456789abcdef", 1, true))
+  end)
+
+  it("an error inside a 200 body is kind api", function()
+    srv:fault { method = "POST", path = "/emails/test", status = 200,
+                body = { error = "Email sending failed", message = "The account is paused" }, count = 1 }
+    local v, err = client.emails:send_test { eaccount = "a@acme.io", to_address_email_list = "b@acme.io",
+                                             subject = "hi", body = { text = "hello" } }
+    assert.is_nil(v)
+    assert.equal("api", err.kind)
+    assert.equal("Email sending failed", err.code)
+    assert.equal("The account is paused", err.message)
+  end)
+
+  it("204 gives true", function()
+    local v, status = client.campaigns:share(campaign_id)
+    assert.is_true(v ~= nil and v ~= false, tostring(status))
+    if status == 204 then assert.is_true(v) end
+    assert.equal(204, status)
+  end)
+
+  it("202 gives the accepted answer", function()
+    local v, status = client.leads:update_interest_status { lead_email = "nobody@example.com", interest_value = 1 }
+    assert.is_truthy(v, tostring(status))
+    assert.equal(202, status)
+  end)
+end)
