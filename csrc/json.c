@@ -35,6 +35,12 @@
 #define JSON_DEPTH_CAP 10000
 #define JSON_INDENT_CAP 32
 #define ARRAY_MT "instantly.array"
+
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
+#define JSON_EXACT_DOUBLE 1
+#else
+#define JSON_EXACT_DOUBLE 0
+#endif
 #define JBUF_MT "instantly.json.buffer"
 
 #if defined(__GNUC__) || defined(__clang__)
@@ -557,17 +563,17 @@ static void parse_number(dec *d)
         number_slow(d, s, p); /* beyond int64: a float */
         return;
     }
-#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD == 0
     /* Clinger's fast path: an exact mantissa and an exact power of ten make
-     * one correctly rounded IEEE operation. */
+     * one correctly rounded IEEE operation (when doubles are evaluated as
+     * doubles, not in x87 extended precision). */
     exp10 -= fracdigits;
-    if (mdigits <= 19 && m <= ((uint64_t)1 << 53) && exp10 >= -22 && exp10 <= 22) {
+    if (JSON_EXACT_DOUBLE && mdigits <= 19 && m <= ((uint64_t)1 << 53)
+        && exp10 >= -22 && exp10 <= 22) {
         double v = (double)m;
         v = exp10 < 0 ? v / pow10_exact[-exp10] : v * pow10_exact[exp10];
         lua_pushnumber(d->L, (lua_Number)(neg ? -v : v));
         return;
     }
-#endif
     number_slow(d, s, p);
 }
 
