@@ -81,14 +81,16 @@ asan:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(BUSTED) --lua=$(LUA) --cpath='./$(ASAN_BUILD)/?.so' $(BUSTED_ARGS)
 
-VALGRIND_SPECS ?= spec/json_spec.lua spec/transport_spec.lua
+VALGRIND_SPECS ?= spec/json_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua
 valgrind: all
 	@sh tools/deps.sh test valgrind
 	@for s in $(VALGRIND_SPECS); do \
 	    [ -f $$s ] || continue; echo "valgrind: $$s"; \
 	    valgrind --quiet --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	        --suppressions=tools/valgrind.supp \
-	        $(LUA) tools/run-spec.lua $$s || exit 1; \
+	        $(LUA) tools/run-spec.lua --cpath='./$(BUILD)/?.so' $$s >$(BUILD)/valgrind.log 2>&1 \
+	        || { cat $(BUILD)/valgrind.log; exit 1; }; \
+	    grep -c '^ok' $(BUILD)/valgrind.log | sed 's/^/  specs passed: /'; \
 	done
 
 lint:
