@@ -589,6 +589,11 @@ local function relation_for(c, cop, param, field)
   end
 end
 
+--- Help text of an entity: without a name, its methods and summaries;
+-- with one, the signature, HTTP route, parameters and result of that method.
+-- @tparam[opt] string name a method name, e.g. "activate"
+-- @treturn string
+-- @usage print(client.campaigns:help("list"))
 local function help(self, name)
   local docs = self.docs
   if name == nil then
