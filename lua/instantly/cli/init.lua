@@ -316,7 +316,7 @@ function M.run(argv, io_, getenv, keep_mock)
   local ctx = {
     mode = mode, out = io_.stdout, width = width, json = json,
     op_key = entity.lua_name .. "." .. op.lua_method, item = op.response and op.response.item,
-    fields = record_entity and record_entity.fields,
+    fields = record_entity and record_entity.fields or (not op.extra and entity.fields) or nil,
     columns = g("columns") and (function()
       local t = {}
       for c in g("columns"):gmatch("[^,%s]+") do t[#t + 1] = c end

@@ -57,11 +57,24 @@ function M.cell(v, labels, json)
   return (tostring(v):gsub("[\r\n\t]+", " "))
 end
 
+--- The header shown for a column: upper case, without the noise words
+-- that make analytics names long (`emails_sent_count` -> `EMAILS_SENT`).
+function M.header(col)
+  local h = col:gsub("_count$", ""):gsub("^stat_", ""):gsub("^campaign_(%a)", "%1")
+  return h:upper()
+end
+
 --- Render rows as an aligned table no wider than `width`.
--- `cols` names the columns; `labels` maps column -> enum labels.
+-- `cols` names the columns; `labels` maps column -> enum labels. Too wide
+-- a table first gives up room in its widest columns (never below the
+-- header or 10 characters), then drops columns from the right.
 function M.table(rows, cols, width, labels, json)
-  local cells, widths = {}, {}
-  for i, c in ipairs(cols) do widths[i] = term.len(c) end
+  local cells, widths, floors = {}, {}, {}
+  local heads = {}
+  for i, c in ipairs(cols) do
+    heads[i] = M.header(c)
+    widths[i] = term.len(heads[i])
+  end
   for r, row in ipairs(rows) do
     cells[r] = {}
     for i, c in ipairs(cols) do
@@ -71,34 +84,42 @@ function M.table(rows, cols, width, labels, json)
       widths[i] = math.max(widths[i], term.len(s))
     end
   end
-  -- Shrink the widest column until the line fits (2 spaces between).
+  for i, w in ipairs(widths) do floors[i] = math.min(w, math.max(10, term.len(heads[i]))) end
+  -- The first column names the row (id, email, name): keep it whole up to
+  -- a UUID, so it can be copied from the terminal.
+  if floors[1] then floors[1] = math.min(widths[1], math.max(floors[1], 36)) end
+  local n = #cols
   local function total()
     local sum = 0
-    for _, w in ipairs(widths) do sum = sum + w end
-    return sum + 2 * math.max(0, #widths - 1)
+    for i = 1, n do sum = sum + widths[i] end
+    return sum + 2 * math.max(0, n - 1)
   end
   while total() > width do
-    local wi, wmax = nil, 4
-    for i, w in ipairs(widths) do
-      if w > wmax then wi, wmax = i, w end
+    local wi, wmax = nil, 0
+    for i = 1, n do
+      if widths[i] > floors[i] and widths[i] > wmax then wi, wmax = i, widths[i] end
     end
-    if not wi then break end
-    widths[wi] = wmax - 1
+    if wi then
+      widths[wi] = wmax - 1
+    elseif n > 1 then
+      n = n - 1
+    else
+      widths[1] = math.max(1, width)
+      break
+    end
   end
   local lines = {}
   local function line(vals)
     local parts = {}
-    for i, s in ipairs(vals) do
-      s = term.cut(s, widths[i])
-      if i < #vals then s = s .. string.rep(" ", widths[i] - term.len(s)) end
+    for i = 1, n do
+      local s = term.cut(vals[i], widths[i])
+      if i < n then s = s .. string.rep(" ", widths[i] - term.len(s)) end
       parts[i] = s
     end
     local text = table.concat(parts, "  "):gsub("%s+$", "")
     lines[#lines + 1] = text
   end
-  local head = {}
-  for i, c in ipairs(cols) do head[i] = c:upper() end
-  line(head)
+  line(heads)
   for _, r in ipairs(cells) do line(r) end
   return table.concat(lines, "\n") .. "\n"
 end
