@@ -50,6 +50,15 @@ local function csv_error(source, message, line, extra)
   return e
 end
 
+--- Make a CSV error value (for layers that find problems in CSV input).
+-- @tparam string|nil source file name shown in the message
+-- @tparam string message
+-- @tparam[opt] integer line
+-- @treturn table the error
+function M.new_error(source, message, line)
+  return csv_error(source, message, line)
+end
+
 --- Is `v` an error value produced by this module?
 -- @param v any value
 -- @treturn boolean

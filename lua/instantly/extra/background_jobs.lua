@@ -1,0 +1,35 @@
+--- Waiting for background jobs: `client.background_jobs:wait(job_or_id, opts)`
+-- and `job:wait(opts)` on every Background Job record, including the jobs
+-- returned by accounts:enable_warmup / disable_warmup and leads:move / export.
+-- Loaded by the builder (see `instantly.builder`, "Extension modules").
+-- @module instantly.extra.background_jobs
+
+local wait = require "instantly.wait"
+
+local getmetatable, type, error = getmetatable, type, error
+
+local function client_of(rec)
+  local mt = type(rec) == "table" and getmetatable(rec)
+  local c = type(mt) == "table" and mt.__client
+  if not c then error("instantly: call it with a colon: job:wait(...)", 3) end
+  return c
+end
+
+return {
+  entity = {
+    --- Poll a job until it reaches a terminal state; see `instantly.wait.job`.
+    -- @function wait
+    wait = function(self, job_or_id, opts, call_opts)
+      local job, err = wait.job(self.client, job_or_id, opts, call_opts, 2)
+      return job, err
+    end,
+  },
+  record = {
+    --- `job:wait{timeout =, interval =, on_progress =}`.
+    -- @function wait
+    wait = function(job, opts, call_opts)
+      local done, err = wait.job(client_of(job), job, opts, call_opts, 2)
+      return done, err
+    end,
+  },
+}

@@ -1,0 +1,17 @@
+--- Waiting for an OAuth session: `client.oauth:wait(session_or_id, opts)`.
+-- Loaded by the builder (see `instantly.builder`, "Extension modules").
+-- @module instantly.extra.oauth
+
+local wait = require "instantly.wait"
+
+return {
+  entity = {
+    --- Poll the session until the user finished (or it failed or expired),
+    -- honouring its expiry and the read-once rule; see `instantly.wait.oauth`.
+    -- @function wait
+    wait = function(self, session_or_id, opts, call_opts)
+      local s, err = wait.oauth(self.client, session_or_id, opts, call_opts, 2)
+      return s, err
+    end,
+  },
+}
