@@ -366,7 +366,11 @@ function Server:_accept()
     local co = co_create(function()
       self.nconns = self.nconns + 1
       self.conns[c] = true
-      self:serve(c, peer)
+      local ok, err = pcall(self.serve, self, c, peer)
+      if not ok then
+        self.log("connection error: " .. tostring(err))
+        c:close()
+      end
       self.conns[c] = nil
       self.nconns = self.nconns - 1
     end)

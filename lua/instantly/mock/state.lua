@@ -269,7 +269,7 @@ function Store:create(lua_name, values, step_ms)
   local obj = {}
   for k, v in pairs(values or {}) do obj[k] = v end
   self:fill(lua_name, obj, ms)
-  return self:coll(lua_name):insert(obj, ms), ms
+  return (self:coll(lua_name):insert(obj, ms))
 end
 
 function Store:pick(t)

@@ -14,6 +14,13 @@ function M.err(status, message)
   return status, { statusCode = status, error = http.REASONS[status] or "Error", message = message }
 end
 
+--- An error as a finished response table, for `return nil, fail(...)`
+-- helpers whose caller passes the value straight back.
+function M.fail(status, message)
+  return { status = status, body = json.encode({ statusCode = status,
+    error = http.REASONS[status] or "Error", message = message }) }
+end
+
 function M.arr(t)
   return array(t or {})
 end

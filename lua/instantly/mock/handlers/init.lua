@@ -128,6 +128,7 @@ function M.run(ctx)
   local status, value, headers = h(ctx)
   if status == nil then return err(500, "handler for " .. ctx.op.id .. " returned nothing") end
   if value == null then value = nil end
+  if type(headers) ~= "table" then headers = nil end
   return status, value, headers
 end
 
