@@ -13,7 +13,8 @@
 --   (`campaign:activate()`, `account:pause()`, `webhook:test()`), plus
 --   iterators over related collections (`campaign:leads()`: a paginated
 --   `list` of another entity with a parameter named `<entity>`,
---   `<entity>_id` or `parent_<entity>`). A method whose name is also a
+--   `<entity>_id`, `parent_<entity>`, or for a name of several words its
+--   last word plus `_id`: `lead_list:leads()` filters on `list_id`). A method whose name is also a
 --   field of the entity's schema is left out (the field would hide it).
 --
 -- Calling convention of every generated method:
@@ -674,7 +675,8 @@ function M.build(c, limits, client_methods)
           if other ~= def and op.paginated and op.lua_method == "list" and #op.path_params == 0 then
             local cop = by_op[op]
             local params = cop.checker.params
-            for _, pname in ipairs({ s, s .. "_id", "parent_" .. s }) do
+            local last = s:match("_([^_]+)$")
+            for _, pname in ipairs({ s, s .. "_id", "parent_" .. s, last and (last .. "_id") or s }) do
               local p = params[pname]
               if p and p.type == "string" and not field_set[other.lua_name]
                  and recs[def.lua_name][other.lua_name] == nil then
