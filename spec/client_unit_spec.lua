@@ -597,11 +597,20 @@ describe("escape hatch", function()
 end)
 
 describe("extensions", function()
+  -- Stand-ins replace the real extension modules (if any) for these tests.
+  local NAMES = { "instantly.extra.webhooks", "instantly.extra.client" }
+  local saved = {}
+  before_each(function()
+    for _, n in ipairs(NAMES) do
+      saved[n] = { package.preload[n], package.loaded[n] }
+      package.loaded[n] = nil
+      package.preload[n] = function() return {} end
+    end
+  end)
   after_each(function()
-    package.preload["instantly.extra.webhooks"] = nil
-    package.loaded["instantly.extra.webhooks"] = nil
-    package.preload["instantly.extra.client"] = nil
-    package.loaded["instantly.extra.client"] = nil
+    for _, n in ipairs(NAMES) do
+      package.preload[n], package.loaded[n] = saved[n][1], saved[n][2]
+    end
   end)
 
   it("add entity, record and client methods that reach the client", function()
