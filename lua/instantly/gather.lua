@@ -61,6 +61,9 @@ end
 --- The scheduler hook: submit a transfer and suspend the calling task
 -- until it completes. Returns what `session:request(req)` returns.
 function Scheduler:request(session, req)
+  -- A transport without the multi interface (an injected one) is driven
+  -- one request at a time: same results, no overlap.
+  if not session.submit then return session:request(req) end
   local co = running()
   local id, err = session:submit(req)
   if id == nil then

@@ -18,8 +18,8 @@
 local core = require "instantly.core"
 local Err = require "instantly.error"
 
-local type, tostring, pairs, error, getmetatable, setmetatable, tonumber =
-  type, tostring, pairs, error, getmetatable, setmetatable, tonumber
+local type, tostring, pairs, ipairs, error, getmetatable, setmetatable, tonumber =
+  type, tostring, pairs, ipairs, error, getmetatable, setmetatable, tonumber
 local running = coroutine.running
 local monotime, plain_sleep = core.monotime, core.sleep
 local ostime, osdate, fmt = os.time, os.date, string.format
@@ -430,7 +430,15 @@ function M.enrichment(client, target, opts, call_opts, level)
       if e.in_progress == true then return e end
       local list, err2 = se:get_ai_in_progress(rid, nil, call_opts)
       if list == nil then return nil, err2 end
-      if type(list) == "table" and #list > 0 then
+      -- The list may carry rows that just finished (status other than 1).
+      local running_ai = {}
+      for _, r in ipairs(type(list) == "table" and list or {}) do
+        if type(r) == "table" and (r.status == nil or r.status == null or r.status == 1) then
+          running_ai[#running_ai + 1] = r
+        end
+      end
+      if #running_ai > 0 then
+        list = running_ai
         -- Report the AI work as in progress without touching the record.
         local copy = {}
         for k, v in pairs(e) do copy[k] = v end
