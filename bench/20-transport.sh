@@ -1,0 +1,134 @@
+#!/bin/sh
+# 20-transport.sh - the HTTP transport against nginx on 127.0.0.1, next to
+# the baselines measured in the same run:
+#   c_easy / c_multi    plain libcurl, nothing else (bench/transport/c_loop.c)
+#   core_*              instantly.core sessions (bench/transport/lua_rows.lua)
+#   luasocket+cjson     socket.http + lua-cjson, what Lua users write today
+#   py_requests         /usr/bin/python3 requests.Session + .json()
+# Three loads shaped like the API: "small" GET /api/v2/workspaces/current
+# (~350 B), "page" GET /api/v2/campaigns (100 campaigns, ~230 KB) and
+# "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up). Each row runs
+# BENCH_SECONDS (default 1) per repetition, BENCH_REPS (default 3) times in
+# turn with the others; the best req/s and the largest peak RSS are kept.
+# nginx runs from a temporary prefix and is stopped at the end. Not a test:
+# it reports, it does not fail on a missed target.
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+SECONDS_PER=${BENCH_SECONDS:-1}
+REPS=${BENCH_REPS:-3}
+INFLIGHT=4
+PY=/usr/bin/python3          # Debian's, which has python3-requests
+TIME=/usr/bin/time
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"             # nginx workers may run as nobody
+nginx_pid=
+cleanup() {
+    if [ -n "$nginx_pid" ]; then
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    fi
+    [ -n "${BENCH_KEEP:-}" ] && echo "kept $tmp" >&2 && return
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+[ -f "$BUILD/instantly/core.so" ] || { echo "20-transport: build first (make BUILD=$BUILD)" >&2; exit 1; }
+export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
+export LUA_CPATH="$ROOT/$BUILD/?.so;;"
+
+cc -O2 -o "$tmp/c_loop" bench/transport/c_loop.c $(pkg-config --cflags --libs libcurl)
+mkdir -p "$tmp/www" "$tmp/logs"
+$LUA bench/transport/gen_bodies.lua "$tmp/www"
+
+port=$($LUA -e 'local s = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); print(p); s:close()')
+cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/logs/error.log warn;
+events { worker_connections 512; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 10000000;
+    keepalive_timeout 60s;
+    client_body_temp_path $tmp/body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $tmp/www;
+        location = /api/v2/workspaces/current { try_files /workspace.json =404; }
+        location = /api/v2/campaigns { try_files /campaigns.json =404; }
+        location = /api/v2/leads/add {
+            client_max_body_size 16m;
+            client_body_buffer_size 1m;
+            return 200 '{"status":"success","total_sent":1000,"leads_uploaded":1000,"duplicated_leads":0,"skipped_count":0,"invalid_email_count":0}';
+        }
+    }
+}
+CONF
+nginx -p "$tmp" -c "$tmp/nginx.conf" -g "daemon off;" 2>"$tmp/logs/stderr" &
+nginx_pid=$!
+
+base="http://127.0.0.1:$port"
+ready=0
+for _ in $(seq 1 50); do
+    if $LUA -e "local c = require('socket').tcp(); c:settimeout(0.2); os.exit(c:connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null; then
+        ready=1; break
+    fi
+    sleep 0.1
+done
+[ "$ready" = 1 ] || { echo "20-transport: nginx did not start" >&2; cat "$tmp/logs/stderr" "$tmp/logs/error.log" >&2; exit 1; }
+
+# name kind command... (the command gets METHOD URL BODYFILE SECONDS appended,
+# plus INFLIGHT for multi rows); written one row per line to $tmp/rows.
+{
+    echo "c_easy seq $tmp/c_loop easy"
+    echo "c_multi multi $tmp/c_loop multi"
+    $LUA bench/transport/lua_rows.lua --list | while read -r name kind avail; do
+        case "$avail" in
+            ok) echo "$name $kind $LUA bench/transport/lua_rows.lua $name @WORKLOAD@" ;;
+            *) echo "20-transport: row $name ${avail#skip:}" >&2 ;;
+        esac
+    done
+    if $PY -c 'import requests' 2>/dev/null; then
+        echo "py_requests seq $PY bench/transport/py_requests.py"
+    else
+        echo "20-transport: row py_requests skipped: $PY has no requests module" >&2
+    fi
+} > "$tmp/rows"
+
+: > "$tmp/results"
+for load in "small GET /api/v2/workspaces/current -" \
+            "page GET /api/v2/campaigns -" \
+            "leads POST /api/v2/leads/add $tmp/www/leads_body.json"; do
+    set -- $load
+    w=$1 method=$2 path=$3 bodyfile=$4
+    : > "$tmp/raw"
+    rep=1
+    while [ "$rep" -le "$REPS" ]; do
+        while read -r name kind cmd; do
+            cmd=$(echo "$cmd" | sed "s|@WORKLOAD@|$w|")
+            extra=
+            [ "$kind" = multi ] && extra=$INFLIGHT
+            # shellcheck disable=SC2086
+            if out=$($TIME -f "%M" -o "$tmp/rss" $cmd "$method" "$base$path" "$bodyfile" "$SECONDS_PER" $extra); then
+                echo "$w $name $kind $out $(tail -n 1 "$tmp/rss")" >> "$tmp/raw"
+            else
+                echo "20-transport: row $name failed on $w" >&2
+            fi
+        done < "$tmp/rows"
+        rep=$((rep + 1))
+    done
+    $LUA bench/transport/best.lua "$tmp/raw" >> "$tmp/results"
+done
+
+echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), ${SECONDS_PER}s x $REPS per row, $INFLIGHT in flight for multi rows"
+$LUA bench/transport/report.lua "$tmp/results"

@@ -1,0 +1,163 @@
+/*
+ * c_loop.c - the baseline rows of bench/20-transport.sh: plain libcurl
+ * doing nothing but the requests, i.e. the practical limit for any
+ * binding of libcurl on this machine.
+ *
+ *   c_loop easy  METHOD URL BODYFILE SECONDS      one easy handle, reused
+ *   c_loop multi METHOD URL BODYFILE SECONDS N    multi interface, N in flight
+ *
+ * BODYFILE is "-" for none. Prints "REQUESTS ELAPSED_SECONDS". The request
+ * carries the same headers the Lua rows send; the body is counted, not kept.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <curl/curl.h>
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static size_t count(char *p, size_t size, size_t n, void *ud)
+{
+    (void)p;
+    *(size_t *)ud += size * n;
+    return size * n;
+}
+
+static char *slurp(const char *path, long *len)
+{
+    FILE *f;
+    char *buf;
+    *len = 0;
+    if (strcmp(path, "-") == 0)
+        return NULL;
+    f = fopen(path, "rb");
+    if (!f || fseek(f, 0, SEEK_END) != 0 || (*len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
+        perror(path);
+        exit(2);
+    }
+    buf = malloc((size_t)*len + 1);
+    if (!buf || fread(buf, 1, (size_t)*len, f) != (size_t)*len) {
+        perror(path);
+        exit(2);
+    }
+    fclose(f);
+    return buf;
+}
+
+typedef struct Conf {
+    const char *method, *url;
+    char *body;
+    long body_len;
+    struct curl_slist *hdrs;
+    size_t received;
+} Conf;
+
+static CURL *make_handle(Conf *c)
+{
+    CURL *e = curl_easy_init();
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, count);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->received);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
+    if (c->body) {
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, c->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, c->body);
+    }
+    if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "POST") != 0)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, c->method);
+    return e;
+}
+
+static void check(CURL *e, CURLcode rc)
+{
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK || status != 200) {
+        fprintf(stderr, "c_loop: %s, status %ld\n", curl_easy_strerror(rc), status);
+        exit(1);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    Conf c;
+    double seconds, start, end;
+    long n = 0;
+
+    if (argc < 6 || (strcmp(argv[1], "multi") == 0 && argc < 7)) {
+        fprintf(stderr, "usage: c_loop easy|multi METHOD URL BODYFILE SECONDS [N]\n");
+        return 2;
+    }
+    memset(&c, 0, sizeof c);
+    c.method = argv[2];
+    c.url = argv[3];
+    c.body = slurp(argv[4], &c.body_len);
+    seconds = atof(argv[5]);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    c.hdrs = curl_slist_append(NULL, "Authorization: Bearer bench-key");
+    if (c.body) {
+        c.hdrs = curl_slist_append(c.hdrs, "Content-Type: application/json");
+        c.hdrs = curl_slist_append(c.hdrs, "Expect:");
+    }
+
+    start = now();
+    end = start + seconds;
+    if (strcmp(argv[1], "easy") == 0) {
+        CURL *e = make_handle(&c);
+        while (now() < end) {
+            check(e, curl_easy_perform(e));
+            n++;
+        }
+        curl_easy_cleanup(e);
+    } else {
+        int i, inflight = atoi(argv[6]), in_multi = 0, left;
+        CURLM *m = curl_multi_init();
+        CURL **hs = calloc((size_t)inflight, sizeof *hs);
+        for (i = 0; i < inflight; i++) {
+            hs[i] = make_handle(&c);
+            curl_multi_add_handle(m, hs[i]);
+            in_multi++;
+        }
+        while (in_multi > 0) {
+            CURLMsg *msg;
+            int active = 0, finished = 0;
+            curl_multi_perform(m, &active);
+            while ((msg = curl_multi_info_read(m, &left)) != NULL) {
+                CURL *e = msg->easy_handle;
+                CURLcode rc = msg->data.result;
+                if (msg->msg != CURLMSG_DONE)
+                    continue;
+                check(e, rc);
+                n++;
+                finished++;
+                curl_multi_remove_handle(m, e);
+                in_multi--;
+                if (now() < end) {
+                    curl_multi_add_handle(m, e);
+                    in_multi++;
+                }
+            }
+            if (!finished && in_multi > 0)
+                curl_multi_poll(m, NULL, 0, 1000, NULL);
+        }
+        for (i = 0; i < inflight; i++)
+            curl_easy_cleanup(hs[i]);
+        free(hs);
+        curl_multi_cleanup(m);
+    }
+    printf("%ld %.6f\n", n, now() - start);
+    curl_slist_free_all(c.hdrs);
+    free(c.body);
+    curl_global_cleanup();
+    return 0;
+}

@@ -1,0 +1,155 @@
+-- lua_rows.lua - the Lua rows of bench/20-transport.sh.
+--
+--   lua5.4 lua_rows.lua --list
+--       prints "NAME KIND" per row, in table order; KIND is "seq" (compared
+--       with the plain C easy loop) or "multi" (compared with the C multi
+--       loop at the same number in flight)
+--   lua5.4 lua_rows.lua ROW WORKLOAD METHOD URL BODYFILE SECONDS [INFLIGHT]
+--       runs one row for SECONDS and prints "REQUESTS ELAPSED_SECONDS"
+--
+-- Adding a row: append { name = ..., kind = "seq" | "multi", run = fn } to
+-- `rows` below. fn(ctx) makes requests until ctx.deadline (a core.monotime
+-- value) and returns how many it made; ctx has workload ("small", "page"
+-- or "leads"), method, url, base (scheme://host:port), path, body (string
+-- or nil), headers (the request headers every row sends) and inflight.
+-- Optional `available = function() return bool, why end` skips the row
+-- (printed as skipped) when a module it needs is missing. The shell script
+-- picks up new rows by itself.
+local core = require "instantly.core"
+
+local rows = {}
+
+local function expect(status, body)
+  if status ~= 200 then
+    error(("status %s: %s"):format(tostring(status), tostring(body)), 2)
+  end
+end
+
+-- session:request in a loop: the transport alone.
+rows[#rows + 1] = { name = "core_request", kind = "seq", run = function(ctx)
+  local s <close> = core.session()
+  local req = { method = ctx.method, url = ctx.url, headers = ctx.headers, body = ctx.body }
+  local n, deadline, monotime = 0, ctx.deadline, core.monotime
+  while monotime() < deadline do
+    expect(s:request(req))
+    n = n + 1
+  end
+  return n
+end }
+
+-- The same, decoding each response with core.json_decode.
+rows[#rows + 1] = { name = "core_request+json", kind = "seq",
+  available = function() return core.json_decode ~= nil, "core.json_decode missing" end,
+  run = function(ctx)
+    local s <close> = core.session()
+    local req = { method = ctx.method, url = ctx.url, headers = ctx.headers, body = ctx.body }
+    local n, deadline, monotime, decode = 0, ctx.deadline, core.monotime, core.json_decode
+    while monotime() < deadline do
+      local status, body = s:request(req)
+      expect(status, body)
+      assert(decode(body))
+      n = n + 1
+    end
+    return n
+  end }
+
+-- submit/poll keeping ctx.inflight transfers going.
+rows[#rows + 1] = { name = "core_submit_poll", kind = "multi", run = function(ctx)
+  local s <close> = core.session()
+  local req = { method = ctx.method, url = ctx.url, headers = ctx.headers, body = ctx.body }
+  local n, deadline, monotime = 0, ctx.deadline, core.monotime
+  for _ = 1, ctx.inflight do s:submit(req) end
+  while s:pending() > 0 do
+    for _, r in ipairs(s:poll(1)) do
+      expect(r.status, r.body or r.err)
+      n = n + 1
+      if monotime() < deadline then s:submit(req) end
+    end
+  end
+  return n
+end }
+
+-- What Lua users write today: LuaSocket's socket.http and lua-cjson
+-- (a new connection per request: socket.http has no keep-alive).
+rows[#rows + 1] = { name = "luasocket+cjson", kind = "seq",
+  available = function()
+    local ok = pcall(require, "socket.http") and pcall(require, "cjson")
+    return ok, "lua-socket or lua-cjson missing"
+  end,
+  run = function(ctx)
+    local http, ltn12, cjson, socket = require "socket.http", require "ltn12", require "cjson", require "socket"
+    local headers = {}
+    for k, v in pairs(ctx.headers) do headers[k] = v end
+    if ctx.body then headers["Content-Length"] = tostring(#ctx.body) end
+    local n, deadline = 0, ctx.deadline - core.monotime() + socket.gettime()
+    while socket.gettime() < deadline do
+      local sink = {}
+      local _, status = http.request{ method = ctx.method, url = ctx.url, headers = headers,
+        source = ctx.body and ltn12.source.string(ctx.body) or nil, sink = ltn12.sink.table(sink) }
+      local body = table.concat(sink)
+      expect(status, body)
+      assert(cjson.decode(body))
+      n = n + 1
+    end
+    return n
+  end }
+
+-- The SDK itself: instantly.new{...} and the generated methods, i.e.
+-- argument checks, URL and headers, the pipeline, JSON decoding and records
+-- (the client's rate limiter is off: it would pace the loop to 100/s).
+rows[#rows + 1] = { name = "sdk_client", kind = "seq",
+  available = function()
+    local ok, err = pcall(require, "instantly")
+    return ok, "instantly: " .. tostring(err)
+  end,
+  run = function(ctx)
+    local instantly = require "instantly"
+    local client = instantly.new{ api_key = "bench-key", base_url = ctx.base, rate_limit = false, max_retries = 0 }
+    local call
+    if ctx.workload == "small" then
+      call = function() return client.workspaces:get() end
+    elseif ctx.workload == "page" then
+      call = function() return client.campaigns:list{ limit = 100 } end
+    else
+      local params = assert(core.json_decode(ctx.body))
+      call = function() return client.leads:add_many(params) end
+    end
+    local n, deadline, monotime = 0, ctx.deadline, core.monotime
+    while monotime() < deadline do
+      local v, err = call()
+      if not v then error(tostring(err)) end
+      n = n + 1
+    end
+    client:close()
+    return n
+  end }
+
+local M = { rows = rows }
+
+if arg and arg[1] == "--list" then
+  for _, row in ipairs(rows) do
+    local ok, why = true, nil
+    if row.available then ok, why = row.available() end
+    print(row.name, row.kind, ok and "ok" or ("skip:" .. tostring(why):gsub("%s", "_")))
+  end
+elseif arg and arg[1] then
+  local name, workload, method, url, bodyfile, seconds, inflight = table.unpack(arg, 1, 7)
+  local row
+  for _, r in ipairs(rows) do if r.name == name then row = r end end
+  assert(row, "no row " .. tostring(name))
+  local body
+  if bodyfile ~= "-" then
+    local f = assert(io.open(bodyfile, "rb"))
+    body = f:read("a")
+    f:close()
+  end
+  local headers = { Authorization = "Bearer bench-key" }
+  if body then headers["Content-Type"] = "application/json" end
+  local base, path = url:match("^(https?://[^/]+)(.*)$")
+  local start = core.monotime()
+  local n = row.run{ workload = workload, method = method, url = url, base = base, path = path, body = body,
+    headers = headers, inflight = tonumber(inflight) or 4, deadline = start + tonumber(seconds) }
+  io.write(n, " ", ("%.6f"):format(core.monotime() - start), "\n")
+end
+
+return M
