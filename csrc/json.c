@@ -197,6 +197,32 @@ static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
     return 0;
 }
 
+/* Skips plain ASCII (no quote, backslash, control or high byte), eight
+ * bytes at a time while it can: strings are mostly such runs. */
+#define LO8 0x0101010101010101u
+#define HI8 0x8080808080808080u
+/* Nonzero when any of the 8 bytes is a quote, backslash, control or high
+ * byte (the classic "has zero byte" and "has byte less than" tricks). */
+static uint64_t special8(uint64_t x)
+{
+    uint64_t q = x ^ (LO8 * '"'), b = x ^ (LO8 * '\\');
+    return (((q - LO8) & ~q) | ((b - LO8) & ~b) | ((x - LO8 * 0x20) & ~x) | x) & HI8;
+}
+
+static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+{
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (special8(x))
+            break;
+        p += 8;
+    }
+    while (p < end && byte_class[*p] == C_PLAIN)
+        p++;
+    return p;
+}
+
 /* Checks option table at idx against the allowed names, raising on misuse. */
 typedef struct jopts {
     int max_depth;
@@ -249,12 +275,17 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * Decoder
  * ==================================================================== */
 
+#define DEC_HINT_DEPTH 32
+
 typedef struct dec {
     lua_State *L;
     const char *start, *p, *end;
     jbuf *scratch;
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
+    /* Size of the last array/object closed at each shallow depth: lists
+     * of similar records then get tables of the right size up front. */
+    int hint_arr[DEC_HINT_DEPTH], hint_obj[DEC_HINT_DEPTH];
 } dec;
 
 /* Stack slots inside decode_protected. */
@@ -426,8 +457,7 @@ static void parse_string(dec *d)
     const char *s = d->p, *p = s, *end = d->end;
     for (;;) {
         /* The hot loop: plain ASCII runs. */
-        while (p < end && byte_class[(unsigned char)*p] == C_PLAIN)
-            p++;
+        p = (const char *)skip_plain((const unsigned char *)p, (const unsigned char *)end);
         if (JSON_UNLIKELY(p >= end))
             dec_unexpected(d, p);
         switch (byte_class[(unsigned char)*p]) {
@@ -597,7 +627,7 @@ static void parse_array(dec *d, int depth)
     if (!lua_checkstack(L, 4))
         dec_fail_at(d, d->p, "out of Lua stack");
     d->p++;
-    lua_createtable(L, 0, 0);
+    lua_createtable(L, depth < DEC_HINT_DEPTH ? d->hint_arr[depth] : 0, 0);
     lua_pushvalue(L, DEC_ARRAY_MT);
     lua_setmetatable(L, -2);
     p = skip_ws(d->p, d->end);
@@ -616,6 +646,8 @@ static void parse_array(dec *d, int depth)
         }
         if (p < d->end && *p == ']') {
             d->p = p + 1;
+            if (depth < DEC_HINT_DEPTH)
+                d->hint_arr[depth] = n < 1024 ? (int)n : 1024;
             return;
         }
         dec_unexpected(d, p);
@@ -626,12 +658,13 @@ static void parse_object(dec *d, int depth)
 {
     lua_State *L = d->L;
     const char *p;
+    int n = 0;
     if (depth > d->max_depth)
         dec_too_deep(d);
     if (!lua_checkstack(L, 4))
         dec_fail_at(d, d->p, "out of Lua stack");
     d->p++;
-    lua_createtable(L, 0, 0);
+    lua_createtable(L, 0, depth < DEC_HINT_DEPTH ? d->hint_obj[depth] : 0);
     p = skip_ws(d->p, d->end);
     if (p < d->end && *p == '}') {
         d->p = p + 1;
@@ -648,6 +681,7 @@ static void parse_object(dec *d, int depth)
         d->p = skip_ws(p + 1, d->end);
         parse_value(d, depth);
         lua_rawset(L, -3);
+        n++;
         p = skip_ws(d->p, d->end);
         if (p < d->end && *p == ',') {
             p = skip_ws(p + 1, d->end);
@@ -655,6 +689,8 @@ static void parse_object(dec *d, int depth)
         }
         if (p < d->end && *p == '}') {
             d->p = p + 1;
+            if (depth < DEC_HINT_DEPTH)
+                d->hint_obj[depth] = n < 1024 ? n : 1024;
             return;
         }
         dec_unexpected(d, p);
@@ -732,6 +768,8 @@ static int l_json_decode(lua_State *L)
     d.L = L;
     d.max_depth = o.max_depth;
     d.failed = 0;
+    memset(d.hint_arr, 0, sizeof d.hint_arr);
+    memset(d.hint_obj, 0, sizeof d.hint_obj);
     lua_settop(L, 2);
     d.scratch = jbuf_new(L); /* slot 3, kept alive by this frame */
     lua_pushcfunction(L, decode_protected);
@@ -879,12 +917,31 @@ static void encode_string(enc *e, const epath *at, const char *s, size_t n)
     lua_State *L = e->L;
     jbuf *b = e->b;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    jbuf_reserve(L, b, n + 2);
-    b->p[b->len++] = '"';
+    char *o;
+    jbuf_reserve(L, b, n + 2 + 8);
+    /* Scan and copy in one pass while the string is plain (the usual
+     * case); the 8 bytes of slack let the last word store overshoot. */
+    o = b->p + b->len;
+    *o++ = '"';
+    while (end - p >= 8) {
+        uint64_t x;
+        memcpy(&x, p, 8);
+        if (special8(x))
+            break;
+        memcpy(o, &x, 8);
+        o += 8;
+        p += 8;
+    }
+    while (p < end && byte_class[*p] == C_PLAIN)
+        *o++ = (char)*p++;
+    b->len = (size_t)(o - b->p);
+    if (p == end) {
+        b->p[b->len++] = '"';
+        return;
+    }
     while (p < end) {
         const unsigned char *run = p;
-        while (p < end && byte_class[*p] == C_PLAIN)
-            p++;
+        p = skip_plain(p, end);
         if (p > run) {
             size_t k = (size_t)(p - run);
             jbuf_reserve(L, b, k + 1);
@@ -936,6 +993,54 @@ static void encode_integer(enc *e, lua_Integer v)
     put_lit(e->L, e->b, q, (size_t)(tmp + sizeof tmp - q));
 }
 
+/* Fixed-point digits for the common floats (prices, scores, rates): the
+ * fewest decimals k such that r = round(|v| * 10^k) below 2^53 gives back
+ * v as r / 10^k. Both are exact doubles, so that division is correctly
+ * rounded, which is exactly what a reader's strtod does with the digits.
+ * Returns the length written, or 0 to fall back to printf. */
+static int float_fixed(char *out, double v)
+{
+    double a = fabs(v);
+    int k;
+    if (!(a >= 1e-4 && a < 1e15))
+        return 0;
+    for (k = 0; k <= 17; k++) {
+        double m = a * pow10_exact[k], r;
+        if (m >= 9007199254740992.0)
+            return 0;
+        r = floor(m + 0.5);
+        if (r / pow10_exact[k] == a) {
+            char digits[24];
+            int nd = 0, n = 0, i;
+            uint64_t u = (uint64_t)r;
+            do {
+                digits[nd++] = (char)('0' + u % 10);
+                u /= 10;
+            } while (u != 0);
+            if (v < 0)
+                out[n++] = '-';
+            if (nd <= k) { /* 0.000ddd */
+                out[n++] = '0';
+                out[n++] = '.';
+                for (i = nd; i < k; i++)
+                    out[n++] = '0';
+                while (nd > 0)
+                    out[n++] = digits[--nd];
+                return n;
+            }
+            while (nd > k)
+                out[n++] = digits[--nd];
+            out[n++] = '.';
+            if (k == 0)
+                out[n++] = '0';
+            while (nd > 0)
+                out[n++] = digits[--nd];
+            return n;
+        }
+    }
+    return 0;
+}
+
 static void encode_float(enc *e, const epath *at, lua_Number v)
 {
     char tmp[40];
@@ -944,6 +1049,11 @@ static void encode_float(enc *e, const epath *at, lua_Number v)
         enc_fail(e, at, "cannot encode NaN");
     if (isinf(v))
         enc_fail(e, at, v > 0 ? "cannot encode inf" : "cannot encode -inf");
+    n = float_fixed(tmp, (double)v);
+    if (n > 0) {
+        put_lit(e->L, e->b, tmp, (size_t)n);
+        return;
+    }
     for (prec = 15; prec <= 17; prec++) {
         n = snprintf(tmp, sizeof tmp, "%.*g", prec, (double)v);
         if (prec == 17 || strtod(tmp, NULL) == (double)v)

@@ -99,6 +99,27 @@ describe("core.json_decode", function()
     end
   end)
 
+  it("finds bad bytes at every position of a string (word boundaries)", function()
+    for len = 1, 20 do
+      for pos = 1, len do
+        local pre, post = ("a"):rep(pos - 1), ("b"):rep(len - pos)
+        for _, c in ipairs({ "\n", "\0", "\127\255", "\192\128" }) do
+          local v, err = decode('"' .. pre .. c .. post .. '"')
+          if c == "\127\255" then
+            assert.is_nil(v)
+            assert.equal("invalid UTF-8 at byte " .. (pos + 2), err)
+          elseif c == "\192\128" then
+            assert.equal("invalid UTF-8 at byte " .. (pos + 1), err)
+          else
+            assert.equal(("unescaped control character 0x%02X in string at byte %d"):format(c:byte(), pos + 1), err)
+          end
+        end
+        assert.equal(pre .. "é" .. post, decode('"' .. pre .. "é" .. post .. '"'))
+        assert.equal(pre .. '"' .. post, decode('"' .. pre .. '\\"' .. post .. '"'))
+      end
+    end
+  end)
+
   it("keeps integer and float subtypes apart", function()
     assert.equal("integer", math.type(decode("10")))
     assert.equal("float", math.type(decode("10.0")))
@@ -353,6 +374,54 @@ describe("core.json_encode", function()
     assert.equal("0.1", encode(0.1))
     assert.equal("1.2345678901234567", encode(1.2345678901234567))
     assert.equal("1e+22", encode(1e22))
+  end)
+
+  it("round-trips short decimals and writes no more digits than %.15g/%.16g/%.17g", function()
+    local function sig(s) -- significant digits in a number text
+      local m = s:gsub("^%-", ""):gsub("[eE].*$", "")
+      if m:find(".", 1, true) then m = m:gsub("0+$", "") end
+      m = m:gsub("%.", ""):gsub("^0+", "")
+      return #m
+    end
+    local function reference(v)
+      for prec = 15, 17 do
+        local s = ("%." .. prec .. "g"):format(v)
+        if tonumber(s) == v or prec == 17 then return s end
+      end
+    end
+    local seed = 99
+    local function rnd(n)
+      seed = (seed * 6364136223846793005 + 1442695040888963407) & math.maxinteger
+      return (seed >> 20) % n
+    end
+    for _ = 1, 6000 do
+      local v
+      local k = rnd(4)
+      if k == 0 then v = rnd(10 ^ 9) / 10 ^ rnd(10)          -- prices, rates
+      elseif k == 1 then v = rnd(1 << 52) / (1 << rnd(60))    -- binary fractions
+      elseif k == 2 then v = rnd(10 ^ 15) * 10.0 ^ (rnd(40) - 20)
+      else v = (rnd(1 << 52) + 1) / (rnd(1 << 30) + 1) end    -- long expansions
+      if rnd(2) == 1 then v = -v end
+      v = v + 0.0
+      local s = encode(v)
+      assert.equal(string.pack("<d", v), string.pack("<d", decode(s)), s)
+      assert(sig(s) <= math.max(sig(reference(v)), 1), s .. " longer than " .. reference(v))
+    end
+  end)
+
+  it("escapes specials at every position of a string (word boundaries)", function()
+    for len = 0, 20 do
+      for pos = 1, len do
+        for _, c in ipairs({ '"', "\\", "\n", "\1", "\31", "é", "😀" }) do
+          local str = ("a"):rep(pos - 1) .. c .. ("b"):rep(len - pos)
+          local text = assert(encode(str))
+          assert.equal(str, decode(text))
+          assert.equal(str, decode('"' .. str:gsub('[%c"\\]', function(ch)
+            return ("\\u%04x"):format(ch:byte())
+          end) .. '"'))
+        end
+      end
+    end
   end)
 
   it("sorts keys bytewise with sort_keys", function()
