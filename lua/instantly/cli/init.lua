@@ -410,13 +410,22 @@ function M.run(argv, io_, getenv, keep_mock)
   return M.EXIT.ok
 end
 
---- `leads export ... --out file.csv`: start the export job, wait for it and
--- write the leads to a CSV file, with a progress bar on a terminal.
+-- `leads export` body fields that mean the same for a file export, and
+-- the name `leads:export_file` gives them.
+local EXPORT_FILE_ARGS = { campaign = "campaign_id", list_id = "list_id", search = "search", filter = "filter" }
+
+--- `leads export ... --out file.csv`: write the selected leads to a CSV
+-- (or .jsonl) file, page by page, with a progress count on a terminal.
+-- Without --out, `leads export` is the API's own export job.
 function M.export(client, call_params, path, io_, ctx, dry)
   local bar = progress.new { stream = io_.stderr, label = "export", unit = "leads" }
-  local opts = { path = path, on_progress = function(done, total) bar:update(done, total) end }
-  for k, v in pairs(call_params) do opts[k] = v end
-  local res, err = client.leads:export(opts)
+  local args = { path = path, on_progress = function(count) bar:update(count) end }
+  for k, v in pairs(call_params) do
+    local name = EXPORT_FILE_ARGS[k]
+    if not name then usage("--" .. k .. " does not apply to an export to a file (--out)") end
+    args[name] = v
+  end
+  local res, err = client.leads:export_file(args)
   bar:finish()
   if dry then
     for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
@@ -427,10 +436,29 @@ function M.export(client, call_params, path, io_, ctx, dry)
     return exit_for(err)
   end
   if ctx.mode == "table" then
-    io_.stderr:write("wrote ", path, "\n")
+    io_.stdout:write(string.format("wrote %d leads to %s (%s)\n", res.rows or 0, tostring(res.path or path),
+      tostring(res.format or "csv")))
+    return M.EXIT.ok
   end
-  output.print(type(res) == "table" and res or { path = path }, "object", ctx)
+  ctx.fields, ctx.item = nil, nil
+  output.print(res, "object", ctx)
   return M.EXIT.ok
+end
+
+-- Rows in a CSV file (for the import progress bar's total); nil if unknown.
+local function count_rows(path)
+  local ok, csv = pcall(require, "instantly.csv")
+  if not ok then return nil end
+  local r = csv.open(path, { header = true })
+  if not r then return nil end
+  local n = 0
+  while true do
+    local row = r:read()
+    if row == nil then break end
+    n = n + 1
+  end
+  r:close()
+  return n
 end
 
 --- Workflow actions (`leads import`).
@@ -445,22 +473,47 @@ function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
     if not fh then usage("cannot read " .. file) end
     fh:close()
     local bar = progress.new { stream = io_.stderr, label = "import", unit = "leads" }
-    local opts = { leads = file, campaign_id = campaign_id, on_progress = function(done, total)
-      bar:update(done, total)
+    local total = bar.enabled and count_rows(file) or nil
+    local args = { leads = file, campaign_id = campaign_id, on_progress = function(s)
+      bar:update(s.rows, total, s.uploaded and (tostring(s.uploaded) .. " uploaded") or nil)
     end }
-    for k, v in pairs(call_params) do opts[k] = v end
-    local summary, err = client.leads:import(opts)
+    for k, v in pairs(call_params) do args[k] = v end
+    local summary, err = client.leads:import(args)
     bar:finish()
     if dry then
       for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
       return M.EXIT.ok
     end
-    if summary == nil and err ~= nil then
+    if summary == nil then
       io_.stderr:write(tostring(err), "\n")
       return exit_for(err)
     end
-    ctx.fields, ctx.item = nil, nil
-    output.print(summary, "object", ctx)
+    if ctx.mode == "table" then
+      io_.stdout:write(tostring(summary), "\n")
+      for i, bad in ipairs(summary.invalid or {}) do
+        if i > 10 then
+          io_.stdout:write(string.format("  ... and %d more invalid rows\n", summary.invalid_count - 10))
+          break
+        end
+        io_.stdout:write(string.format("  row %s (line %s): %s\n", tostring(bad.row), tostring(bad.line),
+          tostring(bad.reason)))
+      end
+    else
+      ctx.fields, ctx.item = nil, nil
+      local plain = {}
+      for k, v in pairs(summary) do plain[k] = v end
+      for _, k in ipairs({ "invalid", "failed_batches", "ignored_columns" }) do
+        if type(plain[k]) == "table" then plain[k] = json_codec().array(plain[k]) end
+      end
+      output.print(plain, "object", ctx)
+    end
+    if summary.ok == false then
+      for _, fb in ipairs(summary.failed_batches or {}) do
+        io_.stderr:write("instantly: batch failed: ", tostring(fb.error), "\n")
+        return exit_for(fb.error)
+      end
+      return M.EXIT.api
+    end
     return M.EXIT.ok
   end
   usage("no workflow for " .. entity.lua_name .. " " .. op.lua_method)
