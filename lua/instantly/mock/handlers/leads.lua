@@ -57,7 +57,9 @@ return function(H, common)
       return nil, fail(400, "body/filter must be one of the FILTER_* values")
     end
     local ids, excluded, contacts = set_of(b.ids), set_of(b.excluded_ids), set_of(b.contacts)
-    local users = set_of(b.organization_user_ids)
+    -- on list calls organization_user_ids filters by assignee; on bulk
+    -- assign it names who receives the leads
+    local users = ctx.op.id == "listLeads" and set_of(b.organization_user_ids) or nil
     local preds = {
       b.campaign and b.campaign ~= null and common.eq_pred("campaign", b.campaign) or nil,
       b.list_id and b.list_id ~= null and common.eq_pred("list_id", b.list_id) or nil,
