@@ -115,6 +115,13 @@ describe("calling convention", function()
     assert.matches('"leads":%[%]', t.log[1].body)
   end)
 
+  it("sends empty nested arrays the catalog describes as []", function()
+    local schedule = { schedules = {} }
+    assert(c.campaigns:update("c1", { campaign_schedule = schedule }))
+    assert.matches('"schedules":%[%]', t.log[1].body)
+    assert.is_nil(getmetatable(schedule.schedules), "the caller's table is left alone")
+  end)
+
   it("sends instantly.null for nullable fields", function()
     assert(c.campaigns:update("c1", { daily_limit = instantly.null }))
     assert.matches('"daily_limit":null', t.log[1].body)
@@ -164,6 +171,9 @@ describe("calling convention", function()
       "instantly: campaigns:activate: unknown parameter 'x' (this operation takes none)" },
     { "unknown per-call option", function() c.campaigns:get("c1", nil, { retries = 1 }) end,
       "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, timeout)" },
+    { "authorization in per-call headers",
+      function() c.campaigns:get("c1", nil, { headers = { Authorization = "x" } }) end,
+      "instantly: campaigns:get: option 'headers' must not set authorization" },
     { "bad per-call option", function() c.campaigns:get("c1", nil, { max_retries = 1.5 }) end,
       "instantly: campaigns:get: option 'max_retries' must be an integer >= 0" },
   }

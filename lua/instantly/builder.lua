@@ -270,6 +270,9 @@ local function check_opts(label, opts, level)
         if type(hk) ~= "string" or type(hv) ~= "string" then
           error("instantly: " .. label .. ": option 'headers' must map strings to strings", level + 1)
         end
+        if hk:lower() == "authorization" then
+          error("instantly: " .. label .. ": option 'headers' must not set authorization", level + 1)
+        end
       end
     end
   end

@@ -106,14 +106,21 @@ function check_value(p, v, where)
     if fields then
       -- One nested level is described by the catalog; check what it
       -- describes and let other keys through (the catalog is not exhaustive
-      -- below the top level).
+      -- below the top level). A copy carries the checked values, so nested
+      -- arrays are marked (an empty one is sent as []) without touching
+      -- the caller's table.
+      local out = {}
       for k, fv in pairs(v) do
         local fp = fields[k]
         if fp then
-          local _, err = check_value(fp, fv, where .. "." .. k)
-          if err then return nil, err end
+          local cv, err = check_value(fp, fv, where .. "." .. k)
+          if cv == nil then return nil, err end
+          out[k] = cv
+        else
+          out[k] = fv
         end
       end
+      return out
     end
     return v
   end
