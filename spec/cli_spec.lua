@@ -404,6 +404,88 @@ describe("instantly CLI", function()
     end)
   end)
 
+  describe("long work", function()
+    local CSV = "examples/data/leads.csv"
+
+    local function first_campaign()
+      return decode(run("campaigns create --json --name Import --campaign_schedule " .. q(SCHEDULE)).out)
+    end
+
+    it("leads import prints a summary and no progress when stderr is not a terminal", function()
+      local c = first_campaign()
+      local r = run("leads import " .. c.id .. " " .. CSV .. " --batch_size 50 --json")
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("", r.err)
+      local s = decode(r.out)
+      assert.are.equal(243, s.rows)
+      assert.is_true(s.uploaded > 200)
+      assert.is_true(s.batches >= 5)
+      local t = run("leads import " .. c.id .. " " .. CSV .. " --table --skip_if_in_campaign")
+      assert.are.equal(0, t.code, t.err)
+      assert.truthy(t.out:match("^import: 243 rows read"), t.out)
+    end)
+
+    it("leads import draws a progress bar on a terminal", function()
+      local c = first_campaign()
+      local r = run("leads import " .. c.id .. " " .. CSV .. " --batch_size 50", { tty = true })
+      assert.are.equal(0, r.code, r.out)
+      assert.truthy(r.out:find("\r\27[Kimport [", 1, true), r.out)
+      assert.truthy(r.out:find("100% 243/243 rows", 1, true) or r.out:find("100% 243/243", 1, true), r.out)
+      assert.truthy(r.out:find("import: 243 rows read", 1, true), r.out)
+    end)
+
+    it("leads import wants a target and a readable file", function()
+      assert.are.equal(2, run("leads import " .. CSV).code)
+      assert.are.equal(2, run("leads import 6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e /nonexistent.csv").code)
+    end)
+
+    it("leads export --out writes a CSV, progress only on a terminal", function()
+      local lists = decode(run("lead_lists list --all").out)
+      local list = lists[1]
+      local out = os.tmpname()
+      local r = run("leads export --list_id " .. list.id .. " --out " .. out .. " --json")
+      assert.are.equal(0, r.code, r.err)
+      assert.are.equal("", r.err)
+      local s = decode(r.out)
+      assert.is_true(s.rows > 0)
+      local n = -1
+      for _ in io.lines(out) do n = n + 1 end
+      assert.are.equal(s.rows, n)
+      local t = run("leads export --list_id " .. list.id .. " --out " .. out, { tty = true })
+      assert.are.equal(0, t.code, t.out)
+      assert.truthy(t.out:find("\r\27[Kexport " .. s.rows .. " leads", 1, true), t.out)
+      assert.truthy(t.out:find("wrote " .. s.rows .. " leads to " .. out, 1, true), t.out)
+      os.remove(out)
+      assert.are.equal(2, run("leads export --app_connection_id x --out " .. out).code)
+    end)
+
+    it("--wait follows a background job to its end", function()
+      srv:set { job_steps = 1 }
+      local r = run("accounts enable_warmup --emails tom@mockmail.co --wait --json")
+      assert.are.equal(0, r.code, r.err)
+      local job = decode(r.out)
+      assert.are.equal("success", job.status)
+      assert.are.equal(2, run("campaigns list --wait").code, "only for job-returning actions")
+    end)
+
+    it("analytics campaign_daily --chart draws sent/opened/replied per day", function()
+      local r = run("analytics campaign_daily --chart", { columns = 70 })
+      assert.are.equal(0, r.code, r.err)
+      local lines = {}
+      for l in r.out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.truthy(lines[1]:find("sent", 1, true) and lines[1]:find("replied", 1, true), lines[1])
+      local days = 0
+      for _, l in ipairs(lines) do
+        if l:match("^%d%d%d%d%-%d%d%-%d%d │") then
+          days = days + 1
+          assert.truthy(l:match("%d+/%s*%d+/%s*%d+$"), l)
+        end
+        assert.is_true(utf8.len(l) <= 70, l)
+      end
+      assert.is_true(days > 0)
+    end)
+  end)
+
   it("--mock runs a command against a mock started for it", function()
     local r = run("--mock campaigns create --name M --campaign_schedule " .. q(SCHEDULE) .. " --json",
       { key = false, base = false })

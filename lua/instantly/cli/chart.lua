@@ -66,7 +66,10 @@ function M.daily(rows, width, series)
   end
   local labels = {}
   for i, s in ipairs(series) do labels[i] = s.label end
-  lines[#lines + 1] = string.rep(" ", datew) .. " └" .. string.rep("─", barw) .. " " .. table.concat(labels, "/")
+  local axis = string.rep(" ", datew) .. " └" .. string.rep("─", barw)
+  local caption = " " .. table.concat(labels, "/")
+  if term.len(axis) + term.len(caption) <= width then axis = axis .. caption end
+  lines[#lines + 1] = axis
   return table.concat(lines, "\n") .. "\n"
 end
 

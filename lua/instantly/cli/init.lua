@@ -508,8 +508,10 @@ function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
       output.print(plain, "object", ctx)
     end
     if summary.ok == false then
-      for _, fb in ipairs(summary.failed_batches or {}) do
-        io_.stderr:write("instantly: batch failed: ", tostring(fb.error), "\n")
+      local fb = (summary.failed_batches or {})[1]
+      if fb then
+        io_.stderr:write(string.format("instantly: %d batch(es) failed, the first (rows %s-%s): %s\n",
+          #summary.failed_batches, tostring(fb.first_row), tostring(fb.last_row), tostring(fb.error)))
         return exit_for(fb.error)
       end
       return M.EXIT.api
