@@ -173,14 +173,17 @@ function M.send(c, spec)
   local req = { method = method, url = spec.url, headers = spec.headers, body = spec.body,
                 timeout = timeout, connect_timeout = connect_timeout }
   local attempt = 0
+  local sleeper, notify
+  if limiter then
+    sleeper = sched and function(s) sched:sleep(s) end or sleep_plain
+    notify = on_wait and function(seconds, window)
+      on_wait { reason = "rate_limit", seconds = seconds, limit = window.label,
+                operation = spec.label, method = method, path = path, attempt = attempt }
+    end
+  end
   while true do
     attempt = attempt + 1
     if limiter then
-      local sleeper = sched and function(s) sched:sleep(s) end or sleep_plain
-      local notify = on_wait and function(seconds, window)
-        on_wait { reason = "rate_limit", seconds = seconds, limit = window.label,
-                  operation = spec.label, method = method, path = path, attempt = attempt }
-      end
       local ok, need, window = ratelimit.acquire(limiter.global, spec.windows, monotime, sleeper,
                                                  limiter.max_wait, notify)
       if not ok then
