@@ -106,6 +106,30 @@ describe("against the mock", function()
     assert.is_truthy(err.kind == "transport" or err.kind == "decode", tostring(err))
   end)
 
+  it("an oversized answer is kind transport (too_large), not retried", function()
+    local c = H.mock_client(srv, { max_response_bytes = 4096 })
+    srv:fault { method = "GET", path = "/workspaces/current", oversize = 100000, count = 1 }
+    local v, err = c.workspaces:get()
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.equal("too_large", err.transport_kind)
+    assert.equal(1, count("GET", "/api/v2/workspaces/current"))
+  end)
+
+  it("reads the key and base URL from the environment", function()
+    local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+    -- the child finds the modules and the core this process uses
+    local cmd = "INSTANTLY_API_KEY=" .. q(srv.api_key) .. " INSTANTLY_BASE_URL=" .. q(srv.url) ..
+      " LUA_PATH=" .. q(package.path) .. " LUA_CPATH=" .. q(package.cpath) ..
+      " lua5.4 -e " .. q("local c = require('instantly').new(); local w = assert(c.workspaces:get());" ..
+      " io.write(tostring(c), ' ', tostring(w.id ~= nil))")
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    assert.equal("instantly.Client(" .. srv.url .. ", key " .. require("instantly.redact").key(srv.api_key) ..
+      ") true", out)
+  end)
+
   it("a refused connection is kind transport (connect), retried even for POST", function()
     local socket = require "socket"
     local s = assert(socket.bind("127.0.0.1", 0))
