@@ -276,6 +276,14 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * ==================================================================== */
 
 #define DEC_HINT_DEPTH 32
+#define DEC_LOCAL_FRAMES 64
+
+/* An open container: objects have their table and pending key on the
+ * Lua stack, arrays their table; n counts what was stored so far. */
+typedef struct dframe {
+    lua_Integer n;
+    int is_obj;
+} dframe;
 
 typedef struct dec {
     lua_State *L;
@@ -283,6 +291,9 @@ typedef struct dec {
     jbuf *scratch;
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
+    dframe *fr;     /* open containers, innermost last */
+    int depth, cap;
+    dframe local[DEC_LOCAL_FRAMES];
     /* Size of the last array/object closed at each shallow depth: lists
      * of similar records then get tables of the right size up front. */
     int hint_arr[DEC_HINT_DEPTH], hint_obj[DEC_HINT_DEPTH];
@@ -290,6 +301,7 @@ typedef struct dec {
 
 /* Stack slots inside decode_protected. */
 #define DEC_ARRAY_MT 2
+#define DEC_FRAMES 3
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -607,94 +619,31 @@ static void parse_number(dec *d)
     number_slow(d, s, p);
 }
 
-static void parse_value(dec *d, int depth);
-
-static JSON_NOINLINE void dec_too_deep(dec *d)
+static JSON_NOINLINE void dec_too_deep(dec *d, const char *at)
 {
     lua_pushfstring(d->L, "nesting deeper than max_depth (%d) at byte %I", d->max_depth,
-                    (lua_Integer)(d->p - d->start) + 1);
+                    (lua_Integer)(at - d->start) + 1);
     d->failed = 1;
     lua_error(d->L);
 }
 
-static void parse_array(dec *d, int depth)
+/* Makes room for one more open container; frames live in C memory owned
+ * by Lua (a userdata in slot DEC_FRAMES once the local ones run out). */
+static dframe *dec_push_frame(dec *d, const char *at)
 {
-    lua_State *L = d->L;
-    lua_Integer n = 0;
-    const char *p;
-    if (depth > d->max_depth)
-        dec_too_deep(d);
-    if (!lua_checkstack(L, 4))
-        dec_fail_at(d, d->p, "out of Lua stack");
-    d->p++;
-    lua_createtable(L, depth < DEC_HINT_DEPTH ? d->hint_arr[depth] : 0, 0);
-    lua_pushvalue(L, DEC_ARRAY_MT);
-    lua_setmetatable(L, -2);
-    p = skip_ws(d->p, d->end);
-    if (p < d->end && *p == ']') {
-        d->p = p + 1;
-        return;
+    if (d->depth >= d->max_depth)
+        dec_too_deep(d, at);
+    if (!lua_checkstack(d->L, 4))
+        dec_fail_at(d, at, "out of Lua stack");
+    if (d->depth == d->cap) {
+        int ncap = d->cap * 4 < d->max_depth ? d->cap * 4 : d->max_depth;
+        dframe *nf = (dframe *)lua_newuserdatauv(d->L, (size_t)ncap * sizeof *nf, 0);
+        memcpy(nf, d->fr, (size_t)d->cap * sizeof *nf);
+        lua_replace(d->L, DEC_FRAMES);
+        d->fr = nf;
+        d->cap = ncap;
     }
-    for (;;) {
-        d->p = p;
-        parse_value(d, depth);
-        lua_rawseti(L, -2, ++n);
-        p = skip_ws(d->p, d->end);
-        if (p < d->end && *p == ',') {
-            p = skip_ws(p + 1, d->end);
-            continue;
-        }
-        if (p < d->end && *p == ']') {
-            d->p = p + 1;
-            if (depth < DEC_HINT_DEPTH)
-                d->hint_arr[depth] = n < 1024 ? (int)n : 1024;
-            return;
-        }
-        dec_unexpected(d, p);
-    }
-}
-
-static void parse_object(dec *d, int depth)
-{
-    lua_State *L = d->L;
-    const char *p;
-    int n = 0;
-    if (depth > d->max_depth)
-        dec_too_deep(d);
-    if (!lua_checkstack(L, 4))
-        dec_fail_at(d, d->p, "out of Lua stack");
-    d->p++;
-    lua_createtable(L, 0, depth < DEC_HINT_DEPTH ? d->hint_obj[depth] : 0);
-    p = skip_ws(d->p, d->end);
-    if (p < d->end && *p == '}') {
-        d->p = p + 1;
-        return;
-    }
-    for (;;) {
-        if (p >= d->end || *p != '"')
-            dec_unexpected(d, p);
-        d->p = p + 1;
-        parse_string(d);
-        p = skip_ws(d->p, d->end);
-        if (p >= d->end || *p != ':')
-            dec_unexpected(d, p);
-        d->p = skip_ws(p + 1, d->end);
-        parse_value(d, depth);
-        lua_rawset(L, -3);
-        n++;
-        p = skip_ws(d->p, d->end);
-        if (p < d->end && *p == ',') {
-            p = skip_ws(p + 1, d->end);
-            continue;
-        }
-        if (p < d->end && *p == '}') {
-            d->p = p + 1;
-            if (depth < DEC_HINT_DEPTH)
-                d->hint_obj[depth] = n < 1024 ? n : 1024;
-            return;
-        }
-        dec_unexpected(d, p);
-    }
+    return &d->fr[d->depth++];
 }
 
 static void parse_literal(dec *d, const char *word, size_t n)
@@ -704,40 +653,120 @@ static void parse_literal(dec *d, const char *word, size_t n)
     d->p += n;
 }
 
-/* d->p at the first byte of a value (whitespace already skipped). */
-static void parse_value(dec *d, int depth)
+/* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
+static void parse_key(dec *d, const char *p)
 {
-    if (JSON_UNLIKELY(d->p >= d->end))
-        dec_unexpected(d, d->p);
-    switch (*d->p) {
-    case '"':
-        d->p++;
-        parse_string(d);
-        return;
-    case '{':
-        parse_object(d, depth + 1);
-        return;
-    case '[':
-        parse_array(d, depth + 1);
-        return;
-    case 't':
-        parse_literal(d, "true", 4);
-        lua_pushboolean(d->L, 1);
-        return;
-    case 'f':
-        parse_literal(d, "false", 5);
-        lua_pushboolean(d->L, 0);
-        return;
-    case 'n':
-        parse_literal(d, "null", 4);
-        lua_pushlightuserdata(d->L, NULL);
-        return;
-    case '-': case '0': case '1': case '2': case '3': case '4':
-    case '5': case '6': case '7': case '8': case '9':
-        parse_number(d);
-        return;
-    default:
-        dec_unexpected(d, d->p);
+    if (JSON_UNLIKELY(p >= d->end || *p != '"'))
+        dec_unexpected(d, p);
+    d->p = p + 1;
+    parse_string(d);
+    p = skip_ws(d->p, d->end);
+    if (JSON_UNLIKELY(p >= d->end || *p != ':'))
+        dec_unexpected(d, p);
+    d->p = skip_ws(p + 1, d->end);
+}
+
+/* The whole document, without C recursion: open containers are frames,
+ * their tables (and an object's pending key) sit on the Lua stack. */
+static void parse_document(dec *d)
+{
+    lua_State *L = d->L;
+    const char *p;
+    for (;;) {
+        /* one value at d->p */
+        p = d->p;
+        if (JSON_UNLIKELY(p >= d->end))
+            dec_unexpected(d, p);
+        switch (*p) {
+        case '"':
+            d->p = p + 1;
+            parse_string(d);
+            break;
+        case '{': {
+            dframe *f = dec_push_frame(d, p);
+            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_obj[d->depth - 1] : 0;
+            f->is_obj = 1;
+            f->n = 0;
+            lua_createtable(L, 0, h);
+            p = skip_ws(p + 1, d->end);
+            if (p < d->end && *p == '}') {
+                d->p = p + 1;
+                d->depth--;
+                break;
+            }
+            parse_key(d, p);
+            continue; /* to the member's value */
+        }
+        case '[': {
+            dframe *f = dec_push_frame(d, p);
+            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_arr[d->depth - 1] : 0;
+            f->is_obj = 0;
+            f->n = 0;
+            lua_createtable(L, h, 0);
+            lua_pushvalue(L, DEC_ARRAY_MT);
+            lua_setmetatable(L, -2);
+            p = skip_ws(p + 1, d->end);
+            d->p = p;
+            if (p < d->end && *p == ']') {
+                d->p = p + 1;
+                d->depth--;
+                break;
+            }
+            continue; /* to the first element */
+        }
+        case 't':
+            parse_literal(d, "true", 4);
+            lua_pushboolean(L, 1);
+            break;
+        case 'f':
+            parse_literal(d, "false", 5);
+            lua_pushboolean(L, 0);
+            break;
+        case 'n':
+            parse_literal(d, "null", 4);
+            lua_pushlightuserdata(L, NULL);
+            break;
+        case '-': case '0': case '1': case '2': case '3': case '4':
+        case '5': case '6': case '7': case '8': case '9':
+            parse_number(d);
+            break;
+        default:
+            dec_unexpected(d, p);
+        }
+
+        /* A complete value is on the stack top: store it in its container,
+         * closing every container that ends here. */
+        for (;;) {
+            dframe *f;
+            if (d->depth == 0)
+                return;
+            f = &d->fr[d->depth - 1];
+            p = skip_ws(d->p, d->end);
+            if (f->is_obj) {
+                lua_rawset(L, -3);
+                f->n++;
+                if (p < d->end && *p == ',') {
+                    parse_key(d, skip_ws(p + 1, d->end));
+                    break;
+                }
+                if (JSON_UNLIKELY(p >= d->end || *p != '}'))
+                    dec_unexpected(d, p);
+                if (d->depth <= DEC_HINT_DEPTH)
+                    d->hint_obj[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
+            } else {
+                lua_rawseti(L, -2, ++f->n);
+                if (p < d->end && *p == ',') {
+                    d->p = skip_ws(p + 1, d->end);
+                    break;
+                }
+                if (JSON_UNLIKELY(p >= d->end || *p != ']'))
+                    dec_unexpected(d, p);
+                if (d->depth <= DEC_HINT_DEPTH)
+                    d->hint_arr[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
+            }
+            d->p = p + 1;
+            d->depth--;
+        }
     }
 }
 
@@ -745,8 +774,9 @@ static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
     luaL_getmetatable(L, ARRAY_MT); /* DEC_ARRAY_MT */
+    lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     d->p = skip_ws(d->p, d->end);
-    parse_value(d, 0);
+    parse_document(d);
     d->p = skip_ws(d->p, d->end);
     if (d->p < d->end)
         dec_unexpected(d, d->p);
@@ -768,6 +798,9 @@ static int l_json_decode(lua_State *L)
     d.L = L;
     d.max_depth = o.max_depth;
     d.failed = 0;
+    d.fr = d.local;
+    d.depth = 0;
+    d.cap = DEC_LOCAL_FRAMES;
     memset(d.hint_arr, 0, sizeof d.hint_arr);
     memset(d.hint_obj, 0, sizeof d.hint_obj);
     lua_settop(L, 2);
