@@ -269,7 +269,9 @@ local function new(options)
         ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
         ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
       },
-      max_wait = rl.max_wait or 60,
+      -- Long enough for any per-minute window to free a slot (60 s plus the
+      -- margin); an hourly or monthly window that is used up is reported.
+      max_wait = rl.max_wait or 120,
     }
     limits.endpoints = rl.endpoints ~= false
   end
