@@ -46,6 +46,36 @@ describe("type stubs", function()
     end
   end)
 
+  it("declare exactly the methods a real client has", function()
+    local instantly = require("instantly")
+    local transport = { request = function() return 200, "{}", {} end }
+    local client = instantly.new { api_key = "types-spec-key-0123456789", transport = transport }
+    local function declared(path, var)
+      local set = {}
+      for name in slurp(path):gmatch("\nfunction " .. var .. ":([%w_]+)%(") do set[name] = true end
+      return set
+    end
+    local function runtime(t)
+      local set = {}
+      for k, v in pairs(t) do
+        if type(v) == "function" and not tostring(k):match("^_") then set[k] = true end
+      end
+      return set
+    end
+    local function same(want, have, what)
+      for k in pairs(want) do assert.is_true(have[k] == true, what .. ":" .. k .. " is missing from the stubs") end
+      for k in pairs(have) do assert.is_true(want[k] == true, what .. ":" .. k .. " is not in the SDK") end
+    end
+    for _, name in ipairs(index.entities) do
+      local e = require("instantly.entities." .. name)
+      local path = "types/entities/" .. name .. ".lua"
+      local camel = name:gsub("_(%w)", string.upper):gsub("^%l", string.upper)
+      same(runtime(getmetatable(client[name]).__index), declared(path, camel), "client." .. name)
+      same(runtime(client._record_mts[e.name].__index), declared(path, camel .. "Record"), name .. " record")
+    end
+    same(runtime(getmetatable(client).__index), declared("types/instantly.lua", "Client"), "client")
+  end)
+
   it("map catalog types to Lua types", function()
     assert.are.equal("integer", gen.lua_type({ type = "integer" }))
     assert.are.equal("string[]", gen.lua_type({ type = "array", items = "string" }))

@@ -158,6 +158,304 @@ local function op_summary(op)
 end
 
 -- ---------------------------------------------------------------------------
+-- Workflow methods: the SDK's extension modules (lua/instantly/extra/*) add
+-- these to entities, records and the client. They are not catalog rows, so
+-- their signatures are listed here; spec/types_spec.lua builds a client
+-- and fails when a method it finds is missing here (or one here is gone).
+-- ---------------------------------------------------------------------------
+
+M.EXTRA = {
+  leads = {
+    entity = {
+      { "import", "Import leads from a CSV path, an array or an iterator into a campaign or list, in "
+        .. "batches of up to 1000 with several in flight; resumable with a checkpoint.",
+        { { "args", "instantly.ImportArgs" }, { "call_opts?", "instantly.CallOptions" } }, "instantly.ImportSummary" },
+      { "export_file", "Write every lead of a campaign, list or workspace to a CSV or JSON Lines file, "
+        .. "one page in memory at a time.",
+        { { "args", "instantly.ExportArgs" }, { "call_opts?", "instantly.CallOptions" } }, "instantly.ExportSummary" },
+    },
+  },
+  campaigns = {
+    entity = {
+      { "preflight", "Report what would make sending fail or hurt deliverability.",
+        { { "campaign", "string|instantly.Campaign" }, { "opts?", "instantly.PreflightOptions" },
+          { "call_opts?", "instantly.CallOptions" } }, "instantly.PreflightReport" },
+      { "launch", "Activate, after a passing preflight unless `preflight = false`.",
+        { { "campaign", "string|instantly.Campaign" }, { "opts?", "instantly.LaunchOptions" },
+          { "call_opts?", "instantly.CallOptions" } },
+        "instantly.Campaign", "instantly.PreflightReport|instantly.Error" },
+    },
+    record = {
+      { "preflight", "`client.campaigns:preflight(campaign, opts)` for this campaign.",
+        { { "opts?", "instantly.PreflightOptions" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.PreflightReport" },
+      { "launch", "`client.campaigns:launch(campaign, opts)` for this campaign.",
+        { { "opts?", "instantly.LaunchOptions" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.Campaign", "instantly.PreflightReport|instantly.Error" },
+    },
+  },
+  background_jobs = {
+    entity = {
+      { "wait", "Poll a background job until it succeeds or fails.",
+        { { "job", "string|instantly.BackgroundJob" }, { "opts?", "instantly.WaitOptions" },
+          { "call_opts?", "instantly.CallOptions" } }, "instantly.BackgroundJob" },
+    },
+    record = {
+      { "wait", "Poll this job until it succeeds or fails.",
+        { { "opts?", "instantly.WaitOptions" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.BackgroundJob" },
+    },
+  },
+  email_verification = {
+    entity = {
+      { "verify", "Verify an address; with `wait = true`, poll until the verdict.",
+        { { "email", "string" }, { "opts?", "instantly.VerifyOptions" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.EmailVerification" },
+      { "wait", "Poll until an address has a verdict.",
+        { { "email", "string|instantly.EmailVerification" }, { "opts?", "instantly.WaitOptions" },
+          { "call_opts?", "instantly.CallOptions" } }, "instantly.EmailVerification" },
+    },
+    record = {
+      { "wait", "Poll until this address has a verdict.",
+        { { "opts?", "instantly.WaitOptions" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.EmailVerification" },
+    },
+  },
+  oauth = {
+    entity = {
+      { "wait", "Poll an OAuth session until the user completes it (or it fails or expires).",
+        { { "session", "string|table<string, any>" }, { "opts?", "instantly.WaitOptions" },
+          { "call_opts?", "instantly.CallOptions" } }, "table<string, any>" },
+    },
+  },
+  supersearch_enrichment = {
+    entity = {
+      { "wait", "Poll until the enrichments of a list or campaign finish.",
+        { { "target", "string|table<string, any>" }, { "opts?", "instantly.EnrichmentWaitOptions" },
+          { "call_opts?", "instantly.CallOptions" } }, "table<string, any>" },
+    },
+  },
+}
+
+M.CLIENT_EXTRA = {
+  { "request", "The escape hatch: call any endpoint through the same pipeline (auth, rate limiter, retries, "
+    .. "errors, hooks). `path` is relative to /api/v2 unless it starts with /api/.",
+    { { "method", "string" }, { "path", "string" },
+      { "args?", "{ query: table|string?, body: table|string?, headers: table<string, string>? }" },
+      { "opts?", "instantly.CallOptions" } }, "any", "integer|instantly.Error", "table<string, string>?" },
+  { "close", "Close the transport the client opened (an injected one is left alone). Idempotent.", {}, "nil",
+    nil, nil, true },
+  { "gather", "Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); "
+    .. "returns values[i], errs[i] and the number of failed tasks.",
+    { { "tasks", "(fun(): any, instantly.Error?)[]|fun(): (fun(): any)?" }, { "opts?", "instantly.GatherOptions" } },
+    "any[]", "(instantly.Error|nil)[]", "integer" },
+}
+
+local HELPER_CLASSES = [[
+---Arguments of `client.leads:import`.
+---@class instantly.ImportArgs
+---@field leads string|table[]|fun(): table? a CSV path, an array of lead tables or an iterator
+---@field campaign_id? string campaign to add to (or list_id)
+---@field list_id? string lead list to add to (or campaign_id)
+---@field batch_size? integer 1..1000 (default 1000)
+---@field concurrency? integer batches in flight (default 4)
+---@field skip_if_in_workspace? boolean
+---@field skip_if_in_campaign? boolean
+---@field skip_if_in_list? boolean
+---@field verify? boolean verify_leads_on_import
+---@field blocklist_id? string
+---@field assigned_to? string
+---@field on_progress? fun(summary: instantly.ImportSummary) after each batch
+---@field checkpoint? string resume file
+---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
+---@field csv? table CSV reader options (sep, ...)
+---@field max_invalid? integer invalid rows kept in detail (default 10000)
+
+---What an import did.
+---@class instantly.ImportSummary
+---@field ok boolean every batch was accepted
+---@field rows integer rows read
+---@field valid integer rows sent
+---@field uploaded integer leads the API accepted
+---@field duplicates integer skipped as already present or repeated
+---@field skipped integer
+---@field in_blocklist integer
+---@field invalid_email integer
+---@field incomplete integer
+---@field invalid { row: integer, line: integer, reason: string }[] rows not sent, with the reason
+---@field invalid_count integer
+---@field failed_batches instantly.FailedBatch[]
+---@field batches integer
+---@field batches_sent integer
+---@field resumed_batches integer
+---@field ignored_columns string[]
+---@field api table<string, integer> the API's own counters, summed
+---@field elapsed number seconds
+
+---A batch the API did not accept.
+---@class instantly.FailedBatch
+---@field batch integer
+---@field first_row integer
+---@field last_row integer
+---@field rows integer
+---@field error instantly.Error
+
+---Arguments of `client.leads:export_file`.
+---@class instantly.ExportArgs
+---@field path string file to write
+---@field campaign_id? string
+---@field list_id? string
+---@field format? "csv"|"jsonl" default from the path's extension
+---@field columns? string[]
+---@field page_size? integer 1..100
+---@field filter? string
+---@field search? string
+---@field on_progress? fun(rows: integer) after each page
+---@field csv? table sep, bom, eol
+
+---What an export wrote.
+---@class instantly.ExportSummary
+---@field rows integer
+---@field pages integer
+---@field path string
+---@field format "csv"|"jsonl"
+---@field columns string[]
+
+---Options of a preflight.
+---@class instantly.PreflightOptions
+---@field min_warmup_days? number default 14
+---@field min_warmup_score? number default 70
+---@field ignore? string[] problem codes reported as "info"
+
+---Options of a launch.
+---@class instantly.LaunchOptions: instantly.PreflightOptions
+---@field preflight? boolean default true
+---@field strict? boolean also refuse on warnings
+
+---One finding of a preflight.
+---@class instantly.PreflightProblem
+---@field severity "error"|"warning"|"info"
+---@field code string e.g. "no_accounts", "low_warmup_score"
+---@field message string
+
+---The result of a preflight.
+---@class instantly.PreflightReport
+---@field ok boolean no errors
+---@field errors integer
+---@field warnings integer
+---@field problems instantly.PreflightProblem[]
+---@field campaign_id string
+---@field campaign_name string
+---@field campaign instantly.Campaign
+---@field accounts table[]
+---@field has_leads boolean
+local PreflightReport = {}
+
+---Problems of one severity.
+---@param severity "error"|"warning"|"info"
+---@return instantly.PreflightProblem[]
+function PreflightReport:by_severity(severity) end
+
+---The first problem with this code, if any.
+---@param code string
+---@return instantly.PreflightProblem|nil
+function PreflightReport:has(code) end
+
+---Options of a wait.
+---@class instantly.WaitOptions
+---@field timeout? number seconds
+---@field interval? number seconds between polls
+---@field on_progress? fun(obj: table) after every poll
+
+---@class instantly.EnrichmentWaitOptions: instantly.WaitOptions
+---@field ai? boolean wait for the AI enrichments
+
+---@class instantly.VerifyOptions: instantly.WaitOptions
+---@field wait? boolean poll until the verdict
+---@field webhook_url? string
+
+---Options of `client:gather`.
+---@class instantly.GatherOptions
+---@field concurrency? integer tasks in flight (default 8)
+---@field on_result? fun(i: integer, value: any, err: instantly.Error?) results are then not kept
+]]
+
+local function emit_extra(w, var, list, selfname)
+  for _, m in ipairs(list or {}) do
+    local name, doc, args, r1, r2, r3, plain = m[1], m[2], m[3], m[4], m[5], m[6], m[7]
+    w("")
+    w("---" .. doc)
+    local names = {}
+    for _, a in ipairs(args) do
+      w("---@param " .. a[1] .. " " .. a[2])
+      names[#names + 1] = a[1]:gsub("%?$", "")
+    end
+    if plain then
+      w("---@return " .. r1)
+    elseif r3 then
+      w("---@return " .. r1)
+      w("---@return " .. r2)
+      w("---@return " .. r3)
+    else
+      w("---@return " .. r1 .. "|nil result")
+      w("---@return " .. (r2 or "instantly.Error|nil err"))
+    end
+    w(string.format("function %s%s%s(%s) end", var, selfname or ":", name, table.concat(names, ", ")))
+  end
+end
+
+--- The record methods the builder gives an entity's records: every
+-- operation whose first path parameter is a field of the entity (and whose
+-- name is not a field), without that first argument.
+function M.record_ops(e)
+  local fields = {}
+  for _, f in ipairs(e.fields or {}) do fields[f.name] = true end
+  local out = {}
+  for _, op in ipairs(e.operations) do
+    local first = op.path_params[1]
+    if first and fields[first.name] and not fields[op.lua_method] then out[#out + 1] = op end
+  end
+  return out
+end
+
+--- Related collections the builder gives records (`campaign:leads()`):
+-- for an entity with an `id`, every other entity's paginated `list` with
+-- no path parameters and a string parameter naming this entity
+-- (`campaign`, `campaign_id`, `parent_campaign`, or `<last word>_id`).
+function M.relations(e)
+  local fields = {}
+  for _, f in ipairs(e.fields or {}) do fields[f.name] = true end
+  if not fields.id then return {} end
+  local snake = e.name:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", "")
+  local last = snake:match("_([^_]+)$")
+  local out, taken = {}, {}
+  for _, other in ipairs(entities()) do
+    if other ~= e then
+      for _, op in ipairs(other.operations) do
+        if op.paginated and op.lua_method == "list" and #op.path_params == 0 then
+          local by = {}
+          for _, p in ipairs(flags_of(op)) do by[p.name] = p end
+          for _, pname in ipairs({ snake, snake .. "_id", "parent_" .. snake, last and (last .. "_id") or snake }) do
+            local p = by[pname]
+            if p and p.type == "string" and not fields[other.lua_name] and not taken[other.lua_name] then
+              taken[other.lua_name] = true
+              out[#out + 1] = { entity = other, op = op, param = pname }
+            end
+          end
+        end
+      end
+    end
+  end
+  return out
+end
+
+--- The iterator name of a paginated method (the builder's rule).
+function M.iterator_name(m)
+  if m == "list" then return "each" end
+  return "each_" .. (m:match("^list_(.+)$") or m)
+end
+
+-- ---------------------------------------------------------------------------
 -- lua-language-server stubs
 -- ---------------------------------------------------------------------------
 
@@ -173,12 +471,15 @@ local function emit_fields(w, fields, owner, classes)
   end
 end
 
-local function emit_class(w, name, desc, fields, parent)
+-- A class with its fields; `var` (a local the class's methods hang on)
+-- must follow the annotations directly, before any nested class.
+local function emit_class(w, name, desc, fields, var)
   local pending = {}
   w("")
   if desc and desc ~= "" then w("---" .. one_line(desc)) end
-  w("---@class " .. name .. (parent and (": " .. parent) or ""))
+  w("---@class " .. name)
   emit_fields(w, fields, name, pending)
+  if var then w("local " .. var .. " = {}") end
   local i = 1
   while pending[i] do
     local c = pending[i]
@@ -201,7 +502,38 @@ local function render_entity(e)
   for _, f in ipairs(e.fields or {}) do
     record_fields[#record_fields + 1] = setmetatable({ required = false }, { __index = f })
   end
-  emit_class(w, M.class_name(e.name), e.description, record_fields)
+  local rvar = camel(e.lua_name) .. "Record"
+  emit_class(w, M.class_name(e.name), e.description, record_fields, rvar)
+  for _, op in ipairs(M.record_ops(e)) do
+    w("")
+    w("---" .. one_line(op.summary) .. " (this record's `" .. op.path_params[1].name .. "`).")
+    local names = {}
+    for i = 2, #op.path_params do
+      local pp = op.path_params[i]
+      w(string.format("---@param %s string", pp.name))
+      names[#names + 1] = pp.name
+    end
+    if #flags_of(op) > 0 then
+      w(string.format("---@param params%s %s", has_required(op) and "" or "?", params_class(e, op)))
+      names[#names + 1] = "params"
+    end
+    w("---@param opts? instantly.CallOptions")
+    names[#names + 1] = "opts"
+    w("---@return " .. M.return_type(op) .. "|nil result")
+    w("---@return instantly.Error|nil err")
+    w(string.format("function %s:%s(%s) end", rvar, op.lua_method, table.concat(names, ", ")))
+  end
+  for _, rel in ipairs(M.relations(e)) do
+    local other, op = rel.entity, rel.op
+    w("")
+    w(string.format("---Every %s of this record (`client.%s:%s{%s = record.id}` across all pages).",
+      one_line(other.name), other.lua_name, M.iterator_name(op.lua_method), rel.param))
+    w(string.format("---@param params? %s", params_class(other, op)))
+    w("---@param opts? instantly.CallOptions")
+    w("---@return fun(): " .. (item_class(op) or "table<string, any>"))
+    w(string.format("function %s:%s(params, opts) end", rvar, other.lua_name))
+  end
+  emit_extra(w, rvar, M.EXTRA[e.lua_name] and M.EXTRA[e.lua_name].record)
   -- Parameter classes.
   for _, op in ipairs(e.operations) do
     local flags = flags_of(op)
@@ -234,7 +566,27 @@ local function render_entity(e)
     w("---@return " .. M.return_type(op) .. "|nil result")
     w("---@return instantly.Error|nil err")
     w(string.format("function %s:%s(%s) end", var, op.lua_method, table.concat(names, ", ")))
+    if op.paginated then
+      local item = item_class(op) or "table<string, any>"
+      w("")
+      w("---Every item of `" .. op.lua_method .. "` across all pages, one page in memory at a time. "
+        .. "A failed page raises its instantly.Error.")
+      for _, pp in ipairs(op.path_params or {}) do w(string.format("---@param %s string", pp.name)) end
+      w(string.format("---@param params? %s", #flags_of(op) > 0 and params_class(e, op) or "table"))
+      w("---@param opts? instantly.CallOptions")
+      w("---@return fun(): " .. item)
+      local inames = {}
+      for _, pp in ipairs(op.path_params or {}) do inames[#inames + 1] = pp.name end
+      inames[#inames + 1] = "params"
+      inames[#inames + 1] = "opts"
+      w(string.format("function %s:%s(%s) end", var, M.iterator_name(op.lua_method), table.concat(inames, ", ")))
+    end
   end
+  emit_extra(w, var, M.EXTRA[e.lua_name] and M.EXTRA[e.lua_name].entity)
+  w("")
+  w("---Print the signature, route and parameters of a method (or list the methods).")
+  w("---@param method? string")
+  w("function " .. var .. ":help(method) end")
   w("")
   w("return " .. var)
   return table.concat(out, "\n") .. "\n"
@@ -293,11 +645,16 @@ local function render_client(es)
   w("---@field connect_timeout? number seconds")
   w("---@field max_retries? integer")
   w("")
+  for line in HELPER_CLASSES:gmatch("([^\n]*)\n") do w(line) end
+  w("")
   w("---A client for one API key.")
   w("---@class instantly.Client")
+  w("---@field base_url string")
   for _, e in ipairs(es) do
     w(string.format("---@field %s %s %s", e.lua_name, M.collection_class(e), one_line(e.name)))
   end
+  w("local Client = {}")
+  emit_extra(w, "Client", M.CLIENT_EXTRA)
   w("")
   w("---@class instantly")
   w("---@field null instantly.Null JSON null")

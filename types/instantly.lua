@@ -48,8 +48,136 @@ function Page:next() end
 ---@field connect_timeout? number seconds
 ---@field max_retries? integer
 
+---Arguments of `client.leads:import`.
+---@class instantly.ImportArgs
+---@field leads string|table[]|fun(): table? a CSV path, an array of lead tables or an iterator
+---@field campaign_id? string campaign to add to (or list_id)
+---@field list_id? string lead list to add to (or campaign_id)
+---@field batch_size? integer 1..1000 (default 1000)
+---@field concurrency? integer batches in flight (default 4)
+---@field skip_if_in_workspace? boolean
+---@field skip_if_in_campaign? boolean
+---@field skip_if_in_list? boolean
+---@field verify? boolean verify_leads_on_import
+---@field blocklist_id? string
+---@field assigned_to? string
+---@field on_progress? fun(summary: instantly.ImportSummary) after each batch
+---@field checkpoint? string resume file
+---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
+---@field csv? table CSV reader options (sep, ...)
+---@field max_invalid? integer invalid rows kept in detail (default 10000)
+
+---What an import did.
+---@class instantly.ImportSummary
+---@field ok boolean every batch was accepted
+---@field rows integer rows read
+---@field valid integer rows sent
+---@field uploaded integer leads the API accepted
+---@field duplicates integer skipped as already present or repeated
+---@field skipped integer
+---@field in_blocklist integer
+---@field invalid_email integer
+---@field incomplete integer
+---@field invalid { row: integer, line: integer, reason: string }[] rows not sent, with the reason
+---@field invalid_count integer
+---@field failed_batches instantly.FailedBatch[]
+---@field batches integer
+---@field batches_sent integer
+---@field resumed_batches integer
+---@field ignored_columns string[]
+---@field api table<string, integer> the API's own counters, summed
+---@field elapsed number seconds
+
+---A batch the API did not accept.
+---@class instantly.FailedBatch
+---@field batch integer
+---@field first_row integer
+---@field last_row integer
+---@field rows integer
+---@field error instantly.Error
+
+---Arguments of `client.leads:export_file`.
+---@class instantly.ExportArgs
+---@field path string file to write
+---@field campaign_id? string
+---@field list_id? string
+---@field format? "csv"|"jsonl" default from the path's extension
+---@field columns? string[]
+---@field page_size? integer 1..100
+---@field filter? string
+---@field search? string
+---@field on_progress? fun(rows: integer) after each page
+---@field csv? table sep, bom, eol
+
+---What an export wrote.
+---@class instantly.ExportSummary
+---@field rows integer
+---@field pages integer
+---@field path string
+---@field format "csv"|"jsonl"
+---@field columns string[]
+
+---Options of a preflight.
+---@class instantly.PreflightOptions
+---@field min_warmup_days? number default 14
+---@field min_warmup_score? number default 70
+---@field ignore? string[] problem codes reported as "info"
+
+---Options of a launch.
+---@class instantly.LaunchOptions: instantly.PreflightOptions
+---@field preflight? boolean default true
+---@field strict? boolean also refuse on warnings
+
+---One finding of a preflight.
+---@class instantly.PreflightProblem
+---@field severity "error"|"warning"|"info"
+---@field code string e.g. "no_accounts", "low_warmup_score"
+---@field message string
+
+---The result of a preflight.
+---@class instantly.PreflightReport
+---@field ok boolean no errors
+---@field errors integer
+---@field warnings integer
+---@field problems instantly.PreflightProblem[]
+---@field campaign_id string
+---@field campaign_name string
+---@field campaign instantly.Campaign
+---@field accounts table[]
+---@field has_leads boolean
+local PreflightReport = {}
+
+---Problems of one severity.
+---@param severity "error"|"warning"|"info"
+---@return instantly.PreflightProblem[]
+function PreflightReport:by_severity(severity) end
+
+---The first problem with this code, if any.
+---@param code string
+---@return instantly.PreflightProblem|nil
+function PreflightReport:has(code) end
+
+---Options of a wait.
+---@class instantly.WaitOptions
+---@field timeout? number seconds
+---@field interval? number seconds between polls
+---@field on_progress? fun(obj: table) after every poll
+
+---@class instantly.EnrichmentWaitOptions: instantly.WaitOptions
+---@field ai? boolean wait for the AI enrichments
+
+---@class instantly.VerifyOptions: instantly.WaitOptions
+---@field wait? boolean poll until the verdict
+---@field webhook_url? string
+
+---Options of `client:gather`.
+---@class instantly.GatherOptions
+---@field concurrency? integer tasks in flight (default 8)
+---@field on_result? fun(i: integer, value: any, err: instantly.Error?) results are then not kept
+
 ---A client for one API key.
 ---@class instantly.Client
+---@field base_url string
 ---@field analytics instantly.collections.Analytics Analytics
 ---@field oauth instantly.collections.Oauth OAuth
 ---@field accounts instantly.collections.Accounts Account
@@ -82,6 +210,29 @@ function Page:next() end
 ---@field email_templates instantly.collections.EmailTemplates Email Template
 ---@field workspace_billing instantly.collections.WorkspaceBilling Workspace Billing
 ---@field crm_actions instantly.collections.CrmActions CRM Actions
+local Client = {}
+
+---The escape hatch: call any endpoint through the same pipeline (auth, rate limiter, retries, errors, hooks). `path` is relative to /api/v2 unless it starts with /api/.
+---@param method string
+---@param path string
+---@param args? { query: table|string?, body: table|string?, headers: table<string, string>? }
+---@param opts? instantly.CallOptions
+---@return any
+---@return integer|instantly.Error
+---@return table<string, string>?
+function Client:request(method, path, args, opts) end
+
+---Close the transport the client opened (an injected one is left alone). Idempotent.
+---@return nil
+function Client:close() end
+
+---Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); returns values[i], errs[i] and the number of failed tasks.
+---@param tasks (fun(): any, instantly.Error?)[]|fun(): (fun(): any)?
+---@param opts? instantly.GatherOptions
+---@return any[]
+---@return (instantly.Error|nil)[]
+---@return integer
+function Client:gather(tasks, opts) end
 
 ---@class instantly
 ---@field null instantly.Null JSON null

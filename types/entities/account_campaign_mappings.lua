@@ -9,6 +9,7 @@
 ---@field campaign_name? string
 ---@field timestamp_created? string (date-time)
 ---@field status? -99|-1|-2|0|1|2|3|4 Campaign status: 0=Draft, 1=Active, 2=Paused, 3=Completed, 4=Running Subsequences, -99=Account Suspended, -1=Accounts Unhealthy, -2=Bounce Protect
+local AccountCampaignMappingsRecord = {}
 
 ---Parameters of `client.account_campaign_mappings:list`.
 ---@class instantly.params.account_campaign_mappings.list
@@ -29,5 +30,16 @@ local AccountCampaignMappings = {}
 ---@return instantly.Page<instantly.AccountCampaignMapping>|nil result
 ---@return instantly.Error|nil err
 function AccountCampaignMappings:list(email, params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param email string
+---@param params? instantly.params.account_campaign_mappings.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.AccountCampaignMapping
+function AccountCampaignMappings:each(email, params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function AccountCampaignMappings:help(method) end
 
 return AccountCampaignMappings

@@ -38,6 +38,7 @@
 ---@field timestamp_last_used? string|instantly.Null (date-time)
 ---@field timestamp_warmup_start? string|instantly.Null (date-time)
 ---@field tags? table<string, any>[] Only in list results when include_tags=true: [{id, label, description}]
+local AccountsRecord = {}
 
 ---@class instantly.AccountWarmup
 ---@field limit? integer Warmup emails per day
@@ -45,6 +46,43 @@
 ---@field warmup_custom_ftag? string
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4"
 ---@field reply_rate? number
+
+---Get a sending account by email (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:get(opts) end
+
+---Update a sending account's settings (this record's `email`).
+---@param params? instantly.params.accounts.update
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:update(params, opts) end
+
+---Delete a sending account (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:delete(opts) end
+
+---Pause a sending account (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:pause(opts) end
+
+---Resume a paused sending account (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:resume(opts) end
+
+---Mark an account in error state as fixed (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.Account|nil result
+---@return instantly.Error|nil err
+function AccountsRecord:mark_fixed(opts) end
 
 ---Parameters of `client.accounts:list`.
 ---@class instantly.params.accounts.list
@@ -159,6 +197,12 @@ local Accounts = {}
 ---@return instantly.Page<instantly.Account>|nil result
 ---@return instantly.Error|nil err
 function Accounts:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.accounts.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Account
+function Accounts:each(params, opts) end
 
 ---Connect a sending account with IMAP/SMTP credentials.
 ---
@@ -282,5 +326,9 @@ function Accounts:disable_warmup(params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function Accounts:ctd_status(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Accounts:help(method) end
 
 return Accounts

@@ -25,6 +25,7 @@
 ---@field opened? integer
 ---@field replies? integer
 ---@field clicks? integer
+local AnalyticsRecord = {}
 
 ---Parameters of `client.analytics:campaign`.
 ---@class instantly.params.analytics.campaign
@@ -144,5 +145,9 @@ function Analytics:account_daily(params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function Analytics:test_account_vitals(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Analytics:help(method) end
 
 return Analytics

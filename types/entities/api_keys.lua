@@ -12,6 +12,13 @@
 ---@field organization_id? string (uuid)
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_updated? string (date-time)
+local ApiKeysRecord = {}
+
+---Delete an API key (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.APIKey|nil result
+---@return instantly.Error|nil err
+function ApiKeysRecord:delete(opts) end
 
 ---Parameters of `client.api_keys:list`.
 ---@class instantly.params.api_keys.list
@@ -37,6 +44,12 @@ local ApiKeys = {}
 ---@return instantly.Error|nil err
 function ApiKeys:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.api_keys.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.APIKey
+function ApiKeys:each(params, opts) end
+
 ---Create an API key with scopes.
 ---
 ---`POST /api/v2/api-keys`
@@ -56,5 +69,9 @@ function ApiKeys:create(params, opts) end
 ---@return instantly.APIKey|nil result
 ---@return instantly.Error|nil err
 function ApiKeys:delete(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function ApiKeys:help(method) end
 
 return ApiKeys

@@ -20,6 +20,7 @@
 ---@field subsequence_id? string|instantly.Null (uuid)
 ---@field list_id? string|instantly.Null (uuid)
 ---@field audit_metadata? table<string, any>
+local AuditLogsRecord = {}
 
 ---Parameters of `client.audit_logs:list`.
 ---@class instantly.params.audit_logs.list
@@ -43,5 +44,15 @@ local AuditLogs = {}
 ---@return instantly.Page<instantly.AuditLog>|nil result
 ---@return instantly.Error|nil err
 function AuditLogs:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.audit_logs.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.AuditLog
+function AuditLogs:each(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function AuditLogs:help(method) end
 
 return AuditLogs

@@ -16,6 +16,21 @@
 ---@field status? "pending"|"in-progress"|"success"|"failed"|"draining"|"paused"|"cancelled"
 ---@field created_at? string (date-time)
 ---@field updated_at? string (date-time)
+local BackgroundJobsRecord = {}
+
+---Get a background job (poll until done) (this record's `id`).
+---@param params? instantly.params.background_jobs.get
+---@param opts? instantly.CallOptions
+---@return instantly.BackgroundJob|nil result
+---@return instantly.Error|nil err
+function BackgroundJobsRecord:get(params, opts) end
+
+---Poll this job until it succeeds or fails.
+---@param opts? instantly.WaitOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.BackgroundJob|nil result
+---@return instantly.Error|nil err
+function BackgroundJobsRecord:wait(opts, call_opts) end
 
 ---Parameters of `client.background_jobs:list`.
 ---@class instantly.params.background_jobs.list
@@ -49,6 +64,12 @@ local BackgroundJobs = {}
 ---@return instantly.Error|nil err
 function BackgroundJobs:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.background_jobs.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.BackgroundJob
+function BackgroundJobs:each(params, opts) end
+
 ---Get a background job (poll until done).
 ---
 ---`GET /api/v2/background-jobs/{id}`
@@ -59,5 +80,17 @@ function BackgroundJobs:list(params, opts) end
 ---@return instantly.BackgroundJob|nil result
 ---@return instantly.Error|nil err
 function BackgroundJobs:get(id, params, opts) end
+
+---Poll a background job until it succeeds or fails.
+---@param job string|instantly.BackgroundJob
+---@param opts? instantly.WaitOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.BackgroundJob|nil result
+---@return instantly.Error|nil err
+function BackgroundJobs:wait(job, opts, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function BackgroundJobs:help(method) end
 
 return BackgroundJobs

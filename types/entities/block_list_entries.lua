@@ -10,6 +10,26 @@
 ---@field bl_value? string Blocked email address or domain
 ---@field is_domain? boolean True when bl_value is a domain
 ---@field timestamp_created? string (date-time)
+local BlockListEntriesRecord = {}
+
+---Get a block list entry (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.BlockListEntry|nil result
+---@return instantly.Error|nil err
+function BlockListEntriesRecord:get(opts) end
+
+---Update a block list entry (this record's `id`).
+---@param params? instantly.params.block_list_entries.update
+---@param opts? instantly.CallOptions
+---@return instantly.BlockListEntry|nil result
+---@return instantly.Error|nil err
+function BlockListEntriesRecord:update(params, opts) end
+
+---Delete a block list entry (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.BlockListEntry|nil result
+---@return instantly.Error|nil err
+function BlockListEntriesRecord:delete(opts) end
 
 ---Parameters of `client.block_list_entries:list`.
 ---@class instantly.params.block_list_entries.list
@@ -57,6 +77,12 @@ local BlockListEntries = {}
 ---@return instantly.Page<instantly.BlockListEntry>|nil result
 ---@return instantly.Error|nil err
 function BlockListEntries:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.block_list_entries.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.BlockListEntry
+function BlockListEntries:each(params, opts) end
 
 ---Block an email address or domain.
 ---
@@ -138,5 +164,9 @@ function BlockListEntries:delete_all(params, opts) end
 ---@return string|nil result
 ---@return instantly.Error|nil err
 function BlockListEntries:download(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function BlockListEntries:help(method) end
 
 return BlockListEntries

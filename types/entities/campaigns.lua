@@ -43,11 +43,120 @@
 ---@field ai_sdr_id? string|instantly.Null AI sales agent that created the campaign (uuid)
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_updated? string (date-time)
+local CampaignsRecord = {}
 
 ---@class instantly.CampaignCampaignSchedule
 ---@field start_date? string|instantly.Null Optional first day (date)
 ---@field end_date? string|instantly.Null Optional last day (date)
 ---@field schedules? table<string, any>[] [{name, timing {from,to 'HH:MM'}, days {'0'..'6': bool, 0=Sunday}, timezone (IANA name from a fixed list)}]
+
+---Get a campaign (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:get(opts) end
+
+---Update a campaign (this record's `id`).
+---@param params? instantly.params.campaigns.update
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:update(params, opts) end
+
+---Delete a campaign (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:delete(opts) end
+
+---Activate (start) or resume a campaign (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:activate(opts) end
+
+---Pause (stop) a campaign (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:pause(opts) end
+
+---Duplicate a campaign (this record's `id`).
+---@param params? instantly.params.campaigns.duplicate
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:duplicate(params, opts) end
+
+---Export a campaign as JSON (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:export(opts) end
+
+---Create a campaign from a shared/exported campaign (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:create_from_export(opts) end
+
+---Share a campaign for 7 days so others can copy it (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return true|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:share(opts) end
+
+---Add custom variables to a campaign (this record's `id`).
+---@param params? instantly.params.campaigns.add_variables
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:add_variables(params, opts) end
+
+---Diagnose why a campaign is or is not sending (this record's `id`).
+---@param params? instantly.params.campaigns.sending_status
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:sending_status(params, opts) end
+
+---Every Email of this record (`client.emails:each{campaign_id = record.id}` across all pages).
+---@param params? instantly.params.emails.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Email
+function CampaignsRecord:emails(params, opts) end
+
+---Every Lead of this record (`client.leads:each{campaign = record.id}` across all pages).
+---@param params? instantly.params.leads.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Lead
+function CampaignsRecord:leads(params, opts) end
+
+---Every Campaign Subsequence of this record (`client.subsequences:each{parent_campaign = record.id}` across all pages).
+---@param params? instantly.params.subsequences.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.CampaignSubsequence
+function CampaignsRecord:subsequences(params, opts) end
+
+---Every Webhook of this record (`client.webhooks:each{campaign = record.id}` across all pages).
+---@param params? instantly.params.webhooks.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Webhook
+function CampaignsRecord:webhooks(params, opts) end
+
+---`client.campaigns:preflight(campaign, opts)` for this campaign.
+---@param opts? instantly.PreflightOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.PreflightReport|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:preflight(opts, call_opts) end
+
+---`client.campaigns:launch(campaign, opts)` for this campaign.
+---@param opts? instantly.LaunchOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.PreflightReport|instantly.Error
+function CampaignsRecord:launch(opts, call_opts) end
 
 ---Parameters of `client.campaigns:list`.
 ---@class instantly.params.campaigns.list
@@ -180,6 +289,12 @@ local Campaigns = {}
 ---@return instantly.Page<instantly.Campaign>|nil result
 ---@return instantly.Error|nil err
 function Campaigns:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.campaigns.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Campaign
+function Campaigns:each(params, opts) end
 
 ---Create a campaign (draft, status 0).
 ---
@@ -323,5 +438,25 @@ function Campaigns:count_launched(opts) end
 ---@return instantly.Campaign|nil result
 ---@return instantly.Error|nil err
 function Campaigns:search_by_contact(params, opts) end
+
+---Report what would make sending fail or hurt deliverability.
+---@param campaign string|instantly.Campaign
+---@param opts? instantly.PreflightOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.PreflightReport|nil result
+---@return instantly.Error|nil err
+function Campaigns:preflight(campaign, opts, call_opts) end
+
+---Activate, after a passing preflight unless `preflight = false`.
+---@param campaign string|instantly.Campaign
+---@param opts? instantly.LaunchOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil result
+---@return instantly.PreflightReport|instantly.Error
+function Campaigns:launch(campaign, opts, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Campaigns:help(method) end
 
 return Campaigns

@@ -15,6 +15,13 @@
 ---@field twilio_sid? string
 ---@field renewal_date? string (date-time)
 ---@field price? number
+local CrmActionsRecord = {}
+
+---Delete (release) a phone number (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CRMActions|nil result
+---@return instantly.Error|nil err
+function CrmActionsRecord:delete_phone_number(opts) end
 
 ---`client.crm_actions`: CRM helpers; currently the workspace's purchased (Twilio) phone numbers.
 ---@class instantly.collections.CrmActions
@@ -38,5 +45,9 @@ function CrmActions:list_phone_numbers(opts) end
 ---@return instantly.CRMActions|nil result
 ---@return instantly.Error|nil err
 function CrmActions:delete_phone_number(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function CrmActions:help(method) end
 
 return CrmActions

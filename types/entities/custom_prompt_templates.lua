@@ -22,6 +22,26 @@
 ---@field liked? boolean|instantly.Null
 ---@field created_by_instantly? boolean|instantly.Null
 ---@field creator? table<string, any>|instantly.Null {id, payload {name {first, last}}}
+local CustomPromptTemplatesRecord = {}
+
+---Get a custom prompt template (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CustomPromptTemplate|nil result
+---@return instantly.Error|nil err
+function CustomPromptTemplatesRecord:get(opts) end
+
+---Update a custom prompt template (this record's `id`).
+---@param params? instantly.params.custom_prompt_templates.update
+---@param opts? instantly.CallOptions
+---@return instantly.CustomPromptTemplate|nil result
+---@return instantly.Error|nil err
+function CustomPromptTemplatesRecord:update(params, opts) end
+
+---Delete a custom prompt template (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CustomPromptTemplate|nil result
+---@return instantly.Error|nil err
+function CustomPromptTemplatesRecord:delete(opts) end
 
 ---Parameters of `client.custom_prompt_templates:list`.
 ---@class instantly.params.custom_prompt_templates.list
@@ -61,6 +81,12 @@ local CustomPromptTemplates = {}
 ---@return instantly.Page<instantly.CustomPromptTemplate>|nil result
 ---@return instantly.Error|nil err
 function CustomPromptTemplates:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.custom_prompt_templates.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.CustomPromptTemplate
+function CustomPromptTemplates:each(params, opts) end
 
 ---Create a custom prompt template.
 ---
@@ -102,5 +128,9 @@ function CustomPromptTemplates:update(id, params, opts) end
 ---@return instantly.CustomPromptTemplate|nil result
 ---@return instantly.Error|nil err
 function CustomPromptTemplates:delete(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function CustomPromptTemplates:help(method) end
 
 return CustomPromptTemplates

@@ -11,6 +11,7 @@
 ---@field resource_type? 1|2 1=Account, 2=Campaign
 ---@field organization_id? string (uuid)
 ---@field timestamp_created? string (date-time)
+local CustomTagMappingsRecord = {}
 
 ---Parameters of `client.custom_tag_mappings:list`.
 ---@class instantly.params.custom_tag_mappings.list
@@ -31,5 +32,15 @@ local CustomTagMappings = {}
 ---@return instantly.Page<instantly.CustomTagMapping>|nil result
 ---@return instantly.Error|nil err
 function CustomTagMappings:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.custom_tag_mappings.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.CustomTagMapping
+function CustomTagMappings:each(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function CustomTagMappings:help(method) end
 
 return CustomTagMappings

@@ -11,6 +11,26 @@
 ---@field description? string|instantly.Null
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_updated? string (date-time)
+local CustomTagsRecord = {}
+
+---Get a custom tag (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CustomTag|nil result
+---@return instantly.Error|nil err
+function CustomTagsRecord:get(opts) end
+
+---Update a custom tag (this record's `id`).
+---@param params? instantly.params.custom_tags.update
+---@param opts? instantly.CallOptions
+---@return instantly.CustomTag|nil result
+---@return instantly.Error|nil err
+function CustomTagsRecord:update(params, opts) end
+
+---Delete a custom tag (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CustomTag|nil result
+---@return instantly.Error|nil err
+function CustomTagsRecord:delete(opts) end
 
 ---Parameters of `client.custom_tags:list`.
 ---@class instantly.params.custom_tags.list
@@ -54,6 +74,12 @@ local CustomTags = {}
 ---@return instantly.Page<instantly.CustomTag>|nil result
 ---@return instantly.Error|nil err
 function CustomTags:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.custom_tags.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.CustomTag
+function CustomTags:each(params, opts) end
 
 ---Create a custom tag.
 ---
@@ -105,5 +131,9 @@ function CustomTags:delete(id, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function CustomTags:toggle_resource(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function CustomTags:help(method) end
 
 return CustomTags

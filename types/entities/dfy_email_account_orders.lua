@@ -11,6 +11,7 @@
 ---@field is_pre_warmed_up? boolean|instantly.Null
 ---@field timestamp_cancelled? string|instantly.Null (date-time)
 ---@field timestamp_created? string (date-time)
+local DfyEmailAccountOrdersRecord = {}
 
 ---Parameters of `client.dfy_email_account_orders:list`.
 ---@class instantly.params.dfy_email_account_orders.list
@@ -61,6 +62,12 @@ local DfyEmailAccountOrders = {}
 ---@return instantly.Error|nil err
 function DfyEmailAccountOrders:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.dfy_email_account_orders.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.DFYEmailAccountOrder
+function DfyEmailAccountOrders:each(params, opts) end
+
 ---Place (or simulate) a DFY domain/account order.
 ---
 ---`POST /api/v2/dfy-email-account-orders`
@@ -80,6 +87,12 @@ function DfyEmailAccountOrders:create(params, opts) end
 ---@return instantly.Page<table<string, any>>|nil result
 ---@return instantly.Error|nil err
 function DfyEmailAccountOrders:list_accounts(params, opts) end
+
+---Every item of `list_accounts` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.dfy_email_account_orders.list_accounts
+---@param opts? instantly.CallOptions
+---@return fun(): table<string, any>
+function DfyEmailAccountOrders:each_accounts(params, opts) end
 
 ---Cancel DFY mailboxes.
 ---
@@ -121,5 +134,9 @@ function DfyEmailAccountOrders:pre_warmed_up_domains(params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function DfyEmailAccountOrders:similar_domains(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function DfyEmailAccountOrders:help(method) end
 
 return DfyEmailAccountOrders

@@ -11,6 +11,26 @@
 ---@field subject? string|instantly.Null
 ---@field body? string HTML or text body
 ---@field timestamp_created? string (date-time)
+local EmailTemplatesRecord = {}
+
+---Get an email template (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.EmailTemplate|nil result
+---@return instantly.Error|nil err
+function EmailTemplatesRecord:get(opts) end
+
+---Update an email template (this record's `id`).
+---@param params? instantly.params.email_templates.update
+---@param opts? instantly.CallOptions
+---@return instantly.EmailTemplate|nil result
+---@return instantly.Error|nil err
+function EmailTemplatesRecord:update(params, opts) end
+
+---Delete an email template (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.EmailTemplate|nil result
+---@return instantly.Error|nil err
+function EmailTemplatesRecord:delete(opts) end
 
 ---Parameters of `client.email_templates:list`.
 ---@class instantly.params.email_templates.list
@@ -42,6 +62,12 @@ local EmailTemplates = {}
 ---@return instantly.Page<instantly.EmailTemplate>|nil result
 ---@return instantly.Error|nil err
 function EmailTemplates:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.email_templates.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.EmailTemplate
+function EmailTemplates:each(params, opts) end
 
 ---Create an email template.
 ---
@@ -83,5 +109,9 @@ function EmailTemplates:update(id, params, opts) end
 ---@return instantly.EmailTemplate|nil result
 ---@return instantly.Error|nil err
 function EmailTemplates:delete(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function EmailTemplates:help(method) end
 
 return EmailTemplates

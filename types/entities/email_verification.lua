@@ -11,6 +11,20 @@
 ---@field catch_all? boolean true, false or the string 'pending'
 ---@field credits? integer|instantly.Null Credits left after the check
 ---@field credits_used? integer|instantly.Null
+local EmailVerificationRecord = {}
+
+---Get the verification status of an email address (this record's `email`).
+---@param opts? instantly.CallOptions
+---@return instantly.EmailVerification|nil result
+---@return instantly.Error|nil err
+function EmailVerificationRecord:get(opts) end
+
+---Poll until this address has a verdict.
+---@param opts? instantly.WaitOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.EmailVerification|nil result
+---@return instantly.Error|nil err
+function EmailVerificationRecord:wait(opts, call_opts) end
 
 ---Parameters of `client.email_verification:create`.
 ---@class instantly.params.email_verification.create
@@ -41,5 +55,25 @@ function EmailVerification:create(params, opts) end
 ---@return instantly.EmailVerification|nil result
 ---@return instantly.Error|nil err
 function EmailVerification:get(email, opts) end
+
+---Verify an address; with `wait = true`, poll until the verdict.
+---@param email string
+---@param opts? instantly.VerifyOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.EmailVerification|nil result
+---@return instantly.Error|nil err
+function EmailVerification:verify(email, opts, call_opts) end
+
+---Poll until an address has a verdict.
+---@param email string|instantly.EmailVerification
+---@param opts? instantly.WaitOptions
+---@param call_opts? instantly.CallOptions
+---@return instantly.EmailVerification|nil result
+---@return instantly.Error|nil err
+function EmailVerification:wait(email, opts, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function EmailVerification:help(method) end
 
 return EmailVerification

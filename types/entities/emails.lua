@@ -39,10 +39,36 @@
 ---@field to_address_json? any[]|instantly.Null
 ---@field cc_address_json? any[]|instantly.Null
 ---@field ai_agent_id? string|instantly.Null (uuid)
+local EmailsRecord = {}
 
 ---@class instantly.EmailBody
 ---@field text? string
 ---@field html? string
+
+---Get an email (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Email|nil result
+---@return instantly.Error|nil err
+function EmailsRecord:get(opts) end
+
+---Update an email (read state, reminder) (this record's `id`).
+---@param params? instantly.params.emails.update
+---@param opts? instantly.CallOptions
+---@return instantly.Email|nil result
+---@return instantly.Error|nil err
+function EmailsRecord:update(params, opts) end
+
+---Delete an email (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Email|nil result
+---@return instantly.Error|nil err
+function EmailsRecord:delete(opts) end
+
+---Mark every email of a thread as read (this record's `thread_id`).
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function EmailsRecord:mark_thread_read(opts) end
 
 ---Parameters of `client.emails:list`.
 ---@class instantly.params.emails.list
@@ -128,6 +154,12 @@ local Emails = {}
 ---@return instantly.Error|nil err
 function Emails:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.emails.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Email
+function Emails:each(params, opts) end
+
 ---Get an email.
 ---
 ---`GET /api/v2/emails/{id}`
@@ -208,5 +240,9 @@ function Emails:mark_thread_read(thread_id, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function Emails:count_unread(opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Emails:help(method) end
 
 return Emails

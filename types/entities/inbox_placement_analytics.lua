@@ -24,6 +24,13 @@
 ---@field smtp_ip_blacklist_report? table<string, any>|instantly.Null
 ---@field authentication_failure_results? table<string, any>|instantly.Null {authentication_results, dkim_signature, received_spf}
 ---@field record_type? 1|2|instantly.Null 1=Sent, 2=Received
+local InboxPlacementAnalyticsRecord = {}
+
+---Get one inbox placement result record (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementAnalytics|nil result
+---@return instantly.Error|nil err
+function InboxPlacementAnalyticsRecord:get(opts) end
 
 ---Parameters of `client.inbox_placement_analytics:list`.
 ---@class instantly.params.inbox_placement_analytics.list
@@ -83,6 +90,12 @@ local InboxPlacementAnalytics = {}
 ---@return instantly.Error|nil err
 function InboxPlacementAnalytics:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.inbox_placement_analytics.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.InboxPlacementAnalytics
+function InboxPlacementAnalytics:each(params, opts) end
+
 ---Get one inbox placement result record.
 ---
 ---`GET /api/v2/inbox-placement-analytics/{id}`
@@ -122,5 +135,9 @@ function InboxPlacementAnalytics:stats_by_date(params, opts) end
 ---@return table<string, any>[]|nil result
 ---@return instantly.Error|nil err
 function InboxPlacementAnalytics:stats_by_test_id(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function InboxPlacementAnalytics:help(method) end
 
 return InboxPlacementAnalytics

@@ -17,6 +17,13 @@
 ---@field spam_assassin_score? number Higher means more spam-like
 ---@field spam_assassin_report? table<string, any> {is_spam, report [{name, description, score}], spam_score}
 ---@field blacklist_report? table<string, any> {address, blacklisted_count, details [{blacklist, is_listed, test_type}], ip, is_blacklisted, is_domain}
+local InboxPlacementReportsRecord = {}
+
+---Get one blacklist & SpamAssassin report (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementBlacklistSpamAssassinReport|nil result
+---@return instantly.Error|nil err
+function InboxPlacementReportsRecord:get(opts) end
 
 ---Parameters of `client.inbox_placement_reports:list`.
 ---@class instantly.params.inbox_placement_reports.list
@@ -42,6 +49,12 @@ local InboxPlacementReports = {}
 ---@return instantly.Error|nil err
 function InboxPlacementReports:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.inbox_placement_reports.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.InboxPlacementBlacklistSpamAssassinReport
+function InboxPlacementReports:each(params, opts) end
+
 ---Get one blacklist & SpamAssassin report.
 ---
 ---`GET /api/v2/inbox-placement-reports/{id}`
@@ -51,5 +64,9 @@ function InboxPlacementReports:list(params, opts) end
 ---@return instantly.InboxPlacementBlacklistSpamAssassinReport|nil result
 ---@return instantly.Error|nil err
 function InboxPlacementReports:get(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function InboxPlacementReports:help(method) end
 
 return InboxPlacementReports

@@ -28,6 +28,39 @@
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_next_run? string|instantly.Null (date-time)
 ---@field metadata? table<string, any> Only with with_metadata=true: {campaign {id,name}, tags {id: {id,label}}}
+local InboxPlacementTestsRecord = {}
+
+---Get an inbox placement test (this record's `id`).
+---@param params? instantly.params.inbox_placement_tests.get
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementTest|nil result
+---@return instantly.Error|nil err
+function InboxPlacementTestsRecord:get(params, opts) end
+
+---Update an inbox placement test (this record's `id`).
+---@param params? instantly.params.inbox_placement_tests.update
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementTest|nil result
+---@return instantly.Error|nil err
+function InboxPlacementTestsRecord:update(params, opts) end
+
+---Delete an inbox placement test (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementTest|nil result
+---@return instantly.Error|nil err
+function InboxPlacementTestsRecord:delete(opts) end
+
+---Every Inbox Placement Analytics of this record (`client.inbox_placement_analytics:each{test_id = record.id}` across all pages).
+---@param params? instantly.params.inbox_placement_analytics.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.InboxPlacementAnalytics
+function InboxPlacementTestsRecord:inbox_placement_analytics(params, opts) end
+
+---Every Inbox Placement Blacklist & SpamAssassin Report of this record (`client.inbox_placement_reports:each{test_id = record.id}` across all pages).
+---@param params? instantly.params.inbox_placement_reports.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.InboxPlacementBlacklistSpamAssassinReport
+function InboxPlacementTestsRecord:inbox_placement_reports(params, opts) end
 
 ---Parameters of `client.inbox_placement_tests:list`.
 ---@class instantly.params.inbox_placement_tests.list
@@ -94,6 +127,12 @@ local InboxPlacementTests = {}
 ---@return instantly.Error|nil err
 function InboxPlacementTests:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.inbox_placement_tests.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.InboxPlacementTest
+function InboxPlacementTests:each(params, opts) end
+
 ---Create an inbox placement test.
 ---
 ---`POST /api/v2/inbox-placement-tests`
@@ -144,5 +183,9 @@ function InboxPlacementTests:delete(id, opts) end
 ---@return table<string, any>[]|nil result
 ---@return instantly.Error|nil err
 function InboxPlacementTests:esp_options(opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function InboxPlacementTests:help(method) end
 
 return InboxPlacementTests

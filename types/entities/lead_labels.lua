@@ -14,6 +14,27 @@
 ---@field description? string|instantly.Null
 ---@field use_with_ai? boolean|instantly.Null Let AI features use this label
 ---@field timestamp_created? string (date-time)
+local LeadLabelsRecord = {}
+
+---Get a custom lead label (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.LeadLabel|nil result
+---@return instantly.Error|nil err
+function LeadLabelsRecord:get(opts) end
+
+---Update a custom lead label (this record's `id`).
+---@param params? instantly.params.lead_labels.update
+---@param opts? instantly.CallOptions
+---@return instantly.LeadLabel|nil result
+---@return instantly.Error|nil err
+function LeadLabelsRecord:update(params, opts) end
+
+---Delete a custom lead label, optionally reassigning its leads (this record's `id`).
+---@param params? instantly.params.lead_labels.delete
+---@param opts? instantly.CallOptions
+---@return instantly.LeadLabel|nil result
+---@return instantly.Error|nil err
+function LeadLabelsRecord:delete(params, opts) end
 
 ---Parameters of `client.lead_labels:list`.
 ---@class instantly.params.lead_labels.list
@@ -57,6 +78,12 @@ local LeadLabels = {}
 ---@return instantly.Page<instantly.LeadLabel>|nil result
 ---@return instantly.Error|nil err
 function LeadLabels:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.lead_labels.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.LeadLabel
+function LeadLabels:each(params, opts) end
 
 ---Create a custom lead label.
 ---
@@ -110,5 +137,9 @@ function LeadLabels:delete(id, params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function LeadLabels:test_ai_reply_label(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function LeadLabels:help(method) end
 
 return LeadLabels

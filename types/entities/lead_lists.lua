@@ -11,6 +11,44 @@
 ---@field has_enrichment_task? boolean|instantly.Null Enrich every lead added to the list
 ---@field owned_by? string|instantly.Null Owner user; defaults to creator (uuid)
 ---@field timestamp_created? string (date-time)
+local LeadListsRecord = {}
+
+---Get a lead list (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.LeadList|nil result
+---@return instantly.Error|nil err
+function LeadListsRecord:get(opts) end
+
+---Update a lead list (this record's `id`).
+---@param params? instantly.params.lead_lists.update
+---@param opts? instantly.CallOptions
+---@return instantly.LeadList|nil result
+---@return instantly.Error|nil err
+function LeadListsRecord:update(params, opts) end
+
+---Delete a lead list (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.LeadList|nil result
+---@return instantly.Error|nil err
+function LeadListsRecord:delete(opts) end
+
+---Get email verification statistics of a lead list (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function LeadListsRecord:verification_stats(opts) end
+
+---Every Email of this record (`client.emails:each{list_id = record.id}` across all pages).
+---@param params? instantly.params.emails.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Email
+function LeadListsRecord:emails(params, opts) end
+
+---Every Lead of this record (`client.leads:each{list_id = record.id}` across all pages).
+---@param params? instantly.params.leads.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Lead
+function LeadListsRecord:leads(params, opts) end
 
 ---Parameters of `client.lead_lists:list`.
 ---@class instantly.params.lead_lists.list
@@ -44,6 +82,12 @@ local LeadLists = {}
 ---@return instantly.Page<instantly.LeadList>|nil result
 ---@return instantly.Error|nil err
 function LeadLists:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.lead_lists.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.LeadList
+function LeadLists:each(params, opts) end
 
 ---Create a lead list.
 ---
@@ -95,5 +139,9 @@ function LeadLists:delete(id, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function LeadLists:verification_stats(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function LeadLists:help(method) end
 
 return LeadLists

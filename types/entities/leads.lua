@@ -55,6 +55,32 @@
 ---@field timestamp_last_reply? string|instantly.Null (date-time)
 ---@field timestamp_last_click? string|instantly.Null (date-time)
 ---@field timestamp_last_interest_change? string|instantly.Null (date-time)
+local LeadsRecord = {}
+
+---Get a lead (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Lead|nil result
+---@return instantly.Error|nil err
+function LeadsRecord:get(opts) end
+
+---Update a lead (this record's `id`).
+---@param params? instantly.params.leads.update
+---@param opts? instantly.CallOptions
+---@return instantly.Lead|nil result
+---@return instantly.Error|nil err
+function LeadsRecord:update(params, opts) end
+
+---Delete a lead (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Lead|nil result
+---@return instantly.Error|nil err
+function LeadsRecord:delete(opts) end
+
+---Every Email of this record (`client.emails:each{lead = record.id}` across all pages).
+---@param params? instantly.params.emails.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Email
+function LeadsRecord:emails(params, opts) end
 
 ---Parameters of `client.leads:list`.
 ---@class instantly.params.leads.list
@@ -228,6 +254,12 @@ local Leads = {}
 ---@return instantly.Error|nil err
 function Leads:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.leads.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Lead
+function Leads:each(params, opts) end
+
 ---Create one lead.
 ---
 ---`POST /api/v2/leads`
@@ -362,5 +394,23 @@ function Leads:move_to_subsequence(params, opts) end
 ---@return instantly.Lead|nil result
 ---@return instantly.Error|nil err
 function Leads:remove_from_subsequence(params, opts) end
+
+---Import leads from a CSV path, an array or an iterator into a campaign or list, in batches of up to 1000 with several in flight; resumable with a checkpoint.
+---@param args instantly.ImportArgs
+---@param call_opts? instantly.CallOptions
+---@return instantly.ImportSummary|nil result
+---@return instantly.Error|nil err
+function Leads:import(args, call_opts) end
+
+---Write every lead of a campaign, list or workspace to a CSV or JSON Lines file, one page in memory at a time.
+---@param args instantly.ExportArgs
+---@param call_opts? instantly.CallOptions
+---@return instantly.ExportSummary|nil result
+---@return instantly.Error|nil err
+function Leads:export_file(args, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Leads:help(method) end
 
 return Leads

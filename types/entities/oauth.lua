@@ -13,6 +13,7 @@
 ---@field name? string
 ---@field error? string
 ---@field error_description? string
+local OauthRecord = {}
 
 ---`client.oauth`: Connect Google Workspace or Microsoft sending accounts through a browser OAuth flow: init returns an auth_url and session_id, then poll the session status.
 ---@class instantly.collections.Oauth
@@ -49,5 +50,17 @@ function Oauth:init_microsoft(opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function Oauth:session_status(sessionId, opts) end
+
+---Poll an OAuth session until the user completes it (or it fails or expires).
+---@param session string|table<string, any>
+---@param opts? instantly.WaitOptions
+---@param call_opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function Oauth:wait(session, opts, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Oauth:help(method) end
 
 return Oauth

@@ -16,6 +16,26 @@
 ---@field list_name? string|instantly.Null
 ---@field campaign_name? string|instantly.Null
 ---@field timestamp_created? string (date-time)
+local SalesFlowsRecord = {}
+
+---Get a sales flow (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.SalesFlow|nil result
+---@return instantly.Error|nil err
+function SalesFlowsRecord:get(opts) end
+
+---Update a sales flow (this record's `id`).
+---@param params? instantly.params.sales_flows.update
+---@param opts? instantly.CallOptions
+---@return instantly.SalesFlow|nil result
+---@return instantly.Error|nil err
+function SalesFlowsRecord:update(params, opts) end
+
+---Delete a sales flow (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.SalesFlow|nil result
+---@return instantly.Error|nil err
+function SalesFlowsRecord:delete(opts) end
 
 ---Parameters of `client.sales_flows:list`.
 ---@class instantly.params.sales_flows.list
@@ -51,6 +71,12 @@ local SalesFlows = {}
 ---@return instantly.Page<instantly.SalesFlow>|nil result
 ---@return instantly.Error|nil err
 function SalesFlows:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.sales_flows.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.SalesFlow
+function SalesFlows:each(params, opts) end
 
 ---Create a sales flow.
 ---
@@ -92,5 +118,9 @@ function SalesFlows:update(id, params, opts) end
 ---@return instantly.SalesFlow|nil result
 ---@return instantly.Error|nil err
 function SalesFlows:delete(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function SalesFlows:help(method) end
 
 return SalesFlows

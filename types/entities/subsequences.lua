@@ -18,11 +18,57 @@
 ---@field ignore_account_daily_limit? boolean
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_leads_updated? string (date-time)
+local SubsequencesRecord = {}
 
 ---@class instantly.CampaignSubsequenceConditions
 ---@field crm_status? integer[] Interest statuses that trigger: 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show; custom lead-label values are also possible
 ---@field lead_activity? (2|4|91)[] 2=Email opened, 4=Link clicked, 91=Campaign completed without reply
 ---@field reply_contains? string Keyword in the reply
+
+---Get a subsequence (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:get(opts) end
+
+---Update a subsequence (this record's `id`).
+---@param params? instantly.params.subsequences.update
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:update(params, opts) end
+
+---Delete a subsequence (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:delete(opts) end
+
+---Duplicate a subsequence into a campaign (this record's `id`).
+---@param params instantly.params.subsequences.duplicate
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:duplicate(params, opts) end
+
+---Pause a subsequence (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:pause(opts) end
+
+---Resume a paused subsequence (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:resume(opts) end
+
+---Diagnose why a subsequence is or is not sending (this record's `id`).
+---@param params? instantly.params.subsequences.sending_status
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function SubsequencesRecord:sending_status(params, opts) end
 
 ---Parameters of `client.subsequences:list`.
 ---@class instantly.params.subsequences.list
@@ -81,6 +127,12 @@ local Subsequences = {}
 ---@return instantly.Page<instantly.CampaignSubsequence>|nil result
 ---@return instantly.Error|nil err
 function Subsequences:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.subsequences.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.CampaignSubsequence
+function Subsequences:each(params, opts) end
 
 ---Create a subsequence.
 ---
@@ -164,5 +216,9 @@ function Subsequences:resume(id, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function Subsequences:sending_status(id, params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Subsequences:help(method) end
 
 return Subsequences

@@ -15,6 +15,33 @@
 ---@field auto_update? boolean|instantly.Null Enrich new leads automatically
 ---@field skip_rows_without_email? boolean|instantly.Null
 ---@field in_progress? boolean|instantly.Null
+local SupersearchEnrichmentRecord = {}
+
+---Get the enrichment configuration/state of a list or campaign (this record's `resource_id`).
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function SupersearchEnrichmentRecord:get(opts) end
+
+---Update enrichment settings of a list or campaign (this record's `resource_id`).
+---@param params? instantly.params.supersearch_enrichment.update_settings
+---@param opts? instantly.CallOptions
+---@return instantly.SuperSearchEnrichment|nil result
+---@return instantly.Error|nil err
+function SupersearchEnrichmentRecord:update_settings(params, opts) end
+
+---List AI enrichments in progress for a list or campaign (this record's `resource_id`).
+---@param opts? instantly.CallOptions
+---@return table<string, any>[]|nil result
+---@return instantly.Error|nil err
+function SupersearchEnrichmentRecord:get_ai_in_progress(opts) end
+
+---Get the enrichment history of a list or campaign (this record's `resource_id`).
+---@param params? instantly.params.supersearch_enrichment.history
+---@param opts? instantly.CallOptions
+---@return table<string, any>[]|nil result
+---@return instantly.Error|nil err
+function SupersearchEnrichmentRecord:history(params, opts) end
 
 ---Parameters of `client.supersearch_enrichment:create`.
 ---@class instantly.params.supersearch_enrichment.create
@@ -225,5 +252,17 @@ function SupersearchEnrichment:enrich_leads(params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function SupersearchEnrichment:signal_keywords_facet(params, opts) end
+
+---Poll until the enrichments of a list or campaign finish.
+---@param target string|table<string, any>
+---@param opts? instantly.EnrichmentWaitOptions
+---@param call_opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function SupersearchEnrichment:wait(target, opts, call_opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function SupersearchEnrichment:help(method) end
 
 return SupersearchEnrichment

@@ -21,6 +21,13 @@
 ---@field retry_successful? boolean|instantly.Null
 ---@field lead_email? string|instantly.Null
 ---@field response_time_ms? integer|instantly.Null
+local WebhookEventsRecord = {}
+
+---Get a webhook delivery event (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.WebhookEvent|nil result
+---@return instantly.Error|nil err
+function WebhookEventsRecord:get(opts) end
 
 ---Parameters of `client.webhook_events:list`.
 ---@class instantly.params.webhook_events.list
@@ -55,6 +62,12 @@ local WebhookEvents = {}
 ---@return instantly.Error|nil err
 function WebhookEvents:list(params, opts) end
 
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.webhook_events.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.WebhookEvent
+function WebhookEvents:each(params, opts) end
+
 ---Get a webhook delivery event.
 ---
 ---`GET /api/v2/webhook-events/{id}`
@@ -84,5 +97,9 @@ function WebhookEvents:summary(params, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function WebhookEvents:summary_by_date(params, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function WebhookEvents:help(method) end
 
 return WebhookEvents

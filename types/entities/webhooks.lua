@@ -16,6 +16,38 @@
 ---@field status? integer|instantly.Null 1=Active, -1=Disabled after delivery errors (third-party reference)
 ---@field timestamp_error? string|instantly.Null When it was disabled (date-time)
 ---@field timestamp_created? string (date-time)
+local WebhooksRecord = {}
+
+---Get a webhook (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Webhook|nil result
+---@return instantly.Error|nil err
+function WebhooksRecord:get(opts) end
+
+---Update a webhook (this record's `id`).
+---@param params? instantly.params.webhooks.update
+---@param opts? instantly.CallOptions
+---@return instantly.Webhook|nil result
+---@return instantly.Error|nil err
+function WebhooksRecord:update(params, opts) end
+
+---Delete a webhook (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Webhook|nil result
+---@return instantly.Error|nil err
+function WebhooksRecord:delete(opts) end
+
+---Send a test delivery to a webhook (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return table<string, any>|nil result
+---@return instantly.Error|nil err
+function WebhooksRecord:test(opts) end
+
+---Re-enable a webhook disabled after delivery failures (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.Webhook|nil result
+---@return instantly.Error|nil err
+function WebhooksRecord:resume(opts) end
 
 ---Parameters of `client.webhooks:list`.
 ---@class instantly.params.webhooks.list
@@ -55,6 +87,12 @@ local Webhooks = {}
 ---@return instantly.Page<instantly.Webhook>|nil result
 ---@return instantly.Error|nil err
 function Webhooks:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.webhooks.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.Webhook
+function Webhooks:each(params, opts) end
 
 ---Create a webhook.
 ---
@@ -125,5 +163,9 @@ function Webhooks:test(id, opts) end
 ---@return instantly.Webhook|nil result
 ---@return instantly.Error|nil err
 function Webhooks:resume(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Webhooks:help(method) end
 
 return Webhooks

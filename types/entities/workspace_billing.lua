@@ -10,6 +10,7 @@
 ---@field subscriptions? table<string, any> plan-details: {outreach, credits, crm, website_visitors, inbox_placement} each with plan_name, interval, current_period_end, cancel_at_time, price_in_dollars, product_id (+ limits/credits); subscription-details returns an array instead
 ---@field addons? table<string, any> {outreach, credits} purchasable add-ons
 ---@field all_subs_cancelled? boolean subscription-details only
+local WorkspaceBillingRecord = {}
 
 ---`client.workspace_billing`: Plan, credits and subscription information of the current workspace (read-only).
 ---@class instantly.collections.WorkspaceBilling
@@ -32,5 +33,9 @@ function WorkspaceBilling:plan_details(opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function WorkspaceBilling:subscription_details(opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function WorkspaceBilling:help(method) end
 
 return WorkspaceBilling

@@ -13,6 +13,19 @@
 ---@field sub_workspace_name? string|instantly.Null
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_updated? string (date-time)
+local WorkspaceGroupMembersRecord = {}
+
+---Get a workspace group member (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceGroupMember|nil result
+---@return instantly.Error|nil err
+function WorkspaceGroupMembersRecord:get(opts) end
+
+---Remove a workspace group member (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceGroupMember|nil result
+---@return instantly.Error|nil err
+function WorkspaceGroupMembersRecord:delete(opts) end
 
 ---Parameters of `client.workspace_group_members:list`.
 ---@class instantly.params.workspace_group_members.list
@@ -36,6 +49,12 @@ local WorkspaceGroupMembers = {}
 ---@return instantly.Page<instantly.WorkspaceGroupMember>|nil result
 ---@return instantly.Error|nil err
 function WorkspaceGroupMembers:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.workspace_group_members.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.WorkspaceGroupMember
+function WorkspaceGroupMembers:each(params, opts) end
 
 ---Invite a sub-workspace into the admin workspace group.
 ---
@@ -75,5 +94,9 @@ function WorkspaceGroupMembers:delete(id, opts) end
 ---@return table<string, any>|nil result
 ---@return instantly.Error|nil err
 function WorkspaceGroupMembers:get_admin(opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function WorkspaceGroupMembers:help(method) end
 
 return WorkspaceGroupMembers

@@ -16,6 +16,26 @@
 ---@field issuer_id? string|instantly.Null Who invited the member (uuid)
 ---@field workspace_id? string (uuid)
 ---@field timestamp_created? string (date-time)
+local WorkspaceMembersRecord = {}
+
+---Get a workspace member (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceMember|nil result
+---@return instantly.Error|nil err
+function WorkspaceMembersRecord:get(opts) end
+
+---Change a workspace member's role (this record's `id`).
+---@param params? instantly.params.workspace_members.update
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceMember|nil result
+---@return instantly.Error|nil err
+function WorkspaceMembersRecord:update(params, opts) end
+
+---Remove a workspace member (this record's `id`).
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceMember|nil result
+---@return instantly.Error|nil err
+function WorkspaceMembersRecord:delete(opts) end
 
 ---Parameters of `client.workspace_members:list`.
 ---@class instantly.params.workspace_members.list
@@ -48,6 +68,12 @@ local WorkspaceMembers = {}
 ---@return instantly.Page<instantly.WorkspaceMember>|nil result
 ---@return instantly.Error|nil err
 function WorkspaceMembers:list(params, opts) end
+
+---Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---@param params? instantly.params.workspace_members.list
+---@param opts? instantly.CallOptions
+---@return fun(): instantly.WorkspaceMember
+function WorkspaceMembers:each(params, opts) end
 
 ---Invite a workspace member.
 ---
@@ -89,5 +115,9 @@ function WorkspaceMembers:update(id, params, opts) end
 ---@return instantly.WorkspaceMember|nil result
 ---@return instantly.Error|nil err
 function WorkspaceMembers:delete(id, opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function WorkspaceMembers:help(method) end
 
 return WorkspaceMembers

@@ -22,6 +22,7 @@
 ---@field plan_id_bundle? string|instantly.Null Only documented by go-instantly
 ---@field timestamp_created? string (date-time)
 ---@field timestamp_updated? string (date-time)
+local WorkspacesRecord = {}
 
 ---Parameters of `client.workspaces:update`.
 ---@class instantly.params.workspaces.update
@@ -115,5 +116,9 @@ function Workspaces:schedule_removal(opts) end
 ---@return instantly.Workspace|nil result
 ---@return instantly.Error|nil err
 function Workspaces:cancel_removal(opts) end
+
+---Print the signature, route and parameters of a method (or list the methods).
+---@param method? string
+function Workspaces:help(method) end
 
 return Workspaces
