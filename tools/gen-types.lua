@@ -727,6 +727,44 @@ local function render_ldoc_entity(e)
     w("-- @return[1] " .. M.return_type(op):gsub("[<>]", { ["<"] = " of ", [">"] = "" }))
     w("-- @return[2] nil")
     w("-- @return[2] instantly.Error")
+    if op.paginated then
+      local it = M.iterator_name(op.lua_method)
+      w("")
+      w("--- Every item of `" .. op.lua_method .. "` across all pages.")
+      w("-- One page is held at a time; iteration stops on a missing cursor or an empty page. A page that")
+      w("-- fails raises its `instantly.Error` (wrap the loop in `pcall` to handle it).")
+      w("-- @function client." .. e.lua_name .. ":" .. it)
+      for _, pp in ipairs(op.path_params or {}) do
+        w("-- @tparam string " .. pp.name .. " " .. ldoc_escape(pp.description or pp.name))
+      end
+      w("-- @tparam[opt] table params as for `" .. op.lua_method .. "`")
+      w("-- @tparam[opt] table opts per-call options")
+      w("-- @return an iterator over the items")
+      w("-- @usage for item in client." .. e.lua_name .. ":" .. it .. "{limit = 100} do print(item.id) end")
+    end
+  end
+  local extra = M.EXTRA[e.lua_name]
+  for _, m in ipairs(extra and extra.entity or {}) do
+    w("")
+    w("--- " .. ldoc_escape(m[2]))
+    w("-- A workflow of the SDK (not a single API call).")
+    w("-- @function client." .. e.lua_name .. ":" .. m[1])
+    for _, a in ipairs(m[3]) do
+      local name = a[1]:gsub("%?$", "")
+      w("-- @tparam" .. (a[1]:match("%?$") and "[opt]" or "") .. " " .. a[2]:gsub("[<>]", "") .. " " .. name .. " "
+        .. name)
+    end
+    w("-- @return[1] " .. m[4])
+    w("-- @return[2] nil")
+    w("-- @return[2] instantly.Error")
+  end
+  local recs = {}
+  for _, op in ipairs(M.record_ops(e)) do recs[#recs + 1] = "`:" .. op.lua_method .. "()`" end
+  for _, rel in ipairs(M.relations(e)) do recs[#recs + 1] = "`:" .. rel.entity.lua_name .. "()`" end
+  for _, m in ipairs(extra and extra.record or {}) do recs[#recs + 1] = "`:" .. m[1] .. "()`" end
+  if #recs > 0 then
+    -- A record-methods note in the module description.
+    out[5] = out[5] .. " Records returned for this entity also have " .. table.concat(recs, ", ") .. "."
   end
   return table.concat(out, "\n") .. "\n"
 end
@@ -757,10 +795,17 @@ function M.ldoc_missing(dir)
     if not html then
       missing[#missing + 1] = page
     else
+      local names = {}
       for _, op in ipairs(e.operations) do
-        local anchor = 'name = "client.' .. e.lua_name .. ":" .. op.lua_method .. '"'
+        names[#names + 1] = op.lua_method
+        if op.paginated then names[#names + 1] = M.iterator_name(op.lua_method) end
+      end
+      local extra = M.EXTRA[e.lua_name]
+      for _, m in ipairs(extra and extra.entity or {}) do names[#names + 1] = m[1] end
+      for _, n in ipairs(names) do
+        local anchor = 'name = "client.' .. e.lua_name .. ":" .. n .. '"'
         if not html:find(anchor, 1, true) then
-          missing[#missing + 1] = "client." .. e.lua_name .. ":" .. op.lua_method
+          missing[#missing + 1] = "client." .. e.lua_name .. ":" .. n
         end
       end
     end
