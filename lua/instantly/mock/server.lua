@@ -88,7 +88,7 @@ function App:reset()
   self.store = state_mod.new(self.seed)
   self.store.app = self
   seed_mod.build(self.store)
-  self.requests = {}
+  self:clear_log()
   self.faults = {}
   self.limiters = {}
   for k, v in pairs(M.DEFAULT_SETTINGS) do self.settings[k] = v end
@@ -113,26 +113,39 @@ local function redact(headers)
   return h
 end
 
+-- Recording is cheap (references to what the parser built); decoding,
+-- redaction and query parsing happen when the log is read. The log is a
+-- ring of LOG_LIMIT entries so a long benchmark cannot grow it forever.
 function App:record(req)
-  local entry = {
-    seq = #self.requests + 1,
-    time = gettime(),
-    method = req.method,
-    path = req.path,
-    decoded_path = util.unescape(req.path),
-    raw_query = req.raw_query,
-    query = util.parse_query(req.raw_query),
-    headers = redact(req.headers),
+  local n = self.log_next
+  self.requests[n] = {
+    seq = n, time = gettime(), method = req.method, path = req.path,
+    raw_query = req.raw_query, headers = req.headers, body = req.body,
   }
-  local body = req.body
+  self.log_next = n + 1
+  local drop = n - M.LOG_LIMIT
+  if drop >= self.log_first then
+    self.requests[drop] = nil
+    self.log_first = drop + 1
+  end
+end
+
+function App:clear_log()
+  self.requests = {}
+  self.log_first, self.log_next = 1, 1
+end
+
+local function public_entry(e)
+  local entry = {
+    seq = e.seq, time = e.time, method = e.method, path = e.path,
+    decoded_path = util.unescape(e.path), raw_query = e.raw_query,
+    query = util.parse_query(e.raw_query), headers = redact(e.headers),
+  }
+  local body = e.body
   if body and body ~= "" then
     local v = decode(body)
-    entry.body = v == nil and body or v
-    entry.body_raw = body
+    if v == nil then entry.body = body else entry.body = v end
   end
-  local log = self.requests
-  if #log >= M.LOG_LIMIT then table.remove(log, 1) end
-  log[#log + 1] = entry
   return entry
 end
 
@@ -356,13 +369,6 @@ local function control_json(status, value)
   return { status = status, body = encode(value) }
 end
 
-local function public_entry(e)
-  return {
-    seq = e.seq, time = e.time, method = e.method, path = e.path,
-    decoded_path = e.decoded_path, raw_query = e.raw_query,
-    query = e.query, headers = e.headers, body = e.body,
-  }
-end
 
 function App:control(req)
   local path, m = req.path, req.method
@@ -375,15 +381,15 @@ function App:control(req)
     return control_json(200, { ok = true, pid = M.pid(), seed = self.seed, port = self.port })
   elseif path == "/__mock/requests" and m == "GET" then
     local q = util.parse_query(req.raw_query)
-    local since = tonumber(q.since) or 0
+    local since = math.tointeger(tonumber(q.since)) or 0
     local out = array({})
-    for _, e in ipairs(self.requests) do
-      if e.seq > since then out[#out + 1] = public_entry(e) end
+    for i = math.max(self.log_first, since + 1), self.log_next - 1 do
+      out[#out + 1] = public_entry(self.requests[i])
     end
     return control_json(200, { items = out })
   elseif path == "/__mock/requests" and m == "DELETE" then
-    local n = #self.requests
-    self.requests = {}
+    local n = self.log_next - self.log_first
+    self:clear_log()
     return control_json(200, { cleared = n })
   elseif path == "/__mock/reset" and m == "POST" then
     self:reset()
