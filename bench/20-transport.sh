@@ -9,7 +9,10 @@
 # (~350 B), "page" GET /api/v2/campaigns (100 campaigns, ~230 KB) and
 # "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up). Each row runs
 # BENCH_SECONDS (default 1) per repetition, BENCH_REPS (default 3) times in
-# turn with the others; the best req/s and the largest peak RSS are kept.
+# turn with the others; the best req/s, the least CPU per request (user +
+# system time of the client process) and the largest peak RSS are kept.
+# On a shared machine req/s swings with the neighbours; CPU per request is
+# the steadier figure, so the targets are shown on both.
 # nginx runs from a temporary prefix and is stopped at the end. Not a test:
 # it reports, it does not fail on a missed target.
 set -eu
@@ -119,7 +122,7 @@ for load in "small GET /api/v2/workspaces/current -" \
             extra=
             [ "$kind" = multi ] && extra=$INFLIGHT
             # shellcheck disable=SC2086
-            if out=$($TIME -f "%M" -o "$tmp/rss" $cmd "$method" "$base$path" "$bodyfile" "$SECONDS_PER" $extra); then
+            if out=$($TIME -f "%M %U %S" -o "$tmp/rss" $cmd "$method" "$base$path" "$bodyfile" "$SECONDS_PER" $extra); then
                 echo "$w $name $kind $out $(tail -n 1 "$tmp/rss")" >> "$tmp/raw"
             else
                 echo "20-transport: row $name failed on $w" >&2
