@@ -822,13 +822,19 @@ static int l_json_decode(lua_State *L)
  * Encoder
  * ==================================================================== */
 
-/* One step of the path from the root, kept on the C stack for messages. */
-typedef struct epath {
-    const struct epath *up;
-    const void *table;   /* the container this step is inside */
-    int keyidx;          /* stack index of the string key, or 0 */
-    lua_Integer index;   /* array position when keyidx == 0 */
-} epath;
+/* An open container. Its table is at tidx on the Lua stack; an unsorted
+ * object keeps its lua_next key above it, a sorted one its key list
+ * (keysidx) and current key. keyidx/i name the member being written, for
+ * error paths. */
+enum { F_ARRAY, F_OBJECT, F_SORTED };
+
+typedef struct eframe {
+    const void *table;
+    int tidx, kind, keyidx, keysidx;
+    lua_Integer i, n;    /* array: position, length; sorted: next key, count */
+} eframe;
+
+#define ENC_LOCAL_FRAMES 64
 
 typedef struct enc {
     lua_State *L;
@@ -836,11 +842,15 @@ typedef struct enc {
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
+    eframe *fr;          /* open containers, innermost last */
+    int depth, cap;
+    eframe local[ENC_LOCAL_FRAMES];
 } enc;
 
 /* Stack slots inside encode_protected. */
 #define ENC_VALUE 2
 #define ENC_ARRAY_MT 3
+#define ENC_FRAMES 4
 
 static int is_ident(const char *s, size_t n)
 {
@@ -855,11 +865,12 @@ static int is_ident(const char *s, size_t n)
     return 1;
 }
 
-static void path_step(lua_State *L, luaL_Buffer *B, const epath *st, int first)
+/* One path step: .key, ["odd key"] or [i]. */
+static void path_step(lua_State *L, luaL_Buffer *B, const eframe *f, int first)
 {
-    if (st->keyidx) {
+    if (f->kind != F_ARRAY) {
         size_t n;
-        const char *k = lua_tolstring(L, st->keyidx, &n);
+        const char *k = lua_tolstring(L, f->keyidx, &n);
         if (is_ident(k, n)) {
             if (!first)
                 luaL_addchar(B, '.');
@@ -893,34 +904,27 @@ static void path_step(lua_State *L, luaL_Buffer *B, const epath *st, int first)
         }
     } else {
         char num[32];
-        snprintf(num, sizeof num, "[%lld]", (long long)st->index);
+        snprintf(num, sizeof num, "[%lld]", (long long)f->i);
         luaL_addstring(B, num);
     }
 }
 
-/* Raises "<path>: <what>"; a long path keeps its two ends. */
-static JSON_NOINLINE void enc_fail(enc *e, const epath *at, const char *what)
+/* Raises "<path>: <what>" for the path through the first nframes open
+ * containers; a long path keeps its two ends. */
+static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
 {
     lua_State *L = e->L;
-    const epath **steps;
-    const epath *st;
-    size_t n = 0, i;
     luaL_Buffer B;
-    for (st = at; st != NULL; st = st->up)
-        n++;
-    steps = (const epath **)lua_newuserdatauv(L, (n ? n : 1) * sizeof *steps, 0);
-    i = n;
-    for (st = at; st != NULL; st = st->up)
-        steps[--i] = st;
+    int i;
     luaL_buffinit(L, &B);
-    if (n == 0)
+    if (nframes == 0)
         luaL_addstring(&B, "(root)");
-    for (i = 0; i < n; i++) {
-        if (n > 24 && i == 10) {
+    for (i = 0; i < nframes; i++) {
+        if (nframes > 24 && i == 10) {
             luaL_addstring(&B, "...");
-            i = n - 10;
+            i = nframes - 10;
         }
-        path_step(L, &B, steps[i], i == 0);
+        path_step(L, &B, &e->fr[i], i == 0);
     }
     luaL_addstring(&B, ": ");
     luaL_addstring(&B, what);
@@ -936,6 +940,12 @@ static void put_lit(lua_State *L, jbuf *b, const char *s, size_t n)
     b->len += n;
 }
 
+static void put_char(enc *e, char c)
+{
+    jbuf_reserve(e->L, e->b, 1);
+    e->b->p[e->b->len++] = c;
+}
+
 static void put_newline(enc *e, int depth)
 {
     size_t n = (size_t)e->indent * (size_t)depth;
@@ -945,7 +955,7 @@ static void put_newline(enc *e, int depth)
     e->b->len += n;
 }
 
-static void encode_string(enc *e, const epath *at, const char *s, size_t n)
+static void encode_string(enc *e, const char *s, size_t n)
 {
     lua_State *L = e->L;
     jbuf *b = e->b;
@@ -986,7 +996,7 @@ static void encode_string(enc *e, const epath *at, const char *s, size_t n)
         if (*p >= 0x80) {
             size_t k = utf8_seq(p, end);
             if (k == 0)
-                enc_fail(e, at, "invalid UTF-8 in string");
+                enc_fail(e, e->depth, "invalid UTF-8 in string");
             jbuf_reserve(L, b, k);
             memcpy(b->p + b->len, p, k);
             b->len += k;
@@ -1074,14 +1084,14 @@ static int float_fixed(char *out, double v)
     return 0;
 }
 
-static void encode_float(enc *e, const epath *at, lua_Number v)
+static void encode_float(enc *e, lua_Number v)
 {
     char tmp[40];
     int n = 0, prec, i, plain = 1;
     if (isnan(v))
-        enc_fail(e, at, "cannot encode NaN");
+        enc_fail(e, e->depth, "cannot encode NaN");
     if (isinf(v))
-        enc_fail(e, at, v > 0 ? "cannot encode inf" : "cannot encode -inf");
+        enc_fail(e, e->depth, v > 0 ? "cannot encode inf" : "cannot encode -inf");
     n = float_fixed(tmp, (double)v);
     if (n > 0) {
         put_lit(e->L, e->b, tmp, (size_t)n);
@@ -1107,28 +1117,32 @@ static void encode_float(enc *e, const epath *at, lua_Number v)
     put_lit(e->L, e->b, tmp, (size_t)n);
 }
 
-static void encode_value(enc *e, int idx, int depth, const epath *at);
-
-static JSON_NOINLINE void enc_too_deep(enc *e, const epath *at)
+/* Opening a container deeper than max_depth: a cycle always ends here,
+ * so first look for a container that is its own ancestor and report the
+ * path where it comes back. */
+static JSON_NOINLINE void enc_too_deep(enc *e, int idx)
 {
-    /* A cycle always ends here: report the first repeat instead. */
-    const epath *a, *b;
-    const epath *first_repeat = NULL;
-    for (a = at; a != NULL; a = a->up)
-        for (b = a->up; b != NULL; b = b->up)
-            if (a->table == b->table)
-                first_repeat = a;
-    if (first_repeat != NULL) /* its parent step reached a container again */
-        enc_fail(e, first_repeat->up, "circular reference");
-    {
-        char what[64];
-        snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", e->max_depth);
-        enc_fail(e, at, what);
+    lua_State *L = e->L;
+    int j;
+    char what[64];
+    lua_createtable(L, 0, e->depth + 1);
+    for (j = 0; j <= e->depth; j++) {
+        const void *t = j < e->depth ? e->fr[j].table : lua_topointer(L, idx);
+        lua_pushlightuserdata(L, (void *)(uintptr_t)t);
+        if (lua_rawget(L, -2) != LUA_TNIL)
+            enc_fail(e, j, "circular reference");
+        lua_pop(L, 1);
+        lua_pushlightuserdata(L, (void *)(uintptr_t)t);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, -3);
     }
+    snprintf(what, sizeof what, "nesting deeper than max_depth (%d)", e->max_depth);
+    enc_fail(e, e->depth, what);
 }
 
-/* Classifies a table that has not been marked: raises for bad key sets. */
-static JSON_NOINLINE void bad_keys(enc *e, int idx, const epath *at)
+/* The keys of the table at idx are not a valid set: says why, naming the
+ * path to the table (its first nframes containers). */
+static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
 {
     lua_State *L = e->L;
     int strings = 0, ints = 0, other = 0;
@@ -1148,17 +1162,17 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, const epath *at)
     if (other) {
         char what[80];
         snprintf(what, sizeof what, "unsupported key type (%s)", othertype);
-        enc_fail(e, at, what);
+        enc_fail(e, nframes, what);
     }
     if (strings && ints)
-        enc_fail(e, at, "mixed array/object keys");
-    enc_fail(e, at, "sparse array (keys are not 1..n)");
+        enc_fail(e, nframes, "mixed array/object keys");
+    enc_fail(e, nframes, "sparse array (keys are not 1..n)");
 }
 
 /* Returns the array length if the keys of the table at idx are exactly
- * 1..n, -1 if they are all strings (and there is at least one), raises
- * otherwise. Empty tables give 0. */
-static lua_Integer table_shape(enc *e, int idx, const epath *at)
+ * 1..n, -1 if its first key is a string (the rest are checked while
+ * writing), raises otherwise. Empty tables give 0. */
+static lua_Integer table_shape(enc *e, int idx)
 {
     lua_State *L = e->L;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
@@ -1169,46 +1183,22 @@ static lua_Integer table_shape(enc *e, int idx, const epath *at)
             return 0;
         t = lua_type(L, -2);
         lua_pop(L, 2);
-        if (t == LUA_TSTRING) /* the other keys are checked while encoding */
+        if (t == LUA_TSTRING)
             return -1;
-        bad_keys(e, idx, at);
+        bad_keys(e, idx, e->depth);
     }
     while (lua_next(L, idx) != 0) {
         lua_Integer k;
         lua_pop(L, 1);
         if (!lua_isinteger(L, -1) || (k = lua_tointeger(L, -1)) < 1 || k > n) {
             lua_pop(L, 1);
-            bad_keys(e, idx, at);
+            bad_keys(e, idx, e->depth);
         }
         count++;
     }
     if (count != n)
-        bad_keys(e, idx, at);
+        bad_keys(e, idx, e->depth);
     return n;
-}
-
-static void encode_array(enc *e, int idx, lua_Integer n, int depth, const epath *at)
-{
-    lua_State *L = e->L;
-    epath step;
-    lua_Integer i;
-    step.up = at;
-    step.table = lua_topointer(L, idx);
-    step.keyidx = 0;
-    put_lit(L, e->b, "[", 1);
-    for (i = 1; i <= n; i++) {
-        if (i > 1)
-            put_lit(L, e->b, ",", 1);
-        if (e->indent)
-            put_newline(e, depth);
-        step.index = i;
-        lua_rawgeti(L, idx, i);
-        encode_value(e, lua_gettop(L), depth, &step);
-        lua_pop(L, 1);
-    }
-    if (e->indent && n > 0)
-        put_newline(e, depth - 1);
-    put_lit(L, e->b, "]", 1);
 }
 
 typedef struct skey {
@@ -1226,148 +1216,200 @@ static int skey_cmp(const void *a, const void *b)
     return x->n < y->n ? -1 : x->n > y->n;
 }
 
-static void encode_member(enc *e, int keyidx, int validx, int nth, int depth, epath *step)
+static eframe *enc_push_frame(enc *e, int idx, int kind)
 {
-    size_t kn;
-    const char *k = lua_tolstring(e->L, keyidx, &kn);
-    if (nth > 0)
-        put_lit(e->L, e->b, ",", 1);
-    if (e->indent)
-        put_newline(e, depth);
-    step->keyidx = keyidx;
-    encode_string(e, step, k, kn);
-    if (e->indent)
-        put_lit(e->L, e->b, ": ", 2);
-    else
-        put_lit(e->L, e->b, ":", 1);
-    encode_value(e, validx, depth, step);
+    eframe *f;
+    if (e->depth == e->cap) {
+        int ncap = e->cap * 4 < e->max_depth ? e->cap * 4 : e->max_depth;
+        eframe *nf = (eframe *)lua_newuserdatauv(e->L, (size_t)ncap * sizeof *nf, 0);
+        memcpy(nf, e->fr, (size_t)e->cap * sizeof *nf);
+        lua_replace(e->L, ENC_FRAMES);
+        e->fr = nf;
+        e->cap = ncap;
+    }
+    f = &e->fr[e->depth++];
+    f->table = lua_topointer(e->L, idx);
+    f->tidx = idx;
+    f->kind = kind;
+    f->keyidx = f->keysidx = 0;
+    f->i = f->n = 0;
+    return f;
 }
 
-static void encode_object(enc *e, int idx, int depth, const epath *at)
+/* Starts the table at idx: writes it whole if empty, else opens a frame
+ * (and pushes its iteration state). Returns whether a frame was opened. */
+static int open_table(enc *e, int idx)
 {
     lua_State *L = e->L;
-    epath step;
-    int nth = 0;
-    step.up = at;
-    step.table = lua_topointer(L, idx);
-    step.keyidx = 0;
-    step.index = 0;
-    put_lit(L, e->b, "{", 1);
+    lua_Integer n;
+    int marked = 0;
+    if (e->depth >= e->max_depth)
+        enc_too_deep(e, idx);
+    if (!lua_checkstack(L, 8))
+        enc_fail(e, e->depth, "out of Lua stack");
+    if (lua_getmetatable(L, idx)) {
+        marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
+        lua_pop(L, 1);
+    }
+    n = table_shape(e, idx);
+    if (n > 0) {
+        eframe *f = enc_push_frame(e, idx, F_ARRAY);
+        f->n = n;
+        put_char(e, '[');
+        return 1;
+    }
+    if (n == 0) {
+        put_lit(L, e->b, marked ? "[]" : "{}", 2);
+        return 0;
+    }
+    if (marked)
+        enc_fail(e, e->depth, "mixed array/object keys");
     if (!e->sort_keys) {
-        lua_pushnil(L);
-        while (lua_next(L, idx) != 0) {
-            int top = lua_gettop(L);
-            if (lua_type(L, top - 1) != LUA_TSTRING) {
-                lua_pop(L, 2);
-                bad_keys(e, idx, at);
-            }
-            encode_member(e, top - 1, top, nth++, depth, &step);
-            lua_pop(L, 1);
-        }
+        enc_push_frame(e, idx, F_OBJECT);
+        lua_pushnil(L); /* the lua_next key */
     } else {
-        size_t count = 0, i;
+        size_t count = 0, i = 0;
         skey *keys;
-        int keysidx;
+        eframe *f;
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
             lua_pop(L, 1);
             if (lua_type(L, -1) != LUA_TSTRING) {
                 lua_pop(L, 1);
-                bad_keys(e, idx, at);
+                bad_keys(e, idx, e->depth);
             }
             count++;
         }
-        keys = (skey *)lua_newuserdatauv(L, (count ? count : 1) * sizeof *keys, 0);
-        keysidx = lua_gettop(L);
-        i = 0;
+        keys = (skey *)lua_newuserdatauv(L, count * sizeof *keys, 0);
         lua_pushnil(L);
-        while (lua_next(L, idx) != 0 && i < count) {
+        while (i < count && lua_next(L, idx) != 0) {
             lua_pop(L, 1);
             keys[i].s = lua_tolstring(L, -1, &keys[i].n); /* anchored by the table */
             i++;
         }
+        lua_settop(L, idx + 1);
         qsort(keys, count, sizeof *keys, skey_cmp);
-        for (i = 0; i < count; i++) {
-            int top;
-            lua_pushlstring(L, keys[i].s, keys[i].n);
-            lua_pushvalue(L, -1);
-            lua_rawget(L, idx);
-            top = lua_gettop(L);
-            encode_member(e, top - 1, top, nth++, depth, &step);
-            lua_pop(L, 2);
-        }
-        lua_settop(L, keysidx - 1);
+        f = enc_push_frame(e, idx, F_SORTED);
+        f->keysidx = idx + 1;
+        f->n = (lua_Integer)count;
     }
-    if (e->indent && nth > 0)
-        put_newline(e, depth - 1);
-    put_lit(L, e->b, "}", 1);
+    put_char(e, '{');
+    return 1;
 }
 
-static void encode_table(enc *e, int idx, int depth, const epath *at)
-{
-    lua_State *L = e->L;
-    lua_Integer n;
-    int marked = 0;
-    if (depth > e->max_depth)
-        enc_too_deep(e, at);
-    if (!lua_checkstack(L, 8))
-        enc_fail(e, at, "out of Lua stack");
-    if (lua_getmetatable(L, idx)) {
-        marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
-        lua_pop(L, 1);
-    }
-    n = table_shape(e, idx, at);
-    if (n > 0 || (n == 0 && marked)) {
-        encode_array(e, idx, n, depth, at);
-    } else if (n == 0) {
-        put_lit(L, e->b, "{}", 2);
-    } else {
-        if (marked)
-            enc_fail(e, at, "mixed array/object keys");
-        encode_object(e, idx, depth, at);
-    }
-}
-
-static void encode_value(enc *e, int idx, int depth, const epath *at)
+/* Writes the scalar at idx, or opens the table there. Returns whether a
+ * frame was opened (the value then stays on the stack as its table). */
+static int begin_value(enc *e, int idx)
 {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
-        encode_string(e, at, s, n);
-        return;
+        encode_string(e, s, n);
+        return 0;
     }
     case LUA_TNUMBER:
         if (lua_isinteger(L, idx))
             encode_integer(e, lua_tointeger(L, idx));
         else
-            encode_float(e, at, lua_tonumber(L, idx));
-        return;
+            encode_float(e, lua_tonumber(L, idx));
+        return 0;
     case LUA_TTABLE:
-        encode_table(e, idx, depth + 1, at);
-        return;
+        return open_table(e, idx);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
             put_lit(L, e->b, "true", 4);
         else
             put_lit(L, e->b, "false", 5);
-        return;
+        return 0;
     case LUA_TNIL:
         put_lit(L, e->b, "null", 4);
-        return;
+        return 0;
     case LUA_TLIGHTUSERDATA:
         if (lua_touserdata(L, idx) == NULL) {
             put_lit(L, e->b, "null", 4);
-            return;
+            return 0;
         }
-        enc_fail(e, at, "cannot encode lightuserdata");
-        return;
+        enc_fail(e, e->depth, "cannot encode lightuserdata");
+        return 0;
     default: {
         char what[64];
         snprintf(what, sizeof what, "cannot encode %s", luaL_typename(L, idx));
-        enc_fail(e, at, what);
+        enc_fail(e, e->depth, what);
+        return 0;
     }
+    }
+}
+
+/* Writes ,"key": for the key at keyidx of the innermost object. */
+static void put_key(enc *e, eframe *f, int keyidx, int first)
+{
+    size_t kn;
+    const char *k = lua_tolstring(e->L, keyidx, &kn);
+    if (!first)
+        put_char(e, ',');
+    if (e->indent)
+        put_newline(e, e->depth);
+    f->keyidx = keyidx;
+    encode_string(e, k, kn);
+    if (e->indent)
+        put_lit(e->L, e->b, ": ", 2);
+    else
+        put_char(e, ':');
+}
+
+/* The whole value, without C recursion: open containers are frames. */
+static void encode_document(enc *e)
+{
+    lua_State *L = e->L;
+    /* Values are always opened on the stack top, the root as well. */
+    lua_pushvalue(L, ENC_VALUE);
+    if (!begin_value(e, lua_gettop(L)))
+        return;
+    while (e->depth > 0) {
+        eframe *f = &e->fr[e->depth - 1];
+        int vidx;
+        if (f->kind == F_ARRAY) {
+            if (f->i == f->n)
+                goto close;
+            if (f->i++ > 0)
+                put_char(e, ',');
+            if (e->indent)
+                put_newline(e, e->depth);
+            lua_rawgeti(L, f->tidx, f->i);
+            vidx = lua_gettop(L);
+        } else if (f->kind == F_OBJECT) {
+            if (lua_next(L, f->tidx) == 0)
+                goto close;
+            vidx = lua_gettop(L);
+            if (lua_type(L, vidx - 1) != LUA_TSTRING) {
+                lua_pop(L, 2);
+                bad_keys(e, f->tidx, e->depth - 1);
+            }
+            put_key(e, f, vidx - 1, f->i++ == 0);
+        } else {
+            const skey *k;
+            if (f->i == f->n)
+                goto close;
+            k = (const skey *)lua_touserdata(L, f->keysidx) + f->i;
+            lua_settop(L, f->keysidx);
+            lua_pushlstring(L, k->s, k->n);
+            lua_pushvalue(L, -1);
+            lua_rawget(L, f->tidx);
+            vidx = lua_gettop(L);
+            put_key(e, f, vidx - 1, f->i++ == 0);
+        }
+        if (!begin_value(e, vidx))
+            lua_settop(L, vidx - 1);
+        continue;
+    close:
+        /* frames are never empty: empty tables were written whole */
+        if (e->indent)
+            put_newline(e, e->depth - 1);
+        put_char(e, f->kind == F_ARRAY ? ']' : '}');
+        lua_settop(L, f->tidx - 1);
+        e->depth--;
     }
 }
 
@@ -1375,7 +1417,8 @@ static int encode_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 1);
     luaL_getmetatable(L, ARRAY_MT); /* ENC_ARRAY_MT */
-    encode_value(e, ENC_VALUE, 0, NULL);
+    lua_pushnil(L);                 /* ENC_FRAMES, until the local ones run out */
+    encode_document(e);
     return 0;
 }
 
@@ -1394,6 +1437,9 @@ static int l_json_encode(lua_State *L)
     e.indent = o.indent;
     e.decpoint = localeconv()->decimal_point[0];
     e.failed = 0;
+    e.fr = e.local;
+    e.depth = 0;
+    e.cap = ENC_LOCAL_FRAMES;
     e.b = jbuf_new(L); /* slot 3 */
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);

@@ -573,6 +573,33 @@ describe("core.json_encode", function()
 end)
 
 describe("the codec as a whole", function()
+  it("uses no C recursion: 10000 levels both ways within a 256 KB C stack", function()
+    local script = [[
+      local core = require "instantly.core"
+      local t, cur = {}, nil
+      cur = t
+      for _ = 2, 10000 do local n = {}; cur.k = n; cur = n end
+      local a, acur = core.array({}), nil
+      acur = a
+      for _ = 2, 10000 do local n = core.array({}); acur[1] = n; acur = n end
+      local s = assert(core.json_encode(t, { max_depth = 10000 }))
+      assert(core.json_encode(a, { max_depth = 10000, sort_keys = true, indent = 1 }))
+      assert(core.json_decode(s, { max_depth = 10000 }))
+      assert(core.json_decode(("["):rep(10000) .. ("]"):rep(10000), { max_depth = 10000 }))
+      print("deep ok")
+    ]]
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local cmd = ("ulimit -s 256 && LUA_CPATH=%q lua5.4 %q 2>&1"):format(package.cpath, path)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    p:close()
+    os.remove(path)
+    assert.equal("deep ok\n", out)
+  end)
+
   it("round-trips a realistic document", function()
     local doc = {
       items = A {
