@@ -1054,7 +1054,7 @@ static int float_fixed(char *out, double v)
         r = floor(m + 0.5);
         if (r / pow10_exact[k] == a) {
             char digits[24];
-            int nd = 0, n = 0, i;
+            int nd = 0, n = 0;
             uint64_t u = (uint64_t)r;
             do {
                 digits[nd++] = (char)('0' + u % 10);
@@ -1063,6 +1063,7 @@ static int float_fixed(char *out, double v)
             if (v < 0)
                 out[n++] = '-';
             if (nd <= k) { /* 0.000ddd */
+                int i;
                 out[n++] = '0';
                 out[n++] = '.';
                 for (i = nd; i < k; i++)
