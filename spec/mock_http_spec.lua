@@ -114,7 +114,8 @@ describe("instantly-mock HTTP/1.1", function()
     { "lower-case method", "get /api/v2/campaigns HTTP/1.1\r\n\r\n", 400 },
     { "header without colon", "GET /api/v2/campaigns HTTP/1.1\r\nBroken header\r\n\r\n", 400 },
     { "bad Content-Length", "POST /api/v2/lead-lists HTTP/1.1\r\nContent-Length: 12x\r\n\r\n", 400 },
-    { "both lengths", "POST /api/v2/lead-lists HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
+    { "both lengths",
+      "POST /api/v2/lead-lists HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
     { "HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505 },
     { "unknown transfer coding", "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501 },
   }
@@ -189,7 +190,8 @@ describe("instantly-mock faults", function()
     assert.are.equal(500, st)
     assert.are.equal("boom", body.message)
     srv:clear_faults()
-    assert.are.equal(200, (c:request("POST", "/campaigns", { body = { name = "x", campaign_schedule = { schedules = {} } } })))
+    local camp_body = { name = "x", campaign_schedule = { schedules = {} } }
+    assert.are.equal(200, (c:request("POST", "/campaigns", { body = camp_body })))
   end)
 
   it("does not perform an operation answered by a status fault", function()

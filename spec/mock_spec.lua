@@ -47,7 +47,8 @@ describe("instantly.mock helper", function()
   end)
 
   it("accepts only the keys it was given", function()
-    local srv <close> = assert(mock.start{ api_keys = { "inst_custom_key_1", "inst_custom_key_2" }, rate_limits = false })
+    local srv <close> = assert(mock.start{ api_keys = { "inst_custom_key_1", "inst_custom_key_2" },
+      rate_limits = false })
     assert.are.equal("inst_custom_key_1", srv.api_key)
     for key, want in pairs{ inst_custom_key_1 = 200, inst_custom_key_2 = 200, [mock.DEFAULT_API_KEY] = 401 } do
       local c = client.new(srv.url, { api_key = key })
@@ -187,11 +188,13 @@ describe("instantly-mock API behaviour", function()
       { "GET", "/campaigns", { query = { limit = 0 } }, "querystring/limit must be >= 1" },
       { "GET", "/campaigns", { query = { limit = 101 } }, "querystring/limit must be <= 100" },
       { "GET", "/campaigns", { query = { limit = "ten" } }, "querystring/limit must be integer" },
-      { "GET", "/accounts", { query = { status = 9 } }, "querystring/status must be equal to one of the allowed values" },
+      { "GET", "/accounts", { query = { status = 9 } },
+        "querystring/status must be equal to one of the allowed values" },
       { "GET", "/subsequences", {}, "querystring must have required property 'parent_campaign'" },
       { "GET", "/campaigns/not-a-uuid", {}, 'params/id must match format "uuid"' },
       { "POST", "/leads/list", { body = { limit = 500 } }, "body/limit must be <= 100" },
-      { "GET", "/campaigns", { query = { starting_after = "bogus" } }, "querystring/starting_after is not a valid cursor" },
+      { "GET", "/campaigns", { query = { starting_after = "bogus" } },
+        "querystring/starting_after is not a valid cursor" },
       { "POST", "/leads/add", { body = { leads = {} } }, "body must have exactly one of campaign_id, list_id" },
     }
     for _, case in ipairs(cases) do
@@ -233,7 +236,8 @@ describe("instantly-mock API behaviour", function()
 
     it("moves campaigns draft -> active -> paused", function()
       local camp = ok("POST", "/campaigns", { body = { name = "Launch", campaign_schedule = { schedules = {} },
-        sequences = { { steps = { { type = "email", delay = 0, variants = { { subject = "Hi", body = "Hello" } } } } } } } })
+        sequences = { { steps = { { type = "email", delay = 0,
+          variants = { { subject = "Hi", body = "Hello" } } } } } } } })
       assert.are.equal(0, camp.status)
       local st = ok("GET", "/campaigns/" .. camp.id .. "/sending-status")
       assert.are.equal(null, st.diagnostics)
@@ -330,10 +334,8 @@ describe("instantly-mock API behaviour", function()
     end)
 
     it("reads repeated query keys as arrays", function()
-      local accounts = ok("GET", "/accounts", { query = { limit = 100 } }).items
-      local mixed = {}
-      for _, a in ipairs(accounts) do mixed[a.status] = true end
       local r = ok("GET", "/accounts", { query = { status = { 1 } } })
+      assert.is_true(#r.items > 0)
       for _, a in ipairs(r.items) do assert.are.equal(1, a.status) end
       srv:clear_requests()
       req("GET", "/background-jobs", { query = { ids = { "a", "b" } } })
@@ -349,8 +351,8 @@ describe("instantly-mock API behaviour", function()
       assert.are.equal(202, status)
       assert.is_string(body.message)
       assert.are.equal(1, ok("GET", "/leads/" .. lead.id).lt_interest_status)
-      status = req("POST", "/leads/bulk-assign", { body = { organization_user_ids = { "6f1c2d4e-1111-4222-8333-444455556666" },
-        ids = { lead.id } } })
+      status = req("POST", "/leads/bulk-assign", { body = {
+        organization_user_ids = { "6f1c2d4e-1111-4222-8333-444455556666" }, ids = { lead.id } } })
       assert.are.equal(202, status)
       assert.are.equal("6f1c2d4e-1111-4222-8333-444455556666", ok("GET", "/leads/" .. lead.id).assigned_to)
     end)
@@ -456,7 +458,8 @@ describe("instantly-mock API behaviour", function()
     it("moves leads through a background job that progresses over polls", function()
       srv:set{ job_steps = 3 }
       local list = ok("GET", "/lead-lists").items[2]
-      local lead = ok("POST", "/leads/list", { body = { campaign = ok("GET", "/campaigns").items[1].id, limit = 1 } }).items[1]
+      local camp = ok("GET", "/campaigns").items[1]
+      local lead = ok("POST", "/leads/list", { body = { campaign = camp.id, limit = 1 } }).items[1]
       local job = ok("POST", "/leads/move", { body = { ids = { lead.id }, to_list_id = list.id } })
       assert.are.equal("pending", job.status)
       assert.are.equal("move-leads", job.type)

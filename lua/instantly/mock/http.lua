@@ -18,7 +18,7 @@ local co_create, co_resume, co_yield, co_status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.status
 local concat, insert, remove = table.concat, table.insert, table.remove
 local gettime = socket.gettime
-local tonumber, tostring, pairs, ipairs, type = tonumber, tostring, pairs, ipairs, type
+local tonumber, tostring, pairs, ipairs = tonumber, tostring, pairs, ipairs
 
 local M = {}
 
@@ -230,7 +230,7 @@ function Server:serve(sock, peer)
   local served = 0
   while not self.stopping do
     local deadline = gettime() + self.idle_timeout
-    local line, err = receive(sock, "*l", deadline)
+    local line = receive(sock, "*l", deadline)
     if not line then break end
     if line == "" then
       -- tolerate stray CRLF between requests (RFC 9112 2.2)
@@ -247,8 +247,7 @@ function Server:serve(sock, peer)
         simple(self, sock, 505, "HTTP version not supported")
         break
       end
-      local headers
-      headers, err = read_headers(self, sock, deadline)
+      local headers, err = read_headers(self, sock, deadline)
       if not headers then
         if err == "too large" then simple(self, sock, 431, "Request headers too large")
         elseif err == "bad header" then simple(self, sock, 400, "Malformed header line") end
@@ -285,7 +284,7 @@ function Server:serve(sock, peer)
         end
         if expect and n > 0 then send_all(sock, "HTTP/1.1 100 Continue\r\n\r\n") end
         if n > 0 then
-          body, err = receive(sock, n, deadline)
+          body = receive(sock, n, deadline)
           if not body then break end
         end
       elseif te then

@@ -89,7 +89,9 @@ function M.start(opts)
   end
   if opts.api_keys then
     for i, k in ipairs(opts.api_keys) do
-      if type(k) ~= "string" or k == "" then error("mock.start: api_keys[" .. i .. "] must be a non-empty string", 2) end
+      if type(k) ~= "string" or k == "" then
+        error("mock.start: api_keys[" .. i .. "] must be a non-empty string", 2)
+      end
     end
   end
   local lua = opts.lua or interpreter()
@@ -111,9 +113,8 @@ function M.start(opts)
   if opts.quiet ~= false then add("--quiet") end
   local pid = self_pid()
   if pid then add("--parent-pid", pid) end
-  local env = ""
   -- the child finds the modules (and core) this process found
-  env = "LUA_PATH=" .. shell_quote(package.path) .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
+  local env = "LUA_PATH=" .. shell_quote(package.path) .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
   if opts.build then env = env .. "INSTANTLY_BUILD=" .. shell_quote(opts.build) .. " " end
   local cmd = env .. "exec " .. table.concat(args, " ")
   local proc = io.popen(cmd, "r")

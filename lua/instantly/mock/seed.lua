@@ -52,7 +52,8 @@ local function sequence(topic, steps)
     s[#s + 1] = {
       type = "email", delay = i == 1 and 0 or 2 + i, delay_unit = "days",
       variants = array{
-        { subject = fmt("%s - step %d", topic, i), body = "Hi {{firstName}},\n\n" .. topic .. " ...", v_disabled = false },
+        { subject = fmt("%s - step %d", topic, i), body = "Hi {{firstName}},\n\n" .. topic .. " ...",
+          v_disabled = false },
         { subject = fmt("Quick question on %s", topic:lower()), body = "Hello {{firstName}}, ...", v_disabled = false },
       },
     }
@@ -112,7 +113,8 @@ function M.build(store)
       enable_slow_ramp = i % 2 == 0, tracking_domain_name = null, tracking_domain_status = null,
       signature = a[2] .. " " .. a[3], reply_to = null, inbox_placement_test_limit = 10,
       setup_pending = false, is_managed_account = false, is_ready_made_account = false,
-      status_message = a[6] == -1 and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or null,
+      status_message = a[6] == -1
+        and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or null,
       timestamp_warmup_start = iso(store.last_ms - 40 * DAY),
       tags = array{},
     }, 3600000)
@@ -406,7 +408,8 @@ function M.build(store)
 
   -- templates, sales flows, DFY, CRM numbers, workspace group
   store:create("email_templates", { name = "Intro", subject = "Quick intro", body = "Hi {{firstName}}, ..." }, 60000)
-  store:create("email_templates", { name = "Breakup", subject = "Closing the loop", body = "Hi {{firstName}}, ..." }, 60000)
+  store:create("email_templates", { name = "Breakup", subject = "Closing the loop",
+    body = "Hi {{firstName}}, ..." }, 60000)
   store:create("custom_prompt_templates", {
     name = "Personalised opener", description = "One-line opener from the website", category = 1,
     properties = array{ "website" }, prompt = "Write a one-line opener for {{website}}", is_public = false,

@@ -216,7 +216,7 @@ local WORDS = { "Northwind", "Acme", "Globex", "Initech", "Umbrella", "Hooli", "
   "Wayne", "Tyrell", "Cyberdyne", "Soylent", "Vandelay", "Wonka", "Gringotts", "Oceanic" }
 
 -- A plausible value for a field the caller did not set.
-function Store:default_for(field, obj, ms)
+function Store:default_for(field, ms)
   local name, t, f = field.name, field.type, field.format
   if name == "timestamp_created" or name == "created_at" then return iso(ms) end
   if name == "timestamp_updated" or name == "updated_at" then return iso(ms) end
@@ -257,7 +257,7 @@ function Store:fill(lua_name, obj, ms)
   ms = ms or self.last_ms
   for _, field in ipairs(e.fields) do
     if obj[field.name] == nil then
-      obj[field.name] = self:default_for(field, obj, ms)
+      obj[field.name] = self:default_for(field, ms)
     end
   end
   return obj

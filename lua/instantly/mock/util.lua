@@ -130,7 +130,9 @@ function M.is_email(s)
 end
 
 function M.is_uuid(s)
-  return type(s) == "string" and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
+  return type(s) == "string" and #s == 36
+    and s:match("^%x+%-%x+%-%x+%-%x+%-%x+$") ~= nil
+    and s:sub(9, 9) == "-" and s:sub(14, 14) == "-" and s:sub(19, 19) == "-" and s:sub(24, 24) == "-"
 end
 
 return M

@@ -269,7 +269,8 @@ return function(H, common)
       return 200, { status = "error", email = null, name = null, error = "access_denied",
         error_description = "The user denied access" }
     end
-    local email = fmt("connected%d@%s", store.seq, s.provider == "google" and "mockworkspace.test" or "mockoutlook.test")
+    local domain = s.provider == "google" and "mockworkspace.test" or "mockoutlook.test"
+    local email = fmt("connected%d@%s", store.seq, domain)
     store:create("accounts", {
       email = email, first_name = "Connected", last_name = "Account",
       provider_code = s.provider == "google" and 2 or 3, status = 1, warmup_status = 0, tags = array{},

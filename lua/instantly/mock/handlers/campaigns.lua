@@ -137,7 +137,9 @@ return function(H, common)
     local vars = ctx.body and ctx.body.variables or {}
     if c.custom_variables == null then c.custom_variables = {} end
     for i, v in ipairs(vars) do
-      if type(v) ~= "string" or v == "" then return err(400, "body/variables/" .. (i - 1) .. " must be a non-empty string") end
+      if type(v) ~= "string" or v == "" then
+        return err(400, "body/variables/" .. (i - 1) .. " must be a non-empty string")
+      end
       if c.custom_variables[v] == nil then c.custom_variables[v] = "" end
     end
     c.timestamp_updated = ctx.store:now_iso()
@@ -270,7 +272,8 @@ return function(H, common)
     local s, e = subsequence(ctx)
     if not s then return e end
     local parent = ctx.store:coll("campaigns"):get(s.parent_campaign)
-    local view = { status = s.status, email_list = parent and parent.email_list or {}, parent_campaign = s.parent_campaign }
+    local view = { status = s.status, email_list = parent and parent.email_list or {},
+      parent_campaign = s.parent_campaign }
     return sending_status(ctx, view, s.id)
   end
 

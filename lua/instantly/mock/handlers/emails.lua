@@ -26,8 +26,12 @@ return function(H, common)
     local thread = type(q.search) == "string" and q.search:match("^thread:(.+)$")
     local min_t = q.min_timestamp_created and util.parse_time(q.min_timestamp_created)
     local max_t = q.max_timestamp_created and util.parse_time(q.max_timestamp_created)
-    if q.min_timestamp_created and not min_t then return err(400, "querystring/min_timestamp_created must be a date-time") end
-    if q.max_timestamp_created and not max_t then return err(400, "querystring/max_timestamp_created must be a date-time") end
+    if q.min_timestamp_created and not min_t then
+      return err(400, "querystring/min_timestamp_created must be a date-time")
+    end
+    if q.max_timestamp_created and not max_t then
+      return err(400, "querystring/max_timestamp_created must be a date-time")
+    end
     local coll = store:coll("emails")
     local latest
     if q.latest_of_thread then
@@ -47,7 +51,9 @@ return function(H, common)
       q.mode == "emode_others" and function(e) return e.is_focused ~= 1 end or nil,
       q.email_type == "received" and function(e) return e.ue_type == 2 end or nil,
       q.email_type == "sent" and function(e) return e.ue_type ~= 2 end or nil,
-      q.company_domain and function(e) return tostring(e.lead):lower():match("@(.+)$") == q.company_domain:lower() end or nil,
+      q.company_domain and function(e)
+        return tostring(e.lead):lower():match("@(.+)$") == q.company_domain:lower()
+      end or nil,
       min_t and function(e) return coll.time_of[e] >= min_t end or nil,
       max_t and function(e) return coll.time_of[e] <= max_t end or nil,
       latest and function(e) return latest[e.thread_id] == e end or nil,
@@ -81,7 +87,9 @@ return function(H, common)
       from_address_json = array{ { address = values.eaccount, name = "" } },
       to_address_json = array{},
     }
-    for addr in tostring(values.to):gmatch("[^,%s]+") do e.to_address_json[#e.to_address_json + 1] = { address = addr, name = "" } end
+    for addr in tostring(values.to):gmatch("[^,%s]+") do
+      e.to_address_json[#e.to_address_json + 1] = { address = addr, name = "" }
+    end
     return store:create("emails", e)
   end
 
@@ -107,11 +115,15 @@ return function(H, common)
     local _, e = sender(ctx, b.eaccount)
     if e then return e end
     for addr in tostring(b.to_address_email_list):gmatch("[^,%s]+") do
-      if not util.is_email(addr) then return err(400, "body/to_address_email_list contains an invalid address: " .. addr) end
+      if not util.is_email(addr) then
+        return err(400, "body/to_address_email_list contains an invalid address: " .. addr)
+      end
     end
     local body = b.body
     if body == nil then
-      if not b.include_original_body then return err(400, "body must have property 'body' or include_original_body=true") end
+      if not b.include_original_body then
+        return err(400, "body must have property 'body' or include_original_body=true")
+      end
       body = orig.body
     elseif b.include_original_body then
       body = { text = body_text(body) .. "\n\n---------- Forwarded message ----------\n" .. body_text(orig.body) }
@@ -131,7 +143,9 @@ return function(H, common)
     if not a then return 200, { error = "ACC_NOT_FOUND" } end
     if a.status == -1 then return 200, { error = "ACC_AUTH_ERROR" } end
     for addr in tostring(b.to_address_email_list):gmatch("[^,%s]+") do
-      if not util.is_email(addr) then return err(400, "body/to_address_email_list contains an invalid address: " .. addr) end
+      if not util.is_email(addr) then
+        return err(400, "body/to_address_email_list contains an invalid address: " .. addr)
+      end
     end
     return 200, { status = "success", message = "Test email sent from " .. a.email }
   end

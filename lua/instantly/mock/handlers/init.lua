@@ -80,7 +80,8 @@ function generic.create(ctx)
 end
 
 local function key_of(ctx)
-  for _, p in ipairs(ctx.op.path_params) do return ctx.params[p.name] end
+  local p = ctx.op.path_params[1]
+  return p and ctx.params[p.name]
 end
 
 function generic.get(ctx)

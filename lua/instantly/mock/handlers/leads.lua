@@ -273,7 +273,9 @@ return function(H, common)
   H.moveLeads = function(ctx)
     local b, store = ctx.body or {}, ctx.store
     local to_c, to_l = b.to_campaign_id, b.to_list_id
-    if (to_c == nil) == (to_l == nil) then return err(400, "body must have exactly one of to_campaign_id, to_list_id") end
+    if (to_c == nil) == (to_l == nil) then
+      return err(400, "body must have exactly one of to_campaign_id, to_list_id")
+    end
     if to_c and not store:coll("campaigns"):get(to_c) then return err(404, "Destination campaign not found") end
     if to_l and not store:coll("lead_lists"):get(to_l) then return err(404, "Destination list not found") end
     local pred, e = lead_pred(ctx, b)

@@ -192,7 +192,9 @@ return function(H, common)
     local b, store = ctx.body, ctx.store
     local r, rtype = resource(store, b.resource_id)
     if not r then return err(404, "Resource " .. b.resource_id .. " not found") end
-    if b.type and b.integration_actions then return err(400, "body: type and integration_actions are mutually exclusive") end
+    if b.type and b.integration_actions then
+      return err(400, "body: type and integration_actions are mutually exclusive")
+    end
     local coll = store:coll("supersearch_enrichment")
     local e = coll:get(b.resource_id)
     if not e then
@@ -531,7 +533,8 @@ return function(H, common)
 
   H.getInboxPlacementTestESPOptions = function()
     local out = array{}
-    for _, r in ipairs{ { "North America", "US", "professional", "Google" }, { "North America", "US", "professional", "Outlook" },
+    for _, r in ipairs{ { "North America", "US", "professional", "Google" },
+                        { "North America", "US", "professional", "Outlook" },
                         { "North America", "US", "personal", "Gmail" }, { "Europe", "DE", "personal", "GMX" },
                         { "Europe", "FR", "personal", "Orange" }, { "Asia", "JP", "personal", "Yahoo Japan" } } do
       out[#out + 1] = { region = r[1], sub_region = r[2], type = r[3], esp = r[4] }
@@ -565,13 +568,13 @@ return function(H, common)
   local function pct(n, d) return d > 0 and math.floor(10000 * n / d + 0.5) / 100 or 0 end
 
   local function need_test(ctx, id)
-    if not ctx.store:coll("inbox_placement_tests"):get(id) then return common.fail(404, "Inbox placement test not found") end
+    if not ctx.store:coll("inbox_placement_tests"):get(id) then
+      return common.fail(404, "Inbox placement test not found")
+    end
   end
 
   H.getInboxPlacementAnalyticsStatsByTestId = function(ctx)
     local b = ctx.body
-    local ids = {}
-    for _, id in ipairs(b.test_ids) do ids[id] = true end
     local out = array{}
     for _, id in ipairs(b.test_ids) do
       local rows = ipa_rows(ctx, { [id] = true }, b)
@@ -665,7 +668,8 @@ return function(H, common)
     local q = ctx.query
     local e = need_test(ctx, q.test_id)
     if e then return e end
-    local status, page = common.page(ctx, ctx.store:coll("inbox_placement_reports"), common.eq_pred("test_id", q.test_id))
+    local status, page = common.page(ctx, ctx.store:coll("inbox_placement_reports"),
+      common.eq_pred("test_id", q.test_id))
     if status == 200 and (q.skip_spam_assassin_report or q.skip_blacklist_report) then
       for i, r in ipairs(page.items) do
         local c = util.shallow_copy(r)

@@ -133,8 +133,7 @@ return function(H, common)
   end
 
   H.getAdminWorkspaceGroupMember = function(ctx)
-    local first
-    for _, m in ctx.store:coll("workspace_group_members"):each() do first = m break end
+    local first = ctx.store:coll("workspace_group_members").items[1]
     return 200, {
       workspace_name = ctx.store.workspace.name, has_admin_workspace = false,
       workspace_group_member_id = first and first.id or null,
@@ -184,7 +183,8 @@ return function(H, common)
       subscriptions = {
         outreach = { plan_name = "Hypergrowth", addons_qty = 0, total_lead_limit = 25000,
           current_lead_count = store:coll("leads"):count(), base_lead_limit = 25000, interval = "month",
-          current_period_end = period_end, cancel_at_time = null, price_in_dollars = 97, product_id = "pid_hypergrowth" },
+          current_period_end = period_end, cancel_at_time = null, price_in_dollars = 97,
+          product_id = "pid_hypergrowth" },
         credits = { plan_name = "Growth Leads", total_credits = 1000,
           available_credits = 1000 - store:coll("email_verification"):count(), interval = "month",
           current_period_end = period_end, product_id = "pid_growth_leads" },
