@@ -297,7 +297,11 @@ function M.run(argv, io_, getenv, keep_mock)
   if g("mock") then
     if g("base_url") then usage("--mock and --base-url exclude each other") end
     local mock = require("instantly.mock")
-    local srv = mock.start { seed = 1, rate_limits = false }
+    local srv, merr = mock.start { seed = 1, rate_limits = false }
+    if not srv then
+      io_.stderr:write("instantly: --mock: ", tostring(merr), "\n")
+      return M.EXIT.transport
+    end
     keep_mock(srv)
     base_url, api_key = srv.url, srv.api_key
   end
@@ -403,7 +407,7 @@ function M.run(argv, io_, getenv, keep_mock)
     output.print(result, "text", ctx)
   elseif kind == "empty" or result == true then
     output.print(nil, "empty", ctx)
-    if mode == "table" then io_.stderr:write("done\n") end
+    if mode == "table" then io_.stderr:write("done (no content)\n") end
   else
     output.print(result, "object", ctx)
   end

@@ -173,9 +173,7 @@ function M.print(res, shape, ctx)
     return
   end
   if shape == "empty" then
-    if ctx.mode == "table" then return end
-    if ctx.mode == "jsonl" then return end
-    out:write(json.encode(res == nil and json.null or res, true), "\n")
+    -- No content (HTTP 204): nothing to print; the exit code says it worked.
     return
   end
   local rows
