@@ -130,6 +130,15 @@ describe("against the mock", function()
       ") true", out)
   end)
 
+  it("the session sends the user agent with the caller's suffix", function()
+    local c = H.mock_client(srv, { user_agent = "myapp/2.1", workspace = "ws-9" })
+    assert(c.workspaces:get())
+    local r = srv:requests()[1]
+    assert.matches("^instantly%-lua/[%d%.]+ .* myapp/2%.1$", r.headers["user-agent"])
+    assert.equal("ws-9", r.headers["x-as-workspace"])
+    assert.equal("application/json", r.headers.accept)
+  end)
+
   it("a refused connection is kind transport (connect), retried even for POST", function()
     local socket = require "socket"
     local s = assert(socket.bind("127.0.0.1", 0))

@@ -251,7 +251,10 @@ local function new(options)
     owns = true
   end
 
-  local headers = { authorization = "Bearer " .. key, accept = "application/json", ["user-agent"] = ua }
+  local headers = { authorization = "Bearer " .. key, accept = "application/json" }
+  -- A session the SDK opened already sends the user agent; an injected
+  -- transport gets it as a header.
+  if not owns then headers["user-agent"] = ua end
   if opts.workspace then headers["x-as-workspace"] = opts.workspace end
   if opts.headers then for k, v in pairs(opts.headers) do headers[k:lower()] = v end end
   local headers_json = {}
