@@ -41,3 +41,17 @@ local function target(row, base, want)
 end
 target("core_request", "c_easy", 0.85)
 target("core_submit_poll", "c_multi", 0.80)
+
+-- The targets of the client (issue 5): a small call through the SDK next
+-- to the plain C loop, and a 100-campaign page through the SDK next to
+-- LuaSocket + lua-cjson (both ratios by req/s and by CPU per request).
+target("sdk_client", "c_easy", 0.80)
+do
+  local page = by.page or {}
+  local r, b = page.sdk_client, page["luasocket+cjson"]
+  if r and b then
+    local ratio, cpu_ratio = r.rps / b.rps, b.us / r.us
+    io.write(("target: sdk_client >= 2.00x luasocket+cjson (100-campaign page): req/s %.2fx %s; cpu %.2fx %s\n")
+      :format(ratio, ratio >= 2 and "met" or "MISSED", cpu_ratio, cpu_ratio >= 2 and "met" or "MISSED"))
+  end
+end
