@@ -379,7 +379,8 @@ describe("transport", function()
   describe("misuse raises, naming the argument", function()
     local rows = {
       { function() core.session{ timeoutt = 1 } end, "bad argument #1 to 'session' (unknown option 'timeoutt')" },
-      { function() core.session{ timeout = -1 } end, "bad argument #1 to 'session' (option 'timeout' must be positive)" },
+      { function() core.session{ timeout = -1 } end,
+        "bad argument #1 to 'session' (option 'timeout' must be positive)" },
       { function() core.session{ timeout = "1" } end,
         "bad argument #1 to 'session' (option 'timeout' must be a number of seconds, got string)" },
       { function() core.session{ insecure = 1 } end,
@@ -390,20 +391,21 @@ describe("transport", function()
         "bad argument #1 to 'session' (option 'proxy' must be a string, got boolean)" },
       { function() core.session("x") end, "bad argument #1 to 'session' (table expected, got string)" },
     }
+    local function bad(msg) return "bad argument #1 to 'request' (" .. msg .. ")" end
     local req_rows = {
-      { nil, "bad argument #1 to 'request' (table expected, got nil)" },
-      { { }, "bad argument #1 to 'request' (field 'url' is required)" },
-      { { url = "x", colour = 1 }, "bad argument #1 to 'request' (unknown field 'colour')" },
-      { { url = "ftp://127.0.0.1/" }, "bad argument #1 to 'request' (field 'url' is not an http(s) URL: 'ftp://127.0.0.1/')" },
-      { { url = "not a url" }, "bad argument #1 to 'request' (field 'url' contains whitespace or control characters)" },
-      { { url = "http://h/", method = "GE T" }, "bad argument #1 to 'request' (field 'method' is not an HTTP method: 'GE T')" },
-      { { url = "http://h/", body = 5 }, "bad argument #1 to 'request' (field 'body' must be a string, got number)" },
-      { { url = "http://h/", headers = "x" }, "bad argument #1 to 'request' (field 'headers' must be a table, got string)" },
-      { { url = "http://h/", headers = { A = 1 } }, "bad argument #1 to 'request' (header 'A' must be a string, got number)" },
-      { { url = "http://h/", headers = { A = "x\r\nB: y" } }, "bad argument #1 to 'request' (header 'A' contains CR, LF or NUL)" },
-      { { url = "http://h/", headers = { ["A B"] = "x" } }, "bad argument #1 to 'request' (header name 'A B' is not a valid token)" },
-      { { url = "http://h/", headers = { "x" } }, "bad argument #1 to 'request' (header names must be strings)" },
-      { { url = "http://h/", timeout = 0 }, "bad argument #1 to 'request' (field 'timeout' must be positive)" },
+      { nil, bad("table expected, got nil") },
+      { { }, bad("field 'url' is required") },
+      { { url = "x", colour = 1 }, bad("unknown field 'colour'") },
+      { { url = "ftp://127.0.0.1/" }, bad("field 'url' is not an http(s) URL: 'ftp://127.0.0.1/'") },
+      { { url = "not a url" }, bad("field 'url' contains whitespace or control characters") },
+      { { url = "http://h/", method = "GE T" }, bad("field 'method' is not an HTTP method: 'GE T'") },
+      { { url = "http://h/", body = 5 }, bad("field 'body' must be a string, got number") },
+      { { url = "http://h/", headers = "x" }, bad("field 'headers' must be a table, got string") },
+      { { url = "http://h/", headers = { A = 1 } }, bad("header 'A' must be a string, got number") },
+      { { url = "http://h/", headers = { A = "x\r\nB: y" } }, bad("header 'A' contains CR, LF or NUL") },
+      { { url = "http://h/", headers = { ["A B"] = "x" } }, bad("header name 'A B' is not a valid token") },
+      { { url = "http://h/", headers = { "x" } }, bad("header names must be strings") },
+      { { url = "http://h/", timeout = 0 }, bad("field 'timeout' must be positive") },
     }
 
     it("in session options", function()

@@ -1,0 +1,91 @@
+-- transport_tls_spec.lua - TLS in the HTTP transport: verification is on
+-- by default, ca_file and insecure work as documented, and a session
+-- resumes TLS sessions across connections and easy handles (the share
+-- handle). The server is `openssl s_server -www` on 127.0.0.1 with a
+-- throwaway self-signed certificate; its status page says whether each
+-- handshake was "New" or "Reused", which is the server-side record used.
+local core = require "instantly.core"
+
+local function sh(cmd)
+  local ok = os.execute(cmd)
+  assert(ok, "failed: " .. cmd)
+end
+
+describe("transport over TLS", function()
+  local dir, proc, pid, url
+
+  setup(function()
+    dir = os.tmpname()
+    os.remove(dir)
+    sh("mkdir -m 700 " .. dir)
+    sh(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 "
+      .. "-keyout %s/key.pem -out %s/cert.pem -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+      .. ">/dev/null 2>&1"):format(dir, dir))
+    -- the shell prints its pid, then becomes the (time-bounded) server
+    proc = assert(io.popen(("exec sh -c 'echo $$; exec timeout 120 openssl s_server -accept 127.0.0.1:0 "
+      .. "-cert %s/cert.pem -key %s/key.pem -www 2>&1'"):format(dir, dir), "r"))
+    pid = assert(tonumber(proc:read("l")))
+    local port
+    for _ = 1, 20 do
+      local line = proc:read("l")
+      if not line then break end
+      port = line:match("^ACCEPT 127%.0%.0%.1:(%d+)")
+      if port then break end
+    end
+    assert(port, "openssl s_server did not start")
+    url = "https://127.0.0.1:" .. port .. "/"
+  end)
+
+  teardown(function()
+    if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+    if proc then proc:close() end
+    if dir then os.execute("rm -rf " .. dir) end
+  end)
+
+  local function handshake(body)
+    return body and body:match("\n(%a+), TLSv1%.%d")
+  end
+
+  it("verifies certificates by default", function()
+    local s <close> = core.session()
+    local status, err = s:request{ url = url }
+    assert.is_nil(status)
+    assert.equal("tls", err.kind)
+    assert.equal(60, err.curl_code) -- CURLE_PEER_FAILED_VERIFICATION
+    assert.truthy(err.message:find("certificate", 1, true))
+  end)
+
+  it("trusts a ca_file, and resumes TLS sessions across connections and handles", function()
+    local s <close> = core.session{ ca_file = dir .. "/cert.pem" }
+    local status, body = s:request{ url = url }
+    assert.equal(200, status)
+    assert.equal("New", handshake(body))
+    -- s_server -www closes every connection: each request below connects
+    -- again, two of them at once on two different easy handles.
+    local a = s:submit{ url = url }
+    local b = s:submit{ url = url }
+    local seen = {}
+    for _ = 1, 100 do
+      for _, r in ipairs(s:poll(0.1)) do seen[r.id] = r end
+      if s:pending() == 0 then break end
+    end
+    assert.equal(200, seen[a].status)
+    assert.equal(200, seen[b].status)
+    assert.equal("Reused", handshake(seen[a].body))
+    assert.equal("Reused", handshake(seen[b].body))
+  end)
+
+  it("skips verification only when insecure = true", function()
+    local s <close> = core.session{ insecure = true }
+    local status, body = s:request{ url = url }
+    assert.equal(200, status)
+    assert.truthy(handshake(body))
+  end)
+
+  it("reports an unreadable ca_file as a tls error", function()
+    local s <close> = core.session{ ca_file = dir .. "/missing.pem" }
+    local status, err = s:request{ url = url }
+    assert.is_nil(status)
+    assert.equal("tls", err.kind)
+  end)
+end)
