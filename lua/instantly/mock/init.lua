@@ -68,6 +68,18 @@ local function find_bin()
   return nil
 end
 
+-- "sh" for a shell script (luarocks' wrapper), "lua" otherwise.
+local function script_kind(path)
+  local f = io.open(path)
+  if not f then return "lua" end
+  local first = f:read("l") or ""
+  f:close()
+  if first:match("^#!%s*/bin/sh") or first:match("^#!.*[/ ]sh%s*$") or first:match("^#!.*bash") then
+    return "sh"
+  end
+  return "lua"
+end
+
 local function self_pid()
   return server.pid()
 end
@@ -98,7 +110,11 @@ function M.start(opts)
   local bin = opts.bin or find_bin()
   local args = {}
   local function add(...) for _, a in ipairs{ ... } do args[#args + 1] = shell_quote(a) end end
-  if bin then
+  if bin and script_kind(bin) == "sh" then
+    -- a rocks tree's bin/ holds luarocks' shell wrapper, which sets the
+    -- paths and picks the interpreter itself
+    add(bin)
+  elseif bin then
     add(lua, bin)
   else
     -- no script beside the module: run the server module directly
