@@ -10,7 +10,8 @@ local Bar = {}
 Bar.__index = Bar
 
 --- A new bar. Options: `stream` (default io.stderr), `enabled` (default:
--- stream is a terminal), `label`, `width` (columns), `unit` ("leads").
+-- stream is a terminal), `label`, `width` (columns), `unit` ("leads";
+-- "%" when `done` is already a percentage of 100).
 function M.new(opts)
   opts = opts or {}
   local stream = opts.stream or io.stderr
@@ -38,8 +39,12 @@ function Bar:render(done, total, note)
   local tail
   if total and total > 0 then
     local frac = math.max(0, math.min(1, done / total))
-    tail = string.format(" %3d%% %s/%s%s", math.floor(frac * 100 + 0.5),
-      fmt_count(done), fmt_count(total), self.unit ~= "" and (" " .. self.unit) or "")
+    if self.unit == "%" then
+      tail = string.format(" %3d%%", math.floor(frac * 100 + 0.5))
+    else
+      tail = string.format(" %3d%% %s/%s%s", math.floor(frac * 100 + 0.5),
+        fmt_count(done), fmt_count(total), self.unit ~= "" and (" " .. self.unit) or "")
+    end
     if note and note ~= "" then tail = tail .. " " .. note end
     local room = self.width - term.len(head) - term.len(tail) - 3
     room = math.max(10, math.min(room, 50))
@@ -47,7 +52,7 @@ function Bar:render(done, total, note)
     return head .. "[" .. string.rep("#", full) .. string.rep(".", room - full) .. "]" .. tail
   end
   tail = string.format("%s%s", fmt_count(done), self.unit ~= "" and (" " .. self.unit) or "")
-  if note and note ~= "" then tail = tail .. " " .. note end
+  if note and note ~= "" then tail = tail .. ", " .. note end
   return head .. tail
 end
 
