@@ -100,16 +100,6 @@ return function(H, common)
     return common.page(ctx, coll, pred, b)
   end
 
-  local function blocked(store, email, extra)
-    local lower = email:lower()
-    local domain = lower:match("@(.+)$")
-    for _, e in store:coll("block_list_entries"):each() do
-      local v = e.bl_value:lower()
-      if v == lower or v == domain then return true end
-    end
-    return extra and (extra[lower] or extra[domain]) or false
-  end
-
   local function find_lead(store, email, where)
     local lower = email:lower()
     for _, l in store:coll("leads"):each() do
@@ -195,27 +185,38 @@ return function(H, common)
       incomplete_count = 0, duplicate_email_count = 0, remaining_in_plan = 0, created_leads = array{},
       invalid_emails = array{},
     }
+    -- one pass over the workspace builds the dedupe sets for this call
+    local in_ws, in_target = {}, {}
+    for _, l in store:coll("leads"):each() do
+      if type(l.email) == "string" then
+        local e = l.email:lower()
+        in_ws[e] = true
+        if (cid and l.campaign == cid) or (lid and l.list_id == lid) then in_target[e] = true end
+      end
+    end
+    local blocked_set = {}
+    for _, e in store:coll("block_list_entries"):each() do blocked_set[e.bl_value:lower()] = true end
+    for k in pairs(extra_block or {}) do blocked_set[k] = true end
     local seen = {}
-    local where = cid and { campaign = cid } or { list_id = lid }
     for i, src in ipairs(b.leads) do
       if type(src) ~= "table" then return err(400, fmt("body/leads/%d must be object", i - 1)) end
       local email = src.email
+      local lower = type(email) == "string" and email:lower()
       if email == nil or email == null or email == "" then
         r.incomplete_count = r.incomplete_count + 1
       elseif type(email) ~= "string" or not util.is_email(email) then
         r.invalid_email_count = r.invalid_email_count + 1
         r.invalid_emails[#r.invalid_emails + 1] = tostring(email)
-      elseif seen[email:lower()] then
+      elseif seen[lower] then
         r.duplicate_email_count = r.duplicate_email_count + 1
-      elseif blocked(store, email, extra_block) then
-        seen[email:lower()] = true
+      elseif blocked_set[lower] or blocked_set[lower:match("@(.+)$")] then
+        seen[lower] = true
         r.in_blocklist = r.in_blocklist + 1
       else
-        seen[email:lower()] = true
-        local dup_ws = find_lead(store, email, "workspace")
-        local skip = (b.skip_if_in_workspace and dup_ws)
-          or (b.skip_if_in_campaign and cid and find_lead(store, email, where))
-          or (b.skip_if_in_list and lid and find_lead(store, email, where))
+        seen[lower] = true
+        local skip = (b.skip_if_in_workspace and in_ws[lower])
+          or (b.skip_if_in_campaign and cid and in_target[lower])
+          or (b.skip_if_in_list and lid and in_target[lower])
         if skip then
           r.skipped_count = r.skipped_count + 1
           r.duplicated_leads = r.duplicated_leads + 1
