@@ -328,6 +328,25 @@ describe("instantly-mock rate limits", function()
     c:close()
   end)
 
+  it("limits every endpoint together per key (per-minute window lowered to 5)", function()
+    local srv <close> = assert(mock.start{ seed = 2, api_keys = { "inst_a", "inst_b" } })
+    srv:set{ per_minute = 5 }
+    local a = client.new(srv.url, { api_key = "inst_a" })
+    local paths = { "/campaigns", "/accounts", "/lead-lists", "/workspaces/current", "/custom-tags" }
+    for _, p in ipairs(paths) do assert.are.equal(200, (a:request("GET", p)), p) end
+    local status, body, h = a:request("GET", "/webhooks")
+    assert.are.equal(429, status)
+    assert.truthy(body.message:find("Too many requests", 1, true))
+    assert.is_true(tonumber(h["retry-after"]) >= 1)
+    -- another key has its own budget; rejected requests are still logged
+    local b = client.new(srv.url, { api_key = "inst_b" })
+    assert.are.equal(200, (b:request("GET", "/webhooks")))
+    assert.are.equal(7, #srv:requests())
+    assert.has.error(function() srv:set{ per_minute = 0 } end)
+    a:close()
+    b:close()
+  end)
+
   it("applies the 10/min limit on test emails", function()
     local srv <close> = assert(mock.start{ seed = 2 })
     local c = client.new(srv.url, { api_key = srv.api_key })

@@ -60,6 +60,8 @@ M.DEFAULT_SETTINGS = {
   oauth_result = "success",  -- or "error"
   exact_last_page = false,   -- true: the last page with data carries no cursor
   default_limit = 100,       -- page size when `limit` is absent
+  per_second = 100,          -- global limits per API key (the workspace's)
+  per_minute = 6000,
 }
 
 function M.new(opts)
@@ -269,12 +271,11 @@ function App:limiter(name, specs)
   return l
 end
 
-local GLOBAL = { { 100, 1 }, { 6000, 60 } }
-
 function App:rate_limit(key, op)
   if not self.rate_limits then return true end
   local now = gettime()
-  local ok, wait = self:limiter("global:" .. key, GLOBAL):admit(now)
+  local st = self.settings
+  local ok, wait = self:limiter("global:" .. key, { { st.per_second, 1 }, { st.per_minute, 60 } }):admit(now)
   if ok and op.rate_limit then
     local specs = ratelimit.parse(op.rate_limit)
     if #specs > 0 then
@@ -443,7 +444,11 @@ function App:control(req)
         self.rate_limits = v
         self.limiters = {}
       else
+        if (k == "per_second" or k == "per_minute") and (math.tointeger(v) or 0) < 1 then
+          return control_json(400, { error = k .. " must be a positive integer" })
+        end
         self.settings[k] = v
+        if k == "per_second" or k == "per_minute" then self.limiters = {} end
       end
     end
     return control_json(200, { ok = true })
