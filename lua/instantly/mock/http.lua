@@ -35,6 +35,9 @@ M.REASONS = {
   [505] = "HTTP Version Not Supported",
 }
 
+--- Connections served at once; more are closed on accept.
+M.MAX_CONNECTIONS = 900
+
 local Server = {}
 Server.__index = Server
 
@@ -227,7 +230,6 @@ end
 
 -- One connection: requests in a loop while keep-alive holds.
 function Server:serve(sock, peer)
-  local served = 0
   while not self.stopping do
     local deadline = gettime() + self.idle_timeout
     local line = receive(sock, "*l", deadline)
@@ -315,7 +317,6 @@ function Server:serve(sock, peer)
       end
       if res.fault and res.fault.close == "before_headers" then break end
       keep = keep and not res.close
-      served = served + 1
       if not write_response(sock, res, keep) then break end
       if not keep then break end
     end
@@ -359,6 +360,11 @@ function Server:_accept()
   while true do
     local c = self.sock:accept()
     if not c then return end
+    if self.nconns >= M.MAX_CONNECTIONS then
+      -- select() cannot watch more than FD_SETSIZE descriptors
+      c:close()
+      return
+    end
     c:settimeout(0)
     c:setoption("tcp-nodelay", true)
     local peer = c:getpeername()

@@ -533,7 +533,7 @@ function M.parse_args(argv)
         a = name
         table.insert(argv, i + 1, inline)
       end
-      if a == "--host" then o.host = value(a); o.host_given = true
+      if a == "--host" then o.host = value(a)
       elseif a == "--port" then
         o.port = math.tointeger(tonumber(value(a)))
         if not o.port or o.port < 0 or o.port > 65535 then error({ msg = "--port must be 0-65535" }) end
@@ -576,9 +576,9 @@ function M.main(argv)
     io.stdout:write(USAGE)
     return 0
   end
-  if not LOOPBACK[o.host] and not o.host_given then
-    io.stderr:write("instantly-mock: refusing to bind a non-loopback address\n")
-    return 2
+  if not LOOPBACK[o.host] and not o.quiet then
+    -- only an explicit --host gets here: the default is loopback
+    io.stderr:write("instantly-mock: warning: listening on ", o.host, ", reachable from other machines\n")
   end
   local app = M.new{ seed = o.seed, api_keys = o.api_keys, rate_limits = o.rate_limits, quiet = o.quiet }
   local ok, berr = app:listen(o.host, o.port, { max_body = o.max_body, parent_pid = o.parent_pid })
