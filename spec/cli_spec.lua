@@ -92,6 +92,134 @@ local function inproc(argv)
   return { code = code, out = table.concat(out), err = table.concat(err) }
 end
 
+describe("instantly CLI pieces", function()
+  local params = require("instantly.cli.params")
+  local output = require("instantly.cli.output")
+  local chart = require("instantly.cli.chart")
+  local progress = require("instantly.cli.progress")
+  local json = cli.json_codec()
+
+  describe("flag values are typed by the catalog", function()
+    local rows = {
+      { { type = "integer" }, "42", 42 },
+      { { type = "integer", min = 1, max = 100 }, "0", nil, "--x: must be at least 1" },
+      { { type = "integer" }, "4.5", nil, "--x: expected an integer, got '4.5'" },
+      { { type = "number" }, "2.5", 2.5 },
+      { { type = "number" }, "nan", nil, "--x: expected a number" },
+      { { type = "boolean" }, "yes", true },
+      { { type = "boolean" }, "off", false },
+      { { type = "boolean" }, "maybe", nil, "--x: expected true or false, got 'maybe'" },
+      { { type = "integer", enum = { 0, 1, -1 } }, "-1", -1 },
+      { { type = "integer", enum = { 0, 1 } }, "2", nil, "--x: must be one of 0|1" },
+      { { type = "string", enum = { "asc", "desc" } }, "desc", "desc" },
+      { { type = "string", nullable = true }, "null", core.null },
+      { { type = "string" }, "null", "null" },
+      { { type = "object" }, '{"a":1}', { a = 1 } },
+      { { type = "object" }, "[1]", nil, "--x: expected a JSON object" },
+      { { type = "array", items = "string" }, { "a,b", " c " }, { "a", "b", "c" } },
+      { { type = "array", items = "integer" }, { "1,2", "[3,4]" }, { 1, 2, 3, 4 } },
+      { { type = "array", items = "integer" }, { "1,x" }, nil, "--x: expected an integer, got 'x'" },
+      { { type = "array", items = "string", enum = { "a", "b" } }, { "a,c" }, nil, "--x: 'c' is not one of a|b" },
+      { { type = "array", items = "object" }, { '{"e":1}', '[{"e":2}]' }, { { e = 1 }, { e = 2 } } },
+      { { type = "array", items = "object" }, { "plain" }, nil, "--x: expected a JSON object or array" },
+    }
+    for i, r in ipairs(rows) do
+      it("row " .. i .. ": " .. r[1].type .. " " .. (type(r[2]) == "table" and table.concat(r[2], " ") or r[2]),
+        function()
+          local def = setmetatable({ name = "x" }, { __index = r[1] })
+          local v, err = params.coerce(def, r[2], json)
+          if r[4] then
+            assert.is_nil(v)
+            assert.truthy(err:find(r[4], 1, true), err)
+          else
+            assert.are.same(r[3], v)
+          end
+        end)
+    end
+
+    it("bare booleans never swallow the next word", function()
+      local bools = { ["--flag"] = true, ["--other-flag"] = true }
+      assert.are.same({ "--flag=true", "ID" }, params.normalize_bools({ "--flag", "ID" }, bools))
+      assert.are.same({ "--flag=false" }, params.normalize_bools({ "--flag", "false" }, bools))
+      assert.are.same({ "--other-flag=false", "x" }, params.normalize_bools({ "--no-other-flag", "x" }, bools))
+      assert.are.same({ "--", "--flag" }, params.normalize_bools({ "--", "--flag" }, bools))
+    end)
+  end)
+
+  describe("tables", function()
+    it("align columns, show enum labels and cut to the width", function()
+      local rows = { { id = "a", name = "short", status = 1 }, { id = "bb", name = string.rep("x", 60), status = 0 } }
+      local labels = { status = { [0] = "Draft", [1] = "Active" } }
+      local t = output.table(rows, { "id", "name", "status" }, 40, labels, json)
+      local lines = {}
+      for l in t:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      -- 40 = ID (2) + NAME (28) + STATUS (6) + two gaps of 2
+      assert.are.equal("ID  NAME" .. string.rep(" ", 24) .. "  STATUS", lines[1])
+      assert.are.equal("a   short" .. string.rep(" ", 23) .. "  Active", lines[2])
+      assert.are.equal("bb  " .. string.rep("x", 27) .. "…  Draft", lines[3])
+    end)
+
+    it("drop columns from the right rather than cut them to nothing", function()
+      local rows = { { id = string.rep("i", 36), a = "aaaaaaaaaaaa", b = "bbbbbbbbbbbb" } }
+      local t = output.table(rows, { "id", "a", "b" }, 50, nil, json)
+      assert.are.equal("ID                                    A\n" .. string.rep("i", 36) .. "  aaaaaaaaaaaa\n", t)
+    end)
+
+    it("read enum labels from field descriptions", function()
+      assert.are.same({ [0] = "Draft", [1] = "Active", [-99] = "Account Suspended" },
+        output.enum_labels("0=Draft, 1=Active, -99=Account Suspended"))
+      assert.is_nil(output.enum_labels("Campaign id"))
+    end)
+  end)
+
+  it("charts scale the three series to the widest day", function()
+    local c = chart.daily({ { date = "2026-01-02", sent = 10, opened = 5, replies = 1 },
+                            { date = "2026-01-01", sent = 20, opened = 0, replies = 0 } }, 50)
+    local lines = {}
+    for l in c:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    -- (UTF-8 glyphs are several bytes: compare whole sequences, not classes)
+    local bar1 = lines[2]:match("^2026%-01%-01 │(.-) +20/ 0/ 0$")
+    local bar2 = lines[3]:match("^2026%-01%-02 │(.-) +10/ 5/ 1$")
+    assert.truthy(bar1, lines[2])
+    assert.truthy(bar2, lines[3])
+    local rest1, full = bar1:gsub("░", "")
+    assert.are.equal("", rest1)
+    local function strip(str, glyph)
+      local n = 0
+      while str:sub(1, #glyph) == glyph do str, n = str:sub(#glyph + 1), n + 1 end
+      return str, n
+    end
+    local rest2, r = strip(bar2, "█")
+    local o, se
+    rest2, o = strip(rest2, "▒")
+    rest2, se = strip(rest2, "░")
+    assert.are.equal("", rest2, "replied, then opened, then sent")
+    assert.is_true(r >= 1 and o >= 1 and se >= 1)
+    local _, half = bar2:gsub("[\xe2][\x96][\x91\x92\x88]", "")
+    assert.are.equal(full // 2, half)
+  end)
+
+  it("progress bars draw only when enabled", function()
+    local written = {}
+    local stream = { write = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end,
+                     flush = function() end }
+    local off = progress.new { stream = stream, enabled = false }
+    off:update(1, 2)
+    off:finish()
+    assert.are.same({}, written)
+    local on = progress.new { stream = stream, enabled = true, width = 40, label = "import", unit = "rows" }
+    on:update(1, 4)
+    on:update(1, 4)
+    on:finish()
+    local text = table.concat(written)
+    local bar = text:match("^\r\27%[Kimport %[(#+%.+)%]  25%% 1/4 rows\n$")
+    assert.truthy(bar, text)
+    local _, hashes = bar:gsub("#", "")
+    assert.are.equal(math.floor(#bar / 4 + 0.5), hashes)
+    assert.is_true(#text - 4 <= 40)
+  end)
+end)
+
 describe("instantly CLI", function()
   setup(function()
     srv = assert(mock.start { seed = 1, rate_limits = false })

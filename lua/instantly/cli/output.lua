@@ -66,8 +66,9 @@ end
 
 --- Render rows as an aligned table no wider than `width`.
 -- `cols` names the columns; `labels` maps column -> enum labels. Too wide
--- a table first gives up room in its widest columns (never below the
--- header or 10 characters), then drops columns from the right.
+-- a table first drops the columns from the right that cannot fit even cut
+-- to their floor (their header, or 10 characters), then cuts its widest
+-- columns down towards their floors.
 function M.table(rows, cols, width, labels, json)
   local cells, widths, floors = {}, {}, {}
   local heads = {}
@@ -89,24 +90,23 @@ function M.table(rows, cols, width, labels, json)
   -- a UUID, so it can be copied from the terminal.
   if floors[1] then floors[1] = math.min(widths[1], math.max(floors[1], 36)) end
   local n = #cols
-  local function total()
+  local function total(w)
     local sum = 0
-    for i = 1, n do sum = sum + widths[i] end
+    for i = 1, n do sum = sum + w[i] end
     return sum + 2 * math.max(0, n - 1)
   end
-  while total() > width do
+  -- Columns that cannot fit even at their floor go first, from the right.
+  while n > 1 and total(floors) > width do n = n - 1 end
+  while total(widths) > width do
     local wi, wmax = nil, 0
     for i = 1, n do
       if widths[i] > floors[i] and widths[i] > wmax then wi, wmax = i, widths[i] end
     end
-    if wi then
-      widths[wi] = wmax - 1
-    elseif n > 1 then
-      n = n - 1
-    else
+    if not wi then
       widths[1] = math.max(1, width)
       break
     end
+    widths[wi] = wmax - 1
   end
   local lines = {}
   local function line(vals)
