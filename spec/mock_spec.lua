@@ -253,6 +253,25 @@ describe("instantly-mock API behaviour", function()
       assert.are.not_equal(camp.id, copy.id)
     end)
 
+    it("filters campaign lists by status, search and tag", function()
+      local all = ok("GET", "/campaigns").items
+      local active = ok("GET", "/campaigns", { query = { status = 1 } }).items
+      assert.is_true(#active > 0 and #active < #all)
+      for _, c in ipairs(active) do assert.are.equal(1, c.status) end
+      local found = ok("GET", "/campaigns", { query = { search = all[2].name:sub(1, 6):upper() } }).items
+      assert.are.equal(all[2].id, found[1].id)
+      local tag = ok("POST", "/custom-tags", { body = { label = "Spec tag" } })
+      ok("POST", "/custom-tags/toggle-resource", { body = { tag_ids = { tag.id }, resource_type = 2,
+        resource_ids = { all[3].id }, assign = true } })
+      local tagged = ok("GET", "/campaigns", { query = { tag_ids = tag.id } }).items
+      assert.are.equal(1, #tagged)
+      assert.are.equal(all[3].id, tagged[1].id)
+      local mappings = ok("GET", "/custom-tag-mappings", { query = { resource_ids = all[3].id } }).items
+      assert.are.equal(tag.id, mappings[#mappings].tag_id)
+      ok("DELETE", "/custom-tags/" .. tag.id)
+      assert.are.equal(0, #ok("GET", "/campaigns", { query = { tag_ids = tag.id } }).items)
+    end)
+
     it("refuses to activate a campaign without sequence steps", function()
       local camp = ok("POST", "/campaigns", { body = { name = "Empty", campaign_schedule = { schedules = {} } } })
       local status, body = req("POST", "/campaigns/" .. camp.id .. "/activate")

@@ -45,6 +45,27 @@ return function(H, common)
     end
   end
 
+  H.listCampaign = function(ctx)
+    local q, store = ctx.query, ctx.store
+    local tagged
+    if q.tag_ids then
+      local want = {}
+      for _, v in ipairs(type(q.tag_ids) == "table" and q.tag_ids or { q.tag_ids }) do
+        for id in tostring(v):gmatch("[^,]+") do want[id] = true end
+      end
+      tagged = {}
+      for _, m in store:coll("custom_tag_mappings"):each() do
+        if want[m.tag_id] then tagged[m.resource_id] = true end
+      end
+    end
+    return common.page(ctx, store:coll("campaigns"), common.all{
+      common.eq_pred("status", q.status),
+      common.search_pred(q.search, { "name" }),
+      tagged and function(c) return tagged[c.id] == true end or nil,
+      q.ai_sales_agent_id and common.eq_pred("ai_sdr_id", q.ai_sales_agent_id) or nil,
+    })
+  end
+
   H.createCampaign = function(ctx)
     local b = ctx.body
     local e = check_senders(ctx, b.email_list) or check_schedule(b.campaign_schedule)
