@@ -257,7 +257,7 @@ describe("instantly-mock API behaviour", function()
       local all = ok("GET", "/campaigns").items
       local active = ok("GET", "/campaigns", { query = { status = 1 } }).items
       assert.is_true(#active > 0 and #active < #all)
-      for _, c in ipairs(active) do assert.are.equal(1, c.status) end
+      for _, camp in ipairs(active) do assert.are.equal(1, camp.status) end
       local found = ok("GET", "/campaigns", { query = { search = all[2].name:sub(1, 6):upper() } }).items
       assert.are.equal(all[2].id, found[1].id)
       local tag = ok("POST", "/custom-tags", { body = { label = "Spec tag" } })
