@@ -299,6 +299,7 @@ describe("instantly CLI", function()
       { "campaigns create --name x --campaign_schedule '[1]'", "--campaign_schedule: expected a JSON object" },
       { "campaigns create --name x", "missing --campaign_schedule (required)" },
       { "campaigns get", "missing argument 'id'" },
+      { "campaigns get ''", "instantly: campaigns:get: path parameter 'id' (argument #1) must not be empty" },
       { "campaigns get x --chart", "--chart is only for analytics campaign_daily" },
       { "campaigns create --name x --campaign_schedule {} --data '{bad'", "--data" },
     }

@@ -203,7 +203,9 @@ function M.main(argv, io_, getenv)
     io_.stderr:write("instantly: ", code.message, code.hint and ("\n" .. code.hint) or "", "\n")
     return M.EXIT.usage
   end
-  local msg = tostring(code.message):gsub("\n.*", "")
+  -- A misuse error raised by the SDK names the caller's file and line and
+  -- starts with "instantly: "; the user needs neither.
+  local msg = tostring(code.message):gsub("\n.*", ""):gsub("^[^%s]-:%d+: ", ""):gsub("^instantly: ", "")
   io_.stderr:write("instantly: ", msg, "\n")
   if getenv("INSTANTLY_DEBUG") then io_.stderr:write(code.trace or "", "\n") end
   return M.EXIT.usage
