@@ -281,6 +281,30 @@ describe("instantly CLI", function()
       end
     end)
 
+    it("prints shell completion scripts covering every action and flag", function()
+      local r = run("--completion bash", { key = false, base = false })
+      assert.are.equal(0, r.code, r.err)
+      local f = os.tmpname()
+      local fh = assert(io.open(f, "w"))
+      fh:write(r.out)
+      fh:close()
+      local p = assert(io.popen("bash -c " .. q("source " .. f
+        .. "; COMP_WORDS=(instantly leads add_many --skip_if_in_w);"
+        .. " COMP_CWORD=3; _instantly; echo \"${COMPREPLY[*]}\"; COMP_WORDS=(instantly webhook_ev);"
+        .. " COMP_CWORD=1; _instantly; echo \"${COMPREPLY[*]}\"")))
+      local out = p:read("a")
+      p:close()
+      os.remove(f)
+      assert.truthy(out:find("--skip_if_in_workspace", 1, true), out)
+      assert.truthy(out:find("webhook_events", 1, true), out)
+      for _, shell in ipairs({ "zsh", "fish" }) do
+        local z = run("--completion " .. shell, { key = false, base = false })
+        assert.are.equal(0, z.code)
+        assert.truthy(z.out:find("update_interest_status", 1, true), shell)
+      end
+      assert.are.equal(2, run("--completion tcsh").code)
+    end)
+
     it("accepts slugs and kebab-case spellings", function()
       assert.are.equal(0, inproc({ "lead-lists", "--help" }).code)
       assert.are.equal(0, inproc({ "leads", "add-many", "--help" }).code)

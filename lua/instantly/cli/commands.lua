@@ -29,6 +29,8 @@ M.GLOBALS = {
   { "--base-url", true, "API base URL (default: INSTANTLY_BASE_URL or https://api.instantly.ai).", "Connection" },
   { "--api-key-file", true, "Read the API key from this file (default: INSTANTLY_API_KEY).", "Connection" },
   { "--mock", false, "Run against a local mock server started for this command.", "Connection" },
+  { "--completion", true, "Print a completion script for bash, zsh or fish and exit "
+    .. "(e.g. `source <(instantly --completion bash)`).", "Shell" },
 }
 
 local TAKES_VALUE = {}
@@ -286,7 +288,8 @@ end
 
 --- Build the parser. With `entity` nil, the top level with every entity
 -- listed; with `entity`, only that entity's actions are built (and with
--- `op` too, only that action's options).
+-- `op` too, only that action's options); with `entity == true`, every
+-- action of every entity (for completion scripts).
 -- Returns the root parser, the entity parser, the action parser and the
 -- set of boolean flag spellings of that action.
 function M.build(width, entity, op)
@@ -298,7 +301,11 @@ function M.build(width, entity, op)
     if e.slug and e.slug ~= e.lua_name and e.slug:gsub("-", "_") ~= e.lua_name then
       c:hidden_name(e.slug)
     end
-    if entity and e.lua_name == entity.lua_name then
+    if entity == true then
+      -- Every action of every entity (shell completion scripts).
+      c:command_target("action")
+      for _, name in ipairs(M.action_names(e)) do add_action(c, e, M.action(e, name)) end
+    elseif entity and e.lua_name == entity.lua_name then
       eparser = c
       c:command_target("action")
       c:epilog("Run `instantly " .. e.lua_name .. " <action> --help` for an action's parameters.")

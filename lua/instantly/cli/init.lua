@@ -217,6 +217,18 @@ function M.run(argv, io_, getenv, keep_mock)
   local width = term.width(getenv)
   local help_width = term.isatty(1) and width or math.max(width, 100)
   if getenv("COLUMNS") then help_width = width end
+  for i, a in ipairs(argv) do
+    local shell = a:match("^%-%-completion=(.*)$") or (a == "--completion" and (argv[i + 1] or ""))
+    if shell then
+      local root = commands.build(100, true)
+      local script = shell == "bash" and root:get_bash_complete() or shell == "zsh" and root:get_zsh_complete()
+        or shell == "fish" and root:get_fish_complete()
+      if not script then usage("--completion: expected bash, zsh or fish, got '" .. shell .. "'") end
+      io_.stdout:write(script)
+      return M.EXIT.ok
+    end
+    if a == "--" then break end
+  end
   local ew, aw = commands.locate(argv)
   local entity, op
   if ew then
