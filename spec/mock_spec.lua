@@ -317,6 +317,28 @@ describe("instantly-mock API behaviour", function()
       assert.are.equal(1, r.skipped_count)
     end)
 
+    it("keeps named contacts without an email in lists, not in campaigns", function()
+      local list = ok("GET", "/lead-lists").items[1]
+      local camp = ok("GET", "/campaigns").items[1]
+      local r = ok("POST", "/leads/add", { body = { list_id = list.id, leads = { { first_name = "Only" }, {} } } })
+      assert.are.equal(1, r.leads_uploaded)
+      assert.are.equal(1, r.incomplete_count)
+      assert.are.equal(null, ok("GET", "/leads/" .. r.created_leads[1].id).email)
+      r = ok("POST", "/leads/add", { body = { campaign_id = camp.id, leads = { { first_name = "Only" } } } })
+      assert.are.equal(0, r.leads_uploaded)
+      assert.are.equal(1, r.incomplete_count)
+      -- leads without an address do not trip email lookups
+      local lone = ok("POST", "/leads", { body = { first_name = "Lone", list_id = list.id } })
+      assert.are.equal(null, lone.email)
+      assert.are.equal(202, (req("POST", "/leads/update-interest-status",
+        { body = { lead_email = "x@example.com", interest_value = 1 } })))
+      local job = ok("POST", "/leads/move", { body = { ids = { lone.id }, to_campaign_id = camp.id,
+        check_duplicates = true } })
+      srv:set{ job_steps = 1 }
+      assert.are.equal("success", ok("GET", "/background-jobs/" .. job.id).status)
+      assert.are.equal(200, (req("GET", "/campaigns/search-by-contact", { query = { search = "x@example.com" } })))
+    end)
+
     it("bulk deletes return the deleted objects or counts", function()
       local a = ok("POST", "/block-lists-entries", { body = { bl_value = "one.example" } })
       local b = ok("POST", "/block-lists-entries", { body = { bl_value = "two.example" } })

@@ -222,7 +222,9 @@ return function(H, common)
     local ids = {}
     if needle and needle ~= "" then
       for _, l in store:coll("leads"):each() do
-        if l.campaign ~= null and l.email:lower() == needle then ids[l.campaign] = true end
+        if l.campaign ~= null and type(l.email) == "string" and l.email:lower() == needle then
+          ids[l.campaign] = true
+        end
       end
     end
     local items = {}

@@ -101,9 +101,10 @@ return function(H, common)
   end
 
   local function find_lead(store, email, where)
+    if type(email) ~= "string" then return nil end
     local lower = email:lower()
     for _, l in store:coll("leads"):each() do
-      if l.email:lower() == lower then
+      if type(l.email) == "string" and l.email:lower() == lower then
         if where == "workspace" then return l end
         if where and where.campaign and l.campaign == where.campaign then return l end
         if where and where.list_id and l.list_id == where.list_id then return l end
@@ -116,7 +117,7 @@ return function(H, common)
     if type(src.custom_variables) == "table" then
       for k, v in pairs(src.custom_variables) do payload[k] = v end
     end
-    local email = src.email
+    local email = type(src.email) == "string" and src.email ~= "" and src.email or nil
     local values = {
       email = email, campaign = campaign_id or null, list_id = list_id or null, status = 1,
       company_domain = email and email:match("@(.+)$") or null, payload = payload,
@@ -202,7 +203,16 @@ return function(H, common)
       if type(src) ~= "table" then return err(400, fmt("body/leads/%d must be object", i - 1)) end
       local email = src.email
       local lower = type(email) == "string" and email:lower()
-      if email == nil or email == null or email == "" then
+      local named = (type(src.first_name) == "string" and src.first_name ~= "")
+        or (type(src.last_name) == "string" and src.last_name ~= "")
+      if (email == nil or email == null or email == "") and lid and named then
+        -- a list keeps contacts without an address (to enrich later); a
+        -- campaign cannot send to them
+        local l = new_lead(ctx, src, cid, lid, b.assigned_to, "api")
+        r.leads_uploaded = r.leads_uploaded + 1
+        r.created_leads[#r.created_leads + 1] = { index = i - 1, id = l.id, email = null,
+          first_name = l.first_name, last_name = l.last_name, phone = l.phone }
+      elseif email == nil or email == null or email == "" then
         r.incomplete_count = r.incomplete_count + 1
       elseif type(email) ~= "string" or not util.is_email(email) then
         r.invalid_email_count = r.invalid_email_count + 1
@@ -351,7 +361,7 @@ return function(H, common)
     local b, store = ctx.body, ctx.store
     if not util.is_email(b.lead_email) then return 400, { error = "lead_email must be an email address" } end
     for _, l in store:coll("leads"):each() do
-      if l.email:lower() == b.lead_email:lower()
+      if type(l.email) == "string" and l.email:lower() == b.lead_email:lower()
          and (not b.campaign_id or l.campaign == b.campaign_id)
          and (not b.list_id or l.list_id == b.list_id) then
         l.lt_interest_status = b.interest_value
