@@ -313,7 +313,8 @@ function Server:serve(sock, peer)
       local ok, res = pcall(self.handler, req)
       if not ok then
         self.log("handler error: " .. tostring(res))
-        res = { status = 500, body = self.error_body(500, "Internal mock error") }
+        -- a bug in the mock: say where, so a failing test points at it
+        res = { status = 500, body = self.error_body(500, "Internal mock error: " .. tostring(res)) }
       end
       if res.fault and res.fault.close == "before_headers" then break end
       keep = keep and not res.close
