@@ -230,6 +230,29 @@ describe("instantly-mock: every catalog operation", function()
     end
   end
 
+  -- Top-level keys a bespoke response documents in its notes, e.g.
+  -- "{paused_emails[], failed_emails[]}" or "{diagnostics: null | {...}, summary?}";
+  -- keys marked with '?' are optional.
+  local function documented_keys(notes)
+    local inner = notes and notes:match("^%s*(%b{})")
+    if not inner then return {} end
+    inner = inner:sub(2, -2)
+    local keys, depth, part = {}, 0, {}
+    local function flush()
+      local p = table.concat(part):match("^%s*(.-)%s*$")
+      local name, opt = p:match("^([%a_][%w_]*)(%??)")
+      if name and opt == "" then keys[#keys + 1] = name end
+      part = {}
+    end
+    for ch in inner:gmatch(".") do
+      if ch == "{" or ch == "[" or ch == "(" then depth = depth + 1
+      elseif ch == "}" or ch == "]" or ch == ")" then depth = depth - 1 end
+      if ch == "," and depth == 0 then flush() else part[#part + 1] = ch end
+    end
+    flush()
+    return keys
+  end
+
   local function check_shape(op, status, body, headers, raw)
     local where = op.id
     assert.are.equal(op.response.status, status, where .. ": " .. tostring(raw))
@@ -265,6 +288,11 @@ describe("instantly-mock: every catalog operation", function()
     elseif kind == "object" then
       assert.is_false(is_array(body), where .. ": object expected, got an array")
       check_object_fields(body, op.response.item, where)
+      if not op.response.item then
+        for _, k in ipairs(documented_keys(op.response.notes)) do
+          assert.is_not_nil(body[k], where .. ": documented key " .. k .. " missing")
+        end
+      end
     elseif kind == "other" then
       assert.is_false(is_array(body), where)
       assert.is_true(is_array(body.items), where)
