@@ -334,6 +334,7 @@ describe("instantly CLI", function()
         assert.are.equal("", r.out)
         assert.truthy(r.err:find(c[2], 1, true), r.err)
         assert.truthy(r.err:match("^instantly: "), r.err)
+        assert.truthy(r.err:match("^[^\n]*\n$"), "one line: " .. r.err)
       end)
     end
 

@@ -200,7 +200,7 @@ function M.main(argv, io_, getenv)
   if srv then pcall(srv.stop, srv) end
   if ok then return code end
   if getmetatable(code) == Usage then
-    io_.stderr:write("instantly: ", code.message, code.hint and ("\n" .. code.hint) or "", "\n")
+    io_.stderr:write("instantly: ", code.message, code.hint and ("; " .. code.hint) or "", "\n")
     return M.EXIT.usage
   end
   -- A misuse error raised by the SDK names the caller's file and line and
@@ -238,7 +238,7 @@ function M.run(argv, io_, getenv, keep_mock)
       for _, e in ipairs(commands.entities()) do names[#names + 1] = e.lua_name end
       local s = commands.suggest(ew.word:gsub("-", "_"), names)
       usage("unknown entity '" .. ew.word .. "'" .. (s and (" (did you mean '" .. s .. "'?)") or ""),
-        "Run `instantly --help` for the list.")
+        "see `instantly --help`")
     end
   end
   if entity and aw then
@@ -247,7 +247,7 @@ function M.run(argv, io_, getenv, keep_mock)
       local s = commands.suggest(aw.word:gsub("-", "_"), commands.action_names(entity))
       usage("unknown action '" .. aw.word .. "' for " .. entity.lua_name
         .. (s and (" (did you mean '" .. s .. "'?)") or ""),
-        "Run `instantly " .. entity.lua_name .. " --help` for its actions.")
+        "see `instantly " .. entity.lua_name .. " --help`")
     end
   end
   local root, eparser, aparser, bools = commands.build(help_width, entity, op)
@@ -261,8 +261,8 @@ function M.run(argv, io_, getenv, keep_mock)
       return M.EXIT.usage
     end
     local ok, err = root:pparse(argv)
-    if not ok then usage(err, "Run `instantly --help` for usage.") end
-    usage("missing entity", "Run `instantly --help` for the list.")
+    if not ok then usage(err, "see `instantly --help`") end
+    usage("missing entity", "see `instantly --help`")
   end
   if not op then
     print_help(io_, eparser, true)
@@ -271,7 +271,7 @@ function M.run(argv, io_, getenv, keep_mock)
 
   local ok, res = root:pparse(params.normalize_bools(argv, bools))
   if not ok then
-    usage(res, "Run `instantly " .. entity.lua_name .. " " .. op.lua_method .. " --help` for its parameters.")
+    usage(res, "see `instantly " .. entity.lua_name .. " " .. op.lua_method .. " --help`")
   end
   local json = json_codec()
   local g = function(name) return res["g_" .. name] end
