@@ -143,6 +143,13 @@ local function confirm(io_, what)
   end
 end
 
+-- An expected failure, as one line on stderr.
+local function report(io_, err)
+  local line = tostring(err):gsub("%s*\n%s*", " ")
+  if not line:match("^instantly: ") then line = "instantly: " .. line end
+  io_.stderr:write(line, "\n")
+end
+
 local function exit_for(err)
   if type(err) == "table" and (err.kind == "transport" or err.kind == "timeout") then
     return M.EXIT.transport
@@ -361,7 +368,7 @@ function M.run(argv, io_, getenv, keep_mock)
     return M.EXIT.ok
   end
   if result == nil and err ~= nil then
-    io_.stderr:write(tostring(err), "\n")
+    report(io_, err)
     return exit_for(err)
   end
 
@@ -378,7 +385,7 @@ function M.run(argv, io_, getenv, keep_mock)
         end
         local nxt, nerr = next_page(page)
         if nxt == nil and nerr ~= nil then
-          io_.stderr:write(tostring(nerr), "\n")
+          report(io_, nerr)
           return exit_for(nerr)
         end
         page = nxt
@@ -409,7 +416,7 @@ function M.run(argv, io_, getenv, keep_mock)
     })
     bar:finish()
     if job == nil then
-      io_.stderr:write(tostring(werr), "\n")
+      report(io_, werr)
       return exit_for(werr)
     end
     result = job
@@ -450,7 +457,7 @@ function M.export(client, call_params, path, io_, ctx, dry)
     return M.EXIT.ok
   end
   if res == nil and err ~= nil then
-    io_.stderr:write(tostring(err), "\n")
+    report(io_, err)
     return exit_for(err)
   end
   if ctx.mode == "table" then
@@ -503,7 +510,7 @@ function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
       return M.EXIT.ok
     end
     if summary == nil then
-      io_.stderr:write(tostring(err), "\n")
+      report(io_, err)
       return exit_for(err)
     end
     if ctx.mode == "table" then
