@@ -455,6 +455,34 @@ describe("instantly-mock API behaviour", function()
       assert.are.equal(1, empty)
     end)
 
+    it("walks the Unibox newest first by default and oldest first on request", function()
+      local total = ok("GET", "/emails/unread/count").count
+      assert.is_true(total > 0)
+      local last
+      local count = walk(function(cursor)
+        local page = ok("GET", "/emails", { query = { limit = 30, starting_after = cursor } })
+        for _, e in ipairs(page.items) do
+          if last then assert.is_true(e.timestamp_created < last) end
+          last = e.timestamp_created
+        end
+        return page
+      end)
+      last = nil
+      local asc = walk(function(cursor)
+        local page = ok("GET", "/emails", { query = { limit = 30, sort_order = "asc", starting_after = cursor } })
+        for _, e in ipairs(page.items) do
+          if last then assert.is_true(e.timestamp_created > last) end
+          last = e.timestamp_created
+        end
+        return page
+      end)
+      assert.are.equal(count, asc)
+      local unread = walk(function(cursor)
+        return ok("GET", "/emails", { query = { limit = 30, is_unread = true, starting_after = cursor } })
+      end)
+      assert.are.equal(total, unread)
+    end)
+
     it("walks a filtered GET list with small pages", function()
       local total = #ok("GET", "/audit-logs", { query = { limit = 100 } }).items
       local count, pages = walk(function(cursor)

@@ -109,17 +109,28 @@ function Coll:each()
   return ipairs(self.items)
 end
 
---- Resolve a cursor to the position after which a page starts.
--- Returns an index into items, or nil when the cursor is not one of ours.
-function Coll:start_of(cursor)
-  if cursor == nil or cursor == "" then return 1 end
+--- Resolve a cursor to the index a page starts at: the first item after
+-- it, or with `desc` the first item before it. nil when the cursor is not
+-- one of ours.
+function Coll:start_of(cursor, desc)
+  local items = self.items
+  if cursor == nil or cursor == "" then return desc and #items or 1 end
   local seq = self.cursor_seq[cursor]
-  if seq then return self:_after(seq) end
+  if seq then
+    if desc then return self:_after(seq - 1) - 1 end
+    return self:_after(seq)
+  end
   -- Timestamp cursors (and the legacy ISO cursor on accounts) compare by time.
   if self.cursor_kind ~= "key" then
     local t = util.parse_time((cursor:match("^([^&]+)")))
     if t then
-      local items, time_of = self.items, self.time_of
+      local time_of = self.time_of
+      if desc then
+        for i = #items, 1, -1 do
+          if time_of[items[i]] < t then return i end
+        end
+        return 0
+      end
       for i = 1, #items do
         if time_of[items[i]] > t then return i end
       end
@@ -130,25 +141,28 @@ function Coll:start_of(cursor)
 end
 
 --- One cursor page: items, next cursor (nil on an empty page). With
--- `exact`, the last page with data carries no cursor.
-function Coll:page(limit, cursor, pred, exact)
-  local i = self:start_of(cursor)
+-- `exact`, the last page with data carries no cursor; `desc` walks from
+-- the newest.
+function Coll:page(limit, cursor, pred, exact, desc)
+  local i = self:start_of(cursor, desc)
   if not i then return nil end
   local items, out = self.items, {}
   local n = #items
-  while i <= n and #out < limit do
+  local step = desc and -1 or 1
+  local function inside(k) return k >= 1 and k <= n end
+  while inside(i) and #out < limit do
     local o = items[i]
     if not pred or pred(o) then out[#out + 1] = o end
-    i = i + 1
+    i = i + step
   end
   local nxt
   if #out > 0 then
     nxt = self:cursor_of(out[#out])
     if exact then
       local more = false
-      while i <= n do
+      while inside(i) do
         if not pred or pred(items[i]) then more = true break end
-        i = i + 1
+        i = i + step
       end
       if not more then nxt = nil end
     end

@@ -44,7 +44,10 @@ end
 function M.page(ctx, coll, pred, src)
   local limit, cursor = M.page_args(ctx, src)
   if not limit then return M.err(400, cursor) end
-  local items, nxt = coll:page(limit, cursor, pred, ctx.settings.exact_last_page)
+  -- sort_order, where the operation has one, orders by creation
+  local order = ctx.query.sort_order
+  if order == nil then order = ctx.op.id == "listEmail" and "desc" or "asc" end
+  local items, nxt = coll:page(limit, cursor, pred, ctx.settings.exact_last_page, order == "desc")
   if not items then
     return M.err(400, ((src and src ~= ctx.query) and "body" or "querystring")
       .. "/starting_after is not a valid cursor")
