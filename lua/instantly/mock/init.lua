@@ -28,7 +28,7 @@ Mock.__index = Mock
 local START_OPTS = {
   seed = "number", rate_limits = "boolean", api_keys = "table", quiet = "boolean",
   port = "number", host = "string", lua = "string", bin = "string", max_body = "number",
-  build = "string", timeout = "number",
+  build = "string",
 }
 
 local function shell_quote(s)
@@ -87,10 +87,10 @@ end
 --- Start a mock server in a child process.
 -- @tparam[opt] table opts seed (1), rate_limits (true), api_keys (list; default
 -- {DEFAULT_API_KEY}), quiet (true), port (0 = any free port), host
--- ("127.0.0.1"), max_body (bytes), timeout (seconds to wait for the
--- listening line, 10), lua / bin / build (override the interpreter, the
+-- ("127.0.0.1"), max_body (bytes), lua / bin / build (override the interpreter, the
 -- script and the core's build folder).
--- @return a handle: url, api_key, port, pid and the methods below.
+-- @return a handle (url, api_key, port, pid and the methods below), or nil
+-- and a message when the server did not come up.
 function M.start(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("mock.start: opts must be a table", 2) end
