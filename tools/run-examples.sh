@@ -13,6 +13,12 @@ build=${BUILD:-build}
 export LUA_PATH="${LUA_PATH:-$root/lua/?.lua;$root/lua/?/init.lua;;}"
 export LUA_CPATH="${LUA_CPATH:-$root/$build/?.so;;}"
 
+# An example that hangs fails instead of stalling the run.
+limit=${EXAMPLE_TIMEOUT:-120}
+run_lua() {
+    if command -v timeout >/dev/null 2>&1; then timeout "$limit" lua5.4 "$@"; else lua5.4 "$@"; fi
+}
+
 show=0
 if [ "${1:-}" = "--show" ]; then show=1; shift; fi
 names="$*"
@@ -60,13 +66,13 @@ for name in $names; do
     start_mock
     if [ $show = 1 ]; then
         echo "== $file against the mock at $url"
-        if INSTANTLY_BASE_URL="$url" INSTANTLY_API_KEY="$key" lua5.4 "$file"; then
+        if INSTANTLY_BASE_URL="$url" INSTANTLY_API_KEY="$key" run_lua "$file"; then
             :
         else
             echo "examples: $name FAILED" >&2; status=1
         fi
     else
-        if INSTANTLY_BASE_URL="$url" INSTANTLY_API_KEY="$key" lua5.4 "$file" \
+        if INSTANTLY_BASE_URL="$url" INSTANTLY_API_KEY="$key" run_lua "$file" \
             >"$tmp/out" 2>"$tmp/err" </dev/null && [ -s "$tmp/out" ]; then
             echo "examples: $name ok ($(wc -l <"$tmp/out" | tr -d ' ') lines)"
         else
