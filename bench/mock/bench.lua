@@ -3,7 +3,7 @@
 --   seq     one keep-alive connection, one request at a time
 --   8x      eight requests in flight (session:submit/poll, 8 connections)
 -- for a small request (GET /campaigns/count-launched, ~11 B answer), a
--- page (POST /leads/list, 100 leads, ~190 KB answer) and, as a baseline,
+-- page (POST /leads/list, 100 leads, ~150 KB answer) and, as a baseline,
 -- the mock's HTTP layer alone answering a constant body (bare_server.lua).
 -- Each row runs BENCH_SECONDS (default 1) per repetition, BENCH_REPS
 -- (default 3) times in turn with the others; the best is kept.
