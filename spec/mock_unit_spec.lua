@@ -66,7 +66,7 @@ describe("instantly.mock.util", function()
     for i = 1, 20 do x[i], y[i], z[i] = a(1000), b(1000), c(1000) end
     assert.are.same(x, y)
     assert.are_not.same(x, z)
-    for i = 1, 1000 do
+    for _ = 1, 1000 do
       local v = a(3, 5)
       assert.is_true(v >= 3 and v <= 5)
     end
