@@ -325,6 +325,7 @@ describe("instantly CLI", function()
       { "campaigns get", "missing argument 'id'" },
       { "campaigns get ''", "instantly: campaigns:get: path parameter 'id' (argument #1) must not be empty" },
       { "campaigns get x --chart", "--chart is only for analytics campaign_daily" },
+      { "campaigns list --timeout soon", "--timeout: expected a number of seconds > 0, got 'soon'" },
       { "campaigns create --name x --campaign_schedule {} --data '{bad'", "--data" },
     }
     for _, c in ipairs(cases) do
@@ -638,6 +639,18 @@ describe("instantly CLI", function()
       end
       assert.is_true(days > 0)
     end)
+  end)
+
+  it("--verbose logs requests on stderr, --workspace sends x-as-workspace", function()
+    srv:clear_requests()
+    local r = run("campaigns list --limit 1 --verbose --workspace ws-123")
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.err:match("^> GET " .. srv.url:gsub("%p", "%%%0") .. "/api/v2/campaigns%?limit=1\n< 200 "), r.err)
+    assert.falsy(r.err:find(srv.api_key, 1, true))
+    local log = srv:requests()
+    assert.are.equal(1, #log)
+    assert.are.equal("ws-123", log[1].headers["x-as-workspace"])
+    assert.are.equal(2, run("campaigns list --timeout 0").code)
   end)
 
   it("--mock runs a command against a mock started for it", function()

@@ -29,6 +29,9 @@ M.GLOBALS = {
   { "--base-url", true, "API base URL (default: INSTANTLY_BASE_URL or https://api.instantly.ai).", "Connection" },
   { "--api-key-file", true, "Read the API key from this file (default: INSTANTLY_API_KEY).", "Connection" },
   { "--mock", false, "Run against a local mock server started for this command.", "Connection" },
+  { "--workspace", true, "Act on this sub-workspace (x-as-workspace; agency keys).", "Connection" },
+  { "--timeout", true, "Seconds a request may take (default 60).", "Connection" },
+  { "--verbose", false, "Log each request and response (key redacted) on stderr.", "Connection" },
   { "--completion", true, "Print a completion script for bash, zsh or fish and exit "
     .. "(e.g. `source <(instantly --completion bash)`).", "Shell" },
 }

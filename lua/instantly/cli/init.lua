@@ -334,8 +334,26 @@ function M.run(argv, io_, getenv, keep_mock)
   if not api_key then
     usage("no API key: set INSTANTLY_API_KEY, pass --api-key-file FILE, or use --mock")
   end
+  local timeout
+  if g("timeout") then
+    timeout = tonumber(g("timeout"))
+    if not timeout or timeout <= 0 then
+      usage("--timeout: expected a number of seconds > 0, got '" .. g("timeout") .. "'")
+    end
+  end
+  local on_request, on_response
+  if g("verbose") then
+    on_request = function(r)
+      local again = r.attempt > 1 and (" (attempt " .. r.attempt .. ")") or ""
+      io_.stderr:write(string.format("> %s %s%s\n", r.method, r.url, again))
+    end
+    on_response = function(r)
+      io_.stderr:write(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
+    end
+  end
   local instantly = require("instantly")
-  local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry }
+  local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry,
+    workspace = g("workspace"), timeout = timeout, on_request = on_request, on_response = on_response }
 
   local record_entity = entity_by_item(op.response and op.response.item)
   local ctx = {
