@@ -1282,16 +1282,20 @@ static int open_table(enc *e, int idx)
             count++;
         }
         keys = (skey *)lua_newuserdatauv(L, count * sizeof *keys, 0);
+        /* The key strings get their own anchor: the table alone would not
+         * keep them alive if a finalizer emptied it mid-encode. */
+        lua_createtable(L, (int)(count < INT32_MAX ? count : 0), 0);
         lua_pushnil(L);
         while (i < count && lua_next(L, idx) != 0) {
             lua_pop(L, 1);
-            keys[i].s = lua_tolstring(L, -1, &keys[i].n); /* anchored by the table */
-            i++;
+            keys[i].s = lua_tolstring(L, -1, &keys[i].n);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, idx + 2, (lua_Integer)++i);
         }
-        lua_settop(L, idx + 1);
+        lua_settop(L, idx + 2);
         qsort(keys, count, sizeof *keys, skey_cmp);
         f = enc_push_frame(e, idx, F_SORTED);
-        f->keysidx = idx + 1;
+        f->keysidx = idx + 1; /* and its anchor at idx + 2 */
         f->n = (lua_Integer)count;
     }
     put_char(e, '{');
@@ -1394,7 +1398,7 @@ static void encode_document(enc *e)
             if (f->i == f->n)
                 goto close;
             k = (const skey *)lua_touserdata(L, f->keysidx) + f->i;
-            lua_settop(L, f->keysidx);
+            lua_settop(L, f->keysidx + 1); /* drops the previous key */
             lua_pushlstring(L, k->s, k->n);
             lua_pushvalue(L, -1);
             lua_rawget(L, f->tidx);

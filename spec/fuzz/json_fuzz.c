@@ -5,6 +5,10 @@
  * encoding (sorted keys) must be a fixed point of decode -> encode, also
  * through the pretty printer. Every input is decoded a second time with a
  * small max_depth, which must fail cleanly or give the same result.
+ * Inputs starting with byte 0x01 are instead a small program that builds
+ * Lua values (tables with any keys, cycles, NaN, bad UTF-8, functions) for
+ * the encoder: it must return text or nil and a message, never raise, and
+ * whatever text it returns must decode and re-encode to the same bytes.
  * Invariant breaks trap, so they show up as crashes with the input saved.
  */
 #include <stdint.h>
@@ -58,6 +62,117 @@ static int call(const char *fname, int idx, int sorted, int indent, int max_dept
     return lua_gettop(L) - top;
 }
 
+/* Builder mode: a stack machine over the input bytes. Slot 2 holds the
+ * root; values are built above it. */
+static void build_and_encode(const uint8_t *data, size_t size)
+{
+    size_t i = 0;
+    int base = lua_gettop(L);
+    lua_newtable(L); /* the root */
+    while (i < size && lua_gettop(L) < base + 200) {
+        uint8_t op = data[i++];
+        if (!lua_checkstack(L, 16))
+            abort();
+        switch (op % 12) {
+        case 0:
+            lua_newtable(L);
+            break;
+        case 1:
+            lua_newtable(L);
+            lua_getfield(L, 1, "array_mt");
+            lua_setmetatable(L, -2);
+            break;
+        case 2: {
+            int64_t v = 0;
+            size_t k = size - i < 8 ? size - i : 8;
+            memcpy(&v, data + i, k);
+            i += k;
+            lua_pushinteger(L, (lua_Integer)v);
+            break;
+        }
+        case 3: {
+            double v = 0;
+            size_t k = size - i < 8 ? size - i : 8;
+            memcpy(&v, data + i, k);
+            i += k;
+            lua_pushnumber(L, v);
+            break;
+        }
+        case 4: {
+            size_t k = i < size ? data[i++] % 24 : 0;
+            if (k > size - i)
+                k = size - i;
+            lua_pushlstring(L, (const char *)data + i, k);
+            i += k;
+            break;
+        }
+        case 5:
+            lua_pushinteger(L, i < size ? data[i++] % 8 : 1); /* small integer keys */
+            break;
+        case 6:
+            if (op & 0x10)
+                lua_pushboolean(L, op & 0x20);
+            else
+                lua_pushlightuserdata(L, NULL);
+            break;
+        case 7: /* t[k] = v: t, k, v on top */
+            if (lua_gettop(L) >= base + 3 && lua_istable(L, -3) && !lua_isnil(L, -2)
+                && !(lua_type(L, -2) == LUA_TNUMBER && lua_tonumber(L, -2) != lua_tonumber(L, -2)))
+                lua_rawset(L, -3);
+            else if (lua_gettop(L) > base + 1) /* the root stays */
+                lua_pop(L, 1);
+            break;
+        case 8: /* append v to t: t, v on top */
+            if (lua_gettop(L) >= base + 2 && lua_istable(L, -2))
+                lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+            else if (lua_gettop(L) > base + 1)
+                lua_pop(L, 1);
+            break;
+        case 9: { /* copy of an earlier slot: sharing and cycles */
+            int n = lua_gettop(L) - base;
+            int k = i < size ? data[i++] % n : 0;
+            lua_pushvalue(L, base + 1 + k);
+            break;
+        }
+        case 10:
+            if (op & 0x10)
+                lua_getglobal(L, "print");
+            else
+                lua_newuserdatauv(L, 1, 0);
+            break;
+        default:
+            if (lua_gettop(L) > base + 1)
+                lua_pop(L, 1);
+        }
+    }
+    lua_settop(L, base + 1);
+    {
+        int sorted = size > 1 && (data[1] & 1), indent = size > 1 ? (data[1] >> 1) % 4 : 0;
+        int top = lua_gettop(L);
+        size_t n1, n2;
+        const char *a, *b;
+        /* A small max_depth keeps cycles cheap to run into. */
+        int max_depth = size > 2 && (data[2] & 1) ? 3 : 40;
+        call("json_encode", top, sorted, indent, max_depth);
+        if (lua_isnil(L, top + 1)) {
+            if (!lua_isstring(L, top + 2))
+                __builtin_trap();
+            return;
+        }
+        call("json_encode", top, 1, 0, max_depth);          /* canonical */
+        if (!lua_isstring(L, top + 3))
+            __builtin_trap();
+        call("json_decode", top + 1, 0, 0, 0);
+        if (lua_isnil(L, top + 5))
+            __builtin_trap();
+        call("json_encode", top + 5, 1, 0, 0);
+        a = lua_tolstring(L, top + 3, &n1);
+        b = lua_tolstring(L, top + 7, &n2);
+        if (b == NULL || n1 != n2 || memcmp(a, b, n1) != 0)
+            __builtin_trap();
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t n1, n2;
@@ -65,6 +180,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (L == NULL)
         setup();
     lua_settop(L, 1);
+    if (!lua_checkstack(L, 40)) /* beyond LUA_MINSTACK: we are not inside a C function */
+        abort();
+    if (size > 0 && data[0] == 0x01) {
+        build_and_encode(data + 1, size - 1);
+        goto out;
+    }
     lua_pushlstring(L, (const char *)data, size);           /* 2: input */
 
     call("json_decode", 2, 0, 0, 0);                          /* 3,4 */
@@ -99,6 +220,7 @@ done:
     call("json_decode", 2, 0, 0, 4);
     if (!lua_isnil(L, -2) && lua_isnil(L, 3))
         __builtin_trap();
+out:
     lua_settop(L, 1);
     if (++runs % 4096 == 0)
         lua_gc(L, LUA_GCCOLLECT);
