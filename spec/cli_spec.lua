@@ -79,7 +79,7 @@ local function make_campaign(name)
 end
 
 -- An in-process run with captured output.
-local function inproc(argv)
+local function inproc(argv, env)
   local out, err = {}, {}
   local function sink(t)
     return { write = function(self, ...) for _, s in ipairs({ ... }) do t[#t + 1] = tostring(s) end return self end,
@@ -87,7 +87,7 @@ local function inproc(argv)
   end
   local code = cli.main(argv, { stdout = sink(out), stderr = sink(err) }, function(k)
     if k == "COLUMNS" then return "100" end
-    return nil
+    return env and env[k] or nil
   end)
   return { code = code, out = table.concat(out), err = table.concat(err) }
 end
@@ -309,6 +309,28 @@ describe("instantly CLI", function()
       assert.are.equal(0, inproc({ "lead-lists", "--help" }).code)
       assert.are.equal(0, inproc({ "leads", "add-many", "--help" }).code)
     end)
+  end)
+
+  it("renders every read-only call without parameters, as a table and as JSON", function()
+    local env = { INSTANTLY_BASE_URL = srv.url, INSTANTLY_API_KEY = srv.api_key }
+    local n = 0
+    for _, name in ipairs(index.entities) do
+      local e = require("instantly.entities." .. name)
+      for _, op in ipairs(e.operations) do
+        local needs = #op.path_params > 0 or op.method ~= "GET"
+        for _, p in ipairs(op.query or {}) do needs = needs or p.required end
+        if not needs and op.response.kind ~= "text" then
+          for _, mode in ipairs({ "--table", "--json", "--jsonl" }) do
+            local r = inproc({ name, op.lua_method, mode }, env)
+            assert.is_true(r.code == 0 or r.code == 1, name .. " " .. op.lua_method .. " " .. mode .. ": " .. r.err)
+            assert.falsy(r.err:find("attempt to", 1, true), r.err)
+            if r.code == 0 and mode == "--json" then decode(r.out) end
+          end
+          n = n + 1
+        end
+      end
+    end
+    assert.is_true(n > 20, "calls tried: " .. n)
   end)
 
   describe("usage errors exit 2 with one line on stderr", function()
