@@ -12,6 +12,7 @@
  * parser userdata and freed by its __gc/__close, so a Lua error raised
  * while pushing results (out of memory) leaks nothing.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -284,6 +285,12 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
                 if (!buf_append(p, two, 2))
                     return too_big(p);
                 p->st = QUOTED;
+            } else if (p->quote_line != p->line) {
+                /* Most often an unterminated quote far above: say where. */
+                char msg[96];
+                snprintf(msg, sizeof msg, "unexpected character after a closing quote "
+                         "(the quoted field opened on line %lld)", p->quote_line);
+                return fail(p, p->line, msg);
             } else {
                 return fail(p, p->line, "unexpected character after a closing quote");
             }
@@ -324,9 +331,19 @@ static parser *check_parser(lua_State *L)
     return p;
 }
 
-/* p:feed(chunk) -> records, lines | nil, message, line
+/* After a syntax error: the records completed before it, then the error. */
+static int records_then_error(lua_State *L, parser *p)
+{
+    lua_pushstring(L, p->err ? p->err : "out of memory");
+    lua_pushinteger(L, (lua_Integer)p->err_line);
+    return 4;
+}
+
+/* p:feed(chunk) -> records, lines [, message, line] | nil, message, line
  * records is an array of arrays of strings; lines[i] is the line on which
- * records[i] starts. Both are empty when the chunk ends mid-record. */
+ * records[i] starts. Both are empty when the chunk ends mid-record. When
+ * the chunk holds a syntax error, the records before it come back with the
+ * error after them; later calls return nil and the same error. */
 static int p_feed(lua_State *L)
 {
     parser *p = check_parser(L);
@@ -339,11 +356,11 @@ static int p_feed(lua_State *L)
     lua_newtable(L);
     lua_newtable(L);
     if (!feed_bytes(L, p, s, n, &count))
-        return push_error(L, p);
+        return records_then_error(L, p);
     return 2;
 }
 
-/* p:finish() -> records, lines | nil, message, line
+/* p:finish() -> records, lines [, message, line] | nil, message, line
  * Ends the stream: a last record without a line break is returned, an open
  * quoted field is an error naming the line where its quote opened. */
 static int p_finish(lua_State *L)
@@ -358,14 +375,14 @@ static int p_finish(lua_State *L)
     if (!p->bom_done) {
         p->bom_done = 1;
         if (!run(L, p, (const char *)p->bom, p->bom_len, &count))
-            return push_error(L, p);
+            return records_then_error(L, p);
     }
     if (p->st == QUOTED) {
         fail(p, p->quote_line, "unterminated quoted field");
-        return push_error(L, p);
+        return records_then_error(L, p);
     }
     if (p->rec_active && !end_record(L, p, &count))
-        return push_error(L, p);
+        return records_then_error(L, p);
     return 2;
 }
 

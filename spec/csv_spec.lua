@@ -179,6 +179,19 @@ describe("csv reader", function()
     assert.same({ { 'x"y"z' } }, (csv.parse('"x"y"z"', { lazy_quotes = true })))
   end)
 
+  it("delivers the records before an error found in the same chunk", function()
+    for _, size in ipairs({ 1, 4, 1000 }) do
+      local r = csv.reader(chunks('a\nb\n"x"y\nc\n', size))
+      assert.same({ "a" }, (r:read()))
+      assert.same({ "b" }, (r:read()))
+      local none, err = r:read()
+      assert.is_nil(none)
+      assert.equal(3, err.line)
+      assert.equal(3, err.row)
+      assert.equal(err, select(2, r:read()))
+    end
+  end)
+
   it("raises from rows() on malformed input", function()
     local r = csv.reader(chunks('a\n"b', 100))
     local it = r:rows()

@@ -164,9 +164,13 @@ local function field_value(name, v)
     if f.nullable then return v end
     return nil, name .. " cannot be null"
   end
+  if type(v) == "string" then
+    v = trim(v)
+    if v == "" then return nil end -- an empty cell is no value
+  end
   if f.type == "integer" then
     local n = v
-    if type(v) == "string" then n = tonumber(trim(v)) end
+    if type(v) == "string" then n = tonumber(v) end
     n = type(n) == "number" and tointeger(n) or nil
     if n == nil then return nil, fmt("%s must be an integer, got %q", name, tostring(v)) end
     if f.enum then
@@ -178,8 +182,6 @@ local function field_value(name, v)
   end
   if type(v) == "number" then v = tostring(tointeger(v) or v) end
   if type(v) ~= "string" then return nil, fmt("%s must be a string, got %s", name, type(v)) end
-  v = trim(v)
-  if v == "" then return nil end
   if f.format == "uuid" and not v:match("^%x+%-%x+%-%x+%-%x+%-%x+$") then
     return nil, fmt("%s must be a UUID, got %q", name, v)
   end

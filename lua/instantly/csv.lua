@@ -204,28 +204,40 @@ function Reader:_index_header()
   self._names = keys
 end
 
--- Refills the record queue; false at the end of input, or nil, err.
+-- Refills the record queue; false at the end of input, or nil, err. A
+-- syntax error found in a chunk is held until the records before it have
+-- been read.
 function Reader:_fill()
   while true do
+    if self._pending then
+      local p = self._pending
+      self._pending = nil
+      self._failed = csv_error(self.source, p[1], p[2], { row = self.rows_read + 1 })
+      return nil, self._failed
+    end
     if self._eof then return false end
     local ok, chunk = pcall(self._next_chunk)
     if not ok then
       self._failed = csv_error(self.source, "read error: " .. tostring(chunk))
       return nil, self._failed
     end
-    local recs, lines, eline
+    local recs, lines, emsg, eline
     if chunk == nil then
       self._eof = true
-      recs, lines, eline = self._parser:finish()
+      recs, lines, emsg, eline = self._parser:finish()
     else
       if type(chunk) ~= "string" then
         error(("CSV source returned %s, string or nil expected"):format(type(chunk)), 3)
       end
-      recs, lines, eline = self._parser:feed(chunk)
+      recs, lines, emsg, eline = self._parser:feed(chunk)
     end
     if not recs then
-      self._failed = csv_error(self.source, lines, eline, { row = self.rows_read + 1 })
+      self._failed = csv_error(self.source, lines, emsg, { row = self.rows_read + 1 })
       return nil, self._failed
+    end
+    if emsg then
+      self._pending = { emsg, eline }
+      self._eof = true
     end
     if #recs > 0 then
       self._recs, self._lines, self._pos = recs, lines, 1
