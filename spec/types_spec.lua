@@ -74,6 +74,9 @@ describe("type stubs", function()
       same(runtime(client._record_mts[e.name].__index), declared(path, camel .. "Record"), name .. " record")
     end
     same(runtime(getmetatable(client).__index), declared("types/instantly.lua", "Client"), "client")
+    local module = {}
+    for name in slurp("types/instantly.lua"):gmatch("\nfunction instantly%.([%w_]+)%(") do module[name] = true end
+    same(runtime(instantly), module, "instantly")
   end)
 
   it("map catalog types to Lua types", function()

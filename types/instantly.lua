@@ -38,15 +38,24 @@ function Page:next() end
 
 ---Options of `instantly.new`.
 ---@class instantly.Options
----@field api_key string the API key (never logged or printed)
----@field base_url? string default https://api.instantly.ai
----@field transport? { request: fun(self, req: table): integer|nil, string, table } replaces libcurl
+---@field api_key? string the API key (default: INSTANTLY_API_KEY; never logged or printed)
+---@field base_url? string default INSTANTLY_BASE_URL, else https://api.instantly.ai
+---@field timeout? number seconds per request (default 60)
+---@field connect_timeout? number seconds (default 10)
+---@field max_retries? integer extra attempts (default 2)
+---@field retry? { base: number?, cap: number?, max_retry_after: number? } backoff
+---@field rate_limit? false|{ per_second: integer?, per_minute: integer?, endpoints: boolean?, max_wait: number? }
+---@field workspace? string sends x-as-workspace (agency keys)
+---@field headers? table<string, string> extra default headers
+---@field user_agent? string appended to the SDK's user agent
 ---@field on_request? fun(info: table) called before each attempt (key redacted)
 ---@field on_response? fun(info: table) called after each attempt
 ---@field on_wait? fun(info: table) called before a rate-limit or retry wait
----@field timeout? number seconds per request
----@field connect_timeout? number seconds
----@field max_retries? integer
+---@field transport? { request: fun(self, req: table): integer?, string|table, table? } replaces libcurl
+---@field proxy? string
+---@field ca_file? string
+---@field ca_path? string
+---@field max_response_bytes? integer
 
 ---Arguments of `client.leads:import`.
 ---@class instantly.ImportArgs
@@ -237,11 +246,33 @@ function Client:gather(tasks, opts) end
 ---@class instantly
 ---@field null instantly.Null JSON null
 ---@field VERSION string
+---@field Error table the metatable of instantly.Error values
 local instantly = {}
 
 ---A new client.
----@param opts instantly.Options
+---@param opts? instantly.Options
 ---@return instantly.Client
 function instantly.new(opts) end
+
+---Mark a table as a JSON array (an empty one then encodes as `[]`).
+---@generic T: table
+---@param t T
+---@return T
+function instantly.array(t) end
+
+---Is `v` an `instantly.Error`?
+---@param v any
+---@return boolean
+function instantly.is_error(v) end
+
+---The client a record (or page, or entity object) belongs to.
+---@param v table
+---@return instantly.Client|nil
+function instantly.client_of(v) end
+
+---The entity object (e.g. `client.campaigns`) a record belongs to.
+---@param record table
+---@return table|nil
+function instantly.entity_of(record) end
 
 return instantly
