@@ -74,6 +74,8 @@ describe("type stubs", function()
       same(runtime(client._record_mts[e.name].__index), declared(path, camel .. "Record"), name .. " record")
     end
     same(runtime(getmetatable(client).__index), declared("types/instantly.lua", "Client"), "client")
+    local page = client.campaigns:list()
+    same(runtime(getmetatable(page).__index), declared("types/instantly.lua", "Page"), "page")
     local module = {}
     for name in slurp("types/instantly.lua"):gmatch("\nfunction instantly%.([%w_]+)%(") do module[name] = true end
     same(runtime(instantly), module, "instantly")

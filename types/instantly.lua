@@ -30,6 +30,10 @@ local Page = {}
 ---@return instantly.Error|nil err
 function Page:next() end
 
+---Is there a next page (a cursor and a non-empty page)?
+---@return boolean
+function Page:has_next() end
+
 ---Per-call options (the last argument of every method).
 ---@class instantly.CallOptions
 ---@field timeout? number seconds
