@@ -32,11 +32,18 @@ if #accounts == 0 then
   return
 end
 
--- 2. Warmup health per account, in one call for all of them.
-local emails = {}
-for i, a in ipairs(accounts) do emails[i] = a.email end
-local health = assert(client.analytics:warmup { emails = emails })
-local aggregate = health.aggregate_data or {}
+-- 2. Warmup health per account, up to 100 accounts a call.
+local aggregate = {}
+for first = 1, #accounts, 100 do
+  local emails = {}
+  for i = first, math.min(first + 99, #accounts) do emails[#emails + 1] = accounts[i].email end
+  local health, err = client.analytics:warmup { emails = emails }
+  if not health then
+    io.stderr:write("cannot read warmup health: ", tostring(err), "\n")
+    os.exit(1)
+  end
+  for email, h in pairs(health.aggregate_data or {}) do aggregate[email] = h end
+end
 
 local WARMUP = { [0] = "paused", [1] = "active", [-1] = "banned", [-2] = "spam folder unknown",
                  [-3] = "permanent suspension" }
