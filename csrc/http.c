@@ -140,9 +140,18 @@ typedef struct Transfer {
     int state;
     int sync;       /* a blocking request(): never reported by poll */
     int too_large;
+    int anchored;   /* its body is held in the session's anchor table */
     CURLcode result;
     size_t max_bytes;
     Buf body, head;
+    /* What the easy handle was last given, so that an option that does not
+     * change between two requests is not set again (see t_prepare). */
+    struct {
+        int mode, follow, pipewait, valid;
+        long timeout_ms, connect_ms;
+        char custom[MAX_METHOD + 1];
+        Buf url;
+    } set;
     char errbuf[CURL_ERROR_SIZE];
 } Transfer;
 
@@ -156,6 +165,7 @@ typedef struct Session {
     CURLSH *share;
     Stats *stats;
     char *user_agent, *ca_file, *ca_path, *proxy;
+    char *ua_line; /* "User-Agent: ..." */
     long timeout_ms, connect_timeout_ms;
     curl_off_t max_bytes;
     int insecure, http2, counted;
@@ -249,6 +259,7 @@ static void t_free(Session *s, Transfer *t)
     curl_slist_free_all(t->hdrs);
     buf_free(&t->body);
     buf_free(&t->head);
+    buf_free(&t->set.url);
     free(t);
     s->stats->transfers--;
 }
@@ -268,7 +279,8 @@ static int t_setup(Session *s, Transfer *t)
     SET(CURLOPT_HEADERDATA, (void *)t);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
     SET(CURLOPT_SHARE, s->share);
-    SET(CURLOPT_USERAGENT, s->user_agent);
+    /* The User-Agent goes in as a request header (t_prepare): libcurl
+     * formats CURLOPT_USERAGENT anew for every request, which costs more. */
     SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding libcurl can decode */
 #if LIBCURL_VERSION_NUM >= 0x075500
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
@@ -325,7 +337,7 @@ static void t_recycle(Session *s, Transfer *t)
         buf_free(&t->body);
     if (t->head.cap > KEEP_BUF)
         buf_free(&t->head);
-    t->too_large = t->sync = 0;
+    t->too_large = t->sync = t->anchored = 0;
     t->result = CURLE_OK;
     t->state = T_IDLE;
     if (s->idle.n < POOL_MAX)
@@ -357,6 +369,8 @@ static void session_release(Session *s)
     s->multi = NULL;
     s->share = NULL;
     free(s->user_agent);
+    free(s->ua_line);
+    s->ua_line = NULL;
     free(s->ca_file);
     free(s->ca_path);
     free(s->proxy);
@@ -535,10 +549,13 @@ static int l_session(lua_State *L)
     s->insecure = insecure;
     s->http2 = http2;
     s->user_agent = dupstr(ua);
+    s->ua_line = (char *)malloc(strlen(ua) + sizeof "User-Agent: ");
+    if (s->ua_line)
+        memcpy(s->ua_line, "User-Agent: ", 12), strcpy(s->ua_line + 12, ua);
     s->ca_file = dupstr(ca_file);
     s->ca_path = dupstr(ca_path);
     s->proxy = dupstr(proxy);
-    if (!s->user_agent || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
+    if (!s->user_agent || !s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
         fail = 1;
     if (!fail) {
         s->share = curl_share_init();
@@ -570,6 +587,7 @@ typedef struct Req {
     int headers;       /* stack index of the headers table, 0 if none */
     int has_ctype;     /* the caller set Content-Type */
     int has_expect;
+    int has_ua;
     long timeout_ms, connect_timeout_ms;
     char method[MAX_METHOD + 1];
 } Req;
@@ -642,6 +660,8 @@ static void check_headers(lua_State *L, int arg, Req *r)
             r->has_ctype = 1;
         else if (strcasecmp(k, "expect") == 0)
             r->has_expect = 1;
+        else if (strcasecmp(k, "user-agent") == 0)
+            r->has_ua = 1;
         lua_pop(L, 1);
     }
     r->headers = tbl; /* stays on the stack until the request is built */
@@ -718,12 +738,20 @@ static int add_header(struct curl_slist **list, const char *k, size_t kl, const 
     return 1;
 }
 
-/* Phase B: per-request options. Never raises; 0 on failure. */
+enum { MODE_GET = 1, MODE_HEAD, MODE_FIELDS };
+
+/* Phase B: per-request options. Never raises; 0 on failure (the caller
+ * then forgets the option cache, t->set.valid = 0). */
 static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
 {
     CURL *e = t->easy;
     int head = strcmp(r->method, "HEAD") == 0, post = strcmp(r->method, "POST") == 0;
     int get = strcmp(r->method, "GET") == 0;
+    int mode = head ? MODE_HEAD : (r->has_body || post) ? MODE_FIELDS : MODE_GET;
+    int follow = get || head;
+    int pipewait = s->http2 && strncasecmp(r->url, "https:", 6) == 0;
+    const char *custom = (head || post || (get && !r->has_body)) ? "" : r->method;
+    size_t url_len = strlen(r->url);
     if (r->headers) {
         lua_pushnil(L);
         while (lua_next(L, r->headers)) {
@@ -736,7 +764,13 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
             }
         }
     }
-    if (r->has_body || post) {
+    if (!r->has_ua) {
+        struct curl_slist *n = curl_slist_append(t->hdrs, s->ua_line);
+        if (!n)
+            return 0;
+        t->hdrs = n;
+    }
+    if (mode == MODE_FIELDS) {
         /* libcurl would otherwise claim a form body, and wait a second for
          * "100 Continue" before sending a large one. */
         if (!r->has_ctype && !add_header(&t->hdrs, "Content-Type", 12, "", 0, 1))
@@ -746,23 +780,56 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     }
     t->errbuf[0] = '\0';
     t->max_bytes = (size_t)s->max_bytes;
-    SET(CURLOPT_URL, r->url);
-    SET(CURLOPT_NOBODY, head ? 1L : 0L);
-    if (r->has_body || post) {
+    if (!t->set.valid) {
+        t->set.mode = t->set.follow = t->set.pipewait = -1;
+        t->set.timeout_ms = t->set.connect_ms = -1;
+        t->set.custom[0] = '\0';
+        t->set.url.len = 0;
+        SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
+        t->set.valid = 1;
+    }
+    if (t->set.url.len != url_len + 1 || memcmp(t->set.url.p, r->url, url_len + 1) != 0) {
+        SET(CURLOPT_URL, r->url);
+        t->set.url.len = 0;
+        if (buf_reserve(&t->set.url, url_len + 1)) {
+            memcpy(t->set.url.p, r->url, url_len + 1);
+            t->set.url.len = url_len + 1;
+        }
+    }
+    if (mode != t->set.mode) {
+        SET(CURLOPT_NOBODY, head ? 1L : 0L);
+        if (mode == MODE_GET)
+            SET(CURLOPT_HTTPGET, 1L);
+        t->set.mode = mode;
+    }
+    if (mode == MODE_FIELDS) {
         SET(CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->has_body ? r->body_len : 0));
         SET(CURLOPT_POSTFIELDS, r->has_body ? r->body : "");
-    } else if (!head) {
-        SET(CURLOPT_HTTPGET, 1L);
     }
-    SET(CURLOPT_CUSTOMREQUEST, (head || post || (get && !r->has_body)) ? NULL : r->method);
-    SET(CURLOPT_FOLLOWLOCATION, (get || head) ? 1L : 0L);
-    /* Over TLS, concurrent transfers wait to share one h2 connection
-     * rather than open one each; plain http:// is never multiplexed, and
-     * waiting there would serialize them. */
-    SET(CURLOPT_PIPEWAIT, (s->http2 && strncasecmp(r->url, "https:", 6) == 0) ? 1L : 0L);
+    if (strcmp(custom, t->set.custom) != 0) {
+        SET(CURLOPT_CUSTOMREQUEST, custom[0] ? custom : (char *)NULL);
+        strcpy(t->set.custom, custom);
+    }
+    if (follow != t->set.follow) {
+        SET(CURLOPT_FOLLOWLOCATION, (long)follow);
+        t->set.follow = follow;
+    }
+    if (pipewait != t->set.pipewait) {
+        /* Over TLS, concurrent transfers wait to share one h2 connection
+         * rather than open one each; plain http:// is never multiplexed,
+         * and waiting there would serialize them. */
+        SET(CURLOPT_PIPEWAIT, (long)pipewait);
+        t->set.pipewait = pipewait;
+    }
+    if (r->timeout_ms != t->set.timeout_ms) {
+        SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
+        t->set.timeout_ms = r->timeout_ms;
+    }
+    if (r->connect_timeout_ms != t->set.connect_ms) {
+        SET(CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
+        t->set.connect_ms = r->connect_timeout_ms;
+    }
     SET(CURLOPT_HTTPHEADER, t->hdrs);
-    SET(CURLOPT_TIMEOUT_MS, r->timeout_ms);
-    SET(CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
     return 1;
 }
 
@@ -773,7 +840,7 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
 {
     Req r;
     Transfer *t;
-    int top = lua_gettop(L);
+    int top = lua_gettop(L), anchored = 0;
     parse_req(L, s, idx, &r);
     if (!sync && r.has_body) {
         /* submit() returns before curl reads the body: keep it alive. */
@@ -781,6 +848,7 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
         lua_getfield(L, idx, "body"); /* the very string r.body points into */
         lua_rawseti(L, -2, s->next_id + 1);
         lua_pop(L, 1);
+        anchored = 1;
     }
     t = s->idle.head;
     if (t)
@@ -794,8 +862,10 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
     list_push(&s->active, t);
     t->id = ++s->next_id;
     t->sync = sync;
+    t->anchored = anchored;
     if (!t_prepare(L, s, t, &r) || curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
         /* Not in the multi handle: park it as done, then recycle. */
+        t->set.valid = 0;
         list_unlink(&s->active, t);
         t->state = T_DONE;
         list_push(&s->done, t);
@@ -895,14 +965,29 @@ static int is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
+/* Pushes the lower-cased header name. */
+static void push_lower(lua_State *L, const char *name, size_t n)
+{
+    char small[256], *dst;
+    luaL_Buffer b;
+    size_t i;
+    dst = n <= sizeof small ? small : luaL_buffinitsize(L, &b, n);
+    for (i = 0; i < n; i++)
+        dst[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] - 'A' + 'a' : name[i]);
+    if (dst == small)
+        lua_pushlstring(L, small, n);
+    else
+        luaL_pushresultsize(&b, n);
+}
+
 /* The final response's header block to {lower-case name = value}. */
 static void push_headers(lua_State *L, const Buf *h)
 {
-    const char *p = h->p, *end = h->p + h->len;
-    int tbl, have_prev = 0;
+    const char *p = h->p, *end = h->p + h->len, *prev = NULL;
+    size_t prev_len = 0;
+    int tbl;
     lua_createtable(L, 0, 12);
     tbl = lua_gettop(L);
-    lua_pushnil(L); /* slot for the previous header's name */
     while (p && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p)), *line = p, *lend, *colon, *v, *ve;
         lend = eol ? eol : end;
@@ -912,50 +997,34 @@ static void push_headers(lua_State *L, const Buf *h)
         if (lend == line || (lend - line >= 5 && memcmp(line, "HTTP/", 5) == 0))
             continue;
         if (is_ows(*line)) { /* obsolete line folding: continues the previous value */
-            if (!have_prev)
+            if (!prev)
                 continue;
             v = line;
             while (v < lend && is_ows(*v))
                 v++;
-            lua_pushvalue(L, tbl + 1);
+            push_lower(L, prev, prev_len);
+            lua_pushvalue(L, -1);
             lua_rawget(L, tbl);
             lua_pushliteral(L, " ");
             lua_pushlstring(L, v, (size_t)(lend - v));
             lua_concat(L, 3);
-            lua_pushvalue(L, tbl + 1);
-            lua_insert(L, -2);
             lua_rawset(L, tbl);
             continue;
         }
         colon = memchr(line, ':', (size_t)(lend - line));
         if (!colon || colon == line)
             continue;
-        {
-            /* lower-case the name; long ones in a Lua buffer */
-            char small[256];
-            size_t i, n = (size_t)(colon - line);
-            if (n <= sizeof small) {
-                for (i = 0; i < n; i++)
-                    small[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] - 'A' + 'a' : line[i]);
-                lua_pushlstring(L, small, n);
-            } else {
-                luaL_Buffer b;
-                char *dst = luaL_buffinitsize(L, &b, n);
-                for (i = 0; i < n; i++)
-                    dst[i] = (char)((line[i] >= 'A' && line[i] <= 'Z') ? line[i] - 'A' + 'a' : line[i]);
-                luaL_pushresultsize(&b, n);
-            }
-        }
-        lua_replace(L, tbl + 1);
-        have_prev = 1;
+        prev = line;
+        prev_len = (size_t)(colon - line);
         v = colon + 1;
         ve = lend;
         while (v < ve && is_ows(*v))
             v++;
         while (ve > v && is_ows(ve[-1]))
             ve--;
-        lua_pushvalue(L, tbl + 1);
-        if (lua_rawget(L, tbl) == LUA_TSTRING) {
+        push_lower(L, prev, prev_len);
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, tbl) == LUA_TSTRING) { /* repeated: join */
             lua_pushliteral(L, ", ");
             lua_pushlstring(L, v, (size_t)(ve - v));
             lua_concat(L, 3);
@@ -963,11 +1032,8 @@ static void push_headers(lua_State *L, const Buf *h)
             lua_pop(L, 1);
             lua_pushlstring(L, v, (size_t)(ve - v));
         }
-        lua_pushvalue(L, tbl + 1);
-        lua_insert(L, -2);
         lua_rawset(L, tbl);
     }
-    lua_settop(L, tbl);
 }
 
 /* status, body, headers -- or nil, err. Leaves t untouched. */
@@ -986,11 +1052,13 @@ static int push_result(lua_State *L, Transfer *t)
     return 3;
 }
 
-static void unanchor(lua_State *L, lua_Integer id)
+static void unanchor(lua_State *L, const Transfer *t)
 {
+    if (!t->anchored)
+        return;
     if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {
         lua_pushnil(L);
-        lua_rawseti(L, -2, id); /* clearing an existing key never allocates */
+        lua_rawseti(L, -2, t->id); /* clearing an existing key never allocates */
     }
     lua_pop(L, 1);
 }
@@ -1027,11 +1095,10 @@ static int l_submit(lua_State *L)
 static int l_poll(lua_State *L)
 {
     Session *s = check_open(L);
-    double wait = luaL_optnumber(L, 2, 0), deadline;
+    double wait = luaL_optnumber(L, 2, 0), deadline = 0;
     Transfer *t, *next;
     int i, n;
     luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
-    deadline = inst_monotime() + (wait > 1e9 ? 1e9 : wait);
     /* A blocking request() interrupted by a memory error leaves its
      * transfer here; nobody will collect it. */
     for (t = s->done.head; t; t = next) {
@@ -1040,7 +1107,9 @@ static int l_poll(lua_State *L)
             t_recycle(s, t);
     }
     drive(s);
-    while (s->done.n == 0 && s->active.n > 0) {
+    if (s->done.n == 0 && s->active.n > 0 && wait > 0)
+        deadline = inst_monotime() + (wait > 1e9 ? 1e9 : wait);
+    while (s->done.n == 0 && s->active.n > 0 && wait > 0) {
         double left = deadline - inst_monotime();
         if (left <= 0)
             break;
@@ -1065,7 +1134,7 @@ static int l_poll(lua_State *L)
     }
     /* Everything is in Lua now: release the transfers. */
     while ((t = s->done.head) != NULL && n-- > 0) {
-        unanchor(L, t->id);
+        unanchor(L, t);
         t_recycle(s, t);
     }
     return 1;
@@ -1092,7 +1161,7 @@ static int l_cancel(lua_State *L)
         Transfer *t;
         for (t = lists[i]->head; t; t = t->next) {
             if (t->id == id && !t->sync) {
-                unanchor(L, id);
+                unanchor(L, t);
                 t_recycle(s, t);
                 lua_pushboolean(L, 1);
                 return 1;

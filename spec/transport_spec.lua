@@ -44,13 +44,14 @@ describe("transport", function()
       assert.is_nil(headers["Content-Type"])
     end)
 
-    it("joins repeated headers, trims values and keeps empty ones", function()
+    it("joins repeated and folded headers, trims values and keeps empty ones", function()
       local status, _, headers = s:request{ url = fx.url("/headers") }
       assert.equal(200, status)
       assert.equal("one, two", headers["x-repeat"])
       assert.equal("a=1, b=2", headers["set-cookie"])
       assert.equal("Value With Spaces", headers["x-mixed-case"])
       assert.equal("", headers["x-empty"])
+      assert.equal("first second", headers["x-folded"])
     end)
 
     it("returns HTTP errors as data, with an empty body when there is none", function()

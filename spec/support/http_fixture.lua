@@ -278,6 +278,7 @@ routes["/headers"] = function(conn, req)
   return respond(conn, req, 200, {
     { "X-Repeat", "one" }, { "X-Repeat", "two" }, { "X-Mixed-CASE", "  Value With Spaces  " },
     { "Set-Cookie", "a=1" }, { "Set-Cookie", "b=2" }, { "X-Empty", "" },
+    { "X-Folded", "first\r\n   second" }, -- obsolete line folding
   }, "headers")
 end
 
