@@ -5,7 +5,7 @@
 set -eu
 
 pkgs_build="gcc make pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev"
-pkgs_test="$pkgs_build lua-busted lua-cjson lua-socket lua-argparse luarocks lua-ldoc bsdutils openssl gzip"
+pkgs_test="$pkgs_build lua-busted lua-cjson lua-socket lua-argparse luarocks lua-ldoc bsdutils openssl gzip nginx-light"
 pkgs_lint="lua-check cppcheck"
 pkgs_asan="clang libclang-rt-14-dev"
 pkgs_valgrind="valgrind"
