@@ -51,8 +51,8 @@ http {
     text = text:gsub("PORT", tostring(port))
     conf:write(text)
     conf:close()
-    proc = assert(io.popen(("exec sh -c 'echo $$; exec timeout 120 nginx -p %s -c %s/nginx.conf -g \"daemon off;\" 2>&1'")
-      :format(dir, dir), "r"))
+    local cmd = "exec sh -c 'echo $$; exec timeout 120 nginx -p %s -c %s/nginx.conf -g \"daemon off;\" 2>&1'"
+    proc = assert(io.popen(cmd:format(dir, dir), "r"))
     pid = assert(tonumber(proc:read("l")))
     local up = false
     for _ = 1, 50 do
