@@ -164,8 +164,8 @@ typedef struct Session {
     CURLM *multi; /* NULL: closed (or never opened) */
     CURLSH *share;
     Stats *stats;
-    char *user_agent, *ca_file, *ca_path, *proxy;
-    char *ua_line; /* "User-Agent: ..." */
+    char *ua_line; /* "User-Agent: ...", sent unless a request sets its own */
+    char *ca_file, *ca_path, *proxy;
     long timeout_ms, connect_timeout_ms;
     curl_off_t max_bytes;
     int insecure, http2, counted;
@@ -368,13 +368,11 @@ static void session_release(Session *s)
         curl_share_cleanup(s->share);
     s->multi = NULL;
     s->share = NULL;
-    free(s->user_agent);
     free(s->ua_line);
-    s->ua_line = NULL;
     free(s->ca_file);
     free(s->ca_path);
     free(s->proxy);
-    s->user_agent = s->ca_file = s->ca_path = s->proxy = NULL;
+    s->ua_line = s->ca_file = s->ca_path = s->proxy = NULL;
     if (s->counted) {
         s->stats->sessions--;
         s->counted = 0;
@@ -503,8 +501,11 @@ static int l_session(lua_State *L)
             if (lua_type(L, -2) != LUA_TSTRING)
                 luaL_argerror(L, 1, "option names must be strings");
             k = lua_tostring(L, -2);
-            if (strcmp(k, "user_agent") == 0)
+            if (strcmp(k, "user_agent") == 0) {
                 ua = opt_string(L, 1, "option", k);
+                if (*ua == '\0' || strpbrk(ua, "\r\n"))
+                    luaL_argerror(L, 1, "option 'user_agent' must be non-empty, without CR or LF");
+            }
             else if (strcmp(k, "ca_file") == 0)
                 ca_file = opt_string(L, 1, "option", k);
             else if (strcmp(k, "ca_path") == 0)
@@ -548,14 +549,15 @@ static int l_session(lua_State *L)
     s->max_bytes = (curl_off_t)max_bytes;
     s->insecure = insecure;
     s->http2 = http2;
-    s->user_agent = dupstr(ua);
     s->ua_line = (char *)malloc(strlen(ua) + sizeof "User-Agent: ");
-    if (s->ua_line)
-        memcpy(s->ua_line, "User-Agent: ", 12), strcpy(s->ua_line + 12, ua);
+    if (s->ua_line) {
+        memcpy(s->ua_line, "User-Agent: ", 12);
+        strcpy(s->ua_line + 12, ua);
+    }
     s->ca_file = dupstr(ca_file);
     s->ca_path = dupstr(ca_path);
     s->proxy = dupstr(proxy);
-    if (!s->user_agent || !s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
+    if (!s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
         fail = 1;
     if (!fail) {
         s->share = curl_share_init();
