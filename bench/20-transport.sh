@@ -19,7 +19,15 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-BUILD=${BUILD:-build}
+# The core under test: $BUILD if given, else the directory `make` put on
+# LUA_CPATH (so `make BUILD=x bench` measures x), else build/.
+if [ -z "${BUILD:-}" ]; then
+    first=${LUA_CPATH:-}
+    first=${first%%;*}
+    BUILD=build
+    if [ -n "$first" ] && [ -f "${first%/?.so}/instantly/core.so" ]; then BUILD=${first%/?.so}; fi
+fi
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 LUA=${LUA:-lua5.4}
 SECONDS_PER=${BENCH_SECONDS:-1}
 REPS=${BENCH_REPS:-3}
@@ -42,7 +50,7 @@ trap cleanup EXIT INT TERM
 
 [ -f "$BUILD/instantly/core.so" ] || { echo "20-transport: build first (make BUILD=$BUILD)" >&2; exit 1; }
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
-export LUA_CPATH="$ROOT/$BUILD/?.so;;"
+export LUA_CPATH="$BUILD/?.so;;"
 
 cc -O2 -o "$tmp/c_loop" bench/transport/c_loop.c $(pkg-config --cflags --libs libcurl)
 mkdir -p "$tmp/www" "$tmp/logs"
