@@ -404,7 +404,7 @@ local function open_source(args, state, level)
   local leads = args.leads
   local t = type(leads)
   if t == "string" or (t == "table" and getmetatable(leads) == csv.Reader) then
-    local copts = { chunk_size = 256 * 1024 }
+    local copts = { chunk_size = 64 * 1024 }
     for k, v in pairs(args.csv or {}) do
       if k == "header" then
         error("instantly: leads:import: csv.header is not an option: the first row is the header", level + 1)
@@ -464,11 +464,9 @@ local function open_source(args, state, level)
   end
 end
 
-local function fingerprint(leads)
-  local function key(l)
-    return l.email or ((l.first_name or "") .. "|" .. (l.last_name or ""))
-  end
-  return #leads .. ":" .. key(leads[1]) .. ":" .. key(leads[#leads])
+-- What identifies a lead in a batch fingerprint.
+local function lead_key(l)
+  return l.email or ((l.first_name or "") .. "|" .. (l.last_name or ""))
 end
 
 -- HTTP statuses after which no further batch can succeed.
@@ -551,7 +549,16 @@ function M.import(client, args, call_opts, level)
   end
   if args.verify ~= nil then flags.verify_leads_on_import = args.verify end
 
-  local entity = client.leads
+  -- The batch body is built as JSON text while rows are read: each lead is
+  -- encoded as soon as it is checked, so a batch in flight holds one string
+  -- (~330 KB for 1000 leads) instead of a thousand tables. It goes through
+  -- client:request, the same pipeline as leads:add_many (rate limiter,
+  -- retries, scheduler hook, errors); the leads were checked above against
+  -- the same catalog fields the generated method validates.
+  local envelope = { [target_key] = target }
+  for k, v in pairs(flags) do envelope[k] = v end
+  local head = assert(json_encode(envelope))
+  head = head:sub(1, -2) .. ',"leads":['
   local batch_no, issued = 0, 0
   local meta_of = {}
 
@@ -565,24 +572,32 @@ function M.import(client, args, call_opts, level)
   local function next_task()
     while true do
       if state.fatal or state.aborted then return nil end
-      local leads, first_row, last_row = {}, nil, nil
-      while #leads < batch_size do
+      local pieces, n, first_row, last_row, first_key, last_key = {}, 0, nil, nil, nil, nil
+      while n < batch_size do
         local lead, row, line, reason = next_item()
         if row == nil then break end
         summary.rows = summary.rows + 1
+        local text, jerr
         if lead then
-          leads[#leads + 1] = lead
+          text, jerr = json_encode(lead)
+          if not text then lead, reason = nil, "cannot encode: " .. tostring(jerr) end
+        end
+        if lead then
+          n = n + 1
+          pieces[n] = text
           first_row = first_row or row
           last_row = row
+          first_key = first_key or lead_key(lead)
+          last_key = lead_key(lead)
         else
           note_invalid(row, line, reason)
         end
       end
-      if state.fatal or #leads == 0 then return nil end
+      if state.fatal or n == 0 then return nil end
       batch_no = batch_no + 1
-      summary.valid = summary.valid + #leads
-      local meta = { batch = batch_no, first_row = first_row, last_row = last_row, rows = #leads,
-                     fp = fingerprint(leads) }
+      summary.valid = summary.valid + n
+      local meta = { batch = batch_no, first_row = first_row, last_row = last_row, rows = n,
+                     fp = n .. ":" .. first_key .. ":" .. last_key }
       local done = ck and ck.batches[tostring(batch_no)]
       if done then
         if done.fp ~= meta.fp then
@@ -597,11 +612,9 @@ function M.import(client, args, call_opts, level)
       else
         issued = issued + 1
         meta_of[issued] = meta
-        local body = { leads = leads }
-        body[target_key] = target
-        for k, v in pairs(flags) do body[k] = v end
+        local body = head .. concat(pieces, ",") .. "]}"
         return function()
-          return entity:add_many(body, call_opts)
+          return client:request("POST", "/leads/add", { body = body }, call_opts)
         end
       end
     end
@@ -627,6 +640,10 @@ function M.import(client, args, call_opts, level)
       if Err.is(err) and FATAL_STATUS[err.status] then state.aborted = state.aborted or err end
     end
     summary.elapsed = monotime() - t0
+    -- A batch leaves ~1 MB of garbage (its leads, body and decoded
+    -- response); collecting it now keeps the peak at the batches in flight
+    -- instead of letting the heap double between GC cycles.
+    collectgarbage("step", 1024)
     if on_progress then on_progress(summary) end
   end
 

@@ -1,0 +1,146 @@
+-- bench.lua - bulk lead workflows against the mock, with baselines from the
+-- same run:
+--   csv parse    MB/s of the core parser alone, of instantly.csv rows, and
+--                of a naive io.lines + gmatch split (not RFC 4180) as the
+--                "plain Lua" reference
+--   import       100,000 generated leads from CSV into a lead list at
+--                concurrency 1, 4 and 8: rows/s and peak RSS of the
+--                importing process
+--   memory       peak RSS of the 100,000-row import against a 1,000-row
+--                import (target: at most 2x; memory must not grow with the
+--                file)
+--   export       the 100,000 leads back to CSV and JSONL: rows/s and peak
+--                RSS against exporting 1,000
+-- Each import/export runs in its own process (bench/bulk/worker.lua), so
+-- VmHWM is that run's own. BENCH_ROWS changes the row count. It reports;
+-- it does not fail on a missed target.
+local core = require "instantly.core"
+local mock = require "instantly.mock"
+local instantly = require "instantly"
+
+local ROWS = tonumber(os.getenv("BENCH_ROWS")) or 100000
+local SMALL = 1000
+local REPS = tonumber(os.getenv("BENCH_REPS")) or 3
+local here = debug.getinfo(1, "S").source:sub(2):match("^(.*)/[^/]*$") or "."
+local tmp = os.tmpname()
+os.remove(tmp)
+os.execute("mkdir -p '" .. tmp .. "'")
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+local function gen(path, n)
+  local f = assert(io.open(path, "wb"))
+  f:write("Email,First Name,Last Name,Company,Job Title,Phone,Website,City,Notes\r\n")
+  local buf = {}
+  for i = 1, n do
+    buf[#buf + 1] = ('lead%d@bulk-bench.test,First%d,Last%d,"Company %d, Inc.",Head of Sales,+1 555 %04d,' ..
+      'https://company%d.example,Berlin,"Met at ""Expo"" %d"\r\n'):format(i, i, i, i % 10000, i % 10000, i, i)
+    if #buf == 1000 then f:write(table.concat(buf)); buf = {} end
+  end
+  f:write(table.concat(buf))
+  f:close()
+  local g = assert(io.open(path, "rb"))
+  local size = g:seek("end")
+  g:close()
+  return size
+end
+
+local function worker(...)
+  local args = { "lua5.4", here .. "/worker.lua", ... }
+  for i, a in ipairs(args) do args[i] = q(a) end
+  local cmd = ("LUA_PATH=%s LUA_CPATH=%s %s"):format(q(package.path), q(package.cpath), table.concat(args, " "))
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  local ok = p:close()
+  local rows, secs, rss = out:match("(%d+) ([%d%.]+) (%d+)")
+  if not ok or not rows then error("worker failed: " .. cmd .. "\n" .. out) end
+  return tonumber(rows), tonumber(secs), tonumber(rss)
+end
+
+local function mb(bytes) return bytes / 1048576 end
+
+local big, small = tmp .. "/leads-big.csv", tmp .. "/leads-small.csv"
+local big_size = gen(big, ROWS)
+gen(small, SMALL)
+print(("40-bulk: %d generated leads (%.1f MB of CSV), mock on 127.0.0.1, best of %d for parsing"):format(
+  ROWS, mb(big_size), REPS))
+
+-- CSV parsing -----------------------------------------------------------------
+local function best(fn)
+  local b = math.huge
+  for _ = 1, REPS do
+    local t0 = core.monotime()
+    fn()
+    b = math.min(b, core.monotime() - t0)
+  end
+  return b
+end
+
+local t_core = best(function()
+  local f = assert(io.open(big, "rb"))
+  local p = core.csv_parser()
+  local n = 0
+  while true do
+    local s = f:read(256 * 1024)
+    if not s then break end
+    n = n + #assert(p:feed(s))
+  end
+  n = n + #assert(p:finish())
+  f:close()
+  assert(n == ROWS + 1)
+end)
+local t_rows = best(function()
+  local rows = worker("parse", big)
+  assert(rows == ROWS + 1)
+end)
+local t_naive = best(function()
+  local n = 0
+  for line in io.lines(big) do
+    local t = {}
+    for field in line:gmatch("([^,]*)") do t[#t + 1] = field end
+    n = n + 1
+  end
+  assert(n == ROWS + 1)
+end)
+print(("%-44s %10s %12s"):format("csv parse", "MB/s", "rows/s"))
+print(("  %-42s %10.1f %12.0f"):format("core parser (chunks in, records out)", mb(big_size) / t_core, ROWS / t_core))
+print(("  %-42s %10.1f %12.0f  (process incl. startup)"):format("instantly.csv reader:read()",
+  mb(big_size) / t_rows, ROWS / t_rows))
+print(("  %-42s %10.1f %12.0f  baseline; core is %.1fx"):format("io.lines + gmatch split (not RFC 4180)",
+  mb(big_size) / t_naive, ROWS / t_naive, t_naive / t_core))
+
+-- Import and export ---------------------------------------------------------------
+local srv = assert(mock.start { seed = 1, rate_limits = false })
+local client = instantly.new { api_key = srv.api_key, base_url = srv.url, rate_limit = false }
+
+local function fresh_list(name)
+  srv:reset()
+  return assert(client.lead_lists:create { name = name }).id
+end
+
+print(("%-44s %10s %12s"):format("import (CSV -> POST /leads/add, 1000/batch)", "rows/s", "peak RSS"))
+local rss_big, list_big
+for _, c in ipairs({ 1, 4, 8 }) do
+  local list = fresh_list("bench c" .. c)
+  local rows, secs, rss = worker("import", srv.url, srv.api_key, list, big, c)
+  assert(rows == ROWS, "uploaded " .. rows)
+  print(("  %-42s %10.0f %9.1f MB"):format(("%d rows, concurrency %d"):format(ROWS, c), rows / secs, rss / 1024))
+  if c == 4 then rss_big = rss end
+  list_big = list
+end
+local list_small = assert(client.lead_lists:create { name = "bench small" }).id
+local rows_s, secs_s, rss_small = worker("import", srv.url, srv.api_key, list_small, small, 4)
+print(("  %-42s %10.0f %9.1f MB"):format(("%d rows, concurrency 4"):format(rows_s), rows_s / secs_s, rss_small / 1024))
+print(("  peak RSS %d rows / %d rows: %.2fx (target <= 2x)"):format(ROWS, SMALL, rss_big / rss_small))
+
+print(("%-44s %10s %12s"):format("export (POST /leads/list, 100/page)", "rows/s", "peak RSS"))
+local e_rows, e_secs, e_rss = worker("export", srv.url, srv.api_key, list_big, tmp .. "/out.csv")
+print(("  %-42s %10.0f %9.1f MB"):format(("%d leads to CSV"):format(e_rows), e_rows / e_secs, e_rss / 1024))
+local j_rows, j_secs, j_rss = worker("export", srv.url, srv.api_key, list_big, tmp .. "/out.jsonl")
+print(("  %-42s %10.0f %9.1f MB"):format(("%d leads to JSONL"):format(j_rows), j_rows / j_secs, j_rss / 1024))
+local s_rows, s_secs, s_rss = worker("export", srv.url, srv.api_key, list_small, tmp .. "/small.csv")
+print(("  %-42s %10.0f %9.1f MB"):format(("%d leads to CSV"):format(s_rows), s_rows / s_secs, s_rss / 1024))
+print(("  peak RSS %d leads / %d leads: %.2fx (target <= 2x)"):format(e_rows, s_rows, e_rss / s_rss))
+
+srv:stop()
+os.execute("rm -rf " .. q(tmp))
