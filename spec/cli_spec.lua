@@ -675,6 +675,15 @@ describe("instantly CLI", function()
     assert.are.equal(2, run("campaigns list --timeout 0").code)
   end)
 
+  it("says why it waits before a retry", function()
+    srv:fault { method = "GET", path = "/campaigns", status = 429, retry_after = 1, count = 1 }
+    local r = run("campaigns list --limit 1 --verbose --jsonl")
+    assert.are.equal(0, r.code, r.err)
+    assert.truthy(r.err:find("\ninstantly: GET /api/v2/campaigns: HTTP 429 Too Many Requests", 1, true), r.err)
+    assert.truthy(r.err:find("; retrying in 1.0s\n> GET ", 1, true), r.err)
+    assert.truthy(r.err:find("(attempt 2)", 1, true), r.err)
+  end)
+
   it("--mock runs a command against a mock started for it", function()
     local r = run("--mock campaigns create --name M --campaign_schedule " .. q(SCHEDULE) .. " --json",
       { key = false, base = false })

@@ -351,9 +351,22 @@ function M.run(argv, io_, getenv, keep_mock)
       io_.stderr:write(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
     end
   end
+  -- Waits (rate limiter, retries) are silent unless they are long enough
+  -- to look like a hang on a terminal, or --verbose asks for everything.
+  local function on_wait(w)
+    if not (g("verbose") or (w.seconds >= 1 and term.isatty(2))) then return end
+    local line
+    if w.reason == "retry" then
+      line = string.format("%s; retrying in %.1fs", tostring(w.error):gsub("^instantly: ", ""), w.seconds)
+    else
+      line = string.format("%s: rate limit %s, waiting %.1fs", tostring(w.operation), tostring(w.limit), w.seconds)
+    end
+    io_.stderr:write("instantly: ", (line:gsub("%s*\n%s*", " ")), "\n")
+  end
   local instantly = require("instantly")
   local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry,
-    workspace = g("workspace"), timeout = timeout, on_request = on_request, on_response = on_response }
+    workspace = g("workspace"), timeout = timeout, on_request = on_request, on_response = on_response,
+    on_wait = on_wait }
 
   local record_entity = entity_by_item(op.response and op.response.item)
   local ctx = {
