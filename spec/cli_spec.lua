@@ -346,7 +346,7 @@ describe("instantly CLI", function()
       { "campaigns create --name x", "missing --campaign_schedule (required)" },
       { "campaigns get", "missing argument 'id'" },
       { "campaigns get ''", "instantly: campaigns:get: path parameter 'id' (argument #1) must not be empty" },
-      { "campaigns get x --chart", "--chart is only for analytics campaign_daily" },
+      { "campaigns get x --chart", "--chart is only for analytics campaign_daily and account_daily" },
       { "campaigns list --timeout soon", "--timeout: expected a number of seconds > 0, got 'soon'" },
       { "campaigns create --name x --campaign_schedule {} --data '{bad'", "--data" },
     }
@@ -660,6 +660,14 @@ describe("instantly CLI", function()
         assert.is_true(utf8.len(l) <= 70, l)
       end
       assert.is_true(days > 0)
+      local a = run("analytics account_daily --chart", { columns = 70 })
+      assert.are.equal(0, a.code, a.err)
+      local seen = {}
+      for d in a.out:gmatch("\n(%d%d%d%d%-%d%d%-%d%d) │") do
+        assert.is_nil(seen[d], "one bar per day: " .. d)
+        seen[d] = true
+      end
+      assert.truthy(next(seen), a.out)
     end)
   end)
 

@@ -18,13 +18,23 @@ local function num(v)
   return tonumber(v) or 0
 end
 
---- Draw `rows` (each with `date`, `sent`, `opened`, `replies`) into a
--- string no wider than `width`.
+--- Draw `rows` (each with `date`, `sent`, `opened`, `replies`; several
+-- rows of one date are added up) into a string no wider than `width`.
 function M.daily(rows, width, series)
   series = series or M.SERIES
   width = width or 80
-  local sorted = {}
-  for i, r in ipairs(rows) do sorted[i] = r end
+  -- One bar per date: rows for several accounts on one day are summed.
+  local by_date, sorted = {}, {}
+  for _, r in ipairs(rows) do
+    local d = tostring(r.date or "")
+    local acc = by_date[d]
+    if not acc then
+      acc = { date = d }
+      by_date[d] = acc
+      sorted[#sorted + 1] = acc
+    end
+    for _, s in ipairs(series) do acc[s.key] = (acc[s.key] or 0) + num(r[s.key]) end
+  end
   table.sort(sorted, function(a, b) return tostring(a.date or "") < tostring(b.date or "") end)
   local max, numw, datew = 0, 1, 4
   for _, r in ipairs(sorted) do

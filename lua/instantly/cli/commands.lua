@@ -19,7 +19,8 @@ M.GLOBALS = {
   { "--table", false, "Print an aligned table even when stdout is not a terminal.", "Output" },
   { "--columns", true, "Comma-separated columns for the table view.", "Output" },
   { "--all", false, "Follow pagination and print every item of a list.", "Output" },
-  { "--chart", false, "Draw a terminal chart (analytics campaign_daily).", "Output" },
+  { "--chart", false, "Draw a terminal chart of sent/opened/replied per day "
+    .. "(analytics campaign_daily, account_daily).", "Output" },
   { "--out", true, "Write a lead export to this CSV file (leads export).", "Output" },
   { "--data", true, "Request parameters as a JSON object: @file.json, - for stdin, or inline JSON. "
     .. "Flags override its fields.", "Request" },

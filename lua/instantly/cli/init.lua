@@ -286,8 +286,9 @@ function M.run(argv, io_, getenv, keep_mock)
   if g("json") and g("jsonl") then usage("--json and --jsonl exclude each other") end
   local mode = g("json") and "json" or g("jsonl") and "jsonl" or g("table") and "table"
     or (term.isatty(1) and "table" or "json")
-  if g("chart") and not (entity.lua_name == "analytics" and op.lua_method == "campaign_daily") then
-    usage("--chart is only for analytics campaign_daily")
+  if g("chart") and not (entity.lua_name == "analytics"
+      and (op.lua_method == "campaign_daily" or op.lua_method == "account_daily")) then
+    usage("--chart is only for analytics campaign_daily and account_daily")
   end
   if g("all") and not op.paginated then usage("--all is only for paginated list actions") end
   if g("wait") and op.async ~= "background_job" then usage("--wait is only for actions that start a background job") end
