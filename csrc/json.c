@@ -18,8 +18,10 @@
  * is hand-freed on the error path.
  *
  * Nesting is limited by max_depth (default 1000, at most JSON_DEPTH_CAP)
- * in both directions; the cap keeps the C recursion of both walkers far
- * from any C stack limit.
+ * in both directions. Neither walker recurses in C: open containers are
+ * frames in a Lua-owned array and their tables sit on the Lua stack, so
+ * depth never costs C stack (coroutines and small thread stacks are safe).
+ * No mutable static data: two states in two threads do not interact.
  */
 #include <float.h>
 #include <locale.h>
@@ -45,11 +47,9 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_NOINLINE __attribute__((noinline))
-#define JSON_LIKELY(x) __builtin_expect(!!(x), 1)
 #define JSON_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define JSON_NOINLINE
-#define JSON_LIKELY(x) (x)
 #define JSON_UNLIKELY(x) (x)
 #endif
 
@@ -62,7 +62,11 @@ typedef struct jbuf {
     size_t len, cap;
     lua_Alloc alloc;
     void *ud;
+    int busy;   /* the per-state encode buffer is in use (re-entry from a finalizer) */
 } jbuf;
+
+/* What the per-state encode buffer may keep between calls. */
+#define JBUF_KEEP (1u << 20)
 
 static void jbuf_release(jbuf *b)
 {
@@ -84,6 +88,7 @@ static jbuf *jbuf_new(lua_State *L)
     jbuf *b = (jbuf *)lua_newuserdatauv(L, sizeof(jbuf), 0);
     b->p = NULL;
     b->len = b->cap = 0;
+    b->busy = 0;
     b->alloc = lua_getallocf(L, &b->ud);
     luaL_setmetatable(L, JBUF_MT);
     return b;
@@ -395,10 +400,13 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
             dec_unexpected(d, p);
         c = (unsigned char)*p;
         switch (byte_class[c]) {
-        case C_PLAIN:
-            *o++ = (char)c;
-            p++;
+        case C_PLAIN: {
+            const char *run = p;
+            p = (const char *)skip_plain((const unsigned char *)p, (const unsigned char *)d->end);
+            memcpy(o, run, (size_t)(p - run));
+            o += p - run;
             break;
+        }
         case C_QUOTE:
             lua_pushlstring(L, b->p, (size_t)(o - b->p));
             d->p = p + 1;
@@ -1445,17 +1453,25 @@ static int l_json_encode(lua_State *L)
     e.fr = e.local;
     e.depth = 0;
     e.cap = ENC_LOCAL_FRAMES;
-    e.b = jbuf_new(L); /* slot 3 */
+    /* The state's own buffer keeps its capacity from call to call; a call
+     * made while it is busy (from a finalizer) gets a fresh one. */
+    e.b = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
+    if (e.b->busy)
+        e.b = jbuf_new(L); /* slot 3 */
+    e.b->busy = 1;
+    e.b->len = 0;
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, 1);
     status = lua_pcall(L, 2, 0, 0);
-    if (status == LUA_OK) {
+    if (status == LUA_OK)
         lua_pushlstring(L, e.b->p, e.b->len);
+    e.b->busy = 0;
+    e.b->len = 0;
+    if (e.b->cap > JBUF_KEEP)
         jbuf_release(e.b);
+    if (status == LUA_OK)
         return 1;
-    }
-    jbuf_release(e.b);
     if (!e.failed)
         return lua_error(L);
     lua_pushnil(L);
@@ -1481,7 +1497,6 @@ static int l_array(lua_State *L)
 
 static const luaL_Reg json_funcs[] = {
     {"json_decode", l_json_decode},
-    {"json_encode", l_json_encode},
     {"array", l_array},
     {NULL, NULL}
 };
@@ -1500,4 +1515,7 @@ void inst_json_open(lua_State *L)
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     luaL_setfuncs(L, json_funcs, 0);
+    jbuf_new(L); /* the encode buffer of this state */
+    lua_pushcclosure(L, l_json_encode, 1);
+    lua_setfield(L, -2, "json_encode");
 }

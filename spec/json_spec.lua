@@ -651,6 +651,33 @@ describe("the codec as a whole", function()
     assert.is_true(collectgarbage("count") < before + 256)
   end)
 
+  it("stays correct when a finalizer encodes in the middle of an encode", function()
+    local inner, during, in_outer = {}, 0, false
+    local function junk()
+      for i = 1, 2000 do
+        setmetatable({}, { __gc = function()
+          if in_outer then during = during + 1 end
+          inner[#inner + 1] = encode({ i = i, s = ("z"):rep(50) }, { sort_keys = true })
+        end })
+      end
+    end
+    local big = {}
+    for i = 1, 3000 do big[i] = { a = i, b = ("x"):rep(30), c = { d = i } } end
+    local want = encode(big, { sort_keys = true })
+    collectgarbage("incremental", 10, 400)
+    for _ = 1, 5 do
+      junk()
+      in_outer = true
+      local got = encode(big, { sort_keys = true })
+      in_outer = false
+      assert.equal(want, got)
+    end
+    collectgarbage("incremental", 200, 100)
+    collectgarbage()
+    assert.is_true(during > 0, "no finalizer ran during an encode: the spec proves nothing")
+    for _, s in ipairs(inner) do assert.matches('^{"i":%d+,"s":"z+"}$', s) end
+  end)
+
   it("works from inside coroutines", function()
     local co = coroutine.wrap(function()
       return encode(decode('{"a":[1,2]}'))
