@@ -10,9 +10,12 @@
 # "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up). Each row runs
 # BENCH_SECONDS (default 1) per repetition, BENCH_REPS (default 3) times in
 # turn with the others; the best req/s, the least CPU per request (user +
-# system time of the client process) and the largest peak RSS are kept.
-# On a shared machine req/s swings with the neighbours; CPU per request is
-# the steadier figure, so the targets are shown on both.
+# system time of the client process in its request loop, start-up excluded)
+# and the largest peak RSS (whole process, /usr/bin/time) are kept. The
+# ratio to the C baseline is the median over repetitions of row / baseline
+# measured in the same repetition. On a shared machine req/s swings with
+# the neighbours; CPU per request is the steadier figure, so the targets
+# are shown on both.
 # nginx runs from a temporary prefix and is stopped at the end. Not a test:
 # it reports, it does not fail on a missed target.
 set -eu
@@ -131,7 +134,7 @@ for load in "small GET /api/v2/workspaces/current -" \
             [ "$kind" = multi ] && extra=$INFLIGHT
             # shellcheck disable=SC2086
             if out=$($TIME -f "%M %U %S" -o "$tmp/rss" $cmd "$method" "$base$path" "$bodyfile" "$SECONDS_PER" $extra); then
-                echo "$w $name $kind $out $(tail -n 1 "$tmp/rss")" >> "$tmp/raw"
+                echo "$w $name $kind $out $(tail -n 1 "$tmp/rss") $rep" >> "$tmp/raw"
             else
                 echo "20-transport: row $name failed on $w" >&2
             fi

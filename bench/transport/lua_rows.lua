@@ -5,7 +5,8 @@
 --       with the plain C easy loop) or "multi" (compared with the C multi
 --       loop at the same number in flight)
 --   lua5.4 lua_rows.lua ROW WORKLOAD METHOD URL BODYFILE SECONDS [INFLIGHT]
---       runs one row for SECONDS and prints "REQUESTS ELAPSED_SECONDS"
+--       runs one row for SECONDS and prints "REQUESTS ELAPSED_S CPU_S", CPU
+--       being the process's user + system time spent in the loop
 --
 -- Adding a row: append { name = ..., kind = "seq" | "multi", run = fn } to
 -- `rows` below. fn(ctx) makes requests until ctx.deadline (a core.monotime
@@ -146,10 +147,10 @@ elseif arg and arg[1] then
   local headers = { Authorization = "Bearer bench-key" }
   if body then headers["Content-Type"] = "application/json" end
   local base, path = url:match("^(https?://[^/]+)(.*)$")
-  local start = core.monotime()
+  local start, cpu = core.monotime(), os.clock()
   local n = row.run{ workload = workload, method = method, url = url, base = base, path = path, body = body,
     headers = headers, inflight = tonumber(inflight) or 4, deadline = start + tonumber(seconds) }
-  io.write(n, " ", ("%.6f"):format(core.monotime() - start), "\n")
+  io.write(n, " ", ("%.6f %.6f"):format(core.monotime() - start, os.clock() - cpu), "\n")
 end
 
 return M
