@@ -920,6 +920,16 @@ static const char *error_kind(Transfer *t)
         return "tls";
     case CURLE_ABORTED_BY_CALLBACK:
         return "aborted";
+    case CURLE_URL_MALFORMAT:
+    case CURLE_UNSUPPORTED_PROTOCOL: {
+        /* After a redirect these are the server's doing (a Location to
+         * ftp:, a broken URL); before one, an HTTP/0.9 or non-HTTP reply
+         * is too, while a URL that passed check_url yet fails libcurl's
+         * parser is ours to report as internal. */
+        long redirects = 0;
+        curl_easy_getinfo(t->easy, CURLINFO_REDIRECT_COUNT, &redirects);
+        return (redirects > 0 || t->result == CURLE_UNSUPPORTED_PROTOCOL) ? "protocol" : "internal";
+    }
     case CURLE_OUT_OF_MEMORY:
     case CURLE_FAILED_INIT:
     case CURLE_WRITE_ERROR:
@@ -927,8 +937,6 @@ static const char *error_kind(Transfer *t)
     case CURLE_BAD_FUNCTION_ARGUMENT:
     case CURLE_UNKNOWN_OPTION:
     case CURLE_NOT_BUILT_IN:
-    case CURLE_URL_MALFORMAT:
-    case CURLE_UNSUPPORTED_PROTOCOL:
         return "internal";
     default:
         return "protocol";

@@ -237,6 +237,17 @@ describe("transport", function()
       assert.equal(200, (s:request{ url = fx.url("/hello") }))
     end)
 
+    it("returns protocol when the server does not speak HTTP or redirects off HTTP", function()
+      local status, err = s:request{ url = fx.url("/garbage") }
+      assert.is_nil(status)
+      assert.equal("protocol", err.kind)
+      status, err = s:request{ url = fx.url("/redirect?to=ftp://127.0.0.1/x") }
+      assert.is_nil(status)
+      assert.equal("protocol", err.kind)
+      assert.equal(1, err.curl_code) -- CURLE_UNSUPPORTED_PROTOCOL
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+    end)
+
     it("returns tls when the server does not speak TLS", function()
       local status, err = s:request{ url = "https://127.0.0.1:" .. fx.port .. "/hello" }
       assert.is_nil(status)

@@ -23,6 +23,7 @@
 --   /redirect?to=PATH      302 to PATH
 --   /slow?ms=N             answers after N ms
 --   /close-mid-body        announces 100000 bytes, sends 1000, closes
+--   /garbage               a reply without a status line, then closes
 --   /barrier?name=X&n=K    holds each request until K are waiting, then
 --                          answers all (504 after 10 s): proof of overlap
 --   /_stats /_reset /_quit control; not counted in the record
@@ -293,6 +294,11 @@ end
 
 routes["/close-mid-body"] = function(conn)
   send_all(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" .. M.pattern(1000))
+  return false
+end
+
+routes["/garbage"] = function(conn)
+  send_all(conn, "this is not HTTP\r\n\r\n")
   return false
 end
 
