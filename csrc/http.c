@@ -1076,11 +1076,26 @@ static void unanchor(lua_State *L, const Transfer *t)
 /* ------------------------------------------------------------------ */
 /* methods                                                             */
 
+/* A blocking request() whose results could not be pushed (a memory error)
+ * leaves its transfer on the done list; nobody will collect it, and no
+ * blocking request is running whenever this is called. */
+static void drop_orphans(Session *s)
+{
+    Transfer *t, *next;
+    for (t = s->done.head; t; t = next) {
+        next = t->next;
+        if (t->sync)
+            t_recycle(s, t);
+    }
+}
+
 /* session:request(req) -> status, body, headers | nil, err */
 static int l_request(lua_State *L)
 {
     Session *s = check_open(L);
-    Transfer *t = start(L, s, 2, 1);
+    Transfer *t;
+    drop_orphans(s);
+    t = start(L, s, 2, 1);
     int n;
     drive(s);
     while (t->state != T_DONE) {
@@ -1106,16 +1121,10 @@ static int l_poll(lua_State *L)
 {
     Session *s = check_open(L);
     double wait = luaL_optnumber(L, 2, 0), deadline = 0;
-    Transfer *t, *next;
+    Transfer *t;
     int i, n;
     luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
-    /* A blocking request() interrupted by a memory error leaves its
-     * transfer here; nobody will collect it. */
-    for (t = s->done.head; t; t = next) {
-        next = t->next;
-        if (t->sync)
-            t_recycle(s, t);
-    }
+    drop_orphans(s);
     drive(s);
     if (s->done.n == 0 && s->active.n > 0 && wait > 0)
         deadline = inst_monotime() + (wait > 1e9 ? 1e9 : wait);
@@ -1154,6 +1163,7 @@ static int l_poll(lua_State *L)
 static int l_pending(lua_State *L)
 {
     Session *s = check_open(L);
+    drop_orphans(s);
     lua_pushinteger(L, (lua_Integer)s->active.n + s->done.n);
     return 1;
 }
