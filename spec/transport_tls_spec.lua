@@ -1,10 +1,13 @@
 -- transport_tls_spec.lua - TLS in the HTTP transport: verification is on
--- by default, ca_file and insecure work as documented, and a session
--- resumes TLS sessions across connections and easy handles (the share
--- handle). The server is `openssl s_server -www` on 127.0.0.1 with a
--- throwaway self-signed certificate; its status page says whether each
--- handshake was "New" or "Reused", which is the server-side record used.
+-- by default, ca_file and insecure work as documented, a session resumes
+-- TLS sessions across connections and easy handles (the share handle), and
+-- https goes through a proxy (option or https_proxy) as a CONNECT tunnel.
+-- The server is `openssl s_server -www` on 127.0.0.1 with a throwaway
+-- self-signed certificate; its status page says whether each handshake
+-- was "New" or "Reused", which is the server-side record used. The proxy
+-- is the transport specs' fixture server, which records its tunnels.
 local core = require "instantly.core"
+local fixture = require "support.http_fixture"
 
 local function sh(cmd)
   local ok = os.execute(cmd)
@@ -12,7 +15,7 @@ local function sh(cmd)
 end
 
 describe("transport over TLS", function()
-  local dir, proc, pid, url
+  local dir, proc, pid, url, port, fx
 
   setup(function()
     dir = os.tmpname()
@@ -25,7 +28,7 @@ describe("transport over TLS", function()
     proc = assert(io.popen(("exec sh -c 'echo $$; exec timeout 120 openssl s_server -accept 127.0.0.1:0 "
       .. "-cert %s/cert.pem -key %s/key.pem -www 2>&1'"):format(dir, dir), "r"))
     pid = assert(tonumber(proc:read("l")))
-    local port
+    fx = fixture.start()
     for _ = 1, 20 do
       local line = proc:read("l")
       if not line then break end
@@ -37,6 +40,7 @@ describe("transport over TLS", function()
   end)
 
   teardown(function()
+    if fx then fx.stop() end
     if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
     if proc then proc:close() end
     if dir then os.execute("rm -rf " .. dir) end
@@ -80,6 +84,33 @@ describe("transport over TLS", function()
     local status, body = s:request{ url = url }
     assert.equal(200, status)
     assert.truthy(handshake(body))
+  end)
+
+  it("tunnels https through the proxy option with CONNECT", function()
+    fx.reset()
+    local s <close> = core.session{ ca_file = dir .. "/cert.pem", proxy = fx.url("") }
+    for _ = 1, 2 do
+      local status, body = s:request{ url = url }
+      assert.equal(200, status)
+      assert.truthy(handshake(body))
+    end
+    local rec = fx.stats()
+    assert.equal(2, rec.tunnels) -- s_server closes each connection
+    assert.equal("127.0.0.1:" .. port, rec.last_tunnel)
+  end)
+
+  it("tunnels https through the https_proxy environment variable", function()
+    fx.reset()
+    local script = ("local c = require 'instantly.core'; local s = c.session{ ca_file = %q }; "
+      .. "local st, b = s:request{ url = %q }; io.write(tostring(st), ' ', tostring(b))"):format(
+      dir .. "/cert.pem", url)
+    local cmd = ("env -u no_proxy -u NO_PROXY https_proxy=%s LUA_CPATH=%q %s -e %q"):format(
+      fx.url(""), package.cpath, os.getenv("LUA") or "lua5.4", script)
+    local p = assert(io.popen(cmd, "r"))
+    local out = p:read("a")
+    p:close()
+    assert.equal("200", out:match("^(%d+) "), out)
+    assert.equal(1, fx.stats().tunnels)
   end)
 
   it("reports an unreadable ca_file as a tls error", function()

@@ -11,6 +11,9 @@
 -- Required as a module (support.http_fixture), it returns start(), which
 -- spawns the script and hands back a handle to talk to it.
 --
+-- It is also a forward proxy: absolute-form targets are routed like the
+-- paths below, and CONNECT opens a tunnel (counted in the record).
+--
 -- Routes (all bodies deterministic):
 --   /hello                 200 "hello world"
 --   /echo[?back=1]         the request as JSON (method, target, headers,
@@ -111,7 +114,8 @@ io.stdout:flush()
 
 local record
 local function reset()
-  record = { connections = 0, requests = 0, open = 0, max_open = 0, inflight = 0, max_inflight = 0 }
+  record = { connections = 0, requests = 0, open = 0, max_open = 0, inflight = 0, max_inflight = 0,
+    tunnels = 0, last_tunnel = "" }
 end
 reset()
 
@@ -212,7 +216,7 @@ end
 
 local REASONS = { [200] = "OK", [204] = "No Content", [302] = "Found", [304] = "Not Modified",
   [404] = "Not Found", [411] = "Length Required", [500] = "Internal Server Error",
-  [504] = "Gateway Timeout" }
+  [502] = "Bad Gateway", [504] = "Gateway Timeout" }
 
 local function respond(conn, req, status, headers, body)
   local lines = { ("HTTP/1.1 %d %s"):format(status, REASONS[status] or "Status") }
@@ -372,6 +376,61 @@ local function read_request(conn)
   return req
 end
 
+-- Copies bytes from one side of a tunnel to the other until `from` ends,
+-- then half-closes `to`; the second direction to end closes both.
+local function relay(tunnel, from, to)
+  while true do
+    local data, err, partial = from.sock:receive(65536)
+    data = data or partial
+    if data and #data > 0 then
+      last_activity = socket.gettime()
+      if not send_all(to, data) then break end
+    elseif err == "timeout" then
+      wait_r[from.sock] = coroutine.running()
+      coroutine.yield()
+    else
+      break
+    end
+  end
+  to.sock:shutdown("send")
+  tunnel.ended = tunnel.ended + 1
+  if tunnel.ended == 2 then
+    for _, c in ipairs{ from, to } do
+      wait_r[c.sock], wait_w[c.sock] = nil, nil
+      c.sock:close()
+    end
+  end
+end
+
+-- CONNECT host:port (an https request through this proxy): connect, answer
+-- 200, then relay bytes blindly both ways.
+local function tunnel(conn, req)
+  local host, port = req.target:match("^([^:]+):(%d+)$")
+  local up = socket.tcp()
+  up:settimeout(2) -- loopback only: connecting does not block for long
+  if not (host and up:connect(host, tonumber(port))) then
+    up:close()
+    respond(conn, req, 502, {}, "cannot reach " .. req.target)
+    return false
+  end
+  up:settimeout(0)
+  record.tunnels = record.tunnels + 1
+  record.last_tunnel = req.target
+  if not send_all(conn, "HTTP/1.1 200 Connection established\r\n\r\n") then
+    up:close()
+    return false
+  end
+  local upstream = { sock = up }
+  if #conn.buf > 0 and not send_all(upstream, conn.buf) then
+    up:close()
+    return false
+  end
+  local t = { ended = 0 }
+  spawn(relay, t, upstream, conn)
+  relay(t, conn, upstream)
+  return true
+end
+
 local function handle(sock)
   sock:settimeout(0)
   sock:setoption("tcp-nodelay", true)
@@ -380,6 +439,10 @@ local function handle(sock)
     local req = read_request(conn)
     if not req then break end
     last_activity = socket.gettime()
+    if req.method == "CONNECT" then
+      if tunnel(conn, req) then return end -- the tunnel closed the sockets
+      break
+    end
     local control = req.path:sub(1, 2) == "/_"
     if not control then
       if not conn.counted then
