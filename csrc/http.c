@@ -480,7 +480,7 @@ static int l_session(lua_State *L)
 {
     const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL;
     long timeout_ms = (long)(DEFAULT_TIMEOUT * 1000), connect_ms = (long)(DEFAULT_CONNECT_TIMEOUT * 1000);
-    lua_Integer max_bytes = DEFAULT_MAX_RESPONSE;
+    lua_Integer max_bytes = DEFAULT_MAX_RESPONSE, max_conns = 0;
     int insecure = 0, http2 = 1, fail = 0;
     char default_ua[128];
     Session *s;
@@ -524,6 +524,10 @@ static int l_session(lua_State *L)
                 if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
                     luaL_argerror(L, 1, "option 'max_response_bytes' must be a positive integer");
                 max_bytes = lua_tointeger(L, -1);
+            } else if (strcmp(k, "max_connections") == 0) {
+                if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0 || lua_tointeger(L, -1) > INT_MAX)
+                    luaL_argerror(L, 1, "option 'max_connections' must be a positive integer");
+                max_conns = lua_tointeger(L, -1);
             } else
                 luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", k));
             lua_pop(L, 1);
@@ -568,6 +572,10 @@ static int l_session(lua_State *L)
     if (!fail) {
         s->multi = curl_multi_init();
         fail = !s->multi;
+        /* Beyond the limit, libcurl queues transfers until a connection
+         * is free; HTTP/2 streams share a connection and count once. */
+        if (!fail && max_conns > 0)
+            fail = curl_multi_setopt(s->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)max_conns) != CURLM_OK;
     }
     if (fail) {
         session_release(s);

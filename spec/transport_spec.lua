@@ -284,6 +284,19 @@ describe("transport", function()
       assert.equal(4, rec.connections)
     end)
 
+    it("queues transfers beyond max_connections", function()
+      local capped <close> = core.session{ max_connections = 2 }
+      fx.reset()
+      local ids = {}
+      for i = 1, 6 do ids[i] = capped:submit{ url = fx.url("/slow?ms=50") } end
+      local results = drain(capped, 6)
+      for _, id in ipairs(ids) do assert.equal(200, results[id].status) end
+      local rec = fx.stats()
+      assert.equal(6, rec.requests)
+      assert.equal(2, rec.max_open)
+      assert.equal(2, rec.max_inflight)
+    end)
+
     it("numbers transfers uniquely and reports errors per transfer", function()
       local a = s:submit{ url = fx.url("/hello") }
       local b = s:submit{ url = fx.url("/close-mid-body") }
@@ -405,6 +418,8 @@ describe("transport", function()
         "bad argument #1 to 'session' (option 'user_agent' must be non-empty, without CR or LF)" },
       { function() core.session{ user_agent = "a\r\nX-Injected: 1" } end,
         "bad argument #1 to 'session' (option 'user_agent' must be non-empty, without CR or LF)" },
+      { function() core.session{ max_connections = 0 } end,
+        "bad argument #1 to 'session' (option 'max_connections' must be a positive integer)" },
       { function() core.session{ proxy = false } end,
         "bad argument #1 to 'session' (option 'proxy' must be a string, got boolean)" },
       { function() core.session("x") end, "bad argument #1 to 'session' (table expected, got string)" },
