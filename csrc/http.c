@@ -56,11 +56,23 @@
 /* process-wide: libcurl's global init, exactly once                   */
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
-static CURLcode init_result = CURLE_FAILED_INIT; /* written once, under init_once */
+
+/* Written once, under init_once, and only read afterwards. What we need
+ * from curl_version_info is copied here because that function rewrites
+ * static buffers on every call, which is not safe from two threads. */
+static CURLcode init_result = CURLE_FAILED_INIT;
+static unsigned int curl_num;
+static int curl_http2;
+static char curl_ver[32];
 
 static void global_init(void)
 {
+    curl_version_info_data *ci;
     init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+    ci = curl_version_info(CURLVERSION_NOW);
+    curl_num = ci->version_num;
+    curl_http2 = (ci->features & CURL_VERSION_HTTP2) != 0;
+    snprintf(curl_ver, sizeof curl_ver, "%s", ci->version);
 }
 
 /* ------------------------------------------------------------------ */
@@ -470,11 +482,6 @@ static char *dupstr(const char *v)
     return p;
 }
 
-static int has_feature(int bit)
-{
-    return (curl_version_info(CURLVERSION_NOW)->features & bit) != 0;
-}
-
 /* core.session([opts]) -> Session */
 static int l_session(lua_State *L)
 {
@@ -488,9 +495,8 @@ static int l_session(lua_State *L)
     pthread_once(&init_once, global_init);
     if (init_result != CURLE_OK)
         return luaL_error(L, "instantly.core: curl_global_init failed: %s", curl_easy_strerror(init_result));
-    if (curl_version_info(CURLVERSION_NOW)->version_num < MIN_CURL_NUM)
-        return luaL_error(L, "instantly.core: needs libcurl " MIN_CURL_STR " or newer, found %s",
-                          curl_version_info(CURLVERSION_NOW)->version);
+    if (curl_num < MIN_CURL_NUM)
+        return luaL_error(L, "instantly.core: needs libcurl " MIN_CURL_STR " or newer, found %s", curl_ver);
 
     /* Phase A: validate everything; Lua strings stay alive in opts. */
     if (!lua_isnoneornil(L, 1)) {
@@ -533,11 +539,10 @@ static int l_session(lua_State *L)
             lua_pop(L, 1);
         }
     }
-    if (!has_feature(CURL_VERSION_HTTP2))
+    if (!curl_http2)
         http2 = 0;
     if (!ua) {
-        snprintf(default_ua, sizeof default_ua, "instantly-lua/%s libcurl/%s", INSTANTLY_VERSION,
-                 curl_version_info(CURLVERSION_NOW)->version);
+        snprintf(default_ua, sizeof default_ua, "instantly-lua/%s libcurl/%s", INSTANTLY_VERSION, curl_ver);
         ua = default_ua;
     }
 
