@@ -81,7 +81,7 @@ asan:
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    $(BUSTED) --lua=$(LUA) --cpath='./$(ASAN_BUILD)/?.so' $(BUSTED_ARGS)
 
-VALGRIND_SPECS ?= spec/json_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua
+VALGRIND_SPECS ?= spec/json_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua spec/csv_spec.lua
 valgrind: all
 	@sh tools/deps.sh test valgrind
 	@for s in $(VALGRIND_SPECS); do \
