@@ -134,6 +134,36 @@ describe("csv reader", function()
     end)
   end
 
+  it("gives the same records or the same error whatever the chunk boundaries", function()
+    -- Random texts over the bytes that matter: valid and malformed alike.
+    local rng = 987654321
+    local function rand(n) rng = (rng * 1103515245 + 12345) % 2147483648; return rng % n + 1 end
+    local BYTES = { "a", "b", ",", '"', '"', "\r", "\n", "\r\n", " ", "\239\187\191" }
+    for _ = 1, 300 do
+      local t = {}
+      for k = 1, rand(40) do t[k] = BYTES[rand(#BYTES)] end
+      local text = table.concat(t)
+      local function run(size, lazy)
+        local r = csv.reader(chunks(text, size), { lazy_quotes = lazy })
+        local out = {}
+        while true do
+          local row, err = r:read()
+          if row == nil then
+            out[#out + 1] = err and { err.message, err.line } or "end"
+            return out
+          end
+          out[#out + 1] = row
+        end
+      end
+      for _, lazy in ipairs({ false, true }) do
+        local whole = run(#text + 1, lazy)
+        for _, size in ipairs({ 1, 2, 3 }) do
+          assert.same(whole, run(size, lazy), ("%q in chunks of %d"):format(text, size))
+        end
+      end
+    end
+  end)
+
   it("keeps blank lines as records when asked", function()
     assert.same({ { "a" }, { "" }, { "b" } }, (csv.parse("a\n\nb\n", { skip_blank_lines = false })))
   end)
