@@ -11,8 +11,6 @@
 #include <math.h>
 #include <time.h>
 
-#include <curl/curl.h>
-
 #include "core.h"
 
 double inst_monotime(void)
@@ -55,11 +53,10 @@ int luaopen_instantly_core(lua_State *L);
 
 int luaopen_instantly_core(lua_State *L)
 {
-    curl_version_info_data *ci = curl_version_info(CURLVERSION_NOW);
     luaL_newlib(L, funcs);
     lua_pushliteral(L, INSTANTLY_VERSION);
     lua_setfield(L, -2, "VERSION");
-    lua_pushstring(L, ci->version);
+    lua_pushstring(L, inst_curl_version());
     lua_setfield(L, -2, "curl_version");
     inst_json_open(L);
     inst_http_open(L);

@@ -75,6 +75,13 @@ static void global_init(void)
     snprintf(curl_ver, sizeof curl_ver, "%s", ci->version);
 }
 
+/* The libcurl version string, read once: safe from any thread. */
+const char *inst_curl_version(void)
+{
+    pthread_once(&init_once, global_init);
+    return curl_ver;
+}
+
 /* ------------------------------------------------------------------ */
 /* per-state live counts                                               */
 
