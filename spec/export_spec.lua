@@ -123,6 +123,20 @@ describe("leads:export_file", function()
     os.remove(path)
   end)
 
+  it("passes filters on to leads:list", function()
+    local path = tmp(".jsonl")
+    local s = assert(client.leads:export_file { path = path, search = "zzz-no-such-lead",
+                                                params = { in_campaign = true } })
+    assert.equal(0, s.rows)
+    local body = list_calls(srv:requests())[1].body
+    assert.equal("zzz-no-such-lead", body.search)
+    assert.is_true(body.in_campaign)
+    assert.equal("", io.open(path, "rb"):read("a"))
+    os.remove(path)
+    assert.has_error(function() client.leads:export_file { path = path, params = { limit = 5 } } end,
+      "instantly: leads:export_file: params.limit is set by the export")
+  end)
+
   it("writes only the columns asked for", function()
     local path = tmp(".csv")
     assert(client.leads:export_file { campaign_id = campaign.id, path = path, columns = { "email", "source" } })

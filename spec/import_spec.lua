@@ -344,6 +344,18 @@ describe("leads:import", function()
     os.remove(path)
   end)
 
+  it("reads from a CSV reader the caller made", function()
+    local csv = require "instantly.csv"
+    local r = csv.reader(io.open(FIX .. "leads_import.csv", "rb"), { chunk_size = 7 })
+    local s = assert(client.leads:import { campaign_id = campaign.id, leads = r })
+    assert.equal(8, s.rows)
+    assert.equal(3, s.uploaded)
+    assert.has_error(function()
+      client.leads:import { campaign_id = campaign.id, leads = csv.reader(io.open(FIX .. "leads_import.csv"),
+        { header = true }) }
+    end, "instantly: leads:import: pass a reader made without the header option")
+  end)
+
   it("returns nil, err for an unreadable file", function()
     local none, err = client.leads:import { campaign_id = campaign.id, leads = "/nonexistent/leads.csv" }
     assert.is_nil(none)

@@ -418,7 +418,7 @@ local function open_source(args, state, level)
     else
       r = leads
     end
-    if t ~= "string" and r.header then
+    if t ~= "string" and (r.header or r._want_header) then
       error("instantly: leads:import: pass a reader made without the header option", level + 1)
     end
     local function give_up(e)
@@ -680,7 +680,11 @@ M.EXPORT_COLUMNS = {
 local EXPORT_OPTS = {
   campaign_id = "string", list_id = "string", path = "string", format = "string", columns = "table",
   page_size = "integer", on_progress = "function", csv = "table", filter = "string", search = "string",
+  params = "table",
 }
+
+-- Parameters of POST /leads/list the export sets itself.
+local EXPORT_OWN = { limit = true, starting_after = true, campaign = true, list_id = true }
 
 local function check_export_args(args, level)
   level = level + 1
@@ -715,6 +719,13 @@ local function check_export_args(args, level)
       end
     end
     if #args.columns == 0 then error("instantly: leads:export_file: columns must not be empty", level) end
+  end
+  if args.params then
+    for k in pairs(args.params) do
+      if EXPORT_OWN[k] then
+        error("instantly: leads:export_file: params." .. tostring(k) .. " is set by the export", level)
+      end
+    end
   end
   if args.csv then
     for k in pairs(args.csv) do
@@ -759,7 +770,9 @@ end
 --   extension, .jsonl/.ndjson meaning jsonl); `columns` (CSV columns:
 --   lead fields or custom variable names; default the common lead fields
 --   then every custom variable met); `page_size` (1..100, default 100);
---   `filter`, `search` (as for leads:list); `on_progress` (`fn(count)`
+--   `filter`, `search` (as for leads:list); `params` (any other
+--   leads:list parameters, e.g. `{in_campaign = true, distinct_contacts =
+--   true}`; checked by leads:list); `on_progress` (`fn(count)`
 --   after each page); `csv` (`sep`, `bom`, `eol`)
 -- @tparam[opt] table call_opts per-call options for every page
 -- @return summary `{rows, pages, path, format, columns}`, or nil, err
@@ -768,8 +781,11 @@ function M.export(client, args, call_opts, level)
   check_export_args(args, level)
   local path = args.path
   local format = args.format or ((path:match("%.jsonl$") or path:match("%.ndjson$")) and "jsonl" or "csv")
-  local params = { limit = args.page_size or 100, filter = args.filter, search = args.search,
-                   campaign = args.campaign_id, list_id = args.list_id }
+  local params = {}
+  for k, v in pairs(args.params or {}) do params[k] = v end
+  params.limit, params.campaign, params.list_id = args.page_size or 100, args.campaign_id, args.list_id
+  if args.filter then params.filter = args.filter end
+  if args.search then params.search = args.search end
   local part = path .. ".part"
   local body_path = path .. ".part-rows"
   local fixed = args.columns
