@@ -166,6 +166,21 @@ describe("client:gather", function()
     for i = 1, 12 do assert.equal(campaigns[(i - 1) % 4 + 1].id, seen[i]) end
   end)
 
+  it("returns an instantly.Error raised by an iterator as the task's error", function()
+    srv:fault { method = "POST", path = "/leads/list", status = 400, count = 1 }
+    local values, errs, failed = client:gather {
+      function()
+        local n = 0
+        for _ in client.leads:each { campaign = campaigns[1].id } do n = n + 1 end
+        return n
+      end,
+    }
+    assert.equal(1, failed)
+    assert.is_nil(values[1])
+    assert.is_true(instantly.is_error(errs[1]))
+    assert.equal(400, errs[1].status)
+  end)
+
   it("fails a task that yields on its own, not the others", function()
     local values, errs, failed = client:gather {
       function() coroutine.yield("mine") end,

@@ -14,7 +14,8 @@
 --
 -- A task that raises does not stop the others: its error becomes an error
 -- result (`kind = "task"`, with the message, the original error value as
--- `err.cause` and a traceback). Transfers still in flight when the loop
+-- `err.cause` and a traceback); an `instantly.Error` raised (by an
+-- iterator whose page failed) is the result as it is. Transfers still in flight when the loop
 -- itself fails (an `on_result` callback raising) are cancelled.
 --
 -- Calling gather from inside a task runs the inner tasks on the same loop
