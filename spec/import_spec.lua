@@ -356,6 +356,23 @@ describe("leads:import", function()
     end, "instantly: leads:import: pass a reader made without the header option")
   end)
 
+  it("ignores unnamed columns and tells duplicates apart by number", function()
+    local path = tmp()
+    local f = assert(io.open(path, "wb"))
+    f:write("Email,Notes,Notes,,\n")
+    f:write("n@import.test,first,second,,\n")
+    f:close()
+    local none, err = client.leads:import { campaign_id = campaign.id, leads = path }
+    assert.is_nil(none)
+    assert.equal('columns 2 ("Notes") and 3 ("Notes") both map to custom variable "Notes"', err.message)
+    local s = assert(client.leads:import { campaign_id = campaign.id, leads = path,
+                                           columns = { [3] = "Notes 2" } })
+    assert.same({ "column 4", "column 5" }, s.ignored_columns)
+    assert.same({ email = "n@import.test", custom_variables = { Notes = "first", ["Notes 2"] = "second" } },
+      adds(srv:requests())[1].body.leads[1])
+    os.remove(path)
+  end)
+
   it("returns nil, err for an unreadable file", function()
     local none, err = client.leads:import { campaign_id = campaign.id, leads = "/nonexistent/leads.csv" }
     assert.is_nil(none)

@@ -62,6 +62,10 @@ local function squash(name)
   return (name:lower():gsub("[%s_%-%.]+", ""))
 end
 
+local function trim(s)
+  return (s:match("^%s*(.-)%s*$"))
+end
+
 -- Column names (squashed: lower case, no spaces, underscores, dashes or
 -- dots) that mean a lead field.
 local ALIASES = {
@@ -103,20 +107,28 @@ function M.column_meaning(name)
 end
 
 -- Per-column plan for a header: {kind, name} per index. `columns`
--- overrides: header -> lead field name, a custom variable name, or false.
+-- overrides, by column number or header: a lead field name, a custom
+-- variable name, or false. A column without a name (trailing empty header
+-- cells are common in spreadsheet exports) is ignored.
 local function plan_columns(header, columns)
   local plan, taken, ignored = {}, {}, {}
   for i, h in ipairs(header) do
     local kind, name
-    local o = columns and columns[h]
+    local o
+    if columns then
+      o = columns[i]
+      if o == nil then o = columns[h] end
+    end
     if o == false then
       kind, name = "ignore", h
     elseif type(o) == "string" then
       if LEAD_FIELDS[o] then kind, name = "field", o else kind, name = "custom", o end
+    elseif trim(h) == "" then
+      kind, name = "ignore", ""
     else
       kind, name = M.column_meaning(h)
     end
-    if kind == "ignore" then ignored[#ignored + 1] = h end
+    if kind == "ignore" then ignored[#ignored + 1] = trim(h) ~= "" and h or ("column " .. i) end
     if kind ~= "ignore" then
       local key = kind .. ":" .. name
       if taken[key] then
@@ -134,10 +146,6 @@ M.plan_columns = plan_columns
 -------------------------------------------------------------------------------
 -- Checking a lead
 -------------------------------------------------------------------------------
-
-local function trim(s)
-  return (s:match("^%s*(.-)%s*$"))
-end
 
 --- A plausible address: one @, no spaces, a dot in a domain of sane shape.
 -- (The server decides deliverability; this only keeps malformed rows from
@@ -384,9 +392,10 @@ local function check_import_args(args, level)
   end
   if args.columns then
     for k, v in pairs(args.columns) do
-      if type(k) ~= "string" or (v ~= false and type(v) ~= "string") then
-        error("instantly: leads:import: columns maps header names to a lead field, a custom variable name or false",
-          level)
+      local key_ok = type(k) == "string" or (mtype(k) == "integer" and k >= 1)
+      if not key_ok or (v ~= false and type(v) ~= "string") then
+        error("instantly: leads:import: columns maps header names or column numbers to a lead field, " ..
+          "a custom variable name or false", level)
       end
     end
   end
@@ -495,8 +504,8 @@ end
 --   default 4); `skip_if_in_workspace`, `skip_if_in_campaign`,
 --   `skip_if_in_list`, `verify` (verify_leads_on_import), `blocklist_id`,
 --   `assigned_to`; `on_progress` (`fn(summary)` after each batch);
---   `checkpoint` (path of a resume file); `columns` (header -> lead field,
---   custom variable name, or false to drop); `csv` (reader options such as
+--   `checkpoint` (path of a resume file); `columns` (header or column
+--   number -> lead field, custom variable name, or false to drop); `csv` (reader options such as
 --   `sep` for a CSV path); `max_invalid` (invalid rows kept in detail,
 --   default 10000; all are counted)
 -- @tparam[opt] table call_opts per-call options for every batch
