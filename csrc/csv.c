@@ -469,9 +469,10 @@ static int l_csv_parser(lua_State *L)
         luaL_checktype(L, 1, LUA_TTABLE);
         lua_pushnil(L);
         while (lua_next(L, 1)) {
-            int i, ok = 0;
+            int ok = 0;
             if (lua_type(L, -2) == LUA_TSTRING) {
                 const char *k = lua_tostring(L, -2);
+                int i;
                 for (i = 0; known[i]; i++)
                     if (strcmp(k, known[i]) == 0)
                         ok = 1;
