@@ -163,6 +163,8 @@ typedef struct Transfer {
     CURLcode result;
     size_t max_bytes;
     Buf body, head;
+    int once;       /* POST/PATCH: may be sent only once (see on_prereq) */
+    int sends;      /* times libcurl was about to send it, this request */
     /* What the easy handle was last given, so that an option that does not
      * change between two requests is not set again (see t_prepare). */
     struct {
@@ -283,6 +285,25 @@ static void t_free(Session *s, Transfer *t)
     s->stats->transfers--;
 }
 
+/* libcurl silently sends a request again on a fresh connection when a
+ * reused one dies before the answer, even though the server may already
+ * have acted on it. For POST and PATCH (this API has no idempotency keys)
+ * that is a duplicate write, so the second send is refused here: the
+ * transfer fails with kind "aborted" and the caller, which knows the
+ * request may have reached the server, decides. Called before every
+ * send, retries included; we follow no redirects for these methods. */
+static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    Transfer *t = ud;
+    (void)primary_ip;
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    if (t->sends++ > 0 && t->once)
+        return CURL_PREREQFUNC_ABORT;
+    return CURL_PREREQFUNC_OK;
+}
+
 #define SET(opt, val) \
     do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) return 0; } while (0)
 
@@ -297,6 +318,8 @@ static int t_setup(Session *s, Transfer *t)
     SET(CURLOPT_HEADERFUNCTION, on_header);
     SET(CURLOPT_HEADERDATA, (void *)t);
     SET(CURLOPT_ERRORBUFFER, t->errbuf);
+    SET(CURLOPT_PREREQFUNCTION, on_prereq);
+    SET(CURLOPT_PREREQDATA, (void *)t);
     SET(CURLOPT_SHARE, s->share);
     /* The User-Agent goes in as a request header (t_prepare): libcurl
      * formats CURLOPT_USERAGENT anew for every request, which costs more. */
@@ -801,6 +824,8 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
             return 0;
     }
     t->errbuf[0] = '\0';
+    t->once = post || strcmp(r->method, "PATCH") == 0;
+    t->sends = 0;
     t->max_bytes = (size_t)s->max_bytes;
     if (!t->set.valid) {
         t->set.mode = t->set.follow = t->set.pipewait = -1;
@@ -981,6 +1006,9 @@ static void push_transfer_error(lua_State *L, Transfer *t)
     if (strcmp(kind, "too_large") == 0)
         lua_pushfstring(L, "response larger than max_response_bytes (%I bytes)",
                         (lua_Integer)t->max_bytes);
+    else if (t->result == CURLE_ABORTED_BY_CALLBACK && t->once && t->sends > 1)
+        lua_pushfstring(L, "connection closed before the answer; %s not sent again "
+                        "(the server may have acted on it)", t->set.custom[0] ? t->set.custom : "POST");
     else if (t->errbuf[0]) {
         size_t n = strlen(t->errbuf);
         lua_pushlstring(L, t->errbuf, n && t->errbuf[n - 1] == '\n' ? n - 1 : n);

@@ -47,15 +47,33 @@ describe("against the mock", function()
     assert.equal(1, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/pause"))
   end)
 
-  it("a POST whose connection closed before the answer is not repeated", function()
-    -- A fresh client: on a reused keep-alive connection libcurl itself
-    -- resends a request whose connection died before any answer.
-    local fresh = H.mock_client(srv)
+  -- On a reused keep-alive connection libcurl would by itself send a request
+  -- again when the connection dies before any answer; the core refuses to
+  -- rewind POST/PATCH bodies, so the write reaches the server once.
+  it("a POST whose reused connection closed before the answer is not repeated", function()
+    assert(client.campaigns:get(campaign_id)) -- the connection is now warm
     srv:fault { method = "POST", path = "/campaigns/{id}/pause", close = "before_headers", count = 1 }
-    local v, err = fresh.campaigns:pause(campaign_id)
+    local v, err = client.campaigns:pause(campaign_id)
     assert.is_nil(v)
     assert.equal("transport", err.kind)
+    assert.equal(1, err.attempts)
     assert.equal(1, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/pause"))
+  end)
+
+  it("a PATCH whose reused connection closed before the answer is not repeated", function()
+    assert(client.campaigns:get(campaign_id))
+    srv:fault { method = "PATCH", path = "/campaigns/{id}", close = "before_headers", count = 1 }
+    local v, err = client.campaigns:update(campaign_id, { name = "renamed once" })
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.equal(1, count("PATCH", "/api/v2/campaigns/" .. campaign_id))
+  end)
+
+  it("a POST on a reused connection still works normally", function()
+    assert(client.campaigns:get(campaign_id))
+    assert(client.campaigns:pause(campaign_id))
+    assert(client.campaigns:pause(campaign_id))
+    assert.equal(2, count("POST", "/api/v2/campaigns/" .. campaign_id .. "/pause"))
   end)
 
   it("a GET whose connection closed is retried", function()
