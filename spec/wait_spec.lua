@@ -117,7 +117,7 @@ describe("waits", function()
       assert.equal("timeout", err.kind)
       assert.equal("in-progress", err.job.status)
       assert.matches("still in%-progress %(%d+%%%) after", err.message)
-      assert.is_true(err.polls >= 2)
+      assert.is_true(err.polls >= 1)
     end)
 
     it("returns a job already terminal without asking", function()
