@@ -353,6 +353,7 @@ local IMPORT_OPTS = {
   skip_if_in_workspace = "boolean", skip_if_in_campaign = "boolean", skip_if_in_list = "boolean",
   verify = "boolean", blocklist_id = "string", assigned_to = "string", on_progress = "function",
   checkpoint = "string", columns = "table", csv = "table", max_invalid = "integer",
+  dry_run = "boolean", rejects = "string",
 }
 
 local function check_import_args(args, level)
@@ -449,7 +450,7 @@ local function open_source(args, state, level)
       end
       row = row + 1
       local lead, reason = lead_from_record(rec, plan, for_campaign)
-      return lead, row, line, reason
+      return lead, row, line, reason, rec
     end
     return src, r, ignored, header
   elseif t == "table" then
@@ -459,7 +460,7 @@ local function open_source(args, state, level)
       local item = leads[i]
       if item == nil then return nil end
       local lead, reason = lead_from_table(item, for_campaign)
-      return lead, i, nil, reason
+      return lead, i, nil, reason, nil, item
     end, nil, {}
   else
     local i = 0
@@ -468,7 +469,7 @@ local function open_source(args, state, level)
       if item == nil then return nil end
       i = i + 1
       local lead, reason = lead_from_table(item, for_campaign)
-      return lead, i, nil, reason
+      return lead, i, nil, reason, nil, item
     end, nil, {}
   end
 end
@@ -505,9 +506,12 @@ end
 --   `skip_if_in_list`, `verify` (verify_leads_on_import), `blocklist_id`,
 --   `assigned_to`; `on_progress` (`fn(summary)` after each batch);
 --   `checkpoint` (path of a resume file); `columns` (header or column
---   number -> lead field, custom variable name, or false to drop); `csv` (reader options such as
---   `sep` for a CSV path); `max_invalid` (invalid rows kept in detail,
---   default 10000; all are counted)
+--   number -> lead field, custom variable name, or false to drop); `csv`
+--   (reader options such as `sep` for a CSV path); `max_invalid` (invalid
+--   rows kept in detail, default 10000; all are counted); `rejects` (path
+--   of a CSV file receiving every invalid row: a CSV source's columns, or
+--   the lead as JSON, plus import_row, import_line and import_error);
+--   `dry_run` (read and check everything, count batches, send nothing)
 -- @tparam[opt] table call_opts per-call options for every batch
 -- @return summary (see README, "Workflows"), or nil, err
 function M.import(client, args, call_opts, level)
@@ -547,9 +551,27 @@ function M.import(client, args, call_opts, level)
   end
 
   local state = {}
-  local next_item, reader, ignored = open_source(args, state, level)
+  local next_item, reader, ignored, header = open_source(args, state, level)
   if not next_item then return nil, reader end
   summary.ignored_columns = ignored or {}
+  local dry_run = args.dry_run
+  summary.dry_run = dry_run or nil
+
+  -- Rejected rows as CSV: a CSV source's own columns (so the file can be
+  -- fixed and imported again) plus import_row, import_line, import_error.
+  local rejects, rejects_path = nil, args.rejects
+  if rejects_path then
+    local cols = {}
+    for i, h in ipairs(header or {}) do cols[i] = h end
+    if not header then cols[1] = "lead" end
+    for _, extra in ipairs({ "import_row", "import_line", "import_error" }) do cols[#cols + 1] = extra end
+    local w, werr = csv.writer(rejects_path .. ".part", { header = cols })
+    if not w then
+      if reader and type(args.leads) == "string" then reader:close() end
+      return nil, werr
+    end
+    rejects = { w = w, width = #cols - 3 }
+  end
 
   local flags = {}
   for _, k in ipairs({ "skip_if_in_workspace", "skip_if_in_campaign", "skip_if_in_list", "blocklist_id",
@@ -571,10 +593,22 @@ function M.import(client, args, call_opts, level)
   local batch_no, issued = 0, 0
   local meta_of = {}
 
-  local function note_invalid(row, line, reason)
+  local function note_invalid(row, line, reason, raw, item)
     summary.invalid_count = summary.invalid_count + 1
     if #summary.invalid < max_invalid then
       summary.invalid[#summary.invalid + 1] = { row = row, line = line, reason = reason }
+    end
+    if rejects then
+      local out, width = {}, rejects.width
+      if raw then
+        for i = 1, width do out[i] = raw[i] end
+      else
+        local text = type(item) == "table" and json_encode(item) or tostring(item)
+        out[1] = text
+      end
+      out[width + 1], out[width + 2], out[width + 3] = row, line, reason
+      local ok, werr = rejects.w:write(out)
+      if not ok then state.fatal = state.fatal or werr end
     end
   end
 
@@ -583,7 +617,7 @@ function M.import(client, args, call_opts, level)
       if state.fatal or state.aborted then return nil end
       local pieces, n, first_row, last_row, first_key, last_key = {}, 0, nil, nil, nil, nil
       while n < batch_size do
-        local lead, row, line, reason = next_item()
+        local lead, row, line, reason, raw, item = next_item()
         if row == nil then break end
         summary.rows = summary.rows + 1
         local text, jerr
@@ -599,7 +633,7 @@ function M.import(client, args, call_opts, level)
           first_key = first_key or lead_key(lead)
           last_key = lead_key(lead)
         else
-          note_invalid(row, line, reason)
+          note_invalid(row, line, reason, raw, item)
         end
       end
       if state.fatal or n == 0 then return nil end
@@ -608,7 +642,10 @@ function M.import(client, args, call_opts, level)
       local meta = { batch = batch_no, first_row = first_row, last_row = last_row, rows = n,
                      fp = n .. ":" .. first_key .. ":" .. last_key }
       local done = ck and ck.batches[tostring(batch_no)]
-      if done then
+      if dry_run then
+        summary.batches = summary.batches + 1
+        if on_progress then on_progress(summary) end
+      elseif done then
         if done.fp ~= meta.fp then
           state.fatal = ck_error(ck_path, fmt("batch %d (rows %d-%d) differs from the one recorded; the input " ..
             "changed since the checkpoint was written; delete it to start over", batch_no, first_row, last_row))
@@ -658,12 +695,23 @@ function M.import(client, args, call_opts, level)
 
   local ok, gerr = pcall(gather.gather, client, next_task, { concurrency = concurrency, on_result = on_result })
   if reader and type(args.leads) == "string" then reader:close() end
+  if rejects then
+    local cok, cerr = rejects.w:close()
+    if ok and cok then
+      local rok, rerr = os_rename(rejects_path .. ".part", rejects_path)
+      if not rok then state.fatal = state.fatal or csv.new_error(rejects_path, tostring(rerr)) end
+      summary.rejects = rejects_path
+    else
+      os_remove(rejects_path .. ".part")
+      if ok then state.fatal = state.fatal or cerr end
+    end
+  end
   if not ok then error(gerr, 0) end
 
   summary.elapsed = monotime() - t0
   local fatal = state.fatal or state.aborted
   summary.ok = fatal == nil and #summary.failed_batches == 0
-  if ck and summary.ok then
+  if ck and summary.ok and not dry_run then
     ck.complete = true
     local sok, serr = M.save_checkpoint(ck_path, ck)
     if not sok then fatal = serr; summary.ok = false end
