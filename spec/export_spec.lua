@@ -206,4 +206,35 @@ describe("leads:export_file", function()
     assert.is_nil(none)
     assert.equal("export", err.kind)
   end)
+
+  describe("leads:export", function()
+    it("with path writes the file, as the issue's spelling of the call", function()
+      local path = tmp(".jsonl")
+      local s = assert(client.leads:export { campaign_id = campaign.id, path = path, format = "jsonl" })
+      assert.equal(#expected, s.rows)
+      assert.equal("jsonl", s.format)
+      local n = 0
+      for line in io.lines(path) do
+        n = n + 1
+        assert.is_string(core.json_decode(line).email)
+      end
+      os.remove(path)
+      assert.equal(#expected, n)
+      for _, r in ipairs(srv:requests()) do assert.not_equal("/api/v2/leads/export", r.path) end
+    end)
+
+    it("without path or format is the API's POST /leads/export (a background job)", function()
+      local job = assert(client.leads:export { campaign = campaign.id, app_connection_id = "conn-1" })
+      assert.is_string(job.id)
+      local calls = 0
+      for _, r in ipairs(srv:requests()) do
+        if r.method == "POST" and r.path == "/api/v2/leads/export" then
+          calls = calls + 1
+          assert.equal(campaign.id, r.body.campaign)
+        end
+      end
+      assert.equal(1, calls)
+      assert.equal(0, #list_calls(srv:requests()))
+    end)
+  end)
 end)

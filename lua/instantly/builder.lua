@@ -38,6 +38,10 @@
 --       record = { name = function(record, ...) end, ... } }
 --
 -- and each function becomes a method of `client.N` or of N's records.
+-- A module may also return `wrap = { name = function(orig, entity, ...) end }`
+-- to extend an existing entity method: the function gets the original
+-- method first and decides when to hand over to it (for example
+-- `leads:export{path = ...}` writes a file, anything else is the API call).
 -- Likewise `instantly.extra.client` returns `{ client = { name =
 -- function(client, ...) end } }` for client-level methods. A name that is
 -- already taken raises when the client is built. From inside an extension:
@@ -498,6 +502,23 @@ local function install(target, funcs, what, modname)
 end
 M.install = install
 
+-- Extends existing methods: each function receives the original first.
+local function wrap_methods(target, funcs, modname)
+  if funcs == nil then return end
+  if type(funcs) ~= "table" then error("instantly: " .. modname .. ".wrap must be a table", 0) end
+  for name, fn in pairs(funcs) do
+    local orig = target[name]
+    if type(name) ~= "string" or type(fn) ~= "function" then
+      error("instantly: " .. modname .. ".wrap must map names to functions", 0)
+    end
+    if orig == nil then
+      error("instantly: " .. modname .. " wraps method '" .. name .. "', which does not exist", 0)
+    end
+    target[name] = function(...) return fn(orig, ...) end
+  end
+end
+M.wrap_methods = wrap_methods
+
 local function method_for(c, ent, cop, paged)
   local label = cop.label
   local npath = cop.npath
@@ -697,6 +718,7 @@ function M.build(c, limits, client_methods)
     if mod then
       install(e.methods, mod.entity, "entity", "instantly.extra." .. def.lua_name)
       install(recs[def.lua_name], mod.record, "record", "instantly.extra." .. def.lua_name)
+      wrap_methods(e.methods, mod.wrap, "instantly.extra." .. def.lua_name)
     end
     c[def.lua_name] = e.ent
   end
