@@ -597,9 +597,16 @@ describe("instantly CLI", function()
       assert.are.equal(243, s.rows)
       assert.is_true(s.uploaded > 200)
       assert.is_true(s.batches >= 5)
-      local t = run("leads import " .. c.id .. " " .. CSV .. " --table --skip_if_in_campaign")
+      local rejects = os.tmpname()
+      local t = run("leads import " .. c.id .. " " .. CSV .. " --table --skip_if_in_campaign --rejects " .. rejects)
       assert.are.equal(0, t.code, t.err)
       assert.truthy(t.out:match("^import: 243 rows read"), t.out)
+      assert.truthy(t.out:find("row 243 (line 244): missing email", 1, true), t.out)
+      local lines = {}
+      for l in io.lines(rejects) do lines[#lines + 1] = l end
+      os.remove(rejects)
+      assert.are.equal(2, #lines, "header and the row without an email")
+      assert.truthy(lines[2]:find("NoEmail", 1, true), lines[2])
     end)
 
     it("leads import draws a progress bar on a terminal", function()

@@ -237,6 +237,14 @@ M.EXTRA = {
   },
 }
 
+-- Catalog methods an extension overloads (`wrap`): an extra signature.
+M.OVERLOADS = {
+  leads = {
+    export = "fun(self, args: instantly.ExportArgs, call_opts?: instantly.CallOptions): "
+      .. "instantly.ExportSummary|nil, instantly.Error|nil",
+  },
+}
+
 M.CLIENT_EXTRA = {
   { "request", "The escape hatch: call any endpoint through the same pipeline (auth, rate limiter, retries, "
     .. "errors, hooks). `path` is relative to /api/v2 unless it starts with /api/.",
@@ -270,6 +278,8 @@ local HELPER_CLASSES = [[
 ---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
 ---@field csv? table CSV reader options (sep, ...)
 ---@field max_invalid? integer invalid rows kept in detail (default 10000)
+---@field rejects? string CSV file receiving every invalid row with its row, line and reason
+---@field dry_run? boolean read and check everything, count batches, send nothing
 
 ---What an import did.
 ---@class instantly.ImportSummary
@@ -312,6 +322,7 @@ local HELPER_CLASSES = [[
 ---@field search? string
 ---@field on_progress? fun(rows: integer) after each page
 ---@field csv? table sep, bom, eol
+---@field params? table other leads:list filters
 
 ---What an export wrote.
 ---@class instantly.ExportSummary
@@ -565,6 +576,8 @@ local function render_entity(e)
     names[#names + 1] = "opts"
     w("---@return " .. M.return_type(op) .. "|nil result")
     w("---@return instantly.Error|nil err")
+    local overload = M.OVERLOADS[e.lua_name] and M.OVERLOADS[e.lua_name][op.lua_method]
+    if overload then w("---@overload " .. overload) end
     w(string.format("function %s:%s(%s) end", var, op.lua_method, table.concat(names, ", ")))
     if op.paginated then
       local item = item_class(op) or "table<string, any>"

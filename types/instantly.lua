@@ -79,6 +79,8 @@ function Page:has_next() end
 ---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
 ---@field csv? table CSV reader options (sep, ...)
 ---@field max_invalid? integer invalid rows kept in detail (default 10000)
+---@field rejects? string CSV file receiving every invalid row with its row, line and reason
+---@field dry_run? boolean read and check everything, count batches, send nothing
 
 ---What an import did.
 ---@class instantly.ImportSummary
@@ -121,6 +123,7 @@ function Page:has_next() end
 ---@field search? string
 ---@field on_progress? fun(rows: integer) after each page
 ---@field csv? table sep, bom, eol
+---@field params? table other leads:list filters
 
 ---What an export wrote.
 ---@class instantly.ExportSummary

@@ -69,6 +69,8 @@ M.EXTRA = {
           description = "Batches in flight at once (default 4)" },
         { name = "checkpoint", type = "string",
           description = "Resume file: a killed import run again with it skips the batches already accepted" },
+        { name = "rejects", type = "string",
+          description = "CSV file to receive every row that was not sent, with its row, line and reason" },
         { name = "skip_if_in_workspace", type = "boolean", description = "Skip leads already in the workspace" },
         { name = "skip_if_in_campaign", type = "boolean", description = "Skip leads already in the campaign" },
         { name = "skip_if_in_list", type = "boolean", description = "Skip leads already in the list" },

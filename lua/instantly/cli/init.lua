@@ -470,6 +470,9 @@ end
 -- `leads export` body fields that mean the same for a file export, and
 -- the name `leads:export_file` gives them.
 local EXPORT_FILE_ARGS = { campaign = "campaign_id", list_id = "list_id", search = "search", filter = "filter" }
+-- The other `leads export` selectors that leads:list understands too.
+local EXPORT_LIST_PARAMS = { in_campaign = true, in_list = true, ids = true, excluded_ids = true, contacts = true,
+                             queries = true }
 
 --- `leads export ... --out file.csv`: write the selected leads to a CSV
 -- (or .jsonl) file, page by page, with a progress count on a terminal.
@@ -479,8 +482,14 @@ function M.export(client, call_params, path, io_, ctx, dry)
   local args = { path = path, on_progress = function(count) bar:update(count) end }
   for k, v in pairs(call_params) do
     local name = EXPORT_FILE_ARGS[k]
-    if not name then usage("--" .. k .. " does not apply to an export to a file (--out)") end
-    args[name] = v
+    if name then
+      args[name] = v
+    elseif EXPORT_LIST_PARAMS[k] then
+      args.params = args.params or {}
+      args.params[k] = v
+    else
+      usage("--" .. k .. " does not apply to an export to a file (--out)")
+    end
   end
   local res, err = client.leads:export_file(args)
   bar:finish()
