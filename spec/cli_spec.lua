@@ -305,6 +305,65 @@ describe("instantly CLI", function()
       assert.are.equal(2, run("--completion tcsh").code)
     end)
 
+    it("reaches every catalog operation: --dry-run forms its request", function()
+      local UUID = "6e083e99-f4bd-4ab2-8b9e-e1b0ef24dc9e"
+      local function sample(p)
+        local item = p.type == "array" and (p.items or "string") or p.type
+        local v
+        if p.enum then
+          v = tostring(p.enum[1])
+        elseif item == "integer" or item == "number" then
+          v = tostring(p.min or 1)
+        elseif item == "boolean" then
+          v = "true"
+        elseif item == "object" then
+          v = "{}"
+        elseif p.format == "uuid" then
+          v = UUID
+        elseif p.format == "email" then
+          v = "a@b.co"
+        elseif p.format == "date" then
+          v = "2026-01-01"
+        elseif p.format == "date-time" then
+          v = "2026-01-01T00:00:00Z"
+        elseif p.format == "uri" then
+          v = "https://example.com/hook"
+        else
+          v = "x"
+        end
+        return v
+      end
+      local env = { INSTANTLY_API_KEY = "dry-run-key-0123456789", INSTANTLY_BASE_URL = "http://127.0.0.1:9" }
+      local n = 0
+      for _, name in ipairs(index.entities) do
+        local e = require("instantly.entities." .. name)
+        for _, op in ipairs(e.operations) do
+          local argv = { name, op.lua_method }
+          for _, pp in ipairs(op.path_params) do argv[#argv + 1] = sample(pp) end
+          for _, list in ipairs({ op.query or {}, op.body and op.body.fields or {} }) do
+            for _, p in ipairs(list) do
+              if p.required then
+                argv[#argv + 1] = "--" .. p.name
+                argv[#argv + 1] = sample(p)
+              end
+            end
+          end
+          argv[#argv + 1] = "--dry-run"
+          local r = inproc(argv, env)
+          local label = table.concat(argv, " ")
+          assert.are.equal(0, r.code, label .. ": " .. r.err)
+          local first = r.out:match("^([^\n]*)\n")
+          local static = op.path:match("^([^{]*)")
+          local want = op.method .. " http://127.0.0.1:9/api/v2" .. static
+          assert.are.equal(want, first:sub(1, #want), label)
+          assert.falsy(first:find("{", 1, true), first)
+          assert.falsy(r.out:find(env.INSTANTLY_API_KEY, 1, true), "key shown")
+          n = n + 1
+        end
+      end
+      assert.are.equal(187, n)
+    end)
+
     it("accepts slugs and kebab-case spellings", function()
       assert.are.equal(0, inproc({ "lead-lists", "--help" }).code)
       assert.are.equal(0, inproc({ "leads", "add-many", "--help" }).code)
