@@ -25,7 +25,9 @@ function M.render()
   w('source = { url = "git+https://example.invalid/instantly.git" }')
   w('description = {')
   w('  summary = "Lua 5.4 SDK for the Instantly.ai API V2",')
-  w('  detailed = "Every API V2 operation as methods on entity tables, auto-pagination, safe retries, a client-side rate limiter, concurrent calls, bulk lead import/export, a local mock server and a CLI. The C core does HTTP (libcurl) and exact JSON.",')
+  w('  detailed = "Every API V2 operation as methods on entity tables, auto-pagination, safe retries, '
+    .. 'a client-side rate limiter, concurrent calls, bulk lead import/export, a local mock server and a CLI. '
+    .. 'The C core does HTTP (libcurl) and exact JSON.",')
   w('  license = "MIT",')
   w('}')
   w('dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }')
