@@ -54,7 +54,8 @@ end
 
 local IDENT = "^[%a_][%w_]*$"
 local KEYWORDS = {}
-for w in ("and break do else elseif end false for function goto if in local nil not or repeat return then true until while"):gmatch("%a+") do
+for w in ("and break do else elseif end false for function goto if in local nil not or repeat return "
+  .. "then true until while"):gmatch("%a+") do
   KEYWORDS[w] = true
 end
 
