@@ -651,6 +651,19 @@ describe("the codec as a whole", function()
     assert.is_true(collectgarbage("count") < before + 256)
   end)
 
+  it("releases every byte when an allocation fails at any point (spec/fuzz/json_oom.c)", function()
+    local exe = os.tmpname()
+    local cmd = ("cc -std=c99 -O1 -Icsrc $(pkg-config --cflags lua5.4) spec/fuzz/json_oom.c csrc/json.c "
+      .. "$(pkg-config --libs lua5.4) -lm -o %q 2>&1 && %q 2>&1"):format(exe, exe)
+    local p = assert(io.popen(cmd))
+    local out = p:read("a")
+    local ok = p:close()
+    os.remove(exe)
+    assert(ok, out)
+    assert.matches("^json_oom: %d+ allocation%-failure points, all clean\n$", out)
+    assert.is_true(tonumber(out:match("(%d+) allocation")) > 1000)
+  end)
+
   it("stays correct when a finalizer encodes in the middle of an encode", function()
     local inner, during, in_outer = {}, 0, false
     local function junk()

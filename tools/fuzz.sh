@@ -1,6 +1,7 @@
 #!/bin/sh
 # fuzz.sh SECONDS - libFuzzer (with ASan + UBSan) on the JSON decoder and on
-# decode -> encode -> decode (spec/fuzz/json_fuzz.c). Starts from the
+# decode -> encode -> decode (spec/fuzz/json_fuzz.c), after the allocation-
+# failure sweep (spec/fuzz/json_oom.c). Starts from the
 # committed corpus in spec/fuzz/corpus, then merges what it found back into
 # a minimal set so the committed corpus stays small. Crashes land in
 # build-fuzz/ as crash-* files; the last lines give the exec count.
@@ -15,6 +16,13 @@ cflags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined -fno-
 # shellcheck disable=SC2046
 clang -std=c99 -Wall -Wextra -Werror $cflags $(pkg-config --cflags lua5.4) -Icsrc \
     spec/fuzz/json_fuzz.c csrc/json.c -o "$bin" $(pkg-config --libs lua5.4)
+
+# First the allocation-failure sweep, under the same sanitizers.
+# shellcheck disable=SC2046
+clang -std=c99 -Wall -Wextra -Werror -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+    $(pkg-config --cflags lua5.4) -Icsrc spec/fuzz/json_oom.c csrc/json.c -o "$out/json_oom" \
+    $(pkg-config --libs lua5.4) -lm
+"$out/json_oom"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
