@@ -708,6 +708,12 @@ describe("instantly CLI", function()
       assert.are.equal(0, r.code, r.err)
       local job = decode(r.out)
       assert.are.equal("success", job.status)
+      assert.are.equal("", r.err, "no progress when stderr is not a terminal")
+      srv:set { job_steps = 2 }
+      local t = run("accounts disable_warmup --emails tom@mockmail.co --wait", { tty = true })
+      assert.are.equal(0, t.code, t.out)
+      assert.truthy(t.out:find("\r\27[Kaccounts disable_warmup [", 1, true), t.out)
+      assert.truthy(t.out:find("100% (success)", 1, true), t.out)
       assert.are.equal(2, run("campaigns list --wait").code, "only for job-returning actions")
     end)
 
