@@ -778,10 +778,11 @@ static void parse_document(dec *d)
     }
 }
 
+/* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    luaL_getmetatable(L, ARRAY_MT); /* DEC_ARRAY_MT */
+    lua_settop(L, DEC_ARRAY_MT);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
@@ -812,11 +813,19 @@ static int l_json_decode(lua_State *L)
     memset(d.hint_arr, 0, sizeof d.hint_arr);
     memset(d.hint_obj, 0, sizeof d.hint_obj);
     lua_settop(L, 2);
-    d.scratch = jbuf_new(L); /* slot 3, kept alive by this frame */
+    /* The state's scratch box for escaped strings, unless a finalizer
+     * decodes while it is in use: then a fresh one (slot 3). */
+    d.scratch = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
+    if (d.scratch->busy)
+        d.scratch = jbuf_new(L);
+    d.scratch->busy = 1;
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
-    status = lua_pcall(L, 1, 1, 0);
-    jbuf_release(d.scratch);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    status = lua_pcall(L, 2, 1, 0);
+    d.scratch->busy = 0;
+    if (d.scratch->cap > JBUF_KEEP)
+        jbuf_release(d.scratch);
     if (status == LUA_OK)
         return 1;
     if (!d.failed)
@@ -1426,10 +1435,12 @@ static void encode_document(enc *e)
     }
 }
 
+/* Arguments: the enc (light userdata), the value (ENC_VALUE), array_mt
+ * (ENC_ARRAY_MT). */
 static int encode_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 1);
-    luaL_getmetatable(L, ARRAY_MT); /* ENC_ARRAY_MT */
+    lua_settop(L, ENC_ARRAY_MT);
     lua_pushnil(L);                 /* ENC_FRAMES, until the local ones run out */
     encode_document(e);
     return 0;
@@ -1463,7 +1474,8 @@ static int l_json_encode(lua_State *L)
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, 1);
-    status = lua_pcall(L, 2, 0, 0);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    status = lua_pcall(L, 3, 0, 0);
     if (status == LUA_OK)
         lua_pushlstring(L, e.b->p, e.b->len);
     e.b->busy = 0;
@@ -1496,7 +1508,6 @@ static int l_array(lua_State *L)
 }
 
 static const luaL_Reg json_funcs[] = {
-    {"json_decode", l_json_decode},
     {"array", l_array},
     {NULL, NULL}
 };
@@ -1512,10 +1523,17 @@ void inst_json_open(lua_State *L)
     lua_pop(L, 1);
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
+    /* Each codec function keeps its per-state buffer and array_mt as
+     * upvalues. */
+    jbuf_new(L);
+    luaL_getmetatable(L, ARRAY_MT);
+    lua_pushcclosure(L, l_json_decode, 2);
+    lua_setfield(L, -2, "json_decode");
+    jbuf_new(L);
+    luaL_getmetatable(L, ARRAY_MT);
+    lua_pushcclosure(L, l_json_encode, 2);
+    lua_setfield(L, -2, "json_encode");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     luaL_setfuncs(L, json_funcs, 0);
-    jbuf_new(L); /* the encode buffer of this state */
-    lua_pushcclosure(L, l_json_encode, 1);
-    lua_setfield(L, -2, "json_encode");
 }
