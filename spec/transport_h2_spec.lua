@@ -73,8 +73,7 @@ http {
     if dir then os.execute("rm -rf " .. dir) end
   end)
 
-  -- the access log lines for one request path: { {conn=, proto=}, ... }
-  local function record(path)
+  local function read_record(path)
     local rows = {}
     local f = io.open(dir .. "/access.log")
     if not f then return rows end
@@ -86,13 +85,26 @@ http {
     return rows
   end
 
+  -- The access log lines for one request path: { {conn=, proto=}, ... }.
+  -- nginx logs a request after its response has gone out, so the last line
+  -- can lag behind the client: wait (bounded) for `want` lines.
+  local function record(path, want)
+    local rows = read_record(path)
+    for _ = 1, 50 do
+      if #rows >= want then break end
+      socket.sleep(0.05)
+      rows = read_record(path)
+    end
+    return rows
+  end
+
   it("speaks HTTP/2 by default over TLS", function()
     local s <close> = core.session{ ca_file = ca }
     local status, body, headers = s:request{ url = base .. "/one" }
     assert.equal(200, status)
     assert.equal("hello over tls", body)
     assert.is_string(headers["content-type"])
-    local rec = record("/one")
+    local rec = record("/one", 1)
     assert.equal(1, #rec)
     assert.equal("HTTP/2.0", rec[1].proto)
   end)
@@ -107,7 +119,7 @@ http {
       if s:pending() == 0 then break end
     end
     for _, id in ipairs(ids) do assert.equal(200, done[id].status) end
-    local rec = record("/mux")
+    local rec = record("/mux", 6)
     assert.equal(6, #rec)
     for _, r in ipairs(rec) do
       assert.equal("HTTP/2.0", r.proto)
@@ -118,7 +130,7 @@ http {
   it("uses HTTP/1.1 when http2 = false", function()
     local s <close> = core.session{ ca_file = ca, http2 = false }
     for _ = 1, 3 do assert.equal(200, (s:request{ url = base .. "/h1" })) end
-    local rec = record("/h1")
+    local rec = record("/h1", 3)
     assert.equal(3, #rec)
     for _, r in ipairs(rec) do
       assert.equal("HTTP/1.1", r.proto)
