@@ -288,9 +288,14 @@ describe("transport", function()
       local capped <close> = core.session{ max_connections = 2 }
       fx.reset()
       local ids = {}
-      for i = 1, 6 do ids[i] = capped:submit{ url = fx.url("/slow?ms=50") } end
+      -- Pairs meet at a barrier: each pair proves two were in flight at
+      -- once (without relying on timing), the cap that no more were.
+      for i = 1, 6 do ids[i] = capped:submit{ url = fx.url("/barrier?name=pair&n=2") } end
       local results = drain(capped, 6)
-      for _, id in ipairs(ids) do assert.equal(200, results[id].status) end
+      for _, id in ipairs(ids) do
+        assert.equal(200, results[id].status)
+        assert.equal("released 2", results[id].body)
+      end
       local rec = fx.stats()
       assert.equal(6, rec.requests)
       assert.equal(2, rec.max_open)

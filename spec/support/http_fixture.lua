@@ -113,7 +113,12 @@ io.stdout:write(select(2, srv:getsockname()), "\n", select(2, hole:getsockname()
 io.stdout:flush()
 
 local record
+-- Each reset starts a generation: a connection counts as open in the
+-- generation it was last used in, so keep-alive connections left over from
+-- before a reset, closing later, cannot push the live count below zero.
+local generation = 0
 local function reset()
+  generation = generation + 1
   record = { connections = 0, requests = 0, open = 0, max_open = 0, inflight = 0, max_inflight = 0,
     tunnels = 0, last_tunnel = "" }
 end
@@ -434,7 +439,7 @@ end
 local function handle(sock)
   sock:settimeout(0)
   sock:setoption("tcp-nodelay", true)
-  local conn = { sock = sock, buf = "", counted = false }
+  local conn = { sock = sock, buf = "" }
   while true do
     local req = read_request(conn)
     if not req then break end
@@ -445,8 +450,8 @@ local function handle(sock)
     end
     local control = req.path:sub(1, 2) == "/_"
     if not control then
-      if not conn.counted then
-        conn.counted = true
+      if conn.gen ~= generation then
+        conn.gen = generation
         record.connections = record.connections + 1
         record.open = record.open + 1
         record.max_open = math.max(record.max_open, record.open)
@@ -471,7 +476,7 @@ local function handle(sock)
     if not control then record.inflight = record.inflight - 1 end
     if not keep or req.close or not running then break end
   end
-  if conn.counted then record.open = record.open - 1 end
+  if conn.gen == generation then record.open = record.open - 1 end
   wait_r[sock], wait_w[sock] = nil, nil
   sock:close()
 end
