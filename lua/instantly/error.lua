@@ -12,6 +12,13 @@
 -- response body, or the raw text when it was not JSON), `retry_after`
 -- (seconds), `request_id`, `attempts`, and for transport failures
 -- `transport_kind` (`connect`, `dns`, `timeout`, `tls`, ...) and `curl_code`.
+--
+-- The workflow helpers add kinds of their own, with their own fields:
+-- `"task"` (a task given to `client:gather` raised), `"failed"` (a waited-on
+-- job, verification or session ended badly), `"preflight"` (launch refused),
+-- `"checkpoint"` (an import checkpoint file could not be read or written)
+-- and `"export"` (a lead export could not write its file). A wait that runs
+-- out of time is `"timeout"`. CSV errors are their own type (`kind = "csv"`).
 -- @module instantly.error
 
 local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
@@ -24,7 +31,10 @@ Error.__index = Error
 Error.__name = "instantly.Error"
 
 --- Every error kind, for `err.kind` comparisons.
-M.KINDS = { http = true, transport = true, timeout = true, rate_limited = true, decode = true, api = true }
+M.KINDS = {
+  http = true, transport = true, timeout = true, rate_limited = true, decode = true, api = true,
+  task = true, failed = true, preflight = true, checkpoint = true, export = true,
+}
 
 --- Build an error from its fields.
 -- @tparam table fields at least `kind` and `message`
