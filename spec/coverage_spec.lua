@@ -1,5 +1,5 @@
 -- Coverage gates (like luv's bindcov/docscov):
---  * every operation of the project's catalog copy (spec/fixtures/
+--  * every operation of the project's catalog copy (catalog/
 --    instantly-v2.json, read directly, not through the generated entity
 --    files) has a method that sends the same HTTP method to the same path;
 --  * every public method is documented: generated methods through the
@@ -17,7 +17,7 @@ local function read(path)
   return s
 end
 
-local catalog = assert(core.json_decode(read("spec/fixtures/instantly-v2.json")))
+local catalog = assert(core.json_decode(read("catalog/instantly-v2.json")))
 
 local source_cache = {}
 local function source_lines(src)
