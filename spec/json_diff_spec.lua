@@ -158,25 +158,7 @@ local function gen_doc(rand)
 end
 
 -- exact: subtypes and float bits must agree; array_mt must match.
-local function same(a, b, path)
-  if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
-  if type(a) == "number" then
-    if math.type(a) ~= math.type(b) or string.pack("<n", a) ~= string.pack("<n", b) then
-      return false, ("%s: %s %s vs %s %s"):format(path, math.type(a), a, math.type(b), b)
-    end
-    return true
-  end
-  if type(a) ~= "table" then return a == b, path .. ": values differ" end
-  if getmetatable(a) ~= getmetatable(b) then return false, path .. ": metatables differ" end
-  for k, v in pairs(a) do
-    local ok, why = same(v, b[k], path .. "." .. tostring(k))
-    if not ok then return false, why end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": extra key" end
-  end
-  return true
-end
+local same = require "support.same_value"
 
 -- ours vs cjson's decode: cjson makes every number a float and tables bare.
 local function like_cjson(ours, theirs, path)

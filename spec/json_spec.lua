@@ -5,37 +5,7 @@ local core = require "instantly.core"
 local decode, encode = core.json_decode, core.json_encode
 local null = core.null
 
--- Structural equality that also compares number subtypes (1 ~= 1.0) and
--- float bits (0.0 ~= -0.0), and checks that arrays carry array_mt.
-local function same(a, b, path)
-  path = path or "$"
-  if type(a) ~= type(b) then
-    return false, path .. ": " .. type(a) .. " vs " .. type(b)
-  end
-  if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then
-      return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b)
-    end
-    if math.type(a) == "float" and string.pack("<d", a) ~= string.pack("<d", b) then
-      return false, path .. (": %a vs %a"):format(a, b)
-    end
-    return true
-  end
-  if type(a) ~= "table" then
-    return a == b, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
-  end
-  if getmetatable(a) ~= getmetatable(b) then
-    return false, path .. ": metatables differ"
-  end
-  for k, v in pairs(a) do
-    local ok, why = same(v, b[k], path .. "." .. tostring(k))
-    if not ok then return false, why end
-  end
-  for k in pairs(b) do
-    if a[k] == nil then return false, path .. "." .. tostring(k) .. ": extra key" end
-  end
-  return true
-end
+local same = require "support.same_value"
 
 local A = core.array
 
