@@ -95,21 +95,36 @@ describe("pagination", function()
     assert.is_true(total > 2, "the seed has more than one page of campaigns")
   end)
 
-  it("a failure mid-way raises the error from the iterator, never truncating silently", function()
+  it("a failure mid-way ends the loop with the error in it.err, never truncating silently", function()
     local n = 0
-    local ok, err = pcall(function()
-      for _ in client.leads:each { limit = 100 } do
-        n = n + 1
-        if n == 150 then
-          srv:fault { method = "POST", path = "/leads/list", status = 400, message = "bad page", count = 1 }
-        end
+    local it = client.leads:each { limit = 100 }
+    for _ in it do
+      n = n + 1
+      if n == 150 then
+        srv:fault { method = "POST", path = "/leads/list", status = 400, message = "bad page", count = 1 }
       end
-    end)
-    assert.is_false(ok)
+    end
+    local err = it.err
     assert.is_true(instantly.is_error(err))
     assert.equal("http", err.kind)
     assert.equal(400, err.status)
     assert.equal(200, n, "the two good pages were delivered before the failure")
+  end)
+
+  it("all{} collects every item, or nil, err: a failed page or more than max items", function()
+    local leads = assert(client.leads:all { limit = 100 })
+    assert.is_true(#leads >= 1900)
+    local ids = {}
+    for _, l in ipairs(leads) do assert.is_nil(ids[l.id]); ids[l.id] = true end
+    local none, err = client.leads:all { limit = 100, max = 150 }
+    assert.is_nil(none)
+    assert.equal("limit", err.kind)
+    assert.matches("more than 150 items", tostring(err))
+    srv:fault { method = "POST", path = "/leads/list", status = 400, message = "bad page", count = 1 }
+    none, err = client.leads:all { limit = 100 }
+    assert.is_nil(none)
+    assert.equal(400, err.status)
+    assert.has_error(function() client.leads:all { max = 0 } end, "instantly: leads:list: 'max' must be an integer >= 1")
   end)
 
   it("a GET list iterator passes the cursor in the query", function()

@@ -169,12 +169,14 @@ describe("client:gather", function()
     for i = 1, 12 do assert.equal(campaigns[(i - 1) % 4 + 1].id, seen[i]) end
   end)
 
-  it("returns an instantly.Error raised by an iterator as the task's error", function()
+  it("returns the error an iterator ended with as the task's error", function()
     srv:fault { method = "POST", path = "/leads/list", status = 400, count = 1 }
     local values, errs, failed = client:gather {
       function()
         local n = 0
-        for _ in client.leads:each { campaign = campaigns[1].id } do n = n + 1 end
+        local it = client.leads:each { campaign = campaigns[1].id }
+        for _ in it do n = n + 1 end
+        if it.err then return nil, it.err end
         return n
       end,
     }
@@ -214,8 +216,8 @@ describe("client:gather", function()
       api_key = "k", rate_limit = false,
       transport = { request = function() calls = calls + 1; return 200, '{"id":"x"}', {} end },
     }
-    local values = fake:gather { function() return fake.campaigns:get("a") end,
-                                 function() return fake.campaigns:get("b") end }
+    local values = fake:gather { function() return fake.campaigns:get("00000000-0000-4000-8000-00000000000a") end,
+                                 function() return fake.campaigns:get("00000000-0000-4000-8000-00000000000b") end }
     assert.equal(2, calls)
     assert.equal("x", values[2].id)
   end)

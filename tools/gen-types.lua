@@ -461,6 +461,11 @@ function M.relations(e)
 end
 
 --- The iterator name of a paginated method (the builder's rule).
+function M.collector_name(m)
+  if m == "list" then return "all" end
+  return "all_" .. (m:match("^list_(.+)$") or m)
+end
+
 function M.iterator_name(m)
   if m == "list" then return "each" end
   return "each_" .. (m:match("^list_(.+)$") or m)
@@ -541,7 +546,7 @@ local function render_entity(e)
       one_line(other.name), other.lua_name, M.iterator_name(op.lua_method), rel.param))
     w(string.format("---@param params? %s", params_class(other, op)))
     w("---@param opts? instantly.CallOptions")
-    w("---@return fun(): " .. (item_class(op) or "table<string, any>"))
+    w("---@return instantly.Iterator<" .. (item_class(op) or "table<string, any>") .. ">")
     w(string.format("function %s:%s(params, opts) end", rvar, other.lua_name))
   end
   emit_extra(w, rvar, M.EXTRA[e.lua_name] and M.EXTRA[e.lua_name].record)
@@ -581,18 +586,30 @@ local function render_entity(e)
     w(string.format("function %s:%s(%s) end", var, op.lua_method, table.concat(names, ", ")))
     if op.paginated then
       local item = item_class(op) or "table<string, any>"
+      local inames, pdoc = {}, {}
+      for _, pp in ipairs(op.path_params or {}) do
+        pdoc[#pdoc + 1] = string.format("---@param %s string", pp.name)
+        inames[#inames + 1] = pp.name
+      end
+      if #flags_of(op) > 0 then
+        pdoc[#pdoc + 1] = string.format("---@param params? %s", params_class(e, op))
+        inames[#inames + 1] = "params"
+      end
+      pdoc[#pdoc + 1] = "---@param opts? instantly.CallOptions"
+      inames[#inames + 1] = "opts"
       w("")
       w("---Every item of `" .. op.lua_method .. "` across all pages, one page in memory at a time. "
-        .. "A failed page raises its instantly.Error.")
-      for _, pp in ipairs(op.path_params or {}) do w(string.format("---@param %s string", pp.name)) end
-      w(string.format("---@param params? %s", #flags_of(op) > 0 and params_class(e, op) or "table"))
-      w("---@param opts? instantly.CallOptions")
-      w("---@return fun(): " .. item)
-      local inames = {}
-      for _, pp in ipairs(op.path_params or {}) do inames[#inames + 1] = pp.name end
-      inames[#inames + 1] = "params"
-      inames[#inames + 1] = "opts"
+        .. "A failed page ends the loop; the error is then in `it.err`.")
+      for _, l in ipairs(pdoc) do w(l) end
+      w("---@return instantly.Iterator<" .. item .. ">")
       w(string.format("function %s:%s(%s) end", var, M.iterator_name(op.lua_method), table.concat(inames, ", ")))
+      w("")
+      w("---Every item of `" .. op.lua_method .. "` in one array (`params.max`, default 10000, caps it: "
+        .. "more is a `limit` error).")
+      for _, l in ipairs(pdoc) do w(l) end
+      w("---@return " .. item .. "[]|nil items")
+      w("---@return instantly.Error|nil err")
+      w(string.format("function %s:%s(%s) end", var, M.collector_name(op.lua_method), table.concat(inames, ", ")))
     end
   end
   emit_extra(w, var, M.EXTRA[e.lua_name] and M.EXTRA[e.lua_name].entity)
@@ -616,13 +633,18 @@ local function render_client(es)
   w("")
   w("---The one error type: every expected failure returns `nil, err` with this.")
   w("---@class instantly.Error")
-  w("---@field kind \"http\"|\"transport\"|\"timeout\"|\"rate_limited\"|\"decode\"|\"api\"")
+  local kinds = {}
+  for k in pairs(require("instantly.error").KINDS) do kinds[#kinds + 1] = '"' .. k .. '"' end
+  table.sort(kinds)
+  w("---@field kind " .. table.concat(kinds, "|"))
   w("---@field status? integer HTTP status")
   w("---@field code? string the vendor's error string")
   w("---@field message string")
   w("---@field method? string")
-  w("---@field path? string")
-  w("---@field body? any decoded response body (or raw text)")
+  w("---@field path? string the path as sent")
+  w("---@field url? string the URL as sent")
+  w("---@field headers? table<string, string> response headers (key redacted)")
+  w("---@field body? any decoded response body (or raw text), key redacted")
   w("---@field retry_after? number seconds")
   w("---@field request_id? string")
   w("---@field attempts? integer")
@@ -644,7 +666,21 @@ local function render_client(es)
   w("---@return boolean")
   w("function Page:has_next() end")
   w("")
-  w("---Per-call options (the last argument of every method).")
+  w("---An iteration over every item of a paginated list (`each`, `each_<x>`, record relations).")
+  w("---A failed page ends the loop without raising; the error is then in `err`.")
+  w("---@class instantly.Iterator<T>: { err: instantly.Error? }")
+  w("---@overload fun(): any")
+  w("---@field err instantly.Error|nil why the loop ended early (nil: every page arrived)")
+  w("local Iterator = {}")
+  w("")
+  w("---The remaining items in one array (at most `max`, default 10000: more is a `limit` error).")
+  w("---@param max? integer")
+  w("---@return any[]|nil items")
+  w("---@return instantly.Error|nil err")
+  w("function Iterator:collect(max) end")
+  w("")
+  w("---Per-call options (the last argument of every method; for an operation without parameters, "
+    .. "the argument after the path arguments).")
   w("---@class instantly.CallOptions")
   w("---@field timeout? number seconds")
   w("---@field connect_timeout? number seconds")
@@ -699,6 +735,26 @@ local function render_client(es)
   w("---@param t T")
   w("---@return T")
   w("function instantly.array(t) end")
+  w("")
+  w("---JSON as the SDK reads and writes it (the C codec: exact integers, `instantly.null`, arrays).")
+  w("---@class instantly.json")
+  w("instantly.json = {}")
+  w("")
+  w("---Encode a value as JSON text.")
+  w("---@param v any")
+  w("---@return string|nil text")
+  w("---@return string|nil err")
+  w("function instantly.json.encode(v) end")
+  w("")
+  w("---Decode JSON text; `nil, err` for malformed text or when memory runs out.")
+  w("---@param text string")
+  w("---@return any value")
+  w("---@return string|nil err")
+  w("function instantly.json.decode(text) end")
+  w("")
+  w("---Sleep for `seconds` (inside `client:gather`, other tasks run meanwhile).")
+  w("---@param seconds number")
+  w("function instantly.sleep(seconds) end")
   w("")
   w("---Is `v` an `instantly.Error`?")
   w("---@param v any")
@@ -781,15 +837,33 @@ local function render_ldoc_entity(e)
       w("")
       w("--- Every item of `" .. op.lua_method .. "` across all pages.")
       w("-- One page is held at a time; iteration stops on a missing cursor or an empty page. A page that")
-      w("-- fails raises its `instantly.Error` (wrap the loop in `pcall` to handle it).")
+      w("-- fails ends the loop without raising: its `instantly.Error` is then in `it.err`.")
       w("-- @function client." .. e.lua_name .. ":" .. it)
       for _, pp in ipairs(op.path_params or {}) do
         w("-- @tparam string " .. pp.name .. " " .. ldoc_escape(pp.description or pp.name))
       end
-      w("-- @tparam[opt] table params as for `" .. op.lua_method .. "`")
+      if #flags_of(op) > 0 then w("-- @tparam[opt] table params as for `" .. op.lua_method .. "`") end
       w("-- @tparam[opt] table opts per-call options")
-      w("-- @return an iterator over the items")
-      w("-- @usage for item in client." .. e.lua_name .. ":" .. it .. "{limit = 100} do print(item.id) end")
+      w("-- @return an `instantly.Iterator` over the items (`it.err` after the loop)")
+      local args = {}
+      for _, pp in ipairs(op.path_params or {}) do args[#args + 1] = pp.name end
+      local call = "client." .. e.lua_name .. ":" .. it .. "(" .. table.concat(args, ", ") .. ")"
+      w("-- @usage local it = " .. call .. "; for item in it do print(item.id) end; assert(not it.err, it.err)")
+      local all = M.collector_name(op.lua_method)
+      w("")
+      w("--- Every item of `" .. op.lua_method .. "` in one array.")
+      w("-- `params.max` (default 10000) caps it: more items is a `limit` error, never a shortened list.")
+      w("-- @function client." .. e.lua_name .. ":" .. all)
+      for _, pp in ipairs(op.path_params or {}) do
+        w("-- @tparam string " .. pp.name .. " " .. ldoc_escape(pp.description or pp.name))
+      end
+      if #flags_of(op) > 0 then
+        w("-- @tparam[opt] table params as for `" .. op.lua_method .. "`, plus `max`")
+      end
+      w("-- @tparam[opt] table opts per-call options")
+      w("-- @return[1] the items")
+      w("-- @return[2] nil")
+      w("-- @return[2] instantly.Error")
     end
   end
   local extra = M.EXTRA[e.lua_name]

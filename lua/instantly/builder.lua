@@ -60,11 +60,13 @@
 local core = require "instantly.core"
 local validate = require "instantly.validate"
 local pipeline = require "instantly.pipeline"
+local Err = require "instantly.error"
 local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
 
-local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
+local type, pairs, ipairs, error, tostring, select, next = type, pairs, ipairs, error, tostring, select, next
 local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
+local rawget, warn = rawget, warn
 local concat, sort = table.concat, table.sort
 local mtype = math.type
 
@@ -171,12 +173,9 @@ function M.doc_for(def, op)
     params[#params + 1] = { name = p.name, where = "body", type = type_text(p), required = p.required or false,
                             description = p.description }
   end
-  local has_params = #params > #op.path_params
-  args[#args + 1] = has_params and "params" or "nil"
-  args[#args + 1] = "opts"
   return {
     id = op.id, name = op.lua_method, summary = op.summary,
-    signature = "client." .. def.lua_name .. ":" .. op.lua_method .. "(" .. concat(args, ", ") .. ")",
+    signature = "client." .. def.lua_name .. ":" .. op.lua_method .. M.arglist(op),
     http = op.method .. " " .. catalog.path_prefix .. op.path,
     params = params,
     returns = returns_text(op, by_name),
@@ -186,19 +185,58 @@ function M.doc_for(def, op)
   }
 end
 
-local function iterator_doc(def, op)
-  local d = M.doc_for(def, op)
+--- The argument list of a generated method as documented everywhere
+-- (`help`, reference, stubs): path arguments, then `params` when the
+-- operation has any (in brackets unless one is required), then the
+-- optional `opts`: `(id[, opts])`, `([params][, opts])`, `(params[, opts])`.
+-- @tparam table op operation
+-- @treturn string
+function M.arglist(op)
   local args = {}
   for _, p in ipairs(op.path_params) do args[#args + 1] = p.name end
-  args[#args + 1] = "params"
-  args[#args + 1] = "opts"
+  local n, required = 0, false
+  for _, p in ipairs(op.query or {}) do n = n + 1; required = required or p.required end
+  for _, p in ipairs(op.body and op.body.fields or {}) do n = n + 1; required = required or p.required end
+  local head = concat(args, ", ")
+  if n > 0 then
+    if required then
+      head = head .. (head ~= "" and ", " or "") .. "params"
+    else
+      head = head .. (head ~= "" and "[, params]" or "[params]")
+    end
+  end
+  return "(" .. head .. (head ~= "" and "[, opts]" or "[opts]") .. ")"
+end
+
+local function iterator_doc(def, op)
+  local d = M.doc_for(def, op)
+  local name = M.iterator_name(op.lua_method)
   return {
-    id = op.id, name = M.iterator_name(op.lua_method),
-    summary = "Iterate every item of '" .. op.summary .. "' across all pages (raises instantly.Error on failure)",
-    signature = "for item in client." .. def.lua_name .. ":" .. M.iterator_name(op.lua_method) ..
-      "(" .. concat(args, ", ") .. ") do ... end",
+    id = op.id, name = name,
+    summary = "Iterate every item of '" .. op.summary .. "' across all pages (a failed page ends the loop; " ..
+      "check it.err)",
+    signature = "local it = client." .. def.lua_name .. ":" .. name .. M.arglist(op) ..
+      "; for item in it do ... end; if it.err then ... end",
     http = d.http, params = d.params,
-    returns = "iterator yielding one record per item; a failed page raises the instantly.Error",
+    returns = "an instantly.Iterator yielding one record per item; after the loop, it.err is the " ..
+      "instantly.Error that ended it early (nil when every page arrived)",
+    rate_limit = op.rate_limit, scopes = op.scopes,
+  }
+end
+
+local function collector_doc(def, op)
+  local d = M.doc_for(def, op)
+  local name = M.collector_name(op.lua_method)
+  local params = {}
+  for i, p in ipairs(d.params) do params[i] = p end
+  params[#params + 1] = { name = "max", where = "sdk", type = "integer", required = false,
+                          description = "at most this many items (default 10000); more is a 'limit' error" }
+  return {
+    id = op.id, name = name,
+    summary = "Every item of '" .. op.summary .. "' in one array (capped by max)",
+    signature = "client." .. def.lua_name .. ":" .. name .. M.arglist(op),
+    http = d.http, params = params,
+    returns = "array of records, or nil, err (a failed page, or more than max items: kind 'limit')",
     rate_limit = op.rate_limit, scopes = op.scopes,
   }
 end
@@ -231,11 +269,15 @@ local function shared_for(def, op)
     pos = b + 1
   end
   segs[#segs + 1] = path:sub(pos)
+  local path_formats = {}
+  for i, p in ipairs(op.path_params) do path_formats[i] = p.format or false end
+  local checker = validate.compile(op)
   s = {
     label = def.lua_name .. ":" .. op.lua_method,
     method = op.method, op = op, def = def,
-    checker = validate.compile(op),
-    segs = segs, npath = idx,
+    checker = checker,
+    segs = segs, npath = idx, path_formats = path_formats,
+    no_params = next(checker.params) == nil,
     has_body = op.body ~= nil,
     kind = op.response.kind, item = item,
     error_field = error_field,
@@ -250,7 +292,25 @@ end
 
 local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table" }
 
-local function check_opts(label, opts, level)
+--- What is wrong with one header, or nil: a name that is not an HTTP
+-- token, or a name or value with CR, LF or NUL (which would end the
+-- header early and let the rest of the value become headers of its own).
+-- @param name
+-- @param value
+-- @treturn string|nil
+function M.header_problem(name, value)
+  if type(name) ~= "string" or type(value) ~= "string" then return "must map strings to strings" end
+  if not name:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
+    return ("has a header name that is not an HTTP token: %q"):format(name)
+  end
+  if value:find("[\0\r\n]") then
+    return ("has a CR, LF or NUL in the value of header '%s'"):format(name)
+  end
+  return nil
+end
+local header_problem = M.header_problem
+
+local function check_opts(label, opts, level, no_params)
   if type(opts) ~= "table" then
     error("instantly: " .. label .. ": options must be a table, got " .. type(opts), level + 1)
   end
@@ -258,7 +318,9 @@ local function check_opts(label, opts, level)
     local want = OPTS[k]
     if not want then
       error("instantly: " .. label .. ": unknown option '" .. tostring(k) ..
-        "' (known: connect_timeout, headers, max_retries, timeout)", level + 1)
+        "' (known: connect_timeout, headers, max_retries, timeout)" ..
+        (no_params and "; this operation takes no parameters: the table after its path arguments is the options"
+         or ""), level + 1)
     end
     if type(v) ~= want then
       error("instantly: " .. label .. ": option '" .. k .. "' must be a " .. want .. ", got " .. type(v), level + 1)
@@ -271,9 +333,8 @@ local function check_opts(label, opts, level)
     end
     if k == "headers" then
       for hk, hv in pairs(v) do
-        if type(hk) ~= "string" or type(hv) ~= "string" then
-          error("instantly: " .. label .. ": option 'headers' must map strings to strings", level + 1)
-        end
+        local problem = header_problem(hk, hv)
+        if problem then error("instantly: " .. label .. ": option 'headers' " .. problem, level + 1) end
         if hk:lower() == "authorization" then
           error("instantly: " .. label .. ": option 'headers' must not set authorization", level + 1)
         end
@@ -291,19 +352,45 @@ local function merge_headers(base, extra)
 end
 M.merge_headers = merge_headers
 
+-- Formats a path argument must have, from the catalog's `format`. A
+-- value that fails is refused before anything is sent: a wrong id can
+-- only be a 404, and a value chosen by someone else (a CSV, a webhook)
+-- must not be able to steer the request.
+local HEX = "%x%x%x%x"
+local UUID = "^" .. HEX .. HEX .. "%-" .. HEX .. "%-" .. HEX .. "%-" .. HEX .. "%-" .. HEX .. HEX .. HEX .. "$"
+M.PATH_FORMATS = {
+  uuid = function(v) return v:find(UUID) ~= nil end,
+  email = function(v) return v:find("^[^%s@%c]+@[^%s@%c]+$") ~= nil end,
+}
+local PATH_FORMATS = M.PATH_FORMATS
+
+local function path_misuse(cop, i, what, level)
+  error("instantly: " .. cop.label .. ": path parameter '" .. cop.checker.path_params[i] ..
+    "' (argument #" .. i .. ") " .. what, level + 1)
+end
+
+-- One path argument, percent-encoded (every byte but the unreserved ones,
+-- so `/`, `?`, `#`, `%`, CR/LF and NUL cannot change the request line).
+-- `.` and `..` are refused: the transport removes dot segments (RFC 3986
+-- 5.2.4), so `campaigns:delete("..")` would delete `/api/v2/`, and servers
+-- that decode `%2E` before routing would do the same with the encoded form.
 local function path_arg(cop, i, v, level)
   local tv = type(v)
   if tv == "string" then
-    if v == "" then
-      error("instantly: " .. cop.label .. ": path parameter '" .. cop.checker.path_params[i] ..
-        "' (argument #" .. i .. ") must not be empty", level + 1)
+    if v == "" then path_misuse(cop, i, "must not be empty", level + 1) end
+    if v == "." or v == ".." then
+      path_misuse(cop, i, "must not be '" .. v .. "' (a dot segment would address another endpoint)", level + 1)
+    end
+    local format = cop.path_formats[i]
+    if format and PATH_FORMATS[format] and not PATH_FORMATS[format](v) then
+      path_misuse(cop, i, ("must be a%s %s, got %q"):format(format == "uuid" and "" or "n", format,
+        #v > 60 and v:sub(1, 60) .. "..." or v), level + 1)
     end
     return escape(v)
-  elseif mtype(v) == "integer" then
+  elseif mtype(v) == "integer" and not cop.path_formats[i] then
     return tostring(v)
   end
-  error("instantly: " .. cop.label .. ": path parameter '" .. cop.checker.path_params[i] ..
-    "' (argument #" .. i .. ") must be a string, got " .. (v == nil and "nothing" or tv), level + 1)
+  path_misuse(cop, i, "must be a string, got " .. (v == nil and "nothing" or tv), level + 1)
 end
 
 -- Build the path from the operation's segments and the path arguments.
@@ -348,7 +435,7 @@ end
 local function invoke(c, cop, path, params, opts, level)
   local query, body, msg = route(cop.checker, params)
   if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
-  if opts ~= nil then check_opts(cop.label, opts, level + 1) end
+  if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
   local pv = private[c]
   local url = c._base .. path
   if query and query ~= "" then url = url .. "?" .. query end
@@ -390,20 +477,65 @@ local function has_cursor(page)
   return cur ~= nil and cur ~= null and cur ~= "" and type(items) == "table" and #items > 0
 end
 
+-- Cursor cycles (A -> B -> A) across a whole iteration, in bounded
+-- memory: the last RECENT cursors are remembered exactly, so a short cycle
+-- is caught at its first repeat; a longer one is caught by Brent's method
+-- (one saved cursor, re-saved at every power of two), within twice its
+-- length in pages. `seen` is `{ring, set, pos, saved, power, lam}`.
+local RECENT = 32
+
+local function cursors_new()
+  return { ring = {}, set = {}, pos = 0, saved = nil, power = 1, lam = 0 }
+end
+
+local function cursors_copy(d)
+  local o = cursors_new()
+  for k, v in pairs(d.ring) do o.ring[k] = v end
+  for k, v in pairs(d.set) do o.set[k] = v end
+  o.pos, o.saved, o.power, o.lam = d.pos, d.saved, d.power, d.lam
+  return o
+end
+
+-- Records `cur` as sent; false when it was sent before (a cycle).
+local function cursors_add(d, cur)
+  if type(cur) ~= "string" and type(cur) ~= "number" then return true end
+  if d.set[cur] or cur == d.saved then return false end
+  d.pos = d.pos % RECENT + 1
+  local old = d.ring[d.pos]
+  if old ~= nil then d.set[old] = nil end
+  d.ring[d.pos], d.set[cur] = cur, true
+  d.lam = d.lam + 1
+  if d.lam >= d.power then d.saved, d.power, d.lam = cur, d.power * 2, 0 end
+  return true
+end
+
+local function cycle_error(c, cop, path, cur)
+  local shown = tostring(cur)
+  if #shown > 80 then shown = shown:sub(1, 80) .. "..." end
+  return pipeline.new_error("api", {
+    method = cop.method, path = c._prefix .. path, url = c._base .. path,
+    message = "the server sent cursor '" .. shown .. "' again: its pages form a cycle; stopping",
+  }, private[c].key)
+end
+
 local Page = {}
 
---- The next page, `nil` when this was the last one, or `nil, err`.
+--- The next page, `nil` when this was the last one, or `nil, err` (also
+-- when the server sends a cursor this chain of pages has already used).
 -- @treturn table|nil next page
 -- @treturn instantly.Error|nil
 function Page:next()
   local st = getmetatable(self).__state
   if not has_cursor(self) then return nil end
+  local cur = self.next_starting_after
+  local seen = cursors_copy(st.seen)
+  if not cursors_add(seen, cur) then return nil, cycle_error(st.client, st.cop, st.path, cur) end
   local params = copy(st.params)
-  params.starting_after = self.next_starting_after
+  params.starting_after = cur
   local cop = st.cop
   local page, err = invoke(st.client, cop, st.path, params, st.opts, 2)
   if not page then return nil, err end
-  return cop.make_page(page, st.client, cop, st.path, params, st.opts)
+  return cop.make_page(page, st.client, cop, st.path, params, st.opts, seen)
 end
 
 --- Whether a next page may exist (a cursor and a non-empty page).
@@ -412,58 +544,127 @@ function Page:has_next()
   return has_cursor(self)
 end
 
-local function make_page(page, c, cop, path, params, opts)
+local function make_page(page, c, cop, path, params, opts, seen)
   if type(page) ~= "table" then return page end
+  if not seen then
+    seen = cursors_new()
+    if params and params.starting_after ~= nil then cursors_add(seen, params.starting_after) end
+  end
   return setmetatable(page, {
     __index = Page, __name = "instantly.Page",
-    __state = { client = c, cop = cop, path = path, params = params, opts = opts },
+    __state = { client = c, cop = cop, path = path, params = params, opts = opts, seen = seen },
   })
 end
 
--- The iterator over all pages: constant memory (one page at a time),
--- stops on a missing cursor or an empty page (never on a short page),
--- raises the instantly.Error when a page fails, and refuses a cursor that
--- does not advance (which would loop forever).
+--- An iteration over every item of a paginated operation, returned by
+-- `each`, `each_<x>` and record relations (`campaign:leads()`). Use it in
+-- a generic `for`; a failed page does not raise: the loop ends and the
+-- error is in `it.err` (nil when every page arrived).
+--
+--     local it = client.leads:each{campaign = id}
+--     for lead in it do print(lead.email) end
+--     if it.err then return nil, it.err end
+--
+-- An error nobody read by the time the iteration is garbage-collected is
+-- reported through Lua's warning system (`warn`, shown by `lua -W`).
+-- @type Iterator
+local Iterator = {}
+
+--- Every remaining item in one array, or `nil, err`; at most `max` items
+-- (default 10000): more than that is an error of kind `limit`, never a
+-- silently shortened list.
+-- @tparam[opt] integer max
+-- @treturn table|nil items
+-- @treturn instantly.Error|nil
+function Iterator:collect(max)
+  max = max or M.ALL_MAX
+  local items = {}
+  for item in self do
+    if #items >= max then
+      local st = rawget(self, 1)
+      st.stop()
+      return nil, Err.new("limit", {
+        method = st.cop.method, path = st.c._prefix .. st.path,
+        message = "more than " .. max .. " items (pass a larger max, or iterate with " ..
+          M.iterator_name(st.cop.op.lua_method) .. ")",
+      })
+    end
+    items[#items + 1] = item
+  end
+  local err = self.err
+  if err then return nil, err end
+  return core.array(items)
+end
+
+M.ALL_MAX = 10000
+
+local ITER_MT = {
+  __name = "instantly.Iterator",
+  __call = function(it) return rawget(it, 1).step() end,
+  __index = function(it, k)
+    if k == "err" then
+      local st = rawget(it, 1)
+      st.read = true
+      return st.err
+    end
+    return Iterator[k]
+  end,
+  __gc = function(it)
+    local st = rawget(it, 1)
+    if st and st.err and not st.read then
+      warn("instantly: an iteration stopped on an error nobody read (check it.err after the loop): ",
+           tostring(st.err))
+    end
+  end,
+}
+
+-- The iteration over all pages: one page in memory at a time; stops on a
+-- missing cursor or an empty page (never on a short page); a failed page,
+-- a page without items, or a cursor that cycles ends it with the error in
+-- `it.err` (the items of the page that brought the repeated cursor are
+-- new, so they are yielded first).
 local function iterate(c, cop, path, params, opts)
   local p = copy(params)
-  local items, i, n, done = nil, 0, 0, false
-  return function()
+  local seen = cursors_new()
+  if p.starting_after ~= nil then cursors_add(seen, p.starting_after) end
+  local items, i, n = nil, 0, 0
+  local st = { c = c, cop = cop, path = path, done = false }
+  local function fail(err)
+    st.done, st.err, st.read, items, i, n = true, err, false, nil, 0, 0
+    return nil
+  end
+  function st.stop() st.done, items, i, n, st.pending = true, nil, 0, 0, nil end
+  function st.step()
     while true do
       if i < n then
         i = i + 1
-        local it = items[i]
+        local item = items[i]
         items[i] = nil
-        return it
+        return item
       end
-      if done then return nil end
+      if st.pending then return fail(st.pending) end
+      if st.done then return nil end
       local page, err = invoke(c, cop, path, p, opts, 1)
-      if not page then
-        done = true
-        error(err, 0)
-      end
+      if not page then return fail(err) end
       items = page.items
       if type(items) ~= "table" then
-        done = true
-        error(require("instantly.error").new {
-          kind = "decode", method = cop.method, path = c._prefix .. path,
+        return fail(pipeline.new_error("api", {
+          method = cop.method, path = c._prefix .. path, url = c._base .. path,
           message = "a page without an 'items' array", body = page,
-        }, 0)
+        }, private[c].key))
       end
       i, n = 0, #items
       local cur = page.next_starting_after
       if n == 0 or cur == nil or cur == null or cur == "" then
-        done = true
-      elseif cur == p.starting_after then
-        done = true
-        error(require("instantly.error").new {
-          kind = "api", method = cop.method, path = c._prefix .. path,
-          message = "the server returned the same cursor twice (" .. tostring(cur) .. "); stopping",
-        }, 0)
+        st.done = true
+      elseif not cursors_add(seen, cur) then
+        st.done, st.pending = true, cycle_error(c, cop, path, cur)
       else
         p.starting_after = cur
       end
     end
   end
+  return setmetatable({ st }, ITER_MT)
 end
 
 -------------------------------------------------------------------------------
@@ -519,6 +720,15 @@ local function wrap_methods(target, funcs, modname)
 end
 M.wrap_methods = wrap_methods
 
+-- Where the options go: always the last argument. An operation without
+-- parameters takes them right after its path arguments
+-- (`campaign:pause{timeout = 5}`); a `nil` placeholder for the parameters
+-- (`campaign:pause(nil, {timeout = 5})`) is accepted too.
+local function params_opts(cop, a, b)
+  if cop.no_params and b == nil then return nil, a end
+  return a, b
+end
+
 local function method_for(c, ent, cop, paged)
   local label = cop.label
   local npath = cop.npath
@@ -533,6 +743,7 @@ local function method_for(c, ent, cop, paged)
     local path = cop.segs[1]
     return function(self, params, opts)
       if self ~= ent then misuse() end
+      params, opts = params_opts(cop, params, opts)
       local a, b, d = invoke(c, cop, path, params, opts, 2)
       return finish(path, params, opts, a, b, d)
     end
@@ -541,6 +752,7 @@ local function method_for(c, ent, cop, paged)
     return function(self, id, params, opts)
       if self ~= ent then misuse() end
       local path = s1 .. path_arg(cop, 1, id, 2) .. s3
+      params, opts = params_opts(cop, params, opts)
       local a, b, d = invoke(c, cop, path, params, opts, 2)
       return finish(path, params, opts, a, b, d)
     end
@@ -548,10 +760,17 @@ local function method_for(c, ent, cop, paged)
   return function(self, ...)
     if self ~= ent then misuse() end
     local path = build_path(cop, 2, ...)
-    local params, opts = select(npath + 1, ...)
+    local params, opts = params_opts(cop, select(npath + 1, ...))
     local a, b, d = invoke(c, cop, path, params, opts, 2)
     return finish(path, params, opts, a, b, d)
   end
+end
+
+-- Misuse is reported at the call, not at the first page.
+local function check_call(cop, params, opts, level)
+  local _, _, msg = route(cop.checker, params)
+  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
+  if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
 end
 
 local function iterator_for(c, ent, cop)
@@ -562,12 +781,46 @@ local function iterator_for(c, ent, cop)
         M.iterator_name(cop.op.lua_method) .. "(...)", 2)
     end
     local path = build_path(cop, 2, ...)
-    local params, opts = select(npath + 1, ...)
-    -- Misuse is reported here, at the call, not at the first page.
-    local _, _, msg = route(cop.checker, params)
-    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
-    if opts ~= nil then check_opts(cop.label, opts, 2) end
+    local params, opts = params_opts(cop, select(npath + 1, ...))
+    check_call(cop, params, opts, 2)
     return iterate(c, cop, path, params, opts)
+  end
+end
+
+--- The collecting name of a paginated method: `list` -> `all`,
+-- `list_accounts` -> `all_accounts`, anything else `x` -> `all_x`.
+-- @tparam string lua_method
+-- @treturn string
+function M.collector_name(lua_method)
+  if lua_method == "list" then return "all" end
+  local rest = lua_method:match("^list_(.+)$")
+  return "all_" .. (rest or lua_method)
+end
+
+-- `all{..., max = N}`: every item in one array, or `nil, err`. `max` is
+-- taken out of the parameters unless the operation has a parameter of
+-- that name.
+local function collector_for(c, ent, cop)
+  local npath = cop.npath
+  local own_max = cop.checker.params.max ~= nil
+  local name = M.collector_name(cop.op.lua_method)
+  return function(self, ...)
+    if self ~= ent then
+      error("instantly: call it with a colon: client." .. ent.lua_name .. ":" .. name .. "(...)", 2)
+    end
+    local path = build_path(cop, 2, ...)
+    local params, opts = params_opts(cop, select(npath + 1, ...))
+    local max
+    if type(params) == "table" and not own_max and params.max ~= nil then
+      max = params.max
+      if mtype(max) ~= "integer" or max < 1 then
+        error("instantly: " .. cop.label .. ": 'max' must be an integer >= 1", 2)
+      end
+      params = copy(params)
+      params.max = nil
+    end
+    check_call(cop, params, opts, 2)
+    return iterate(c, cop, path, params, opts):collect(max)
   end
 end
 
@@ -585,11 +838,11 @@ local function record_method_for(c, cop, field)
     end
     local path, params, opts
     if npath == 1 then
-      params, opts = ...
+      params, opts = params_opts(cop, ...)
       path = cop.segs[1] .. path_arg(cop, 1, id, 2) .. cop.segs[3]
     else
       path = build_path(cop, 2, id, ...)
-      params, opts = select(npath, ...)
+      params, opts = params_opts(cop, select(npath, ...))
     end
     local a, b, d = invoke(c, cop, path, params, opts, 2)
     if cop.kind == "list" and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
@@ -607,9 +860,7 @@ local function relation_for(c, cop, param, field)
       error("instantly: " .. cop.label .. ": '" .. param .. "' is set by the record", 2)
     end
     p[param] = id
-    local _, _, msg = route(cop.checker, p)
-    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
-    if opts ~= nil then check_opts(cop.label, opts, 2) end
+    check_call(cop, p, opts, 2)
     return iterate(c, cop, cop.segs[1], p, opts)
   end
 end
@@ -681,6 +932,10 @@ function M.build(c, limits, client_methods)
         local it = M.iterator_name(m)
         e.methods[it] = iterator_for(c, e.ent, cop)
         e.ent.docs[it] = iterator_doc(def, op)
+        local all = M.collector_name(m)
+        if e.methods[all] then error("catalog: " .. def.lua_name .. " has an operation named " .. all) end
+        e.methods[all] = collector_for(c, e.ent, cop)
+        e.ent.docs[all] = collector_doc(def, op)
       end
       local first = op.path_params[1]
       if first and field_set[first.name] and not field_set[m] then

@@ -36,8 +36,16 @@ local DEFAULT_BASE_URL = "https://api.instantly.ai"
 -- Option name -> checker returning an error message or nil.
 local function is_pos_number(v) return type(v) == "number" and v > 0 and v == v and v < math.huge end
 
+-- A value that goes into a header line: CR, LF or NUL would end the line
+-- early (and could add headers of the caller's choosing).
+local function header_safe(v)
+  if type(v) ~= "string" or v == "" then return "must be a non-empty string" end
+  if v:find("[\0\r\n]") then return "must not contain CR, LF or NUL" end
+  return true
+end
+
 local OPTIONS = {
-  api_key = function(v) return type(v) == "string" and v ~= "" or "must be a non-empty string" end,
+  api_key = header_safe,
   base_url = function(v)
     return (type(v) == "string" and v:match("^https?://[^/]")) and true or "must be an http:// or https:// URL"
   end,
@@ -49,9 +57,9 @@ local OPTIONS = {
     return (type(v) == "boolean" or type(v) == "table") or
       "must be false, true or {per_second =, per_minute =, endpoints =, max_wait =}"
   end,
-  workspace = function(v) return type(v) == "string" and v ~= "" or "must be a non-empty string" end,
+  workspace = header_safe,
   headers = function(v) return type(v) == "table" or "must be a table of header names to values" end,
-  user_agent = function(v) return type(v) == "string" or "must be a string" end,
+  user_agent = function(v) return v == "" or header_safe(v) end,
   on_request = function(v) return type(v) == "function" or "must be a function" end,
   on_response = function(v) return type(v) == "function" or "must be a function" end,
   on_wait = function(v) return type(v) == "function" or "must be a function" end,
@@ -122,7 +130,8 @@ local function check_options(opts)
   if type(opts.rate_limit) == "table" then check_sub("rate_limit", opts.rate_limit, RATE) end
   if opts.headers then
     for hk, hv in pairs(opts.headers) do
-      if type(hk) ~= "string" or type(hv) ~= "string" then fail("option 'headers' must map strings to strings") end
+      local problem = builder.header_problem(hk, hv)
+      if problem then fail("option 'headers' " .. problem) end
       if hk:lower() == "authorization" then fail("option 'headers' must not set authorization (use api_key)") end
     end
   end
@@ -169,6 +178,17 @@ function Client:request(method, path, args, opts)
   if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
     error("instantly: client:request: path must be a string starting with '/'", 2)
   end
+  -- The transport would remove dot segments (the request would reach
+  -- another endpoint than the one written) and a control byte or space
+  -- would break the request line.
+  if path:find("[%c ]") then
+    error("instantly: client:request: path must not contain spaces or control characters (percent-encode them)", 2)
+  end
+  for seg in path:match("^[^?#]*"):gmatch("[^/]+") do
+    if seg == "." or seg == ".." then
+      error("instantly: client:request: path must not contain '.' or '..' segments: " .. path, 2)
+    end
+  end
   if args ~= nil and type(args) ~= "table" then
     error("instantly: client:request: the third argument must be a table {query =, body =, headers =}", 2)
   end
@@ -201,9 +221,8 @@ function Client:request(method, path, args, opts)
   end
   if args.headers then
     for hk, hv in pairs(args.headers) do
-      if type(hk) ~= "string" or type(hv) ~= "string" then
-        error("instantly: client:request: headers must map strings to strings", 2)
-      end
+      local problem = builder.header_problem(hk, hv)
+      if problem then error("instantly: client:request: headers " .. problem, 2) end
     end
     headers = builder.merge_headers(headers, args.headers)
   end
@@ -228,6 +247,7 @@ local function new(options)
   if key == nil or key == "" then
     fail("no API key: pass api_key = \"...\" to instantly.new, or set the INSTANTLY_API_KEY environment variable")
   end
+  if header_safe(key) ~= true then fail("the INSTANTLY_API_KEY environment variable must not contain CR, LF or NUL") end
   local base_url = opts.base_url or getenv("INSTANTLY_BASE_URL")
   if base_url == nil or base_url == "" then base_url = DEFAULT_BASE_URL end
   local ok = OPTIONS.base_url(base_url)

@@ -15,7 +15,8 @@ local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
 
-local getmetatable, type = getmetatable, type
+local getmetatable, type, pcall, tostring, error = getmetatable, type, pcall, tostring, error
+local running = coroutine.running
 
 local M = {}
 
@@ -30,6 +31,49 @@ M.null = core.null
 -- @tparam table t
 -- @treturn table t
 M.array = core.array
+
+--- JSON as the SDK reads and writes it: the C codec (exact 64-bit
+-- integers, round-trip floats, `instantly.null`, `instantly.array`).
+-- Both functions return `nil, err` instead of raising on bad input, and
+-- `decode` also when memory runs out.
+-- @table json
+M.json = {}
+
+--- Encode a value as JSON text.
+-- @function json.encode
+-- @param v a table, string, number, boolean or `instantly.null`
+-- @treturn string|nil text
+-- @treturn string|nil err
+function M.json.encode(v)
+  local ok, text, err = pcall(core.json_encode, v)
+  if ok then return text, err end
+  return nil, tostring(text)
+end
+
+--- Decode JSON text.
+-- @function json.decode
+-- @tparam string text
+-- @return the value (`instantly.null` for null, arrays marked as arrays), or nil
+-- @treturn string|nil err
+function M.json.decode(text)
+  if type(text) ~= "string" then error("instantly.json.decode: text must be a string, got " .. type(text), 2) end
+  local ok, v, err = pcall(core.json_decode, text)
+  if ok then return v, err end
+  return nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)
+end
+
+--- Sleep for `seconds`. Given the client whose `gather` runs the calling
+-- task, the other tasks run meanwhile; otherwise the process sleeps.
+-- @function sleep
+-- @tparam number seconds
+-- @tparam[opt] table client
+function M.sleep(seconds, c)
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("instantly.sleep: seconds must be a number >= 0", 2)
+  end
+  local sched = type(c) == "table" and type(c._schedulers) == "table" and c._schedulers[running()]
+  if sched then sched:sleep(seconds) else core.sleep(seconds) end
+end
 
 --- The error type: `nil, err` results carry one (see `instantly.error`).
 M.Error = Err.Error

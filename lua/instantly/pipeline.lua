@@ -23,12 +23,12 @@ local Err = require "instantly.error"
 local ratelimit = require "instantly.ratelimit"
 local redact = require "instantly.redact"
 
-local type, tostring, tonumber, next, getmetatable = type, tostring, tonumber, next, getmetatable
+local type, tostring, tonumber, next, getmetatable, pcall = type, tostring, tonumber, next, getmetatable, pcall
 local running, random, min = coroutine.running, math.random, math.min
 local ostime, osdate = os.time, os.date
 local concat = table.concat
 
-local monotime, sleep_plain = core.monotime, core.sleep
+local monotime, sleep_plain, json_decode = core.monotime, core.sleep, core.json_decode
 
 local M = {}
 
@@ -94,37 +94,64 @@ end
 
 local MAX_RAW = 2000
 
--- Decode an error body as far as possible: JSON when it parses, the raw
--- text (trimmed) otherwise.
-local function error_body(text)
-  if text == nil or text == "" then return nil end
-  local v = core.json_decode(text)
-  if v ~= nil then return v end
+-- Every error the pipeline builds goes through here, so one redaction
+-- rule covers everything an error carries: message, code, body at any
+-- depth (keys too), the raw text, and the response headers (secret header
+-- names always; the key anywhere else when it is known).
+local function new_error(kind, fields, key)
+  local h = fields.headers
+  fields.headers = nil
+  if key then redact.deep(fields, key) end
+  if h then fields.headers = redact.headers(h, key) end
+  return Err.new(kind, fields)
+end
+M.new_error = new_error
+
+-- Raw text shown in an error: the key removed first, then cut short, so a
+-- key straddling the cut cannot leave a prefix behind.
+local function raw_text(text, key)
+  text = redact.scrub(text, key)
   return #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text
 end
 
-local function http_error(status, text, headers, method, path, attempts, key)
-  local body = redact.scrub_deep(error_body(text), key)
-  local kind = status == 429 and "rate_limited" or "http"
-  local code = type(body) == "table" and type(body.error) == "string" and body.error or nil
-  local message = message_of(body) or (type(body) == "string" and body) or nil
-  return Err.new {
-    kind = kind, status = status, code = code, message = redact.scrub(message, key),
-    method = method, path = path, body = body,
-    retry_after = M.retry_after(header(headers, "retry-after")),
-    request_id = request_id(headers), attempts = attempts, headers = headers,
-  }
+-- The JSON decoder raises only when memory runs out (malformed input is
+-- `nil, msg`); a response too big to decode is an expected failure.
+local function decode_json(text)
+  local ok, v, msg = pcall(json_decode, text)
+  if ok then return v, msg end
+  return nil, "cannot decode " .. #text .. " bytes: " .. tostring(v), true
 end
 
-local function transport_error(e, method, path, attempts, key)
+-- Decode an error body as far as possible: JSON when it parses, the raw
+-- text (trimmed) otherwise.
+local function error_body(text, key)
+  if text == nil or text == "" then return nil end
+  local v = decode_json(text)
+  if v ~= nil then return v end
+  return raw_text(text, key)
+end
+
+local function http_error(status, text, headers, spec, attempts)
+  local key = spec.key
+  local body = error_body(text, key)
+  local code = type(body) == "table" and type(body.error) == "string" and body.error or nil
+  local message = message_of(body) or (type(body) == "string" and body) or nil
+  return new_error(status == 429 and "rate_limited" or "http", {
+    status = status, code = code, message = message,
+    method = spec.method, path = spec.path, url = spec.url, body = body,
+    retry_after = M.retry_after(header(headers, "retry-after")),
+    request_id = request_id(headers), attempts = attempts, headers = headers,
+  }, key)
+end
+
+local function transport_error(e, spec, attempts)
   local tk = type(e) == "table" and e.kind or "internal"
-  return Err.new {
-    kind = tk == "timeout" and "timeout" or "transport",
+  return new_error(tk == "timeout" and "timeout" or "transport", {
     transport_kind = tk,
     curl_code = type(e) == "table" and e.curl_code or nil,
-    message = redact.scrub(type(e) == "table" and tostring(e.message or tk) or tostring(e), key),
-    method = method, path = path, attempts = attempts,
-  }
+    message = type(e) == "table" and tostring(e.message or tk) or tostring(e),
+    method = spec.method, path = spec.path, url = spec.url, attempts = attempts,
+  }, spec.key)
 end
 
 --- Full-jitter exponential backoff: uniform in [0, min(cap, base * 2^(attempt-1))].
@@ -187,12 +214,12 @@ function M.send(c, spec)
       local ok, need, window = ratelimit.acquire(limiter.global, spec.windows, monotime, sleeper,
                                                  limiter.max_wait, notify)
       if not ok then
-        return nil, Err.new {
-          kind = "rate_limited", method = method, path = path, attempts = attempt - 1,
+        return nil, Err.new("rate_limited", {
+          method = method, path = path, url = spec.url, attempts = attempt - 1,
           retry_after = need,
           message = "client-side rate limit " .. tostring(window and window.label) ..
             " would need a wait of " .. string.format("%.1f", need) .. "s (more than rate_limit.max_wait)",
-        }
+        })
       end
     end
     local t0
@@ -209,22 +236,22 @@ function M.send(c, spec)
     end
     local err, retryable
     if status == nil then
-      err = transport_error(text, method, path, attempt, spec.key)
+      err = transport_error(text, spec, attempt)
       local tk = err.transport_kind
       retryable = RETRY_TRANSPORT[tk] and (idempotent or NEVER_SENT[tk])
     elseif status >= 200 and status < 300 then
       if on_response then
         on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
-                      headers = headers, attempt = attempt, elapsed = monotime() - t0 }
+                      headers = redact.headers(headers, spec.key), attempt = attempt, elapsed = monotime() - t0 }
       end
       return status, text, headers, attempt
     else
-      err = http_error(status, text, headers, method, path, attempt, spec.key)
+      err = http_error(status, text, headers, spec, attempt)
       retryable = RETRY_STATUS[status] and (idempotent or status == 429)
     end
     if on_response then
       on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
-                    headers = headers, attempt = attempt, elapsed = monotime() - t0, error = err }
+                    headers = err.headers, attempt = attempt, elapsed = monotime() - t0, error = err }
     end
     if not retryable or attempt > max_retries then return nil, err end
     local delay = err.retry_after
@@ -258,22 +285,22 @@ M.empty = empty
 function M.decode(status, text, headers, how, attempts, where)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
-  local v, msg = core.json_decode(text)
+  local v, msg, oom = decode_json(text)
   if v == nil then
-    return nil, Err.new {
-      kind = "decode", status = status, method = where.method, path = where.path, attempts = attempts,
-      message = "response is not valid JSON: " .. tostring(msg),
-      body = #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text,
-      request_id = request_id(headers),
-    }
+    return nil, new_error("decode", {
+      status = status, method = where.method, path = where.path, url = where.url, attempts = attempts,
+      message = oom and msg or ("response is not valid JSON: " .. tostring(msg)),
+      body = raw_text(text, where.key), request_id = request_id(headers), headers = headers,
+    }, where.key)
   end
   if type(v) == "table" and not how.error_field and type(v.error) == "string"
      and getmetatable(v) ~= core.array_mt then
-    return nil, Err.new {
-      kind = "api", status = status, code = v.error, method = where.method, path = where.path,
-      message = redact.scrub(message_of(v), where.key), body = v, attempts = attempts,
-      request_id = request_id(headers),
-    }
+    local m = v.message
+    return nil, new_error("api", {
+      status = status, code = v.error, method = where.method, path = where.path, url = where.url,
+      message = (type(m) == "string" or type(m) == "table") and message_of(v) or nil,
+      body = v, attempts = attempts, request_id = request_id(headers), headers = headers,
+    }, where.key)
   end
   return v
 end
