@@ -4,6 +4,12 @@
 local instantly = require "instantly"
 local core = require "instantly.core"
 local H = require "support.client_helper"
+local C1 = "00000000-0000-4000-8000-0000000000c1"
+local C2 = "00000000-0000-4000-8000-0000000000c2"
+local L1 = "00000000-0000-4000-8000-0000000000b1"
+local L2 = "00000000-0000-4000-8000-0000000000b2"
+local NOPE = "00000000-0000-4000-8000-00000000dead"
+local W1 = "00000000-0000-4000-8000-0000000000a1"
 
 local JSON = { ["content-type"] = "application/json" }
 -- The client's default base URL: only ever seen here by the injected fake
@@ -107,37 +113,37 @@ describe("calling convention", function()
   end)
 
   it("routes body parameters to a JSON body", function()
-    assert(c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { name = "New", daily_limit = 50 }))
+    assert(c.campaigns:update(C1, { name = "New", daily_limit = 50 }))
     assert.equal("PATCH", t.log[1].method)
     assert.same({ name = "New", daily_limit = 50 }, t.log[1].json)
     assert.equal("application/json", t.log[1].headers["content-type"])
   end)
 
   it("sends empty Lua tables declared as arrays as []", function()
-    assert(c.leads:add_many { leads = {}, campaign_id = "00000000-0000-4000-8000-0000000000c1" })
+    assert(c.leads:add_many { leads = {}, campaign_id = C1 })
     assert.matches('"leads":%[%]', t.log[1].body)
   end)
 
   it("sends empty nested arrays the catalog describes as []", function()
     local schedule = { schedules = {} }
-    assert(c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { campaign_schedule = schedule }))
+    assert(c.campaigns:update(C1, { campaign_schedule = schedule }))
     assert.matches('"schedules":%[%]', t.log[1].body)
     assert.is_nil(getmetatable(schedule.schedules), "the caller's table is left alone")
   end)
 
   it("sends instantly.null for nullable fields", function()
-    assert(c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { daily_limit = instantly.null }))
+    assert(c.campaigns:update(C1, { daily_limit = instantly.null }))
     assert.matches('"daily_limit":null', t.log[1].body)
   end)
 
   it("sends POST /leads/list paging in the body", function()
-    assert(c.leads:list { campaign = "00000000-0000-4000-8000-0000000000c1", limit = 5 })
+    assert(c.leads:list { campaign = C1, limit = 5 })
     assert.equal(DEFAULT_BASE .. "/api/v2/leads/list", t.log[1].url)
-    assert.same({ campaign = "00000000-0000-4000-8000-0000000000c1", limit = 5 }, t.log[1].json)
+    assert.same({ campaign = C1, limit = 5 }, t.log[1].json)
   end)
 
   it("takes per-call options after the parameters", function()
-    assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1", nil, { timeout = 3, headers = { ["X-One"] = "1" } }))
+    assert(c.campaigns:get(C1, nil, { timeout = 3, headers = { ["X-One"] = "1" } }))
     assert.equal(3, t.log[1].timeout)
     assert.equal("1", t.log[1].headers["x-one"])
     assert.equal("Bearer " .. H.KEY, t.log[1].headers.authorization)
@@ -159,22 +165,22 @@ describe("calling convention", function()
       "instantly: campaigns:get: path parameter 'id' (argument #1) must be a string, got nothing" },
     { "empty path argument", function() c.campaigns:get("") end,
       "instantly: campaigns:get: path parameter 'id' (argument #1) must not be empty" },
-    { "dot call", function() c.campaigns.get("00000000-0000-4000-8000-0000000000c1") end,
+    { "dot call", function() c.campaigns.get(C1) end,
       "instantly: call it with a colon: client.campaigns:get(...)" },
     { "array expected", function() c.leads:add_many { leads = "x" } end,
       "instantly: leads:add_many: parameter 'leads' must be an array (a sequence table), got string" },
     { "array element type", function() c.accounts:pause_many { emails = { "a@b.c", 5 } } end,
       "instantly: accounts:pause_many: parameter 'emails'[2] must be a string, got integer" },
-    { "object expected", function() c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { campaign_schedule = { 1, 2 } }) end,
+    { "object expected", function() c.campaigns:update(C1, { campaign_schedule = { 1, 2 } }) end,
       "instantly: campaigns:update: parameter 'campaign_schedule' must be an object (a table with string keys), "
       .. "got array" },
-    { "null where not nullable", function() c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { name = instantly.null }) end,
+    { "null where not nullable", function() c.campaigns:update(C1, { name = instantly.null }) end,
       "instantly: campaigns:update: parameter 'name' cannot be null" },
-    { "parameters on an operation without any", function() c.campaigns:activate("00000000-0000-4000-8000-0000000000c1", { x = 1 }) end,
+    { "parameters on an operation without any", function() c.campaigns:activate(C1, { x = 1 }) end,
       "instantly: campaigns:activate: unknown option 'x' (known: connect_timeout, headers, max_retries, timeout); "
       .. "this operation takes no parameters: the table after its path arguments is the options" },
     { "parameters and options on an operation without parameters",
-      function() c.campaigns:activate("00000000-0000-4000-8000-0000000000c1", { x = 1 }, {}) end,
+      function() c.campaigns:activate(C1, { x = 1 }, {}) end,
       "instantly: campaigns:activate: unknown parameter 'x' (this operation takes none)" },
     { "a dot segment as a path argument", function() c.background_jobs:get("..") end,
       "instantly: background_jobs:get: path parameter 'id' (argument #1) must not be '..' "
@@ -184,13 +190,13 @@ describe("calling convention", function()
     { "a path argument that is not an email", function() c.accounts:pause(".") end,
       "instantly: accounts:pause: path parameter 'email' (argument #1) must not be '.' "
       .. "(a dot segment would address another endpoint)" },
-    { "unknown per-call option", function() c.campaigns:get("00000000-0000-4000-8000-0000000000c1", nil, { retries = 1 }) end,
+    { "unknown per-call option", function() c.campaigns:get(C1, nil, { retries = 1 }) end,
       "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, timeout); "
       .. "this operation takes no parameters: the table after its path arguments is the options" },
     { "authorization in per-call headers",
-      function() c.campaigns:get("00000000-0000-4000-8000-0000000000c1", nil, { headers = { Authorization = "x" } }) end,
+      function() c.campaigns:get(C1, nil, { headers = { Authorization = "x" } }) end,
       "instantly: campaigns:get: option 'headers' must not set authorization" },
-    { "bad per-call option", function() c.campaigns:get("00000000-0000-4000-8000-0000000000c1", nil, { max_retries = 1.5 }) end,
+    { "bad per-call option", function() c.campaigns:get(C1, nil, { max_retries = 1.5 }) end,
       "instantly: campaigns:get: option 'max_retries' must be an integer >= 0" },
   }
   for _, case in ipairs(misuse) do
@@ -207,22 +213,25 @@ end)
 
 describe("records", function()
   it("are plain data with the entity's methods", function()
-    local c, t = H.fake_client(H.const(200, '{"id":"00000000-0000-4000-8000-0000000000c1","name":"A","status":0}', JSON))
-    local camp = assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1"))
+    local c, t = H.fake_client(H.const(200, '{"id":"' .. C1 .. '","name":"A","status":0}', JSON))
+    local camp = assert(c.campaigns:get(C1))
     local keys = {}
     for k in pairs(camp) do keys[#keys + 1] = k end
     table.sort(keys)
     assert.same({ "id", "name", "status" }, keys)
-    assert.same(core.json_decode('{"id":"00000000-0000-4000-8000-0000000000c1","name":"A","status":0}'), core.json_decode(core.json_encode(camp)))
+    assert.same(core.json_decode('{"id":"' .. C1 .. '","name":"A","status":0}'),
+      core.json_decode(core.json_encode(camp)))
     assert(camp:activate())
     assert(camp:pause())
     assert(camp:update { name = "B" })
     assert(camp:delete())
-    assert.equal("POST " .. DEFAULT_BASE .. "/api/v2/campaigns/00000000-0000-4000-8000-0000000000c1/activate", t.log[2].method .. " " .. t.log[2].url)
-    assert.equal("POST " .. DEFAULT_BASE .. "/api/v2/campaigns/00000000-0000-4000-8000-0000000000c1/pause", t.log[3].method .. " " .. t.log[3].url)
+    assert.equal("POST " .. DEFAULT_BASE .. "/api/v2/campaigns/" .. C1 .. "/activate", t.log[2].method .. " "
+      .. t.log[2].url)
+    assert.equal("POST " .. DEFAULT_BASE .. "/api/v2/campaigns/" .. C1 .. "/pause", t.log[3].method .. " "
+      .. t.log[3].url)
     assert.equal("PATCH", t.log[4].method)
     assert.same({ name = "B" }, t.log[4].json)
-    assert.equal("DELETE " .. DEFAULT_BASE .. "/api/v2/campaigns/00000000-0000-4000-8000-0000000000c1", t.log[5].method .. " " .. t.log[5].url)
+    assert.equal("DELETE " .. DEFAULT_BASE .. "/api/v2/campaigns/" .. C1, t.log[5].method .. " " .. t.log[5].url)
     assert.equal(c, instantly.client_of(camp))
     assert.equal(c.campaigns, instantly.entity_of(camp))
   end)
@@ -236,10 +245,10 @@ describe("records", function()
 
   it("webhook:test and lead:update exist", function()
     local c, t = H.fake_client(H.const(200, '{"id":"00000000-0000-4000-8000-0000000000a1"}', JSON))
-    local w = assert(c.webhooks:get("00000000-0000-4000-8000-0000000000a1"))
+    local w = assert(c.webhooks:get(W1))
     assert(w:test())
     assert.equal(DEFAULT_BASE .. "/api/v2/webhooks/00000000-0000-4000-8000-0000000000a1/test", t.log[2].url)
-    local lead = assert(c.leads:get("00000000-0000-4000-8000-0000000000b1"))
+    local lead = assert(c.leads:get(L1))
     assert.is_function(lead.update)
   end)
 
@@ -248,29 +257,30 @@ describe("records", function()
       if req.url:find("/leads/list", 1, true) then
         local b = core.json_decode(req.body)
         if b.starting_after == nil then
-          return 200, '{"items":[{"id":"00000000-0000-4000-8000-0000000000b1"},{"id":"00000000-0000-4000-8000-0000000000b2"}],"next_starting_after":"00000000-0000-4000-8000-0000000000b2"}', JSON
+          return 200, '{"items":[{"id":"' .. L1 .. '"},{"id":"' .. L2 .. '"}],"next_starting_after":"' .. L2
+            .. '"}', JSON
         end
         return 200, '{"items":[],"next_starting_after":"00000000-0000-4000-8000-0000000000b2"}', JSON
       end
       return 200, '{"id":"00000000-0000-4000-8000-0000000000c1"}', JSON
     end)
-    local camp = assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1"))
+    local camp = assert(c.campaigns:get(C1))
     local ids = {}
     for lead in camp:leads { limit = 2 } do ids[#ids + 1] = lead.id end
-    assert.same({ "00000000-0000-4000-8000-0000000000b1", "00000000-0000-4000-8000-0000000000b2" }, ids)
-    assert.same({ campaign = "00000000-0000-4000-8000-0000000000c1", limit = 2 }, t.log[2].json)
-    assert.same({ campaign = "00000000-0000-4000-8000-0000000000c1", limit = 2, starting_after = "00000000-0000-4000-8000-0000000000b2" }, t.log[3].json)
+    assert.same({ L1, L2 }, ids)
+    assert.same({ campaign = C1, limit = 2 }, t.log[2].json)
+    assert.same({ campaign = C1, limit = 2, starting_after = L2 }, t.log[3].json)
   end)
 
   it("a record without its id refuses the call", function()
     local c = H.fake_client(H.const(200, '{"name":"no id"}', JSON))
-    local camp = assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1"))
+    local camp = assert(c.campaigns:get(C1))
     assert.has_error(function() camp:activate() end, "instantly: campaigns:activate: the record has no 'id'")
   end)
 
   it("background jobs returned by async operations are records", function()
     local c = H.fake_client(H.const(200, '{"id":"j1","status":"pending"}', JSON))
-    local job = assert(c.leads:move { ids = { "00000000-0000-4000-8000-0000000000b1" }, to_campaign_id = "00000000-0000-4000-8000-0000000000c2" })
+    local job = assert(c.leads:move { ids = { L1 }, to_campaign_id = C2 })
     assert.equal(c.background_jobs, instantly.entity_of(job))
     assert.is_function(job.get)
   end)
@@ -356,13 +366,13 @@ describe("pages", function()
 
   it("options go right after the path arguments when an operation has no parameters", function()
     local c, t = H.fake_client(H.const(200, '{"id":"00000000-0000-4000-8000-0000000000c1"}', JSON))
-    local camp = assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1", { timeout = 5 }))
+    local camp = assert(c.campaigns:get(C1, { timeout = 5 }))
     assert.equal(5, t.log[1].timeout)
     assert(camp:pause { timeout = 4 })
     assert.equal(4, t.log[2].timeout)
     assert(camp:pause(nil, { timeout = 3 }))
     assert.equal(3, t.log[3].timeout)
-    assert(c.campaigns:activate("00000000-0000-4000-8000-0000000000c1", { max_retries = 0, timeout = 2 }))
+    assert(c.campaigns:activate(C1, { max_retries = 0, timeout = 2 }))
     assert.equal(2, t.log[4].timeout)
   end)
 
@@ -395,7 +405,7 @@ describe("responses and errors", function()
 
   it("204 gives true", function()
     local c = H.fake_client(H.const(204, "", {}))
-    local v, status = c.campaigns:share("00000000-0000-4000-8000-0000000000c1")
+    local v, status = c.campaigns:share(C1)
     assert.is_true(v)
     assert.equal(204, status)
   end)
@@ -408,7 +418,7 @@ describe("responses and errors", function()
   it("HTTP errors carry status, code, message, body, request id", function()
     local c = H.fake_client(H.const(404, '{"statusCode":404,"error":"Not Found","message":"Campaign not found"}',
       { ["content-type"] = "application/json", ["x-request-id"] = "req-9" }))
-    local v, err = c.campaigns:get("00000000-0000-4000-8000-00000000dead")
+    local v, err = c.campaigns:get(NOPE)
     assert.is_nil(v)
     assert.equal("http", err.kind)
     assert.equal(404, err.status)
@@ -419,7 +429,8 @@ describe("responses and errors", function()
     assert.equal("req-9", err.request_id)
     assert.equal(1, err.attempts)
     assert.equal(404, err.body.statusCode)
-    assert.equal("instantly: GET /api/v2/campaigns/00000000-0000-4000-8000-00000000dead: HTTP 404 Not Found: Campaign not found [request id req-9]",
+    assert.equal("instantly: GET /api/v2/campaigns/" .. NOPE
+      .. ": HTTP 404 Not Found: Campaign not found [request id req-9]",
       tostring(err))
   end)
 
@@ -442,7 +453,7 @@ describe("responses and errors", function()
 
   it("invalid JSON is a decode error", function()
     local c = H.fake_client(H.const(200, '{"id": ', JSON))
-    local v, err = c.campaigns:get("00000000-0000-4000-8000-0000000000c1")
+    local v, err = c.campaigns:get(C1)
     assert.is_nil(v)
     assert.equal("decode", err.kind)
     assert.equal(200, err.status)
@@ -450,17 +461,17 @@ describe("responses and errors", function()
 
   it("transport failures are transport or timeout errors", function()
     local c = H.fake_client(function() return nil, { kind = "tls", message = "bad certificate" } end)
-    local _, err = c.campaigns:get("00000000-0000-4000-8000-0000000000c1")
+    local _, err = c.campaigns:get(C1)
     assert.equal("transport", err.kind)
     assert.equal("tls", err.transport_kind)
     c = H.fake_client(function() return nil, { kind = "timeout", message = "timed out" } end, { max_retries = 0 })
-    _, err = c.campaigns:get("00000000-0000-4000-8000-0000000000c1")
+    _, err = c.campaigns:get(C1)
     assert.equal("timeout", err.kind)
   end)
 
   it("never put the key in an error", function()
     local c = H.fake_client(H.const(401, '{"error":"Unauthorized","message":"bad key ' .. H.KEY .. '"}', JSON))
-    local _, err = c.campaigns:get("00000000-0000-4000-8000-0000000000c1")
+    local _, err = c.campaigns:get(C1)
     assert.equal(401, err.status)
     assert.is_nil(tostring(err):find(H.KEY, 1, true))
     assert.is_nil(err.message:find(H.KEY, 1, true))
@@ -478,15 +489,15 @@ describe("retries", function()
   end
 
   it("GET is retried on 503 and succeeds", function()
-    local c, t = H.fake_client(seq { { 503, "{}" }, { 502, "{}" }, { 200, '{"id":"00000000-0000-4000-8000-0000000000c1"}' } })
-    local v = assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1"))
-    assert.equal("00000000-0000-4000-8000-0000000000c1", v.id)
+    local c, t = H.fake_client(seq { { 503, "{}" }, { 502, "{}" }, { 200, '{"id":"' .. C1 .. '"}' } })
+    local v = assert(c.campaigns:get(C1))
+    assert.equal(C1, v.id)
     assert.equal(3, #t.log)
   end)
 
   it("gives up after max_retries and reports the attempts", function()
     local c, t = H.fake_client(seq { { 503, '{"error":"Service Unavailable"}' } }, { max_retries = 2 })
-    local _, err = c.campaigns:get("00000000-0000-4000-8000-0000000000c1")
+    local _, err = c.campaigns:get(C1)
     assert.equal(3, #t.log)
     assert.equal(3, err.attempts)
     assert.equal(503, err.status)
@@ -494,21 +505,21 @@ describe("retries", function()
 
   it("per-call max_retries overrides the client's", function()
     local c, t = H.fake_client(seq { { 503, "{}" } }, { max_retries = 5 })
-    assert.is_nil(c.campaigns:get("00000000-0000-4000-8000-0000000000c1", nil, { max_retries = 0 }))
+    assert.is_nil(c.campaigns:get(C1, nil, { max_retries = 0 }))
     assert.equal(1, #t.log)
   end)
 
   it("a POST that reached the server is not repeated (503, timeout)", function()
     local c, t = H.fake_client(seq { { 503, "{}" } })
-    local _, err = c.campaigns:activate("00000000-0000-4000-8000-0000000000c1")
+    local _, err = c.campaigns:activate(C1)
     assert.equal(503, err.status)
     assert.equal(1, #t.log)
     c, t = H.fake_client(seq { { nil, { kind = "timeout", message = "slow" } } })
-    _, err = c.campaigns:activate("00000000-0000-4000-8000-0000000000c1")
+    _, err = c.campaigns:activate(C1)
     assert.equal("timeout", err.kind)
     assert.equal(1, #t.log)
     c, t = H.fake_client(seq { { 502, "{}" } })
-    assert.is_nil(c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { name = "x" }))
+    assert.is_nil(c.campaigns:update(C1, { name = "x" }))
     assert.equal(1, #t.log, "PATCH is not repeated either")
   end)
 
@@ -516,17 +527,18 @@ describe("retries", function()
     local c, t = H.fake_client(seq { { nil, { kind = "connect", message = "refused" } },
                                      { nil, { kind = "dns", message = "no host" } },
                                      { 200, '{"id":"00000000-0000-4000-8000-0000000000c1"}' } })
-    assert(c.campaigns:activate("00000000-0000-4000-8000-0000000000c1"))
+    assert(c.campaigns:activate(C1))
     assert.equal(3, #t.log)
     c, t = H.fake_client(seq { { 429, '{"error":"Too Many Requests"}', { ["retry-after"] = "0" } },
                                { 200, '{"id":"00000000-0000-4000-8000-0000000000c1"}' } })
-    assert(c.campaigns:activate("00000000-0000-4000-8000-0000000000c1"))
+    assert(c.campaigns:activate(C1))
     assert.equal(2, #t.log)
   end)
 
   it("DELETE and GET are retried after a timeout", function()
-    local c, t = H.fake_client(seq { { nil, { kind = "timeout", message = "slow" } }, { 200, '{"id":"00000000-0000-4000-8000-0000000000c1"}' } })
-    assert(c.campaigns:delete("00000000-0000-4000-8000-0000000000c1"))
+    local c, t = H.fake_client(seq { { nil, { kind = "timeout", message = "slow" } }, { 200, '{"id":"' .. C1
+      .. '"}' } })
+    assert(c.campaigns:delete(C1))
     assert.equal(2, #t.log)
   end)
 
@@ -575,7 +587,7 @@ describe("hooks", function()
       on_request = function(r) seen[#seen + 1] = r end,
       on_response = function(r) seen[#seen + 1] = r end,
     })
-    assert(c.campaigns:update("00000000-0000-4000-8000-0000000000c1", { name = "x" }))
+    assert(c.campaigns:update(C1, { name = "x" }))
     assert.equal(2, #seen)
     assert.equal("PATCH", seen[1].method)
     assert.equal("campaigns:update", seen[1].operation)
@@ -607,14 +619,14 @@ describe("scheduler hook", function()
       calls[#calls + 1] = "sleep"
       assert.is_true(s >= 0)
     end
-    local co = coroutine.create(function() return c.campaigns:get("00000000-0000-4000-8000-0000000000c1") end)
+    local co = coroutine.create(function() return c.campaigns:get(C1) end)
     c._schedulers[co] = sched
     local ok, v = coroutine.resume(co)
     assert.is_true(ok)
-    assert.equal("00000000-0000-4000-8000-0000000000c1", v.id)
+    assert.equal(C1, v.id)
     assert.same({ "request", "sleep", "request" }, calls)
     -- The main thread is not registered: plain requests.
-    assert(c.campaigns:get("00000000-0000-4000-8000-0000000000c1"))
+    assert(c.campaigns:get(C1))
     assert.equal(3, #calls)
   end)
 end)
@@ -656,7 +668,7 @@ describe("extensions", function()
   it("add entity, record and client methods that reach the client", function()
     package.preload["instantly.extra.webhooks"] = function()
       return {
-        entity = { first = function(self) return self:get("00000000-0000-4000-8000-0000000000a1") end },
+        entity = { first = function(self) return self:get(W1) end },
         record = { ping = function(rec) return instantly.client_of(rec).webhooks:test(rec.id) end },
       }
     end

@@ -70,8 +70,10 @@ describe("catalog coverage", function()
         assert.is_function(fn, "no client." .. ent.lua_name .. ":" .. op.lua_method)
         local args, want = {}, op.path
         for i, p in ipairs(op.path_params) do
-          args[i] = "p" .. i
-          want = want:gsub("{" .. p.name .. "}", "p" .. i)
+          -- a value of the parameter's format (path arguments are checked)
+          args[i] = ({ uuid = "00000000-0000-4000-8000-00000000000" .. i, email = "p" .. i .. "@example.com" })[p.format]
+            or ("p" .. i)
+          want = want:gsub("{" .. p.name .. "}", (args[i]:gsub("@", "%%%%40")))
         end
         -- the required parameters, with values of the right type
         local params = {}

@@ -6,13 +6,15 @@
 
 ---The one error type: every expected failure returns `nil, err` with this.
 ---@class instantly.Error
----@field kind "http"|"transport"|"timeout"|"rate_limited"|"decode"|"api"
+---@field kind "api"|"checkpoint"|"csv"|"decode"|"export"|"failed"|"http"|"limit"|"preflight"|"rate_limited"|"task"|"timeout"|"transport"
 ---@field status? integer HTTP status
 ---@field code? string the vendor's error string
 ---@field message string
 ---@field method? string
----@field path? string
----@field body? any decoded response body (or raw text)
+---@field path? string the path as sent
+---@field url? string the URL as sent
+---@field headers? table<string, string> response headers (key redacted)
+---@field body? any decoded response body (or raw text), key redacted
 ---@field retry_after? number seconds
 ---@field request_id? string
 ---@field attempts? integer
@@ -34,7 +36,20 @@ function Page:next() end
 ---@return boolean
 function Page:has_next() end
 
----Per-call options (the last argument of every method).
+---An iteration over every item of a paginated list (`each`, `each_<x>`, record relations).
+---A failed page ends the loop without raising; the error is then in `err`.
+---@class instantly.Iterator<T>: { err: instantly.Error? }
+---@overload fun(): any
+---@field err instantly.Error|nil why the loop ended early (nil: every page arrived)
+local Iterator = {}
+
+---The remaining items in one array (at most `max`, default 10000: more is a `limit` error).
+---@param max? integer
+---@return any[]|nil items
+---@return instantly.Error|nil err
+function Iterator:collect(max) end
+
+---Per-call options (the last argument of every method; for an operation without parameters, the argument after the path arguments).
 ---@class instantly.CallOptions
 ---@field timeout? number seconds
 ---@field connect_timeout? number seconds
@@ -266,6 +281,26 @@ function instantly.new(opts) end
 ---@param t T
 ---@return T
 function instantly.array(t) end
+
+---JSON as the SDK reads and writes it (the C codec: exact integers, `instantly.null`, arrays).
+---@class instantly.json
+instantly.json = {}
+
+---Encode a value as JSON text.
+---@param v any
+---@return string|nil text
+---@return string|nil err
+function instantly.json.encode(v) end
+
+---Decode JSON text; `nil, err` for malformed text or when memory runs out.
+---@param text string
+---@return any value
+---@return string|nil err
+function instantly.json.decode(text) end
+
+---Sleep for `seconds` (inside `client:gather`, other tasks run meanwhile).
+---@param seconds number
+function instantly.sleep(seconds) end
 
 ---Is `v` an `instantly.Error`?
 ---@param v any

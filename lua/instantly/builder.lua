@@ -19,12 +19,20 @@
 --
 -- Calling convention of every generated method:
 --
---     entity:method(path_arg1, ..., params, opts)
+--     entity:method(path_arg1, ..., params, opts)   -- an operation with parameters
+--     entity:method(path_arg1, ..., opts)           -- an operation without any
 --
 -- path arguments are positional in path order (strings, percent-encoded
--- for you); `params` is one table of query and body parameters (routed by
--- the catalog; may be nil); `opts` is the per-call options table
--- (`timeout`, `connect_timeout`, `max_retries`, `headers`; may be nil).
+-- for you, checked against the catalog's format: `uuid`, `email`; `.` and
+-- `..` are refused); `params` is one table of query and body parameters
+-- (routed by the catalog; may be nil); `opts` is the per-call options
+-- table (`timeout`, `connect_timeout`, `max_retries`, `headers`; may be
+-- nil), always the last argument. For an operation without parameters
+-- `(path_args..., nil, opts)` is accepted too.
+--
+-- A paginated method `list` also gives `each` (an `Iterator`: a failed
+-- page ends the loop and leaves the error in `it.err`) and `all` (every
+-- item in one array, capped by `params.max`, or `nil, err`).
 -- On a record the path arguments taken from the record are left out:
 -- `campaign:update{name = "x"}` is `client.campaigns:update(campaign.id, {name = "x"})`.
 --
@@ -158,8 +166,6 @@ end
 -- @treturn table `{name, summary, signature, http, params, returns, iterator, rate_limit, async, scopes, id}`
 function M.doc_for(def, op)
   local _, by_name = M.definitions()
-  local args = {}
-  for _, p in ipairs(op.path_params) do args[#args + 1] = p.name end
   local params = {}
   for _, p in ipairs(op.path_params) do
     params[#params + 1] = { name = p.name, where = "path", type = type_text(p), required = true,

@@ -17,7 +17,8 @@
 -- has had the API key removed (see `instantly.redact`).
 -- @module instantly.error
 
-local setmetatable, getmetatable, tostring, type, error, pairs = setmetatable, getmetatable, tostring, type, error, pairs
+local setmetatable, getmetatable, tostring, type = setmetatable, getmetatable, tostring, type
+local error, pairs = error, pairs
 local concat, sort = table.concat, table.sort
 
 local M = {}

@@ -16,7 +16,8 @@
 -- @module instantly.redact
 
 local pairs, type, tostring, next = pairs, type, tostring, next
-local lower, find, sub, gsub, format, byte = string.lower, string.find, string.sub, string.gsub, string.format, string.byte
+local lower, find, sub, gsub = string.lower, string.find, string.sub, string.gsub
+local format, byte = string.format, string.byte
 local concat = table.concat
 
 local M = {}

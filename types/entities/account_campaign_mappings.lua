@@ -31,12 +31,20 @@ local AccountCampaignMappings = {}
 ---@return instantly.Error|nil err
 function AccountCampaignMappings:list(email, params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param email string
 ---@param params? instantly.params.account_campaign_mappings.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.AccountCampaignMapping
+---@return instantly.Iterator<instantly.AccountCampaignMapping>
 function AccountCampaignMappings:each(email, params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param email string
+---@param params? instantly.params.account_campaign_mappings.list
+---@param opts? instantly.CallOptions
+---@return instantly.AccountCampaignMapping[]|nil items
+---@return instantly.Error|nil err
+function AccountCampaignMappings:all(email, params, opts) end
 
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string

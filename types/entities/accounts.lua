@@ -198,11 +198,18 @@ local Accounts = {}
 ---@return instantly.Error|nil err
 function Accounts:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.accounts.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Account
+---@return instantly.Iterator<instantly.Account>
 function Accounts:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.accounts.list
+---@param opts? instantly.CallOptions
+---@return instantly.Account[]|nil items
+---@return instantly.Error|nil err
+function Accounts:all(params, opts) end
 
 ---Connect a sending account with IMAP/SMTP credentials.
 ---

@@ -44,11 +44,18 @@ local ApiKeys = {}
 ---@return instantly.Error|nil err
 function ApiKeys:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.api_keys.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.APIKey
+---@return instantly.Iterator<instantly.APIKey>
 function ApiKeys:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.api_keys.list
+---@param opts? instantly.CallOptions
+---@return instantly.APIKey[]|nil items
+---@return instantly.Error|nil err
+function ApiKeys:all(params, opts) end
 
 ---Create an API key with scopes.
 ---

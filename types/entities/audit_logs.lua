@@ -45,11 +45,18 @@ local AuditLogs = {}
 ---@return instantly.Error|nil err
 function AuditLogs:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.audit_logs.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.AuditLog
+---@return instantly.Iterator<instantly.AuditLog>
 function AuditLogs:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.audit_logs.list
+---@param opts? instantly.CallOptions
+---@return instantly.AuditLog[]|nil items
+---@return instantly.Error|nil err
+function AuditLogs:all(params, opts) end
 
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string

@@ -64,11 +64,18 @@ local BackgroundJobs = {}
 ---@return instantly.Error|nil err
 function BackgroundJobs:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.background_jobs.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.BackgroundJob
+---@return instantly.Iterator<instantly.BackgroundJob>
 function BackgroundJobs:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.background_jobs.list
+---@param opts? instantly.CallOptions
+---@return instantly.BackgroundJob[]|nil items
+---@return instantly.Error|nil err
+function BackgroundJobs:all(params, opts) end
 
 ---Get a background job (poll until done).
 ---

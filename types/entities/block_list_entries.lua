@@ -78,11 +78,18 @@ local BlockListEntries = {}
 ---@return instantly.Error|nil err
 function BlockListEntries:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.block_list_entries.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.BlockListEntry
+---@return instantly.Iterator<instantly.BlockListEntry>
 function BlockListEntries:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.block_list_entries.list
+---@param opts? instantly.CallOptions
+---@return instantly.BlockListEntry[]|nil items
+---@return instantly.Error|nil err
+function BlockListEntries:all(params, opts) end
 
 ---Block an email address or domain.
 ---

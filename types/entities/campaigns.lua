@@ -123,25 +123,25 @@ function CampaignsRecord:sending_status(params, opts) end
 ---Every Email of this record (`client.emails:each{campaign_id = record.id}` across all pages).
 ---@param params? instantly.params.emails.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Email
+---@return instantly.Iterator<instantly.Email>
 function CampaignsRecord:emails(params, opts) end
 
 ---Every Lead of this record (`client.leads:each{campaign = record.id}` across all pages).
 ---@param params? instantly.params.leads.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Lead
+---@return instantly.Iterator<instantly.Lead>
 function CampaignsRecord:leads(params, opts) end
 
 ---Every Campaign Subsequence of this record (`client.subsequences:each{parent_campaign = record.id}` across all pages).
 ---@param params? instantly.params.subsequences.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.CampaignSubsequence
+---@return instantly.Iterator<instantly.CampaignSubsequence>
 function CampaignsRecord:subsequences(params, opts) end
 
 ---Every Webhook of this record (`client.webhooks:each{campaign = record.id}` across all pages).
 ---@param params? instantly.params.webhooks.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Webhook
+---@return instantly.Iterator<instantly.Webhook>
 function CampaignsRecord:webhooks(params, opts) end
 
 ---`client.campaigns:preflight(campaign, opts)` for this campaign.
@@ -290,11 +290,18 @@ local Campaigns = {}
 ---@return instantly.Error|nil err
 function Campaigns:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.campaigns.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Campaign
+---@return instantly.Iterator<instantly.Campaign>
 function Campaigns:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.campaigns.list
+---@param opts? instantly.CallOptions
+---@return instantly.Campaign[]|nil items
+---@return instantly.Error|nil err
+function Campaigns:all(params, opts) end
 
 ---Create a campaign (draft, status 0).
 ---

@@ -82,11 +82,18 @@ local CustomPromptTemplates = {}
 ---@return instantly.Error|nil err
 function CustomPromptTemplates:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.custom_prompt_templates.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.CustomPromptTemplate
+---@return instantly.Iterator<instantly.CustomPromptTemplate>
 function CustomPromptTemplates:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.custom_prompt_templates.list
+---@param opts? instantly.CallOptions
+---@return instantly.CustomPromptTemplate[]|nil items
+---@return instantly.Error|nil err
+function CustomPromptTemplates:all(params, opts) end
 
 ---Create a custom prompt template.
 ---

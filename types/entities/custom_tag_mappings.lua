@@ -33,11 +33,18 @@ local CustomTagMappings = {}
 ---@return instantly.Error|nil err
 function CustomTagMappings:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.custom_tag_mappings.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.CustomTagMapping
+---@return instantly.Iterator<instantly.CustomTagMapping>
 function CustomTagMappings:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.custom_tag_mappings.list
+---@param opts? instantly.CallOptions
+---@return instantly.CustomTagMapping[]|nil items
+---@return instantly.Error|nil err
+function CustomTagMappings:all(params, opts) end
 
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string

@@ -75,11 +75,18 @@ local CustomTags = {}
 ---@return instantly.Error|nil err
 function CustomTags:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.custom_tags.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.CustomTag
+---@return instantly.Iterator<instantly.CustomTag>
 function CustomTags:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.custom_tags.list
+---@param opts? instantly.CallOptions
+---@return instantly.CustomTag[]|nil items
+---@return instantly.Error|nil err
+function CustomTags:all(params, opts) end
 
 ---Create a custom tag.
 ---

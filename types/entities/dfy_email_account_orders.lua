@@ -62,11 +62,18 @@ local DfyEmailAccountOrders = {}
 ---@return instantly.Error|nil err
 function DfyEmailAccountOrders:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.dfy_email_account_orders.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.DFYEmailAccountOrder
+---@return instantly.Iterator<instantly.DFYEmailAccountOrder>
 function DfyEmailAccountOrders:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.dfy_email_account_orders.list
+---@param opts? instantly.CallOptions
+---@return instantly.DFYEmailAccountOrder[]|nil items
+---@return instantly.Error|nil err
+function DfyEmailAccountOrders:all(params, opts) end
 
 ---Place (or simulate) a DFY domain/account order.
 ---
@@ -88,11 +95,18 @@ function DfyEmailAccountOrders:create(params, opts) end
 ---@return instantly.Error|nil err
 function DfyEmailAccountOrders:list_accounts(params, opts) end
 
----Every item of `list_accounts` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list_accounts` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.dfy_email_account_orders.list_accounts
 ---@param opts? instantly.CallOptions
----@return fun(): table<string, any>
+---@return instantly.Iterator<table<string, any>>
 function DfyEmailAccountOrders:each_accounts(params, opts) end
+
+---Every item of `list_accounts` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.dfy_email_account_orders.list_accounts
+---@param opts? instantly.CallOptions
+---@return table<string, any>[]|nil items
+---@return instantly.Error|nil err
+function DfyEmailAccountOrders:all_accounts(params, opts) end
 
 ---Cancel DFY mailboxes.
 ---

@@ -63,11 +63,18 @@ local EmailTemplates = {}
 ---@return instantly.Error|nil err
 function EmailTemplates:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.email_templates.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.EmailTemplate
+---@return instantly.Iterator<instantly.EmailTemplate>
 function EmailTemplates:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.email_templates.list
+---@param opts? instantly.CallOptions
+---@return instantly.EmailTemplate[]|nil items
+---@return instantly.Error|nil err
+function EmailTemplates:all(params, opts) end
 
 ---Create an email template.
 ---

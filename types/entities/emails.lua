@@ -154,11 +154,18 @@ local Emails = {}
 ---@return instantly.Error|nil err
 function Emails:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.emails.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Email
+---@return instantly.Iterator<instantly.Email>
 function Emails:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.emails.list
+---@param opts? instantly.CallOptions
+---@return instantly.Email[]|nil items
+---@return instantly.Error|nil err
+function Emails:all(params, opts) end
 
 ---Get an email.
 ---

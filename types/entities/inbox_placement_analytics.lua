@@ -90,11 +90,18 @@ local InboxPlacementAnalytics = {}
 ---@return instantly.Error|nil err
 function InboxPlacementAnalytics:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.inbox_placement_analytics.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.InboxPlacementAnalytics
+---@return instantly.Iterator<instantly.InboxPlacementAnalytics>
 function InboxPlacementAnalytics:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.inbox_placement_analytics.list
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementAnalytics[]|nil items
+---@return instantly.Error|nil err
+function InboxPlacementAnalytics:all(params, opts) end
 
 ---Get one inbox placement result record.
 ---

@@ -49,11 +49,18 @@ local InboxPlacementReports = {}
 ---@return instantly.Error|nil err
 function InboxPlacementReports:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.inbox_placement_reports.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.InboxPlacementBlacklistSpamAssassinReport
+---@return instantly.Iterator<instantly.InboxPlacementBlacklistSpamAssassinReport>
 function InboxPlacementReports:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.inbox_placement_reports.list
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementBlacklistSpamAssassinReport[]|nil items
+---@return instantly.Error|nil err
+function InboxPlacementReports:all(params, opts) end
 
 ---Get one blacklist & SpamAssassin report.
 ---

@@ -53,13 +53,13 @@ function InboxPlacementTestsRecord:delete(opts) end
 ---Every Inbox Placement Analytics of this record (`client.inbox_placement_analytics:each{test_id = record.id}` across all pages).
 ---@param params? instantly.params.inbox_placement_analytics.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.InboxPlacementAnalytics
+---@return instantly.Iterator<instantly.InboxPlacementAnalytics>
 function InboxPlacementTestsRecord:inbox_placement_analytics(params, opts) end
 
 ---Every Inbox Placement Blacklist & SpamAssassin Report of this record (`client.inbox_placement_reports:each{test_id = record.id}` across all pages).
 ---@param params? instantly.params.inbox_placement_reports.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.InboxPlacementBlacklistSpamAssassinReport
+---@return instantly.Iterator<instantly.InboxPlacementBlacklistSpamAssassinReport>
 function InboxPlacementTestsRecord:inbox_placement_reports(params, opts) end
 
 ---Parameters of `client.inbox_placement_tests:list`.
@@ -127,11 +127,18 @@ local InboxPlacementTests = {}
 ---@return instantly.Error|nil err
 function InboxPlacementTests:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.inbox_placement_tests.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.InboxPlacementTest
+---@return instantly.Iterator<instantly.InboxPlacementTest>
 function InboxPlacementTests:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.inbox_placement_tests.list
+---@param opts? instantly.CallOptions
+---@return instantly.InboxPlacementTest[]|nil items
+---@return instantly.Error|nil err
+function InboxPlacementTests:all(params, opts) end
 
 ---Create an inbox placement test.
 ---

@@ -79,11 +79,18 @@ local LeadLabels = {}
 ---@return instantly.Error|nil err
 function LeadLabels:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.lead_labels.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.LeadLabel
+---@return instantly.Iterator<instantly.LeadLabel>
 function LeadLabels:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.lead_labels.list
+---@param opts? instantly.CallOptions
+---@return instantly.LeadLabel[]|nil items
+---@return instantly.Error|nil err
+function LeadLabels:all(params, opts) end
 
 ---Create a custom lead label.
 ---

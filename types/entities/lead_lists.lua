@@ -41,13 +41,13 @@ function LeadListsRecord:verification_stats(opts) end
 ---Every Email of this record (`client.emails:each{list_id = record.id}` across all pages).
 ---@param params? instantly.params.emails.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Email
+---@return instantly.Iterator<instantly.Email>
 function LeadListsRecord:emails(params, opts) end
 
 ---Every Lead of this record (`client.leads:each{list_id = record.id}` across all pages).
 ---@param params? instantly.params.leads.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Lead
+---@return instantly.Iterator<instantly.Lead>
 function LeadListsRecord:leads(params, opts) end
 
 ---Parameters of `client.lead_lists:list`.
@@ -83,11 +83,18 @@ local LeadLists = {}
 ---@return instantly.Error|nil err
 function LeadLists:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.lead_lists.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.LeadList
+---@return instantly.Iterator<instantly.LeadList>
 function LeadLists:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.lead_lists.list
+---@param opts? instantly.CallOptions
+---@return instantly.LeadList[]|nil items
+---@return instantly.Error|nil err
+function LeadLists:all(params, opts) end
 
 ---Create a lead list.
 ---

@@ -79,7 +79,7 @@ function LeadsRecord:delete(opts) end
 ---Every Email of this record (`client.emails:each{lead = record.id}` across all pages).
 ---@param params? instantly.params.emails.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Email
+---@return instantly.Iterator<instantly.Email>
 function LeadsRecord:emails(params, opts) end
 
 ---Parameters of `client.leads:list`.
@@ -254,11 +254,18 @@ local Leads = {}
 ---@return instantly.Error|nil err
 function Leads:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.leads.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Lead
+---@return instantly.Iterator<instantly.Lead>
 function Leads:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.leads.list
+---@param opts? instantly.CallOptions
+---@return instantly.Lead[]|nil items
+---@return instantly.Error|nil err
+function Leads:all(params, opts) end
 
 ---Create one lead.
 ---

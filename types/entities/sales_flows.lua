@@ -72,11 +72,18 @@ local SalesFlows = {}
 ---@return instantly.Error|nil err
 function SalesFlows:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.sales_flows.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.SalesFlow
+---@return instantly.Iterator<instantly.SalesFlow>
 function SalesFlows:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.sales_flows.list
+---@param opts? instantly.CallOptions
+---@return instantly.SalesFlow[]|nil items
+---@return instantly.Error|nil err
+function SalesFlows:all(params, opts) end
 
 ---Create a sales flow.
 ---

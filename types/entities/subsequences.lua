@@ -128,11 +128,18 @@ local Subsequences = {}
 ---@return instantly.Error|nil err
 function Subsequences:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.subsequences.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.CampaignSubsequence
+---@return instantly.Iterator<instantly.CampaignSubsequence>
 function Subsequences:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.subsequences.list
+---@param opts? instantly.CallOptions
+---@return instantly.CampaignSubsequence[]|nil items
+---@return instantly.Error|nil err
+function Subsequences:all(params, opts) end
 
 ---Create a subsequence.
 ---

@@ -62,11 +62,18 @@ local WebhookEvents = {}
 ---@return instantly.Error|nil err
 function WebhookEvents:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.webhook_events.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.WebhookEvent
+---@return instantly.Iterator<instantly.WebhookEvent>
 function WebhookEvents:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.webhook_events.list
+---@param opts? instantly.CallOptions
+---@return instantly.WebhookEvent[]|nil items
+---@return instantly.Error|nil err
+function WebhookEvents:all(params, opts) end
 
 ---Get a webhook delivery event.
 ---

@@ -88,11 +88,18 @@ local Webhooks = {}
 ---@return instantly.Error|nil err
 function Webhooks:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.webhooks.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.Webhook
+---@return instantly.Iterator<instantly.Webhook>
 function Webhooks:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.webhooks.list
+---@param opts? instantly.CallOptions
+---@return instantly.Webhook[]|nil items
+---@return instantly.Error|nil err
+function Webhooks:all(params, opts) end
 
 ---Create a webhook.
 ---

@@ -50,11 +50,18 @@ local WorkspaceGroupMembers = {}
 ---@return instantly.Error|nil err
 function WorkspaceGroupMembers:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.workspace_group_members.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.WorkspaceGroupMember
+---@return instantly.Iterator<instantly.WorkspaceGroupMember>
 function WorkspaceGroupMembers:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.workspace_group_members.list
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceGroupMember[]|nil items
+---@return instantly.Error|nil err
+function WorkspaceGroupMembers:all(params, opts) end
 
 ---Invite a sub-workspace into the admin workspace group.
 ---

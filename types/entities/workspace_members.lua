@@ -69,11 +69,18 @@ local WorkspaceMembers = {}
 ---@return instantly.Error|nil err
 function WorkspaceMembers:list(params, opts) end
 
----Every item of `list` across all pages, one page in memory at a time. A failed page raises its instantly.Error.
+---Every item of `list` across all pages, one page in memory at a time. A failed page ends the loop; the error is then in `it.err`.
 ---@param params? instantly.params.workspace_members.list
 ---@param opts? instantly.CallOptions
----@return fun(): instantly.WorkspaceMember
+---@return instantly.Iterator<instantly.WorkspaceMember>
 function WorkspaceMembers:each(params, opts) end
+
+---Every item of `list` in one array (`params.max`, default 10000, caps it: more is a `limit` error).
+---@param params? instantly.params.workspace_members.list
+---@param opts? instantly.CallOptions
+---@return instantly.WorkspaceMember[]|nil items
+---@return instantly.Error|nil err
+function WorkspaceMembers:all(params, opts) end
 
 ---Invite a workspace member.
 ---

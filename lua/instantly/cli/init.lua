@@ -95,8 +95,10 @@ local function load_data(spec, json)
   return v
 end
 
--- The request the dry-run transport saw, as the lines to print.
-local function format_request(req)
+-- The request the dry-run transport saw, as the lines to print; the key
+-- is removed from every line (headers, URL, body), not only from the
+-- Authorization header.
+local function format_request(req, key)
   local redact = require("instantly.redact")
   local lines = { string.format("%s %s", req.method or "GET", req.url or "") }
   local headers = req.headers or {}
@@ -109,7 +111,7 @@ local function format_request(req)
   else
     for k, v in pairs(headers) do flat[k] = v end
   end
-  flat = redact.headers(flat)
+  flat = redact.headers(flat, key)
   local names = {}
   for k in pairs(flat) do names[#names + 1] = k end
   table.sort(names, function(a, b) return a:lower() < b:lower() end)
@@ -118,7 +120,7 @@ local function format_request(req)
     lines[#lines + 1] = ""
     lines[#lines + 1] = req.body
   end
-  return table.concat(lines, "\n") .. "\n"
+  return redact.scrub(table.concat(lines, "\n"), key) .. "\n"
 end
 
 -- A transport that records requests and sends nothing.
@@ -331,6 +333,7 @@ function M.run(argv, io_, getenv, keep_mock)
   if g("dry_run") then
     dry = dry_transport()
     api_key = api_key or "no-key-set"
+    dry.key = api_key
   end
   if not api_key then
     usage("no API key: set INSTANTLY_API_KEY, pass --api-key-file FILE, or use --mock")
@@ -343,13 +346,16 @@ function M.run(argv, io_, getenv, keep_mock)
     end
   end
   local on_request, on_response
+  -- Everything --verbose prints goes through the same redaction as errors.
+  local redact = require("instantly.redact")
+  local function log(line) io_.stderr:write(redact.scrub(line, api_key)) end
   if g("verbose") then
     on_request = function(r)
       local again = r.attempt > 1 and (" (attempt " .. r.attempt .. ")") or ""
-      io_.stderr:write(string.format("> %s %s%s\n", r.method, r.url, again))
+      log(string.format("> %s %s%s\n", r.method, r.url, again))
     end
     on_response = function(r)
-      io_.stderr:write(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
+      log(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
     end
   end
   -- Waits (rate limiter, retries) are silent unless they are long enough
@@ -362,7 +368,7 @@ function M.run(argv, io_, getenv, keep_mock)
     else
       line = string.format("%s: rate limit %s, waiting %.1fs", tostring(w.operation), tostring(w.limit), w.seconds)
     end
-    io_.stderr:write("instantly: ", (line:gsub("%s*\n%s*", " ")), "\n")
+    log("instantly: " .. line:gsub("%s*\n%s*", " ") .. "\n")
   end
   local instantly = require("instantly")
   local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry,
@@ -396,7 +402,7 @@ function M.run(argv, io_, getenv, keep_mock)
   args[#args + 1] = call_params
   local result, err = method(coll, table.unpack(args, 1, #args))
   if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
     return M.EXIT.ok
   end
   if result == nil and err ~= nil then
@@ -494,7 +500,7 @@ function M.export(client, call_params, path, io_, ctx, dry)
   local res, err = client.leads:export_file(args)
   bar:finish()
   if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
+    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
     return M.EXIT.ok
   end
   if res == nil and err ~= nil then
@@ -547,7 +553,7 @@ function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
     local summary, err = client.leads:import(args)
     bar:finish()
     if dry then
-      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req)) end
+      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
       return M.EXIT.ok
     end
     if summary == nil then
