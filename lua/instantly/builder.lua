@@ -307,7 +307,8 @@ local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "nu
 function M.header_problem(name, value)
   if type(name) ~= "string" or type(value) ~= "string" then return "must map strings to strings" end
   if not name:find("^[%w!#$%%&'*+%-.^_`|~]+$") then
-    return ("has a header name that is not an HTTP token: %q"):format(name)
+    return "has a header name that is not an HTTP token: \"" ..
+      name:gsub("[%c\"\\]", function(ch) return ("\\%d"):format(ch:byte()) end) .. "\""
   end
   if value:find("[\0\r\n]") then
     return ("has a CR, LF or NUL in the value of header '%s'"):format(name)

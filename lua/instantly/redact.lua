@@ -76,6 +76,20 @@ function M.scrub(s, key)
 end
 local scrub = M.scrub
 
+-- Header names are case-insensitive (the transport lower-cases them):
+-- look for the key's spellings lower-cased too.
+local function scrub_name(name, key)
+  name = scrub(name, key)
+  local low = lower(name)
+  local shown = M.key(key)
+  local changed = false
+  for _, f in pairs(forms(key)) do
+    local lf = lower(f)
+    if find(low, lf, 1, true) then low, changed = scrub_one(low, lf, shown), true end
+  end
+  return changed and low or name
+end
+
 --- `scrub` applied to a value at any depth: strings, and in tables
 -- (changed in place) every string value and every string key. Cycles and
 -- shared tables are visited once; no recursion, so no depth limit.
@@ -130,7 +144,8 @@ function M.headers(headers, key)
       local scheme, rest = tostring(v):match("^(%a+)%s+(.+)$")
       out[k] = scheme and (scheme .. " " .. M.key(rest)) or M.key(v)
     elseif key then
-      out[scrub(k, key)] = type(v) == "table" and M.deep(M.copy(v), key) or scrub(v, key)
+      local name = type(k) == "string" and scrub_name(k, key) or k
+      out[name] = type(v) == "table" and M.deep(M.copy(v), key) or scrub(v, key)
     else
       out[k] = v
     end
