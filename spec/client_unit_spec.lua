@@ -17,6 +17,24 @@ local JSON = { ["content-type"] = "application/json" }
 local DEFAULT_BASE = "https://api.instantly.ai"
 
 describe("instantly module", function()
+  it("has instantly.json and instantly.sleep as public API", function()
+    local text = assert(instantly.json.encode { a = instantly.array {}, n = 9007199254740993, z = instantly.null })
+    local v = assert(instantly.json.decode(text))
+    assert.equal(9007199254740993, v.n)
+    assert.equal(instantly.null, v.z)
+    assert.equal("[]", instantly.json.encode(v.a))
+    local bad, err = instantly.json.decode("{nope")
+    assert.is_nil(bad)
+    assert.is_string(err)
+    local none, eerr = instantly.json.encode { f = print }
+    assert.is_nil(none)
+    assert.is_string(eerr)
+    assert.has_error(function() instantly.json.decode(42) end,
+      "instantly.json.decode: text must be a string, got number")
+    instantly.sleep(0)
+    assert.has_error(function() instantly.sleep(-1) end, "instantly.sleep: seconds must be a number >= 0")
+  end)
+
   it("exposes VERSION, null, array and Error", function()
     assert.equal(core.VERSION, instantly.VERSION)
     assert.equal(core.null, instantly.null)

@@ -272,6 +272,7 @@ describe("a decode that runs out of memory", function()
     local code = ("local i = require 'instantly'; local c = i.new{api_key = %q, base_url = %q, rate_limit = false, " ..
       "max_response_bytes = 100000000}; local v, err = c.campaigns:list(); " ..
       "print(v == nil, i.is_error(err) and err.kind, tostring(err)); " ..
+      "local j, jerr = i.json.decode('[' .. string.rep('{},', 3000000) .. '{}]'); print('json', j == nil, jerr); " ..
       "local ok = c.campaigns:list(); print('after', collectgarbage('count') < 100000)"):format(KEY,
       srv.base("amplify/3000000"))
     local cmd = "ulimit -v 150000; LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
@@ -281,6 +282,7 @@ describe("a decode that runs out of memory", function()
     p:close()
     assert.matches("^true\tdecode\t", out)
     assert.matches("after\ttrue", out, 1, true)
+    assert.matches("json\ttrue\t", out, 1, true) -- instantly.json.decode keeps the same rule
     assert_no_key(out, "child output")
   end)
 end)
@@ -328,5 +330,34 @@ describe("transport fault rows keep holding", function()
     assert.equal("transport", err.kind)
     assert.equal("connect", err.transport_kind)
     assert.equal(3, err.attempts) -- never reached the server, so even a POST is retried
+  end)
+end)
+
+describe("iteration keeps the error rule", function()
+  -- Run a snippet in a child `lua5.4 -W` (warnings on) against a transport
+  -- that fails every page after the first; returns what it printed.
+  local function child(body)
+    local code = "local i = require 'instantly'; local n = 0; local c = i.new{api_key = 'k0123456789abcdefghij', " ..
+      "rate_limit = false, max_retries = 0, transport = {request = function() n = n + 1; " ..
+      "if n == 1 then return 200, '{\"items\":[{\"id\":\"a\"}],\"next_starting_after\":\"a\"}', {} end; " ..
+      "return 500, '{\"message\":\"down\"}', {} end}}; " .. body
+    local p = assert(io.popen("LUA_PATH='" .. package.path .. "' LUA_CPATH='" .. package.cpath ..
+      "' lua5.4 -W -e \"" .. code:gsub('"', '\\"') .. "\" 2>&1"))
+    local out = p:read("a")
+    p:close()
+    return out
+  end
+
+  it("a failed page ends the loop without raising; it.err holds the error", function()
+    local out = child("local it = c.campaigns:each(); local k = 0; for _ in it do k = k + 1 end; " ..
+      "print(k, it.err.kind, it.err.status); it = nil; collectgarbage(); collectgarbage(); print('done')")
+    assert.equal("1\thttp\t500\ndone\n", out) -- and no warning: the error was read
+  end)
+
+  it("an error nobody read is reported through Lua's warnings when the iterator is collected", function()
+    local out = child("for _ in c.campaigns:each() do end; collectgarbage(); collectgarbage(); print('done')")
+    assert.matches("Lua warning: instantly: an iteration stopped on an error nobody read (check it.err after " ..
+      "the loop): instantly: GET /api/v2/campaigns: HTTP 500: down", out, 1, true)
+    assert.matches("done", out, 1, true)
   end)
 end)
