@@ -319,6 +319,25 @@ describe("transport fault rows keep holding", function()
     end)
   end
 
+  it("a gzip bomb stops at max_response_bytes (64 MiB by default): too_large, not retried", function()
+    local _, err = client("gzip-bomb").campaigns:get(UUID)
+    assert.equal("transport", err.kind)
+    assert.equal("too_large", err.transport_kind)
+    assert.equal(1, err.attempts)
+  end)
+
+  it("a redirect to another origin does not carry the key", function()
+    local c = client("redirect")
+    local _, status = c:request("GET", "/campaigns")
+    local log = srv.log()
+    -- a GET follows the redirect; the second request (to localhost) goes without Authorization
+    assert.equal(2, #log)
+    assert.is_true(log[1].auth)
+    assert.equal("/log/redirected", log[2].target)
+    assert.is_false(log[2].auth)
+    assert.equal(200, status)
+  end)
+
   it("a closed port is a connect failure, retried, and says so", function()
     local socket = require "socket"
     local s = assert(socket.bind("127.0.0.1", 0))

@@ -29,6 +29,9 @@
 --   /oversize/N/...          200 with N bytes of JSON string
 --   /garbage/...             a reply without a status line, then closes
 --   /status/N/...            status N (429 and 503 with Retry-After: 0)
+--   /gzip-bomb/...           200, 80 MB of zeros gzip-encoded (about 80 KB)
+--   /redirect/...            302 to the same server under the name
+--                            `localhost` (another origin): /log/redirected
 --
 --   /__log                   the requests so far: [{method, target}] (JSON)
 --   /__reset /__quit         control
@@ -84,7 +87,7 @@ io.stdout:flush()
 
 local log = {}
 
-local REASON = { [200] = "OK", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
+local REASON = { [200] = "OK", [302] = "Found", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
                  [429] = "Too Many Requests", [500] = "Internal Server Error", [503] = "Service Unavailable" }
 
 local function reply(conn, status, headers, body)
@@ -207,6 +210,21 @@ function modes.garbage(conn)
   conn:send("this is not HTTP at all\r\n\r\n")
 end
 
+local bomb
+modes["gzip-bomb"] = function(conn)
+  if not bomb then
+    local p = assert(io.popen("head -c 80000000 /dev/zero | gzip -c"))
+    bomb = p:read("a")
+    p:close()
+  end
+  reply(conn, 200, { ["content-type"] = "application/json", ["content-encoding"] = "gzip" }, bomb)
+end
+
+function modes.redirect(conn)
+  local port = select(2, srv:getsockname())
+  reply(conn, 302, { location = "http://localhost:" .. port .. "/log/redirected" }, "")
+end
+
 function modes.status(conn, _, arg)
   local status = tonumber(arg) or 500
   local extra = (status == 429 or status == 503) and { ["retry-after"] = "0" } or {}
@@ -232,7 +250,7 @@ while running and socket.gettime() - last < IDLE_EXIT do
         json_reply(conn, 200, {})
         running = false
       else
-        log[#log + 1] = { method = req.method, target = req.target }
+        log[#log + 1] = { method = req.method, target = req.target, auth = req.headers.authorization ~= nil }
         local mode, rest = req.target:match("^/([%w%-]+)(.*)$")
         local arg = rest and rest:match("^/(%d+)/")
         local fn = modes[mode or ""]
