@@ -246,6 +246,17 @@ describe("cursor cycles end the iteration", function()
     end)
   end
 
+  it("cursors of 2 KB (kept out of the exact ring) are still caught, by Brent's method", function()
+    for _, period in ipairs { 1, 3 } do
+      srv.reset()
+      local it = client("cycle-long/" .. period).campaigns:each()
+      local n = 0
+      for _ in it do n = n + 1; assert.is_true(n <= 4 * period + 4, "still iterating") end
+      assert.equal("api", it.err.kind)
+      assert.equal(n, #srv.log())
+    end
+  end)
+
   it("page by page: Page:next refuses a cursor the chain has used", function()
     local c = client("cycle/2")
     local page, err = assert(c.campaigns:list())

@@ -485,10 +485,11 @@ local function has_cursor(page)
 end
 
 -- Cursor cycles (A -> B -> A) across a whole iteration, in bounded
--- memory: the last RECENT cursors are remembered exactly, so a short cycle
--- is caught at its first repeat; a longer one is caught by Brent's method
--- (one saved cursor, re-saved at every power of two), within twice its
--- length in pages. `seen` is `{ring, set, pos, saved, power, lam}`.
+-- memory: the last RECENT cursors (of at most RING_BYTES each) are
+-- remembered exactly, so a short cycle is caught at its first repeat; any
+-- other is caught by Brent's method (one saved cursor, re-saved at every
+-- power of two), within about twice its length in pages. `seen` is
+-- `{ring, set, pos, saved, power, lam}`.
 local RECENT = 32
 
 local function cursors_new()
@@ -503,14 +504,20 @@ local function cursors_copy(d)
   return o
 end
 
+-- Cursors longer than this are left to Brent's method alone, so the ring
+-- holds at most RECENT * RING_BYTES bytes whatever the server sends.
+local RING_BYTES = 1024
+
 -- Records `cur` as sent; false when it was sent before (a cycle).
 local function cursors_add(d, cur)
   if type(cur) ~= "string" and type(cur) ~= "number" then return true end
   if d.set[cur] or cur == d.saved then return false end
-  d.pos = d.pos % RECENT + 1
-  local old = d.ring[d.pos]
-  if old ~= nil then d.set[old] = nil end
-  d.ring[d.pos], d.set[cur] = cur, true
+  if type(cur) == "number" or #cur <= RING_BYTES then
+    d.pos = d.pos % RECENT + 1
+    local old = d.ring[d.pos]
+    if old ~= nil then d.set[old] = nil end
+    d.ring[d.pos], d.set[cur] = cur, true
+  end
   d.lam = d.lam + 1
   if d.lam >= d.power then d.saved, d.power, d.lam = cur, d.power * 2, 0 end
   return true

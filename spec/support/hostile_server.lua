@@ -23,6 +23,7 @@
 --                            byte 2000 (where error text is cut short)
 --   /cycle/L/...             a list whose cursors cycle with period L
 --                            (query `starting_after`), one item per page
+--   /cycle-long/L/...        the same with cursors of 2 KB
 --   /amplify/N/...           200, a JSON array of N empty objects
 --   /slow/MS/...             answers {} after MS milliseconds
 --   /partial/...             announces 100000 bytes, sends 1000, closes
@@ -178,12 +179,16 @@ modes["echo-cut"] = function(conn, req, arg)
   reply(conn, tonumber(arg) or 400, { ["content-type"] = "text/plain" }, pad .. auth .. string.rep("y", 100))
 end
 
-function modes.cycle(conn, req, arg)
+function modes.cycle(conn, req, arg, pad)
   local period = tonumber(arg) or 2
   local cur = req.target:match("[?&]starting_after=([^&]+)")
-  local k = cur and tonumber(cur:match("^c(%d+)$")) or 0
-  local nxt = "c" .. (k % period + 1)
+  local k = cur and tonumber(cur:match("^c(%d+)")) or 0
+  local nxt = "c" .. (k % period + 1) .. (pad or "")
   json_reply(conn, 200, { items = { { id = "item-" .. k, name = "page " .. k } }, next_starting_after = nxt })
+end
+
+modes["cycle-long"] = function(conn, req, arg)
+  return modes.cycle(conn, req, arg, "-" .. string.rep("x", 2000))
 end
 
 function modes.amplify(conn, _, arg)
