@@ -542,7 +542,14 @@ function Page:next()
   local st = getmetatable(self).__state
   if not has_cursor(self) then return nil end
   local cur = self.next_starting_after
-  local seen = cursors_copy(st.seen)
+  local seen
+  if st.seen then
+    seen = cursors_copy(st.seen)
+  else
+    -- the first page of a chain: only the cursor it was asked with
+    seen = cursors_new()
+    if st.params and st.params.starting_after ~= nil then cursors_add(seen, st.params.starting_after) end
+  end
   if not cursors_add(seen, cur) then return nil, cycle_error(st.client, st.cop, st.path, cur) end
   local params = copy(st.params)
   params.starting_after = cur
@@ -560,10 +567,6 @@ end
 
 local function make_page(page, c, cop, path, params, opts, seen)
   if type(page) ~= "table" then return page end
-  if not seen then
-    seen = cursors_new()
-    if params and params.starting_after ~= nil then cursors_add(seen, params.starting_after) end
-  end
   return setmetatable(page, {
     __index = Page, __name = "instantly.Page",
     __state = { client = c, cop = cop, path = path, params = params, opts = opts, seen = seen },
