@@ -124,7 +124,8 @@ describe("pagination", function()
     none, err = client.leads:all { limit = 100 }
     assert.is_nil(none)
     assert.equal(400, err.status)
-    assert.has_error(function() client.leads:all { max = 0 } end, "instantly: leads:list: 'max' must be an integer >= 1")
+    assert.has_error(function() client.leads:all { max = 0 } end,
+      "instantly: leads:list: 'max' must be an integer >= 1")
   end)
 
   it("a GET list iterator passes the cursor in the query", function()

@@ -71,8 +71,8 @@ describe("catalog coverage", function()
         local args, want = {}, op.path
         for i, p in ipairs(op.path_params) do
           -- a value of the parameter's format (path arguments are checked)
-          args[i] = ({ uuid = "00000000-0000-4000-8000-00000000000" .. i, email = "p" .. i .. "@example.com" })[p.format]
-            or ("p" .. i)
+          local by_format = { uuid = "00000000-0000-4000-8000-00000000000" .. i, email = "p" .. i .. "@example.com" }
+          args[i] = by_format[p.format] or ("p" .. i)
           want = want:gsub("{" .. p.name .. "}", (args[i]:gsub("@", "%%%%40")))
         end
         -- the required parameters, with values of the right type

@@ -40,7 +40,8 @@ describe("error kinds", function()
       tostring(Err.new("api", { status = 200, code = "quota_exceeded", message = "wait an hour",
                                 method = "POST", path = "/api/v2/y" })))
     assert.equal("instantly: GET /z: HTTP 400 Bad Request: bad cursor",
-      tostring(Err.new("http", { status = 400, code = "Bad Request", message = "bad cursor", method = "GET", path = "/z" })))
+      tostring(Err.new("http", { status = 400, code = "Bad Request", message = "bad cursor",
+                                 method = "GET", path = "/z" })))
     for kind in pairs(Err.KINDS) do
       assert.is_nil(tostring(Err.new(kind, { message = "m" })):find("nil", 1, true), kind)
     end
