@@ -33,7 +33,7 @@ return {
     },
     {
       name = "provider_code",
-      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs) / Other (third-party)",
+      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs; a third-party reference says Other)",
       type = "integer",
       enum = { 1, 2, 3, 4, 8 },
       read_only = false,
@@ -310,7 +310,7 @@ return {
         },
         {
           name = "filter",
-          description = "Predefined filter value",
+          description = "Predefined account filter: ACC_FILTER_PAUSED=Paused; ACC_FILTER_ERROR=Has errors; ACC_FILTER_NO_CTD=No custom tracking domain; ACC_FILTER_PW_ACCOUNTS=Pre-warmed accounts; ACC_FILTER_DFY=Done-for-you accounts; ACC_FILTER_DFY_SETUP_PENDING=Done-for-you setup pending; ACC_FILTER_W_ACTIVE=Warmup active; ACC_FILTER_W_PAUSED=Warmup paused; ACC_FILTER_W_ERROR=Warmup error",
           type = "string",
           required = false,
           enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
