@@ -452,6 +452,26 @@ return {
           required = false,
           enum = { -99, -1, -2, 0, 1, 2, 3, 4 },
         },
+        {
+          name = "exclude_status",
+          description = "Leave out campaigns with this status (see the entity's status enum); sent by go-instantly (campaign/options.go WithExcludeStatus)",
+          type = "integer",
+          required = false,
+          enum = { -99, -1, -2, 0, 1, 2, 3, 4 },
+        },
+        {
+          name = "sort_column",
+          description = "Column to sort by (free text; go-instantly sends sort_column on campaign search)",
+          type = "string",
+          required = false,
+        },
+        {
+          name = "sort_order",
+          description = "Sort direction (asc or desc)",
+          type = "string",
+          required = false,
+          enum = { "asc", "desc" },
+        },
       },
       response = {
         status = 200,
@@ -459,6 +479,7 @@ return {
         item = "Campaign",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCampaign",
@@ -889,6 +910,7 @@ return {
         item = "Campaign",
         notes = "created as Draft (status 0); call activate to start sending. Never sends: campaigns start as Draft; call activate after a preflight.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaign",
@@ -914,6 +936,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCampaign",
@@ -1344,6 +1367,7 @@ return {
         item = "Campaign",
         notes = "Same body as create (all optional, no ai_sdr_id); sending email_list replaces the sender list.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCampaign",
@@ -1369,6 +1393,7 @@ return {
         item = "Campaign",
         notes = "returns the deleted campaign",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "activateCampaign",
@@ -1394,6 +1419,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseCampaign",
@@ -1419,6 +1445,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "duplicate",
@@ -1455,6 +1482,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "exportCampaign",
@@ -1480,6 +1508,7 @@ return {
         item = "Campaign",
         notes = "campaign exported as JSON",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createFromExport",
@@ -1505,6 +1534,7 @@ return {
         item = "Campaign",
         notes = "may return 403",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "shareCampaign",
@@ -1529,6 +1559,7 @@ return {
         kind = "empty",
         notes = "204 No Content. Sharing lasts 7 days; call again to extend.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "addVariables",
@@ -1566,6 +1597,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignSendingStatus",
@@ -1597,6 +1629,7 @@ return {
         kind = "object",
         notes = "{diagnostics: null | {campaign_id, subsequence_id, last_updated, status (one of campaign_paused,campaign_draft,campaign_completed,campaign_running_subsequences,campaign_bounce_protect,campaign_accounts_unhealthy,campaign_account_suspended,out_of_schedule,waiting_for_leads,daily_limit_met,account_daily_limit_met,new_lead_limit_met,all_accounts_unhealthy,waiting_for_esp_match,domain_limit_reached,follow_up_delay_not_met,no_accounts_available,healthy), issue_tracking, accounts_summary, ...}, summary?}. While sending, the reason is under diagnostics.status; for draft/paused campaigns diagnostics is null and the reason is under summary.status.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "countLaunched",
@@ -1613,6 +1646,7 @@ return {
         kind = "object",
         notes = "{count}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "searchByContact",
@@ -1649,6 +1683,7 @@ return {
         item = "Campaign",
         notes = "{items: Campaign[]} - no cursor returned. Returns {items} with no cursor.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -474,6 +474,7 @@ return {
         item = "Lead",
         notes = "Cursor page: {items, next_starting_after}. POST used as a list call; limit/starting_after travel in the JSON body. Chronological order is only guaranteed for leads created on/after 2025-10-15.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createLead",
@@ -634,6 +635,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getLead",
@@ -659,6 +661,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchLead",
@@ -766,6 +769,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteLead",
@@ -791,6 +795,7 @@ return {
         item = "Lead",
         notes = "returns the deleted lead",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAddLeads",
@@ -959,6 +964,7 @@ return {
         kind = "object",
         notes = "{status, total_sent, leads_uploaded, in_blocklist, blocklist_used, duplicated_leads, skipped_count, invalid_email_count, incomplete_count, duplicate_email_count, remaining_in_plan, created_leads: [{index, id, email, first_name, last_name, phone}]}. Max 1000 leads per call; give campaign_id XOR list_id. Per vendor conventions, verify_leads_on_import=true spawns a background verification job, but no job id is modelled in the response.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkDeleteLeads",
@@ -1013,6 +1019,7 @@ return {
         kind = "object",
         notes = "{count} - number of deleted leads. DELETE with a JSON body; give campaign_id XOR list_id. Destructive. DELETE with a JSON body; the vendor kit's generated body type is undefined (unknown), body fields come from the skill-doc JSON and third-party reference",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAssignLeads",
@@ -1121,6 +1128,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {status, message}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeads",
@@ -1288,6 +1296,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "exportLeads",
@@ -1396,6 +1405,9 @@ return {
         item = "Background Job",
         notes = "Only in the older Romamo/instantly2 spec snapshot; absent from the vendor kit, the skill doc and go-instantly - may have been removed.",
       },
+      evidence = { "romamo-instantly2" },
+      evidence_note = "Only the older spec snapshot behind Romamo/instantly2 lists it; the vendor kit, the skill doc, go-instantly and instantly-cli do not. It may have been removed from the API.",
+      unconfirmed = true,
     },
     {
       id = "mergeLeads",
@@ -1432,6 +1444,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "updateLeadInterestStatus",
@@ -1494,6 +1507,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {message}; processed in the background",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeadToSubsequence",
@@ -1530,6 +1544,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "removeLeadFromSubsequence",
@@ -1559,6 +1574,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -284,6 +284,7 @@ return {
         item = "Campaign Subsequence",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCampaignSubsequence",
@@ -529,6 +530,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignSubsequence",
@@ -554,6 +556,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCampaignSubsequence",
@@ -610,6 +613,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCampaignSubsequence",
@@ -635,6 +639,7 @@ return {
         item = "Campaign Subsequence",
         notes = "returns the deleted subsequence",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "duplicateSubsequence",
@@ -678,6 +683,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseSubsequence",
@@ -703,6 +709,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "resumeSubsequence",
@@ -728,6 +735,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getSubsequenceSendingStatus",
@@ -759,6 +767,7 @@ return {
         kind = "object",
         notes = "same shape as campaign sending status: {diagnostics: null | {status one of campaign_paused,campaign_draft,campaign_completed,campaign_running_subsequences,campaign_bounce_protect,campaign_accounts_unhealthy,campaign_account_suspended,out_of_schedule,waiting_for_leads,daily_limit_met,account_daily_limit_met,new_lead_limit_met,all_accounts_unhealthy,waiting_for_esp_match,domain_limit_reached,follow_up_delay_not_met,no_accounts_available,healthy, accounts_summary, campaign_daily_limit, new_lead_limit, schedule_status, follow_ups_waiting, esp_routing_status, domain_limiter, leads_status ...}, summary}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

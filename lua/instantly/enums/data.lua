@@ -125,6 +125,10 @@ return {
       { "outlook", "outlook", "outlook" },
       { "other", "other", "other" },
     },
+    sort_order = {
+      { "asc", "asc", "asc" },
+      { "desc", "desc", "desc" },
+    },
     status = {
       { -99, "account_suspended", "Account Suspended" },
       { -1, "accounts_unhealthy", "Accounts Unhealthy" },
