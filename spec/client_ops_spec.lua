@@ -32,8 +32,8 @@ local function gen(p, depth)
   elseif t == "boolean" then
     return true
   elseif t == "array" then
-    if p.item_fields then
-      return { gen({ name = p.name, type = "object", fields = p.item_fields }, depth + 1) }
+    if p.fields then
+      return { gen({ name = p.name, type = "object", fields = p.fields }, depth + 1) }
     end
     local item = p.items or "string"
     if item == "object" then return { { k = "v" } } end

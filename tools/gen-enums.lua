@@ -99,7 +99,6 @@ local function collect(cat)
         add(ent, f.name, f.keys.enum, f.keys.description or f.description)
       end
       walk(ent, f.fields)
-      walk(ent, f.item_fields)
     end
   end
   for _, e in ipairs(cat.entities) do

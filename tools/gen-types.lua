@@ -70,12 +70,13 @@ function M.lua_type(p, nested)
     if p.enum then
       t = "(" .. enum_type(p.enum, item) .. ")[]"
     elseif item == "object" then
-      t = "table<string, any>[]"
+      t = (nested or "table<string, any>") .. "[]"
     else
       t = (SCALAR[item] or "any") .. "[]"
     end
   elseif p.type == "object" then
-    t = nested or "table<string, any>"
+    t = nested or (p.keys and p.keys.enum and p.values and ("table<" .. enum_type(p.keys.enum, "string") .. ", "
+      .. (SCALAR[p.values.type] or "any") .. ">")) or "table<string, any>"
   elseif p.enum then
     t = enum_type(p.enum, p.type)
   else
@@ -143,6 +144,11 @@ end
 local function op_summary(op)
   local r = op.response or {}
   local lines = { one_line(op.summary) .. "." }
+  if op.unconfirmed then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "UNCONFIRMED: " .. one_line(op.evidence_note or "no public source built from the live spec lists it.")
+      .. " Calling it warns once through `on_warning`."
+  end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "`" .. op.method .. " " .. index.path_prefix .. op.path .. "`"
   if r.notes then lines[#lines + 1] = one_line(r.notes) end
@@ -253,6 +259,9 @@ M.CLIENT_EXTRA = {
       { "opts?", "instantly.CallOptions" } }, "any", "integer|instantly.Error", "table<string, string>?" },
   { "close", "Close the transport the client opened (an injected one is left alone). Idempotent.", {}, "nil",
     nil, nil, true },
+  { "as_workspace", "A view of the client acting on another workspace (sends x-as-workspace): shares the "
+    .. "connections, options and hooks, has its own rate-limit budget; the same id gives the same view.",
+    { { "id", "string" } }, "instantly.Client" },
   { "gather", "Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); "
     .. "returns values[i], errs[i] and the number of failed tasks.",
     { { "tasks", "(fun(): any, instantly.Error?)[]|fun(): (fun(): any)?" }, { "opts?", "instantly.GatherOptions" } },
@@ -473,8 +482,8 @@ end
 local function emit_fields(w, fields, owner, classes)
   for _, f in ipairs(fields or {}) do
     local nested
-    if f.type == "object" and f.fields and #f.fields > 0 then
-      nested = owner .. camel(f.name)
+    if (f.type == "object" or f.type == "array") and f.fields and #f.fields > 0 then
+      nested = owner .. camel(f.name) .. (f.type == "array" and "Item" or "")
       classes[#classes + 1] = { name = nested, fields = f.fields }
     end
     local opt = f.required and "" or "?"
@@ -649,6 +658,7 @@ local function render_client(es)
   w("---@field timeout? number seconds")
   w("---@field connect_timeout? number seconds")
   w("---@field max_retries? integer")
+  w('---@field validate? "strict"|"warn"|"off" overrides the client\'s validation mode for this call')
   w("")
   w("---Options of `instantly.new`.")
   w("---@class instantly.Options")
@@ -661,6 +671,8 @@ local function render_client(es)
   w("---@field rate_limit? false|{ per_second: integer?, per_minute: integer?, endpoints: boolean?, "
     .. "max_wait: number? }")
   w("---@field workspace? string sends x-as-workspace (agency keys)")
+  w('---@field validate? "strict"|"warn"|"off" local checks: refuse (default), warn and send, or none')
+  w("---@field on_warning? fun(text: string) validation warnings and unconfirmed operations (default: Lua's warn)")
   w("---@field headers? table<string, string> extra default headers")
   w("---@field user_agent? string appended to the SDK's user agent")
   w("---@field on_request? fun(info: table) called before each attempt (key redacted)")

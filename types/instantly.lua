@@ -39,6 +39,7 @@ function Page:has_next() end
 ---@field timeout? number seconds
 ---@field connect_timeout? number seconds
 ---@field max_retries? integer
+---@field validate? "strict"|"warn"|"off" overrides the client's validation mode for this call
 
 ---Options of `instantly.new`.
 ---@class instantly.Options
@@ -50,6 +51,8 @@ function Page:has_next() end
 ---@field retry? { base: number?, cap: number?, max_retry_after: number? } backoff
 ---@field rate_limit? false|{ per_second: integer?, per_minute: integer?, endpoints: boolean?, max_wait: number? }
 ---@field workspace? string sends x-as-workspace (agency keys)
+---@field validate? "strict"|"warn"|"off" local checks: refuse (default), warn and send, or none
+---@field on_warning? fun(text: string) validation warnings and unconfirmed operations (default: Lua's warn)
 ---@field headers? table<string, string> extra default headers
 ---@field user_agent? string appended to the SDK's user agent
 ---@field on_request? fun(info: table) called before each attempt (key redacted)
@@ -241,6 +244,12 @@ function Client:request(method, path, args, opts) end
 ---Close the transport the client opened (an injected one is left alone). Idempotent.
 ---@return nil
 function Client:close() end
+
+---A view of the client acting on another workspace (sends x-as-workspace): shares the connections, options and hooks, has its own rate-limit budget; the same id gives the same view.
+---@param id string
+---@return instantly.Client|nil result
+---@return instantly.Error|nil err
+function Client:as_workspace(id) end
 
 ---Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); returns values[i], errs[i] and the number of failed tasks.
 ---@param tasks (fun(): any, instantly.Error?)[]|fun(): (fun(): any)?

@@ -182,7 +182,8 @@ function M.doc_for(def, op)
     returns = returns_text(op, by_name),
     iterator = op.paginated and M.iterator_name(op.lua_method) or nil,
     rate_limit = op.rate_limit, async = op.async, scopes = op.scopes,
-    notes = op.response.notes,
+    notes = op.response.notes, evidence = op.evidence,
+    unconfirmed = op.unconfirmed and (op.evidence_note or "no public source built from the live spec lists it.") or nil,
   }
 end
 
@@ -663,12 +664,15 @@ local function help(self, name)
     for k in pairs(docs) do names[#names + 1] = k end
     sort(names)
     local out = { "client." .. self.lua_name .. " - " .. tostring(self.definition.description), "" }
-    for _, k in ipairs(names) do out[#out + 1] = ("  %-28s %s"):format(k, docs[k].summary or "") end
+    for _, k in ipairs(names) do
+      out[#out + 1] = ("  %-28s %s%s"):format(k, docs[k].unconfirmed and "[unconfirmed] " or "", docs[k].summary or "")
+    end
     return concat(out, "\n")
   end
   local d = docs[name]
   if not d then error("instantly: client." .. self.lua_name .. " has no method '" .. tostring(name) .. "'", 2) end
   local out = { d.signature, "  " .. tostring(d.summary) }
+  if d.unconfirmed then out[#out + 1] = "  UNCONFIRMED: " .. d.unconfirmed end
   if d.http then out[#out + 1] = "  " .. d.http end
   for _, p in ipairs(d.params or {}) do
     out[#out + 1] = ("    %-24s %-6s %s%s%s"):format(p.name, p.where, p.type, p.required and ", required" or "",

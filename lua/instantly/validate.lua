@@ -15,7 +15,7 @@
 -- * `fields`: an object's fields, each a node with `required`; keys the
 --   catalog does not list are let through below the top level (the
 --   sources are not exhaustive there);
--- * `items` (element type) and `item_fields` (fields of object elements)
+-- * `items` (element type) and `fields` (the fields of object elements)
 --   on arrays;
 -- * `keys` / `values`: the nodes every key / value of a map-like object
 --   must satisfy (schedule days: keys "0"-"6", boolean values).
@@ -73,9 +73,7 @@ local function is_sequence(t)
   return true
 end
 
--------------------------------------------------------------------------------
--- Formats
--------------------------------------------------------------------------------
+-- Formats --------------------------------------------------------------------
 
 local DAYS_IN = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
 
@@ -133,9 +131,7 @@ function M.format_ok(name, s)
   return f == nil or f(s)
 end
 
--------------------------------------------------------------------------------
--- Paths and messages
--------------------------------------------------------------------------------
+-- Paths and messages ---------------------------------------------------------
 
 local IDENT = "^[%a_][%w_]*$"
 
@@ -203,9 +199,7 @@ function M.message(p)
   return where .. ": " .. what
 end
 
--------------------------------------------------------------------------------
--- Checking values
--------------------------------------------------------------------------------
+-- Checking values ------------------------------------------------------------
 
 local function push(ctx, segs, kind, value, node, key)
   local probs = ctx.problems
@@ -317,8 +311,8 @@ local function prepare(p)
   }
   if p.type == "array" then
     q.enum = nil
-    if p.item_fields then
-      q.item = prepare({ name = p.name, type = "object", fields = p.item_fields })
+    if p.fields then
+      q.item = prepare({ name = p.name, type = "object", fields = p.fields })
     elseif p.items and p.items ~= "object" and p.items ~= "array" then
       q.item = prepare({ name = p.name, type = p.items, enum = p.enum, format = p.item_format })
     end
@@ -364,9 +358,7 @@ function M.check_object(fields, required, v)
   return probs
 end
 
--------------------------------------------------------------------------------
--- Query strings
--------------------------------------------------------------------------------
+-- Query strings --------------------------------------------------------------
 
 local function encode_component(s)
   if not s:find("[^%w%-%._~]") then return s end
@@ -406,9 +398,7 @@ function M.encode_query(t)
   return concat(buf, "&")
 end
 
--------------------------------------------------------------------------------
--- Operations
--------------------------------------------------------------------------------
+-- Operations -----------------------------------------------------------------
 
 local cache = setmetatable({}, { __mode = "k" })
 

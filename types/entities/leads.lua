@@ -144,13 +144,27 @@ function LeadsRecord:emails(params, opts) end
 ---@class instantly.params.leads.add_many
 ---@field campaign_id? string Target campaign (use campaign_id OR list_id) (uuid)
 ---@field list_id? string Target list (uuid)
----@field leads table<string, any>[] With campaign_id each lead needs email; with list_id at least one of email/first_name/last_name
+---@field leads instantly.params.leads.add_manyLeadsItem[] With campaign_id each lead needs email; with list_id at least one of email/first_name/last_name
 ---@field blocklist_id? string|instantly.Null Defaults to the workspace block list (uuid)
 ---@field assigned_to? string Defaults to the campaign owner (campaign_id) or the caller (uuid)
 ---@field verify_leads_on_import? boolean Spawns a background verification job
 ---@field skip_if_in_workspace? boolean Skip leads existing anywhere in the workspace; overrides the other skip flags
 ---@field skip_if_in_campaign? boolean Skip leads already in ANY campaign
 ---@field skip_if_in_list? boolean Skip leads already in ANY list
+
+---@class instantly.params.leads.add_manyLeadsItem
+---@field email? string|instantly.Null Email address; not format-checked: the API counts malformed addresses in invalid_email_count instead of refusing the batch
+---@field personalization? string|instantly.Null Personalization line
+---@field website? string|instantly.Null Website URL
+---@field last_name? string|instantly.Null Last name
+---@field first_name? string|instantly.Null First name
+---@field company_name? string|instantly.Null Company name
+---@field job_title? string|instantly.Null Job title
+---@field phone? string|instantly.Null Phone number
+---@field lt_interest_status? 1|2|3|4|0|-1|-2|-3|-4 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show
+---@field pl_value_lead? string|instantly.Null Potential value of the lead
+---@field assigned_to? string|instantly.Null Workspace user id the lead(s) are assigned to (uuid)
+---@field custom_variables? table<string, any> Flat map of string|number|boolean|null values (no nested objects/arrays)
 
 ---Parameters of `client.leads:delete_many`.
 ---@class instantly.params.leads.delete_many
@@ -344,6 +358,8 @@ function Leads:assign_many(params, opts) end
 function Leads:move(params, opts) end
 
 ---Export leads to a connected external app (background job).
+---
+---UNCONFIRMED: Only the older spec snapshot behind Romamo/instantly2 lists it; the vendor kit, the skill doc, go-instantly and instantly-cli do not. It may have been removed from the API. Calling it warns once through `on_warning`.
 ---
 ---`POST /api/v2/leads/export`
 ---Only in the older Romamo/instantly2 spec snapshot; absent from the vendor kit, the skill doc and go-instantly - may have been removed.

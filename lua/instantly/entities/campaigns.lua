@@ -52,7 +52,7 @@ return {
           type = "array",
           items = "object",
           read_only = false,
-          item_fields = {
+          fields = {
             {
               name = "name",
               description = "Schedule name",
@@ -112,14 +112,14 @@ return {
       type = "array",
       items = "object",
       read_only = false,
-      item_fields = {
+      fields = {
         {
           name = "steps",
           description = "Steps in sending order",
           type = "array",
           items = "object",
           required = true,
-          item_fields = {
+          fields = {
             {
               name = "type",
               description = "Step type (only email)",
@@ -159,7 +159,7 @@ return {
               type = "array",
               items = "object",
               required = true,
-              item_fields = {
+              fields = {
                 {
                   name = "subject",
                   description = "Subject line",
@@ -528,7 +528,7 @@ return {
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "name",
                     description = "Schedule name",
@@ -602,14 +602,14 @@ return {
             type = "array",
             items = "object",
             required = false,
-            item_fields = {
+            fields = {
               {
                 name = "steps",
                 description = "Steps in sending order",
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "type",
                     description = "Step type (only email)",
@@ -649,7 +649,7 @@ return {
                     type = "array",
                     items = "object",
                     required = true,
-                    item_fields = {
+                    fields = {
                       {
                         name = "subject",
                         description = "Subject line",
@@ -993,7 +993,7 @@ return {
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "name",
                     description = "Schedule name",
@@ -1067,14 +1067,14 @@ return {
             type = "array",
             items = "object",
             required = false,
-            item_fields = {
+            fields = {
               {
                 name = "steps",
                 description = "Steps in sending order",
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "type",
                     description = "Step type (only email)",
@@ -1114,7 +1114,7 @@ return {
                     type = "array",
                     items = "object",
                     required = true,
-                    item_fields = {
+                    fields = {
                       {
                         name = "subject",
                         description = "Subject line",

@@ -833,9 +833,8 @@ return {
             fields = {
               {
                 name = "email",
-                description = "Email address",
+                description = "Email address; not format-checked: the API counts malformed addresses in invalid_email_count instead of refusing the batch",
                 type = "string",
-                format = "email",
                 required = false,
                 nullable = true,
               },

@@ -77,7 +77,7 @@ return {
           type = "array",
           items = "object",
           required = true,
-          item_fields = {
+          fields = {
             {
               name = "name",
               description = "Schedule name",
@@ -137,14 +137,14 @@ return {
       type = "array",
       items = "object",
       read_only = false,
-      item_fields = {
+      fields = {
         {
           name = "steps",
           description = "Steps in sending order",
           type = "array",
           items = "object",
           required = true,
-          item_fields = {
+          fields = {
             {
               name = "type",
               description = "Step type (only email)",
@@ -184,7 +184,7 @@ return {
               type = "array",
               items = "object",
               required = true,
-              item_fields = {
+              fields = {
                 {
                   name = "subject",
                   description = "Subject line",
@@ -370,7 +370,7 @@ return {
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "name",
                     description = "Schedule name",
@@ -430,14 +430,14 @@ return {
             type = "array",
             items = "object",
             required = true,
-            item_fields = {
+            fields = {
               {
                 name = "steps",
                 description = "Steps in sending order",
                 type = "array",
                 items = "object",
                 required = true,
-                item_fields = {
+                fields = {
                   {
                     name = "type",
                     description = "Step type (only email)",
@@ -477,7 +477,7 @@ return {
                     type = "array",
                     items = "object",
                     required = true,
-                    item_fields = {
+                    fields = {
                       {
                         name = "subject",
                         description = "Subject line",
