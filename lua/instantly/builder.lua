@@ -63,7 +63,7 @@ local pipeline = require "instantly.pipeline"
 local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
 
-local type, pairs, ipairs, error, tostring, select, warn = type, pairs, ipairs, error, tostring, select, warn
+local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
 local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
 local concat, sort = table.concat, table.sort
 local mtype = math.type
@@ -362,7 +362,8 @@ local function warn_once(c, text)
     seen.n = seen.n + 1
   end
   local hook = c._on_warning
-  if hook then hook(text) else warn("instantly: ", text) end
+  -- looked up at the call, so a program (or a spec) may replace warn
+  if hook then hook(text) else _G.warn("instantly: ", text) end
 end
 M.warn_once = warn_once
 

@@ -326,8 +326,8 @@ function M.build(width, entity, op)
         if op and (a.lua_method == op.lua_method) then
           aparser, bools = add_action(c, e, a)
         else
-          local s = c:command(name, a.summary or "")
-          s:summary(a.summary or "")
+          local s = c:command(name, (a.unconfirmed and "[unconfirmed] " or "") .. (a.summary or ""))
+          s:summary((a.unconfirmed and "[unconfirmed] " or "") .. (a.summary or ""))
         end
       end
     end

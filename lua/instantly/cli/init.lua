@@ -174,9 +174,8 @@ local function collect_params(op, res, json, data, lax)
     if raw ~= nil and not (type(raw) == "table" and #raw == 0) then
       local d = def
       if lax then
-        d = {}
-        for k, v in pairs(def) do d[k] = v end
-        d.enum, d.min, d.max = nil, nil, nil
+        local LAX = { enum = true, min = true, max = true }
+        d = setmetatable({}, { __index = function(_, k) if not LAX[k] then return def[k] end end })
       end
       local v, err = params.coerce(d, raw, json)
       if v == nil then usage(err) end
