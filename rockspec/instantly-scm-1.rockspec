@@ -100,6 +100,7 @@ build = {
     ["instantly.pipeline"] = "lua/instantly/pipeline.lua",
     ["instantly.preflight"] = "lua/instantly/preflight.lua",
     ["instantly.ratelimit"] = "lua/instantly/ratelimit.lua",
+    ["instantly.record"] = "lua/instantly/record.lua",
     ["instantly.redact"] = "lua/instantly/redact.lua",
     ["instantly.validate"] = "lua/instantly/validate.lua",
     ["instantly.wait"] = "lua/instantly/wait.lua",

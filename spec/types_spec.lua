@@ -73,7 +73,7 @@ describe("type stubs", function()
       local path = "types/entities/" .. name .. ".lua"
       local camel = name:gsub("_(%w)", string.upper):gsub("^%l", string.upper)
       same(runtime(getmetatable(client[name]).__index), declared(path, camel), "client." .. name)
-      same(runtime(client._record_mts[e.name].__index), declared(path, camel .. "Record"), name .. " record")
+      same(runtime(client._record_mts[e.name].__methods), declared(path, camel .. "Record"), name .. " record")
     end
     same(runtime(getmetatable(client).__index), declared("types/instantly.lua", "Client"), "client")
     local page = client.campaigns:list()

@@ -263,6 +263,7 @@ function Client:gather(tasks, opts) end
 ---@field null instantly.Null JSON null
 ---@field VERSION string
 ---@field Error table the metatable of instantly.Error values
+---@field enums table enum constants and labels from the catalog (instantly.enums)
 local instantly = {}
 
 ---A new client.
@@ -290,5 +291,15 @@ function instantly.client_of(v) end
 ---@param record table
 ---@return table|nil
 function instantly.entity_of(record) end
+
+---The names of a record's fields that were JSON null (records leave them out).
+---@param rec table
+---@return string[]
+function instantly.nulls(rec) end
+
+---A record as the API sent it: a plain copy with nulls as instantly.null and API field names.
+---@param rec table
+---@return table
+function instantly.raw(rec) end
 
 return instantly

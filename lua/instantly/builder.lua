@@ -62,9 +62,10 @@ local validate = require "instantly.validate"
 local pipeline = require "instantly.pipeline"
 local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
+local record = require "instantly.record"
 
 local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
-local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
+local setmetatable, getmetatable, require, pcall, rawget = setmetatable, getmetatable, require, pcall, rawget
 local concat, sort = table.concat, table.sort
 local mtype = math.type
 
@@ -327,6 +328,13 @@ local function build_path(cop, level, a1, ...)
   return concat(parts)
 end
 
+-- A decoded object becomes a record: shaped (nulls left out, booleans,
+-- field names; see instantly.record), then given its entity's metatable.
+local function make_record(it, mt)
+  mt.__shape(it)
+  return setmetatable(it, mt)
+end
+
 local function wrap(cop, v)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
@@ -336,16 +344,16 @@ local function wrap(cop, v)
     if type(items) == "table" then
       for i = 1, #items do
         local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
       end
     end
   elseif kind == "array" then
     for i = 1, #v do
       local it = v[i]
-      if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
     end
   elseif getmetatable(v) == nil then
-    setmetatable(v, mt)
+    make_record(v, mt)
   end
   return v
 end
@@ -697,8 +705,20 @@ function M.build(c, limits, client_methods)
     local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def, docs = {} },
                              { __index = methods, __name = "instantly.entity." .. def.lua_name })
     local rec_methods = {}
-    rec_mts[def.name] = { __index = rec_methods, __client = c, __entity = ent,
-                          __name = "instantly.record." .. def.lua_name }
+    local index = rec_methods
+    local aliases = record.aliases(def)
+    if aliases then
+      -- a field read under its record name still reads under the API's
+      index = function(t, k)
+        local m = rec_methods[k]
+        if m ~= nil then return m end
+        local to = aliases[k]
+        if to then return rawget(t, to) end
+      end
+    end
+    -- __methods: the method table itself (__index may be a function)
+    rec_mts[def.name] = { __index = index, __methods = rec_methods, __client = c, __entity = ent,
+                          __name = "instantly.record." .. def.lua_name, __shape = record.shaper_for(def) }
     ents[def.lua_name] = { ent = ent, methods = methods, def = def }
     recs[def.lua_name] = rec_methods
   end

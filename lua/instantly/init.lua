@@ -15,6 +15,7 @@ local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
 local enums = require "instantly.enums"
+local record = require "instantly.record"
 
 local getmetatable, type = getmetatable, type
 
@@ -35,6 +36,20 @@ M.array = core.array
 --- Enum constants and labels from the catalog (`instantly.enums`):
 -- `enums.campaign.status.active`, `enums.label("campaign.status", 2)`.
 M.enums = enums
+
+--- The names of a record's fields that were JSON null (records leave
+-- them out, so a null field reads as nil; see `instantly.record`).
+-- @function nulls
+-- @tparam table rec a record
+-- @treturn table sorted array of field names
+M.nulls = record.nulls
+
+--- A record as the API sent it: a plain copy with null fields back as
+-- `instantly.null` and fields under their API names (`payload`).
+-- @function raw
+-- @tparam table rec a record
+-- @treturn table
+M.raw = record.raw
 
 --- The error type: `nil, err` results carry one (see `instantly.error`).
 M.Error = Err.Error

@@ -25,12 +25,12 @@
 ---@field eaccount? string Sending/receiving account
 ---@field ue_type? 1|2|3|4|instantly.Null 1=Sent from campaign, 2=Received, 3=Sent manually, 4=Scheduled
 ---@field step? string|instantly.Null Campaign step id
----@field is_unread? 0|1|instantly.Null
----@field is_auto_reply? 0|1|instantly.Null
+---@field is_unread? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
+---@field is_auto_reply? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
 ---@field reminder_ts? string|instantly.Null (date-time)
 ---@field ai_interest_value? number|instantly.Null AI-scored interest
----@field ai_assisted? 0|1|instantly.Null
----@field is_focused? 0|1|instantly.Null In the primary Unibox tab
+---@field ai_assisted? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
+---@field is_focused? 0|1|instantly.Null 0=No, 1=Yes - In the primary Unibox tab (a number, not a boolean: test with == 1)
 ---@field i_status? integer|instantly.Null Interest status
 ---@field thread_id? string|instantly.Null Shared by all emails of a thread (uuid)
 ---@field content_preview? string|instantly.Null

@@ -24,7 +24,7 @@
 ---@field lt_interest_status? 1|2|3|4|0|-1|-2|-3|-4 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show; custom lead-label values are also possible
 ---@field pl_value_lead? string|instantly.Null Potential value of the lead
 ---@field assigned_to? string|instantly.Null User the lead is assigned to (uuid)
----@field payload? table<string, any>|instantly.Null Custom variables (flat map of string/number/boolean/null); set via custom_variables
+---@field payload? table<string, any>|instantly.Null Custom variables (flat map of string/number/boolean/null). Written as custom_variables; records read them as custom_variables too (payload still reads)
 ---@field email_open_count? integer
 ---@field email_reply_count? integer
 ---@field email_click_count? integer

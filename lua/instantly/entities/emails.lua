@@ -152,6 +152,7 @@ return {
     },
     {
       name = "is_unread",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -159,6 +160,7 @@ return {
     },
     {
       name = "is_auto_reply",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -180,6 +182,7 @@ return {
     },
     {
       name = "ai_assisted",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -187,7 +190,7 @@ return {
     },
     {
       name = "is_focused",
-      description = "In the primary Unibox tab",
+      description = "0=No, 1=Yes - In the primary Unibox tab (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },

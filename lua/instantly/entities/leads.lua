@@ -134,10 +134,11 @@ return {
     },
     {
       name = "payload",
-      description = "Custom variables (flat map of string/number/boolean/null); set via custom_variables",
+      description = "Custom variables (flat map of string/number/boolean/null). Written as custom_variables; records read them as custom_variables too (payload still reads)",
       type = "object",
       nullable = true,
       read_only = true,
+      record_name = "custom_variables",
     },
     {
       name = "email_open_count",

@@ -253,10 +253,26 @@ return {
     },
   },
   email = {
+    ai_assisted = {
+      { 0, "no", "No" },
+      { 1, "yes", "Yes" },
+    },
     email_type = {
       { "received", "received", "received" },
       { "sent", "sent", "sent" },
       { "manual", "manual", "manual" },
+    },
+    is_auto_reply = {
+      { 0, "no", "No" },
+      { 1, "yes", "Yes" },
+    },
+    is_focused = {
+      { 0, "no", "No" },
+      { 1, "yes_in_the_primary_unibox_tab", "Yes - In the primary Unibox tab" },
+    },
+    is_unread = {
+      { 0, "no", "No" },
+      { 1, "yes", "Yes" },
     },
     mode = {
       { "emode_focused", "emode_focused", "emode_focused" },
