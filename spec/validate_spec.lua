@@ -119,6 +119,30 @@ describe("nested request bodies", function()
     assert.matches("skip=10", t.log[4].url)
   end)
 
+  it("checks the other nested bodies: warmup settings, lead queries, custom variables, webhook headers", function()
+    assert.equal("instantly: accounts:update: warmup.advanced.open_rate: must be a finite number, got string",
+      misuse(function() c.accounts:update("a@b.co", { warmup = { advanced = { open_rate = "high" } } }) end))
+    assert.equal('instantly: leads:list: queries[1].actionType: "opened" is not one of "reply", "email-open", '
+      .. '"last-contacted", "link-click", "lead-status", "lead-status-change"',
+      misuse(function() c.leads:list { queries = { { actionType = "opened", values = {} } } } end))
+    assert.equal('instantly: leads:list: queries[1].values["occurrence-count"].condition: "about" is not one of '
+      .. '"more", "less", "equal"',
+      misuse(function() c.leads:list { queries = { { actionType = "reply",
+        values = { ["occurrence-count"] = { condition = "about", count = 2 } } } } } end))
+    assert.equal("instantly: leads:create: custom_variables.address: must be a string, number or boolean, got table",
+      misuse(function() c.leads:create { email = "a@b.co", custom_variables = { address = { city = "x" } } } end))
+    assert.equal('instantly: webhooks:create: headers["X-Token"]: must be a string, got integer',
+      misuse(function() c.webhooks:create { target_hook_url = "https://h.example/x", event_type = "email_sent",
+        headers = { ["X-Token"] = 5 } } end))
+    assert.equal('instantly: accounts:enable_warmup: filter.filter: "ACC_FILTER_ALL" is not one of "ACC_FILTER_PAUSED", '
+      .. '"ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", '
+      .. '"ACC_FILTER_DFY_SETUP_PENDING", ... (9 values)',
+      misuse(function() c.accounts:enable_warmup { filter = { filter = "ACC_FILTER_ALL" } } end))
+    assert(c.leads:create { email = "a@b.co", custom_variables = { plan = "pro", seats = 3, vip = true,
+                                                                   old = instantly.null } })
+    assert.equal(1, #t.log)
+  end)
+
   it("checks leads:list filter values", function()
     assert(c.leads:list { filter = "FILTER_VAL_REPLIED" })
     assert.matches('^instantly: leads:list: filter: "FILTER_VAL_NOPE" is not one of "FILTER_VAL_CONTACTED"',

@@ -47,7 +47,8 @@ local function one_line(s)
   return (tostring(s or ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
 
-local SCALAR = { string = "string", integer = "integer", number = "number", boolean = "boolean" }
+local SCALAR = { string = "string", integer = "integer", number = "number", boolean = "boolean",
+  scalar = "string|number|boolean" }
 
 local function enum_type(enum, ty)
   local t = {}

@@ -6,7 +6,8 @@
 --
 -- What a schema node (a catalog parameter or field) may say:
 --
--- * `type`: string, integer, number, boolean, object or array;
+-- * `type`: string, integer, number, boolean, object, array, or scalar
+--   (a string, number or boolean);
 -- * `nullable`: JSON null (`instantly.null`) is allowed;
 -- * `enum`: the allowed values (on an array: of its elements);
 -- * `min` / `max`: bounds of a number;
@@ -178,7 +179,7 @@ function M.message(p)
     local t = node.type
     local want = (t == "array" and "an array (a sequence table)") or (t == "object" and
       "an object (a table with string keys)") or (t == "integer" and "an integer") or
-      (t == "number" and "a finite number") or ("a " .. t)
+      (t == "number" and "a finite number") or (t == "scalar" and "a string, number or boolean") or ("a " .. t)
     what = "must be " .. want .. ", got " .. describe(v)
   elseif k == "null" then
     what = "cannot be null"
@@ -227,6 +228,12 @@ local function check_scalar(ctx, node, v, segs)
     if type(v) ~= "number" or v ~= v or v == huge or v == -huge then push(ctx, segs, "type", v, node) return v end
   elseif t == "boolean" then
     if type(v) ~= "boolean" then push(ctx, segs, "type", v, node) return v end
+  elseif t == "scalar" then
+    local tv = type(v)
+    if tv ~= "string" and tv ~= "boolean" and (tv ~= "number" or v ~= v or v == huge or v == -huge) then
+      push(ctx, segs, "type", v, node)
+      return v
+    end
   end
   if node.enum_set and not node.enum_set[v] then push(ctx, segs, "enum", v, node) return v end
   if node.min and v < node.min then push(ctx, segs, "min", v, node) end

@@ -42,10 +42,18 @@ local AccountsRecord = {}
 
 ---@class instantly.AccountWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> {warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}
+---@field advanced? instantly.AccountWarmupAdvanced {warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}
 ---@field warmup_custom_ftag? string
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4"
 ---@field reply_rate? number
+
+---@class instantly.AccountWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Get a sending account by email (this record's `email`).
 ---@param opts? instantly.CallOptions
@@ -127,10 +135,18 @@ function AccountsRecord:mark_fixed(opts) end
 
 ---@class instantly.params.accounts.createWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
+---@field advanced? instantly.params.accounts.createWarmupAdvanced warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
 ---@field warmup_custom_ftag? string Custom warmup filter tag
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4" Daily ramp-up increment
 ---@field reply_rate? number Warmup reply rate
+
+---@class instantly.params.accounts.createWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Parameters of `client.accounts:update`.
 ---@class instantly.params.accounts.update
@@ -150,10 +166,18 @@ function AccountsRecord:mark_fixed(opts) end
 
 ---@class instantly.params.accounts.updateWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
+---@field advanced? instantly.params.accounts.updateWarmupAdvanced warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
 ---@field warmup_custom_ftag? string Custom warmup filter tag
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4" Daily ramp-up increment
 ---@field reply_rate? number Warmup reply rate
+
+---@class instantly.params.accounts.updateWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Parameters of `client.accounts:pause_many`.
 ---@class instantly.params.accounts.pause_many
@@ -170,16 +194,24 @@ function AccountsRecord:mark_fixed(opts) end
 ---@field emails? string[] Account emails to act on
 ---@field include_all_emails? boolean Act on all accounts (then emails is ignored)
 ---@field excluded_emails? string[] Emails to skip when include_all_emails is true
----@field filter? table<string, any> {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
+---@field filter? instantly.params.accounts.enable_warmupFilter {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
 ---@field search? string Search filter used with include_all_emails
+
+---@class instantly.params.accounts.enable_warmupFilter
+---@field tag_id? string Accounts with this tag
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR"|instantly.Null Predefined account filter (see accounts:list filter)
 
 ---Parameters of `client.accounts:disable_warmup`.
 ---@class instantly.params.accounts.disable_warmup
 ---@field emails? string[] Account emails to act on
 ---@field include_all_emails? boolean Act on all accounts (then emails is ignored)
 ---@field excluded_emails? string[] Emails to skip when include_all_emails is true
----@field filter? table<string, any> {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
+---@field filter? instantly.params.accounts.disable_warmupFilter {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
 ---@field search? string Search filter used with include_all_emails
+
+---@class instantly.params.accounts.disable_warmupFilter
+---@field tag_id? string Accounts with this tag
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR"|instantly.Null Predefined account filter (see accounts:list filter)
 
 ---Parameters of `client.accounts:ctd_status`.
 ---@class instantly.params.accounts.ctd_status

@@ -121,13 +121,17 @@ function EmailsRecord:mark_thread_read(opts) end
 ---@field eaccount string Connected sending account to forward from
 ---@field subject string Email subject line
 ---@field to_address_email_list string Comma-separated recipients
----@field body? table<string, any> {html} and/or {text}; the vendor kit models it as required unless include_original_body=true
+---@field body? instantly.params.emails.forwardBody {html} and/or {text}; the vendor kit models it as required unless include_original_body=true
 ---@field include_original_body? boolean Forward the original body instead of a custom one (vendor kit only)
 ---@field cc_address_email_list? string Comma-separated
 ---@field bcc_address_email_list? string Comma-separated
 ---@field reply_to? string Reply-to address for recipients (skill doc only) (email)
 ---@field forwarded_attachments? string JSON-encoded attachment metadata from the original email (skill doc only)
 ---@field assigned_to? string Workspace user id the lead(s) are assigned to (uuid)
+
+---@class instantly.params.emails.forwardBody
+---@field html? string HTML body
+---@field text? string Plain-text body
 
 ---Parameters of `client.emails:send_test`.
 ---@class instantly.params.emails.send_test

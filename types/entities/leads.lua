@@ -91,7 +91,7 @@ function LeadsRecord:emails(params, opts) end
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
 ---@field in_list? boolean Restrict to leads that are (true) or are not (false) in a list
 ---@field ids? string[] Explicit ids to act on
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.listQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Emails to match
 ---@field limit? integer Page size (1-100), sent in the body (1..100)
@@ -102,6 +102,23 @@ function LeadsRecord:emails(params, opts) end
 ---@field distinct_contacts? boolean Return one row per contact email
 ---@field enrichment_status? 1|-1|11|-2 1=Enriched, -1=Failed, 11=Pending, -2=Not found
 ---@field esg_code? "0"|"1"|"2"|"3"|"4"|"all"|"none" Email security gateway region filter: 0=Unknown, 1=US, 2=Italy, 3=Germany, 4=France, all, none
+
+---@class instantly.params.leads.listQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.listQueriesItemValues Condition values
+
+---@class instantly.params.leads.listQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.listQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.listQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.listQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.listQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:create`.
 ---@class instantly.params.leads.create
@@ -186,9 +203,26 @@ function LeadsRecord:emails(params, opts) end
 ---@field smart_view_id? string Sales flow (smart view) id used as a lead filter (uuid)
 ---@field ids? string[] Explicit ids to act on
 ---@field limit? integer Maximum number of records to process
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.assign_manyQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field assigned_to? string Workspace user id the lead(s) are assigned to (uuid)
 ---@field has_clause? boolean Vendor-kit flag, meaning undocumented
+
+---@class instantly.params.leads.assign_manyQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.assign_manyQueriesItemValues Condition values
+
+---@class instantly.params.leads.assign_manyQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.assign_manyQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.assign_manyQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.assign_manyQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.assign_manyQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:move`.
 ---@class instantly.params.leads.move
@@ -199,7 +233,7 @@ function LeadsRecord:emails(params, opts) end
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
 ---@field in_list? boolean Restrict to leads that are (true) or are not (false) in a list
 ---@field ids? string[] Acts as a filter inside the source campaign/list; campaign or list_id must also be given
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.moveQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Lead emails to match
 ---@field to_campaign_id? string Destination campaign id (uuid)
@@ -215,6 +249,23 @@ function LeadsRecord:emails(params, opts) end
 ---@field check_duplicates? boolean Skip leads that already exist at the destination
 ---@field reset_interest_status? boolean Reset interest status on move/copy; when false, campaign-to-campaign moves also migrate opportunities
 
+---@class instantly.params.leads.moveQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.moveQueriesItemValues Condition values
+
+---@class instantly.params.leads.moveQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.moveQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.moveQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.moveQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.moveQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
+
 ---Parameters of `client.leads:export`.
 ---@class instantly.params.leads.export
 ---@field app_connection_id? string Connected external app to export to
@@ -227,9 +278,26 @@ function LeadsRecord:emails(params, opts) end
 ---@field ids? string[] Explicit ids to act on
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Lead emails
----@field queries? table<string, any>[] Advanced filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days, occurrence-count {condition more|less|equal, count}, lead-status {status, condition is|is-not}}}]
+---@field queries? instantly.params.leads.exportQueriesItem[] Advanced filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days, occurrence-count {condition more|less|equal, count}, lead-status {status, condition is|is-not}}}]
 ---@field limit? integer Maximum number of records to process
 ---@field extra_params? table<string, any> {campaign_id, organization_id}
+
+---@class instantly.params.leads.exportQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.exportQueriesItemValues Condition values
+
+---@class instantly.params.leads.exportQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.exportQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.exportQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.exportQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.exportQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:merge`.
 ---@class instantly.params.leads.merge

@@ -68,6 +68,44 @@ return {
           description = "{warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}",
           type = "object",
           read_only = false,
+          fields = {
+            {
+              name = "warm_ctd",
+              description = "Warm up the custom tracking domain",
+              type = "boolean",
+              required = false,
+            },
+            {
+              name = "open_rate",
+              description = "Target open rate",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "important_rate",
+              description = "Rate of emails marked important",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "read_emulation",
+              description = "Emulate reading",
+              type = "boolean",
+              required = false,
+            },
+            {
+              name = "spam_save_rate",
+              description = "Rate of emails rescued from spam",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "weekday_only",
+              description = "Warm up on weekdays only",
+              type = "boolean",
+              required = false,
+            },
+          },
         },
         {
           name = "warmup_custom_ftag",
@@ -394,6 +432,44 @@ return {
                 description = "warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only",
                 type = "object",
                 required = false,
+                fields = {
+                  {
+                    name = "warm_ctd",
+                    description = "Warm up the custom tracking domain",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "open_rate",
+                    description = "Target open rate",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "important_rate",
+                    description = "Rate of emails marked important",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "read_emulation",
+                    description = "Emulate reading",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "spam_save_rate",
+                    description = "Rate of emails rescued from spam",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "weekday_only",
+                    description = "Warm up on weekdays only",
+                    type = "boolean",
+                    required = false,
+                  },
+                },
               },
               {
                 name = "warmup_custom_ftag",
@@ -623,6 +699,44 @@ return {
                 description = "warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only",
                 type = "object",
                 required = false,
+                fields = {
+                  {
+                    name = "warm_ctd",
+                    description = "Warm up the custom tracking domain",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "open_rate",
+                    description = "Target open rate",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "important_rate",
+                    description = "Rate of emails marked important",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "read_emulation",
+                    description = "Emulate reading",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "spam_save_rate",
+                    description = "Rate of emails rescued from spam",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "weekday_only",
+                    description = "Warm up on weekdays only",
+                    type = "boolean",
+                    required = false,
+                  },
+                },
               },
               {
                 name = "warmup_custom_ftag",
@@ -937,6 +1051,22 @@ return {
             description = "{tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "Accounts with this tag",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter (see accounts:list filter)",
+                type = "string",
+                required = false,
+                nullable = true,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",
@@ -993,6 +1123,22 @@ return {
             description = "{tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "Accounts with this tag",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter (see accounts:list filter)",
+                type = "string",
+                required = false,
+                nullable = true,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",

@@ -363,6 +363,11 @@ return {
       type = "object",
       nullable = true,
       read_only = true,
+      values = {
+        description = "A string, number, boolean or null (no nested objects or arrays)",
+        type = "scalar",
+        nullable = true,
+      },
     },
     {
       name = "organization",

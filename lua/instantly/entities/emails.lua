@@ -642,6 +642,20 @@ return {
             description = "{html} and/or {text}; the vendor kit models it as required unless include_original_body=true",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "html",
+                description = "HTML body",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "text",
+                description = "Plain-text body",
+                type = "string",
+                required = false,
+              },
+            },
           },
           {
             name = "include_original_body",

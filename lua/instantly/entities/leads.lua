@@ -398,6 +398,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "excluded_ids",
@@ -627,6 +692,11 @@ return {
             description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
             type = "object",
             required = false,
+            values = {
+              description = "A string, number, boolean or null (no nested objects or arrays)",
+              type = "scalar",
+              nullable = true,
+            },
           },
         },
       },
@@ -761,6 +831,11 @@ return {
             description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
             type = "object",
             required = false,
+            values = {
+              description = "A string, number, boolean or null (no nested objects or arrays)",
+              type = "scalar",
+              nullable = true,
+            },
           },
         },
       },
@@ -915,6 +990,11 @@ return {
                 description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
                 type = "object",
                 required = false,
+                values = {
+                  description = "A string, number, boolean or null (no nested objects or arrays)",
+                  type = "scalar",
+                  nullable = true,
+                },
               },
             },
           },
@@ -1107,6 +1187,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "assigned_to",
@@ -1196,6 +1341,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "excluded_ids",
@@ -1384,6 +1594,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "limit",

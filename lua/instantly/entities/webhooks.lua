@@ -188,6 +188,10 @@ return {
             type = "object",
             required = false,
             nullable = true,
+            values = {
+              description = "Header value",
+              type = "string",
+            },
           },
         },
       },
@@ -289,6 +293,10 @@ return {
             type = "object",
             required = false,
             nullable = true,
+            values = {
+              description = "Header value",
+              type = "string",
+            },
           },
         },
       },

@@ -369,6 +369,21 @@ return {
     },
   },
   lead = {
+    actionType = {
+      { "reply", "reply", "reply" },
+      { "email-open", "email_open", "email-open" },
+      { "last-contacted", "last_contacted", "last-contacted" },
+      { "link-click", "link_click", "link-click" },
+      { "lead-status", "lead_status", "lead-status" },
+      { "lead-status-change", "lead_status_change", "lead-status-change" },
+    },
+    condition = {
+      { "more", "more", "more" },
+      { "less", "less", "less" },
+      { "equal", "equal", "equal" },
+      { "is", "is", "is" },
+      { "is-not", "is_not", "is-not" },
+    },
     enrichment_status = {
       { 1, "enriched", "Enriched" },
       { -1, "failed", "Failed" },

@@ -39,7 +39,9 @@ local function vendor_message(root, p)
   local where = vendor_path(root, p.segs)
   local k, node = p.kind, p.node
   if k == "required" then return fmt("%s must have required property '%s'", where, p.key) end
-  if k == "type" or k == "null" then return where .. " must be " .. node.type end
+  if k == "type" or k == "null" then
+    return where .. " must be " .. (node.type == "scalar" and "string,number,boolean" or node.type)
+  end
   if k == "enum" then return where .. " must be equal to one of the allowed values" end
   if k == "key" then return fmt("%s property name '%s' must be equal to one of the allowed values", where, p.key) end
   if k == "min" then return fmt("%s must be >= %s", where, node.min) end
