@@ -136,7 +136,7 @@ describe("nested request bodies", function()
         headers = { ["X-Token"] = 5 } } end))
     assert.equal('instantly: accounts:enable_warmup: filter.filter: "ACC_FILTER_ALL" is not one of "ACC_FILTER_PAUSED", '
       .. '"ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", '
-      .. '"ACC_FILTER_DFY_SETUP_PENDING", ... (9 values)',
+      .. '"ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR"',
       misuse(function() c.accounts:enable_warmup { filter = { filter = "ACC_FILTER_ALL" } } end))
     assert(c.leads:create { email = "a@b.co", custom_variables = { plan = "pro", seats = 3, vip = true,
                                                                    old = instantly.null } })
