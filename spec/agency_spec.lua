@@ -2,7 +2,6 @@
 -- sharing the client's connections and options, with its own rate-limit
 -- budget because the API counts its limits per workspace.
 local H = require "support.client_helper"
-local instantly = require "instantly"
 
 local A = "0b6f4a8e-1c2d-4e5f-8a9b-00000000000a"
 local B = "0b6f4a8e-1c2d-4e5f-8a9b-00000000000b"

@@ -49,7 +49,8 @@ describe("instantly.enums", function()
       "bounce_protect, completed, draft, paused, running_subsequences)")
     assert.has_error(function() return enums.campaign.colour end)
     assert.has_error(function() return enums.campain end)
-    assert.has_error(function() enums.label("campaign.colour", 1) end, "instantly.enums.label: no enum 'campaign.colour'")
+    assert.has_error(function() enums.label("campaign.colour", 1) end,
+      "instantly.enums.label: no enum 'campaign.colour'")
     assert.has_error(function() enums.label(nil, 1) end)
     assert.has_error(function() enums.campaign.status.active = 5 end)
     local n = 0

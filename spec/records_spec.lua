@@ -104,8 +104,7 @@ describe("custom variables", function()
     local srv = H.mock()
     local ok, err = pcall(function()
       local c = H.mock_client(srv, { max_retries = 0 })
-      local camp
-      for x in c.campaigns:each { limit = 1 } do camp = x break end
+      local camp = assert(c.campaigns:list { limit = 1 }).items[1]
       local lead = assert(c.leads:create { campaign = camp.id, email = "cv-roundtrip@example.com",
         custom_variables = { plan = "pro" } })
       assert.equal("pro", lead.custom_variables.plan)

@@ -148,7 +148,11 @@ local function render(out, order)
     for _, field in ipairs(fields) do
       w[#w + 1] = "    " .. field .. " = {"
       for _, r in ipairs(out[ent][field]) do
-        w[#w + 1] = "      { " .. lit(r[1]) .. ", " .. lit(r[2]) .. ", " .. lit(r[3]) .. " },"
+        local line = "      { " .. lit(r[1]) .. ", " .. lit(r[2]) .. ", " .. lit(r[3]) .. " },"
+        if #line > 120 then
+          line = "      {\n        " .. lit(r[1]) .. ",\n        " .. lit(r[2]) .. ",\n        " .. lit(r[3]) .. ",\n      },"
+        end
+        w[#w + 1] = line
       end
       w[#w + 1] = "    },"
     end

@@ -147,7 +147,8 @@ local function op_summary(op)
   local lines = { one_line(op.summary) .. "." }
   if op.unconfirmed then
     lines[#lines + 1] = ""
-    lines[#lines + 1] = "UNCONFIRMED: " .. one_line(op.evidence_note or "no public source built from the live spec lists it.")
+    lines[#lines + 1] = "UNCONFIRMED: "
+      .. one_line(op.evidence_note or "no public source built from the live spec lists it.")
       .. " Calling it warns once through `on_warning`."
   end
   lines[#lines + 1] = ""

@@ -15,7 +15,7 @@ local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
 local enums = require "instantly.enums"
-local record = require "instantly.record"
+local records = require "instantly.record"
 
 local getmetatable, type = getmetatable, type
 
@@ -42,14 +42,14 @@ M.enums = enums
 -- @function nulls
 -- @tparam table rec a record
 -- @treturn table sorted array of field names
-M.nulls = record.nulls
+M.nulls = records.nulls
 
 --- A record as the API sent it: a plain copy with null fields back as
 -- `instantly.null` and fields under their API names (`payload`).
 -- @function raw
 -- @tparam table rec a record
 -- @treturn table
-M.raw = record.raw
+M.raw = records.raw
 
 --- The error type: `nil, err` results carry one (see `instantly.error`).
 M.Error = Err.Error

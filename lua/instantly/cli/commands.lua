@@ -219,7 +219,8 @@ local function op_description(op)
   local lines = { op.summary or "" }
   if op.unconfirmed then
     lines[#lines + 1] = ""
-    lines[#lines + 1] = "UNCONFIRMED: " .. tostring(op.evidence_note or "no public source built from the live spec lists it.")
+    lines[#lines + 1] = "UNCONFIRMED: "
+      .. tostring(op.evidence_note or "no public source built from the live spec lists it.")
   end
   if not op.extra then
     lines[#lines + 1] = ""

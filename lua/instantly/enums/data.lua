@@ -566,8 +566,16 @@ return {
       { "gemini-3.5-flash", "gemini_3_5_flash", "gemini-3.5-flash" },
       { "sonar", "sonar", "sonar" },
       { "sonar-pro", "sonar_pro", "sonar-pro" },
-      { "instantly-ai-lightspeed-agent-for-web-research", "instantly_ai_lightspeed_agent_for_web_research", "instantly-ai-lightspeed-agent-for-web-research" },
-      { "instantly-ai-lightspeed-agent-for-email-generation", "instantly_ai_lightspeed_agent_for_email_generation", "instantly-ai-lightspeed-agent-for-email-generation" },
+      {
+        "instantly-ai-lightspeed-agent-for-web-research",
+        "instantly_ai_lightspeed_agent_for_web_research",
+        "instantly-ai-lightspeed-agent-for-web-research",
+      },
+      {
+        "instantly-ai-lightspeed-agent-for-email-generation",
+        "instantly_ai_lightspeed_agent_for_email_generation",
+        "instantly-ai-lightspeed-agent-for-email-generation",
+      },
     },
     resource_type = {
       { 1, "list", "List" },
