@@ -150,7 +150,8 @@ local function render(out, order)
       for _, r in ipairs(out[ent][field]) do
         local line = "      { " .. lit(r[1]) .. ", " .. lit(r[2]) .. ", " .. lit(r[3]) .. " },"
         if #line > 120 then
-          line = "      {\n        " .. lit(r[1]) .. ",\n        " .. lit(r[2]) .. ",\n        " .. lit(r[3]) .. ",\n      },"
+          local pad = ",\n        "
+          line = "      {\n        " .. lit(r[1]) .. pad .. lit(r[2]) .. pad .. lit(r[3]) .. ",\n      },"
         end
         w[#w + 1] = line
       end
