@@ -69,6 +69,22 @@ describe("client:as_workspace", function()
     assert.equal("rate_limited", err3.kind)
   end)
 
+  it("shares a limit counted per IP (not per workspace) with the client", function()
+    -- oauth:init_google is limited to 75/min per workspace + 150/min per IP
+    local c, t = H.fake_client(nil, { rate_limit = { max_wait = 0 } })
+    local a, b = c:as_workspace(A), c:as_workspace(B)
+    for _ = 1, 75 do assert(c.oauth:init_google()) end
+    local _, err = c.oauth:init_google()
+    assert.matches("75/min", tostring(err))
+    for _ = 1, 75 do assert(a.oauth:init_google()) end
+    -- b's workspace window is empty, but the IP's 150 are used up
+    local v, err2 = b.oauth:init_google()
+    assert.is_nil(v)
+    assert.equal("rate_limited", err2.kind)
+    assert.matches("150/min per IP", tostring(err2))
+    assert.equal(150, #t.log)
+  end)
+
   it("refuses a missing, empty or malformed id", function()
     local c = H.fake_client()
     assert.has_error(function() c:as_workspace() end,

@@ -731,7 +731,8 @@ function M.build(c, limits, client_methods)
       local sh = shared_for(def, op)
       local cop = setmetatable({
         item_mt = sh.item and rec_mts[sh.item.name] or nil,
-        windows = (limits.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil,
+        windows = (limits.endpoints and op.rate_limit)
+          and ratelimit.windows_for(op.rate_limit, sh.label, ratelimit.shared_for(c._session)) or nil,
         make_page = make_page,
       }, { __index = sh })
       by_op[op] = cop
