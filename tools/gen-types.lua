@@ -701,7 +701,7 @@ local function render_client(es)
   w("---@field null instantly.Null JSON null")
   w("---@field VERSION string")
   w("---@field Error table the metatable of instantly.Error values")
-  w("---@field enums table enum constants and labels from the catalog (instantly.enums)")
+  w("---@field enums instantly.enums enum constants and labels from the catalog")
   w("local instantly = {}")
   w("")
   w("---A new client.")
@@ -744,10 +744,76 @@ local function render_client(es)
   return table.concat(out, "\n") .. "\n"
 end
 
+-- instantly.enums: a class per entity and per enum, a typed constant per
+-- value (from lua/instantly/enums/data.lua, itself generated from the
+-- catalog by tools/gen-enums.lua).
+local function render_enums()
+  local data = require("instantly.enums.data")
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w("---@meta instantly.enums")
+  w(HEADER)
+  w("")
+  local ents = {}
+  for k in pairs(data) do ents[#ents + 1] = k end
+  table.sort(ents)
+  w("---Enum constants and labels from the catalog: `enums.<entity>.<field>.<name>`.")
+  w("---@class instantly.enums")
+  for _, ent in ipairs(ents) do w("---@field " .. ent .. " instantly.enums." .. ent) end
+  w("local enums = {}")
+  w("")
+  w("---The label of a value (\"Paused\" for `label(\"campaign.status\", 2)`), nil for an unknown value.")
+  w("---@param path string \"<entity>.<field>\"")
+  w("---@param value any")
+  w("---@return string|nil")
+  w("function enums.label(path, value) end")
+  w("")
+  w("---The constant name of a value, nil for an unknown value.")
+  w("---@param path string")
+  w("---@param value any")
+  w("---@return string|nil")
+  w("function enums.name(path, value) end")
+  w("")
+  w("---The values of an enum in catalog order (a fresh array).")
+  w("---@param path string")
+  w("---@return any[]")
+  w("function enums.values(path) end")
+  w("")
+  w("---Is `value` one of the enum's values?")
+  w("---@param path string")
+  w("---@param value any")
+  w("---@return boolean")
+  w("function enums.is(path, value) end")
+  w("")
+  w("---Every enum path, sorted.")
+  w("---@return string[]")
+  w("function enums.paths() end")
+  for _, ent in ipairs(ents) do
+    local fields = {}
+    for k in pairs(data[ent]) do fields[#fields + 1] = k end
+    table.sort(fields)
+    w("")
+    w("---@class instantly.enums." .. ent)
+    for _, f in ipairs(fields) do w("---@field " .. f .. " instantly.enums." .. ent .. "." .. f) end
+    for _, f in ipairs(fields) do
+      w("")
+      w("---@class instantly.enums." .. ent .. "." .. f)
+      for _, r in ipairs(data[ent][f]) do
+        local v = r[1]
+        local ty = math.type(v) == "integer" and "integer" or type(v)
+        w(("---@field %s %s %s"):format(r[2], ty, type(v) == "string" and ("%q"):format(v) or tostring(v)))
+      end
+    end
+  end
+  w("")
+  w("return enums")
+  return table.concat(out, "\n") .. "\n"
+end
+
 --- Every generated stub: path -> text.
 function M.render_types()
   local es = entities()
-  local files = { ["types/instantly.lua"] = render_client(es) }
+  local files = { ["types/instantly.lua"] = render_client(es), ["types/enums.lua"] = render_enums() }
   for _, e in ipairs(es) do
     files["types/entities/" .. e.lua_name .. ".lua"] = render_entity(e)
   end

@@ -263,7 +263,7 @@ function Client:gather(tasks, opts) end
 ---@field null instantly.Null JSON null
 ---@field VERSION string
 ---@field Error table the metatable of instantly.Error values
----@field enums table enum constants and labels from the catalog (instantly.enums)
+---@field enums instantly.enums enum constants and labels from the catalog
 local instantly = {}
 
 ---A new client.
