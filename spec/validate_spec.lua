@@ -234,6 +234,24 @@ describe("the validation switch", function()
     assert.matches("status=99", t.log[1].url)
   end)
 
+  it("remembers a bounded number of texts: past the bound a new text is still reported", function()
+    local said = 0
+    local c = H.fake_client(nil, { validate = "warn", on_warning = function() said = said + 1 end })
+    for i = 1, 1100 do assert(c.campaigns:list { ["extra_" .. i] = 1 }) end
+    assert.equal(1100, said)
+    assert.equal(1000, c._warned.n)
+    assert(c.campaigns:list { extra_1 = 1 })
+    assert.equal(1100, said, "remembered texts are not repeated")
+    assert(c.campaigns:list { extra_1050 = 1 })
+    assert.equal(1101, said, "texts past the bound are reported again rather than kept")
+  end)
+
+  it("sends an integral float as an integer", function()
+    local c, t = H.fake_client()
+    assert(c.campaigns:list { limit = 5.0 })
+    assert.matches("limit=5$", t.log[1].url)
+  end)
+
   it("without a hook, warnings go to Lua's warn()", function()
     local got = {}
     local real = _G.warn
@@ -285,6 +303,11 @@ describe("unconfirmed operations", function()
     local c = H.fake_client()
     assert.matches("%[unconfirmed%]", c.email_templates:help())
     assert.matches("UNCONFIRMED: ", c.leads:help("export"))
+    -- and in the type stubs and the reference input
+    local gen = dofile("tools/gen-types.lua")
+    local stubs = gen.render_types()
+    assert.truthy(stubs["types/entities/sales_flows.lua"]:find("UNCONFIRMED: ", 1, true))
+    assert.is_nil(stubs["types/entities/campaigns.lua"]:find("UNCONFIRMED", 1, true))
   end)
 end)
 
