@@ -14,10 +14,9 @@
 local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
-local enums = require "instantly.enums"
 local records = require "instantly.record"
 
-local getmetatable, type = getmetatable, type
+local getmetatable, setmetatable, rawset, type = getmetatable, setmetatable, rawset, type
 
 local M = {}
 
@@ -33,9 +32,6 @@ M.null = core.null
 -- @treturn table t
 M.array = core.array
 
---- Enum constants and labels from the catalog (`instantly.enums`):
--- `enums.campaign.status.active`, `enums.label("campaign.status", 2)`.
-M.enums = enums
 
 --- The names of a record's fields that were JSON null (records leave
 -- them out, so a null field reads as nil; see `instantly.record`).
@@ -94,4 +90,16 @@ function M.entity_of(record)
   return type(mt) == "table" and mt.__entity or nil
 end
 
-return M
+--- Enum constants and labels from the catalog (`instantly.enums`, loaded
+-- on first use): `enums.campaign.status.active`,
+-- `enums.label("campaign.status", 2)`.
+-- @field enums
+return setmetatable(M, {
+  __index = function(t, k)
+    if k == "enums" then
+      local e = require "instantly.enums"
+      rawset(t, "enums", e)
+      return e
+    end
+  end,
+})
