@@ -144,6 +144,24 @@ describe("nested request bodies", function()
     assert.equal(1, #t.log)
   end)
 
+  it("takes a value in any of its documented shapes (a tag filter: object or one filter string)", function()
+    local function toggle(filter)
+      return c.custom_tags:toggle_resource { tag_ids = { "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5c" }, resource_type = 1,
+                                             assign = true, filter = filter }
+    end
+    assert(toggle("ACC_FILTER_PAUSED"))
+    assert(toggle { tag_id = "no-tag", search = "acme" })
+    assert.equal(2, #t.log)
+    assert.equal("ACC_FILTER_PAUSED", t.log[1].json.filter)
+    -- neither shape: the object shape's problem is the one reported
+    assert.equal("instantly: custom_tags:toggle_resource: filter: must be an object (a table with string keys), "
+      .. "got integer", misuse(function() toggle(7) end))
+    assert.equal('instantly: custom_tags:toggle_resource: filter.filter: "ACC_FILTER_NOPE" is not one of '
+      .. '"ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", '
+      .. '"ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR"',
+      misuse(function() toggle { filter = "ACC_FILTER_NOPE" } end))
+  end)
+
   it("checks leads:list filter values", function()
     assert(c.leads:list { filter = "FILTER_VAL_REPLIED" })
     assert.matches('^instantly: leads:list: filter: "FILTER_VAL_NOPE" is not one of "FILTER_VAL_CONTACTED"',

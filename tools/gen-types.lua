@@ -83,6 +83,7 @@ function M.lua_type(p, nested)
   else
     t = SCALAR[p.type] or "any"
   end
+  for _, alt in ipairs(p.one_of or {}) do t = t .. "|" .. M.lua_type(alt) end
   if p.nullable then t = t .. "|instantly.Null" end
   return t
 end

@@ -592,7 +592,19 @@ function enums.paths() end
 ---@field public string "public"
 
 ---@class instantly.enums.custom_tag
+---@field filter instantly.enums.custom_tag.filter
 ---@field resource_type instantly.enums.custom_tag.resource_type
+
+---@class instantly.enums.custom_tag.filter
+---@field acc_filter_paused string "ACC_FILTER_PAUSED"
+---@field acc_filter_error string "ACC_FILTER_ERROR"
+---@field acc_filter_no_ctd string "ACC_FILTER_NO_CTD"
+---@field acc_filter_pw_accounts string "ACC_FILTER_PW_ACCOUNTS"
+---@field acc_filter_dfy string "ACC_FILTER_DFY"
+---@field acc_filter_dfy_setup_pending string "ACC_FILTER_DFY_SETUP_PENDING"
+---@field acc_filter_w_active string "ACC_FILTER_W_ACTIVE"
+---@field acc_filter_w_paused string "ACC_FILTER_W_PAUSED"
+---@field acc_filter_w_error string "ACC_FILTER_W_ERROR"
 
 ---@class instantly.enums.custom_tag.resource_type
 ---@field account integer 1

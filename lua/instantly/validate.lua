@@ -19,7 +19,9 @@
 -- * `items` (element type) and `fields` (the fields of object elements)
 --   on arrays;
 -- * `keys` / `values`: the nodes every key / value of a map-like object
---   must satisfy (schedule days: keys "0"-"6", boolean values).
+--   must satisfy (schedule days: keys "0"-"6", boolean values);
+-- * `one_of`: other shapes the value may take instead (a tag filter is an
+--   object or one filter string); the value passes if it fits any.
 --
 -- `compile(op)` prepares one operation once per process; `route(c, args,
 -- mode)` checks one call's arguments and splits them into the query
@@ -277,7 +279,30 @@ end
 -- Returns the value to send. Arrays and described objects are copied, so
 -- an array is marked (an empty one is sent as []) and a converted number
 -- is sent without touching the caller's table.
+local check_node
+
 function check(ctx, node, v, segs)
+  local alts = node.alts
+  if alts and v ~= null then
+    -- the value may take any of the shapes: problems are those of the main
+    -- shape only when no alternative fits
+    local trial = { problems = {} }
+    local out = check_node(trial, node, v, segs)
+    if #trial.problems == 0 then return out end
+    for i = 1, #alts do
+      local t2 = { problems = {} }
+      local o2 = check_node(t2, alts[i], v, segs)
+      if #t2.problems == 0 then return o2 end
+    end
+    for _, p in ipairs(trial.problems) do
+      if #ctx.problems < MAX_PROBLEMS then ctx.problems[#ctx.problems + 1] = p end
+    end
+    return out
+  end
+  return check_node(ctx, node, v, segs)
+end
+
+function check_node(ctx, node, v, segs)
   if v == null then
     if not node.nullable then push(ctx, segs, "null", v, node) end
     return v
@@ -337,6 +362,10 @@ local function prepare(p)
     end
     if p.keys then q.keys = prepare(p.keys) end
     if p.values then q.values = prepare(p.values) end
+  end
+  if p.one_of then
+    q.alts = {}
+    for i, alt in ipairs(p.one_of) do q.alts[i] = prepare(alt) end
   end
   return q
 end

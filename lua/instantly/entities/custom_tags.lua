@@ -283,9 +283,51 @@ return {
           },
           {
             name = "filter",
-            description = "Either one ACC_FILTER_* string or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}",
+            description = "Which resources when selected_all is true: one ACC_FILTER_* string, or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "A tag id, or 'no-tag'",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "tag_ids",
+                description = "Any of these tags",
+                type = "array",
+                items = "string",
+                required = false,
+              },
+              {
+                name = "tag_ids_all",
+                description = "All of these tags",
+                type = "array",
+                items = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter",
+                type = "string",
+                required = false,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+              {
+                name = "search",
+                description = "Free-text search",
+                type = "string",
+                required = false,
+              },
+            },
+            one_of = {
+              {
+                description = "One predefined account filter",
+                type = "string",
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",

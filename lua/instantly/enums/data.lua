@@ -523,6 +523,17 @@ return {
     },
   },
   custom_tag = {
+    filter = {
+      { "ACC_FILTER_PAUSED", "acc_filter_paused", "ACC_FILTER_PAUSED" },
+      { "ACC_FILTER_ERROR", "acc_filter_error", "ACC_FILTER_ERROR" },
+      { "ACC_FILTER_NO_CTD", "acc_filter_no_ctd", "ACC_FILTER_NO_CTD" },
+      { "ACC_FILTER_PW_ACCOUNTS", "acc_filter_pw_accounts", "ACC_FILTER_PW_ACCOUNTS" },
+      { "ACC_FILTER_DFY", "acc_filter_dfy", "ACC_FILTER_DFY" },
+      { "ACC_FILTER_DFY_SETUP_PENDING", "acc_filter_dfy_setup_pending", "ACC_FILTER_DFY_SETUP_PENDING" },
+      { "ACC_FILTER_W_ACTIVE", "acc_filter_w_active", "ACC_FILTER_W_ACTIVE" },
+      { "ACC_FILTER_W_PAUSED", "acc_filter_w_paused", "ACC_FILTER_W_PAUSED" },
+      { "ACC_FILTER_W_ERROR", "acc_filter_w_error", "ACC_FILTER_W_ERROR" },
+    },
     resource_type = {
       { 1, "account", "Account" },
       { 2, "campaign", "Campaign" },
