@@ -317,7 +317,11 @@ describe("instantly CLI", function()
         elseif item == "boolean" then
           v = "true"
         elseif item == "object" then
-          v = "{}"
+          -- required objects the catalog describes need their own required fields
+          v = ({ campaign_schedule = SCHEDULE, subsequence_schedule = SCHEDULE, body = '{"html":"<p>x</p>"}',
+                 sequences = '[{"steps":[{"type":"email","delay":1,"variants":[{"subject":"s","body":"b"}]}]}]',
+                 items = '[{"domain":"example.com"}]' })[p.name]
+            or "{}"
         elseif p.format == "uuid" then
           v = UUID
         elseif p.format == "email" then

@@ -184,7 +184,7 @@ describe("against the mock", function()
     srv:fault { method = "POST", path = "/emails/test", status = 200,
                 body = { error = "Email sending failed", message = "The account is paused" }, count = 1 }
     local v, err = client.emails:send_test { eaccount = "a@acme.io", to_address_email_list = "b@acme.io",
-                                             subject = "hi", body = { text = "hello" } }
+                                             subject = "hi", body = { html = "<p>hello</p>" } }
     assert.is_nil(v)
     assert.equal("api", err.kind)
     assert.equal("Email sending failed", err.code)

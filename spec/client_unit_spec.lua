@@ -47,8 +47,8 @@ describe("instantly.new", function()
   it("refuses unknown options, naming them", function()
     assert.has_error(function() instantly.new { api_key = "k", tiemout = 3 } end,
       "instantly.new: unknown option 'tiemout' (known: api_key, base_url, ca_file, ca_path, connect_timeout, "
-      .. "headers, max_response_bytes, max_retries, on_request, on_response, on_wait, proxy, rate_limit, "
-      .. "retry, timeout, transport, user_agent, workspace)")
+      .. "headers, max_response_bytes, max_retries, on_request, on_response, on_wait, on_warning, proxy, "
+      .. "rate_limit, retry, timeout, transport, user_agent, validate, workspace)")
   end)
 
   it("checks option types", function()
@@ -169,14 +169,14 @@ describe("calling convention", function()
 
   local misuse = {
     { "unknown parameter", function() c.campaigns:list { lmit = 1 } end,
-      "instantly: campaigns:list: unknown parameter 'lmit' (known: ai_sales_agent_id, limit, search, "
-      .. "starting_after, status, tag_ids)" },
+      "instantly: campaigns:list: unknown parameter 'lmit' (known: ai_sales_agent_id, exclude_status, limit, search, "
+      .. "sort_column, sort_order, starting_after, status, tag_ids)" },
     { "wrong type", function() c.campaigns:list { limit = "10" } end,
-      "instantly: campaigns:list: parameter 'limit' must be an integer, got string" },
+      "instantly: campaigns:list: limit: must be an integer, got string" },
     { "out of range", function() c.campaigns:list { limit = 1000 } end,
-      "instantly: campaigns:list: parameter 'limit' must be at most 100, got 1000" },
+      "instantly: campaigns:list: limit: must be at most 100, got 1000" },
     { "bad enum", function() c.campaigns:list { status = 7 } end,
-      "instantly: campaigns:list: parameter 'status' must be one of -99, -1, -2, 0, 1, 2, 3, 4, got 7" },
+      "instantly: campaigns:list: status: 7 is not one of -99, -1, -2, 0, 1, 2, 3, 4" },
     { "missing required", function() c.campaigns:create { name = "x" } end,
       "instantly: campaigns:create: missing required parameter 'campaign_schedule'" },
     { "missing path argument", function() c.campaigns:get() end,
@@ -186,16 +186,17 @@ describe("calling convention", function()
     { "dot call", function() c.campaigns.get(C1) end,
       "instantly: call it with a colon: client.campaigns:get(...)" },
     { "array expected", function() c.leads:add_many { leads = "x" } end,
-      "instantly: leads:add_many: parameter 'leads' must be an array (a sequence table), got string" },
+      "instantly: leads:add_many: leads: must be an array (a sequence table), got string" },
     { "array element type", function() c.accounts:pause_many { emails = { "a@b.c", 5 } } end,
-      "instantly: accounts:pause_many: parameter 'emails'[2] must be a string, got integer" },
+      "instantly: accounts:pause_many: emails[2]: must be a string, got integer" },
     { "object expected", function() c.campaigns:update(C1, { campaign_schedule = { 1, 2 } }) end,
-      "instantly: campaigns:update: parameter 'campaign_schedule' must be an object (a table with string keys), "
+      "instantly: campaigns:update: campaign_schedule: must be an object (a table with string keys), "
       .. "got array" },
     { "null where not nullable", function() c.campaigns:update(C1, { name = instantly.null }) end,
-      "instantly: campaigns:update: parameter 'name' cannot be null" },
+      "instantly: campaigns:update: name: cannot be null" },
     { "parameters on an operation without any", function() c.campaigns:activate(C1, { x = 1 }) end,
-      "instantly: campaigns:activate: unknown option 'x' (known: connect_timeout, headers, max_retries, timeout); "
+      "instantly: campaigns:activate: unknown option 'x' (known: connect_timeout, headers, max_retries, "
+      .. "timeout, validate); "
       .. "this operation takes no parameters: the table after its path arguments is the options" },
     { "parameters and options on an operation without parameters",
       function() c.campaigns:activate(C1, { x = 1 }, {}) end,
@@ -209,7 +210,8 @@ describe("calling convention", function()
       "instantly: accounts:pause: path parameter 'email' (argument #1) must not be '.' "
       .. "(a dot segment would address another endpoint)" },
     { "unknown per-call option", function() c.campaigns:get(C1, nil, { retries = 1 }) end,
-      "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, timeout); "
+      "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, "
+      .. "timeout, validate); "
       .. "this operation takes no parameters: the table after its path arguments is the options" },
     { "authorization in per-call headers",
       function() c.campaigns:get(C1, nil, { headers = { Authorization = "x" } }) end,
@@ -397,8 +399,8 @@ describe("pages", function()
   it("each checks its arguments at the call", function()
     local c = H.fake_client()
     assert.has_error(function() c.campaigns:each { bogus = 1 } end,
-      "instantly: campaigns:list: unknown parameter 'bogus' (known: ai_sales_agent_id, limit, search, "
-      .. "starting_after, status, tag_ids)")
+      "instantly: campaigns:list: unknown parameter 'bogus' (known: ai_sales_agent_id, exclude_status, limit, "
+      .. "search, sort_column, sort_order, starting_after, status, tag_ids)")
   end)
 
   it("every paginated operation has an iterator", function()
@@ -455,7 +457,7 @@ describe("responses and errors", function()
   it("an error inside a 200 body is kind api", function()
     local c = H.fake_client(H.const(200, '{"error":"Sending failed","message":"account paused"}', JSON))
     local v, err = c.emails:send_test { eaccount = "a@b.c", to_address_email_list = "x@y.z", subject = "s",
-                                        body = { text = "t" } }
+                                        body = { html = "<p>t</p>" } }
     assert.is_nil(v)
     assert.equal("api", err.kind)
     assert.equal(200, err.status)

@@ -77,10 +77,22 @@ describe("catalog coverage", function()
         end
         -- the required parameters, with values of the right type
         local params = {}
+        local FORMAT = { uuid = "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", email = "a@b.co", date = "2026-01-02",
+                         ["date-time"] = "2026-01-02T03:04:05Z", uri = "https://h.example/x", ["hh:mm"] = "09:00" }
         local function val(p)
           if p.enum then return p.type == "array" and { p.enum[1] } or p.enum[1] end
-          return ({ string = "s", integer = 1, number = 1, boolean = true, object = { k = 1 },
-                    array = p.items == "object" and { { k = 1 } } or { p.items == "integer" and 1 or "s" } })[p.type]
+          if p.type == "string" then return FORMAT[p.format] or "s" end
+          if p.type == "object" then
+            local o = { k = 1 }
+            if p.keys and p.keys.enum then return { [p.keys.enum[1]] = val(p.values) } end
+            for _, f in ipairs(p.fields or {}) do if f.required then o[f.name] = val(f) end end
+            return o
+          end
+          if p.type == "array" then
+            if p.fields then return { val { type = "object", fields = p.fields } } end
+            return p.items == "object" and { { k = 1 } } or { p.items == "integer" and 1 or "s" }
+          end
+          return ({ integer = 1, number = 1, boolean = true })[p.type]
         end
         for _, p in ipairs(op.query or {}) do if p.required then params[p.name] = val(p) end end
         for _, p in ipairs(op.body ~= core.null and op.body and op.body.fields or {}) do
@@ -131,7 +143,7 @@ describe("documentation coverage", function()
   it("every record method is an operation, a relation or documented", function()
     for _, name in ipairs(require("instantly.entities").entities) do
       local mt = c._record_mts[c[name].name]
-      for mname, fn in pairs(mt.__index) do
+      for mname, fn in pairs(mt.__methods) do
         local ok = c[name].docs[mname] ~= nil or (c[mname] ~= nil and c[mname].docs.each ~= nil)
         if not ok then
           local doc, where = has_ldoc(fn)

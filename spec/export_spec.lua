@@ -88,7 +88,7 @@ describe("leads:export_file", function()
       n = n + 1
       local lead = assert(core.json_decode(line))
       assert.equal(expected[n], lead.email)
-      assert.is_table(lead.payload)
+      assert.is_table(lead.custom_variables, "custom variables under their one name")
     end
     assert.equal(#expected, n)
     os.remove(path)

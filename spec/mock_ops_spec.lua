@@ -151,7 +151,7 @@ describe("instantly-mock: every catalog operation", function()
     end,
     createCampaign = function(b)
       b.campaign_schedule = { schedules = { { name = "Hours", timing = { from = "09:00", to = "17:00" },
-        days = { ["1"] = true }, timezone = "America/New_York" } } }
+        days = { ["1"] = true }, timezone = "America/Detroit" } } }
     end,
     bulkAddLeads = function(b)
       b.campaign_id = refs.campaign; b.leads = { { email = "added.one@example.com" }, { email = "nope" } }

@@ -35,7 +35,7 @@ describe("campaign preflight", function()
     return { schedules = { {
       name = "Weekdays", timing = { from = "09:00", to = "17:00" },
       days = { ["0"] = false, ["1"] = true, ["2"] = true, ["3"] = true, ["4"] = true, ["5"] = true, ["6"] = false },
-      timezone = "Europe/Berlin",
+      timezone = "Europe/Belgrade",
     } } }
   end
 

@@ -47,7 +47,8 @@ local function one_line(s)
   return (tostring(s or ""):gsub("%s+", " "):gsub("^ ", ""):gsub(" $", ""))
 end
 
-local SCALAR = { string = "string", integer = "integer", number = "number", boolean = "boolean" }
+local SCALAR = { string = "string", integer = "integer", number = "number", boolean = "boolean",
+  scalar = "string|number|boolean" }
 
 local function enum_type(enum, ty)
   local t = {}
@@ -70,17 +71,19 @@ function M.lua_type(p, nested)
     if p.enum then
       t = "(" .. enum_type(p.enum, item) .. ")[]"
     elseif item == "object" then
-      t = "table<string, any>[]"
+      t = (nested or "table<string, any>") .. "[]"
     else
       t = (SCALAR[item] or "any") .. "[]"
     end
   elseif p.type == "object" then
-    t = nested or "table<string, any>"
+    t = nested or (p.keys and p.keys.enum and p.values and ("table<" .. enum_type(p.keys.enum, "string") .. ", "
+      .. (SCALAR[p.values.type] or "any") .. ">")) or "table<string, any>"
   elseif p.enum then
     t = enum_type(p.enum, p.type)
   else
     t = SCALAR[p.type] or "any"
   end
+  for _, alt in ipairs(p.one_of or {}) do t = t .. "|" .. M.lua_type(alt) end
   if p.nullable then t = t .. "|instantly.Null" end
   return t
 end
@@ -143,6 +146,12 @@ end
 local function op_summary(op)
   local r = op.response or {}
   local lines = { one_line(op.summary) .. "." }
+  if op.unconfirmed then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "UNCONFIRMED: "
+      .. one_line(op.evidence_note or "no public source built from the live spec lists it.")
+      .. " Calling it warns once through `on_warning`."
+  end
   lines[#lines + 1] = ""
   lines[#lines + 1] = "`" .. op.method .. " " .. index.path_prefix .. op.path .. "`"
   if r.notes then lines[#lines + 1] = one_line(r.notes) end
@@ -253,6 +262,9 @@ M.CLIENT_EXTRA = {
       { "opts?", "instantly.CallOptions" } }, "any", "integer|instantly.Error", "table<string, string>?" },
   { "close", "Close the transport the client opened (an injected one is left alone). Idempotent.", {}, "nil",
     nil, nil, true },
+  { "as_workspace", "A view of the client acting on another workspace (sends x-as-workspace): shares the "
+    .. "connections, options and hooks, has its own rate-limit budget; the same id gives the same view.",
+    { { "id", "string" } }, "instantly.Client" },
   { "gather", "Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); "
     .. "returns values[i], errs[i] and the number of failed tasks.",
     { { "tasks", "(fun(): any, instantly.Error?)[]|fun(): (fun(): any)?" }, { "opts?", "instantly.GatherOptions" } },
@@ -478,8 +490,8 @@ end
 local function emit_fields(w, fields, owner, classes)
   for _, f in ipairs(fields or {}) do
     local nested
-    if f.type == "object" and f.fields and #f.fields > 0 then
-      nested = owner .. camel(f.name)
+    if (f.type == "object" or f.type == "array") and f.fields and #f.fields > 0 then
+      nested = owner .. camel(f.name) .. (f.type == "array" and "Item" or "")
       classes[#classes + 1] = { name = nested, fields = f.fields }
     end
     local opt = f.required and "" or "?"
@@ -685,6 +697,7 @@ local function render_client(es)
   w("---@field timeout? number seconds")
   w("---@field connect_timeout? number seconds")
   w("---@field max_retries? integer")
+  w('---@field validate? "strict"|"warn"|"off" overrides the client\'s validation mode for this call')
   w("")
   w("---Options of `instantly.new`.")
   w("---@class instantly.Options")
@@ -697,6 +710,8 @@ local function render_client(es)
   w("---@field rate_limit? false|{ per_second: integer?, per_minute: integer?, endpoints: boolean?, "
     .. "max_wait: number? }")
   w("---@field workspace? string sends x-as-workspace (agency keys)")
+  w('---@field validate? "strict"|"warn"|"off" local checks: refuse (default), warn and send, or none')
+  w("---@field on_warning? fun(text: string) validation warnings and unconfirmed operations (default: Lua's warn)")
   w("---@field headers? table<string, string> extra default headers")
   w("---@field user_agent? string appended to the SDK's user agent")
   w("---@field on_request? fun(info: table) called before each attempt (key redacted)")
@@ -723,6 +738,7 @@ local function render_client(es)
   w("---@field null instantly.Null JSON null")
   w("---@field VERSION string")
   w("---@field Error table the metatable of instantly.Error values")
+  w("---@field enums instantly.enums enum constants and labels from the catalog")
   w("local instantly = {}")
   w("")
   w("---A new client.")
@@ -771,14 +787,90 @@ local function render_client(es)
   w("---@return table|nil")
   w("function instantly.entity_of(record) end")
   w("")
+  w("---The names of a record's fields that were JSON null (records leave them out).")
+  w("---@param rec table")
+  w("---@return string[]")
+  w("function instantly.nulls(rec) end")
+  w("")
+  w("---A record as the API sent it: a plain copy with nulls as instantly.null and API field names.")
+  w("---@param rec table")
+  w("---@return table")
+  w("function instantly.raw(rec) end")
+  w("")
   w("return instantly")
+  return table.concat(out, "\n") .. "\n"
+end
+
+-- instantly.enums: a class per entity and per enum, a typed constant per
+-- value (from lua/instantly/enums/data.lua, itself generated from the
+-- catalog by tools/gen-enums.lua).
+local function render_enums()
+  local data = require("instantly.enums.data")
+  local out = {}
+  local function w(s) out[#out + 1] = s end
+  w("---@meta instantly.enums")
+  w(HEADER)
+  w("")
+  local ents = {}
+  for k in pairs(data) do ents[#ents + 1] = k end
+  table.sort(ents)
+  w("---Enum constants and labels from the catalog: `enums.<entity>.<field>.<name>`.")
+  w("---@class instantly.enums")
+  for _, ent in ipairs(ents) do w("---@field " .. ent .. " instantly.enums." .. ent) end
+  w("local enums = {}")
+  w("")
+  w("---The label of a value (\"Paused\" for `label(\"campaign.status\", 2)`), nil for an unknown value.")
+  w("---@param path string \"<entity>.<field>\"")
+  w("---@param value any")
+  w("---@return string|nil")
+  w("function enums.label(path, value) end")
+  w("")
+  w("---The constant name of a value, nil for an unknown value.")
+  w("---@param path string")
+  w("---@param value any")
+  w("---@return string|nil")
+  w("function enums.name(path, value) end")
+  w("")
+  w("---The values of an enum in catalog order (a fresh array).")
+  w("---@param path string")
+  w("---@return any[]")
+  w("function enums.values(path) end")
+  w("")
+  w("---Is `value` one of the enum's values?")
+  w("---@param path string")
+  w("---@param value any")
+  w("---@return boolean")
+  w("function enums.is(path, value) end")
+  w("")
+  w("---Every enum path, sorted.")
+  w("---@return string[]")
+  w("function enums.paths() end")
+  for _, ent in ipairs(ents) do
+    local fields = {}
+    for k in pairs(data[ent]) do fields[#fields + 1] = k end
+    table.sort(fields)
+    w("")
+    w("---@class instantly.enums." .. ent)
+    for _, f in ipairs(fields) do w("---@field " .. f .. " instantly.enums." .. ent .. "." .. f) end
+    for _, f in ipairs(fields) do
+      w("")
+      w("---@class instantly.enums." .. ent .. "." .. f)
+      for _, r in ipairs(data[ent][f]) do
+        local v = r[1]
+        local ty = math.type(v) == "integer" and "integer" or type(v)
+        w(("---@field %s %s %s"):format(r[2], ty, type(v) == "string" and ("%q"):format(v) or tostring(v)))
+      end
+    end
+  end
+  w("")
+  w("return enums")
   return table.concat(out, "\n") .. "\n"
 end
 
 --- Every generated stub: path -> text.
 function M.render_types()
   local es = entities()
-  local files = { ["types/instantly.lua"] = render_client(es) }
+  local files = { ["types/instantly.lua"] = render_client(es), ["types/enums.lua"] = render_enums() }
   for _, e in ipairs(es) do
     files["types/entities/" .. e.lua_name .. ".lua"] = render_entity(e)
   end

@@ -54,6 +54,7 @@ function Iterator:collect(max) end
 ---@field timeout? number seconds
 ---@field connect_timeout? number seconds
 ---@field max_retries? integer
+---@field validate? "strict"|"warn"|"off" overrides the client's validation mode for this call
 
 ---Options of `instantly.new`.
 ---@class instantly.Options
@@ -65,6 +66,8 @@ function Iterator:collect(max) end
 ---@field retry? { base: number?, cap: number?, max_retry_after: number? } backoff
 ---@field rate_limit? false|{ per_second: integer?, per_minute: integer?, endpoints: boolean?, max_wait: number? }
 ---@field workspace? string sends x-as-workspace (agency keys)
+---@field validate? "strict"|"warn"|"off" local checks: refuse (default), warn and send, or none
+---@field on_warning? fun(text: string) validation warnings and unconfirmed operations (default: Lua's warn)
 ---@field headers? table<string, string> extra default headers
 ---@field user_agent? string appended to the SDK's user agent
 ---@field on_request? fun(info: table) called before each attempt (key redacted)
@@ -257,6 +260,12 @@ function Client:request(method, path, args, opts) end
 ---@return nil
 function Client:close() end
 
+---A view of the client acting on another workspace (sends x-as-workspace): shares the connections, options and hooks, has its own rate-limit budget; the same id gives the same view.
+---@param id string
+---@return instantly.Client|nil result
+---@return instantly.Error|nil err
+function Client:as_workspace(id) end
+
 ---Run functions making SDK calls concurrently (coroutines over libcurl's multi interface); returns values[i], errs[i] and the number of failed tasks.
 ---@param tasks (fun(): any, instantly.Error?)[]|fun(): (fun(): any)?
 ---@param opts? instantly.GatherOptions
@@ -269,6 +278,7 @@ function Client:gather(tasks, opts) end
 ---@field null instantly.Null JSON null
 ---@field VERSION string
 ---@field Error table the metatable of instantly.Error values
+---@field enums instantly.enums enum constants and labels from the catalog
 local instantly = {}
 
 ---A new client.
@@ -316,5 +326,15 @@ function instantly.client_of(v) end
 ---@param record table
 ---@return table|nil
 function instantly.entity_of(record) end
+
+---The names of a record's fields that were JSON null (records leave them out).
+---@param rec table
+---@return string[]
+function instantly.nulls(rec) end
+
+---A record as the API sent it: a plain copy with nulls as instantly.null and API field names.
+---@param rec table
+---@return table
+function instantly.raw(rec) end
 
 return instantly

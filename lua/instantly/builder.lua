@@ -71,6 +71,7 @@ local pipeline = require "instantly.pipeline"
 local Err = require "instantly.error"
 local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
+local record = require "instantly.record"
 
 local type, pairs, ipairs, error, tostring, select, next = type, pairs, ipairs, error, tostring, select, next
 local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
@@ -187,7 +188,8 @@ function M.doc_for(def, op)
     returns = returns_text(op, by_name),
     iterator = op.paginated and M.iterator_name(op.lua_method) or nil,
     rate_limit = op.rate_limit, async = op.async, scopes = op.scopes,
-    notes = op.response.notes,
+    notes = op.response.notes, evidence = op.evidence,
+    unconfirmed = op.unconfirmed and (op.evidence_note or "no public source built from the live spec lists it.") or nil,
   }
 end
 
@@ -287,6 +289,8 @@ local function shared_for(def, op)
     has_body = op.body ~= nil,
     kind = op.response.kind, item = item,
     error_field = error_field,
+    -- Why the operation is in doubt (catalog `evidence_note`), or nil.
+    unconfirmed = op.unconfirmed and (op.evidence_note or "no public source built from the live spec lists it.") or nil,
   }
   shared_cache[op] = s
   return s
@@ -296,7 +300,8 @@ end
 -- Calling an operation
 -------------------------------------------------------------------------------
 
-local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table" }
+local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table",
+               validate = "string" }
 
 --- What is wrong with one header, or nil: a name that is not an HTTP
 -- token, or a name or value with CR, LF or NUL (which would end the
@@ -325,7 +330,7 @@ local function check_opts(label, opts, level, no_params)
     local want = OPTS[k]
     if not want then
       error("instantly: " .. label .. ": unknown option '" .. tostring(k) ..
-        "' (known: connect_timeout, headers, max_retries, timeout)" ..
+        "' (known: connect_timeout, headers, max_retries, timeout, validate)" ..
         (no_params and "; this operation takes no parameters: the table after its path arguments is the options"
          or ""), level + 1)
     end
@@ -334,6 +339,10 @@ local function check_opts(label, opts, level, no_params)
     end
     if k == "max_retries" and (mtype(v) ~= "integer" or v < 0) then
       error("instantly: " .. label .. ": option 'max_retries' must be an integer >= 0", level + 1)
+    end
+    if k == "validate" and not validate.MODES[v] then
+      error("instantly: " .. label .. ": option 'validate' must be \"strict\", \"warn\" or \"off\", got " ..
+        ("%q"):format(v), level + 1)
     end
     if (k == "timeout" or k == "connect_timeout") and (v ~= v or v <= 0) then
       error("instantly: " .. label .. ": option '" .. k .. "' must be > 0", level + 1)
@@ -413,6 +422,13 @@ local function build_path(cop, level, a1, ...)
   return concat(parts)
 end
 
+-- A decoded object becomes a record: shaped (nulls left out, booleans,
+-- field names; see instantly.record), then given its entity's metatable.
+local function make_record(it, mt)
+  mt.__shape(it)
+  return setmetatable(it, mt)
+end
+
 local function wrap(cop, v)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
@@ -422,27 +438,57 @@ local function wrap(cop, v)
     if type(items) == "table" then
       for i = 1, #items do
         local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
       end
     end
   elseif kind == "array" then
     for i = 1, #v do
       local it = v[i]
-      if type(it) == "table" and getmetatable(it) == nil then setmetatable(it, mt) end
+      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
     end
   elseif getmetatable(v) == nil then
-    setmetatable(v, mt)
+    make_record(v, mt)
   end
   return v
+end
+
+-- Warnings (validation under "warn", unconfirmed operations) go to the
+-- client's `on_warning` hook, or to Lua's own `warn` (shown when warnings
+-- are on: `lua -W`, or `warn("@on")`). Each text is reported once per
+-- client; the memory of what was said is bounded.
+local function warn_once(c, text)
+  local seen = c._warned
+  if seen[text] then return end
+  if seen.n < 1000 then
+    seen[text] = true
+    seen.n = seen.n + 1
+  end
+  local hook = c._on_warning
+  -- looked up at the call, so a program (or a spec) may replace warn
+  if hook then hook(text) else _G.warn("instantly: ", text) end
+end
+M.warn_once = warn_once
+
+local function route_for(c, cop, params, opts, level)
+  local mode = opts and opts.validate or c._validate
+  local query, body, msg, warnings = route(cop.checker, params, mode)
+  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
+  if warnings then
+    for i = 1, #warnings do warn_once(c, cop.label .. ": " .. warnings[i]) end
+  end
+  if cop.unconfirmed then
+    warn_once(c, cop.label .. ": " .. cop.op.method .. " " .. cop.op.path ..
+      " is unconfirmed: " .. cop.unconfirmed .. " It may answer 404 in production.")
+  end
+  return query, body
 end
 
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `level` is the stack level (relative to this function's
 -- caller) that misuse errors blame.
 local function invoke(c, cop, path, params, opts, level)
-  local query, body, msg = route(cop.checker, params)
-  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
+  local query, body = route_for(c, cop, params, opts, level + 1)
   local pv = private[c]
   local url = c._base .. path
   if query and query ~= "" then url = url .. "?" .. query end
@@ -784,10 +830,10 @@ local function method_for(c, ent, cop, paged)
 end
 
 -- Misuse is reported at the call, not at the first page.
-local function check_call(cop, params, opts, level)
-  local _, _, msg = route(cop.checker, params)
-  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
+local function check_call(c, cop, params, opts, level)
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
+  local _, _, msg = route(cop.checker, params, opts and opts.validate or c._validate)
+  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
 end
 
 local function iterator_for(c, ent, cop)
@@ -799,7 +845,7 @@ local function iterator_for(c, ent, cop)
     end
     local path = build_path(cop, 2, ...)
     local params, opts = params_opts(cop, select(npath + 1, ...))
-    check_call(cop, params, opts, 2)
+    check_call(c, cop, params, opts, 2)
     return iterate(c, cop, path, params, opts)
   end
 end
@@ -836,7 +882,7 @@ local function collector_for(c, ent, cop)
       params = copy(params)
       params.max = nil
     end
-    check_call(cop, params, opts, 2)
+    check_call(c, cop, params, opts, 2)
     return iterate(c, cop, path, params, opts):collect(max)
   end
 end
@@ -877,7 +923,7 @@ local function relation_for(c, cop, param, field)
       error("instantly: " .. cop.label .. ": '" .. param .. "' is set by the record", 2)
     end
     p[param] = id
-    check_call(cop, p, opts, 2)
+    check_call(c, cop, p, opts, 2)
     return iterate(c, cop, cop.segs[1], p, opts)
   end
 end
@@ -894,12 +940,15 @@ local function help(self, name)
     for k in pairs(docs) do names[#names + 1] = k end
     sort(names)
     local out = { "client." .. self.lua_name .. " - " .. tostring(self.definition.description), "" }
-    for _, k in ipairs(names) do out[#out + 1] = ("  %-28s %s"):format(k, docs[k].summary or "") end
+    for _, k in ipairs(names) do
+      out[#out + 1] = ("  %-28s %s%s"):format(k, docs[k].unconfirmed and "[unconfirmed] " or "", docs[k].summary or "")
+    end
     return concat(out, "\n")
   end
   local d = docs[name]
   if not d then error("instantly: client." .. self.lua_name .. " has no method '" .. tostring(name) .. "'", 2) end
   local out = { d.signature, "  " .. tostring(d.summary) }
+  if d.unconfirmed then out[#out + 1] = "  UNCONFIRMED: " .. d.unconfirmed end
   if d.http then out[#out + 1] = "  " .. d.http end
   for _, p in ipairs(d.params or {}) do
     out[#out + 1] = ("    %-24s %-6s %s%s%s"):format(p.name, p.where, p.type, p.required and ", required" or "",
@@ -923,8 +972,20 @@ function M.build(c, limits, client_methods)
     local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def, docs = {} },
                              { __index = methods, __name = "instantly.entity." .. def.lua_name })
     local rec_methods = {}
-    rec_mts[def.name] = { __index = rec_methods, __client = c, __entity = ent,
-                          __name = "instantly.record." .. def.lua_name }
+    local index = rec_methods
+    local aliases = record.aliases(def)
+    if aliases then
+      -- a field read under its record name still reads under the API's
+      index = function(t, k)
+        local m = rec_methods[k]
+        if m ~= nil then return m end
+        local to = aliases[k]
+        if to then return rawget(t, to) end
+      end
+    end
+    -- __methods: the method table itself (__index may be a function)
+    rec_mts[def.name] = { __index = index, __methods = rec_methods, __client = c, __entity = ent,
+                          __name = "instantly.record." .. def.lua_name, __shape = record.shaper_for(def) }
     ents[def.lua_name] = { ent = ent, methods = methods, def = def }
     recs[def.lua_name] = rec_methods
   end
@@ -937,7 +998,8 @@ function M.build(c, limits, client_methods)
       local sh = shared_for(def, op)
       local cop = setmetatable({
         item_mt = sh.item and rec_mts[sh.item.name] or nil,
-        windows = (limits.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil,
+        windows = (limits.endpoints and op.rate_limit)
+          and ratelimit.windows_for(op.rate_limit, sh.label, ratelimit.shared_for(c._session)) or nil,
         make_page = make_page,
       }, { __index = sh })
       by_op[op] = cop

@@ -63,6 +63,8 @@ local OPTIONS = {
   on_request = function(v) return type(v) == "function" or "must be a function" end,
   on_response = function(v) return type(v) == "function" or "must be a function" end,
   on_wait = function(v) return type(v) == "function" or "must be a function" end,
+  on_warning = function(v) return type(v) == "function" or "must be a function" end,
+  validate = function(v) return validate.MODES[v] == true or 'must be "strict", "warn" or "off"' end,
   transport = function(v)
     local ok = (type(v) == "table" or type(v) == "userdata") and v.request ~= nil
     return ok or "must be an object with a request(req) method"
@@ -155,6 +157,39 @@ function Client:close()
     self._session:close()
   end
   if pv then pv.owns_session = false end
+end
+
+--- A view of the client acting on another workspace (agency keys): every
+-- request carries `x-as-workspace: <id>`. The view is a client made from
+-- the same options on the same connections (so it shares the pool, the
+-- hooks and, inside `gather`, the scheduler) with its own rate-limit
+-- windows, because the API counts its limits per workspace. Asking again
+-- for the same id returns the same view, and so the same budget; a view's
+-- `as_workspace` answers for the client it came from. Closing a view
+-- leaves the connections open.
+-- @tparam string id the sub-workspace id
+-- @treturn table a client for that workspace
+-- @usage local sub = client:as_workspace(member.sub_workspace_id)
+-- for c in sub.campaigns:each() do print(c.name) end
+function Client:as_workspace(id)
+  if type(id) ~= "string" or id == "" or id:find("%c") then
+    error("instantly: client:as_workspace: id must be a non-empty string without control characters, got " ..
+      (id == nil and "nothing" or (type(id) == "string" and ("%q"):format(id) or type(id))), 2)
+  end
+  local pv = private[self]
+  local root = pv.root or self
+  local rpv = private[root]
+  local view = rpv.views[id]
+  if view then return view end
+  local o = {}
+  for k, v in pairs(rpv.options) do o[k] = v end
+  o.api_key, o.base_url, o.workspace, o.transport = rpv.key, root.base_url, id, root._session
+  view = M.new(o)
+  -- The same scheduler hook: a view's calls inside root:gather run concurrently.
+  view._schedulers = root._schedulers
+  private[view].root = root
+  rpv.views[id] = view
+  return view
 end
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true, OPTIONS = true }
@@ -317,13 +352,17 @@ local function new(options)
     _on_request = opts.on_request,
     _on_response = opts.on_response,
     _on_wait = opts.on_wait,
+    _on_warning = opts.on_warning,
+    _validate = opts.validate or "strict",
+    -- What has been reported through on_warning (each text once).
+    _warned = { n = 0 },
   }, {
     __index = methods, __name = "instantly.Client",
     __tostring = client_tostring,
     __close = function(c) c:close() end,
   })
   private[c] = { key = key, redacted = redact.key(key), headers = headers, headers_json = headers_json,
-                 owns_session = owns }
+                 owns_session = owns, options = opts, views = {} }
   builder.build(c, limits, methods)
   return c
 end

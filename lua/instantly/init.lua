@@ -14,8 +14,10 @@
 local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
+local records = require "instantly.record"
 
-local getmetatable, type, pcall, tostring, error = getmetatable, type, pcall, tostring, error
+local getmetatable, setmetatable, rawset, type = getmetatable, setmetatable, rawset, type
+local pcall, tostring, error = pcall, tostring, error
 local running = coroutine.running
 
 local M = {}
@@ -75,6 +77,20 @@ function M.sleep(seconds, c)
   if sched then sched:sleep(seconds) else core.sleep(seconds) end
 end
 
+--- The names of a record's fields that were JSON null (records leave
+-- them out, so a null field reads as nil; see `instantly.record`).
+-- @function nulls
+-- @tparam table rec a record
+-- @treturn table sorted array of field names
+M.nulls = records.nulls
+
+--- A record as the API sent it: a plain copy with null fields back as
+-- `instantly.null` and fields under their API names (`payload`).
+-- @function raw
+-- @tparam table rec a record
+-- @treturn table
+M.raw = records.raw
+
 --- The error type: `nil, err` results carry one (see `instantly.error`).
 M.Error = Err.Error
 
@@ -118,4 +134,16 @@ function M.entity_of(record)
   return type(mt) == "table" and mt.__entity or nil
 end
 
-return M
+--- Enum constants and labels from the catalog (`instantly.enums`, loaded
+-- on first use): `enums.campaign.status.active`,
+-- `enums.label("campaign.status", 2)`.
+-- @field enums
+return setmetatable(M, {
+  __index = function(t, k)
+    if k == "enums" then
+      local e = require "instantly.enums"
+      rawset(t, "enums", e)
+      return e
+    end
+  end,
+})

@@ -108,17 +108,49 @@ function Window:take(now)
 end
 
 --- Windows for a catalog rate-limit string.
+-- A part counted per IP ("150/min per IP") is not per workspace: with a
+-- `shared` table (one per connection pool, see `shared_for`), every client
+-- and workspace view on that pool takes the same window for it, while the
+-- other parts are the client's own.
 -- @tparam string s
 -- @tparam string label prefix for the window labels (the operation)
+-- @tparam[opt] table shared windows shared by the clients of one pool
 -- @treturn table array of windows
-function M.windows_for(s, label)
+function M.windows_for(s, label, shared)
   local parts, err = M.parse(s)
   if not parts then error(err, 2) end
   local out = {}
   for i = 1, #parts do
-    out[i] = M.window(parts[i].n, parts[i].period, label .. " " .. parts[i].text)
+    local p = parts[i]
+    local key = label .. " " .. p.text
+    if shared and p.scope and p.scope:lower():find("ip", 1, true) then
+      local w = shared[key]
+      if not w then
+        w = M.window(p.n, p.period, key)
+        shared[key] = w
+      end
+      out[i] = w
+    else
+      out[i] = M.window(p.n, p.period, key)
+    end
   end
   return out
+end
+
+-- pool (a session object) -> its shared windows; weak, so a closed and
+-- dropped session takes its windows with it.
+local pools = setmetatable({}, { __mode = "k" })
+
+--- The table of windows shared by every client on one connection pool.
+-- @param pool the session (or injected transport) the clients share
+-- @treturn table
+function M.shared_for(pool)
+  local t = pools[pool]
+  if not t then
+    t = {}
+    pools[pool] = t
+  end
+  return t
 end
 
 --- Wait until every window in both lists has room, then take a slot in

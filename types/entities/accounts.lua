@@ -9,7 +9,7 @@
 ---@field first_name? string
 ---@field last_name? string
 ---@field organization? string Workspace id (uuid)
----@field provider_code? 1|2|3|4|8 1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs) / Other (third-party)
+---@field provider_code? 1|2|3|4|8 1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs; a third-party reference says Other)
 ---@field status? 1|2|3|-1|-2|-3 1=Active, 2=Paused, 3=Maintenance (auto-resumes), -1=Connection Error, -2=Soft Bounce Error, -3=Sending Error
 ---@field warmup_status? 0|1|-1|-2|-3 0=Paused, 1=Active, -1=Banned, -2=Spam Folder Unknown, -3=Permanent Suspension
 ---@field warmup? instantly.AccountWarmup
@@ -42,10 +42,18 @@ local AccountsRecord = {}
 
 ---@class instantly.AccountWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> {warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}
+---@field advanced? instantly.AccountWarmupAdvanced {warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}
 ---@field warmup_custom_ftag? string
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4"
 ---@field reply_rate? number
+
+---@class instantly.AccountWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Get a sending account by email (this record's `email`).
 ---@param opts? instantly.CallOptions
@@ -88,13 +96,14 @@ function AccountsRecord:mark_fixed(opts) end
 ---@class instantly.params.accounts.list
 ---@field limit? integer Page size (1-100) (1..100)
 ---@field starting_after? string Cursor: the next_starting_after value of the previous page
+---@field skip? integer Number of accounts to skip (offset paging; go-instantly sends it). The cursor (starting_after) is the documented way to page (0..)
 ---@field search? string Search by email
 ---@field status? 1|2|3|-1|-2|-3 Status filter/value (see the entity's status enum)
 ---@field provider_code? 1|2|3|4|8 Mailbox provider code
 ---@field tag_ids? string Comma-separated tag ids (any)
 ---@field tag_ids_all? string Comma-separated tag ids (all must match)
 ---@field include_tags? boolean Include tags on each item
----@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Predefined filter value
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Predefined account filter: ACC_FILTER_PAUSED=Paused; ACC_FILTER_ERROR=Has errors; ACC_FILTER_NO_CTD=No custom tracking domain; ACC_FILTER_PW_ACCOUNTS=Pre-warmed accounts; ACC_FILTER_DFY=Done-for-you accounts; ACC_FILTER_DFY_SETUP_PENDING=Done-for-you setup pending; ACC_FILTER_W_ACTIVE=Warmup active; ACC_FILTER_W_PAUSED=Warmup paused; ACC_FILTER_W_ERROR=Warmup error
 ---@field sort_by? "timestamp_created"|"email"|"stat_warmup_score"|"status" Sort field
 ---@field sort_order? "asc"|"desc" Sort direction (asc or desc)
 
@@ -126,10 +135,18 @@ function AccountsRecord:mark_fixed(opts) end
 
 ---@class instantly.params.accounts.createWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
+---@field advanced? instantly.params.accounts.createWarmupAdvanced warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
 ---@field warmup_custom_ftag? string Custom warmup filter tag
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4" Daily ramp-up increment
 ---@field reply_rate? number Warmup reply rate
+
+---@class instantly.params.accounts.createWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Parameters of `client.accounts:update`.
 ---@class instantly.params.accounts.update
@@ -149,10 +166,18 @@ function AccountsRecord:mark_fixed(opts) end
 
 ---@class instantly.params.accounts.updateWarmup
 ---@field limit? integer Warmup emails per day
----@field advanced? table<string, any> warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
+---@field advanced? instantly.params.accounts.updateWarmupAdvanced warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only
 ---@field warmup_custom_ftag? string Custom warmup filter tag
 ---@field increment? "disabled"|"0"|"1"|"2"|"3"|"4" Daily ramp-up increment
 ---@field reply_rate? number Warmup reply rate
+
+---@class instantly.params.accounts.updateWarmupAdvanced
+---@field warm_ctd? boolean Warm up the custom tracking domain
+---@field open_rate? number Target open rate
+---@field important_rate? number Rate of emails marked important
+---@field read_emulation? boolean Emulate reading
+---@field spam_save_rate? number Rate of emails rescued from spam
+---@field weekday_only? boolean Warm up on weekdays only
 
 ---Parameters of `client.accounts:pause_many`.
 ---@class instantly.params.accounts.pause_many
@@ -169,16 +194,24 @@ function AccountsRecord:mark_fixed(opts) end
 ---@field emails? string[] Account emails to act on
 ---@field include_all_emails? boolean Act on all accounts (then emails is ignored)
 ---@field excluded_emails? string[] Emails to skip when include_all_emails is true
----@field filter? table<string, any> {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
+---@field filter? instantly.params.accounts.enable_warmupFilter {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
 ---@field search? string Search filter used with include_all_emails
+
+---@class instantly.params.accounts.enable_warmupFilter
+---@field tag_id? string Accounts with this tag
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR"|instantly.Null Predefined account filter (see accounts:list filter)
 
 ---Parameters of `client.accounts:disable_warmup`.
 ---@class instantly.params.accounts.disable_warmup
 ---@field emails? string[] Account emails to act on
 ---@field include_all_emails? boolean Act on all accounts (then emails is ignored)
 ---@field excluded_emails? string[] Emails to skip when include_all_emails is true
----@field filter? table<string, any> {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
+---@field filter? instantly.params.accounts.disable_warmupFilter {tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails
 ---@field search? string Search filter used with include_all_emails
+
+---@class instantly.params.accounts.disable_warmupFilter
+---@field tag_id? string Accounts with this tag
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR"|instantly.Null Predefined account filter (see accounts:list filter)
 
 ---Parameters of `client.accounts:ctd_status`.
 ---@class instantly.params.accounts.ctd_status

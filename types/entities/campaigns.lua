@@ -9,7 +9,7 @@
 ---@field name? string
 ---@field status? -99|-1|-2|0|1|2|3|4 0=Draft, 1=Active, 2=Paused, 3=Completed, 4=Running Subsequences, -99=Account Suspended, -1=Accounts Unhealthy, -2=Bounce Protect
 ---@field campaign_schedule? instantly.CampaignCampaignSchedule
----@field sequences? table<string, any>[] Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]
+---@field sequences? instantly.CampaignSequencesItem[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null
 ---@field email_list? string[] Sending account emails
@@ -48,7 +48,33 @@ local CampaignsRecord = {}
 ---@class instantly.CampaignCampaignSchedule
 ---@field start_date? string|instantly.Null Optional first day (date)
 ---@field end_date? string|instantly.Null Optional last day (date)
----@field schedules? table<string, any>[] [{name, timing {from,to 'HH:MM'}, days {'0'..'6': bool, 0=Sunday}, timezone (IANA name from a fixed list)}]
+---@field schedules? instantly.CampaignCampaignScheduleSchedulesItem[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
+
+---@class instantly.CampaignSequencesItem
+---@field steps instantly.CampaignSequencesItemStepsItem[] Steps in sending order
+
+---@class instantly.CampaignCampaignScheduleSchedulesItem
+---@field name string Schedule name
+---@field timing instantly.CampaignCampaignScheduleSchedulesItemTiming Sending window, 24-hour HH:MM times
+---@field days table<"0"|"1"|"2"|"3"|"4"|"5"|"6", boolean> Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans
+---@field timezone "Etc/GMT+12"|"Etc/GMT+11"|"Etc/GMT+10"|"America/Anchorage"|"America/Dawson"|"America/Creston"|"America/Chihuahua"|"America/Boise"|"America/Belize"|"America/Chicago"|"America/Bahia_Banderas"|"America/Regina"|"America/Bogota"|"America/Detroit"|"America/Indiana/Marengo"|"America/Caracas"|"America/Asuncion"|"America/Glace_Bay"|"America/Campo_Grande"|"America/Anguilla"|"America/Santiago"|"America/St_Johns"|"America/Sao_Paulo"|"America/Argentina/La_Rioja"|"America/Araguaina"|"America/Godthab"|"America/Montevideo"|"America/Bahia"|"America/Noronha"|"America/Scoresbysund"|"Atlantic/Cape_Verde"|"Africa/Casablanca"|"America/Danmarkshavn"|"Europe/Isle_of_Man"|"Atlantic/Canary"|"Africa/Abidjan"|"Arctic/Longyearbyen"|"Europe/Belgrade"|"Africa/Ceuta"|"Europe/Sarajevo"|"Africa/Algiers"|"Africa/Windhoek"|"Asia/Nicosia"|"Asia/Beirut"|"Africa/Cairo"|"Asia/Damascus"|"Europe/Bucharest"|"Africa/Blantyre"|"Europe/Helsinki"|"Europe/Istanbul"|"Asia/Jerusalem"|"Africa/Tripoli"|"Asia/Amman"|"Asia/Baghdad"|"Europe/Kaliningrad"|"Asia/Aden"|"Africa/Addis_Ababa"|"Europe/Kirov"|"Europe/Astrakhan"|"Asia/Tehran"|"Asia/Dubai"|"Asia/Baku"|"Indian/Mahe"|"Asia/Tbilisi"|"Asia/Yerevan"|"Asia/Kabul"|"Antarctica/Mawson"|"Asia/Yekaterinburg"|"Asia/Karachi"|"Asia/Kolkata"|"Asia/Colombo"|"Asia/Kathmandu"|"Antarctica/Vostok"|"Asia/Dhaka"|"Asia/Rangoon"|"Antarctica/Davis"|"Asia/Novokuznetsk"|"Asia/Hong_Kong"|"Asia/Krasnoyarsk"|"Asia/Brunei"|"Australia/Perth"|"Asia/Taipei"|"Asia/Choibalsan"|"Asia/Irkutsk"|"Asia/Dili"|"Asia/Pyongyang"|"Australia/Adelaide"|"Australia/Darwin"|"Australia/Brisbane"|"Australia/Melbourne"|"Antarctica/DumontDUrville"|"Australia/Currie"|"Asia/Chita"|"Antarctica/Macquarie"|"Asia/Sakhalin"|"Pacific/Auckland"|"Etc/GMT-12"|"Pacific/Fiji"|"Asia/Anadyr"|"Asia/Kamchatka"|"Etc/GMT-13"|"Pacific/Apia" Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)
+
+---@class instantly.CampaignSequencesItemStepsItem
+---@field type "email" Step type (only email)
+---@field delay number Wait before the next step, in delay_unit
+---@field delay_unit? "minutes"|"hours"|"days" Unit of delay (default days)
+---@field pre_delay? number Wait before this step, in pre_delay_unit
+---@field pre_delay_unit? "minutes"|"hours"|"days" Unit of pre_delay
+---@field variants instantly.CampaignSequencesItemStepsItemVariantsItem[] A/B variants of the step
+
+---@class instantly.CampaignCampaignScheduleSchedulesItemTiming
+---@field from string Start of the window (HH:MM) (hh:mm)
+---@field to string End of the window (HH:MM) (hh:mm)
+
+---@class instantly.CampaignSequencesItemStepsItemVariantsItem
+---@field subject string Subject line
+---@field body string Body (HTML or text)
+---@field v_disabled? boolean Variant disabled
 
 ---Get a campaign (this record's `id`).
 ---@param opts? instantly.CallOptions
@@ -166,6 +192,9 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field tag_ids? string Comma-separated tag ids
 ---@field ai_sales_agent_id? string AI sales agent id (uuid)
 ---@field status? -99|-1|-2|0|1|2|3|4 Status filter/value (see the entity's status enum)
+---@field exclude_status? -99|-1|-2|0|1|2|3|4 Leave out campaigns with this status (see the entity's status enum); sent by go-instantly (campaign/options.go WithExcludeStatus)
+---@field sort_column? string Column to sort by (free text; go-instantly sends sort_column on campaign search)
+---@field sort_order? "asc"|"desc" Sort direction (asc or desc)
 
 ---Parameters of `client.campaigns:create`.
 ---@class instantly.params.campaigns.create
@@ -173,7 +202,7 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field campaign_schedule instantly.params.campaigns.createCampaignSchedule Sending schedule
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null Evergreen (continuous) mode
----@field sequences? table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences? instantly.params.campaigns.createSequencesItem[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field email_gap? integer|instantly.Null Minutes between emails
 ---@field random_wait_max? integer|instantly.Null Maximum random extra wait in minutes
 ---@field text_only? boolean|instantly.Null Send all emails as plain text
@@ -198,12 +227,15 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field bcc_list? string[] Addresses to BCC
 ---@field owned_by? string|instantly.Null Owner user id (uuid)
 ---@field ai_sdr_id? string|instantly.Null AI sales agent id (uuid)
----@field provider_routing_rules? table<string, any>[] Rules that match sender ESP to recipient ESP
+---@field provider_routing_rules? instantly.params.campaigns.createProviderRoutingRulesItem[] Rules that match sender ESP to recipient ESP
 
 ---@class instantly.params.campaigns.createCampaignSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules instantly.params.campaigns.createCampaignScheduleSchedulesItem[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
+
+---@class instantly.params.campaigns.createSequencesItem
+---@field steps instantly.params.campaigns.createSequencesItemStepsItem[] Steps in sending order
 
 ---@class instantly.params.campaigns.createAutoVariantSelect
 ---@field trigger "reply_rate"|"click_rate"|"open_rate"
@@ -213,13 +245,41 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field daily_limit? integer Daily sending limit
 ---@field scope? "per_campaign"|"across_workspace"
 
+---@class instantly.params.campaigns.createProviderRoutingRulesItem
+---@field action? "send"|"do_not_send"
+---@field recipient_esp? ("all"|"google"|"outlook"|"other")[] Recipient ESP filter
+---@field sender_esp? ("all"|"google"|"outlook"|"other")[]
+
+---@class instantly.params.campaigns.createCampaignScheduleSchedulesItem
+---@field name string Schedule name
+---@field timing instantly.params.campaigns.createCampaignScheduleSchedulesItemTiming Sending window, 24-hour HH:MM times
+---@field days table<"0"|"1"|"2"|"3"|"4"|"5"|"6", boolean> Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans
+---@field timezone "Etc/GMT+12"|"Etc/GMT+11"|"Etc/GMT+10"|"America/Anchorage"|"America/Dawson"|"America/Creston"|"America/Chihuahua"|"America/Boise"|"America/Belize"|"America/Chicago"|"America/Bahia_Banderas"|"America/Regina"|"America/Bogota"|"America/Detroit"|"America/Indiana/Marengo"|"America/Caracas"|"America/Asuncion"|"America/Glace_Bay"|"America/Campo_Grande"|"America/Anguilla"|"America/Santiago"|"America/St_Johns"|"America/Sao_Paulo"|"America/Argentina/La_Rioja"|"America/Araguaina"|"America/Godthab"|"America/Montevideo"|"America/Bahia"|"America/Noronha"|"America/Scoresbysund"|"Atlantic/Cape_Verde"|"Africa/Casablanca"|"America/Danmarkshavn"|"Europe/Isle_of_Man"|"Atlantic/Canary"|"Africa/Abidjan"|"Arctic/Longyearbyen"|"Europe/Belgrade"|"Africa/Ceuta"|"Europe/Sarajevo"|"Africa/Algiers"|"Africa/Windhoek"|"Asia/Nicosia"|"Asia/Beirut"|"Africa/Cairo"|"Asia/Damascus"|"Europe/Bucharest"|"Africa/Blantyre"|"Europe/Helsinki"|"Europe/Istanbul"|"Asia/Jerusalem"|"Africa/Tripoli"|"Asia/Amman"|"Asia/Baghdad"|"Europe/Kaliningrad"|"Asia/Aden"|"Africa/Addis_Ababa"|"Europe/Kirov"|"Europe/Astrakhan"|"Asia/Tehran"|"Asia/Dubai"|"Asia/Baku"|"Indian/Mahe"|"Asia/Tbilisi"|"Asia/Yerevan"|"Asia/Kabul"|"Antarctica/Mawson"|"Asia/Yekaterinburg"|"Asia/Karachi"|"Asia/Kolkata"|"Asia/Colombo"|"Asia/Kathmandu"|"Antarctica/Vostok"|"Asia/Dhaka"|"Asia/Rangoon"|"Antarctica/Davis"|"Asia/Novokuznetsk"|"Asia/Hong_Kong"|"Asia/Krasnoyarsk"|"Asia/Brunei"|"Australia/Perth"|"Asia/Taipei"|"Asia/Choibalsan"|"Asia/Irkutsk"|"Asia/Dili"|"Asia/Pyongyang"|"Australia/Adelaide"|"Australia/Darwin"|"Australia/Brisbane"|"Australia/Melbourne"|"Antarctica/DumontDUrville"|"Australia/Currie"|"Asia/Chita"|"Antarctica/Macquarie"|"Asia/Sakhalin"|"Pacific/Auckland"|"Etc/GMT-12"|"Pacific/Fiji"|"Asia/Anadyr"|"Asia/Kamchatka"|"Etc/GMT-13"|"Pacific/Apia" Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)
+
+---@class instantly.params.campaigns.createSequencesItemStepsItem
+---@field type "email" Step type (only email)
+---@field delay number Wait before the next step, in delay_unit
+---@field delay_unit? "minutes"|"hours"|"days" Unit of delay (default days)
+---@field pre_delay? number Wait before this step, in pre_delay_unit
+---@field pre_delay_unit? "minutes"|"hours"|"days" Unit of pre_delay
+---@field variants instantly.params.campaigns.createSequencesItemStepsItemVariantsItem[] A/B variants of the step
+
+---@class instantly.params.campaigns.createCampaignScheduleSchedulesItemTiming
+---@field from string Start of the window (HH:MM) (hh:mm)
+---@field to string End of the window (HH:MM) (hh:mm)
+
+---@class instantly.params.campaigns.createSequencesItemStepsItemVariantsItem
+---@field subject string Subject line
+---@field body string Body (HTML or text)
+---@field v_disabled? boolean Variant disabled
+
 ---Parameters of `client.campaigns:update`.
 ---@class instantly.params.campaigns.update
 ---@field name? string Display name
 ---@field campaign_schedule? instantly.params.campaigns.updateCampaignSchedule Sending schedule
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null Evergreen (continuous) mode
----@field sequences? table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences? instantly.params.campaigns.updateSequencesItem[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field email_gap? integer|instantly.Null Minutes between emails
 ---@field random_wait_max? integer|instantly.Null Maximum random extra wait in minutes
 ---@field text_only? boolean|instantly.Null Send all emails as plain text
@@ -243,12 +303,15 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field cc_list? string[] Addresses to CC
 ---@field bcc_list? string[] Addresses to BCC
 ---@field owned_by? string|instantly.Null Owner user id (uuid)
----@field provider_routing_rules? table<string, any>[] Rules that match sender ESP to recipient ESP
+---@field provider_routing_rules? instantly.params.campaigns.updateProviderRoutingRulesItem[] Rules that match sender ESP to recipient ESP
 
 ---@class instantly.params.campaigns.updateCampaignSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules instantly.params.campaigns.updateCampaignScheduleSchedulesItem[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
+
+---@class instantly.params.campaigns.updateSequencesItem
+---@field steps instantly.params.campaigns.updateSequencesItemStepsItem[] Steps in sending order
 
 ---@class instantly.params.campaigns.updateAutoVariantSelect
 ---@field trigger "reply_rate"|"click_rate"|"open_rate"
@@ -257,6 +320,34 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field mode "custom"|"disabled" Unibox tab/mode
 ---@field daily_limit? integer Daily sending limit
 ---@field scope? "per_campaign"|"across_workspace"
+
+---@class instantly.params.campaigns.updateProviderRoutingRulesItem
+---@field action? "send"|"do_not_send"
+---@field recipient_esp? ("all"|"google"|"outlook"|"other")[] Recipient ESP filter
+---@field sender_esp? ("all"|"google"|"outlook"|"other")[]
+
+---@class instantly.params.campaigns.updateCampaignScheduleSchedulesItem
+---@field name string Schedule name
+---@field timing instantly.params.campaigns.updateCampaignScheduleSchedulesItemTiming Sending window, 24-hour HH:MM times
+---@field days table<"0"|"1"|"2"|"3"|"4"|"5"|"6", boolean> Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans
+---@field timezone "Etc/GMT+12"|"Etc/GMT+11"|"Etc/GMT+10"|"America/Anchorage"|"America/Dawson"|"America/Creston"|"America/Chihuahua"|"America/Boise"|"America/Belize"|"America/Chicago"|"America/Bahia_Banderas"|"America/Regina"|"America/Bogota"|"America/Detroit"|"America/Indiana/Marengo"|"America/Caracas"|"America/Asuncion"|"America/Glace_Bay"|"America/Campo_Grande"|"America/Anguilla"|"America/Santiago"|"America/St_Johns"|"America/Sao_Paulo"|"America/Argentina/La_Rioja"|"America/Araguaina"|"America/Godthab"|"America/Montevideo"|"America/Bahia"|"America/Noronha"|"America/Scoresbysund"|"Atlantic/Cape_Verde"|"Africa/Casablanca"|"America/Danmarkshavn"|"Europe/Isle_of_Man"|"Atlantic/Canary"|"Africa/Abidjan"|"Arctic/Longyearbyen"|"Europe/Belgrade"|"Africa/Ceuta"|"Europe/Sarajevo"|"Africa/Algiers"|"Africa/Windhoek"|"Asia/Nicosia"|"Asia/Beirut"|"Africa/Cairo"|"Asia/Damascus"|"Europe/Bucharest"|"Africa/Blantyre"|"Europe/Helsinki"|"Europe/Istanbul"|"Asia/Jerusalem"|"Africa/Tripoli"|"Asia/Amman"|"Asia/Baghdad"|"Europe/Kaliningrad"|"Asia/Aden"|"Africa/Addis_Ababa"|"Europe/Kirov"|"Europe/Astrakhan"|"Asia/Tehran"|"Asia/Dubai"|"Asia/Baku"|"Indian/Mahe"|"Asia/Tbilisi"|"Asia/Yerevan"|"Asia/Kabul"|"Antarctica/Mawson"|"Asia/Yekaterinburg"|"Asia/Karachi"|"Asia/Kolkata"|"Asia/Colombo"|"Asia/Kathmandu"|"Antarctica/Vostok"|"Asia/Dhaka"|"Asia/Rangoon"|"Antarctica/Davis"|"Asia/Novokuznetsk"|"Asia/Hong_Kong"|"Asia/Krasnoyarsk"|"Asia/Brunei"|"Australia/Perth"|"Asia/Taipei"|"Asia/Choibalsan"|"Asia/Irkutsk"|"Asia/Dili"|"Asia/Pyongyang"|"Australia/Adelaide"|"Australia/Darwin"|"Australia/Brisbane"|"Australia/Melbourne"|"Antarctica/DumontDUrville"|"Australia/Currie"|"Asia/Chita"|"Antarctica/Macquarie"|"Asia/Sakhalin"|"Pacific/Auckland"|"Etc/GMT-12"|"Pacific/Fiji"|"Asia/Anadyr"|"Asia/Kamchatka"|"Etc/GMT-13"|"Pacific/Apia" Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)
+
+---@class instantly.params.campaigns.updateSequencesItemStepsItem
+---@field type "email" Step type (only email)
+---@field delay number Wait before the next step, in delay_unit
+---@field delay_unit? "minutes"|"hours"|"days" Unit of delay (default days)
+---@field pre_delay? number Wait before this step, in pre_delay_unit
+---@field pre_delay_unit? "minutes"|"hours"|"days" Unit of pre_delay
+---@field variants instantly.params.campaigns.updateSequencesItemStepsItemVariantsItem[] A/B variants of the step
+
+---@class instantly.params.campaigns.updateCampaignScheduleSchedulesItemTiming
+---@field from string Start of the window (HH:MM) (hh:mm)
+---@field to string End of the window (HH:MM) (hh:mm)
+
+---@class instantly.params.campaigns.updateSequencesItemStepsItemVariantsItem
+---@field subject string Subject line
+---@field body string Body (HTML or text)
+---@field v_disabled? boolean Variant disabled
 
 ---Parameters of `client.campaigns:duplicate`.
 ---@class instantly.params.campaigns.duplicate

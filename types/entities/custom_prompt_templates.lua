@@ -74,6 +74,8 @@ local CustomPromptTemplates = {}
 
 ---List custom prompt templates.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`GET /api/v2/custom-prompt-templates`
 ---Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.
 ---@param params? instantly.params.custom_prompt_templates.list
@@ -97,6 +99,8 @@ function CustomPromptTemplates:all(params, opts) end
 
 ---Create a custom prompt template.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`POST /api/v2/custom-prompt-templates`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param params? instantly.params.custom_prompt_templates.create
@@ -106,6 +110,8 @@ function CustomPromptTemplates:all(params, opts) end
 function CustomPromptTemplates:create(params, opts) end
 
 ---Get a custom prompt template.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
 ---
 ---`GET /api/v2/custom-prompt-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
@@ -117,6 +123,8 @@ function CustomPromptTemplates:get(id, opts) end
 
 ---Update a custom prompt template.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`PATCH /api/v2/custom-prompt-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param id string Resource id (uuid)
@@ -127,6 +135,8 @@ function CustomPromptTemplates:get(id, opts) end
 function CustomPromptTemplates:update(id, params, opts) end
 
 ---Delete a custom prompt template.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
 ---
 ---`DELETE /api/v2/custom-prompt-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.

@@ -58,8 +58,15 @@ function CustomTagsRecord:delete(opts) end
 ---@field excluded_resource_ids? string[] Resources to skip when selected_all is true
 ---@field assign boolean true assigns, false unassigns
 ---@field selected_all? boolean Apply to every resource matching filter/search
----@field filter? table<string, any> Either one ACC_FILTER_* string or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}
+---@field filter? instantly.params.custom_tags.toggle_resourceFilter|"ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Which resources when selected_all is true: one ACC_FILTER_* string, or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}
 ---@field search? string Free-text search filter
+
+---@class instantly.params.custom_tags.toggle_resourceFilter
+---@field tag_id? string A tag id, or 'no-tag'
+---@field tag_ids? string[] Any of these tags
+---@field tag_ids_all? string[] All of these tags
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Predefined account filter
+---@field search? string Free-text search
 
 ---`client.custom_tags`: A workspace tag that can be attached to sending accounts and campaigns and used as a list filter.
 ---@class instantly.collections.CustomTags

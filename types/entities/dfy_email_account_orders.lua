@@ -20,9 +20,15 @@ local DfyEmailAccountOrdersRecord = {}
 
 ---Parameters of `client.dfy_email_account_orders:create`.
 ---@class instantly.params.dfy_email_account_orders.create
----@field items table<string, any>[] Order lines
+---@field items instantly.params.dfy_email_account_orders.createItemsItem[] Order lines
 ---@field order_type "dfy"|"pre_warmed_up"|"extra_accounts" dfy = new domains + accounts, pre_warmed_up = pre-warmed domains, extra_accounts = more accounts on owned DFY domains
 ---@field simulation? boolean true = price/validate only, card not charged
+
+---@class instantly.params.dfy_email_account_orders.createItemsItem
+---@field domain string
+---@field email_provider? 1|2|3
+---@field forwarding_domain? string
+---@field accounts? table<string, any>[] [{email_address_prefix!, first_name!, last_name!}]
 
 ---Parameters of `client.dfy_email_account_orders:list_accounts`.
 ---@class instantly.params.dfy_email_account_orders.list_accounts

@@ -55,6 +55,8 @@ local EmailTemplates = {}
 
 ---List email templates.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`GET /api/v2/email-templates`
 ---Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.
 ---@param params? instantly.params.email_templates.list
@@ -78,6 +80,8 @@ function EmailTemplates:all(params, opts) end
 
 ---Create an email template.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`POST /api/v2/email-templates`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param params instantly.params.email_templates.create
@@ -87,6 +91,8 @@ function EmailTemplates:all(params, opts) end
 function EmailTemplates:create(params, opts) end
 
 ---Get an email template.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
 ---
 ---`GET /api/v2/email-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
@@ -98,6 +104,8 @@ function EmailTemplates:get(id, opts) end
 
 ---Update an email template.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
+---
 ---`PATCH /api/v2/email-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param id string Resource id (uuid)
@@ -108,6 +116,8 @@ function EmailTemplates:get(id, opts) end
 function EmailTemplates:update(id, params, opts) end
 
 ---Delete an email template.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it. Calling it warns once through `on_warning`.
 ---
 ---`DELETE /api/v2/email-templates/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.

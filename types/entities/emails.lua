@@ -25,12 +25,12 @@
 ---@field eaccount? string Sending/receiving account
 ---@field ue_type? 1|2|3|4|instantly.Null 1=Sent from campaign, 2=Received, 3=Sent manually, 4=Scheduled
 ---@field step? string|instantly.Null Campaign step id
----@field is_unread? 0|1|instantly.Null
----@field is_auto_reply? 0|1|instantly.Null
+---@field is_unread? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
+---@field is_auto_reply? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
 ---@field reminder_ts? string|instantly.Null (date-time)
 ---@field ai_interest_value? number|instantly.Null AI-scored interest
----@field ai_assisted? 0|1|instantly.Null
----@field is_focused? 0|1|instantly.Null In the primary Unibox tab
+---@field ai_assisted? 0|1|instantly.Null 0=No, 1=Yes (a number, not a boolean: test with == 1)
+---@field is_focused? 0|1|instantly.Null 0=No, 1=Yes - In the primary Unibox tab (a number, not a boolean: test with == 1)
 ---@field i_status? integer|instantly.Null Interest status
 ---@field thread_id? string|instantly.Null Shared by all emails of a thread (uuid)
 ---@field content_preview? string|instantly.Null
@@ -121,13 +121,17 @@ function EmailsRecord:mark_thread_read(opts) end
 ---@field eaccount string Connected sending account to forward from
 ---@field subject string Email subject line
 ---@field to_address_email_list string Comma-separated recipients
----@field body? table<string, any> {html} and/or {text}; the vendor kit models it as required unless include_original_body=true
+---@field body? instantly.params.emails.forwardBody {html} and/or {text}; the vendor kit models it as required unless include_original_body=true
 ---@field include_original_body? boolean Forward the original body instead of a custom one (vendor kit only)
 ---@field cc_address_email_list? string Comma-separated
 ---@field bcc_address_email_list? string Comma-separated
 ---@field reply_to? string Reply-to address for recipients (skill doc only) (email)
 ---@field forwarded_attachments? string JSON-encoded attachment metadata from the original email (skill doc only)
 ---@field assigned_to? string Workspace user id the lead(s) are assigned to (uuid)
+
+---@class instantly.params.emails.forwardBody
+---@field html? string HTML body
+---@field text? string Plain-text body
 
 ---Parameters of `client.emails:send_test`.
 ---@class instantly.params.emails.send_test

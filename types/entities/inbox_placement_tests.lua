@@ -85,7 +85,7 @@ function InboxPlacementTestsRecord:inbox_placement_reports(params, opts) end
 ---@field test_code? string|instantly.Null Code identifying tests sent from outside Instantly
 ---@field tags? string[]|instantly.Null Account tag ids
 ---@field text_only? boolean|instantly.Null Send as plain text
----@field recipients_labels? table<string, any>[] Seed recipient groups
+---@field recipients_labels? instantly.params.inbox_placement_tests.createRecipientsLabelsItem[] Seed recipient groups
 ---@field timestamp_next_run? string|instantly.Null Next scheduled run (date-time)
 ---@field automations? table<string, any>[]|instantly.Null Array of {when: {condition! placement_goes_below|placement_goes_above|added_to_blacklists|removed_from_blacklists, condition_value number?}, then: {webhook_url, pause_sending_campaigns_for number, pause boolean, enable_slow_ramp boolean, disable_slow_ramp boolean, add_tags[], remove_tags[]}}
 ---@field status? 1|2|3|instantly.Null Status filter/value (see the entity's status enum)
@@ -96,6 +96,12 @@ function InboxPlacementTestsRecord:inbox_placement_reports(params, opts) end
 ---@field days? table<string, any> {'0'..'6': boolean}
 ---@field timing? table<string, any> {from 'HH:MM'}
 ---@field timezone? string IANA zone from the fixed campaign timezone list
+
+---@class instantly.params.inbox_placement_tests.createRecipientsLabelsItem
+---@field region string
+---@field sub_region string
+---@field type string Type selector (see enum)
+---@field esp string
 
 ---Parameters of `client.inbox_placement_tests:get`.
 ---@class instantly.params.inbox_placement_tests.get

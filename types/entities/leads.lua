@@ -24,7 +24,7 @@
 ---@field lt_interest_status? 1|2|3|4|0|-1|-2|-3|-4 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show; custom lead-label values are also possible
 ---@field pl_value_lead? string|instantly.Null Potential value of the lead
 ---@field assigned_to? string|instantly.Null User the lead is assigned to (uuid)
----@field payload? table<string, any>|instantly.Null Custom variables (flat map of string/number/boolean/null); set via custom_variables
+---@field payload? table<string, any>|instantly.Null Custom variables (flat map of string/number/boolean/null). Written as custom_variables; records read them as custom_variables too (payload still reads)
 ---@field email_open_count? integer
 ---@field email_reply_count? integer
 ---@field email_click_count? integer
@@ -85,13 +85,13 @@ function LeadsRecord:emails(params, opts) end
 ---Parameters of `client.leads:list`.
 ---@class instantly.params.leads.list
 ---@field search? string First name, last name or email
----@field filter? string One of the FILTER_* values; for custom labels use interest_status
+---@field filter? "FILTER_VAL_CONTACTED"|"FILTER_VAL_NOT_CONTACTED"|"FILTER_VAL_COMPLETED"|"FILTER_VAL_UNSUBSCRIBED"|"FILTER_VAL_ACTIVE"|"FILTER_LEAD_INTERESTED"|"FILTER_LEAD_NOT_INTERESTED"|"FILTER_LEAD_MEETING_BOOKED"|"FILTER_LEAD_MEETING_COMPLETED"|"FILTER_LEAD_CLOSED"|"FILTER_LEAD_OUT_OF_OFFICE"|"FILTER_LEAD_WRONG_PERSON"|"FILTER_LEAD_LOST"|"FILTER_LEAD_NO_SHOW"|"FILTER_LEAD_CUSTOM_LABEL_POSITIVE"|"FILTER_LEAD_CUSTOM_LABEL_NEGATIVE"|"FILTER_VAL_BOUNCED"|"FILTER_VAL_SKIPPED"|"FILTER_VAL_RISKY"|"FILTER_VAL_INVALID"|"FILTER_VAL_VALID"|"FILTER_VAL_IN_SUBSEQUENCE"|"FILTER_VAL_OPENED_NO_REPLY"|"FILTER_VAL_COMPLETED_NO_REPLY"|"FILTER_VAL_NO_OPENS"|"FILTER_VAL_REPLIED"|"FILTER_VAL_LINK_CLICKED" Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked
 ---@field campaign? string Campaign id (uuid)
 ---@field list_id? string Lead list id (uuid)
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
 ---@field in_list? boolean Restrict to leads that are (true) or are not (false) in a list
 ---@field ids? string[] Explicit ids to act on
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.listQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Emails to match
 ---@field limit? integer Page size (1-100), sent in the body (1..100)
@@ -102,6 +102,23 @@ function LeadsRecord:emails(params, opts) end
 ---@field distinct_contacts? boolean Return one row per contact email
 ---@field enrichment_status? 1|-1|11|-2 1=Enriched, -1=Failed, 11=Pending, -2=Not found
 ---@field esg_code? "0"|"1"|"2"|"3"|"4"|"all"|"none" Email security gateway region filter: 0=Unknown, 1=US, 2=Italy, 3=Germany, 4=France, all, none
+
+---@class instantly.params.leads.listQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.listQueriesItemValues Condition values
+
+---@class instantly.params.leads.listQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.listQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.listQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.listQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.listQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:create`.
 ---@class instantly.params.leads.create
@@ -144,13 +161,27 @@ function LeadsRecord:emails(params, opts) end
 ---@class instantly.params.leads.add_many
 ---@field campaign_id? string Target campaign (use campaign_id OR list_id) (uuid)
 ---@field list_id? string Target list (uuid)
----@field leads table<string, any>[] With campaign_id each lead needs email; with list_id at least one of email/first_name/last_name
+---@field leads instantly.params.leads.add_manyLeadsItem[] With campaign_id each lead needs email; with list_id at least one of email/first_name/last_name
 ---@field blocklist_id? string|instantly.Null Defaults to the workspace block list (uuid)
 ---@field assigned_to? string Defaults to the campaign owner (campaign_id) or the caller (uuid)
 ---@field verify_leads_on_import? boolean Spawns a background verification job
 ---@field skip_if_in_workspace? boolean Skip leads existing anywhere in the workspace; overrides the other skip flags
 ---@field skip_if_in_campaign? boolean Skip leads already in ANY campaign
 ---@field skip_if_in_list? boolean Skip leads already in ANY list
+
+---@class instantly.params.leads.add_manyLeadsItem
+---@field email? string|instantly.Null Email address; not format-checked: the API counts malformed addresses in invalid_email_count instead of refusing the batch
+---@field personalization? string|instantly.Null Personalization line
+---@field website? string|instantly.Null Website URL
+---@field last_name? string|instantly.Null Last name
+---@field first_name? string|instantly.Null First name
+---@field company_name? string|instantly.Null Company name
+---@field job_title? string|instantly.Null Job title
+---@field phone? string|instantly.Null Phone number
+---@field lt_interest_status? 1|2|3|4|0|-1|-2|-3|-4 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show
+---@field pl_value_lead? string|instantly.Null Potential value of the lead
+---@field assigned_to? string|instantly.Null Workspace user id the lead(s) are assigned to (uuid)
+---@field custom_variables? table<string, any> Flat map of string|number|boolean|null values (no nested objects/arrays)
 
 ---Parameters of `client.leads:delete_many`.
 ---@class instantly.params.leads.delete_many
@@ -163,7 +194,7 @@ function LeadsRecord:emails(params, opts) end
 ---Parameters of `client.leads:assign_many`.
 ---@class instantly.params.leads.assign_many
 ---@field search? string Free-text search filter
----@field filter? "FILTER_VAL_CONTACTED"|"FILTER_VAL_NOT_CONTACTED"|"FILTER_VAL_COMPLETED"|"FILTER_VAL_UNSUBSCRIBED"|"FILTER_VAL_ACTIVE"|"FILTER_LEAD_INTERESTED"|"FILTER_LEAD_NOT_INTERESTED"|"FILTER_LEAD_MEETING_BOOKED"|"FILTER_LEAD_MEETING_COMPLETED"|"FILTER_LEAD_CLOSED"|"FILTER_LEAD_OUT_OF_OFFICE"|"FILTER_LEAD_WRONG_PERSON"|"FILTER_LEAD_LOST"|"FILTER_LEAD_NO_SHOW"|"FILTER_LEAD_CUSTOM_LABEL_POSITIVE"|"FILTER_LEAD_CUSTOM_LABEL_NEGATIVE"|"FILTER_VAL_BOUNCED"|"FILTER_VAL_SKIPPED"|"FILTER_VAL_RISKY"|"FILTER_VAL_INVALID"|"FILTER_VAL_VALID"|"FILTER_VAL_IN_SUBSEQUENCE"|"FILTER_VAL_OPENED_NO_REPLY"|"FILTER_VAL_COMPLETED_NO_REPLY"|"FILTER_VAL_NO_OPENS"|"FILTER_VAL_REPLIED"|"FILTER_VAL_LINK_CLICKED" Predefined filter value
+---@field filter? "FILTER_VAL_CONTACTED"|"FILTER_VAL_NOT_CONTACTED"|"FILTER_VAL_COMPLETED"|"FILTER_VAL_UNSUBSCRIBED"|"FILTER_VAL_ACTIVE"|"FILTER_LEAD_INTERESTED"|"FILTER_LEAD_NOT_INTERESTED"|"FILTER_LEAD_MEETING_BOOKED"|"FILTER_LEAD_MEETING_COMPLETED"|"FILTER_LEAD_CLOSED"|"FILTER_LEAD_OUT_OF_OFFICE"|"FILTER_LEAD_WRONG_PERSON"|"FILTER_LEAD_LOST"|"FILTER_LEAD_NO_SHOW"|"FILTER_LEAD_CUSTOM_LABEL_POSITIVE"|"FILTER_LEAD_CUSTOM_LABEL_NEGATIVE"|"FILTER_VAL_BOUNCED"|"FILTER_VAL_SKIPPED"|"FILTER_VAL_RISKY"|"FILTER_VAL_INVALID"|"FILTER_VAL_VALID"|"FILTER_VAL_IN_SUBSEQUENCE"|"FILTER_VAL_OPENED_NO_REPLY"|"FILTER_VAL_COMPLETED_NO_REPLY"|"FILTER_VAL_NO_OPENS"|"FILTER_VAL_REPLIED"|"FILTER_VAL_LINK_CLICKED" Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked
 ---@field campaign? string Campaign id (uuid)
 ---@field list_id? string Lead list id (uuid)
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
@@ -172,20 +203,37 @@ function LeadsRecord:emails(params, opts) end
 ---@field smart_view_id? string Sales flow (smart view) id used as a lead filter (uuid)
 ---@field ids? string[] Explicit ids to act on
 ---@field limit? integer Maximum number of records to process
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.assign_manyQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field assigned_to? string Workspace user id the lead(s) are assigned to (uuid)
 ---@field has_clause? boolean Vendor-kit flag, meaning undocumented
+
+---@class instantly.params.leads.assign_manyQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.assign_manyQueriesItemValues Condition values
+
+---@class instantly.params.leads.assign_manyQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.assign_manyQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.assign_manyQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.assign_manyQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.assign_manyQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:move`.
 ---@class instantly.params.leads.move
 ---@field search? string Free-text search filter
----@field filter? string Predefined filter value
+---@field filter? "FILTER_VAL_CONTACTED"|"FILTER_VAL_NOT_CONTACTED"|"FILTER_VAL_COMPLETED"|"FILTER_VAL_UNSUBSCRIBED"|"FILTER_VAL_ACTIVE"|"FILTER_LEAD_INTERESTED"|"FILTER_LEAD_NOT_INTERESTED"|"FILTER_LEAD_MEETING_BOOKED"|"FILTER_LEAD_MEETING_COMPLETED"|"FILTER_LEAD_CLOSED"|"FILTER_LEAD_OUT_OF_OFFICE"|"FILTER_LEAD_WRONG_PERSON"|"FILTER_LEAD_LOST"|"FILTER_LEAD_NO_SHOW"|"FILTER_LEAD_CUSTOM_LABEL_POSITIVE"|"FILTER_LEAD_CUSTOM_LABEL_NEGATIVE"|"FILTER_VAL_BOUNCED"|"FILTER_VAL_SKIPPED"|"FILTER_VAL_RISKY"|"FILTER_VAL_INVALID"|"FILTER_VAL_VALID"|"FILTER_VAL_IN_SUBSEQUENCE"|"FILTER_VAL_OPENED_NO_REPLY"|"FILTER_VAL_COMPLETED_NO_REPLY"|"FILTER_VAL_NO_OPENS"|"FILTER_VAL_REPLIED"|"FILTER_VAL_LINK_CLICKED" Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked
 ---@field campaign? string Source campaign (uuid)
 ---@field list_id? string Source list (uuid)
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
 ---@field in_list? boolean Restrict to leads that are (true) or are not (false) in a list
 ---@field ids? string[] Acts as a filter inside the source campaign/list; campaign or list_id must also be given
----@field queries? table<string, any>[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
+---@field queries? instantly.params.leads.moveQueriesItem[] Advanced (smart view style) filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days number, occurrence-count {condition more|less|equal, count}, lead-status {status number, condition is|is-not}}}]
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Lead emails to match
 ---@field to_campaign_id? string Destination campaign id (uuid)
@@ -201,11 +249,28 @@ function LeadsRecord:emails(params, opts) end
 ---@field check_duplicates? boolean Skip leads that already exist at the destination
 ---@field reset_interest_status? boolean Reset interest status on move/copy; when false, campaign-to-campaign moves also migrate opportunities
 
+---@class instantly.params.leads.moveQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.moveQueriesItemValues Condition values
+
+---@class instantly.params.leads.moveQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.moveQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.moveQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.moveQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.moveQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
+
 ---Parameters of `client.leads:export`.
 ---@class instantly.params.leads.export
 ---@field app_connection_id? string Connected external app to export to
 ---@field search? string Free-text search filter
----@field filter? string Predefined filter value
+---@field filter? "FILTER_VAL_CONTACTED"|"FILTER_VAL_NOT_CONTACTED"|"FILTER_VAL_COMPLETED"|"FILTER_VAL_UNSUBSCRIBED"|"FILTER_VAL_ACTIVE"|"FILTER_LEAD_INTERESTED"|"FILTER_LEAD_NOT_INTERESTED"|"FILTER_LEAD_MEETING_BOOKED"|"FILTER_LEAD_MEETING_COMPLETED"|"FILTER_LEAD_CLOSED"|"FILTER_LEAD_OUT_OF_OFFICE"|"FILTER_LEAD_WRONG_PERSON"|"FILTER_LEAD_LOST"|"FILTER_LEAD_NO_SHOW"|"FILTER_LEAD_CUSTOM_LABEL_POSITIVE"|"FILTER_LEAD_CUSTOM_LABEL_NEGATIVE"|"FILTER_VAL_BOUNCED"|"FILTER_VAL_SKIPPED"|"FILTER_VAL_RISKY"|"FILTER_VAL_INVALID"|"FILTER_VAL_VALID"|"FILTER_VAL_IN_SUBSEQUENCE"|"FILTER_VAL_OPENED_NO_REPLY"|"FILTER_VAL_COMPLETED_NO_REPLY"|"FILTER_VAL_NO_OPENS"|"FILTER_VAL_REPLIED"|"FILTER_VAL_LINK_CLICKED" Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked
 ---@field campaign? string Campaign id (uuid)
 ---@field list_id? string Lead list id (uuid)
 ---@field in_campaign? boolean Restrict to leads that are (true) or are not (false) in a campaign
@@ -213,9 +278,26 @@ function LeadsRecord:emails(params, opts) end
 ---@field ids? string[] Explicit ids to act on
 ---@field excluded_ids? string[] Ids to leave out
 ---@field contacts? string[] Lead emails
----@field queries? table<string, any>[] Advanced filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days, occurrence-count {condition more|less|equal, count}, lead-status {status, condition is|is-not}}}]
+---@field queries? instantly.params.leads.exportQueriesItem[] Advanced filters: [{actionType! reply|email-open|last-contacted|link-click|lead-status|lead-status-change, values! {occurrence-days, occurrence-count {condition more|less|equal, count}, lead-status {status, condition is|is-not}}}]
 ---@field limit? integer Maximum number of records to process
 ---@field extra_params? table<string, any> {campaign_id, organization_id}
+
+---@class instantly.params.leads.exportQueriesItem
+---@field actionType "reply"|"email-open"|"last-contacted"|"link-click"|"lead-status"|"lead-status-change" What the condition looks at
+---@field values instantly.params.leads.exportQueriesItemValues Condition values
+
+---@class instantly.params.leads.exportQueriesItemValues
+---@field occurrence-days? number Within this many days
+---@field occurrence-count? instantly.params.leads.exportQueriesItemValuesOccurrence-count How often
+---@field lead-status? instantly.params.leads.exportQueriesItemValuesLead-status Lead status condition
+
+---@class instantly.params.leads.exportQueriesItemValuesOccurrence-count
+---@field condition "more"|"less"|"equal" Comparison
+---@field count number Count compared against
+
+---@class instantly.params.leads.exportQueriesItemValuesLead-status
+---@field status number Lead status value
+---@field condition "is"|"is-not" Comparison
 
 ---Parameters of `client.leads:merge`.
 ---@class instantly.params.leads.merge
@@ -351,6 +433,8 @@ function Leads:assign_many(params, opts) end
 function Leads:move(params, opts) end
 
 ---Export leads to a connected external app (background job).
+---
+---UNCONFIRMED: Only the older spec snapshot behind Romamo/instantly2 lists it; the vendor kit, the skill doc, go-instantly and instantly-cli do not. It may have been removed from the API. Calling it warns once through `on_warning`.
 ---
 ---`POST /api/v2/leads/export`
 ---Only in the older Romamo/instantly2 spec snapshot; absent from the vendor kit, the skill doc and go-instantly - may have been removed.

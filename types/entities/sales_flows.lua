@@ -64,6 +64,8 @@ local SalesFlows = {}
 
 ---List sales flows (smart views).
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt. Calling it warns once through `on_warning`.
+---
 ---`GET /api/v2/sales-flows`
 ---Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.
 ---@param params? instantly.params.sales_flows.list
@@ -87,6 +89,8 @@ function SalesFlows:all(params, opts) end
 
 ---Create a sales flow.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt. Calling it warns once through `on_warning`.
+---
 ---`POST /api/v2/sales-flows`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param params instantly.params.sales_flows.create
@@ -96,6 +100,8 @@ function SalesFlows:all(params, opts) end
 function SalesFlows:create(params, opts) end
 
 ---Get a sales flow.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt. Calling it warns once through `on_warning`.
 ---
 ---`GET /api/v2/sales-flows/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
@@ -107,6 +113,8 @@ function SalesFlows:get(id, opts) end
 
 ---Update a sales flow.
 ---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt. Calling it warns once through `on_warning`.
+---
 ---`PATCH /api/v2/sales-flows/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.
 ---@param id string Resource id (uuid)
@@ -117,6 +125,8 @@ function SalesFlows:get(id, opts) end
 function SalesFlows:update(id, params, opts) end
 
 ---Delete a sales flow.
+---
+---UNCONFIRMED: No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt. Calling it warns once through `on_warning`.
 ---
 ---`DELETE /api/v2/sales-flows/{id}`
 ---Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.

@@ -11,8 +11,8 @@
 ---@field name? string
 ---@field status? -99|-1|-2|0|1|2|3|4 0=Draft, 1=Active, 2=Paused, 3=Completed, 4=Running Subsequences, -99=Account Suspended, -1=Accounts Unhealthy, -2=Bounce Protect
 ---@field conditions? instantly.CampaignSubsequenceConditions
----@field subsequence_schedule? table<string, any> Same shape as campaign_schedule
----@field sequences? table<string, any>[] Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]
+---@field subsequence_schedule? instantly.CampaignSubsequenceSubsequenceSchedule Same shape as campaign_schedule
+---@field sequences? instantly.CampaignSubsequenceSequencesItem[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field daily_limit_mode? "inherit"|"custom"|"unlimited"
 ---@field daily_limit? integer|instantly.Null
 ---@field ignore_account_daily_limit? boolean
@@ -24,6 +24,35 @@ local SubsequencesRecord = {}
 ---@field crm_status? integer[] Interest statuses that trigger: 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show; custom lead-label values are also possible
 ---@field lead_activity? (2|4|91)[] 2=Email opened, 4=Link clicked, 91=Campaign completed without reply
 ---@field reply_contains? string Keyword in the reply
+
+---@class instantly.CampaignSubsequenceSubsequenceSchedule
+---@field schedules instantly.CampaignSubsequenceSubsequenceScheduleSchedulesItem[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
+
+---@class instantly.CampaignSubsequenceSequencesItem
+---@field steps instantly.CampaignSubsequenceSequencesItemStepsItem[] Steps in sending order
+
+---@class instantly.CampaignSubsequenceSubsequenceScheduleSchedulesItem
+---@field name string Schedule name
+---@field timing instantly.CampaignSubsequenceSubsequenceScheduleSchedulesItemTiming Sending window, 24-hour HH:MM times
+---@field days table<"0"|"1"|"2"|"3"|"4"|"5"|"6", boolean> Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans
+---@field timezone "Etc/GMT+12"|"Etc/GMT+11"|"Etc/GMT+10"|"America/Anchorage"|"America/Dawson"|"America/Creston"|"America/Chihuahua"|"America/Boise"|"America/Belize"|"America/Chicago"|"America/Bahia_Banderas"|"America/Regina"|"America/Bogota"|"America/Detroit"|"America/Indiana/Marengo"|"America/Caracas"|"America/Asuncion"|"America/Glace_Bay"|"America/Campo_Grande"|"America/Anguilla"|"America/Santiago"|"America/St_Johns"|"America/Sao_Paulo"|"America/Argentina/La_Rioja"|"America/Araguaina"|"America/Godthab"|"America/Montevideo"|"America/Bahia"|"America/Noronha"|"America/Scoresbysund"|"Atlantic/Cape_Verde"|"Africa/Casablanca"|"America/Danmarkshavn"|"Europe/Isle_of_Man"|"Atlantic/Canary"|"Africa/Abidjan"|"Arctic/Longyearbyen"|"Europe/Belgrade"|"Africa/Ceuta"|"Europe/Sarajevo"|"Africa/Algiers"|"Africa/Windhoek"|"Asia/Nicosia"|"Asia/Beirut"|"Africa/Cairo"|"Asia/Damascus"|"Europe/Bucharest"|"Africa/Blantyre"|"Europe/Helsinki"|"Europe/Istanbul"|"Asia/Jerusalem"|"Africa/Tripoli"|"Asia/Amman"|"Asia/Baghdad"|"Europe/Kaliningrad"|"Asia/Aden"|"Africa/Addis_Ababa"|"Europe/Kirov"|"Europe/Astrakhan"|"Asia/Tehran"|"Asia/Dubai"|"Asia/Baku"|"Indian/Mahe"|"Asia/Tbilisi"|"Asia/Yerevan"|"Asia/Kabul"|"Antarctica/Mawson"|"Asia/Yekaterinburg"|"Asia/Karachi"|"Asia/Kolkata"|"Asia/Colombo"|"Asia/Kathmandu"|"Antarctica/Vostok"|"Asia/Dhaka"|"Asia/Rangoon"|"Antarctica/Davis"|"Asia/Novokuznetsk"|"Asia/Hong_Kong"|"Asia/Krasnoyarsk"|"Asia/Brunei"|"Australia/Perth"|"Asia/Taipei"|"Asia/Choibalsan"|"Asia/Irkutsk"|"Asia/Dili"|"Asia/Pyongyang"|"Australia/Adelaide"|"Australia/Darwin"|"Australia/Brisbane"|"Australia/Melbourne"|"Antarctica/DumontDUrville"|"Australia/Currie"|"Asia/Chita"|"Antarctica/Macquarie"|"Asia/Sakhalin"|"Pacific/Auckland"|"Etc/GMT-12"|"Pacific/Fiji"|"Asia/Anadyr"|"Asia/Kamchatka"|"Etc/GMT-13"|"Pacific/Apia" Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)
+
+---@class instantly.CampaignSubsequenceSequencesItemStepsItem
+---@field type "email" Step type (only email)
+---@field delay number Wait before the next step, in delay_unit
+---@field delay_unit? "minutes"|"hours"|"days" Unit of delay (default days)
+---@field pre_delay? number Wait before this step, in pre_delay_unit
+---@field pre_delay_unit? "minutes"|"hours"|"days" Unit of pre_delay
+---@field variants instantly.CampaignSubsequenceSequencesItemStepsItemVariantsItem[] A/B variants of the step
+
+---@class instantly.CampaignSubsequenceSubsequenceScheduleSchedulesItemTiming
+---@field from string Start of the window (HH:MM) (hh:mm)
+---@field to string End of the window (HH:MM) (hh:mm)
+
+---@class instantly.CampaignSubsequenceSequencesItemStepsItemVariantsItem
+---@field subject string Subject line
+---@field body string Body (HTML or text)
+---@field v_disabled? boolean Variant disabled
 
 ---Get a subsequence (this record's `id`).
 ---@param opts? instantly.CallOptions
@@ -83,7 +112,7 @@ function SubsequencesRecord:sending_status(params, opts) end
 ---@field name string Display name
 ---@field conditions instantly.params.subsequences.createConditions Trigger conditions
 ---@field subsequence_schedule instantly.params.subsequences.createSubsequenceSchedule Sending schedule (same shape as campaign_schedule)
----@field sequences table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences instantly.params.subsequences.createSequencesItem[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field daily_limit_mode? "inherit"|"custom"|"unlimited" inherit = parent campaign limit, custom = own daily_limit, unlimited = bypass the campaign limit
 ---@field daily_limit? integer|instantly.Null Used only when daily_limit_mode=custom
 ---@field ignore_account_daily_limit? boolean Keep sending when accounts hit their daily limit
@@ -96,7 +125,33 @@ function SubsequencesRecord:sending_status(params, opts) end
 ---@class instantly.params.subsequences.createSubsequenceSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules instantly.params.subsequences.createSubsequenceScheduleSchedulesItem[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
+
+---@class instantly.params.subsequences.createSequencesItem
+---@field steps instantly.params.subsequences.createSequencesItemStepsItem[] Steps in sending order
+
+---@class instantly.params.subsequences.createSubsequenceScheduleSchedulesItem
+---@field name string Schedule name
+---@field timing instantly.params.subsequences.createSubsequenceScheduleSchedulesItemTiming Sending window, 24-hour HH:MM times
+---@field days table<"0"|"1"|"2"|"3"|"4"|"5"|"6", boolean> Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans
+---@field timezone "Etc/GMT+12"|"Etc/GMT+11"|"Etc/GMT+10"|"America/Anchorage"|"America/Dawson"|"America/Creston"|"America/Chihuahua"|"America/Boise"|"America/Belize"|"America/Chicago"|"America/Bahia_Banderas"|"America/Regina"|"America/Bogota"|"America/Detroit"|"America/Indiana/Marengo"|"America/Caracas"|"America/Asuncion"|"America/Glace_Bay"|"America/Campo_Grande"|"America/Anguilla"|"America/Santiago"|"America/St_Johns"|"America/Sao_Paulo"|"America/Argentina/La_Rioja"|"America/Araguaina"|"America/Godthab"|"America/Montevideo"|"America/Bahia"|"America/Noronha"|"America/Scoresbysund"|"Atlantic/Cape_Verde"|"Africa/Casablanca"|"America/Danmarkshavn"|"Europe/Isle_of_Man"|"Atlantic/Canary"|"Africa/Abidjan"|"Arctic/Longyearbyen"|"Europe/Belgrade"|"Africa/Ceuta"|"Europe/Sarajevo"|"Africa/Algiers"|"Africa/Windhoek"|"Asia/Nicosia"|"Asia/Beirut"|"Africa/Cairo"|"Asia/Damascus"|"Europe/Bucharest"|"Africa/Blantyre"|"Europe/Helsinki"|"Europe/Istanbul"|"Asia/Jerusalem"|"Africa/Tripoli"|"Asia/Amman"|"Asia/Baghdad"|"Europe/Kaliningrad"|"Asia/Aden"|"Africa/Addis_Ababa"|"Europe/Kirov"|"Europe/Astrakhan"|"Asia/Tehran"|"Asia/Dubai"|"Asia/Baku"|"Indian/Mahe"|"Asia/Tbilisi"|"Asia/Yerevan"|"Asia/Kabul"|"Antarctica/Mawson"|"Asia/Yekaterinburg"|"Asia/Karachi"|"Asia/Kolkata"|"Asia/Colombo"|"Asia/Kathmandu"|"Antarctica/Vostok"|"Asia/Dhaka"|"Asia/Rangoon"|"Antarctica/Davis"|"Asia/Novokuznetsk"|"Asia/Hong_Kong"|"Asia/Krasnoyarsk"|"Asia/Brunei"|"Australia/Perth"|"Asia/Taipei"|"Asia/Choibalsan"|"Asia/Irkutsk"|"Asia/Dili"|"Asia/Pyongyang"|"Australia/Adelaide"|"Australia/Darwin"|"Australia/Brisbane"|"Australia/Melbourne"|"Antarctica/DumontDUrville"|"Australia/Currie"|"Asia/Chita"|"Antarctica/Macquarie"|"Asia/Sakhalin"|"Pacific/Auckland"|"Etc/GMT-12"|"Pacific/Fiji"|"Asia/Anadyr"|"Asia/Kamchatka"|"Etc/GMT-13"|"Pacific/Apia" Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)
+
+---@class instantly.params.subsequences.createSequencesItemStepsItem
+---@field type "email" Step type (only email)
+---@field delay number Wait before the next step, in delay_unit
+---@field delay_unit? "minutes"|"hours"|"days" Unit of delay (default days)
+---@field pre_delay? number Wait before this step, in pre_delay_unit
+---@field pre_delay_unit? "minutes"|"hours"|"days" Unit of pre_delay
+---@field variants instantly.params.subsequences.createSequencesItemStepsItemVariantsItem[] A/B variants of the step
+
+---@class instantly.params.subsequences.createSubsequenceScheduleSchedulesItemTiming
+---@field from string Start of the window (HH:MM) (hh:mm)
+---@field to string End of the window (HH:MM) (hh:mm)
+
+---@class instantly.params.subsequences.createSequencesItemStepsItemVariantsItem
+---@field subject string Subject line
+---@field body string Body (HTML or text)
+---@field v_disabled? boolean Variant disabled
 
 ---Parameters of `client.subsequences:update`.
 ---@class instantly.params.subsequences.update

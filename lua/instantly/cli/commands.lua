@@ -25,6 +25,8 @@ M.GLOBALS = {
   { "--data", true, "Request parameters as a JSON object: @file.json, - for stdin, or inline JSON. "
     .. "Flags override its fields.", "Request" },
   { "--wait", false, "On calls that start a background job, wait for it to finish.", "Request" },
+  { "--no-validate", false, "Send the parameters even when they fail the local checks (enums, ranges, formats, "
+    .. "nested fields); each problem is printed on stderr.", "Request" },
   { "--dry-run", false, "Print the exact request (key redacted) and send nothing.", "Safety" },
   { "--yes", false, "Confirm a destructive operation without asking.", "Safety" },
   { "--base-url", true, "API base URL (default: INSTANTLY_BASE_URL or https://api.instantly.ai).", "Connection" },
@@ -215,6 +217,11 @@ end
 
 local function op_description(op)
   local lines = { op.summary or "" }
+  if op.unconfirmed then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "UNCONFIRMED: "
+      .. tostring(op.evidence_note or "no public source built from the live spec lists it.")
+  end
   if not op.extra then
     lines[#lines + 1] = ""
     lines[#lines + 1] = string.format("%s %s%s", op.method, index.path_prefix, op.path)
@@ -256,7 +263,7 @@ end
 
 local function add_action(ep, e, op)
   local ap = ep:command(op.lua_method, op_description(op))
-  ap:summary(op.summary or "")
+  ap:summary((op.unconfirmed and "[unconfirmed] " or "") .. (op.summary or ""))
   local words = { "instantly", e.lua_name, op.lua_method }
   for _, pp in ipairs(op.path_params or op.args or {}) do
     words[#words + 1] = pp.optional and ("[<" .. pp.name .. ">]") or ("<" .. pp.name .. ">")
@@ -320,8 +327,8 @@ function M.build(width, entity, op)
         if op and (a.lua_method == op.lua_method) then
           aparser, bools = add_action(c, e, a)
         else
-          local s = c:command(name, a.summary or "")
-          s:summary(a.summary or "")
+          local s = c:command(name, (a.unconfirmed and "[unconfirmed] " or "") .. (a.summary or ""))
+          s:summary((a.unconfirmed and "[unconfirmed] " or "") .. (a.summary or ""))
         end
       end
     end

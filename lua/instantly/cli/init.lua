@@ -165,20 +165,27 @@ local function print_help(io_, parser, to_stderr)
 end
 
 -- Turn parsed flags into the request parameters of the operation.
-local function collect_params(op, res, json, data)
+-- `lax` (--no-validate): only the type conversion, no enum or range
+-- checks and no required flags; the SDK then reports problems as warnings.
+local function collect_params(op, res, json, data, lax)
   local p = {}
   if data then for k, v in pairs(data) do p[k] = v end end
   local list = op.options or params.flags(op)
   for _, def in ipairs(list) do
     local raw = res["f_" .. def.name]
     if raw ~= nil and not (type(raw) == "table" and #raw == 0) then
-      local v, err = params.coerce(def, raw, json)
+      local d = def
+      if lax then
+        local LAX = { enum = true, min = true, max = true }
+        d = setmetatable({}, { __index = function(_, k) if not LAX[k] then return def[k] end end })
+      end
+      local v, err = params.coerce(d, raw, json)
       if v == nil then usage(err) end
       p[def.name] = v
     end
   end
   for _, def in ipairs(list) do
-    if def.required and p[def.name] == nil then
+    if def.required and p[def.name] == nil and not lax then
       usage("missing --" .. def.name .. " (required)")
     end
   end
@@ -299,7 +306,7 @@ function M.run(argv, io_, getenv, keep_mock)
   end
 
   local data = g("data") and load_data(g("data"), json) or nil
-  local call_params = collect_params(op, res, json, data)
+  local call_params = collect_params(op, res, json, data, g("no_validate"))
   local path_args = {}
   for _, pp in ipairs(op.path_params or {}) do
     path_args[#path_args + 1] = res["p_" .. pp.name]
@@ -373,7 +380,8 @@ function M.run(argv, io_, getenv, keep_mock)
   local instantly = require("instantly")
   local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry,
     workspace = g("workspace"), timeout = timeout, on_request = on_request, on_response = on_response,
-    on_wait = on_wait }
+    on_wait = on_wait, validate = g("no_validate") and "warn" or "strict",
+    on_warning = function(text) io_.stderr:write("instantly: warning: ", text, "\n") end }
 
   local record_entity = entity_by_item(op.response and op.response.item)
   local ctx = {

@@ -33,7 +33,7 @@ return {
     },
     {
       name = "provider_code",
-      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs) / Other (third-party)",
+      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs; a third-party reference says Other)",
       type = "integer",
       enum = { 1, 2, 3, 4, 8 },
       read_only = false,
@@ -68,6 +68,44 @@ return {
           description = "{warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only}",
           type = "object",
           read_only = false,
+          fields = {
+            {
+              name = "warm_ctd",
+              description = "Warm up the custom tracking domain",
+              type = "boolean",
+              required = false,
+            },
+            {
+              name = "open_rate",
+              description = "Target open rate",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "important_rate",
+              description = "Rate of emails marked important",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "read_emulation",
+              description = "Emulate reading",
+              type = "boolean",
+              required = false,
+            },
+            {
+              name = "spam_save_rate",
+              description = "Rate of emails rescued from spam",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "weekday_only",
+              description = "Warm up on weekdays only",
+              type = "boolean",
+              required = false,
+            },
+          },
         },
         {
           name = "warmup_custom_ftag",
@@ -271,6 +309,13 @@ return {
           required = false,
         },
         {
+          name = "skip",
+          description = "Number of accounts to skip (offset paging; go-instantly sends it). The cursor (starting_after) is the documented way to page",
+          type = "integer",
+          required = false,
+          min = 0,
+        },
+        {
           name = "search",
           description = "Search by email",
           type = "string",
@@ -310,7 +355,7 @@ return {
         },
         {
           name = "filter",
-          description = "Predefined filter value",
+          description = "Predefined account filter: ACC_FILTER_PAUSED=Paused; ACC_FILTER_ERROR=Has errors; ACC_FILTER_NO_CTD=No custom tracking domain; ACC_FILTER_PW_ACCOUNTS=Pre-warmed accounts; ACC_FILTER_DFY=Done-for-you accounts; ACC_FILTER_DFY_SETUP_PENDING=Done-for-you setup pending; ACC_FILTER_W_ACTIVE=Warmup active; ACC_FILTER_W_PAUSED=Warmup paused; ACC_FILTER_W_ERROR=Warmup error",
           type = "string",
           required = false,
           enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
@@ -336,6 +381,7 @@ return {
         item = "Account",
         notes = "Cursor page: {items, next_starting_after}. items may include a tags array when include_tags=true. next_starting_after is a 'timestamp_created&email' cursor (a legacy ISO date-time cursor is still accepted).",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createAccount",
@@ -386,6 +432,44 @@ return {
                 description = "warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only",
                 type = "object",
                 required = false,
+                fields = {
+                  {
+                    name = "warm_ctd",
+                    description = "Warm up the custom tracking domain",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "open_rate",
+                    description = "Target open rate",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "important_rate",
+                    description = "Rate of emails marked important",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "read_emulation",
+                    description = "Emulate reading",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "spam_save_rate",
+                    description = "Rate of emails rescued from spam",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "weekday_only",
+                    description = "Warm up on weekdays only",
+                    type = "boolean",
+                    required = false,
+                  },
+                },
               },
               {
                 name = "warmup_custom_ftag",
@@ -537,6 +621,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getAccount",
@@ -562,6 +647,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchAccount",
@@ -613,6 +699,44 @@ return {
                 description = "warm_ctd, open_rate, important_rate, read_emulation, spam_save_rate, weekday_only",
                 type = "object",
                 required = false,
+                fields = {
+                  {
+                    name = "warm_ctd",
+                    description = "Warm up the custom tracking domain",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "open_rate",
+                    description = "Target open rate",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "important_rate",
+                    description = "Rate of emails marked important",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "read_emulation",
+                    description = "Emulate reading",
+                    type = "boolean",
+                    required = false,
+                  },
+                  {
+                    name = "spam_save_rate",
+                    description = "Rate of emails rescued from spam",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "weekday_only",
+                    description = "Warm up on weekdays only",
+                    type = "boolean",
+                    required = false,
+                  },
+                },
               },
               {
                 name = "warmup_custom_ftag",
@@ -710,6 +834,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteAccount",
@@ -735,6 +860,7 @@ return {
         item = "Account",
         notes = "returns the deleted account",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseAccount",
@@ -760,6 +886,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "resumeAccount",
@@ -785,6 +912,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseAccountsBulk",
@@ -813,6 +941,7 @@ return {
         kind = "object",
         notes = "{paused_emails[], failed_emails[]}. Known only from go-instantly (account.Service.PauseBulk); operationId invented here; scopes not documented.",
       },
+      evidence = { "go-instantly" },
     },
     {
       id = "markAccountFixed",
@@ -838,6 +967,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveAccounts",
@@ -880,6 +1010,7 @@ return {
         kind = "object",
         notes = "{status: 'success'}. Admin-workspace key required; source and destination must share the admin workspace; use the x-as-workspace header. Destructive.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "enableWarmupForAccounts",
@@ -920,6 +1051,22 @@ return {
             description = "{tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "Accounts with this tag",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter (see accounts:list filter)",
+                type = "string",
+                required = false,
+                nullable = true,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",
@@ -935,6 +1082,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "disableWarmupForAccounts",
@@ -975,6 +1123,22 @@ return {
             description = "{tag_id, filter: one of the ACC_FILTER_* values}; used with include_all_emails",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "Accounts with this tag",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter (see accounts:list filter)",
+                type = "string",
+                required = false,
+                nullable = true,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",
@@ -990,6 +1154,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCtdStatus",
@@ -1013,6 +1178,7 @@ return {
         kind = "object",
         notes = "{success, ssl, cname, host}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

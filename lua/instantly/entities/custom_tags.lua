@@ -94,6 +94,7 @@ return {
         item = "Custom Tag",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCustomTag",
@@ -129,6 +130,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCustomTag",
@@ -154,6 +156,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCustomTag",
@@ -197,6 +200,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCustomTag",
@@ -222,6 +226,7 @@ return {
         item = "Custom Tag",
         notes = "returns the deleted tag",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "toggleTagResource",
@@ -278,9 +283,51 @@ return {
           },
           {
             name = "filter",
-            description = "Either one ACC_FILTER_* string or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}",
+            description = "Which resources when selected_all is true: one ACC_FILTER_* string, or an object {tag_id (uuid or 'no-tag'), tag_ids[], tag_ids_all[], filter, search}",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "tag_id",
+                description = "A tag id, or 'no-tag'",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "tag_ids",
+                description = "Any of these tags",
+                type = "array",
+                items = "string",
+                required = false,
+              },
+              {
+                name = "tag_ids_all",
+                description = "All of these tags",
+                type = "array",
+                items = "string",
+                required = false,
+              },
+              {
+                name = "filter",
+                description = "Predefined account filter",
+                type = "string",
+                required = false,
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+              {
+                name = "search",
+                description = "Free-text search",
+                type = "string",
+                required = false,
+              },
+            },
+            one_of = {
+              {
+                description = "One predefined account filter",
+                type = "string",
+                enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
+              },
+            },
           },
           {
             name = "search",
@@ -295,6 +342,7 @@ return {
         kind = "object",
         notes = "{success}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

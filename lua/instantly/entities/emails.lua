@@ -152,6 +152,7 @@ return {
     },
     {
       name = "is_unread",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -159,6 +160,7 @@ return {
     },
     {
       name = "is_auto_reply",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -180,6 +182,7 @@ return {
     },
     {
       name = "ai_assisted",
+      description = "0=No, 1=Yes (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -187,7 +190,7 @@ return {
     },
     {
       name = "is_focused",
-      description = "In the primary Unibox tab",
+      description = "0=No, 1=Yes - In the primary Unibox tab (a number, not a boolean: test with == 1)",
       type = "integer",
       nullable = true,
       enum = { 0, 1 },
@@ -402,6 +405,7 @@ return {
         item = "Email",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getEmail",
@@ -427,6 +431,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchEmail",
@@ -473,6 +478,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteEmail",
@@ -498,6 +504,7 @@ return {
         item = "Email",
         notes = "returns the deleted email",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "replyToEmail",
@@ -590,6 +597,7 @@ return {
         item = "Email",
         notes = "reply_to_uuid is the id of the email being answered (equals a webhook payload's email_id). Vendor docs note the official docs misspell it 'reyply_to_uuid'.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "forwardEmail",
@@ -634,6 +642,20 @@ return {
             description = "{html} and/or {text}; the vendor kit models it as required unless include_original_body=true",
             type = "object",
             required = false,
+            fields = {
+              {
+                name = "html",
+                description = "HTML body",
+                type = "string",
+                required = false,
+              },
+              {
+                name = "text",
+                description = "Plain-text body",
+                type = "string",
+                required = false,
+              },
+            },
           },
           {
             name = "include_original_body",
@@ -681,6 +703,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "sendTestEmail",
@@ -734,6 +757,7 @@ return {
         kind = "object",
         notes = "{status:'success'} OR {error: ACC_AUTH_ERROR|ACC_NOT_FOUND|ACC_UNKNOWN_ERROR} - both with HTTP 200; check the body",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "markThreadAsRead",
@@ -758,6 +782,7 @@ return {
         kind = "object",
         notes = "{success}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "countUnreadEmails",
@@ -774,6 +799,7 @@ return {
         kind = "object",
         notes = "{count}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -134,10 +134,11 @@ return {
     },
     {
       name = "payload",
-      description = "Custom variables (flat map of string/number/boolean/null); set via custom_variables",
+      description = "Custom variables (flat map of string/number/boolean/null). Written as custom_variables; records read them as custom_variables too (payload still reads)",
       type = "object",
       nullable = true,
       read_only = true,
+      record_name = "custom_variables",
     },
     {
       name = "email_open_count",
@@ -353,9 +354,10 @@ return {
           },
           {
             name = "filter",
-            description = "One of the FILTER_* values; for custom labels use interest_status",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -396,6 +398,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "excluded_ids",
@@ -473,6 +540,7 @@ return {
         item = "Lead",
         notes = "Cursor page: {items, next_starting_after}. POST used as a list call; limit/starting_after travel in the JSON body. Chronological order is only guaranteed for leads created on/after 2025-10-15.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createLead",
@@ -624,6 +692,11 @@ return {
             description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
             type = "object",
             required = false,
+            values = {
+              description = "A string, number, boolean or null (no nested objects or arrays)",
+              type = "scalar",
+              nullable = true,
+            },
           },
         },
       },
@@ -633,6 +706,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getLead",
@@ -658,6 +732,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchLead",
@@ -756,6 +831,11 @@ return {
             description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
             type = "object",
             required = false,
+            values = {
+              description = "A string, number, boolean or null (no nested objects or arrays)",
+              type = "scalar",
+              nullable = true,
+            },
           },
         },
       },
@@ -765,6 +845,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteLead",
@@ -790,6 +871,7 @@ return {
         item = "Lead",
         notes = "returns the deleted lead",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAddLeads",
@@ -827,9 +909,8 @@ return {
             fields = {
               {
                 name = "email",
-                description = "Email address",
+                description = "Email address; not format-checked: the API counts malformed addresses in invalid_email_count instead of refusing the batch",
                 type = "string",
-                format = "email",
                 required = false,
                 nullable = true,
               },
@@ -909,6 +990,11 @@ return {
                 description = "Flat map of string|number|boolean|null values (no nested objects/arrays)",
                 type = "object",
                 required = false,
+                values = {
+                  description = "A string, number, boolean or null (no nested objects or arrays)",
+                  type = "scalar",
+                  nullable = true,
+                },
               },
             },
           },
@@ -958,6 +1044,7 @@ return {
         kind = "object",
         notes = "{status, total_sent, leads_uploaded, in_blocklist, blocklist_used, duplicated_leads, skipped_count, invalid_email_count, incomplete_count, duplicate_email_count, remaining_in_plan, created_leads: [{index, id, email, first_name, last_name, phone}]}. Max 1000 leads per call; give campaign_id XOR list_id. Per vendor conventions, verify_leads_on_import=true spawns a background verification job, but no job id is modelled in the response.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkDeleteLeads",
@@ -1012,6 +1099,7 @@ return {
         kind = "object",
         notes = "{count} - number of deleted leads. DELETE with a JSON body; give campaign_id XOR list_id. Destructive. DELETE with a JSON body; the vendor kit's generated body type is undefined (unknown), body fields come from the skill-doc JSON and third-party reference",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAssignLeads",
@@ -1035,7 +1123,7 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
             enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
@@ -1099,6 +1187,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "assigned_to",
@@ -1120,6 +1273,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {status, message}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeads",
@@ -1143,9 +1297,10 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -1186,6 +1341,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "excluded_ids",
@@ -1286,6 +1506,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "exportLeads",
@@ -1315,9 +1536,10 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -1372,6 +1594,71 @@ return {
             type = "array",
             items = "object",
             required = false,
+            fields = {
+              {
+                name = "actionType",
+                description = "What the condition looks at",
+                type = "string",
+                required = true,
+                enum = { "reply", "email-open", "last-contacted", "link-click", "lead-status", "lead-status-change" },
+              },
+              {
+                name = "values",
+                description = "Condition values",
+                type = "object",
+                required = true,
+                fields = {
+                  {
+                    name = "occurrence-days",
+                    description = "Within this many days",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "occurrence-count",
+                    description = "How often",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "more", "less", "equal" },
+                      },
+                      {
+                        name = "count",
+                        description = "Count compared against",
+                        type = "number",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "lead-status",
+                    description = "Lead status condition",
+                    type = "object",
+                    required = false,
+                    fields = {
+                      {
+                        name = "status",
+                        description = "Lead status value",
+                        type = "number",
+                        required = true,
+                      },
+                      {
+                        name = "condition",
+                        description = "Comparison",
+                        type = "string",
+                        required = true,
+                        enum = { "is", "is-not" },
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "limit",
@@ -1393,6 +1680,9 @@ return {
         item = "Background Job",
         notes = "Only in the older Romamo/instantly2 spec snapshot; absent from the vendor kit, the skill doc and go-instantly - may have been removed.",
       },
+      evidence = { "romamo-instantly2" },
+      evidence_note = "Only the older spec snapshot behind Romamo/instantly2 lists it; the vendor kit, the skill doc, go-instantly and instantly-cli do not. It may have been removed from the API.",
+      unconfirmed = true,
     },
     {
       id = "mergeLeads",
@@ -1429,6 +1719,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "updateLeadInterestStatus",
@@ -1491,6 +1782,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {message}; processed in the background",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeadToSubsequence",
@@ -1527,6 +1819,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "removeLeadFromSubsequence",
@@ -1556,6 +1849,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -1,0 +1,118 @@
+-- Records without truthiness traps: JSON null left out (raw value on
+-- request), boolean fields as booleans, custom variables under one name.
+local H = require "support.client_helper"
+local instantly = require "instantly"
+local core = require "instantly.core"
+
+local JSON = { ["content-type"] = "application/json" }
+local ID = "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
+
+describe("records and JSON null", function()
+  local body = '{"id":"' .. ID .. '","email":"a@b.co","lt_interest_status":null,"company_name":null,'
+    .. '"payload":{"tier":"gold","seats":null},"status":1,'
+    .. '"tags":[null,"x"],"nested":[{"k":null,"v":2}]}'
+
+  it("leave null fields out, so an if takes the branch a person expects", function()
+    local c = H.fake_client(H.const(200, body, JSON))
+    local lead = assert(c.leads:get(ID))
+    assert.is_nil(lead.lt_interest_status)
+    assert.is_nil(rawget(lead, "company_name"))
+    local branch = "none"
+    if lead.lt_interest_status then branch = "some" end
+    assert.equal("none", branch)
+    for k, v in pairs(lead) do assert.are_not.equal(instantly.null, v, k) end
+    -- nested objects too; array positions are kept
+    assert.is_nil(lead.custom_variables.seats)
+    assert.equal(instantly.null, lead.tags[1])
+    assert.equal("x", lead.tags[2])
+    assert.is_nil(lead.nested[1].k)
+    assert.equal(2, lead.nested[1].v)
+  end)
+
+  it("say which fields were null, and give the raw record on request", function()
+    local c = H.fake_client(H.const(200, body, JSON))
+    local lead = assert(c.leads:get(ID))
+    assert.same({ "company_name", "lt_interest_status" }, instantly.nulls(lead))
+    assert.same({ "seats" }, instantly.nulls(lead.custom_variables))
+    local raw = instantly.raw(lead)
+    assert.is_nil(getmetatable(raw), "plain data")
+    assert.equal(instantly.null, raw.lt_interest_status)
+    assert.equal(instantly.null, raw.payload.seats)
+    assert.equal("gold", raw.payload.tier)
+    assert.is_nil(raw.custom_variables)
+    -- the raw record encodes back to what was received
+    assert.same(core.json_decode(body), core.json_decode(assert(core.json_encode(raw))))
+  end)
+
+  it("apply to list items and iterators", function()
+    local page = '{"items":[{"id":"l1","lt_interest_status":null},{"id":"l2","lt_interest_status":1}],'
+      .. '"next_starting_after":null}'
+    local c = H.fake_client(H.const(200, page, JSON))
+    local seen = {}
+    for lead in c.leads:each() do seen[#seen + 1] = lead.lt_interest_status or "none" end
+    assert.same({ "none", 1 }, seen)
+  end)
+
+  it("leave an explicit null possible when sending (clearing a field)", function()
+    local c, t = H.fake_client(H.const(200, '{"id":"' .. ID .. '","daily_limit":null}', JSON))
+    local camp = assert(c.campaigns:update(ID, { daily_limit = instantly.null }))
+    assert.matches('"daily_limit":null', t.log[1].body)
+    assert.is_nil(camp.daily_limit)
+  end)
+end)
+
+describe("records and booleans", function()
+  it("read 0/1 in a field the catalog types as boolean as false/true", function()
+    local c = H.fake_client(H.const(200, '{"id":"' .. ID .. '","is_evergreen":0,"stop_on_reply":1,'
+      .. '"open_tracking":true}', JSON))
+    local camp = assert(c.campaigns:get(ID))
+    assert.is_false(camp.is_evergreen)
+    assert.is_true(camp.stop_on_reply)
+    assert.is_true(camp.open_tracking)
+  end)
+
+  it("keep the 0/1 email flags as numbers (the API takes them back as numbers)", function()
+    local c, t = H.fake_client(H.const(200, '{"id":"' .. ID .. '","is_auto_reply":0,"is_unread":1}', JSON))
+    local e = assert(c.emails:get(ID))
+    assert.equal(0, e.is_auto_reply)
+    assert.is_false(e.is_auto_reply == instantly.enums.email.is_auto_reply.yes)
+    assert(c.emails:update(ID, { is_unread = e.is_unread }))
+    assert.same({ is_unread = 1 }, t.log[2].json)
+  end)
+end)
+
+describe("custom variables", function()
+  it("are written and read as custom_variables; payload still reads", function()
+    local c, t = H.fake_client(function(req)
+      if req.method == "PATCH" then return 200, '{"id":"' .. ID .. '","payload":{"tier":"gold"}}', JSON end
+      return 200, '{"id":"' .. ID .. '","payload":{"tier":"silver"}}', JSON
+    end)
+    local lead = assert(c.leads:get(ID))
+    assert.equal("silver", lead.custom_variables.tier)
+    assert.equal(lead.custom_variables, lead.payload)
+    assert.is_nil(rawget(lead, "payload"))
+    local keys = {}
+    for k in pairs(lead) do keys[#keys + 1] = k end
+    table.sort(keys)
+    assert.same({ "custom_variables", "id" }, keys)
+    local updated = assert(lead:update { custom_variables = { tier = "gold" } })
+    assert.same({ custom_variables = { tier = "gold" } }, t.log[2].json)
+    assert.equal("gold", updated.custom_variables.tier)
+  end)
+
+  it("round-trip through the mock under one name", function()
+    local srv = H.mock()
+    local ok, err = pcall(function()
+      local c = H.mock_client(srv, { max_retries = 0 })
+      local camp = assert(c.campaigns:list { limit = 1 }).items[1]
+      local lead = assert(c.leads:create { campaign = camp.id, email = "cv-roundtrip@example.com",
+        custom_variables = { plan = "pro" } })
+      assert.equal("pro", lead.custom_variables.plan)
+      local again = assert(c.leads:get(lead.id))
+      assert.equal("pro", again.custom_variables.plan)
+      for k, v in pairs(again) do assert.are_not.equal(instantly.null, v, k) end
+    end)
+    srv:stop()
+    assert(ok, err)
+  end)
+end)
