@@ -8,7 +8,8 @@ local instantly = require "instantly"
 
 local UUID = "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"
 
--- A valid value for a parameter description.
+-- A valid value for a parameter description (nested objects, array
+-- elements and map keys follow their catalog schema).
 local function gen(p, depth)
   depth = depth or 0
   if p.enum then
@@ -22,6 +23,7 @@ local function gen(p, depth)
     if p.format == "date" then return "2026-01-02" end
     if p.format == "date-time" then return "2026-01-02T03:04:05.000Z" end
     if p.format == "uri" then return "https://example.com/hook" end
+    if p.format == "hh:mm" then return "09:30" end
     return "v-" .. p.name
   elseif t == "integer" then
     return p.min or 3
@@ -30,17 +32,23 @@ local function gen(p, depth)
   elseif t == "boolean" then
     return true
   elseif t == "array" then
+    if p.item_fields then
+      return { gen({ name = p.name, type = "object", fields = p.item_fields }, depth + 1) }
+    end
     local item = p.items or "string"
     if item == "object" then return { { k = "v" } } end
     local a = gen({ name = p.name, type = item }, depth + 1)
     local b = gen({ name = p.name .. "2", type = item }, depth + 1)
     return { a, b }
   elseif t == "object" then
-    local o = { extra_key = "x" }
-    if p.fields and depth == 0 then
-      for _, f in ipairs(p.fields) do
-        if f.type ~= "object" and f.type ~= "array" then o[f.name] = gen(f, depth + 1) end
-      end
+    local o = {}
+    if p.keys and p.keys.enum then
+      for _, k in ipairs(p.keys.enum) do o[k] = gen(p.values or { name = k, type = "string" }, depth + 1) end
+      return o
+    end
+    o.extra_key = "x"
+    for _, f in ipairs(p.fields or {}) do
+      if depth < 6 then o[f.name] = gen(f, depth + 1) end
     end
     return o
   end

@@ -9,6 +9,9 @@ local JSON = { ["content-type"] = "application/json" }
 -- The client's default base URL: only ever seen here by the injected fake
 -- transport, which records requests and sends nothing.
 local DEFAULT_BASE = "https://api.instantly.ai"
+-- Ids where the catalog declares format uuid (checked before sending).
+local C1 = "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a51"
+local C2 = "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a52"
 
 describe("instantly module", function()
   it("exposes VERSION, null, array and Error", function()
@@ -23,8 +26,8 @@ describe("instantly.new", function()
   it("refuses unknown options, naming them", function()
     assert.has_error(function() instantly.new { api_key = "k", tiemout = 3 } end,
       "instantly.new: unknown option 'tiemout' (known: api_key, base_url, ca_file, ca_path, connect_timeout, "
-      .. "headers, max_response_bytes, max_retries, on_request, on_response, on_wait, proxy, rate_limit, "
-      .. "retry, timeout, transport, user_agent, workspace)")
+      .. "headers, max_response_bytes, max_retries, on_request, on_response, on_wait, on_warning, proxy, "
+      .. "rate_limit, retry, timeout, transport, user_agent, validate, workspace)")
   end)
 
   it("checks option types", function()
@@ -114,7 +117,7 @@ describe("calling convention", function()
   end)
 
   it("sends empty Lua tables declared as arrays as []", function()
-    assert(c.leads:add_many { leads = {}, campaign_id = "c1" })
+    assert(c.leads:add_many { leads = {}, campaign_id = C1 })
     assert.matches('"leads":%[%]', t.log[1].body)
   end)
 
@@ -131,9 +134,9 @@ describe("calling convention", function()
   end)
 
   it("sends POST /leads/list paging in the body", function()
-    assert(c.leads:list { campaign = "c1", limit = 5 })
+    assert(c.leads:list { campaign = C1, limit = 5 })
     assert.equal(DEFAULT_BASE .. "/api/v2/leads/list", t.log[1].url)
-    assert.same({ campaign = "c1", limit = 5 }, t.log[1].json)
+    assert.same({ campaign = C1, limit = 5 }, t.log[1].json)
   end)
 
   it("takes per-call options after the parameters", function()
@@ -145,14 +148,14 @@ describe("calling convention", function()
 
   local misuse = {
     { "unknown parameter", function() c.campaigns:list { lmit = 1 } end,
-      "instantly: campaigns:list: unknown parameter 'lmit' (known: ai_sales_agent_id, limit, search, "
-      .. "starting_after, status, tag_ids)" },
+      "instantly: campaigns:list: unknown parameter 'lmit' (known: ai_sales_agent_id, exclude_status, limit, search, "
+      .. "sort_column, sort_order, starting_after, status, tag_ids)" },
     { "wrong type", function() c.campaigns:list { limit = "10" } end,
-      "instantly: campaigns:list: parameter 'limit' must be an integer, got string" },
+      "instantly: campaigns:list: limit: must be an integer, got string" },
     { "out of range", function() c.campaigns:list { limit = 1000 } end,
-      "instantly: campaigns:list: parameter 'limit' must be at most 100, got 1000" },
+      "instantly: campaigns:list: limit: must be at most 100, got 1000" },
     { "bad enum", function() c.campaigns:list { status = 7 } end,
-      "instantly: campaigns:list: parameter 'status' must be one of -99, -1, -2, 0, 1, 2, 3, 4, got 7" },
+      "instantly: campaigns:list: status: 7 is not one of -99, -1, -2, 0, 1, 2, 3, 4" },
     { "missing required", function() c.campaigns:create { name = "x" } end,
       "instantly: campaigns:create: missing required parameter 'campaign_schedule'" },
     { "missing path argument", function() c.campaigns:get() end,
@@ -162,18 +165,19 @@ describe("calling convention", function()
     { "dot call", function() c.campaigns.get("c1") end,
       "instantly: call it with a colon: client.campaigns:get(...)" },
     { "array expected", function() c.leads:add_many { leads = "x" } end,
-      "instantly: leads:add_many: parameter 'leads' must be an array (a sequence table), got string" },
+      "instantly: leads:add_many: leads: must be an array (a sequence table), got string" },
     { "array element type", function() c.accounts:pause_many { emails = { "a@b.c", 5 } } end,
-      "instantly: accounts:pause_many: parameter 'emails'[2] must be a string, got integer" },
+      "instantly: accounts:pause_many: emails[2]: must be a string, got integer" },
     { "object expected", function() c.campaigns:update("c1", { campaign_schedule = { 1, 2 } }) end,
-      "instantly: campaigns:update: parameter 'campaign_schedule' must be an object (a table with string keys), "
+      "instantly: campaigns:update: campaign_schedule: must be an object (a table with string keys), "
       .. "got array" },
     { "null where not nullable", function() c.campaigns:update("c1", { name = instantly.null }) end,
-      "instantly: campaigns:update: parameter 'name' cannot be null" },
+      "instantly: campaigns:update: name: cannot be null" },
     { "parameters on an operation without any", function() c.campaigns:activate("c1", { x = 1 }) end,
       "instantly: campaigns:activate: unknown parameter 'x' (this operation takes none)" },
     { "unknown per-call option", function() c.campaigns:get("c1", nil, { retries = 1 }) end,
-      "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, timeout)" },
+      "instantly: campaigns:get: unknown option 'retries' (known: connect_timeout, headers, max_retries, timeout, "
+      .. "validate)" },
     { "authorization in per-call headers",
       function() c.campaigns:get("c1", nil, { headers = { Authorization = "x" } }) end,
       "instantly: campaigns:get: option 'headers' must not set authorization" },
@@ -239,14 +243,14 @@ describe("records", function()
         end
         return 200, '{"items":[],"next_starting_after":"l2"}', JSON
       end
-      return 200, '{"id":"c1"}', JSON
+      return 200, '{"id":"' .. C1 .. '"}', JSON
     end)
     local camp = assert(c.campaigns:get("c1"))
     local ids = {}
     for lead in camp:leads { limit = 2 } do ids[#ids + 1] = lead.id end
     assert.same({ "l1", "l2" }, ids)
-    assert.same({ campaign = "c1", limit = 2 }, t.log[2].json)
-    assert.same({ campaign = "c1", limit = 2, starting_after = "l2" }, t.log[3].json)
+    assert.same({ campaign = C1, limit = 2 }, t.log[2].json)
+    assert.same({ campaign = C1, limit = 2, starting_after = "l2" }, t.log[3].json)
   end)
 
   it("a record without its id refuses the call", function()
@@ -257,7 +261,7 @@ describe("records", function()
 
   it("background jobs returned by async operations are records", function()
     local c = H.fake_client(H.const(200, '{"id":"j1","status":"pending"}', JSON))
-    local job = assert(c.leads:move { ids = { "l1" }, to_campaign_id = "c2" })
+    local job = assert(c.leads:move { ids = { "l1" }, to_campaign_id = C2 })
     assert.equal(c.background_jobs, instantly.entity_of(job))
     assert.is_function(job.get)
   end)
@@ -342,8 +346,8 @@ describe("pages", function()
   it("each checks its arguments at the call", function()
     local c = H.fake_client()
     assert.has_error(function() c.campaigns:each { bogus = 1 } end,
-      "instantly: campaigns:list: unknown parameter 'bogus' (known: ai_sales_agent_id, limit, search, "
-      .. "starting_after, status, tag_ids)")
+      "instantly: campaigns:list: unknown parameter 'bogus' (known: ai_sales_agent_id, exclude_status, limit, "
+      .. "search, sort_column, sort_order, starting_after, status, tag_ids)")
   end)
 
   it("every paginated operation has an iterator", function()
@@ -399,7 +403,7 @@ describe("responses and errors", function()
   it("an error inside a 200 body is kind api", function()
     local c = H.fake_client(H.const(200, '{"error":"Sending failed","message":"account paused"}', JSON))
     local v, err = c.emails:send_test { eaccount = "a@b.c", to_address_email_list = "x@y.z", subject = "s",
-                                        body = { text = "t" } }
+                                        body = { html = "<p>t</p>" } }
     assert.is_nil(v)
     assert.equal("api", err.kind)
     assert.equal(200, err.status)

@@ -9,6 +9,10 @@ describe("generated files", function()
     assert.is_true(run("lua5.4 tools/gen-rockspec.lua --check"), "run: lua5.4 tools/gen-rockspec.lua")
   end)
 
+  it("the enum constants match the catalog", function()
+    assert.is_true(run("lua5.4 tools/gen-enums.lua --check"), "run: lua5.4 tools/gen-enums.lua")
+  end)
+
   it("the entity files match the catalog", function()
     assert.is_true(run("lua5.4 tools/gen-entities.lua --check"), "run: lua5.4 tools/gen-entities.lua")
   end)

@@ -63,7 +63,7 @@ local pipeline = require "instantly.pipeline"
 local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
 
-local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
+local type, pairs, ipairs, error, tostring, select, warn = type, pairs, ipairs, error, tostring, select, warn
 local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
 local concat, sort = table.concat, table.sort
 local mtype = math.type
@@ -239,6 +239,8 @@ local function shared_for(def, op)
     has_body = op.body ~= nil,
     kind = op.response.kind, item = item,
     error_field = error_field,
+    -- Why the operation is in doubt (catalog `evidence_note`), or nil.
+    unconfirmed = op.unconfirmed and (op.evidence_note or "no public source built from the live spec lists it.") or nil,
   }
   shared_cache[op] = s
   return s
@@ -248,7 +250,8 @@ end
 -- Calling an operation
 -------------------------------------------------------------------------------
 
-local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table" }
+local OPTS = { timeout = "number", connect_timeout = "number", max_retries = "number", headers = "table",
+               validate = "string" }
 
 local function check_opts(label, opts, level)
   if type(opts) ~= "table" then
@@ -258,13 +261,17 @@ local function check_opts(label, opts, level)
     local want = OPTS[k]
     if not want then
       error("instantly: " .. label .. ": unknown option '" .. tostring(k) ..
-        "' (known: connect_timeout, headers, max_retries, timeout)", level + 1)
+        "' (known: connect_timeout, headers, max_retries, timeout, validate)", level + 1)
     end
     if type(v) ~= want then
       error("instantly: " .. label .. ": option '" .. k .. "' must be a " .. want .. ", got " .. type(v), level + 1)
     end
     if k == "max_retries" and (mtype(v) ~= "integer" or v < 0) then
       error("instantly: " .. label .. ": option 'max_retries' must be an integer >= 0", level + 1)
+    end
+    if k == "validate" and not validate.MODES[v] then
+      error("instantly: " .. label .. ": option 'validate' must be \"strict\", \"warn\" or \"off\", got " ..
+        ("%q"):format(v), level + 1)
     end
     if (k == "timeout" or k == "connect_timeout") and (v ~= v or v <= 0) then
       error("instantly: " .. label .. ": option '" .. k .. "' must be > 0", level + 1)
@@ -342,13 +349,42 @@ local function wrap(cop, v)
   return v
 end
 
+-- Warnings (validation under "warn", unconfirmed operations) go to the
+-- client's `on_warning` hook, or to Lua's own `warn` (shown when warnings
+-- are on: `lua -W`, or `warn("@on")`). Each text is reported once per
+-- client; the memory of what was said is bounded.
+local function warn_once(c, text)
+  local seen = c._warned
+  if seen[text] then return end
+  if seen.n < 1000 then
+    seen[text] = true
+    seen.n = seen.n + 1
+  end
+  local hook = c._on_warning
+  if hook then hook(text) else warn("instantly: ", text) end
+end
+M.warn_once = warn_once
+
+local function route_for(c, cop, params, opts, level)
+  local mode = opts and opts.validate or c._validate
+  local query, body, msg, warnings = route(cop.checker, params, mode)
+  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
+  if warnings then
+    for i = 1, #warnings do warn_once(c, cop.label .. ": " .. warnings[i]) end
+  end
+  if cop.unconfirmed then
+    warn_once(c, cop.label .. ": " .. cop.op.method .. " " .. cop.op.path ..
+      " is unconfirmed: " .. cop.unconfirmed .. " It may answer 404 in production.")
+  end
+  return query, body
+end
+
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `level` is the stack level (relative to this function's
 -- caller) that misuse errors blame.
 local function invoke(c, cop, path, params, opts, level)
-  local query, body, msg = route(cop.checker, params)
-  if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
   if opts ~= nil then check_opts(cop.label, opts, level + 1) end
+  local query, body = route_for(c, cop, params, opts, level + 1)
   local pv = private[c]
   local url = c._base .. path
   if query and query ~= "" then url = url .. "?" .. query end
@@ -564,9 +600,10 @@ local function iterator_for(c, ent, cop)
     local path = build_path(cop, 2, ...)
     local params, opts = select(npath + 1, ...)
     -- Misuse is reported here, at the call, not at the first page.
-    local _, _, msg = route(cop.checker, params)
-    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
     if opts ~= nil then check_opts(cop.label, opts, 2) end
+    local mode = opts and opts.validate or c._validate
+    local _, _, msg = route(cop.checker, params, mode)
+    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
     return iterate(c, cop, path, params, opts)
   end
 end
@@ -607,9 +644,9 @@ local function relation_for(c, cop, param, field)
       error("instantly: " .. cop.label .. ": '" .. param .. "' is set by the record", 2)
     end
     p[param] = id
-    local _, _, msg = route(cop.checker, p)
-    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
     if opts ~= nil then check_opts(cop.label, opts, 2) end
+    local _, _, msg = route(cop.checker, p, opts and opts.validate or c._validate)
+    if msg then error("instantly: " .. cop.label .. ": " .. msg, 2) end
     return iterate(c, cop, cop.segs[1], p, opts)
   end
 end

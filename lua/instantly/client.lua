@@ -55,6 +55,8 @@ local OPTIONS = {
   on_request = function(v) return type(v) == "function" or "must be a function" end,
   on_response = function(v) return type(v) == "function" or "must be a function" end,
   on_wait = function(v) return type(v) == "function" or "must be a function" end,
+  on_warning = function(v) return type(v) == "function" or "must be a function" end,
+  validate = function(v) return validate.MODES[v] == true or 'must be "strict", "warn" or "off"' end,
   transport = function(v)
     local ok = (type(v) == "table" or type(v) == "userdata") and v.request ~= nil
     return ok or "must be an object with a request(req) method"
@@ -130,6 +132,24 @@ local function check_options(opts)
 end
 
 local Client = {}
+
+-- The limiter of one workspace: its own windows (100/s and 6000/min by
+-- default; the API counts per workspace).
+local function make_limiter(rate_limit)
+  if rate_limit == false then return nil, { endpoints = false } end
+  local rl = type(rate_limit) == "table" and rate_limit or {}
+  return {
+    global = {
+      ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
+      ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
+    },
+    -- Long enough for any per-minute window to free a slot (60 s plus the
+    -- margin); an hourly or monthly window that is used up is reported.
+    max_wait = rl.max_wait or 120,
+  }, { endpoints = rl.endpoints ~= false }
+end
+
+local assemble
 
 --- The client as text: base URL and the redacted key, never the key.
 -- @treturn string
@@ -222,6 +242,65 @@ function Client:request(method, path, args, opts)
   return v, status, rheaders
 end
 
+-- Give `c` (the client's fields) its metatable, private part, limiter
+-- and entities. Used by `new` and by `as_workspace`.
+function assemble(c, pv)
+  local limiter, limits = make_limiter(pv.rate_limit)
+  c._limiter = limiter
+  c._warned = { n = 0 }
+  local methods = {}
+  for k, v in pairs(Client) do methods[k] = v end
+  setmetatable(c, {
+    __index = methods, __name = "instantly.Client",
+    __tostring = client_tostring,
+    __close = function(cl) cl:close() end,
+  })
+  private[c] = pv
+  builder.build(c, limits, methods)
+  return c
+end
+
+--- A view of the client acting on another workspace (agency keys): every
+-- request carries `x-as-workspace: <id>`. The view shares the client's
+-- connections, options, hooks and scheduler (so `gather` on either runs
+-- both), but has its own rate-limit windows, because the API counts its
+-- limits per workspace. Asking twice for the same id returns the same
+-- view (and so the same budget); a view's `as_workspace` answers for the
+-- client it came from. Closing a view leaves the connections open.
+-- @tparam string id the sub-workspace id
+-- @treturn table a client for that workspace
+-- @usage local sub = client:as_workspace(member.workspace_id)
+-- for c in sub.campaigns:each() do print(c.name) end
+function Client:as_workspace(id)
+  if type(id) ~= "string" or id == "" then
+    error("instantly: client:as_workspace: id must be a non-empty string, got " ..
+      (id == nil and "nothing" or (type(id) == "string" and "an empty string" or type(id))), 2)
+  end
+  if id:find("[%c]") then error("instantly: client:as_workspace: id must not contain control characters", 2) end
+  local pv = private[self]
+  local root = pv.root or self
+  local rpv = private[root]
+  local view = rpv.views[id]
+  if view then return view end
+  local headers, headers_json = {}, {}
+  for k, v in pairs(rpv.headers) do headers[k] = v end
+  for k, v in pairs(rpv.headers_json) do headers_json[k] = v end
+  headers["x-as-workspace"], headers_json["x-as-workspace"] = id, id
+  local fields = {}
+  for k, v in pairs(root) do
+    if type(k) == "string" and k:sub(1, 1) == "_" and k ~= "_limiter" and k ~= "_warned" and k ~= "_record_mts" then
+      fields[k] = v
+    end
+  end
+  fields.base_url, fields.workspace = root.base_url, id
+  view = assemble(fields, {
+    key = rpv.key, redacted = rpv.redacted, headers = headers, headers_json = headers_json,
+    owns_session = false, rate_limit = rpv.rate_limit, views = {}, root = root,
+  })
+  rpv.views[id] = view
+  return view
+end
+
 local function new(options)
   local opts = check_options(options)
   local key = opts.api_key or getenv("INSTANTLY_API_KEY")
@@ -264,24 +343,7 @@ local function new(options)
   local retry = { base = 0.5, cap = 8, max_retry_after = 60 }
   if opts.retry then for k, v in pairs(opts.retry) do retry[k] = v end end
 
-  local limiter, limits = nil, { endpoints = false }
-  if opts.rate_limit ~= false then
-    local rl = type(opts.rate_limit) == "table" and opts.rate_limit or {}
-    limiter = {
-      global = {
-        ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
-        ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
-      },
-      -- Long enough for any per-minute window to free a slot (60 s plus the
-      -- margin); an hourly or monthly window that is used up is reported.
-      max_wait = rl.max_wait or 120,
-    }
-    limits.endpoints = rl.endpoints ~= false
-  end
-
-  local methods = {}
-  for k, v in pairs(Client) do methods[k] = v end
-  local c = setmetatable({
+  local c = assemble({
     base_url = base_url,
     workspace = opts.workspace,
     _base = base_url .. catalog.path_prefix,
@@ -293,18 +355,13 @@ local function new(options)
     _timeout = opts.timeout,
     _connect_timeout = opts.connect_timeout,
     _retry = retry,
-    _limiter = limiter,
     _on_request = opts.on_request,
     _on_response = opts.on_response,
     _on_wait = opts.on_wait,
-  }, {
-    __index = methods, __name = "instantly.Client",
-    __tostring = client_tostring,
-    __close = function(c) c:close() end,
-  })
-  private[c] = { key = key, redacted = redact.key(key), headers = headers, headers_json = headers_json,
-                 owns_session = owns }
-  builder.build(c, limits, methods)
+    _on_warning = opts.on_warning,
+    _validate = opts.validate or "strict",
+  }, { key = key, redacted = redact.key(key), headers = headers, headers_json = headers_json,
+       owns_session = owns, rate_limit = opts.rate_limit, views = {} })
   return c
 end
 

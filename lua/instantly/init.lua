@@ -14,6 +14,7 @@
 local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
+local enums = require "instantly.enums"
 
 local getmetatable, type = getmetatable, type
 
@@ -30,6 +31,10 @@ M.null = core.null
 -- @tparam table t
 -- @treturn table t
 M.array = core.array
+
+--- Enum constants and labels from the catalog (`instantly.enums`):
+-- `enums.campaign.status.active`, `enums.label("campaign.status", 2)`.
+M.enums = enums
 
 --- The error type: `nil, err` results carry one (see `instantly.error`).
 M.Error = Err.Error

@@ -9,7 +9,7 @@
 ---@field first_name? string
 ---@field last_name? string
 ---@field organization? string Workspace id (uuid)
----@field provider_code? 1|2|3|4|8 1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs) / Other (third-party)
+---@field provider_code? 1|2|3|4|8 1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs; a third-party reference says Other)
 ---@field status? 1|2|3|-1|-2|-3 1=Active, 2=Paused, 3=Maintenance (auto-resumes), -1=Connection Error, -2=Soft Bounce Error, -3=Sending Error
 ---@field warmup_status? 0|1|-1|-2|-3 0=Paused, 1=Active, -1=Banned, -2=Spam Folder Unknown, -3=Permanent Suspension
 ---@field warmup? instantly.AccountWarmup
@@ -94,7 +94,7 @@ function AccountsRecord:mark_fixed(opts) end
 ---@field tag_ids? string Comma-separated tag ids (any)
 ---@field tag_ids_all? string Comma-separated tag ids (all must match)
 ---@field include_tags? boolean Include tags on each item
----@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Predefined filter value
+---@field filter? "ACC_FILTER_PAUSED"|"ACC_FILTER_ERROR"|"ACC_FILTER_NO_CTD"|"ACC_FILTER_PW_ACCOUNTS"|"ACC_FILTER_DFY"|"ACC_FILTER_DFY_SETUP_PENDING"|"ACC_FILTER_W_ACTIVE"|"ACC_FILTER_W_PAUSED"|"ACC_FILTER_W_ERROR" Predefined account filter: ACC_FILTER_PAUSED=Paused; ACC_FILTER_ERROR=Has errors; ACC_FILTER_NO_CTD=No custom tracking domain; ACC_FILTER_PW_ACCOUNTS=Pre-warmed accounts; ACC_FILTER_DFY=Done-for-you accounts; ACC_FILTER_DFY_SETUP_PENDING=Done-for-you setup pending; ACC_FILTER_W_ACTIVE=Warmup active; ACC_FILTER_W_PAUSED=Warmup paused; ACC_FILTER_W_ERROR=Warmup error
 ---@field sort_by? "timestamp_created"|"email"|"stat_warmup_score"|"status" Sort field
 ---@field sort_order? "asc"|"desc" Sort direction (asc or desc)
 

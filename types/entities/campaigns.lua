@@ -9,7 +9,7 @@
 ---@field name? string
 ---@field status? -99|-1|-2|0|1|2|3|4 0=Draft, 1=Active, 2=Paused, 3=Completed, 4=Running Subsequences, -99=Account Suspended, -1=Accounts Unhealthy, -2=Bounce Protect
 ---@field campaign_schedule? instantly.CampaignCampaignSchedule
----@field sequences? table<string, any>[] Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]
+---@field sequences? table<string, any>[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null
 ---@field email_list? string[] Sending account emails
@@ -48,7 +48,7 @@ local CampaignsRecord = {}
 ---@class instantly.CampaignCampaignSchedule
 ---@field start_date? string|instantly.Null Optional first day (date)
 ---@field end_date? string|instantly.Null Optional last day (date)
----@field schedules? table<string, any>[] [{name, timing {from,to 'HH:MM'}, days {'0'..'6': bool, 0=Sunday}, timezone (IANA name from a fixed list)}]
+---@field schedules? table<string, any>[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
 
 ---Get a campaign (this record's `id`).
 ---@param opts? instantly.CallOptions
@@ -173,7 +173,7 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field campaign_schedule instantly.params.campaigns.createCampaignSchedule Sending schedule
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null Evergreen (continuous) mode
----@field sequences? table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences? table<string, any>[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field email_gap? integer|instantly.Null Minutes between emails
 ---@field random_wait_max? integer|instantly.Null Maximum random extra wait in minutes
 ---@field text_only? boolean|instantly.Null Send all emails as plain text
@@ -203,7 +203,7 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@class instantly.params.campaigns.createCampaignSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules table<string, any>[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
 
 ---@class instantly.params.campaigns.createAutoVariantSelect
 ---@field trigger "reply_rate"|"click_rate"|"open_rate"
@@ -219,7 +219,7 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field campaign_schedule? instantly.params.campaigns.updateCampaignSchedule Sending schedule
 ---@field pl_value? number|instantly.Null Value of every positive lead
 ---@field is_evergreen? boolean|instantly.Null Evergreen (continuous) mode
----@field sequences? table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences? table<string, any>[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field email_gap? integer|instantly.Null Minutes between emails
 ---@field random_wait_max? integer|instantly.Null Maximum random extra wait in minutes
 ---@field text_only? boolean|instantly.Null Send all emails as plain text
@@ -248,7 +248,7 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@class instantly.params.campaigns.updateCampaignSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules table<string, any>[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
 
 ---@class instantly.params.campaigns.updateAutoVariantSelect
 ---@field trigger "reply_rate"|"click_rate"|"open_rate"

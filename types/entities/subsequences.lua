@@ -11,8 +11,8 @@
 ---@field name? string
 ---@field status? -99|-1|-2|0|1|2|3|4 0=Draft, 1=Active, 2=Paused, 3=Completed, 4=Running Subsequences, -99=Account Suspended, -1=Accounts Unhealthy, -2=Bounce Protect
 ---@field conditions? instantly.CampaignSubsequenceConditions
----@field subsequence_schedule? table<string, any> Same shape as campaign_schedule
----@field sequences? table<string, any>[] Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]
+---@field subsequence_schedule? instantly.CampaignSubsequenceSubsequenceSchedule Same shape as campaign_schedule
+---@field sequences? table<string, any>[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field daily_limit_mode? "inherit"|"custom"|"unlimited"
 ---@field daily_limit? integer|instantly.Null
 ---@field ignore_account_daily_limit? boolean
@@ -24,6 +24,9 @@ local SubsequencesRecord = {}
 ---@field crm_status? integer[] Interest statuses that trigger: 1=Interested, 2=Meeting Booked, 3=Meeting Completed, 4=Won, 0=Out of Office, -1=Not Interested, -2=Wrong Person, -3=Lost, -4=No Show; custom lead-label values are also possible
 ---@field lead_activity? (2|4|91)[] 2=Email opened, 4=Link clicked, 91=Campaign completed without reply
 ---@field reply_contains? string Keyword in the reply
+
+---@class instantly.CampaignSubsequenceSubsequenceSchedule
+---@field schedules table<string, any>[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
 
 ---Get a subsequence (this record's `id`).
 ---@param opts? instantly.CallOptions
@@ -83,7 +86,7 @@ function SubsequencesRecord:sending_status(params, opts) end
 ---@field name string Display name
 ---@field conditions instantly.params.subsequences.createConditions Trigger conditions
 ---@field subsequence_schedule instantly.params.subsequences.createSubsequenceSchedule Sending schedule (same shape as campaign_schedule)
----@field sequences table<string, any>[] Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}
+---@field sequences table<string, any>[] Sequences; only the first is used. Each {steps = {{type = "email", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}
 ---@field daily_limit_mode? "inherit"|"custom"|"unlimited" inherit = parent campaign limit, custom = own daily_limit, unlimited = bypass the campaign limit
 ---@field daily_limit? integer|instantly.Null Used only when daily_limit_mode=custom
 ---@field ignore_account_daily_limit? boolean Keep sending when accounts hit their daily limit
@@ -96,7 +99,7 @@ function SubsequencesRecord:sending_status(params, opts) end
 ---@class instantly.params.subsequences.createSubsequenceSchedule
 ---@field start_date? string|instantly.Null Optional start date (date)
 ---@field end_date? string|instantly.Null Optional end date (date)
----@field schedules table<string, any>[] Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}
+---@field schedules table<string, any>[] Sending windows: each {name, timing {from, to} as HH:MM, days {"0".."6" = true/false, 0=Sunday}, timezone from the fixed list}
 
 ---Parameters of `client.subsequences:update`.
 ---@class instantly.params.subsequences.update

@@ -72,6 +72,7 @@ return {
         item = "Account Campaign Mapping",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

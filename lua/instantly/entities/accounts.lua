@@ -33,7 +33,7 @@ return {
     },
     {
       name = "provider_code",
-      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs) / Other (third-party)",
+      description = "1=Custom IMAP/SMTP, 2=Google, 3=Microsoft, 4=AWS, 8=AirMail (vendor docs; a third-party reference says Other)",
       type = "integer",
       enum = { 1, 2, 3, 4, 8 },
       read_only = false,
@@ -271,6 +271,13 @@ return {
           required = false,
         },
         {
+          name = "skip",
+          description = "Number of accounts to skip (offset paging; go-instantly sends it). The cursor (starting_after) is the documented way to page",
+          type = "integer",
+          required = false,
+          min = 0,
+        },
+        {
           name = "search",
           description = "Search by email",
           type = "string",
@@ -310,7 +317,7 @@ return {
         },
         {
           name = "filter",
-          description = "Predefined filter value",
+          description = "Predefined account filter: ACC_FILTER_PAUSED=Paused; ACC_FILTER_ERROR=Has errors; ACC_FILTER_NO_CTD=No custom tracking domain; ACC_FILTER_PW_ACCOUNTS=Pre-warmed accounts; ACC_FILTER_DFY=Done-for-you accounts; ACC_FILTER_DFY_SETUP_PENDING=Done-for-you setup pending; ACC_FILTER_W_ACTIVE=Warmup active; ACC_FILTER_W_PAUSED=Warmup paused; ACC_FILTER_W_ERROR=Warmup error",
           type = "string",
           required = false,
           enum = { "ACC_FILTER_PAUSED", "ACC_FILTER_ERROR", "ACC_FILTER_NO_CTD", "ACC_FILTER_PW_ACCOUNTS", "ACC_FILTER_DFY", "ACC_FILTER_DFY_SETUP_PENDING", "ACC_FILTER_W_ACTIVE", "ACC_FILTER_W_PAUSED", "ACC_FILTER_W_ERROR" },
@@ -336,6 +343,7 @@ return {
         item = "Account",
         notes = "Cursor page: {items, next_starting_after}. items may include a tags array when include_tags=true. next_starting_after is a 'timestamp_created&email' cursor (a legacy ISO date-time cursor is still accepted).",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createAccount",
@@ -537,6 +545,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getAccount",
@@ -562,6 +571,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchAccount",
@@ -710,6 +720,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteAccount",
@@ -735,6 +746,7 @@ return {
         item = "Account",
         notes = "returns the deleted account",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseAccount",
@@ -760,6 +772,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "resumeAccount",
@@ -785,6 +798,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseAccountsBulk",
@@ -813,6 +827,7 @@ return {
         kind = "object",
         notes = "{paused_emails[], failed_emails[]}. Known only from go-instantly (account.Service.PauseBulk); operationId invented here; scopes not documented.",
       },
+      evidence = { "go-instantly" },
     },
     {
       id = "markAccountFixed",
@@ -838,6 +853,7 @@ return {
         item = "Account",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveAccounts",
@@ -880,6 +896,7 @@ return {
         kind = "object",
         notes = "{status: 'success'}. Admin-workspace key required; source and destination must share the admin workspace; use the x-as-workspace header. Destructive.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "enableWarmupForAccounts",
@@ -935,6 +952,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "disableWarmupForAccounts",
@@ -990,6 +1008,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCtdStatus",
@@ -1013,6 +1032,7 @@ return {
         kind = "object",
         notes = "{success, ssl, cname, host}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

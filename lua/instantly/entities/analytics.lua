@@ -169,6 +169,7 @@ return {
         kind = "array",
         notes = "one row per campaign: campaign_name, campaign_id, campaign_status, campaign_is_evergreen, leads_count, contacted_count, emails_sent_count, new_leads_contacted_count, open_count(+_unique, _unique_by_step), reply_count(+_unique, _unique_by_step, _automatic variants), link_click_count(+_unique, _unique_by_step), bounced_count, unsubscribed_count, completed_count, total_opportunities, total_opportunity_value",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignAnalyticsOverview",
@@ -227,6 +228,7 @@ return {
         kind = "object",
         notes = "aggregate counters: open/click/reply counts (+unique, unique_by_step, automatic), bounced_count, unsubscribed_count, completed_count, emails_sent_count, contacted_count, new_leads_contacted_count, total_opportunities, total_opportunity_value, plus CRM event counters",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getDailyCampaignAnalytics",
@@ -272,6 +274,7 @@ return {
         kind = "array",
         notes = "per-day rows: date, sent, contacted, new_leads_contacted, opened, unique_opened, replies, unique_replies, replies_automatic, unique_replies_automatic, clicks, unique_clicks, opportunities, unique_opportunities",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignStepsAnalytics",
@@ -316,6 +319,7 @@ return {
         kind = "array",
         notes = "per step/variant rows: step, variant, sent, opened, unique_opened, replies, unique_replies, replies_automatic, unique_replies_automatic, clicks, unique_clicks, opportunities, unique_opportunities",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWarmupAnalytics",
@@ -344,6 +348,7 @@ return {
         kind = "object",
         notes = "{email_date_data: {email: {date: {sent, landed_inbox, landed_spam, received}}}, aggregate_data: {email: {sent, received, landed_inbox, landed_spam, health_score_label, health_score}}}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getDailyAccountAnalytics",
@@ -382,6 +387,7 @@ return {
         kind = "array",
         notes = "array of per-day rows: date, email_account, sent, bounced, contacted, new_leads_contacted, opened, unique_opened, replies, unique_replies, replies_automatic, unique_replies_automatic, clicks, unique_clicks; may return 413",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "testAccountVitals",
@@ -410,6 +416,7 @@ return {
         kind = "object",
         notes = "{status, success_list[], failure_list[]} each {domain, allPass, mx, spf, dkim, dmarc}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

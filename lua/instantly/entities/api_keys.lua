@@ -82,6 +82,7 @@ return {
         item = "API Key",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createAPIKey",
@@ -117,6 +118,7 @@ return {
         item = "API Key",
         notes = "the key value is only returned here",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteAPIKey",
@@ -142,6 +144,7 @@ return {
         item = "API Key",
         notes = "returns the deleted key",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -165,6 +165,7 @@ return {
         item = "Background Job",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getBackgroundJob",
@@ -196,6 +197,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -82,6 +82,7 @@ return {
         item = "Block List Entry",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createBlockListEntry",
@@ -110,6 +111,7 @@ return {
         item = "Block List Entry",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getBlockListEntry",
@@ -135,6 +137,7 @@ return {
         item = "Block List Entry",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchBlockListEntry",
@@ -171,6 +174,7 @@ return {
         item = "Block List Entry",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteBlockListEntry",
@@ -196,6 +200,7 @@ return {
         item = "Block List Entry",
         notes = "returns the deleted entry",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createblukBlockListEntry",
@@ -224,6 +229,7 @@ return {
         kind = "object",
         notes = "{items: BlockListEntry[], valid_count, invalid_count}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deletebulkBlockListEntry",
@@ -253,6 +259,7 @@ return {
         item = "Block List Entry",
         notes = "array of deleted entries",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteallBlockListEntry",
@@ -283,6 +290,7 @@ return {
         item = "Block List Entry",
         notes = "array of deleted entries (no pagination)",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "downloadBlockListEntry",
@@ -312,6 +320,7 @@ return {
         kind = "text",
         notes = "CSV text of all block list entries",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

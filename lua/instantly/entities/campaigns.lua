@@ -48,19 +48,141 @@ return {
         },
         {
           name = "schedules",
-          description = "[{name, timing {from,to 'HH:MM'}, days {'0'..'6': bool, 0=Sunday}, timezone (IANA name from a fixed list)}]",
+          description = "Sending windows: each {name, timing {from, to} as HH:MM, days {\"0\"..\"6\" = true/false, 0=Sunday}, timezone from the fixed list}",
           type = "array",
           items = "object",
           read_only = false,
+          item_fields = {
+            {
+              name = "name",
+              description = "Schedule name",
+              type = "string",
+              required = true,
+            },
+            {
+              name = "timing",
+              description = "Sending window, 24-hour HH:MM times",
+              type = "object",
+              required = true,
+              fields = {
+                {
+                  name = "from",
+                  description = "Start of the window (HH:MM)",
+                  type = "string",
+                  format = "hh:mm",
+                  required = true,
+                },
+                {
+                  name = "to",
+                  description = "End of the window (HH:MM)",
+                  type = "string",
+                  format = "hh:mm",
+                  required = true,
+                },
+              },
+            },
+            {
+              name = "days",
+              description = "Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans",
+              type = "object",
+              required = true,
+              keys = {
+                description = "0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday",
+                type = "string",
+                enum = { "0", "1", "2", "3", "4", "5", "6" },
+              },
+              values = {
+                type = "boolean",
+              },
+            },
+            {
+              name = "timezone",
+              description = "Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)",
+              type = "string",
+              required = true,
+              enum = { "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "America/Anchorage", "America/Dawson", "America/Creston", "America/Chihuahua", "America/Boise", "America/Belize", "America/Chicago", "America/Bahia_Banderas", "America/Regina", "America/Bogota", "America/Detroit", "America/Indiana/Marengo", "America/Caracas", "America/Asuncion", "America/Glace_Bay", "America/Campo_Grande", "America/Anguilla", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/La_Rioja", "America/Araguaina", "America/Godthab", "America/Montevideo", "America/Bahia", "America/Noronha", "America/Scoresbysund", "Atlantic/Cape_Verde", "Africa/Casablanca", "America/Danmarkshavn", "Europe/Isle_of_Man", "Atlantic/Canary", "Africa/Abidjan", "Arctic/Longyearbyen", "Europe/Belgrade", "Africa/Ceuta", "Europe/Sarajevo", "Africa/Algiers", "Africa/Windhoek", "Asia/Nicosia", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Europe/Bucharest", "Africa/Blantyre", "Europe/Helsinki", "Europe/Istanbul", "Asia/Jerusalem", "Africa/Tripoli", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Aden", "Africa/Addis_Ababa", "Europe/Kirov", "Europe/Astrakhan", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Indian/Mahe", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Antarctica/Mawson", "Asia/Yekaterinburg", "Asia/Karachi", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Antarctica/Vostok", "Asia/Dhaka", "Asia/Rangoon", "Antarctica/Davis", "Asia/Novokuznetsk", "Asia/Hong_Kong", "Asia/Krasnoyarsk", "Asia/Brunei", "Australia/Perth", "Asia/Taipei", "Asia/Choibalsan", "Asia/Irkutsk", "Asia/Dili", "Asia/Pyongyang", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Melbourne", "Antarctica/DumontDUrville", "Australia/Currie", "Asia/Chita", "Antarctica/Macquarie", "Asia/Sakhalin", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Anadyr", "Asia/Kamchatka", "Etc/GMT-13", "Pacific/Apia" },
+            },
+          },
         },
       },
     },
     {
       name = "sequences",
-      description = "Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]",
+      description = "Sequences; only the first is used. Each {steps = {{type = \"email\", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}",
       type = "array",
       items = "object",
       read_only = false,
+      item_fields = {
+        {
+          name = "steps",
+          description = "Steps in sending order",
+          type = "array",
+          items = "object",
+          required = true,
+          item_fields = {
+            {
+              name = "type",
+              description = "Step type (only email)",
+              type = "string",
+              required = true,
+              enum = { "email" },
+            },
+            {
+              name = "delay",
+              description = "Wait before the next step, in delay_unit",
+              type = "number",
+              required = true,
+            },
+            {
+              name = "delay_unit",
+              description = "Unit of delay (default days)",
+              type = "string",
+              required = false,
+              enum = { "minutes", "hours", "days" },
+            },
+            {
+              name = "pre_delay",
+              description = "Wait before this step, in pre_delay_unit",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "pre_delay_unit",
+              description = "Unit of pre_delay",
+              type = "string",
+              required = false,
+              enum = { "minutes", "hours", "days" },
+            },
+            {
+              name = "variants",
+              description = "A/B variants of the step",
+              type = "array",
+              items = "object",
+              required = true,
+              item_fields = {
+                {
+                  name = "subject",
+                  description = "Subject line",
+                  type = "string",
+                  required = true,
+                },
+                {
+                  name = "body",
+                  description = "Body (HTML or text)",
+                  type = "string",
+                  required = true,
+                },
+                {
+                  name = "v_disabled",
+                  description = "Variant disabled",
+                  type = "boolean",
+                  required = false,
+                },
+              },
+            },
+          },
+        },
+      },
     },
     {
       name = "pl_value",
@@ -330,6 +452,26 @@ return {
           required = false,
           enum = { -99, -1, -2, 0, 1, 2, 3, 4 },
         },
+        {
+          name = "exclude_status",
+          description = "Leave out campaigns with this status (see the entity's status enum); sent by go-instantly (campaign/options.go WithExcludeStatus)",
+          type = "integer",
+          required = false,
+          enum = { -99, -1, -2, 0, 1, 2, 3, 4 },
+        },
+        {
+          name = "sort_column",
+          description = "Column to sort by (free text; go-instantly sends sort_column on campaign search)",
+          type = "string",
+          required = false,
+        },
+        {
+          name = "sort_order",
+          description = "Sort direction (asc or desc)",
+          type = "string",
+          required = false,
+          enum = { "asc", "desc" },
+        },
       },
       response = {
         status = 200,
@@ -337,6 +479,7 @@ return {
         item = "Campaign",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCampaign",
@@ -381,10 +524,61 @@ return {
               },
               {
                 name = "schedules",
-                description = "Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}",
+                description = "Sending windows: each {name, timing {from, to} as HH:MM, days {\"0\"..\"6\" = true/false, 0=Sunday}, timezone from the fixed list}",
                 type = "array",
                 items = "object",
                 required = true,
+                item_fields = {
+                  {
+                    name = "name",
+                    description = "Schedule name",
+                    type = "string",
+                    required = true,
+                  },
+                  {
+                    name = "timing",
+                    description = "Sending window, 24-hour HH:MM times",
+                    type = "object",
+                    required = true,
+                    fields = {
+                      {
+                        name = "from",
+                        description = "Start of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                      {
+                        name = "to",
+                        description = "End of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "days",
+                    description = "Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans",
+                    type = "object",
+                    required = true,
+                    keys = {
+                      description = "0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday",
+                      type = "string",
+                      enum = { "0", "1", "2", "3", "4", "5", "6" },
+                    },
+                    values = {
+                      type = "boolean",
+                    },
+                  },
+                  {
+                    name = "timezone",
+                    description = "Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)",
+                    type = "string",
+                    required = true,
+                    enum = { "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "America/Anchorage", "America/Dawson", "America/Creston", "America/Chihuahua", "America/Boise", "America/Belize", "America/Chicago", "America/Bahia_Banderas", "America/Regina", "America/Bogota", "America/Detroit", "America/Indiana/Marengo", "America/Caracas", "America/Asuncion", "America/Glace_Bay", "America/Campo_Grande", "America/Anguilla", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/La_Rioja", "America/Araguaina", "America/Godthab", "America/Montevideo", "America/Bahia", "America/Noronha", "America/Scoresbysund", "Atlantic/Cape_Verde", "Africa/Casablanca", "America/Danmarkshavn", "Europe/Isle_of_Man", "Atlantic/Canary", "Africa/Abidjan", "Arctic/Longyearbyen", "Europe/Belgrade", "Africa/Ceuta", "Europe/Sarajevo", "Africa/Algiers", "Africa/Windhoek", "Asia/Nicosia", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Europe/Bucharest", "Africa/Blantyre", "Europe/Helsinki", "Europe/Istanbul", "Asia/Jerusalem", "Africa/Tripoli", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Aden", "Africa/Addis_Ababa", "Europe/Kirov", "Europe/Astrakhan", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Indian/Mahe", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Antarctica/Mawson", "Asia/Yekaterinburg", "Asia/Karachi", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Antarctica/Vostok", "Asia/Dhaka", "Asia/Rangoon", "Antarctica/Davis", "Asia/Novokuznetsk", "Asia/Hong_Kong", "Asia/Krasnoyarsk", "Asia/Brunei", "Australia/Perth", "Asia/Taipei", "Asia/Choibalsan", "Asia/Irkutsk", "Asia/Dili", "Asia/Pyongyang", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Melbourne", "Antarctica/DumontDUrville", "Australia/Currie", "Asia/Chita", "Antarctica/Macquarie", "Asia/Sakhalin", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Anadyr", "Asia/Kamchatka", "Etc/GMT-13", "Pacific/Apia" },
+                  },
+                },
               },
             },
           },
@@ -404,10 +598,81 @@ return {
           },
           {
             name = "sequences",
-            description = "Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}",
+            description = "Sequences; only the first is used. Each {steps = {{type = \"email\", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}",
             type = "array",
             items = "object",
             required = false,
+            item_fields = {
+              {
+                name = "steps",
+                description = "Steps in sending order",
+                type = "array",
+                items = "object",
+                required = true,
+                item_fields = {
+                  {
+                    name = "type",
+                    description = "Step type (only email)",
+                    type = "string",
+                    required = true,
+                    enum = { "email" },
+                  },
+                  {
+                    name = "delay",
+                    description = "Wait before the next step, in delay_unit",
+                    type = "number",
+                    required = true,
+                  },
+                  {
+                    name = "delay_unit",
+                    description = "Unit of delay (default days)",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "pre_delay",
+                    description = "Wait before this step, in pre_delay_unit",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "pre_delay_unit",
+                    description = "Unit of pre_delay",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "variants",
+                    description = "A/B variants of the step",
+                    type = "array",
+                    items = "object",
+                    required = true,
+                    item_fields = {
+                      {
+                        name = "subject",
+                        description = "Subject line",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "body",
+                        description = "Body (HTML or text)",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "v_disabled",
+                        description = "Variant disabled",
+                        type = "boolean",
+                        required = false,
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "email_gap",
@@ -645,6 +910,7 @@ return {
         item = "Campaign",
         notes = "created as Draft (status 0); call activate to start sending. Never sends: campaigns start as Draft; call activate after a preflight.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaign",
@@ -670,6 +936,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCampaign",
@@ -722,10 +989,61 @@ return {
               },
               {
                 name = "schedules",
-                description = "Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}",
+                description = "Sending windows: each {name, timing {from, to} as HH:MM, days {\"0\"..\"6\" = true/false, 0=Sunday}, timezone from the fixed list}",
                 type = "array",
                 items = "object",
                 required = true,
+                item_fields = {
+                  {
+                    name = "name",
+                    description = "Schedule name",
+                    type = "string",
+                    required = true,
+                  },
+                  {
+                    name = "timing",
+                    description = "Sending window, 24-hour HH:MM times",
+                    type = "object",
+                    required = true,
+                    fields = {
+                      {
+                        name = "from",
+                        description = "Start of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                      {
+                        name = "to",
+                        description = "End of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "days",
+                    description = "Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans",
+                    type = "object",
+                    required = true,
+                    keys = {
+                      description = "0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday",
+                      type = "string",
+                      enum = { "0", "1", "2", "3", "4", "5", "6" },
+                    },
+                    values = {
+                      type = "boolean",
+                    },
+                  },
+                  {
+                    name = "timezone",
+                    description = "Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)",
+                    type = "string",
+                    required = true,
+                    enum = { "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "America/Anchorage", "America/Dawson", "America/Creston", "America/Chihuahua", "America/Boise", "America/Belize", "America/Chicago", "America/Bahia_Banderas", "America/Regina", "America/Bogota", "America/Detroit", "America/Indiana/Marengo", "America/Caracas", "America/Asuncion", "America/Glace_Bay", "America/Campo_Grande", "America/Anguilla", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/La_Rioja", "America/Araguaina", "America/Godthab", "America/Montevideo", "America/Bahia", "America/Noronha", "America/Scoresbysund", "Atlantic/Cape_Verde", "Africa/Casablanca", "America/Danmarkshavn", "Europe/Isle_of_Man", "Atlantic/Canary", "Africa/Abidjan", "Arctic/Longyearbyen", "Europe/Belgrade", "Africa/Ceuta", "Europe/Sarajevo", "Africa/Algiers", "Africa/Windhoek", "Asia/Nicosia", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Europe/Bucharest", "Africa/Blantyre", "Europe/Helsinki", "Europe/Istanbul", "Asia/Jerusalem", "Africa/Tripoli", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Aden", "Africa/Addis_Ababa", "Europe/Kirov", "Europe/Astrakhan", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Indian/Mahe", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Antarctica/Mawson", "Asia/Yekaterinburg", "Asia/Karachi", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Antarctica/Vostok", "Asia/Dhaka", "Asia/Rangoon", "Antarctica/Davis", "Asia/Novokuznetsk", "Asia/Hong_Kong", "Asia/Krasnoyarsk", "Asia/Brunei", "Australia/Perth", "Asia/Taipei", "Asia/Choibalsan", "Asia/Irkutsk", "Asia/Dili", "Asia/Pyongyang", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Melbourne", "Antarctica/DumontDUrville", "Australia/Currie", "Asia/Chita", "Antarctica/Macquarie", "Asia/Sakhalin", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Anadyr", "Asia/Kamchatka", "Etc/GMT-13", "Pacific/Apia" },
+                  },
+                },
               },
             },
           },
@@ -745,10 +1063,81 @@ return {
           },
           {
             name = "sequences",
-            description = "Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}",
+            description = "Sequences; only the first is used. Each {steps = {{type = \"email\", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}",
             type = "array",
             items = "object",
             required = false,
+            item_fields = {
+              {
+                name = "steps",
+                description = "Steps in sending order",
+                type = "array",
+                items = "object",
+                required = true,
+                item_fields = {
+                  {
+                    name = "type",
+                    description = "Step type (only email)",
+                    type = "string",
+                    required = true,
+                    enum = { "email" },
+                  },
+                  {
+                    name = "delay",
+                    description = "Wait before the next step, in delay_unit",
+                    type = "number",
+                    required = true,
+                  },
+                  {
+                    name = "delay_unit",
+                    description = "Unit of delay (default days)",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "pre_delay",
+                    description = "Wait before this step, in pre_delay_unit",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "pre_delay_unit",
+                    description = "Unit of pre_delay",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "variants",
+                    description = "A/B variants of the step",
+                    type = "array",
+                    items = "object",
+                    required = true,
+                    item_fields = {
+                      {
+                        name = "subject",
+                        description = "Subject line",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "body",
+                        description = "Body (HTML or text)",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "v_disabled",
+                        description = "Variant disabled",
+                        type = "boolean",
+                        required = false,
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "email_gap",
@@ -978,6 +1367,7 @@ return {
         item = "Campaign",
         notes = "Same body as create (all optional, no ai_sdr_id); sending email_list replaces the sender list.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCampaign",
@@ -1003,6 +1393,7 @@ return {
         item = "Campaign",
         notes = "returns the deleted campaign",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "activateCampaign",
@@ -1028,6 +1419,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseCampaign",
@@ -1053,6 +1445,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "duplicate",
@@ -1089,6 +1482,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "exportCampaign",
@@ -1114,6 +1508,7 @@ return {
         item = "Campaign",
         notes = "campaign exported as JSON",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createFromExport",
@@ -1139,6 +1534,7 @@ return {
         item = "Campaign",
         notes = "may return 403",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "shareCampaign",
@@ -1163,6 +1559,7 @@ return {
         kind = "empty",
         notes = "204 No Content. Sharing lasts 7 days; call again to extend.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "addVariables",
@@ -1200,6 +1597,7 @@ return {
         item = "Campaign",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignSendingStatus",
@@ -1231,6 +1629,7 @@ return {
         kind = "object",
         notes = "{diagnostics: null | {campaign_id, subsequence_id, last_updated, status (one of campaign_paused,campaign_draft,campaign_completed,campaign_running_subsequences,campaign_bounce_protect,campaign_accounts_unhealthy,campaign_account_suspended,out_of_schedule,waiting_for_leads,daily_limit_met,account_daily_limit_met,new_lead_limit_met,all_accounts_unhealthy,waiting_for_esp_match,domain_limit_reached,follow_up_delay_not_met,no_accounts_available,healthy), issue_tracking, accounts_summary, ...}, summary?}. While sending, the reason is under diagnostics.status; for draft/paused campaigns diagnostics is null and the reason is under summary.status.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "countLaunched",
@@ -1247,6 +1646,7 @@ return {
         kind = "object",
         notes = "{count}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "searchByContact",
@@ -1283,6 +1683,7 @@ return {
         item = "Campaign",
         notes = "{items: Campaign[]} - no cursor returned. Returns {items} with no cursor.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -80,6 +80,7 @@ return {
         item = "CRM Actions",
         notes = "plain array, no pagination; items: id, timestamp_created, organization_id, phone_number, country, locality, subscription_id, twilio_sid, renewal_date, price",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deletePhoneNumber",
@@ -104,6 +105,7 @@ return {
         item = "CRM Actions",
         notes = "returns the deleted phone number",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

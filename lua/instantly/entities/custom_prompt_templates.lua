@@ -145,6 +145,9 @@ return {
         item = "Custom Prompt Template",
         notes = "Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "createCustomPromptTemplate",
@@ -212,6 +215,9 @@ return {
         item = "Custom Prompt Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "getCustomPromptTemplate",
@@ -237,6 +243,9 @@ return {
         item = "Custom Prompt Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "patchCustomPromptTemplate",
@@ -312,6 +321,9 @@ return {
         item = "Custom Prompt Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "deleteCustomPromptTemplate",
@@ -337,6 +349,9 @@ return {
         item = "Custom Prompt Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
   },
 }

@@ -84,6 +84,7 @@ return {
         item = "Custom Tag Mapping",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -94,6 +94,7 @@ return {
         item = "Custom Tag",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCustomTag",
@@ -129,6 +130,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCustomTag",
@@ -154,6 +156,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCustomTag",
@@ -197,6 +200,7 @@ return {
         item = "Custom Tag",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCustomTag",
@@ -222,6 +226,7 @@ return {
         item = "Custom Tag",
         notes = "returns the deleted tag",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "toggleTagResource",
@@ -295,6 +300,7 @@ return {
         kind = "object",
         notes = "{success}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

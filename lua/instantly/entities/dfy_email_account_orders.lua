@@ -76,6 +76,7 @@ return {
         item = "DFY Email Account Order",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createDFYEmailAccountOrder",
@@ -142,6 +143,7 @@ return {
         kind = "object",
         notes = "order summary: order_placed, order_is_valid, order_error (unavailable_domains|blacklist_domains|invalid_domains|invalid_forwarding_domains|invalid_accounts|payment_failed|missing_domain_orders|domains_without_accounts|provider_mismatch|unsupported_provider|provider_unavailable), per-problem domain arrays, counts, prices (per account/domain, totals, discount), payment method info, simulation, order_items. Places a real, charged order unless simulation=true.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "listDFYEmailAccountOrdersAccounts",
@@ -179,6 +181,7 @@ return {
         kind = "list",
         notes = "Cursor page: {items, next_starting_after}. items: id, domain, email, email_provider (1|2|3), first_name, last_name, is_pre_warmed_up, timestamp_cancelled, timestamp_created (+password when with_passwords=true)",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "cancelDFYEmailAccounts",
@@ -207,6 +210,7 @@ return {
         kind = "object",
         notes = "{items: [ id, domain, email, email_provider (1|2|3), first_name, last_name, is_pre_warmed_up, timestamp_cancelled, timestamp_created ]}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "checkDomainsAvailability",
@@ -236,6 +240,7 @@ return {
         kind = "object",
         notes = "{results: [{domain, available}]}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "preWarmedUpDomainsList",
@@ -271,6 +276,7 @@ return {
         kind = "object",
         notes = "{domains: string[], domains_with_type: [{domain, account_type (1|2|3)}]}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "generateSimilarDomains",
@@ -306,6 +312,7 @@ return {
         kind = "object",
         notes = "{domains: string[]}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

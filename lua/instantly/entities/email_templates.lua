@@ -75,6 +75,9 @@ return {
         item = "Email Template",
         notes = "Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "createEmailTemplate",
@@ -115,6 +118,9 @@ return {
         item = "Email Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "getEmailTemplate",
@@ -140,6 +146,9 @@ return {
         item = "Email Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "patchEmailTemplate",
@@ -188,6 +197,9 @@ return {
         item = "Email Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
     {
       id = "deleteEmailTemplate",
@@ -213,6 +225,9 @@ return {
         item = "Email Template",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it.",
+      unconfirmed = true,
     },
   },
 }

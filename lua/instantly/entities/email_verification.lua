@@ -85,6 +85,7 @@ return {
         item = "Email Verification",
         notes = "verification_status may be 'pending'; poll checkVerificationStatus",
       },
+      evidence = { "vendor-kit", "go-instantly" },
     },
     {
       id = "checkVerificationStatus",
@@ -110,6 +111,7 @@ return {
         item = "Email Verification",
         notes = "",
       },
+      evidence = { "vendor-kit", "go-instantly" },
     },
   },
 }

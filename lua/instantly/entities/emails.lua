@@ -402,6 +402,7 @@ return {
         item = "Email",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getEmail",
@@ -427,6 +428,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchEmail",
@@ -473,6 +475,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteEmail",
@@ -498,6 +501,7 @@ return {
         item = "Email",
         notes = "returns the deleted email",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "replyToEmail",
@@ -590,6 +594,7 @@ return {
         item = "Email",
         notes = "reply_to_uuid is the id of the email being answered (equals a webhook payload's email_id). Vendor docs note the official docs misspell it 'reyply_to_uuid'.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "forwardEmail",
@@ -681,6 +686,7 @@ return {
         item = "Email",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "sendTestEmail",
@@ -734,6 +740,7 @@ return {
         kind = "object",
         notes = "{status:'success'} OR {error: ACC_AUTH_ERROR|ACC_NOT_FOUND|ACC_UNKNOWN_ERROR} - both with HTTP 200; check the body",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "markThreadAsRead",
@@ -758,6 +765,7 @@ return {
         kind = "object",
         notes = "{success}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "countUnreadEmails",
@@ -774,6 +782,7 @@ return {
         kind = "object",
         notes = "{count}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

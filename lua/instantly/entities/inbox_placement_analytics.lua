@@ -211,6 +211,7 @@ return {
         item = "Inbox Placement Analytics",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementAnalytics",
@@ -236,6 +237,7 @@ return {
         item = "Inbox Placement Analytics",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementAnalyticsDeliverabilityInsights",
@@ -322,6 +324,7 @@ return {
         kind = "array",
         notes = "rows per sender/recipient ESP pair: test_id, from, to, previous_from, previous_to, sender_esp, recipient_esp, spam_percentage, inbox_percentage, category_percentage, prev_* percentages",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementAnalyticsStatsByDate",
@@ -394,6 +397,7 @@ return {
         kind = "array",
         notes = "rows: timestamp_created_date, sent_count, received_count, spam_count, inbox_count, category_count",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementAnalyticsStatsByTestId",
@@ -466,6 +470,7 @@ return {
         kind = "array",
         notes = "rows: test_id, count, spam_count, spam_percent, inbox_count, inbox_percent, category_count, category_percent",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -143,6 +143,7 @@ return {
         item = "Inbox Placement Blacklist & SpamAssassin Report",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementBlacklistAndSpamAssassinReport",
@@ -168,6 +169,7 @@ return {
         item = "Inbox Placement Blacklist & SpamAssassin Report",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

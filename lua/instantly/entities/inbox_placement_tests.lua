@@ -214,6 +214,7 @@ return {
         item = "Inbox Placement Test",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createInboxPlacementTest",
@@ -414,6 +415,7 @@ return {
         item = "Inbox Placement Test",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementTest",
@@ -446,6 +448,7 @@ return {
         item = "Inbox Placement Test",
         notes = "plus metadata when with_metadata=true",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchInboxPlacementTest",
@@ -522,6 +525,7 @@ return {
         item = "Inbox Placement Test",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteInboxPlacementTest",
@@ -547,6 +551,7 @@ return {
         item = "Inbox Placement Test",
         notes = "returns the deleted test",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getInboxPlacementTestESPOptions",
@@ -563,6 +568,7 @@ return {
         kind = "array",
         notes = "array of {region, sub_region, type, esp} usable as recipients_labels",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -108,6 +108,7 @@ return {
         item = "Lead Label",
         notes = "Cursor page: {items, next_starting_after}. Cursor is a timestamp.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createLeadLabel",
@@ -157,6 +158,7 @@ return {
         item = "Lead Label",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getLeadLabel",
@@ -182,6 +184,7 @@ return {
         item = "Lead Label",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchLeadLabel",
@@ -239,6 +242,7 @@ return {
         item = "Lead Label",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteLeadLabel",
@@ -275,6 +279,7 @@ return {
         item = "Lead Label",
         notes = "returns the deleted label. DELETE that accepts an optional JSON body. DELETE with an optional JSON body",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "testAiReplyLabelLeadLabels",
@@ -303,6 +308,7 @@ return {
         kind = "object",
         notes = "{result, custom_labels_considered[]}; 429/500 bodies are {error}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -90,6 +90,7 @@ return {
         item = "Lead List",
         notes = "Cursor page: {items, next_starting_after}. Cursor is a timestamp.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createLeadList",
@@ -133,6 +134,7 @@ return {
         item = "Lead List",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getLeadList",
@@ -158,6 +160,7 @@ return {
         item = "Lead List",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchLeadList",
@@ -209,6 +212,7 @@ return {
         item = "Lead List",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteLeadList",
@@ -234,6 +238,7 @@ return {
         item = "Lead List",
         notes = "returns the deleted list",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getVerificationStats",
@@ -258,6 +263,7 @@ return {
         kind = "object",
         notes = "{stats: {verified, invalid, risky, catch_all, job_change, verification_job_pending_leadfinder, verification_job_pending_user}, total_leads}. Poll after bulkAddLeads with verify_leads_on_import before launching.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -353,9 +353,10 @@ return {
           },
           {
             name = "filter",
-            description = "One of the FILTER_* values; for custom labels use interest_status",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -473,6 +474,7 @@ return {
         item = "Lead",
         notes = "Cursor page: {items, next_starting_after}. POST used as a list call; limit/starting_after travel in the JSON body. Chronological order is only guaranteed for leads created on/after 2025-10-15.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createLead",
@@ -633,6 +635,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getLead",
@@ -658,6 +661,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchLead",
@@ -765,6 +769,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteLead",
@@ -790,6 +795,7 @@ return {
         item = "Lead",
         notes = "returns the deleted lead",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAddLeads",
@@ -958,6 +964,7 @@ return {
         kind = "object",
         notes = "{status, total_sent, leads_uploaded, in_blocklist, blocklist_used, duplicated_leads, skipped_count, invalid_email_count, incomplete_count, duplicate_email_count, remaining_in_plan, created_leads: [{index, id, email, first_name, last_name, phone}]}. Max 1000 leads per call; give campaign_id XOR list_id. Per vendor conventions, verify_leads_on_import=true spawns a background verification job, but no job id is modelled in the response.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkDeleteLeads",
@@ -1012,6 +1019,7 @@ return {
         kind = "object",
         notes = "{count} - number of deleted leads. DELETE with a JSON body; give campaign_id XOR list_id. Destructive. DELETE with a JSON body; the vendor kit's generated body type is undefined (unknown), body fields come from the skill-doc JSON and third-party reference",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "bulkAssignLeads",
@@ -1035,7 +1043,7 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
             enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
@@ -1120,6 +1128,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {status, message}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeads",
@@ -1143,9 +1152,10 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -1286,6 +1296,7 @@ return {
         item = "Background Job",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "exportLeads",
@@ -1315,9 +1326,10 @@ return {
           },
           {
             name = "filter",
-            description = "Predefined filter value",
+            description = "Predefined lead filter (for custom lead labels use interest_status): FILTER_VAL_CONTACTED=Contacted; FILTER_VAL_NOT_CONTACTED=Not contacted; FILTER_VAL_COMPLETED=Completed; FILTER_VAL_UNSUBSCRIBED=Unsubscribed; FILTER_VAL_ACTIVE=Active; FILTER_LEAD_INTERESTED=Interested; FILTER_LEAD_NOT_INTERESTED=Not interested; FILTER_LEAD_MEETING_BOOKED=Meeting booked; FILTER_LEAD_MEETING_COMPLETED=Meeting completed; FILTER_LEAD_CLOSED=Closed; FILTER_LEAD_OUT_OF_OFFICE=Out of office; FILTER_LEAD_WRONG_PERSON=Wrong person; FILTER_LEAD_LOST=Lost; FILTER_LEAD_NO_SHOW=No show; FILTER_LEAD_CUSTOM_LABEL_POSITIVE=Custom label positive; FILTER_LEAD_CUSTOM_LABEL_NEGATIVE=Custom label negative; FILTER_VAL_BOUNCED=Bounced; FILTER_VAL_SKIPPED=Skipped; FILTER_VAL_RISKY=Risky; FILTER_VAL_INVALID=Invalid; FILTER_VAL_VALID=Valid; FILTER_VAL_IN_SUBSEQUENCE=In subsequence; FILTER_VAL_OPENED_NO_REPLY=Opened no reply; FILTER_VAL_COMPLETED_NO_REPLY=Completed no reply; FILTER_VAL_NO_OPENS=No opens; FILTER_VAL_REPLIED=Replied; FILTER_VAL_LINK_CLICKED=Link clicked",
             type = "string",
             required = false,
+            enum = { "FILTER_VAL_CONTACTED", "FILTER_VAL_NOT_CONTACTED", "FILTER_VAL_COMPLETED", "FILTER_VAL_UNSUBSCRIBED", "FILTER_VAL_ACTIVE", "FILTER_LEAD_INTERESTED", "FILTER_LEAD_NOT_INTERESTED", "FILTER_LEAD_MEETING_BOOKED", "FILTER_LEAD_MEETING_COMPLETED", "FILTER_LEAD_CLOSED", "FILTER_LEAD_OUT_OF_OFFICE", "FILTER_LEAD_WRONG_PERSON", "FILTER_LEAD_LOST", "FILTER_LEAD_NO_SHOW", "FILTER_LEAD_CUSTOM_LABEL_POSITIVE", "FILTER_LEAD_CUSTOM_LABEL_NEGATIVE", "FILTER_VAL_BOUNCED", "FILTER_VAL_SKIPPED", "FILTER_VAL_RISKY", "FILTER_VAL_INVALID", "FILTER_VAL_VALID", "FILTER_VAL_IN_SUBSEQUENCE", "FILTER_VAL_OPENED_NO_REPLY", "FILTER_VAL_COMPLETED_NO_REPLY", "FILTER_VAL_NO_OPENS", "FILTER_VAL_REPLIED", "FILTER_VAL_LINK_CLICKED" },
           },
           {
             name = "campaign",
@@ -1393,6 +1405,9 @@ return {
         item = "Background Job",
         notes = "Only in the older Romamo/instantly2 spec snapshot; absent from the vendor kit, the skill doc and go-instantly - may have been removed.",
       },
+      evidence = { "romamo-instantly2" },
+      evidence_note = "Only the older spec snapshot behind Romamo/instantly2 lists it; the vendor kit, the skill doc, go-instantly and instantly-cli do not. It may have been removed from the API.",
+      unconfirmed = true,
     },
     {
       id = "mergeLeads",
@@ -1429,6 +1444,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "updateLeadInterestStatus",
@@ -1491,6 +1507,7 @@ return {
         kind = "object",
         notes = "202 Accepted: {message}; processed in the background",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "moveLeadToSubsequence",
@@ -1527,6 +1544,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "removeLeadFromSubsequence",
@@ -1556,6 +1574,7 @@ return {
         item = "Lead",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -75,6 +75,7 @@ return {
         kind = "object",
         notes = "{session_id, auth_url, expires_at}; open auth_url in a browser then poll getOAuthSessionStatus; 429 (with Retry-After) and 503 possible. Google Workspace only (personal gmail rejected). Only 200/429/503 are returned; 429 carries Retry-After (seconds) and IP blocks escalate 30 min -> 2 h -> 24 h.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "initMicrosoftOAuth",
@@ -93,6 +94,7 @@ return {
         kind = "object",
         notes = "{session_id, auth_url, expires_at}; then poll getOAuthSessionStatus; 429 (with Retry-After) and 503 possible. Business and personal Microsoft accounts allowed. Only 200/429/503 are returned; 429 carries Retry-After (seconds).",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getOAuthSessionStatus",
@@ -116,6 +118,7 @@ return {
         kind = "object",
         notes = "{status: pending|success|error|expired, email, name, error, error_description}. Sessions expire after ~10 minutes and are one-time-use (404 after the first success/error read); poll about every 5 s.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -108,6 +108,9 @@ return {
         item = "Sales Flow",
         notes = "Cursor page: {items, next_starting_after}. Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Response assumed to follow the standard {items, next_starting_after} envelope.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt.",
+      unconfirmed = true,
     },
     {
       id = "createSalesFlow",
@@ -161,6 +164,9 @@ return {
         item = "Sales Flow",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt.",
+      unconfirmed = true,
     },
     {
       id = "getSalesFlow",
@@ -186,6 +192,9 @@ return {
         item = "Sales Flow",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt.",
+      unconfirmed = true,
     },
     {
       id = "patchSalesFlow",
@@ -247,6 +256,9 @@ return {
         item = "Sales Flow",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt.",
+      unconfirmed = true,
     },
     {
       id = "deleteSalesFlow",
@@ -272,6 +284,9 @@ return {
         item = "Sales Flow",
         notes = "Third-party compiled reference only (stored file id 53653477173); not in the vendor kit, skill doc, Romamo or go-instantly - unverified. Assumed to return the deleted object like other deletes.",
       },
+      evidence = { "third-party-reference", "instantly-cli" },
+      evidence_note = "No source generated from the live API spec lists it (the vendor kit has no such endpoint; go-instantly says the tag exposes no public endpoints). Only a third-party reference and the bcharleson/instantly-cli command set list it; that CLI uses the singular path /sales-flow, the reference /sales-flows, so even the path is in doubt.",
+      unconfirmed = true,
     },
   },
 }

@@ -70,13 +70,144 @@ return {
       description = "Same shape as campaign_schedule",
       type = "object",
       read_only = false,
+      fields = {
+        {
+          name = "schedules",
+          description = "Sending windows: each {name, timing {from, to} as HH:MM, days {\"0\"..\"6\" = true/false, 0=Sunday}, timezone from the fixed list}",
+          type = "array",
+          items = "object",
+          required = true,
+          item_fields = {
+            {
+              name = "name",
+              description = "Schedule name",
+              type = "string",
+              required = true,
+            },
+            {
+              name = "timing",
+              description = "Sending window, 24-hour HH:MM times",
+              type = "object",
+              required = true,
+              fields = {
+                {
+                  name = "from",
+                  description = "Start of the window (HH:MM)",
+                  type = "string",
+                  format = "hh:mm",
+                  required = true,
+                },
+                {
+                  name = "to",
+                  description = "End of the window (HH:MM)",
+                  type = "string",
+                  format = "hh:mm",
+                  required = true,
+                },
+              },
+            },
+            {
+              name = "days",
+              description = "Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans",
+              type = "object",
+              required = true,
+              keys = {
+                description = "0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday",
+                type = "string",
+                enum = { "0", "1", "2", "3", "4", "5", "6" },
+              },
+              values = {
+                type = "boolean",
+              },
+            },
+            {
+              name = "timezone",
+              description = "Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)",
+              type = "string",
+              required = true,
+              enum = { "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "America/Anchorage", "America/Dawson", "America/Creston", "America/Chihuahua", "America/Boise", "America/Belize", "America/Chicago", "America/Bahia_Banderas", "America/Regina", "America/Bogota", "America/Detroit", "America/Indiana/Marengo", "America/Caracas", "America/Asuncion", "America/Glace_Bay", "America/Campo_Grande", "America/Anguilla", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/La_Rioja", "America/Araguaina", "America/Godthab", "America/Montevideo", "America/Bahia", "America/Noronha", "America/Scoresbysund", "Atlantic/Cape_Verde", "Africa/Casablanca", "America/Danmarkshavn", "Europe/Isle_of_Man", "Atlantic/Canary", "Africa/Abidjan", "Arctic/Longyearbyen", "Europe/Belgrade", "Africa/Ceuta", "Europe/Sarajevo", "Africa/Algiers", "Africa/Windhoek", "Asia/Nicosia", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Europe/Bucharest", "Africa/Blantyre", "Europe/Helsinki", "Europe/Istanbul", "Asia/Jerusalem", "Africa/Tripoli", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Aden", "Africa/Addis_Ababa", "Europe/Kirov", "Europe/Astrakhan", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Indian/Mahe", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Antarctica/Mawson", "Asia/Yekaterinburg", "Asia/Karachi", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Antarctica/Vostok", "Asia/Dhaka", "Asia/Rangoon", "Antarctica/Davis", "Asia/Novokuznetsk", "Asia/Hong_Kong", "Asia/Krasnoyarsk", "Asia/Brunei", "Australia/Perth", "Asia/Taipei", "Asia/Choibalsan", "Asia/Irkutsk", "Asia/Dili", "Asia/Pyongyang", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Melbourne", "Antarctica/DumontDUrville", "Australia/Currie", "Asia/Chita", "Antarctica/Macquarie", "Asia/Sakhalin", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Anadyr", "Asia/Kamchatka", "Etc/GMT-13", "Pacific/Apia" },
+            },
+          },
+        },
+      },
     },
     {
       name = "sequences",
-      description = "Email copy; only the first element is used: [{steps: [{type 'email', delay, delay_unit minutes|hours|days, pre_delay, pre_delay_unit, variants [{subject, body, v_disabled}]}]}]",
+      description = "Sequences; only the first is used. Each {steps = {{type = \"email\", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}",
       type = "array",
       items = "object",
       read_only = false,
+      item_fields = {
+        {
+          name = "steps",
+          description = "Steps in sending order",
+          type = "array",
+          items = "object",
+          required = true,
+          item_fields = {
+            {
+              name = "type",
+              description = "Step type (only email)",
+              type = "string",
+              required = true,
+              enum = { "email" },
+            },
+            {
+              name = "delay",
+              description = "Wait before the next step, in delay_unit",
+              type = "number",
+              required = true,
+            },
+            {
+              name = "delay_unit",
+              description = "Unit of delay (default days)",
+              type = "string",
+              required = false,
+              enum = { "minutes", "hours", "days" },
+            },
+            {
+              name = "pre_delay",
+              description = "Wait before this step, in pre_delay_unit",
+              type = "number",
+              required = false,
+            },
+            {
+              name = "pre_delay_unit",
+              description = "Unit of pre_delay",
+              type = "string",
+              required = false,
+              enum = { "minutes", "hours", "days" },
+            },
+            {
+              name = "variants",
+              description = "A/B variants of the step",
+              type = "array",
+              items = "object",
+              required = true,
+              item_fields = {
+                {
+                  name = "subject",
+                  description = "Subject line",
+                  type = "string",
+                  required = true,
+                },
+                {
+                  name = "body",
+                  description = "Body (HTML or text)",
+                  type = "string",
+                  required = true,
+                },
+                {
+                  name = "v_disabled",
+                  description = "Variant disabled",
+                  type = "boolean",
+                  required = false,
+                },
+              },
+            },
+          },
+        },
+      },
     },
     {
       name = "daily_limit_mode",
@@ -153,6 +284,7 @@ return {
         item = "Campaign Subsequence",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createCampaignSubsequence",
@@ -234,19 +366,141 @@ return {
               },
               {
                 name = "schedules",
-                description = "Each: {name!, timing! {from 'HH:MM', to 'HH:MM'}, days! {'0'..'6': boolean, 0=Sunday}, timezone! (IANA name from a fixed list, e.g. America/Chicago, Europe/Belgrade, Etc/GMT+12)}",
+                description = "Sending windows: each {name, timing {from, to} as HH:MM, days {\"0\"..\"6\" = true/false, 0=Sunday}, timezone from the fixed list}",
                 type = "array",
                 items = "object",
                 required = true,
+                item_fields = {
+                  {
+                    name = "name",
+                    description = "Schedule name",
+                    type = "string",
+                    required = true,
+                  },
+                  {
+                    name = "timing",
+                    description = "Sending window, 24-hour HH:MM times",
+                    type = "object",
+                    required = true,
+                    fields = {
+                      {
+                        name = "from",
+                        description = "Start of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                      {
+                        name = "to",
+                        description = "End of the window (HH:MM)",
+                        type = "string",
+                        format = "hh:mm",
+                        required = true,
+                      },
+                    },
+                  },
+                  {
+                    name = "days",
+                    description = "Sending days: keys 0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday; values booleans",
+                    type = "object",
+                    required = true,
+                    keys = {
+                      description = "0=Sunday, 1=Monday, 2=Tuesday, 3=Wednesday, 4=Thursday, 5=Friday, 6=Saturday",
+                      type = "string",
+                      enum = { "0", "1", "2", "3", "4", "5", "6" },
+                    },
+                    values = {
+                      type = "boolean",
+                    },
+                  },
+                  {
+                    name = "timezone",
+                    description = "Time zone, one of the vendor's fixed list of IANA names (e.g. America/Chicago; America/New_York is not in it)",
+                    type = "string",
+                    required = true,
+                    enum = { "Etc/GMT+12", "Etc/GMT+11", "Etc/GMT+10", "America/Anchorage", "America/Dawson", "America/Creston", "America/Chihuahua", "America/Boise", "America/Belize", "America/Chicago", "America/Bahia_Banderas", "America/Regina", "America/Bogota", "America/Detroit", "America/Indiana/Marengo", "America/Caracas", "America/Asuncion", "America/Glace_Bay", "America/Campo_Grande", "America/Anguilla", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/La_Rioja", "America/Araguaina", "America/Godthab", "America/Montevideo", "America/Bahia", "America/Noronha", "America/Scoresbysund", "Atlantic/Cape_Verde", "Africa/Casablanca", "America/Danmarkshavn", "Europe/Isle_of_Man", "Atlantic/Canary", "Africa/Abidjan", "Arctic/Longyearbyen", "Europe/Belgrade", "Africa/Ceuta", "Europe/Sarajevo", "Africa/Algiers", "Africa/Windhoek", "Asia/Nicosia", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Europe/Bucharest", "Africa/Blantyre", "Europe/Helsinki", "Europe/Istanbul", "Asia/Jerusalem", "Africa/Tripoli", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Aden", "Africa/Addis_Ababa", "Europe/Kirov", "Europe/Astrakhan", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Indian/Mahe", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Antarctica/Mawson", "Asia/Yekaterinburg", "Asia/Karachi", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Antarctica/Vostok", "Asia/Dhaka", "Asia/Rangoon", "Antarctica/Davis", "Asia/Novokuznetsk", "Asia/Hong_Kong", "Asia/Krasnoyarsk", "Asia/Brunei", "Australia/Perth", "Asia/Taipei", "Asia/Choibalsan", "Asia/Irkutsk", "Asia/Dili", "Asia/Pyongyang", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Melbourne", "Antarctica/DumontDUrville", "Australia/Currie", "Asia/Chita", "Antarctica/Macquarie", "Asia/Sakhalin", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Anadyr", "Asia/Kamchatka", "Etc/GMT-13", "Pacific/Apia" },
+                  },
+                },
               },
             },
           },
           {
             name = "sequences",
-            description = "Array of sequences; only the first element is used. Each: {steps: [{type:'email'!, delay! number, delay_unit minutes|hours|days, pre_delay number, pre_delay_unit minutes|hours|days, variants! [{subject!, body!, v_disabled boolean}]}]}",
+            description = "Sequences; only the first is used. Each {steps = {{type = \"email\", delay, delay_unit, pre_delay, pre_delay_unit, variants = {{subject, body, v_disabled}}}}}",
             type = "array",
             items = "object",
             required = true,
+            item_fields = {
+              {
+                name = "steps",
+                description = "Steps in sending order",
+                type = "array",
+                items = "object",
+                required = true,
+                item_fields = {
+                  {
+                    name = "type",
+                    description = "Step type (only email)",
+                    type = "string",
+                    required = true,
+                    enum = { "email" },
+                  },
+                  {
+                    name = "delay",
+                    description = "Wait before the next step, in delay_unit",
+                    type = "number",
+                    required = true,
+                  },
+                  {
+                    name = "delay_unit",
+                    description = "Unit of delay (default days)",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "pre_delay",
+                    description = "Wait before this step, in pre_delay_unit",
+                    type = "number",
+                    required = false,
+                  },
+                  {
+                    name = "pre_delay_unit",
+                    description = "Unit of pre_delay",
+                    type = "string",
+                    required = false,
+                    enum = { "minutes", "hours", "days" },
+                  },
+                  {
+                    name = "variants",
+                    description = "A/B variants of the step",
+                    type = "array",
+                    items = "object",
+                    required = true,
+                    item_fields = {
+                      {
+                        name = "subject",
+                        description = "Subject line",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "body",
+                        description = "Body (HTML or text)",
+                        type = "string",
+                        required = true,
+                      },
+                      {
+                        name = "v_disabled",
+                        description = "Variant disabled",
+                        type = "boolean",
+                        required = false,
+                      },
+                    },
+                  },
+                },
+              },
+            },
           },
           {
             name = "daily_limit_mode",
@@ -276,6 +530,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getCampaignSubsequence",
@@ -301,6 +556,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchCampaignSubsequence",
@@ -357,6 +613,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteCampaignSubsequence",
@@ -382,6 +639,7 @@ return {
         item = "Campaign Subsequence",
         notes = "returns the deleted subsequence",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "duplicateSubsequence",
@@ -425,6 +683,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "pauseSubsequence",
@@ -450,6 +709,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "resumeSubsequence",
@@ -475,6 +735,7 @@ return {
         item = "Campaign Subsequence",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getSubsequenceSendingStatus",
@@ -506,6 +767,7 @@ return {
         kind = "object",
         notes = "same shape as campaign sending status: {diagnostics: null | {status one of campaign_paused,campaign_draft,campaign_completed,campaign_running_subsequences,campaign_bounce_protect,campaign_accounts_unhealthy,campaign_account_suspended,out_of_schedule,waiting_for_leads,daily_limit_met,account_daily_limit_met,new_lead_limit_met,all_accounts_unhealthy,waiting_for_esp_match,domain_limit_reached,follow_up_delay_not_met,no_accounts_available,healthy, accounts_summary, campaign_daily_limit, new_lead_limit, schedule_status, follow_ups_waiting, esp_routing_status, domain_limiter, leads_status ...}, summary}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -133,6 +133,7 @@ return {
         kind = "object",
         notes = "{id, limit, organization_id, resource_id, enrichment_payload {joblisting, email_verification, work_email_enrichment, fully_enriched_profile, custom_flow[] ...}}; enrichment runs asynchronously - poll getEnrichmentForResource. Vendor kit and go-instantly use a trailing slash (/supersearch-enrichment/); the skill doc omits it. type is mutually exclusive with integration_actions.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getEnrichmentForResource",
@@ -157,6 +158,7 @@ return {
         kind = "object",
         notes = "{resource_id, in_progress, has_no_leads, exists, enrichment_payload {work_email_enrichment, fully_enriched_profile, email_verification, joblisting, technologies, news, funding, engagement_score, ai_enrichment, custom_flow, limit, autofill}, auto_update, is_evergreen, search_filters}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "updateEnrichmentSettingsForResource",
@@ -205,6 +207,7 @@ return {
         item = "SuperSearch Enrichment",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createAIEnrichment",
@@ -323,6 +326,7 @@ return {
         kind = "object",
         notes = "{id, resource_id, resource_type (CAMPAIGN|LIST|1|2), output_column, status, model_version, input_columns, overwrite, auto_update, limit, template_id}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getAiEnrichmentForResource",
@@ -347,6 +351,7 @@ return {
         kind = "array",
         notes = "in-progress AI enrichments: [{id, organization_id, resource_id, resource_type, output_column, status}]",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "runEnrichment",
@@ -420,6 +425,7 @@ return {
         kind = "object",
         notes = "{id, resource_id, enrichment_payload}; 400 {message} possible",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getEnrichmentHistory",
@@ -457,6 +463,7 @@ return {
         kind = "array",
         notes = "array of free-form history records (offset/limit pagination, not cursor) Uses offset/limit, not cursor pagination.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "countLeadsFromSupersearch",
@@ -496,6 +503,7 @@ return {
         kind = "object",
         notes = "{number_of_leads}; count only, nothing is imported",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "previewLeadsFromSupersearch",
@@ -535,6 +543,7 @@ return {
         kind = "object",
         notes = "{number_of_leads, number_of_redacted_results, leads: [{firstName, lastName, fullName, jobTitle, location, linkedIn, companyName, companyLogo, companyId}]}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "enrichLeadsFromSupersearch",
@@ -663,6 +672,7 @@ return {
         kind = "object",
         notes = "{id, organization_id, resource_id, resource_type (1|2), search_filters, limit, list_name, custom_flow, background_job_id, live_list_workflow_id}; import runs in the background",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "signalKeywordsFacet",
@@ -708,6 +718,7 @@ return {
         kind = "object",
         notes = "{keywords: [{keyword, count}]} - autocomplete helper for the SuperSearch signals filter",
       },
+      evidence = { "vendor-kit", "go-instantly" },
     },
   },
 }

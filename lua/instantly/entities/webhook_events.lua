@@ -161,6 +161,7 @@ return {
         item = "Webhook Event",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWebhookEvent",
@@ -186,6 +187,7 @@ return {
         item = "Webhook Event",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWebhookEventsSummary",
@@ -217,6 +219,7 @@ return {
         kind = "object",
         notes = "{total_events, successful_events, failed_events, success_rate, failure_rate}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWebhookEventsSummaryByDate",
@@ -248,6 +251,7 @@ return {
         kind = "object",
         notes = "{items: [{date, total_events, successful_events, failed_events, success_rate}]} - no cursor",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

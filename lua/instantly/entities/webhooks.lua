@@ -121,7 +121,7 @@ return {
           description = "Webhook event type",
           type = "string",
           required = false,
-          enum = { "all_events", "email_sent", "email_opened", "email_link_clicked", "reply_received", "email_bounced", "lead_unsubscribed", "campaign_completed", "account_error", "lead_neutral", "lead_interested", "lead_not_interested", "lead_meeting_booked", "lead_meeting_completed", "lead_closed", "lead_out_of_office", "lead_wrong_person" },
+          enum = { "all_events", "email_sent", "email_opened", "email_link_clicked", "reply_received", "email_bounced", "lead_unsubscribed", "campaign_completed", "account_error", "lead_neutral", "lead_interested", "lead_not_interested", "lead_meeting_booked", "lead_meeting_completed", "lead_closed", "lead_out_of_office", "lead_wrong_person", "lead_no_show", "supersearch_enrichment_completed" },
         },
       },
       response = {
@@ -130,6 +130,7 @@ return {
         item = "Webhook",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createWebhook",
@@ -196,6 +197,7 @@ return {
         item = "Webhook",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWebhook",
@@ -221,6 +223,7 @@ return {
         item = "Webhook",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchWebhook",
@@ -295,6 +298,7 @@ return {
         item = "Webhook",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteWebhook",
@@ -320,6 +324,7 @@ return {
         item = "Webhook",
         notes = "returns the deleted webhook",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "listWebhookEventTypes",
@@ -336,6 +341,7 @@ return {
         kind = "object",
         notes = "{event_types: [{id, label, type}]} including custom label events",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "testWebhook",
@@ -360,6 +366,7 @@ return {
         kind = "object",
         notes = "{success, message, response_time_ms, status_code, error}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "resumeWebhook",
@@ -385,6 +392,7 @@ return {
         item = "Webhook",
         notes = "re-enables a webhook disabled after delivery failures",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -54,6 +54,7 @@ return {
         kind = "object",
         notes = "{organization_id, organization_name, subscriptions: {outreach {plan_name, addons_qty, total_lead_limit, current_lead_count, base_lead_limit, interval, current_period_end, cancel_at_time, price_in_dollars, product_id}, credits {...total_credits, available_credits}, crm, website_visitors, inbox_placement}, addons: {outreach, credits}}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWorkspaceSubscriptionDetails",
@@ -70,6 +71,7 @@ return {
         kind = "object",
         notes = "{subscriptions: [{workspace_id, interval month|year, quantity, product_id (pid_*), product_type prt_outreach|prt_leadfinder, plan_type plt_addon|plt_primary, current_period_end, cancel_at_time, price_in_dollars, price_id}], all_subs_cancelled}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

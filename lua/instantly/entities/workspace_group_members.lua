@@ -89,6 +89,7 @@ return {
         item = "Workspace Group Member",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createWorkspaceGroupMember",
@@ -118,6 +119,7 @@ return {
         item = "Workspace Group Member",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWorkspaceGroupMember",
@@ -143,6 +145,7 @@ return {
         item = "Workspace Group Member",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteWorkspaceGroupMember",
@@ -168,6 +171,7 @@ return {
         item = "Workspace Group Member",
         notes = "returns the removed member",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getAdminWorkspaceGroupMember",
@@ -184,6 +188,7 @@ return {
         kind = "object",
         notes = "{workspace_name, has_admin_workspace, workspace_group_member_id}",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -124,6 +124,7 @@ return {
         item = "Workspace Member",
         notes = "Cursor page: {items, next_starting_after}.",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "createWorkspaceMember",
@@ -177,6 +178,7 @@ return {
         item = "Workspace Member",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWorkspaceMember",
@@ -202,6 +204,7 @@ return {
         item = "Workspace Member",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchWorkspaceMember",
@@ -239,6 +242,7 @@ return {
         item = "Workspace Member",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteWorkspaceMember",
@@ -264,6 +268,7 @@ return {
         item = "Workspace Member",
         notes = "returns the removed member",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
   },
 }

@@ -133,6 +133,7 @@ return {
         item = "Workspace",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "patchWorkspace",
@@ -169,6 +170,7 @@ return {
         item = "Workspace",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "changeWorkspaceOwner",
@@ -204,6 +206,7 @@ return {
         item = "Workspace",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "getWorkspaceDomainInfo",
@@ -220,6 +223,7 @@ return {
         kind = "object",
         notes = "{verified, name, verification: [{type, domain, value, reason}]} - DNS records needed to verify the agency (white-label) domain",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "addWorkspaceAgencyDomain",
@@ -248,6 +252,7 @@ return {
         item = "Workspace",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "deleteWorkspaceDomain",
@@ -265,6 +270,7 @@ return {
         item = "Workspace",
         notes = "",
       },
+      evidence = { "vendor-kit", "skill-doc", "go-instantly" },
     },
     {
       id = "scheduleWorkspaceRemoval",
@@ -282,6 +288,7 @@ return {
         item = "Workspace",
         notes = "Known only from go-instantly (workspace.Service.ScheduleRemoval); operationId invented; scopes not documented; destructive.",
       },
+      evidence = { "go-instantly" },
     },
     {
       id = "cancelWorkspaceRemoval",
@@ -299,6 +306,7 @@ return {
         item = "Workspace",
         notes = "Known only from go-instantly (workspace.Service.CancelRemoval); operationId invented; scopes not documented.",
       },
+      evidence = { "go-instantly" },
     },
   },
 }

@@ -1,12 +1,15 @@
---- Request validation driven by the catalog: path parameter formats, query
--- coercion (strings to the declared types), body types, required fields,
--- enums and the 1-100 page size. Messages follow the vendor's validator
+--- The mock's side of request validation: a thin adapter over
+-- `instantly.validate`, the one validator the SDK also uses, so the mock
+-- and the client accept exactly the same requests. What is left here is
+-- what only a server does: turning query strings into typed values, and
+-- wording the first problem the way the vendor's validator does
 -- ("body must have required property 'name'", "querystring/limit must be
--- <= 100") so each names the offending field.
+-- <= 100", "body/campaign_schedule/schedules/0/timezone must be equal to
+-- one of the allowed values"), paths with 0-based indexes.
 -- @module instantly.mock.validate
 
 local json = require "instantly.mock.json"
-local util = require "instantly.mock.util"
+local shared = require "instantly.validate"
 
 local null, is_array, array = json.null, json.is_array, json.array
 local mtype, tointeger, tonumber = math.type, math.tointeger, tonumber
@@ -23,88 +26,31 @@ local function type_name(v)
 end
 M.type_name = type_name
 
-local function check_format(where, v, format)
-  if type(v) ~= "string" then return true end
-  if format == "uuid" and not util.is_uuid(v) then
-    return nil, fmt('%s must match format "uuid"', where)
-  elseif format == "email" and not util.is_email(v) then
-    return nil, fmt('%s must match format "email"', where)
-  elseif (format == "date-time" or format == "date") and not util.parse_time(v) then
-    return nil, fmt('%s must match format "%s"', where, format)
+-- "querystring" + {"a", 1, "b"} -> "querystring/a/0/b"
+local function vendor_path(root, segs)
+  local out = { root }
+  for _, s in ipairs(segs) do
+    out[#out + 1] = mtype(s) == "integer" and tostring(s - 1) or s
   end
-  return true
+  return table.concat(out, "/")
 end
 
-local function in_enum(v, enum)
-  for _, e in ipairs(enum) do
-    if e == v then return true end
-  end
-  return false
-end
-
-local function check_value(where, v, spec)
-  if v == null then
-    if spec.nullable then return true end
-    return nil, where .. " must be " .. spec.type
-  end
-  local t = type_name(v)
-  local want = spec.type
-  local ok = t == want or (want == "number" and t == "integer")
-    or (want == "integer" and t == "number" and v == math.floor(v) and v == v)
-    or (want == "array" and t == "object" and next(v) == nil)
-  if not ok then return nil, where .. " must be " .. want end
-  if spec.enum and want ~= "array" and not in_enum(v, spec.enum) then
-    return nil, where .. " must be equal to one of the allowed values"
-  end
-  if spec.min and v < spec.min then return nil, fmt("%s must be >= %s", where, spec.min) end
-  if spec.max and v > spec.max then return nil, fmt("%s must be <= %s", where, spec.max) end
-  if spec.format then
-    local fok, err = check_format(where, v, spec.format)
-    if not fok then return nil, err end
-  end
-  if want == "array" then
-    for i, x in ipairs(v) do
-      local w = fmt("%s/%d", where, i - 1)
-      local it = spec.items
-      if it then
-        local xt = type_name(x)
-        if not (xt == it or (it == "number" and xt == "integer")) then
-          return nil, w .. " must be " .. it
-        end
-      end
-      if spec.enum and not in_enum(x, spec.enum) then
-        return nil, w .. " must be equal to one of the allowed values"
-      end
-    end
-  end
-  if want == "object" and spec.fields then
-    local ok2, err = M.object(where, v, spec.fields)
-    if not ok2 then return nil, err end
-  end
-  return true
-end
-
---- Check an object against a field list (required, types, enums).
-function M.object(where, obj, fields)
-  for _, f in ipairs(fields) do
-    local v = obj[f.name]
-    if v == nil then
-      if f.required then
-        return nil, fmt("%s must have required property '%s'", where, f.name)
-      end
-    else
-      local ok, err = check_value(where .. "/" .. f.name, v, f)
-      if not ok then return nil, err end
-    end
-  end
-  return true
+local function vendor_message(root, p)
+  local where = vendor_path(root, p.segs)
+  local k, node = p.kind, p.node
+  if k == "required" then return fmt("%s must have required property '%s'", where, p.key) end
+  if k == "type" or k == "null" then return where .. " must be " .. node.type end
+  if k == "enum" then return where .. " must be equal to one of the allowed values" end
+  if k == "key" then return fmt("%s property name '%s' must be equal to one of the allowed values", where, p.key) end
+  if k == "min" then return fmt("%s must be >= %s", where, node.min) end
+  if k == "max" then return fmt("%s must be <= %s", where, node.max) end
+  if k == "format" then return fmt('%s must match format "%s"', where, node.format) end
+  return where .. " is invalid"
 end
 
 local function coerce(where, s, spec)
   local t = spec.type
-  if type(s) == "table" then
-    if t ~= "array" then return nil, where .. " must be " .. t end
-  end
+  if type(s) == "table" and t ~= "array" then return nil, where .. " must be " .. t end
   if t == "integer" then
     local n = s:match("^%-?%d+$") and tointeger(tonumber(s))
     if not n then return nil, where .. " must be integer" end
@@ -122,13 +68,14 @@ local function coerce(where, s, spec)
       for part in s:gmatch("[^,]+") do list[#list + 1] = part end
     end
     local out = array({})
+    local it = spec.items
     for i, x in ipairs(list) do
-      if spec.items == "integer" or spec.items == "number" then
+      if it == "integer" or it == "number" then
         local n = tonumber(x)
-        if not n or (spec.items == "integer" and not tointeger(n)) then
-          return nil, fmt("%s/%d must be %s", where, i - 1, spec.items)
+        if not n or (it == "integer" and not tointeger(n)) then
+          return nil, fmt("%s/%d must be %s", where, i - 1, it)
         end
-        x = spec.items == "integer" and tointeger(n) or n
+        x = it == "integer" and tointeger(n) or n
       end
       out[#out + 1] = x
     end
@@ -140,34 +87,33 @@ end
 --- Coerce and check the query string of `op`. Returns the typed table or
 -- nil, message. Parameters the catalog does not know pass through as text.
 function M.query(op, raw)
+  local c = shared.compile(op)
   local q = {}
   for k, v in pairs(raw) do q[k] = v end
   for _, p in ipairs(op.query or {}) do
     local s = raw[p.name]
-    local where = "querystring/" .. p.name
     if s == nil or s == "" then
-      if p.required then
-        return nil, fmt("querystring must have required property '%s'", p.name)
-      end
       q[p.name] = nil
     else
-      local v, err = coerce(where, s, p)
+      local v, err = coerce("querystring/" .. p.name, s, p)
       if v == nil then return nil, err end
-      local ok
-      ok, err = check_value(where, v, p)
-      if not ok then return nil, err end
+      local _, probs = shared.check(c.query_fields[p.name], v, { p.name })
+      if probs[1] then return nil, vendor_message("querystring", probs[1]) end
       q[p.name] = v
     end
+  end
+  for _, name in ipairs(c.query_required) do
+    if q[name] == nil then return nil, fmt("querystring must have required property '%s'", name) end
   end
   return q
 end
 
+--- Check the path parameters' formats.
 function M.params(op, params)
   for _, p in ipairs(op.path_params or {}) do
     local v = params[p.name]
-    if p.format then
-      local ok, err = check_format("params/" .. p.name, v, p.format)
-      if not ok then return nil, err end
+    if p.format and type(v) == "string" and not shared.format_ok(p.format, v) then
+      return nil, fmt('params/%s must match format "%s"', p.name, p.format)
     end
   end
   return true
@@ -175,16 +121,29 @@ end
 
 --- Check a decoded JSON body against `op.body`.
 function M.body(op, body)
-  local spec = op.body
-  if not spec then return true end
+  if not op.body then return true end
+  local c = shared.compile(op)
   if body == nil then
-    for _, f in ipairs(spec.fields) do
-      if f.required then return nil, "body must be object" end
-    end
+    if #c.body_required > 0 then return nil, "body must be object" end
     return true
   end
   if type_name(body) ~= "object" then return nil, "body must be object" end
-  return M.object("body", body, spec.fields)
+  local probs = shared.check_object(c.body_fields, c.body_required, body)
+  if probs[1] then return nil, vendor_message("body", probs[1]) end
+  return true
+end
+
+--- Check an object against a field list (kept for handlers that check a
+-- piece of a body themselves).
+function M.object(where, obj, fields)
+  local map, req = {}, {}
+  for _, f in ipairs(fields) do
+    map[f.name] = shared.prepare(f)
+    if f.required then req[#req + 1] = f.name end
+  end
+  local probs = shared.check_object(map, req, obj)
+  if probs[1] then return nil, vendor_message(where, probs[1]) end
+  return true
 end
 
 return M

@@ -1,0 +1,175 @@
+#!/usr/bin/env lua5.4
+-- gen-enums.lua - collects every enum of catalog/instantly-v2.json (entity
+-- fields, query and body parameters, nested fields, array elements, the
+-- keys of map-like objects such as schedule days) into
+-- lua/instantly/enums/data.lua, which instantly.enums turns into constants
+-- and labels at run time.
+--   lua5.4 tools/gen-enums.lua [--check]
+-- --check exits 1 when the committed file differs from what it would write.
+--
+-- Naming: an enum is filed under the snake_case singular of its entity
+-- ("Campaign" -> campaign, "Lead List" -> lead_list) and the name of the
+-- field that carries it (the last name when nested: campaign_schedule.
+-- schedules[].timezone -> campaign.timezone). Each value gets a label from
+-- the field's description ("0=Draft, 1=Active, ...") or, for a string
+-- value without one, the value itself; its constant name is the label in
+-- snake_case ("Meeting Booked" -> meeting_booked; "Etc/GMT+12" ->
+-- etc_gmt_plus_12). Integer values without a label are left out (nothing
+-- to name them by). When one field name carries different value sets in
+-- one entity, the sets are merged in order of first appearance (a set of
+-- another value type is left out).
+
+local CATALOG = "catalog/instantly-v2.json"
+local OUT = "lua/instantly/enums/data.lua"
+
+-- Extra names for enums users know under another name.
+local ALIASES = {
+  { "lead", "interest_status", "lt_interest_status" },
+}
+
+local function decode_file(path)
+  local f = assert(io.open(path, "rb"))
+  local text = f:read("a")
+  f:close()
+  package.cpath = "./build/?.so;" .. package.cpath
+  local core = require "instantly.core"
+  return assert(core.json_decode(text))
+end
+
+local function snake(s)
+  s = s:gsub("%b()", "")
+  s = s:gsub("GMT%+", "GMT plus "):gsub("GMT%-", "GMT minus ")
+  s = s:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", "")
+  if s:match("^%d") then s = "_" .. s end
+  return s
+end
+
+-- "0=Draft, 1=Active; custom values ..." -> { ["0"] = "Draft", ["1"] = "Active" }
+local function labels_of(desc)
+  local t = {}
+  if type(desc) ~= "string" then return t end
+  for part in desc:gsub("%b()", ""):gmatch("[^,;]+") do
+    local k, v = part:match("([%w%-_%.]+)%s*=%s*(.-)%s*$")
+    if k and v ~= "" and t[k] == nil then t[k] = v end
+  end
+  return t
+end
+
+local function collect(cat)
+  local out, order = {}, {}
+  local function add(ent, field, enum, desc)
+    local labels = labels_of(desc)
+    local rows = {}
+    for _, v in ipairs(enum) do
+      local label = labels[tostring(v)]
+      if label == nil and type(v) == "string" then label = v end
+      if label then rows[#rows + 1] = { v, snake(label), label } end
+    end
+    if #rows == 0 then return end
+    local e = out[ent]
+    if not e then
+      e = {}
+      out[ent] = e
+      order[#order + 1] = ent
+    end
+    local have = e[field]
+    if not have then
+      e[field] = rows
+      return
+    end
+    -- A set of another type (the string filter "0".."4" beside the integer
+    -- field esg_code) is a different enum: the first one keeps the name.
+    if math.type(have[1][1]) ~= math.type(rows[1][1]) or type(have[1][1]) ~= type(rows[1][1]) then return end
+    local seen = {}
+    for _, r in ipairs(have) do seen[r[1]] = r end
+    for _, r in ipairs(rows) do
+      local old = seen[r[1]]
+      if not old then
+        have[#have + 1] = r
+        seen[r[1]] = r
+      elseif old[3] == tostring(old[1]) and r[3] ~= tostring(r[1]) then
+        old[2], old[3] = r[2], r[3]
+      end
+    end
+  end
+  local function walk(ent, fields)
+    for _, f in ipairs(fields or {}) do
+      if type(f.enum) == "table" then add(ent, f.name, f.enum, f.description) end
+      if type(f.keys) == "table" and type(f.keys.enum) == "table" then
+        add(ent, f.name, f.keys.enum, f.keys.description or f.description)
+      end
+      walk(ent, f.fields)
+      walk(ent, f.item_fields)
+    end
+  end
+  for _, e in ipairs(cat.entities) do
+    local ent = snake(e.name)
+    walk(ent, e.schema and e.schema.fields)
+    for _, op in ipairs(e.operations) do
+      walk(ent, op.query)
+      if type(op.body) == "table" then walk(ent, op.body.fields) end
+    end
+  end
+  for _, a in ipairs(ALIASES) do
+    local e = out[a[1]]
+    assert(e and e[a[3]], "alias target missing: " .. a[1] .. "." .. a[3])
+    e[a[2]] = e[a[3]]
+  end
+  -- A name must identify one value within its enum.
+  for ent, fields in pairs(out) do
+    for field, rows in pairs(fields) do
+      local names = {}
+      for _, r in ipairs(rows) do
+        if names[r[2]] ~= nil and names[r[2]] ~= r[1] then
+          error(("%s.%s: the name '%s' is given to two values"):format(ent, field, r[2]))
+        end
+        names[r[2]] = r[1]
+      end
+    end
+  end
+  return out, order
+end
+
+local function lit(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function render(out, order)
+  local w = {
+    "-- Generated by tools/gen-enums.lua from catalog/instantly-v2.json; do not edit.",
+    "-- entity -> field -> { {value, constant name, label}, ... } in catalog order.",
+    "return {",
+  }
+  for _, ent in ipairs(order) do
+    w[#w + 1] = "  " .. ent .. " = {"
+    local fields = {}
+    for k in pairs(out[ent]) do fields[#fields + 1] = k end
+    table.sort(fields)
+    for _, field in ipairs(fields) do
+      w[#w + 1] = "    " .. field .. " = {"
+      for _, r in ipairs(out[ent][field]) do
+        w[#w + 1] = "      { " .. lit(r[1]) .. ", " .. lit(r[2]) .. ", " .. lit(r[3]) .. " },"
+      end
+      w[#w + 1] = "    },"
+    end
+    w[#w + 1] = "  },"
+  end
+  w[#w + 1] = "}"
+  return table.concat(w, "\n") .. "\n"
+end
+
+local text = render(collect(decode_file(CATALOG)))
+local f = io.open(OUT, "rb")
+local old = f and f:read("a")
+if f then f:close() end
+if old ~= text then
+  if arg[1] == "--check" then
+    io.stderr:write("stale " .. OUT .. " (run lua5.4 tools/gen-enums.lua)\n")
+    os.exit(1)
+  end
+  os.execute("mkdir -p lua/instantly/enums")
+  local o = assert(io.open(OUT, "wb"))
+  o:write(text)
+  o:close()
+end
