@@ -2,8 +2,9 @@
 -- warmup_health.lua - find sending accounts in poor health and warm them up.
 --
 -- Shows: iterating a paginated collection (`client.accounts:each`), a
--- POST analytics call (warmup health per account), starting a background
--- job (`accounts:enable_warmup`) and waiting for it with a progress line
+-- POST analytics call (warmup health per account), warmup states from the
+-- catalog (`instantly.enums`), starting a background job
+-- (`accounts:enable_warmup`) and waiting for it with a progress line
 -- (`client.background_jobs:wait`), and the `nil, err` error rule.
 --
 -- Against the local mock (what `make test` does):
@@ -37,26 +38,23 @@ local aggregate = {}
 for first = 1, #accounts, 100 do
   local emails = {}
   for i = first, math.min(first + 99, #accounts) do emails[#emails + 1] = accounts[i].email end
-  local health, err = client.analytics:warmup { emails = emails }
-  if not health then
-    io.stderr:write("cannot read warmup health: ", tostring(err), "\n")
-    os.exit(1)
-  end
+  local health = assert(client.analytics:warmup { emails = emails })
   for email, h in pairs(health.aggregate_data or {}) do aggregate[email] = h end
 end
 
-local WARMUP = { [0] = "paused", [1] = "active", [-1] = "banned", [-2] = "spam folder unknown",
-                 [-3] = "permanent suspension" }
+local enums = instantly.enums
+local ACTIVE = enums.account.warmup_status.active
+local function warmup_label(a) return enums.label("account.warmup_status", a.warmup_status) or "?" end
 
 -- 3. The weak ones: a low health score, or no warmup running.
 local weak, to_enable = {}, {}
 for _, a in ipairs(accounts) do
   local h = aggregate[a.email] or {}
   local score = tonumber(h.health_score) or tonumber(a.stat_warmup_score) or 0
-  local warming = a.warmup_status == 1
+  local warming = a.warmup_status == ACTIVE
   if score < min_score or not warming then
     weak[#weak + 1] = { email = a.email, score = score, label = h.health_score_label or "",
-                        warmup = WARMUP[a.warmup_status] or tostring(a.warmup_status) }
+                        warmup = warmup_label(a) }
     if not warming then to_enable[#to_enable + 1] = a.email end
   end
 end
@@ -97,5 +95,5 @@ print(string.format("Job %s finished: %s.", done.id, tostring(done.status)))
 -- 5. Check the result.
 for _, email in ipairs(to_enable) do
   local a = assert(client.accounts:get(email))
-  print(string.format("  %-32s warmup %s", a.email, WARMUP[a.warmup_status] or tostring(a.warmup_status)))
+  print(string.format("  %-32s warmup %s", a.email, warmup_label(a)))
 end

@@ -186,6 +186,13 @@ Summary.__name = "instantly.ImportSummary"
 Summary.__index = Summary
 
 function Summary.__tostring(s)
+  if s.dry_run then
+    local text = fmt("import dry run: %d rows read, %d valid, %d invalid, %d batch%s to send", s.rows, s.valid,
+      s.invalid_count, s.batches, s.batches == 1 and "" or "es")
+    if s.columns then text = text .. "\ncolumns:\n" .. columns.describe(s.columns) end
+    for _, w in ipairs(s.warnings) do text = text .. "\nwarning: " .. w end
+    return text
+  end
   local parts = {
     fmt("%d rows read, %d uploaded, %d duplicates skipped, %d invalid", s.rows, s.uploaded, s.duplicates,
       s.invalid_count),
@@ -197,7 +204,6 @@ function Summary.__tostring(s)
   end
   if #s.failed_batches > 0 then parts[#parts + 1] = fmt("%d batches failed", #s.failed_batches) end
   local text = "import: " .. concat(parts, ", ")
-  if s.dry_run and s.columns then text = text .. "\ncolumns:\n" .. columns.describe(s.columns) end
   for _, w in ipairs(s.warnings) do text = text .. "\nwarning: " .. w end
   return text
 end
