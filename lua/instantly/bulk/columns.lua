@@ -129,8 +129,8 @@ local function distance(a, b, cap)
 end
 
 --- The lead field a custom column was probably meant to be, if any: a
--- header within two typing errors of a field name or alias ("Emial"), or
--- one that starts with one ("Phone Mobile"). Used for warnings only.
+-- header within two typing errors of a field name or alias ("Emial",
+-- "Phon"). Used for warnings only.
 -- @tparam string header
 -- @treturn string|nil the lead field
 function M.near_miss(header)
@@ -143,7 +143,6 @@ function M.near_miss(header)
   for _, alias in ipairs(names) do
     if #alias >= 4 then
       local d = distance(sq, alias, 2)
-      if sq:sub(1, #alias) == alias and #alias >= 5 then d = 2 end
       if d <= 2 and (best_d == nil or d < best_d) then best, best_d = ALIASES[alias], d end
     end
   end
