@@ -33,7 +33,7 @@ local M = {}
 
 local DEFAULT_CHUNK = 64 * 1024
 
----------------------------------------------------------------- errors
+-- -------------------------------------------------------------- errors
 
 -- CSV errors are instantly.Error values of kind "csv". `message` names
 -- the place first ("leads.csv:7: unterminated quoted field"), so the

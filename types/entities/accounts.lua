@@ -88,6 +88,7 @@ function AccountsRecord:mark_fixed(opts) end
 ---@class instantly.params.accounts.list
 ---@field limit? integer Page size (1-100) (1..100)
 ---@field starting_after? string Cursor: the next_starting_after value of the previous page
+---@field skip? integer Number of accounts to skip (offset paging; go-instantly sends it). The cursor (starting_after) is the documented way to page (0..)
 ---@field search? string Search by email
 ---@field status? 1|2|3|-1|-2|-3 Status filter/value (see the entity's status enum)
 ---@field provider_code? 1|2|3|4|8 Mailbox provider code

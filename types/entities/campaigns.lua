@@ -158,6 +158,13 @@ function CampaignsRecord:preflight(opts, call_opts) end
 ---@return instantly.PreflightReport|instantly.Error
 function CampaignsRecord:launch(opts, call_opts) end
 
+---`client.analytics:by_step(campaign, params)` for this campaign.
+---@param params? table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.StepStatsRow[]|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:step_analytics(params, call_opts) end
+
 ---Parameters of `client.campaigns:list`.
 ---@class instantly.params.campaigns.list
 ---@field limit? integer Page size (1-100) (1..100)
@@ -166,6 +173,9 @@ function CampaignsRecord:launch(opts, call_opts) end
 ---@field tag_ids? string Comma-separated tag ids
 ---@field ai_sales_agent_id? string AI sales agent id (uuid)
 ---@field status? -99|-1|-2|0|1|2|3|4 Status filter/value (see the entity's status enum)
+---@field exclude_status? -99|-1|-2|0|1|2|3|4 Leave out campaigns with this status (see the entity's status enum); sent by go-instantly (campaign/options.go WithExcludeStatus)
+---@field sort_column? string Column to sort by (free text; go-instantly sends sort_column on campaign search)
+---@field sort_order? "asc"|"desc" Sort direction (asc or desc)
 
 ---Parameters of `client.campaigns:create`.
 ---@class instantly.params.campaigns.create
@@ -439,13 +449,27 @@ function Campaigns:count_launched(opts) end
 ---@return instantly.Error|nil err
 function Campaigns:search_by_contact(params, opts) end
 
----Report what would make sending fail or hurt deliverability.
----@param campaign string|instantly.Campaign
+---Report what would make sending fail or hurt deliverability, for a campaign or for create parameters (a plain table without id) before anything is created.
+---@param campaign string|instantly.Campaign|table<string, any>
 ---@param opts? instantly.PreflightOptions
 ---@param call_opts? instantly.CallOptions
 ---@return instantly.PreflightReport|nil result
 ---@return instantly.Error|nil err
 function Campaigns:preflight(campaign, opts, call_opts) end
+
+---The campaign with this exact name (the oldest of several) and the number of matches.
+---@param params { name: string }
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil|nil result
+---@return integer|instantly.Error
+function Campaigns:find(params, call_opts) end
+
+---Find by name, or create with these parameters; also says whether it created.
+---@param params table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil|nil result
+---@return boolean|instantly.Error
+function Campaigns:find_or_create(params, call_opts) end
 
 ---Activate, after a passing preflight unless `preflight = false`.
 ---@param campaign string|instantly.Campaign

@@ -54,7 +54,7 @@ function WebhooksRecord:resume(opts) end
 ---@field limit? integer Page size (1-100) (1..100)
 ---@field starting_after? string Cursor: the next_starting_after value of the previous page
 ---@field campaign? string Campaign id (uuid)
----@field event_type? "all_events"|"email_sent"|"email_opened"|"email_link_clicked"|"reply_received"|"email_bounced"|"lead_unsubscribed"|"campaign_completed"|"account_error"|"lead_neutral"|"lead_interested"|"lead_not_interested"|"lead_meeting_booked"|"lead_meeting_completed"|"lead_closed"|"lead_out_of_office"|"lead_wrong_person" Webhook event type
+---@field event_type? "all_events"|"email_sent"|"email_opened"|"email_link_clicked"|"reply_received"|"email_bounced"|"lead_unsubscribed"|"campaign_completed"|"account_error"|"lead_neutral"|"lead_interested"|"lead_not_interested"|"lead_meeting_booked"|"lead_meeting_completed"|"lead_closed"|"lead_out_of_office"|"lead_wrong_person"|"lead_no_show"|"supersearch_enrichment_completed" Webhook event type
 
 ---Parameters of `client.webhooks:create`.
 ---@class instantly.params.webhooks.create

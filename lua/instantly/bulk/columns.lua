@@ -231,9 +231,9 @@ function M.describe(mapping)
   return concat(lines, "\n")
 end
 
--------------------------------------------------------------------------------
+-- -----------------------------------------------------------------------------
 -- Checking a lead
--------------------------------------------------------------------------------
+-- -----------------------------------------------------------------------------
 
 --- A plausible address: one @, no spaces, a dot in a domain of sane shape.
 -- (The server decides deliverability; this only keeps malformed rows from

@@ -106,11 +106,11 @@ local function append_file(to, from)
   return true
 end
 
--------------------------------------------------------------------------------
+-- -----------------------------------------------------------------------------
 -- The writer: rows go to `path.part` (fixed columns, JSONL) or, when the
 -- custom variables are discovered on the way, to `path.part-rows` with the
 -- header written in front at the end.
--------------------------------------------------------------------------------
+-- -----------------------------------------------------------------------------
 
 local Out = {}
 Out.__index = Out
