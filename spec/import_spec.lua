@@ -517,6 +517,35 @@ describe("leads:import", function()
       os.remove(path)
     end)
 
+    it("records a batch only after on_batch took its ids; an error there stops the import", function()
+      local path, ck = write_csv(tmp(), 300, "hook"), tmp()
+      local calls = 0
+      local ok, msg = pcall(client.leads.import, client.leads, { campaign_id = campaign.id, leads = path,
+        batch_size = 100, concurrency = 1, checkpoint = ck, skip_if_in_campaign = true,
+        on_batch = function(rows)
+          calls = calls + 1
+          if calls == 2 then error("CRM is down") end
+          assert.equal((calls - 1) * 100 + 1, rows[1].row)
+        end })
+      assert.is_false(ok)
+      assert.matches("CRM is down", msg)
+      local st = assert(bulk.load_checkpoint(ck))
+      assert.is_table(st.batches["1"])
+      assert.is_nil(st.batches["2"])       -- its ids never reached the CRM: sent again next time
+      local firsts = {}
+      local s = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+        concurrency = 1, checkpoint = ck, skip_if_in_campaign = true,
+        on_batch = function(rows) firsts[#firsts + 1] = rows[1].row end })
+      assert.same({ 101, 201 }, firsts)
+      assert.equal(1, s.resumed_batches)
+      assert.equal(100, s.duplicates)      -- batch 2 had reached the API the first time
+      -- in total: what the checkpoint knows (batch 2's first upload was never recorded)
+      assert.equal(200, s.total.uploaded)
+      assert.equal(100, s.total.duplicates)
+      os.remove(path)
+      os.remove(ck)
+    end)
+
     it("shows the column mapping in a dry run and warns about near-miss headers", function()
       local path = tmp()
       local f = assert(io.open(path, "wb"))

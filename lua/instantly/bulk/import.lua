@@ -361,18 +361,21 @@ local function batch_rows(meta, res)
   return rows
 end
 
+-- on_batch runs before the batch is recorded: a batch in the checkpoint
+-- has had its ids handed over (if on_batch raises, the import stops and
+-- the next run sends that batch again).
 function Run:accepted(meta, res)
   local s = self.summary
   s.batches_sent = s.batches_sent + 1
   local c = counts_of(res)
   add_counts(s, c)
   add_counts(s.total, c)
+  if self.on_batch then self.on_batch(batch_rows(meta, res), res) end
   if self.ck then
     self.ck.batches[tostring(meta.batch)] = { fp = meta.fp, rows = { meta.first_row, meta.last_row }, c = c }
     local ok, cerr = checkpoint.save(self.ck_path, self.ck)
     if not ok then self.fatal = self.fatal or cerr end
   end
-  if self.on_batch then self.on_batch(batch_rows(meta, res), res) end
 end
 
 function Run:on_result(i, res, err)
