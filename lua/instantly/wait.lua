@@ -57,12 +57,12 @@ M.sleep = client_sleep
 
 local WAIT_OPTS = { timeout = true, interval = true, on_progress = true }
 
---- Validate wait options (raises on misuse, at the caller's caller).
+-- Validates wait options (raises on misuse, `level` frames up).
 -- @tparam string fname name shown in errors
 -- @param opts nil or a table
 -- @tparam[opt] table extra more accepted keys
 -- @treturn table opts (never nil)
-function M.check_opts(fname, opts, extra, level)
+local function check_opts(fname, opts, extra, level)
   level = (level or 2) + 1
   if opts == nil then return {} end
   if type(opts) ~= "table" then
@@ -209,7 +209,7 @@ end
 -- @return the finished job, or nil, err (err.job is the last job seen)
 local function job_at(client, job_or_id, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("background_jobs:wait", opts, nil, level)
+  opts = check_opts("background_jobs:wait", opts, nil, level)
   local id, rec = id_of(job_or_id, "id", "background_jobs:wait", level)
   local first
   if rec and rec.status ~= nil and M.JOB_TERMINAL[tostring(rec.status)] ~= nil then first = rec end
@@ -256,7 +256,7 @@ end
 -- @return the verification, or nil, err (err.verification attached)
 local function verification_at(client, email_or_result, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("email_verification:wait", opts, nil, level)
+  opts = check_opts("email_verification:wait", opts, nil, level)
   local email, rec = id_of(email_or_result, "email", "email_verification:wait", level)
   local ev = client.email_verification
   return M.poll(client, {
@@ -279,7 +279,7 @@ local VERIFY_OPTS = { wait = true, webhook_url = true }
 -- @tparam[opt] table call_opts
 local function verify_at(client, email, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("email_verification:verify", opts, VERIFY_OPTS, level)
+  opts = check_opts("email_verification:verify", opts, VERIFY_OPTS, level)
   if type(email) ~= "string" or email == "" then
     error("instantly: email_verification:verify: email must be a non-empty string, got " ..
       (email == nil and "nothing" or type(email)), level)
@@ -356,7 +356,7 @@ end
 -- @return the final session status ({status = "success", email, ...}), or nil, err
 local function oauth_at(client, session_or_id, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("oauth:wait", opts, nil, level)
+  opts = check_opts("oauth:wait", opts, nil, level)
   local id, rec = id_of(session_or_id, "session_id", "oauth:wait", level)
   local deadline, deadline_text
   if rec then
@@ -413,7 +413,7 @@ local ENRICH_OPTS = { ai = true }
 -- @return the enrichment state of the resource (or the finished job), or nil, err
 local function enrichment_at(client, target, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS, level)
+  opts = check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS, level)
   if type(target) == "table" and type(target.background_job_id) == "string" and target.background_job_id ~= "" then
     return job_at(client, target.background_job_id,
       { timeout = pick(opts, "enrichment", "timeout"), interval = opts.interval, on_progress = opts.on_progress },
