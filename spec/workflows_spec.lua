@@ -222,6 +222,17 @@ describe("workflows against the mock", function()
       assert.equal(t1.id, (client.custom_tags:find_or_create { label = "Fresh tag" }).id)
     end)
 
+    it("is not atomic: two at once can both create, and the next find shows the duplicate", function()
+      local values = client:gather {
+        function() return client.lead_lists:find_or_create { name = "Raced" } end,
+        function() return client.lead_lists:find_or_create { name = "Raced" } end,
+      }
+      assert.is_table(values[1])
+      assert.is_table(values[2])
+      local _, n = client.lead_lists:find { name = "Raced" }
+      assert.equal(2, n)       -- the documented race: both lists exist
+    end)
+
     it("returns nil, err when listing fails", function()
       srv:fault { method = "GET", path = "/lead-lists", status = 500, count = 1 }
       local none, err = client.lead_lists:find { name = "x" }
