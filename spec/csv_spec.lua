@@ -149,7 +149,7 @@ describe("csv reader", function()
         while true do
           local row, err = r:read()
           if row == nil then
-            out[#out + 1] = err and { err.message, err.line } or "end"
+            out[#out + 1] = err and { err.reason, err.line } or "end"
             return out
           end
           out[#out + 1] = row
@@ -183,8 +183,10 @@ describe("csv reader", function()
     assert.equal("csv", err.kind)
     assert.equal(3, err.line)
     assert.equal(2, err.row)
-    assert.equal("unterminated quoted field", err.message)
-    assert.equal(FIX .. "unterminated.csv:3: unterminated quoted field", tostring(err))
+    assert.equal("unterminated quoted field", err.reason)
+    assert.equal("instantly: csv: " .. FIX .. "unterminated.csv:3: unterminated quoted field", tostring(err))
+    assert.equal(FIX .. "unterminated.csv:3: unterminated quoted field", err.message)
+    assert.is_true(require("instantly").is_error(err))
     -- the failure is sticky: nothing after it is made up
     local again, err2 = r:read()
     assert.is_nil(again)
@@ -196,7 +198,7 @@ describe("csv reader", function()
     local rows, err = csv.parse(slurp(FIX .. "stray_quote.csv"), { header = true, name = "stray" })
     assert.is_nil(rows)
     assert.equal(3, err.line)
-    assert.matches("^stray:3: quote inside an unquoted field", tostring(err))
+    assert.matches("^instantly: csv: stray:3: quote inside an unquoted field", tostring(err))
     rows = assert(csv.parse(slurp(FIX .. "stray_quote.csv"), { header = true, lazy_quotes = true }))
     assert.equal('5" screens', rows[2].company)
   end)
@@ -205,7 +207,7 @@ describe("csv reader", function()
     local rows, err = csv.parse('a,b\n"x"y,z\n')
     assert.is_nil(rows)
     assert.equal(2, err.line)
-    assert.equal("unexpected character after a closing quote", err.message)
+    assert.equal("unexpected character after a closing quote", err.reason)
     assert.same({ { 'x"y"z' } }, (csv.parse('"x"y"z"', { lazy_quotes = true })))
   end)
 
@@ -238,7 +240,7 @@ describe("csv reader", function()
     assert.equal(3, err.line)
     assert.equal(2, err.row)
     assert.same({ "3", "4", "5" }, err.fields)
-    assert.equal("3 fields, but the header names 2 columns", err.message)
+    assert.equal("3 fields, but the header names 2 columns", err.reason)
     assert.same({ a = "6", b = "7" }, (r:read()))   -- empty extra fields are fine
     assert.same({ a = "8" }, (r:read()))            -- short rows leave columns out
     assert.is_nil(r:read())
@@ -252,7 +254,7 @@ describe("csv reader", function()
   it("bounds the size of one record", function()
     local rows, err = csv.parse('a,"' .. ("x"):rep(100) .. '"\n', { max_record_bytes = 50 })
     assert.is_nil(rows)
-    assert.equal("record is larger than max_record_bytes", err.message)
+    assert.equal("record is larger than max_record_bytes", err.reason)
     assert.equal(1, err.line)
   end)
 

@@ -87,10 +87,10 @@ describe("leads:import", function()
       email = "ann@import.test", first_name = "Ann", last_name = "Lee", company_name = "Acme, Inc.",
       job_title = "CEO", phone = "+1 555 0100", website = "https://acme.test",
       personalization = 'Loved your talk on "scaling"', lt_interest_status = 1,
-      custom_variables = { ["Favourite Color"] = "blue", Notes = "two\r\nlines" },
+      custom_variables = { favourite_color = "blue", Notes = "two\r\nlines" },
     }, body.leads[1])
     assert.same({ email = "bob@import.test", first_name = "Bob", last_name = "Stone", company_name = "Globex",
-                  custom_variables = { ["Favourite Color"] = "green" } }, body.leads[2])
+                  custom_variables = { favourite_color = "green" } }, body.leads[2])
     assert.equal(-1, body.leads[4].lt_interest_status)
     assert.equal("x,y", body.leads[4].custom_variables.Notes)
     assert.matches("^import: 8 rows read, 3 uploaded, 1 duplicates skipped, 4 invalid", tostring(s))
@@ -257,7 +257,8 @@ describe("leads:import", function()
     assert.is_true(s2.ok)
     assert.equal(4, s2.resumed_batches)
     assert.equal(1, s2.batches_sent)
-    assert.equal(500, s2.uploaded)      -- counts of the first run carried over
+    assert.equal(100, s2.uploaded)      -- this run: the one batch it sent
+    assert.equal(500, s2.total.uploaded) -- in total: the first run's counts carried over
     assert.equal(500, s2.rows)
     -- Every batch reached the server once, except the one that failed.
     local seen = first_emails(srv:requests())
@@ -275,8 +276,10 @@ describe("leads:import", function()
     local s3 = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
                                             checkpoint = ck })
     assert.equal(0, #adds(srv:requests()))
-    assert.equal(500, s3.uploaded)
+    assert.equal(0, s3.uploaded)
+    assert.equal(500, s3.total.uploaded)
     assert.equal(5, s3.resumed_batches)
+    assert.matches("in total 500 uploaded", tostring(s3))
     os.remove(path)
     os.remove(ck)
   end)
@@ -313,7 +316,8 @@ describe("leads:import", function()
                                            batch_size = 100, concurrency = 3 })
     assert.equal(2, s.resumed_batches)
     assert.equal(4, s.batches_sent)
-    assert.equal(600, s.uploaded)
+    assert.equal(400, s.uploaded)
+    assert.equal(600, s.total.uploaded)
     local seen = first_emails(srv:requests())
     for b = 1, 6 do assert.equal(1, seen[("kill%d@import.test"):format((b - 1) * 100 + 1)], "batch " .. b) end
     assert.equal(6, #adds(srv:requests()))
@@ -403,7 +407,7 @@ describe("leads:import", function()
     f:close()
     local none, err = client.leads:import { campaign_id = campaign.id, leads = path }
     assert.is_nil(none)
-    assert.equal('columns 2 ("Notes") and 3 ("Notes") both map to custom variable "Notes"', err.message)
+    assert.equal('columns 2 ("Notes") and 3 ("Notes") both map to custom variable "Notes"', err.reason)
     local s = assert(client.leads:import { campaign_id = campaign.id, leads = path,
                                            columns = { [3] = "Notes 2" } })
     assert.same({ "column 4", "column 5" }, s.ignored_columns)
@@ -418,6 +422,181 @@ describe("leads:import", function()
     assert.equal("csv", err.kind)
   end)
 
+  describe("for syncs", function()
+    it("on_change = \"refuse\" (the default) refuses a changed file, naming the file once", function()
+      local path, ck = write_csv(tmp(), 150, "grow"), tmp()
+      assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100, checkpoint = ck })
+      write_csv(path, 230, "grow")    -- the CRM export grew: batch 2 now holds 100 rows, not 50
+      srv:clear_requests()
+      local none, err = client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+                                              checkpoint = ck, on_change = "refuse" }
+      assert.is_nil(none)
+      assert.equal("checkpoint", err.kind)
+      assert.equal(ck .. ": batch 2 (rows 101-200) differs from the one recorded: the input changed since " ..
+        "the checkpoint was written; pass on_change = \"restart\" to send from there, or delete it", err.message)
+      assert.equal("instantly: checkpoint: " .. err.message, tostring(err))
+      assert.is_nil(tostring(err):find("checkpoint: checkpoint", 1, true))
+      assert.equal(0, #adds(srv:requests()))
+      assert.equal(1, err.summary.resumed_batches)
+      os.remove(path)
+      os.remove(ck)
+    end)
+
+    it("on_change = \"restart\" sends from the first batch that differs and rewrites the checkpoint", function()
+      local path, ck = write_csv(tmp(), 150, "regrow"), tmp()
+      local s1 = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+                                              checkpoint = ck, skip_if_in_campaign = true })
+      assert.equal(150, s1.uploaded)
+      write_csv(path, 230, "regrow")
+      srv:clear_requests()
+      local s = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+                                             checkpoint = ck, on_change = "restart", skip_if_in_campaign = true })
+      assert.equal(2, s.restarted_at)
+      assert.equal(1, s.resumed_batches)
+      assert.equal(2, s.batches_sent)
+      assert.equal(80, s.uploaded)          -- this run: rows 151-230 are new
+      assert.equal(50, s.duplicates)        -- rows 101-150 were sent again and skipped by the API
+      -- in total: batch 1 (resumed), batch 2's first upload (forgotten, but
+      -- carried) and this run's 80
+      assert.equal(230, s.total.uploaded)
+      assert.equal(50, s.total.duplicates)
+      local st = assert(bulk.load_checkpoint(ck))
+      assert.equal("100:regrow101@import.test:regrow200@import.test", st.batches["2"].fp)
+      assert.is_true(st.complete)
+      assert.equal(2, #adds(srv:requests()))
+      os.remove(path)
+      os.remove(ck)
+    end)
+
+    it("on_change = \"restart\" starts over with a checkpoint of another import", function()
+      local path, ck = write_csv(tmp(), 20, "other"), tmp()
+      assert(client.leads:import { campaign_id = campaign.id, leads = path, checkpoint = ck })
+      local none, err = client.leads:import { list_id = list.id, leads = path, checkpoint = ck }
+      assert.is_nil(none)
+      assert.equal(ck .. ": it belongs to another import (campaign_id:" .. campaign.id .. ", batch_size 1000); " ..
+        "pass on_change = \"restart\" to start over, or delete it", err.message)
+      local s = assert(client.leads:import { list_id = list.id, leads = path, checkpoint = ck, on_change = "restart" })
+      assert.equal(1, s.restarted_at)
+      assert.equal(20, s.uploaded)
+      assert.equal("list_id:" .. list.id, assert(bulk.load_checkpoint(ck)).target)
+      os.remove(path)
+      os.remove(ck)
+    end)
+
+    it("on_batch gets every sent row with its row number and the id the API created", function()
+      local path = write_csv(tmp(), 250, "ids", { [3] = "not-an-email,x,y,z,gold\r\n" })
+      local seen, responses = {}, 0
+      local s = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+        on_batch = function(rows, res)
+          responses = responses + 1
+          assert.is_table(res.created_leads)
+          for _, r in ipairs(rows) do
+            assert.is_nil(seen[r.row], "row " .. r.row .. " twice")
+            seen[r.row] = r
+          end
+        end })
+      assert.equal(3, responses)
+      assert.equal(249, s.uploaded)
+      assert.is_nil(seen[3])                 -- invalid: never sent
+      local ids = {}
+      for lead in client.leads:each { campaign = campaign.id } do ids[lead.email] = lead.id end
+      for row = 1, 250 do
+        if row ~= 3 then
+          local r = assert(seen[row], "row " .. row)
+          assert.equal(("ids%d@import.test"):format(row), r.email)
+          assert.equal(row + 1, r.line)
+          assert.equal(ids[r.email], r.id)
+          assert.is_string(r.id)
+        end
+      end
+      -- a lead skipped as a duplicate is reported without an id
+      local again = {}
+      assert(client.leads:import { campaign_id = campaign.id, leads = { { email = "ids1@import.test" } },
+        skip_if_in_campaign = true, on_batch = function(rows) again = rows end })
+      assert.same({ { row = 1, email = "ids1@import.test" } }, again)
+      os.remove(path)
+    end)
+
+    it("records a batch only after on_batch took its ids; an error there stops the import", function()
+      local path, ck = write_csv(tmp(), 300, "hook"), tmp()
+      local calls = 0
+      local ok, msg = pcall(client.leads.import, client.leads, { campaign_id = campaign.id, leads = path,
+        batch_size = 100, concurrency = 1, checkpoint = ck, skip_if_in_campaign = true,
+        on_batch = function(rows)
+          calls = calls + 1
+          if calls == 2 then error("CRM is down") end
+          assert.equal((calls - 1) * 100 + 1, rows[1].row)
+        end })
+      assert.is_false(ok)
+      assert.matches("CRM is down", msg)
+      local st = assert(bulk.load_checkpoint(ck))
+      assert.is_table(st.batches["1"])
+      assert.is_nil(st.batches["2"])       -- its ids never reached the CRM: sent again next time
+      local firsts = {}
+      local s = assert(client.leads:import { campaign_id = campaign.id, leads = path, batch_size = 100,
+        concurrency = 1, checkpoint = ck, skip_if_in_campaign = true,
+        on_batch = function(rows) firsts[#firsts + 1] = rows[1].row end })
+      assert.same({ 101, 201 }, firsts)
+      assert.equal(1, s.resumed_batches)
+      assert.equal(100, s.duplicates)      -- batch 2 had reached the API the first time
+      -- in total: what the checkpoint knows (batch 2's first upload was never recorded)
+      assert.equal(200, s.total.uploaded)
+      assert.equal(100, s.total.duplicates)
+      os.remove(path)
+      os.remove(ck)
+    end)
+
+    it("shows the column mapping in a dry run and warns about near-miss headers", function()
+      local path = tmp()
+      local f = assert(io.open(path, "wb"))
+      f:write("E-mail,Personalization Line,Company Size,Emial,Phon,Status,City\r\n")
+      f:write("a@import.test,Hi,50,valid,555,1,Paris\r\n")
+      f:close()
+      local s = assert(client.leads:import { campaign_id = campaign.id, leads = path, dry_run = true })
+      local by = {}
+      for _, m in ipairs(s.columns) do by[m.header] = m end
+      assert.same({ "field", "email" }, { by["E-mail"].kind, by["E-mail"].name })
+      assert.same({ "field", "personalization" }, { by["Personalization Line"].kind, by["Personalization Line"].name })
+      assert.same({ "custom", "company_size" }, { by["Company Size"].kind, by["Company Size"].name })
+      assert.matches('"Company Size" becomes custom variable "company_size"', by["Company Size"].warning)
+      assert.matches("did you mean lead field phone", by.Phon.warning)
+      assert.matches('column 4 "Emial" becomes custom variable "Emial"; did you mean lead field email%?',
+        by.Emial.warning)
+      assert.equal("ignore", by.Status.kind)
+      assert.is_nil(by.City.warning)
+      assert.equal(3, #s.warnings)
+      local text = tostring(s)
+      assert.matches("^import dry run: 1 rows read, 1 valid, 0 invalid, 1 batch to send\ncolumns:\n", text)
+      assert.matches('"Personalization Line"%s+%-> lead field personalization', text)
+      assert.matches('"Company Size"%s+%-> custom variable "company_size"  %(warning%)', text)
+      assert.matches("\nwarning: column 5 \"Phon\"", text)
+      -- an explicit mapping is taken as written, without a warning
+      s = assert(client.leads:import { campaign_id = campaign.id, leads = path, dry_run = true,
+                                        columns = { ["Company Size"] = "Company Size", Phon = "phone", [4] = false } })
+      assert.equal(0, #s.warnings)
+      os.remove(path)
+    end)
+
+    it("raises on a bad policy", function()
+      assert.has_error(function()
+        client.leads:import { campaign_id = "a", leads = {}, checkpoint = "x", on_change = "append" }
+      end, 'instantly: leads:import: on_change must be "refuse" or "restart", got "append"')
+      assert.has_error(function()
+        client.leads:import { campaign_id = "a", leads = {}, on_change = "restart" }
+      end, "instantly: leads:import: on_change needs a checkpoint")
+    end)
+
+    it("takes the lead fields from the catalog and fails loudly when they are missing", function()
+      local columns = require "instantly.bulk.columns"
+      assert.is_table(columns.LEAD_FIELDS.email)
+      assert.is_table(columns.LEAD_FIELDS.personalization)
+      local def = { operations = { { method = "POST", path = "/leads/add", body = { fields = { { name = "x" } } } } } }
+      assert.has_error(function() columns.lead_fields_of(def) end,
+        "instantly.bulk: the catalog has no POST /leads/add with a 'leads' array of fields; " ..
+        "regenerate lua/instantly/entities from the catalog")
+    end)
+  end)
+
   it("knows what column names mean", function()
     local CASES = {
       { "Email", "field", "email" }, { "E-mail", "field", "email" }, { "email address", "field", "email" },
@@ -427,7 +606,9 @@ describe("leads:import", function()
       { "Title", "field", "job_title" }, { "Phone", "field", "phone" }, { "URL", "field", "website" },
       { "Status", "ignore", "status" }, { "id", "ignore", "id" },
       { "timestamp_created", "ignore", "timestamp_created" },
-      { " Favourite Color ", "custom", "Favourite Color" }, { "Industry", "custom", "Industry" },
+      { " Favourite Color ", "custom", "favourite_color" }, { "Personalization Line", "field", "personalization" },
+      { "Company Size", "custom", "company_size" }, { "lead_score", "custom", "lead_score" },
+      { "Industry", "custom", "Industry" },
     }
     for _, c in ipairs(CASES) do
       local kind, name = bulk.column_meaning(c[1])

@@ -227,7 +227,7 @@ describe("campaign preflight", function()
 
     it("raises on misuse", function()
       assert.has_error(function() client.campaigns:preflight() end,
-        "instantly: campaigns:preflight: expected a campaign id or a campaign record, got nothing")
+        "instantly: campaigns:preflight: expected a campaign id, a campaign record or create parameters, got nothing")
       assert.has_error(function() client.campaigns:preflight(good.id, { min_warmup = 3 }) end,
         "instantly: campaigns:preflight: unknown option 'min_warmup'")
       assert.has_error(function() client.campaigns:launch(good.id, { preflight = "yes" }) end,

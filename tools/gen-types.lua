@@ -186,9 +186,16 @@ M.EXTRA = {
   },
   campaigns = {
     entity = {
-      { "preflight", "Report what would make sending fail or hurt deliverability.",
-        { { "campaign", "string|instantly.Campaign" }, { "opts?", "instantly.PreflightOptions" },
+      { "preflight", "Report what would make sending fail or hurt deliverability, for a campaign or for "
+        .. "create parameters (a plain table without id) before anything is created.",
+        { { "campaign", "string|instantly.Campaign|table<string, any>" }, { "opts?", "instantly.PreflightOptions" },
           { "call_opts?", "instantly.CallOptions" } }, "instantly.PreflightReport" },
+      { "find", "The campaign with this exact name (the oldest of several) and the number of matches.",
+        { { "params", "{ name: string }" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.Campaign|nil", "integer|instantly.Error" },
+      { "find_or_create", "Find by name, or create with these parameters; also says whether it created.",
+        { { "params", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.Campaign|nil", "boolean|instantly.Error" },
       { "launch", "Activate, after a passing preflight unless `preflight = false`.",
         { { "campaign", "string|instantly.Campaign" }, { "opts?", "instantly.LaunchOptions" },
           { "call_opts?", "instantly.CallOptions" } },
@@ -201,6 +208,44 @@ M.EXTRA = {
       { "launch", "`client.campaigns:launch(campaign, opts)` for this campaign.",
         { { "opts?", "instantly.LaunchOptions" }, { "call_opts?", "instantly.CallOptions" } },
         "instantly.Campaign", "instantly.PreflightReport|instantly.Error" },
+      { "step_analytics", "`client.analytics:by_step(campaign, params)` for this campaign.",
+        { { "params?", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.StepStatsRow[]" },
+    },
+  },
+  lead_lists = {
+    entity = {
+      { "find", "The list with this exact name (the oldest of several) and the number of matches.",
+        { { "params", "{ name: string }" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.LeadList|nil", "integer|instantly.Error" },
+      { "find_or_create", "Find by name, or create with these parameters; also says whether it created.",
+        { { "params", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.LeadList|nil", "boolean|instantly.Error" },
+    },
+  },
+  custom_tags = {
+    entity = {
+      { "find", "The tag with this exact label (the oldest of several) and the number of matches.",
+        { { "params", "{ label: string }" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.CustomTag|nil", "integer|instantly.Error" },
+      { "find_or_create", "Find by label, or create with these parameters; also says whether it created.",
+        { { "params", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.CustomTag|nil", "boolean|instantly.Error" },
+    },
+  },
+  analytics = {
+    entity = {
+      { "by_campaign", "One row per campaign with its counters and rates (see instantly.stats.RATES).",
+        { { "params?", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
+        "instantly.CampaignStatsRow[]" },
+      { "by_step", "One row per step and variant of a campaign, joined to its sequence (1-based step, "
+        .. "variant letter, subject).",
+        { { "campaign", "string|instantly.Campaign" }, { "params?", "table<string, any>" },
+          { "call_opts?", "instantly.CallOptions" } }, "instantly.StepStatsRow[]" },
+      { "over_bounce_limit", "The campaign rows whose bounce rate is over max_bounce_rate (default 0.05) "
+        .. "with at least min_sent (default 100) emails sent, worst first.",
+        { { "opts?", "{ max_bounce_rate: number?, min_sent: integer? }" }, { "params?", "table<string, any>" },
+          { "call_opts?", "instantly.CallOptions" } }, "instantly.CampaignStatsRow[]" },
     },
   },
   background_jobs = {
@@ -247,12 +292,7 @@ M.EXTRA = {
 }
 
 -- Catalog methods an extension overloads (`wrap`): an extra signature.
-M.OVERLOADS = {
-  leads = {
-    export = "fun(self, args: instantly.ExportArgs, call_opts?: instantly.CallOptions): "
-      .. "instantly.ExportSummary|nil, instantly.Error|nil",
-  },
-}
+M.OVERLOADS = {}
 
 M.CLIENT_EXTRA = {
   { "request", "The escape hatch: call any endpoint through the same pipeline (auth, rate limiter, retries, "
@@ -286,7 +326,9 @@ local HELPER_CLASSES = [[
 ---@field blocklist_id? string
 ---@field assigned_to? string
 ---@field on_progress? fun(summary: instantly.ImportSummary) after each batch
+---@field on_batch? fun(rows: instantly.ImportedRow[], response: table) after each accepted batch
 ---@field checkpoint? string resume file
+---@field on_change? "refuse"|"restart" when the input no longer matches the checkpoint
 ---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
 ---@field csv? table CSV reader options (sep, ...)
 ---@field max_invalid? integer invalid rows kept in detail (default 10000)
@@ -311,8 +353,65 @@ local HELPER_CLASSES = [[
 ---@field batches_sent integer
 ---@field resumed_batches integer
 ---@field ignored_columns string[]
----@field api table<string, integer> the API's own counters, summed
+---@field columns? instantly.ColumnMapping[] what each CSV column became
+---@field warnings string[] columns to look at (renamed, or a near-miss of a lead field)
+---@field restarted_at? integer first batch sent again after the input changed (on_change = "restart")
+---@field api table<string, integer> the API's own counters, summed (this run)
+---@field total table counters in total: this run plus what the checkpoint recorded
 ---@field elapsed number seconds
+
+---A lead of an accepted batch, with the id the API created for it (none when it was skipped).
+---@class instantly.ImportedRow
+---@field row integer data row (header excluded) or array index
+---@field line? integer CSV line
+---@field email? string
+---@field id? string
+
+---What one CSV column became on import.
+---@class instantly.ColumnMapping
+---@field column integer
+---@field header string
+---@field kind "field"|"custom"|"ignore"
+---@field name string lead field or custom variable
+---@field warning? string
+
+---A row of `client.analytics:by_campaign` (rates are fractions, nil when the denominator is 0).
+---@class instantly.CampaignStatsRow
+---@field campaign_id string
+---@field name string
+---@field status integer
+---@field status_label string?
+---@field leads integer
+---@field contacted integer
+---@field sent integer
+---@field opened integer
+---@field clicked integer
+---@field replied integer
+---@field bounced integer
+---@field unsubscribed integer
+---@field opportunities integer
+---@field open_rate number?
+---@field click_rate number?
+---@field reply_rate number?
+---@field bounce_rate number?
+---@field unsubscribe_rate number?
+---@field opportunity_rate number?
+---@field raw table the API's row
+
+---A row of `client.analytics:by_step`.
+---@class instantly.StepStatsRow
+---@field campaign_id string
+---@field step integer 1-based
+---@field variant string "A", "B", ...
+---@field subject string?
+---@field sent integer
+---@field opened integer
+---@field replied integer
+---@field clicked integer
+---@field open_rate number?
+---@field reply_rate number?
+---@field click_rate number?
+---@field raw table the API's row
 
 ---A batch the API did not accept.
 ---@class instantly.FailedBatch

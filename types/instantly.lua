@@ -93,7 +93,9 @@ function Iterator:collect(max) end
 ---@field blocklist_id? string
 ---@field assigned_to? string
 ---@field on_progress? fun(summary: instantly.ImportSummary) after each batch
+---@field on_batch? fun(rows: instantly.ImportedRow[], response: table) after each accepted batch
 ---@field checkpoint? string resume file
+---@field on_change? "refuse"|"restart" when the input no longer matches the checkpoint
 ---@field columns? table<string, string|false> header -> lead field or custom variable (false drops it)
 ---@field csv? table CSV reader options (sep, ...)
 ---@field max_invalid? integer invalid rows kept in detail (default 10000)
@@ -118,8 +120,65 @@ function Iterator:collect(max) end
 ---@field batches_sent integer
 ---@field resumed_batches integer
 ---@field ignored_columns string[]
----@field api table<string, integer> the API's own counters, summed
+---@field columns? instantly.ColumnMapping[] what each CSV column became
+---@field warnings string[] columns to look at (renamed, or a near-miss of a lead field)
+---@field restarted_at? integer first batch sent again after the input changed (on_change = "restart")
+---@field api table<string, integer> the API's own counters, summed (this run)
+---@field total table counters in total: this run plus what the checkpoint recorded
 ---@field elapsed number seconds
+
+---A lead of an accepted batch, with the id the API created for it (none when it was skipped).
+---@class instantly.ImportedRow
+---@field row integer data row (header excluded) or array index
+---@field line? integer CSV line
+---@field email? string
+---@field id? string
+
+---What one CSV column became on import.
+---@class instantly.ColumnMapping
+---@field column integer
+---@field header string
+---@field kind "field"|"custom"|"ignore"
+---@field name string lead field or custom variable
+---@field warning? string
+
+---A row of `client.analytics:by_campaign` (rates are fractions, nil when the denominator is 0).
+---@class instantly.CampaignStatsRow
+---@field campaign_id string
+---@field name string
+---@field status integer
+---@field status_label string?
+---@field leads integer
+---@field contacted integer
+---@field sent integer
+---@field opened integer
+---@field clicked integer
+---@field replied integer
+---@field bounced integer
+---@field unsubscribed integer
+---@field opportunities integer
+---@field open_rate number?
+---@field click_rate number?
+---@field reply_rate number?
+---@field bounce_rate number?
+---@field unsubscribe_rate number?
+---@field opportunity_rate number?
+---@field raw table the API's row
+
+---A row of `client.analytics:by_step`.
+---@class instantly.StepStatsRow
+---@field campaign_id string
+---@field step integer 1-based
+---@field variant string "A", "B", ...
+---@field subject string?
+---@field sent integer
+---@field opened integer
+---@field replied integer
+---@field clicked integer
+---@field open_rate number?
+---@field reply_rate number?
+---@field click_rate number?
+---@field raw table the API's row
 
 ---A batch the API did not accept.
 ---@class instantly.FailedBatch

@@ -48,8 +48,8 @@
 -- and each function becomes a method of `client.N` or of N's records.
 -- A module may also return `wrap = { name = function(orig, entity, ...) end }`
 -- to extend an existing entity method: the function gets the original
--- method first and decides when to hand over to it (for example
--- `leads:export{path = ...}` writes a file, anything else is the API call).
+-- method first and decides when to hand over to it (the SDK's own
+-- modules use none: one method name keeps one meaning).
 -- Likewise `instantly.extra.client` returns `{ client = { name =
 -- function(client, ...) end } }` for client-level methods. A name that is
 -- already taken raises when the client is built. From inside an extension:

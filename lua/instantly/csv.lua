@@ -7,8 +7,8 @@
 --
 -- Reading errors follow the SDK rule: a malformed file is an expected
 -- failure, so `reader:read()` returns `nil, err` where `err` is a table
--- (`kind = "csv"`, `message`, `line`, `row`, `source`) printing as
--- `"leads.csv:7: unterminated quoted field"`. Misuse (a bad option) raises.
+-- (an `instantly.Error` of kind `"csv"`: `reason`, `line`, `row`, `source`)
+-- printing as `"instantly: csv: leads.csv:7: unterminated quoted field"`. Misuse (a bad option) raises.
 --
 -- @module instantly.csv
 -- @usage
@@ -22,9 +22,10 @@
 -- w:close()
 
 local core = require("instantly.core")
+local Err = require("instantly.error")
 
-local type, pairs, ipairs, setmetatable, getmetatable, tostring, error, pcall, select =
-  type, pairs, ipairs, setmetatable, getmetatable, tostring, error, pcall, select
+local type, pairs, ipairs, setmetatable, tostring, error, pcall, select =
+  type, pairs, ipairs, setmetatable, tostring, error, pcall, select
 local io_open, concat, math_type = io.open, table.concat, math.type
 local csv_parser, csv_format = core.csv_parser, core.csv_format
 
@@ -32,38 +33,35 @@ local M = {}
 
 local DEFAULT_CHUNK = 64 * 1024
 
----------------------------------------------------------------- errors
+-- -------------------------------------------------------------- errors
 
-local CsvError = {}
-CsvError.__index = CsvError
-CsvError.__name = "instantly.CsvError"
-
-function CsvError.__tostring(e)
-  local where = e.source or "csv"
-  if e.line then where = where .. ":" .. e.line end
-  return where .. ": " .. e.message
-end
-
-local function csv_error(source, message, line, extra)
-  local e = setmetatable({ kind = "csv", source = source, message = message, line = line }, CsvError)
+-- CSV errors are instantly.Error values of kind "csv". `message` names
+-- the place first ("leads.csv:7: unterminated quoted field"), so the
+-- error prints as "instantly: csv: leads.csv:7: ..."; `reason` is the
+-- bare text, `source`, `line` and `row` the place.
+local function csv_error(source, reason, line, extra)
+  local where = source or "csv"
+  if line then where = where .. ":" .. line end
+  local e = Err.new { kind = "csv", source = source, reason = reason, line = line,
+                      message = where .. ": " .. tostring(reason) }
   if extra then for k, v in pairs(extra) do e[k] = v end end
   return e
 end
 
 --- Make a CSV error value (for layers that find problems in CSV input).
 -- @tparam string|nil source file name shown in the message
--- @tparam string message
+-- @tparam string reason
 -- @tparam[opt] integer line
--- @treturn table the error
-function M.new_error(source, message, line)
-  return csv_error(source, message, line)
+-- @treturn instantly.Error of kind "csv"
+function M.new_error(source, reason, line)
+  return csv_error(source, reason, line)
 end
 
---- Is `v` an error value produced by this module?
+--- Is `v` a CSV error (an `instantly.Error` of kind "csv")?
 -- @param v any value
 -- @treturn boolean
 function M.is_error(v)
-  return getmetatable(v) == CsvError
+  return Err.is(v) and v.kind == "csv"
 end
 
 ---------------------------------------------------------------- options
@@ -295,6 +293,12 @@ function Reader:read()
     end
   end
   return row, line
+end
+
+--- Was the reader made with the `header` option (a header row, or names)?
+-- @treturn boolean
+function Reader:has_header()
+  return self._want_header or self.header ~= nil
 end
 
 --- Iterate over the rows: `for row, line in reader:rows() do ... end`.

@@ -57,12 +57,12 @@ M.sleep = client_sleep
 
 local WAIT_OPTS = { timeout = true, interval = true, on_progress = true }
 
---- Validate wait options (raises on misuse, at the caller's caller).
+-- Validates wait options (raises on misuse, `level` frames up).
 -- @tparam string fname name shown in errors
 -- @param opts nil or a table
 -- @tparam[opt] table extra more accepted keys
 -- @treturn table opts (never nil)
-function M.check_opts(fname, opts, extra, level)
+local function check_opts(fname, opts, extra, level)
   level = (level or 2) + 1
   if opts == nil then return {} end
   if type(opts) ~= "table" then
@@ -207,9 +207,9 @@ end
 --   (default 2), `on_progress` (`fn(job)` after every poll)
 -- @tparam[opt] table call_opts per-call options for the polls
 -- @return the finished job, or nil, err (err.job is the last job seen)
-function M.job(client, job_or_id, opts, call_opts, level)
+local function job_at(client, job_or_id, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("background_jobs:wait", opts, nil, level)
+  opts = check_opts("background_jobs:wait", opts, nil, level)
   local id, rec = id_of(job_or_id, "id", "background_jobs:wait", level)
   local first
   if rec and rec.status ~= nil and M.JOB_TERMINAL[tostring(rec.status)] ~= nil then first = rec end
@@ -254,9 +254,9 @@ end
 --   `on_progress`
 -- @tparam[opt] table call_opts
 -- @return the verification, or nil, err (err.verification attached)
-function M.verification(client, email_or_result, opts, call_opts, level)
+local function verification_at(client, email_or_result, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("email_verification:wait", opts, nil, level)
+  opts = check_opts("email_verification:wait", opts, nil, level)
   local email, rec = id_of(email_or_result, "email", "email_verification:wait", level)
   local ev = client.email_verification
   return M.poll(client, {
@@ -277,9 +277,9 @@ local VERIFY_OPTS = { wait = true, webhook_url = true }
 -- @tparam[opt] table opts `wait` (default false), `webhook_url`,
 --   `timeout`, `interval`, `on_progress` (the last three for the wait)
 -- @tparam[opt] table call_opts
-function M.verify(client, email, opts, call_opts, level)
+local function verify_at(client, email, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("email_verification:verify", opts, VERIFY_OPTS, level)
+  opts = check_opts("email_verification:verify", opts, VERIFY_OPTS, level)
   if type(email) ~= "string" or email == "" then
     error("instantly: email_verification:verify: email must be a non-empty string, got " ..
       (email == nil and "nothing" or type(email)), level)
@@ -296,7 +296,7 @@ function M.verify(client, email, opts, call_opts, level)
       classify = verification_state, reason = verification_reason, timeout = 0, interval = 1 })
   end
   local wopts = { timeout = opts.timeout, interval = opts.interval, on_progress = opts.on_progress }
-  return M.verification(client, email, wopts, call_opts, level)
+  return verification_at(client, email, wopts, call_opts, level)
 end
 
 -------------------------------------------------------------------------------
@@ -354,9 +354,9 @@ end
 -- @tparam[opt] table opts `timeout` (default 660 s), `interval` (default 5), `on_progress`
 -- @tparam[opt] table call_opts
 -- @return the final session status ({status = "success", email, ...}), or nil, err
-function M.oauth(client, session_or_id, opts, call_opts, level)
+local function oauth_at(client, session_or_id, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("oauth:wait", opts, nil, level)
+  opts = check_opts("oauth:wait", opts, nil, level)
   local id, rec = id_of(session_or_id, "session_id", "oauth:wait", level)
   local deadline, deadline_text
   if rec then
@@ -411,11 +411,11 @@ local ENRICH_OPTS = { ai = true }
 -- @tparam[opt] table opts `timeout` (default 1800), `interval` (default 5), `on_progress`, `ai`
 -- @tparam[opt] table call_opts
 -- @return the enrichment state of the resource (or the finished job), or nil, err
-function M.enrichment(client, target, opts, call_opts, level)
+local function enrichment_at(client, target, opts, call_opts, level)
   level = (level or 1) + 1
-  opts = M.check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS, level)
+  opts = check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS, level)
   if type(target) == "table" and type(target.background_job_id) == "string" and target.background_job_id ~= "" then
-    return M.job(client, target.background_job_id,
+    return job_at(client, target.background_job_id,
       { timeout = pick(opts, "enrichment", "timeout"), interval = opts.interval, on_progress = opts.on_progress },
       call_opts, level)
   end
@@ -451,6 +451,39 @@ function M.enrichment(client, target, opts, call_opts, level)
     timeout = pick(opts, "enrichment", "timeout"), interval = pick(opts, "enrichment", "interval"),
     on_progress = opts.on_progress,
   })
+end
+
+-- The public functions tail-call the ones above with level 1, so misuse
+-- raises at whoever called them (a tail call leaves no frame between).
+
+--- Poll a background job until it reaches a terminal state (see job_at above).
+-- @function job
+function M.job(client, job_or_id, opts, call_opts)
+  return job_at(client, job_or_id, opts, call_opts, 1)
+end
+
+--- Poll an email verification until the verdict is in.
+-- @function verification
+function M.verification(client, email_or_result, opts, call_opts)
+  return verification_at(client, email_or_result, opts, call_opts, 1)
+end
+
+--- Start an email verification, optionally waiting for the verdict.
+-- @function verify
+function M.verify(client, email, opts, call_opts)
+  return verify_at(client, email, opts, call_opts, 1)
+end
+
+--- Poll an OAuth session until the user finished, it failed or expired.
+-- @function oauth
+function M.oauth(client, session_or_id, opts, call_opts)
+  return oauth_at(client, session_or_id, opts, call_opts, 1)
+end
+
+--- Poll until the enrichments of a list or campaign are done.
+-- @function enrichment
+function M.enrichment(client, target, opts, call_opts)
+  return enrichment_at(client, target, opts, call_opts, 1)
 end
 
 return M

@@ -146,6 +146,29 @@ function Analytics:account_daily(params, opts) end
 ---@return instantly.Error|nil err
 function Analytics:test_account_vitals(params, opts) end
 
+---One row per campaign with its counters and rates (see instantly.stats.RATES).
+---@param params? table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.CampaignStatsRow[]|nil result
+---@return instantly.Error|nil err
+function Analytics:by_campaign(params, call_opts) end
+
+---One row per step and variant of a campaign, joined to its sequence (1-based step, variant letter, subject).
+---@param campaign string|instantly.Campaign
+---@param params? table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.StepStatsRow[]|nil result
+---@return instantly.Error|nil err
+function Analytics:by_step(campaign, params, call_opts) end
+
+---The campaign rows whose bounce rate is over max_bounce_rate (default 0.05) with at least min_sent (default 100) emails sent, worst first.
+---@param opts? { max_bounce_rate: number?, min_sent: integer? }
+---@param params? table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.CampaignStatsRow[]|nil result
+---@return instantly.Error|nil err
+function Analytics:over_bounce_limit(opts, params, call_opts) end
+
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string
 function Analytics:help(method) end

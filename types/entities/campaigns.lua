@@ -184,6 +184,13 @@ function CampaignsRecord:preflight(opts, call_opts) end
 ---@return instantly.PreflightReport|instantly.Error
 function CampaignsRecord:launch(opts, call_opts) end
 
+---`client.analytics:by_step(campaign, params)` for this campaign.
+---@param params? table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.StepStatsRow[]|nil result
+---@return instantly.Error|nil err
+function CampaignsRecord:step_analytics(params, call_opts) end
+
 ---Parameters of `client.campaigns:list`.
 ---@class instantly.params.campaigns.list
 ---@field limit? integer Page size (1-100) (1..100)
@@ -537,13 +544,27 @@ function Campaigns:count_launched(opts) end
 ---@return instantly.Error|nil err
 function Campaigns:search_by_contact(params, opts) end
 
----Report what would make sending fail or hurt deliverability.
----@param campaign string|instantly.Campaign
+---Report what would make sending fail or hurt deliverability, for a campaign or for create parameters (a plain table without id) before anything is created.
+---@param campaign string|instantly.Campaign|table<string, any>
 ---@param opts? instantly.PreflightOptions
 ---@param call_opts? instantly.CallOptions
 ---@return instantly.PreflightReport|nil result
 ---@return instantly.Error|nil err
 function Campaigns:preflight(campaign, opts, call_opts) end
+
+---The campaign with this exact name (the oldest of several) and the number of matches.
+---@param params { name: string }
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil|nil result
+---@return integer|instantly.Error
+function Campaigns:find(params, call_opts) end
+
+---Find by name, or create with these parameters; also says whether it created.
+---@param params table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.Campaign|nil|nil result
+---@return boolean|instantly.Error
+function Campaigns:find_or_create(params, call_opts) end
 
 ---Activate, after a passing preflight unless `preflight = false`.
 ---@param campaign string|instantly.Campaign

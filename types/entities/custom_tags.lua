@@ -146,6 +146,20 @@ function CustomTags:delete(id, opts) end
 ---@return instantly.Error|nil err
 function CustomTags:toggle_resource(params, opts) end
 
+---The tag with this exact label (the oldest of several) and the number of matches.
+---@param params { label: string }
+---@param call_opts? instantly.CallOptions
+---@return instantly.CustomTag|nil|nil result
+---@return integer|instantly.Error
+function CustomTags:find(params, call_opts) end
+
+---Find by label, or create with these parameters; also says whether it created.
+---@param params table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.CustomTag|nil|nil result
+---@return boolean|instantly.Error
+function CustomTags:find_or_create(params, call_opts) end
+
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string
 function CustomTags:help(method) end

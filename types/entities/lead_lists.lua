@@ -147,6 +147,20 @@ function LeadLists:delete(id, opts) end
 ---@return instantly.Error|nil err
 function LeadLists:verification_stats(id, opts) end
 
+---The list with this exact name (the oldest of several) and the number of matches.
+---@param params { name: string }
+---@param call_opts? instantly.CallOptions
+---@return instantly.LeadList|nil|nil result
+---@return integer|instantly.Error
+function LeadLists:find(params, call_opts) end
+
+---Find by name, or create with these parameters; also says whether it created.
+---@param params table<string, any>
+---@param call_opts? instantly.CallOptions
+---@return instantly.LeadList|nil|nil result
+---@return boolean|instantly.Error
+function LeadLists:find_or_create(params, call_opts) end
+
 ---Print the signature, route and parameters of a method (or list the methods).
 ---@param method? string
 function LeadLists:help(method) end

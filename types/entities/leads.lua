@@ -443,7 +443,6 @@ function Leads:move(params, opts) end
 ---@param opts? instantly.CallOptions per-call options (timeout, max_retries, ...)
 ---@return instantly.BackgroundJob|nil result
 ---@return instantly.Error|nil err
----@overload fun(self, args: instantly.ExportArgs, call_opts?: instantly.CallOptions): instantly.ExportSummary|nil, instantly.Error|nil
 function Leads:export(params, opts) end
 
 ---Merge one lead into another.

@@ -5,12 +5,12 @@
 -- @module instantly.extra.background_jobs
 
 local wait = require "instantly.wait"
+local instantly = require "instantly"
 
-local getmetatable, type, error = getmetatable, type, error
+local error = error
 
 local function client_of(rec)
-  local mt = type(rec) == "table" and getmetatable(rec)
-  local c = type(mt) == "table" and mt.__client
+  local c = instantly.client_of(rec)
   if not c then error("instantly: call it with a colon: job:wait(...)", 3) end
   return c
 end
@@ -20,16 +20,14 @@ return {
     --- Poll a job until it reaches a terminal state; see `instantly.wait.job`.
     -- @function wait
     wait = function(self, job_or_id, opts, call_opts)
-      local job, err = wait.job(self.client, job_or_id, opts, call_opts, 2)
-      return job, err
+      return wait.job(self.client, job_or_id, opts, call_opts)
     end,
   },
   record = {
     --- `job:wait{timeout =, interval =, on_progress =}`.
     -- @function wait
     wait = function(job, opts, call_opts)
-      local done, err = wait.job(client_of(job), job, opts, call_opts, 2)
-      return done, err
+      return wait.job(client_of(job), job, opts, call_opts)
     end,
   },
 }

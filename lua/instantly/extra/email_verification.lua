@@ -5,35 +5,31 @@
 -- @module instantly.extra.email_verification
 
 local wait = require "instantly.wait"
+local instantly = require "instantly"
 
-local getmetatable, type, error = getmetatable, type, error
+local error = error
 
 return {
   entity = {
     --- Verify an address, optionally waiting for the verdict; see `instantly.wait.verify`.
     -- @function verify
     verify = function(self, email, opts, call_opts)
-      local v, err = wait.verify(self.client, email, opts, call_opts, 2)
-      return v, err
+      return wait.verify(self.client, email, opts, call_opts)
     end,
 
     --- Poll until the verdict is in; see `instantly.wait.verification`.
     -- @function wait
     wait = function(self, email_or_result, opts, call_opts)
-      local v, err = wait.verification(self.client, email_or_result, opts, call_opts, 2)
-      return v, err
+      return wait.verification(self.client, email_or_result, opts, call_opts)
     end,
   },
   record = {
     --- `result:wait{timeout =, interval =, on_progress =}`.
     -- @function wait
     wait = function(rec, opts, call_opts)
-      local mt = type(rec) == "table" and getmetatable(rec)
-      if type(mt) ~= "table" or not mt.__client then
-        error("instantly: call it with a colon: result:wait(...)", 2)
-      end
-      local v, err = wait.verification(mt.__client, rec, opts, call_opts, 2)
-      return v, err
+      local c = instantly.client_of(rec)
+      if not c then error("instantly: call it with a colon: result:wait(...)", 2) end
+      return wait.verification(c, rec, opts, call_opts)
     end,
   },
 }

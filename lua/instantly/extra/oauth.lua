@@ -10,8 +10,7 @@ return {
     -- honouring its expiry and the read-once rule; see `instantly.wait.oauth`.
     -- @function wait
     wait = function(self, session_or_id, opts, call_opts)
-      local s, err = wait.oauth(self.client, session_or_id, opts, call_opts, 2)
-      return s, err
+      return wait.oauth(self.client, session_or_id, opts, call_opts)
     end,
   },
 }

@@ -11,8 +11,7 @@ return {
     -- `instantly.wait.enrichment`.
     -- @function wait
     wait = function(self, target, opts, call_opts)
-      local e, err = wait.enrichment(self.client, target, opts, call_opts, 2)
-      return e, err
+      return wait.enrichment(self.client, target, opts, call_opts)
     end,
   },
 }
