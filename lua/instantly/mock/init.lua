@@ -28,6 +28,7 @@ Mock.__index = Mock
 local START_OPTS = {
   seed = "number", rate_limits = "boolean", api_keys = "table", quiet = "boolean",
   port = "number", host = "string", lua = "string", bin = "string", max_body = "number",
+  max_connections = "number",
   build = "string",
 }
 
@@ -87,7 +88,8 @@ end
 --- Start a mock server in a child process.
 -- @tparam[opt] table opts seed (1), rate_limits (true), api_keys (list; default
 -- {DEFAULT_API_KEY}), quiet (true), port (0 = any free port), host
--- ("127.0.0.1"), max_body (bytes), lua / bin / build (override the interpreter, the
+-- ("127.0.0.1"), max_body (bytes), max_connections (served at once; the
+-- longest idle is closed to admit a new one), lua / bin / build (override the interpreter, the
 -- script and the core's build folder).
 -- @return a handle (url, api_key, port, pid and the methods below), or nil
 -- and a message when the server did not come up.
@@ -126,6 +128,7 @@ function M.start(opts)
   add("--rate-limits", opts.rate_limits == false and "off" or "on")
   for _, k in ipairs(opts.api_keys or {}) do add("--api-key", k) end
   if opts.max_body then add("--max-body", math.tointeger(opts.max_body)) end
+  if opts.max_connections then add("--max-connections", math.tointeger(opts.max_connections)) end
   if opts.quiet ~= false then add("--quiet") end
   local pid = self_pid()
   if pid then add("--parent-pid", pid) end

@@ -7,6 +7,7 @@
 
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
+local state = require "instantly.mock.state"
 
 local array, null = json.array, json.null
 local iso, fmt = util.iso, string.format
@@ -61,16 +62,22 @@ local function sequence(topic, steps)
   return array{ { steps = s } }
 end
 
-function M.build(store)
+--- Seed `store` as one workspace. opts: name ("Mock Workspace"), leads
+-- (2000), parent (the agency store of a sub-workspace), prefix (put before
+-- the sending accounts' domains, so no two workspaces share an account).
+function M.build(store, opts)
+  opts = opts or {}
   local rng = store.rng
   store.seeding = true
   store.events = {}
   store.workspace_id = store:uuid()
   store.user_id = store:uuid()
+  store.parent_id = opts.parent and opts.parent.workspace_id
   store.hidden = { account_secrets = {}, api_keys = {} }
+  local ws_name = opts.name or "Mock Workspace"
 
   store.workspace = store:create("workspaces", {
-    id = store.workspace_id, name = "Mock Workspace", owner = store.user_id,
+    id = store.workspace_id, name = ws_name, owner = store.user_id,
     org_logo_url = null, org_client_domain = null, add_unsub_to_block = true,
     default_opportunity_value = 500, plan_id = "pid_hypergrowth", plan_id_crm = null,
     plan_id_leadfinder = "pid_growth_leads", scheduled_for_removal_at = null,
@@ -104,7 +111,7 @@ function M.build(store)
     { "eva", "Eva", "Stone", "trymock.net", 1, 1, -2, 63 },
   }
   for i, a in ipairs(acc_specs) do
-    local email = a[1] .. "@" .. a[4]
+    local email = a[1] .. "@" .. (opts.prefix or "") .. a[4]
     local acc = store:create("accounts", {
       email = email, first_name = a[2], last_name = a[3], provider_code = a[5], status = a[6],
       warmup_status = a[7], stat_warmup_score = a[8],
@@ -167,7 +174,7 @@ function M.build(store)
 
   -- leads: 1,500 in campaigns, 500 in lists
   local leads = store:coll("leads")
-  local n_leads = 2000
+  local n_leads = opts.leads or 2000
   local used = {}
   for i = 1, n_leads do
     local first, last, company = store:pick(FIRST), store:pick(LAST), store:pick(COMPANY)
@@ -181,8 +188,9 @@ function M.build(store)
     end
     used[email] = true
     local camp, list
-    if i <= 1500 then camp = campaigns[(i - 1) % 3 + 1] else list = lists[(i - 1) % 3 + 1] end
-    if i <= 1500 and i % 25 == 0 then camp = campaigns[4] end
+    local in_camps = n_leads * 3 // 4
+    if i <= in_camps then camp = campaigns[(i - 1) % 3 + 1] else list = lists[(i - 1) % 3 + 1] end
+    if i <= in_camps and i % 25 == 0 then camp = campaigns[4] end
     local ver = ({ 1, 1, 1, 1, 1, 1, -3, -1, -2, 1 })[rng(10)]
     store:create("leads", {
       campaign = camp and camp.id or null, list_id = list and list.id or null,
@@ -437,12 +445,38 @@ function M.build(store)
     subscription_id = "sub_mock1", twilio_sid = "PN" .. store:uuid():gsub("-", ""):sub(1, 32),
     renewal_date = iso(store.last_ms + 30 * DAY), price = 1.15,
   }, 60000)
-  store:create("workspace_group_members", {
-    admin_workspace_id = store.workspace_id, sub_workspace_id = store:uuid(), status = "accepted",
-    admin_workspace_name = "Mock Workspace", sub_workspace_name = "Mock Client A",
-  }, 60000)
-
   store.seeding = false
+end
+
+-- The agency's sub-workspaces: name and size of each.
+M.CHILDREN = { { name = "Mock Client A", leads = 240, prefix = "client-a-" },
+  { name = "Mock Client B", leads = 160, prefix = "client-b-" } }
+
+--- The seeded agency store and its sub-workspace stores (a list), each
+-- with its own data; the agency lists them as accepted group members,
+-- plus one invitation still pending (a workspace that cannot be acted on).
+function M.group(seed)
+  local agency = state.new(seed)
+  M.build(agency)
+  local children = {}
+  for i, spec in ipairs(M.CHILDREN) do
+    local child = state.new(seed * 1009 + i)
+    M.build(child, { name = spec.name, leads = spec.leads, parent = agency, prefix = spec.prefix })
+    children[i] = child
+  end
+  agency.seeding = true
+  for _, child in ipairs(children) do
+    agency:create("workspace_group_members", {
+      admin_workspace_id = agency.workspace_id, sub_workspace_id = child.workspace_id, status = "accepted",
+      admin_workspace_name = agency.workspace.name, sub_workspace_name = child.workspace.name,
+    }, 60000)
+  end
+  agency:create("workspace_group_members", {
+    admin_workspace_id = agency.workspace_id, sub_workspace_id = agency:uuid(), status = "pending",
+    admin_workspace_name = agency.workspace.name, sub_workspace_name = "Invited Client",
+  }, 60000)
+  agency.seeding = false
+  return agency, children
 end
 
 return M

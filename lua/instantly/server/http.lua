@@ -27,6 +27,7 @@
 --                              -- and on the whole header block (414 / 431)
 --      idle_timeout = 60,      -- seconds a connection may sit between requests
 --                              -- or stall mid-request before it is closed
+--      max_connections = M.MAX_CONNECTIONS,  -- served at once (at most that)
 --      on_tick = fn(now),      -- called about once a second
 --      log = fn(line),         -- the core's own diagnostics (handler errors)
 --      on_close = fn(conn),    -- a connection ended; conn is req.conn
@@ -38,9 +39,10 @@
 --                              -- on_tick or a spawned coroutine)
 --
 -- req: method, target (as sent), path, raw_query (after "?"), version
--- ("1.1"/"1.0"), headers (lower-case names, repeats joined with ", "), body
--- (string, de-chunked), peer (address), conn (a table unique to the
--- connection, for the handler's own bookkeeping).
+-- ("1.1"/"1.0"), headers (lower-case names, repeats joined with ", "),
+-- header_bytes (size of the header block), body (string, de-chunked), peer
+-- (address), conn (a table unique to the connection, for the handler's own
+-- bookkeeping).
 --
 -- res: status, body (string), headers (a map name -> value, or a list of
 -- {name, value} pairs to send repeats in order), close (true: close after
@@ -60,7 +62,7 @@
 -- Bounds, each attacked by spec/mock_http_spec.lua: lines and the header
 -- block are capped (a line without a newline holds at most max_header
 -- bytes); chunk sizes are strict hex of at most 15 significant digits
--- (anything else is a 400, never a Lua error); at most M.MAX_CONNECTIONS
+-- (anything else is a 400, never a Lua error); at most max_connections
 -- connections, and when the cap is reached the connection idle longest
 -- between requests is closed to make room for the new one.
 -- @module instantly.server.http
@@ -110,6 +112,7 @@ function M.new(opts)
     max_body = opts.max_body or 16 * 1024 * 1024,
     max_header = opts.max_header or 64 * 1024,
     idle_timeout = opts.idle_timeout or 60,
+    max_connections = math.min(opts.max_connections or M.MAX_CONNECTIONS, M.MAX_CONNECTIONS),
     on_tick = opts.on_tick,
     on_close = opts.on_close,
     log = opts.log or function() end,
@@ -258,7 +261,7 @@ local function read_headers(self, rd, deadline)
       if err == "too long" then return nil, 431, "Request headers too large" end
       return nil
     end
-    if line == "" then return headers end
+    if line == "" then return headers, self.max_header - budget end
     budget = budget - #line - 2
     count = count + 1
     if budget < 0 or count > MAX_HEADERS then return nil, 431, "Request headers too large" end
@@ -408,10 +411,27 @@ local function write_response(self, sock, res, keep, bodyless)
   return keep
 end
 
+-- After a refusal the peer may still be sending what we will not read;
+-- closing on unread data makes the kernel send a reset, which can destroy
+-- our answer in flight. Half-close, then drain a bounded amount for a
+-- bounded time (RFC 9112 9.6 "lingering close").
+local LINGER_BYTES, LINGER_SECONDS = 4 * 1024 * 1024, 2
+
+local function linger(sock)
+  sock:shutdown("send")
+  local deadline, left = gettime() + LINGER_SECONDS, LINGER_BYTES
+  while left > 0 do
+    local data = receive_some(sock, deadline)
+    if not data then return end
+    left = left - #data
+  end
+end
+
 local function refuse(self, sock, status, message)
   if not status then return end
   local body = self.error_body(status, message)
   write_response(self, sock, { status = status, body = body }, false)
+  linger(sock)
 end
 
 -- One request -----------------------------------------------------------
@@ -438,6 +458,7 @@ function Server:read_request(sock, rd, conn)
   end
   local headers, status, message = read_headers(self, rd, deadline)
   if not headers then return refuse(self, sock, status, message) end
+  local header_bytes = status
   local body
   body, status, message = read_body(self, rd, sock, headers, deadline)
   if not body then return refuse(self, sock, status, message) end
@@ -451,7 +472,8 @@ function Server:read_request(sock, rd, conn)
   local path, query = match(target, "^([^?#]*)%??([^#]*)")
   return {
     method = method, target = target, path = path, raw_query = query,
-    version = version, headers = headers, body = body, peer = conn.peer, conn = conn,
+    version = version, headers = headers, header_bytes = header_bytes, body = body,
+    peer = conn.peer, conn = conn,
   }, keep
 end
 
@@ -560,7 +582,7 @@ function Server:_accept()
   while true do
     local c = self.sock:accept()
     if not c then return end
-    if self.nconns >= M.MAX_CONNECTIONS and not self:_evict_idle() then
+    if self.nconns >= self.max_connections and not self:_evict_idle() then
       c:close()
     else
       c:settimeout(0)
