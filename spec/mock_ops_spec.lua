@@ -70,6 +70,7 @@ describe("instantly-mock: every catalog operation", function()
     refs.phone = get("/crm-actions/phone-numbers")[1].id
     refs.workspace = get("/workspaces/current").id
     refs.verify_email = "check.me@verify.example"
+    refs.child = srv:state().sub_workspaces[1].id
   end)
 
   teardown(function()
@@ -161,7 +162,7 @@ describe("instantly-mock: every catalog operation", function()
     exportLeads = function(b) b.campaign = refs.campaign end,
     moveAccounts = function(b)
       b.emails = { refs.account_move }; b.source_workspace_id = refs.workspace
-      b.destination_workspace_id = "6f1c2d4e-1111-4222-8333-444455556666"
+      b.destination_workspace_id = refs.child
     end,
     changeWorkspaceOwner = function(b) b.email = refs.member_email end,
     createblukBlockListEntry = function(b) b.bl_values = { "blocked.example", "bad value" } end,

@@ -133,19 +133,24 @@ return function(H, common)
     return 200, { paused_emails = paused, failed_emails = failed }
   end
 
+  -- Accounts really change stores: the agency key may move them between
+  -- itself and its sub-workspaces (x-as-workspace picks neither end).
   H.moveAccounts = function(ctx)
-    local b, store = ctx.body, ctx.store
-    if b.source_workspace_id ~= store.workspace_id
-       and b.source_workspace_id ~= ctx.req.headers["x-as-workspace"] then
-      return err(403, "source_workspace_id is not this workspace or one of its sub-workspaces")
+    local b, app = ctx.body, ctx.app
+    local function ws(id)
+      return (app:store_for({ headers = { ["x-as-workspace"] = id } }, ctx.key_info))
     end
-    if b.destination_workspace_id == b.source_workspace_id then
-      return err(400, "source and destination workspaces are the same")
+    local src, dst = ws(b.source_workspace_id), ws(b.destination_workspace_id)
+    if not src or not dst then
+      return err(403, "source and destination must be this workspace or one of its sub-workspaces")
+    end
+    if src == dst then return err(400, "source and destination workspaces are the same") end
+    for _, email in ipairs(b.emails) do
+      if not src:coll("accounts"):get(email) then return err(404, "Account " .. email .. " not found") end
     end
     for _, email in ipairs(b.emails) do
-      if not store:coll("accounts"):get(email) then return err(404, "Account " .. email .. " not found") end
+      dst:coll("accounts"):insert(src:coll("accounts"):remove(email))
     end
-    for _, email in ipairs(b.emails) do store:coll("accounts"):remove(email) end
     return 200, { status = "success" }
   end
 

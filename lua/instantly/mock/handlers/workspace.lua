@@ -158,7 +158,7 @@ return function(H, common)
     store.hidden.api_keys[key.id] = secret
     local scopes = {}
     for i, s in ipairs(b.scopes) do scopes[i] = s end
-    ctx.app.keys[secret] = { scopes = scopes, created = true, id = key.id }
+    ctx.app.keys[secret] = { scopes = scopes, created = true, id = key.id, workspace = store.workspace_id }
     local shown = util.shallow_copy(key)
     shown.key = secret
     return 200, shown
