@@ -27,7 +27,8 @@ local COMPANY = { "Northwind", "Acme", "Globex", "Initech", "Umbrella", "Hooli",
   "Paper Street", "Virtucon", "Duff", "Gekko & Co" }
 local TITLES = { "Head of Sales", "VP Marketing", "CTO", "Founder", "Growth Lead", "Operations Manager",
   "Account Executive", "RevOps Lead", "CEO", "Procurement Manager" }
-local TZ = { "America/New_York", "Europe/London", "America/Chicago", "Europe/Berlin", "America/Los_Angeles" }
+-- from the documented campaign timezone list (which has no America/New_York)
+local TZ = { "America/Detroit", "Europe/Isle_of_Man", "America/Chicago", "Europe/Belgrade", "America/Boise" }
 
 local DAY = 86400000
 
@@ -115,15 +116,14 @@ function M.build(store, opts)
     local acc = store:create("accounts", {
       email = email, first_name = a[2], last_name = a[3], provider_code = a[5], status = a[6],
       warmup_status = a[7], stat_warmup_score = a[8],
-      warmup = { limit = 40, increment = "disabled", reply_rate = 30, advanced = null },
+      warmup = { limit = 40, increment = "disabled", reply_rate = 30 },
       daily_limit = 30 + 10 * (i % 3), daily_limit_max = 100, warmup_limit_max = 50, sending_gap = 10,
       enable_slow_ramp = i % 2 == 0, tracking_domain_name = null, tracking_domain_status = null,
       signature = a[2] .. " " .. a[3], reply_to = null, inbox_placement_test_limit = 10,
       setup_pending = false, is_managed_account = false, is_ready_made_account = false,
       status_message = a[6] == -1
-        and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or null,
+        and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or nil,
       timestamp_warmup_start = iso(store.last_ms - 40 * DAY),
-      tags = array{},
     }, 3600000)
     accounts[#accounts + 1] = acc
   end
@@ -163,7 +163,7 @@ function M.build(store, opts)
     parent_campaign = campaigns[1].id, workspace = store.workspace_id, name = "Follow up the interested",
     status = 1, conditions = { lead_activity = array{ 2 }, reply_contains = "pricing" },
     subsequence_schedule = schedule(store, "Subsequence hours"), sequences = sequence("Pricing follow-up", 2),
-    daily_limit_mode = "shared", daily_limit = 20, ignore_account_daily_limit = false,
+    daily_limit_mode = "custom", daily_limit = 20, ignore_account_daily_limit = false,
   }, 60000)
 
   -- lists
@@ -197,15 +197,15 @@ function M.build(store, opts)
       status = 1, email = email, first_name = first, last_name = last, company_name = company,
       job_title = store:pick(TITLES), phone = fmt("+1-555-%04d", rng(0, 9999)),
       website = "https://" .. domain, personalization = null, company_domain = domain,
-      lt_interest_status = null, pl_value_lead = null, assigned_to = null,
+      pl_value_lead = null, assigned_to = null,
       payload = { source = i % 2 == 0 and "csv" or "api" },
       email_open_count = 0, email_reply_count = 0, email_click_count = 0,
       status_summary = {}, status_summary_subseq = {},
       last_step_from = null, last_step_id = null, last_step_timestamp_executed = null,
       email_opened_step = null, email_opened_variant = null, email_replied_step = null,
       email_replied_variant = null, email_clicked_step = null, email_clicked_variant = null,
-      subsequence_id = null, verification_status = ver, enrichment_status = null,
-      esp_code = ({ 1, 2, 3, 0 })[rng(4)], esg_code = null, upload_method = i % 2 == 0 and "csv" or "api",
+      subsequence_id = null, verification_status = ver,
+      esp_code = ({ 1, 2, 3, 0 })[rng(4)], upload_method = i % 2 == 0 and "manual" or "api",
       uploaded_by_user = store.user_id, is_website_visitor = false,
     }, rng(5, 90) * 1000)
   end
@@ -235,6 +235,8 @@ function M.build(store, opts)
         lead.last_step_from = eacc
         lead.last_step_id = fmt("%d_%d", step - 1, variant)
         lead.last_step_timestamp_executed = iso(t)
+        lead.status_summary = { lastStep = { from = eacc, stepID = lead.last_step_id, timestamp_executed = iso(t) },
+          domain_complete = false }
         lead.timestamp_last_contact = iso(t)
         lead.last_contacted_from = eacc
         if step == 1 then ev("contacted", lead, camp, step, variant, t, eacc) end
@@ -390,7 +392,7 @@ function M.build(store, opts)
     store:create("inbox_placement_analytics", {
       timestamp_created_date = util.date(t), test_id = ipt.id, is_spam = i % 7 == 0, has_category = i % 5 == 0,
       sender_email = ipt.emails[i % 2 + 1], sender_esp = i % 2 + 1, recipient_email = fmt("seed%02d@inbox.example", i),
-      recipient_esp = i % 3 + 1, recipient_geo = 1, recipient_type = i % 2 + 1, spf_pass = true,
+      recipient_esp = ({ 1, 2, 12 })[i % 3 + 1], recipient_geo = 1, recipient_type = i % 2 + 1, spf_pass = true,
       dkim_pass = i % 11 ~= 0, dmarc_pass = true, smtp_ip_blacklist_report = {}, authentication_failure_results = {},
       record_type = 1,
     }, 1000)
@@ -420,7 +422,7 @@ function M.build(store, opts)
     body = "Hi {{firstName}}, ..." }, 60000)
   store:create("custom_prompt_templates", {
     name = "Personalised opener", description = "One-line opener from the website", category = 1,
-    properties = array{ "website" }, prompt = "Write a one-line opener for {{website}}", is_public = false,
+    properties = array{ { name = "website", type = "column" } }, prompt = "Write a one-line opener for {{website}}", is_public = false,
     model_version = "gpt-4o", template_type = "custom", from_shared = false, like_count = 0, execution_count = 12,
     liked = false, created_by_instantly = false, creator = {},
   }, 60000)

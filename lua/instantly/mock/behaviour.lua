@@ -1,0 +1,144 @@
+--- What each operation does in the mock, as data: one row per operation id,
+-- served by the generic handlers in instantly.mock.handlers.generic.
+--
+-- kind: list | get | create | update | delete | action | count | all | static
+--   coll      collection (default: the operation's entity)
+--   label     "<label> not found" on a 404 (default: the entity's name)
+--   key       the path parameter naming the object (default: the first);
+--             "workspace" for the workspace itself; key_src = "body" reads
+--             it from the body
+--   filters   list/count: request values tested against each object (the
+--             forms are listed in generic.lua); src = "body" for POST lists
+--   refs      { field, coll, label }: a request value that must name an
+--             existing object (404)
+--   checks    names of validations in handlers.special.checks
+--   fields    the body fields create/update write (default: those the
+--             entity's schema has); defaults: values before the body's;
+--             from_store: fields copied from the store (workspace_id ...)
+--   set/unset action: fields set to constants / left out; touch = false
+--             keeps timestamp_updated
+--   cascade   delete: { coll, field } objects whose field held the key go too
+--   clears    update: { body_flag = { fields } } set to null when the flag is true
+--   status    the answer's status (default 200)
+--
+-- Operations with no row whose shape is plain CRUD over their entity
+-- (GET/PATCH/DELETE /things/{id}, GET/POST /things) get the matching
+-- generic kind; the few whose behaviour is truly special are functions in
+-- handlers/special.lua, each saying why.
+-- @module instantly.mock.behaviour
+
+local json = require "instantly.mock.json"
+
+local null, array = json.null, json.array
+
+local CAMPAIGN_FIELDS = { "name", "campaign_schedule", "pl_value", "is_evergreen", "sequences", "email_gap",
+  "random_wait_max", "text_only", "first_email_text_only", "email_list", "daily_limit", "stop_on_reply",
+  "email_tag_list", "link_tracking", "open_tracking", "stop_on_auto_reply", "daily_max_leads",
+  "prioritize_new_leads", "auto_variant_select", "match_lead_esp", "stop_for_company",
+  "insert_unsubscribe_header", "allow_risky_contacts", "disable_bounce_protect",
+  "limit_emails_per_company_override", "cc_list", "bcc_list", "owned_by", "ai_sdr_id", "provider_routing_rules" }
+local CAMPAIGN_PATCH = {}
+for _, f in ipairs(CAMPAIGN_FIELDS) do
+  if f ~= "ai_sdr_id" then CAMPAIGN_PATCH[#CAMPAIGN_PATCH + 1] = f end
+end
+
+local WEBHOOK_FIELDS = { "campaign", "name", "target_hook_url", "event_type", "custom_interest_value", "headers" }
+local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
+
+local function search(param, fields) return { param, search = fields } end
+
+return {
+  -- Campaigns and subsequences
+  listCampaign = { kind = "list", filters = { { "status" }, search("search", { "name" }),
+    { "tag_ids", tag = "id" }, { "ai_sales_agent_id", field = "ai_sdr_id" } } },
+  createCampaign = { kind = "create", fields = CAMPAIGN_FIELDS, checks = { "senders", "schedule" },
+    defaults = { status = 0, not_sending_status = null, custom_variables = {}, core_variables = {},
+      open_tracking = true } },
+  patchCampaign = { kind = "update", fields = CAMPAIGN_PATCH, checks = { "senders", "schedule" } },
+  activateCampaign = { kind = "action", checks = { "has_steps" }, set = { status = 1, not_sending_status = null } },
+  pauseCampaign = { kind = "action", set = { status = 2 } },
+  exportCampaign = { kind = "get" },
+  shareCampaign = { kind = "action", status = 204, touch = false },
+  countLaunched = { kind = "count", coll = "campaigns", filters = { { field = "status", ne = 0 } } },
+  deleteCampaign = { kind = "delete", cascade = { { "subsequences", "parent_campaign" } } },
+  listCampaignSubsequence = { kind = "list", refs = { { "parent_campaign", "campaigns", "Campaign" } },
+    filters = { { "parent_campaign" }, search("search", { "name" }) } },
+  createCampaignSubsequence = { kind = "create",
+    refs = { { "parent_campaign", "campaigns", "Parent campaign" } }, from_store = { workspace = "workspace_id" },
+    fields = { "parent_campaign", "name", "conditions", "subsequence_schedule", "sequences", "daily_limit_mode",
+      "daily_limit", "ignore_account_daily_limit" },
+    defaults = { status = 0, daily_limit = null, ignore_account_daily_limit = false } },
+  pauseSubsequence = { kind = "action", set = { status = 2 }, touch = false },
+  resumeSubsequence = { kind = "action", set = { status = 1 }, touch = false },
+
+  -- Accounts
+  createAccount = { kind = "create", checks = { "new_account" },
+    fields = { "email", "first_name", "last_name", "provider_code", "warmup", "daily_limit", "sending_gap",
+      "enable_slow_ramp", "tracking_domain_name", "tracking_domain_status", "signature", "reply_to",
+      "inbox_placement_test_limit" },
+    defaults = { status = 1, warmup_status = 0, stat_warmup_score = null, setup_pending = false,
+      warmup = { limit = 10, increment = "disabled", reply_rate = 30 }, daily_limit = 30, daily_limit_max = 100,
+      warmup_limit_max = 50, sending_gap = 10, enable_slow_ramp = false, tracking_domain_name = null,
+      tracking_domain_status = null, signature = null, reply_to = null, inbox_placement_test_limit = 10 } },
+  patchAccount = { kind = "update", clears = { remove_tracking_domain = { "tracking_domain_name",
+      "tracking_domain_status" } },
+    fields = { "first_name", "last_name", "warmup", "daily_limit", "tracking_domain_name", "tracking_domain_status",
+      "enable_slow_ramp", "inbox_placement_test_limit", "sending_gap", "signature", "reply_to" } },
+  pauseAccount = { kind = "action", set = { status = 2 } },
+  resumeAccount = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+  markAccountFixed = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+
+  -- Leads, lists, jobs, tags, block list
+  removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
+    set = { subsequence_id = null, timestamp_added_subsequence = null }, touch = false },
+  deleteLeadList = { kind = "delete", cascade = { { "leads", "list_id" } } },
+  listBackgroundJob = { kind = "list", filters = { { "ids", csv = "id" }, { "included_ids", csv = "id" },
+    { "excluded_ids", csv = "id", negate = true }, { "type" }, { "entity_type" }, { "entity_id" }, { "status" } } },
+  listCustomTag = { kind = "list", filters = { search("search", { "label", "description" }),
+    { "tag_ids", csv = "id" }, { "resource_ids", via = { "custom_tag_mappings", "resource_id", "tag_id" } } } },
+  deleteCustomTag = { kind = "delete", cascade = { { "custom_tag_mappings", "tag_id" } } },
+  listCustomTagMapping = { kind = "list", filters = { { "resource_ids", csv = "resource_id" } } },
+  listBlockListEntry = { kind = "list", filters = { { "domains_only", flag = "is_domain" },
+    search("search", { "bl_value" }) } },
+
+  -- Emails
+  countUnreadEmails = { kind = "count", coll = "emails", filters = { { field = "is_unread", value = 1 } } },
+
+  -- Workspace, members, groups
+  getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
+  patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
+    fields = { "name", "org_logo_url" } },
+  cancelWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
+    set = { scheduled_for_removal_at = null }, touch = false },
+  listWorkspaceMember = { kind = "list", filters = { { "accepted" }, search("search", { "email", "user_email" }) } },
+  patchWorkspaceMember = { kind = "update", checks = { "member_role" }, fields = { "role" }, touch = false },
+
+  -- Webhooks and their event log
+  createWebhook = { kind = "create", refs = { CAMPAIGN_REF }, checks = { "hook_url" }, fields = WEBHOOK_FIELDS,
+    defaults = { campaign = null, name = null, event_type = "all_events", custom_interest_value = null,
+      headers = {}, status = 1, timestamp_error = null } },
+  patchWebhook = { kind = "update", refs = { CAMPAIGN_REF }, checks = { "hook_url" }, fields = WEBHOOK_FIELDS,
+    touch = false },
+  listWebhook = { kind = "list", filters = { { "campaign" }, { "event_type" } } },
+  resumeWebhook = { kind = "action", set = { status = 1, timestamp_error = null }, touch = false },
+  listWebhookEvent = { kind = "list", filters = { { "from", after = "*" }, { "to", before = "*" }, { "success" },
+    search("search", { "webhook_url", "lead_email" }) } },
+
+  -- Audit log, inbox placement, CRM numbers
+  listAuditLog = { kind = "list", filters = { { "activity_type" },
+    search("search", { "user_name", "ip_address", "user_agent" }),
+    { "start_date", after = "timestamp" }, { "end_date", before = "timestamp" } } },
+  listInboxPlacementAnalytics = { kind = "list",
+    refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } },
+    filters = { { "test_id" }, { "recipient_geo" }, { "recipient_type" }, { "recipient_esp" }, { "sender_email" },
+      { "date_from", after = "*" }, { "date_to", before = "*" } } },
+  getInboxPlacementTestESPOptions = { kind = "static", value = array{
+    { region = "North America", sub_region = "US", type = "professional", esp = "Google" },
+    { region = "North America", sub_region = "US", type = "professional", esp = "Outlook" },
+    { region = "North America", sub_region = "US", type = "personal", esp = "Gmail" },
+    { region = "Europe", sub_region = "DE", type = "personal", esp = "GMX" },
+    { region = "Europe", sub_region = "FR", type = "personal", esp = "Orange" },
+    { region = "Asia", sub_region = "JP", type = "personal", esp = "Yahoo Japan" } } },
+  listPhoneNumbers = { kind = "all", coll = "crm_actions" },
+  deletePhoneNumber = { kind = "delete", coll = "crm_actions", label = "Phone number" },
+}
