@@ -282,11 +282,12 @@ end
 function App:handle(req)
   local path = req.path
   if path:sub(1, 8) == "/__mock/" or path == "/__mock" then return self:control(req) end
-  self.log:record(req, self:auth(req) ~= nil)
+  local key, info = self:auth(req)
+  self.log:record(req, key ~= nil)
   local route, params = self.router:match(req.method, path)
   local f = #self.faults > 0 and faults.take(self.faults, req, route)
   if f then return self:faulted(f, req, route, params) end
-  return self:dispatch(req, route, params)
+  return self:dispatch(req, route, params, key, info)
 end
 
 -- The decoded body, or a refusal.
@@ -303,8 +304,8 @@ end
 
 -- Everything a request must pass before its handler runs; returns the
 -- handler's context or a refusal.
-function App:admit(req, route, params)
-  local key, info = self:auth(req)
+function App:admit(req, route, params, key, info)
+  if not key then key, info = self:auth(req) end
   if not key then return nil, fail(401, info) end
   if not route then return nil, fail(404, fmt("Route %s:%s not found", req.method, req.path)) end
   local store, status, msg = self:store_for(req, info)
@@ -332,8 +333,8 @@ function App:admit(req, route, params)
   }
 end
 
-function App:dispatch(req, route, params)
-  local ctx, refusal = self:admit(req, route, params)
+function App:dispatch(req, route, params, key, info)
+  local ctx, refusal = self:admit(req, route, params, key, info)
   if not ctx then return refusal end
   local status, value, headers = handlers.run(ctx)
   if type(status) == "table" then return status end

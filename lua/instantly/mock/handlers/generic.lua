@@ -70,9 +70,18 @@ local function via_filter(ctx, v, via)
 end
 
 -- One filter as a predicate; nil when the request does not use it.
+local function constant(f)
+  local field, ne, value = f.field, f.ne, f.value
+  if ne ~= nil then return function(o) return o[field] ~= ne end end
+  return function(o) return o[field] == value end
+end
+
 local function test(ctx, f, src, coll)
-  if f.ne ~= nil then return function(o) return o[f.field] ~= f.ne end end
-  if f.value ~= nil then return function(o) return o[f.field] == f.value end end
+  if f.ne ~= nil or f.value ~= nil then
+    -- no request value: built once per row
+    f.compiled = f.compiled or constant(f)
+    return f.compiled
+  end
   local v = src[f[1]]
   if v == nil or v == null or (type(v) == "table" and next(v) == nil) then return nil end
   if f.flag then return v == true and function(o) return o[f.flag] == true end or nil end
