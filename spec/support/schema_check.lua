@@ -50,7 +50,9 @@ local function check_value(f, v, path, out)
   end
   if f.enum and f.type == "array" then
     for i, x in ipairs(v) do
-      if not member(f.enum, x) then out[#out + 1] = path .. "[" .. i .. "] = " .. tostring(x) .. " is outside its enum" end
+      if not member(f.enum, x) then
+        out[#out + 1] = path .. "[" .. i .. "] = " .. tostring(x) .. " is outside its enum"
+      end
     end
   elseif f.enum and not member(f.enum, v) then
     out[#out + 1] = path .. " = " .. tostring(v) .. " is outside its enum"

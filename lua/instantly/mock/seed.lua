@@ -422,7 +422,8 @@ function M.build(store, opts)
     body = "Hi {{firstName}}, ..." }, 60000)
   store:create("custom_prompt_templates", {
     name = "Personalised opener", description = "One-line opener from the website", category = 1,
-    properties = array{ { name = "website", type = "column" } }, prompt = "Write a one-line opener for {{website}}", is_public = false,
+    properties = array{ { name = "website", type = "column" } }, is_public = false,
+    prompt = "Write a one-line opener for {{website}}",
     model_version = "gpt-4o", template_type = "custom", from_shared = false, like_count = 0, execution_count = 12,
     liked = false, created_by_instantly = false, creator = {},
   }, 60000)

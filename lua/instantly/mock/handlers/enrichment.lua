@@ -54,7 +54,9 @@ function M.createSuperSearchEnrichment(ctx)
   local b, store = ctx.body, ctx.store
   local _, rtype = resource(store, b.resource_id)
   if not rtype then return missing(b.resource_id) end
-  if b.type and b.integration_actions then return err(400, "body: type and integration_actions are mutually exclusive") end
+  if b.type and b.integration_actions then
+    return err(400, "body: type and integration_actions are mutually exclusive")
+  end
   local e = store:coll("supersearch_enrichment"):get(b.resource_id) or store:create("supersearch_enrichment", {
     resource_id = b.resource_id, resource_type = rtype, type = b.type or "work_email_enrichment",
     limit = b.limit or leads_of(store, b.resource_id), auto_update = false, skip_rows_without_email = false })
