@@ -2,6 +2,7 @@
 -- served by the generic handlers in instantly.mock.handlers.generic.
 --
 -- kind: list | get | create | update | delete | action | count | all | static
+--       | bulk | set_where | delete_where | copy
 --   coll      collection (default: the operation's entity)
 --   label     "<label> not found" on a 404 (default: the entity's name)
 --   key       the path parameter naming the object (default: the first);
@@ -15,8 +16,14 @@
 --   fields    the body fields create/update write (default: those the
 --             entity's schema has); defaults: values before the body's;
 --             from_store: fields copied from the store (workspace_id ...)
---   set/unset action: fields set to constants / left out; touch = false
---             keeps timestamp_updated
+--   set/unset action: fields set to constants / left out; stamp: date-times
+--             that many seconds from now; touch = false keeps timestamp_updated
+--   omit      list/get: { flag, field, when } leaves field out when the query
+--             flag is `when`
+--   keys      bulk: the body field listing the keys; remove, or set with
+--             found/missing naming the answer's two lists
+--   name, from_body  copy: { body = field, suffix = text } names the copy; body
+--             fields written over the source's
 --   cascade   delete: { coll, field } objects whose field held the key go too
 --   clears    update: { body_flag = { fields } } set to null when the flag is true
 --   status    the answer's status (default 200)
@@ -57,6 +64,13 @@ return {
   patchCampaign = { kind = "update", fields = CAMPAIGN_PATCH, checks = { "senders", "schedule" } },
   activateCampaign = { kind = "action", checks = { "has_steps" }, set = { status = 1, not_sending_status = null } },
   pauseCampaign = { kind = "action", set = { status = 2 } },
+  -- a copy starts as a draft
+  duplicate = { kind = "copy", set = { status = 0, not_sending_status = null },
+    name = { body = "name", suffix = " (copy)" } },
+  createFromExport = { kind = "copy", set = { status = 0, not_sending_status = null },
+    name = { suffix = " (imported)" } },
+  duplicateSubsequence = { kind = "copy", refs = { { "parent_campaign", "campaigns", "Parent campaign" } },
+    set = { status = 0 }, from_body = { "parent_campaign", "name" } },
   exportCampaign = { kind = "get" },
   shareCampaign = { kind = "action", status = 204, touch = false },
   countLaunched = { kind = "count", coll = "campaigns", filters = { { field = "status", ne = 0 } } },
@@ -87,6 +101,8 @@ return {
   pauseAccount = { kind = "action", set = { status = 2 } },
   resumeAccount = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
   markAccountFixed = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+  pauseAccountsBulk = { kind = "bulk", coll = "accounts", keys = "emails", set = { status = 2 },
+    found = "paused_emails", missing = "failed_emails" },
 
   -- Leads, lists, jobs, tags, block list
   removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
@@ -100,14 +116,21 @@ return {
   listCustomTagMapping = { kind = "list", filters = { { "resource_ids", csv = "resource_id" } } },
   listBlockListEntry = { kind = "list", filters = { { "domains_only", flag = "is_domain" },
     search("search", { "bl_value" }) } },
+  deleteallBlockListEntry = { kind = "delete_where", coll = "block_list_entries",
+    filters = { { "domains_only", flag = "is_domain" }, search("search", { "bl_value" }) } },
+  deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
 
   -- Emails
   countUnreadEmails = { kind = "count", coll = "emails", filters = { { field = "is_unread", value = 1 } } },
+  markThreadAsRead = { kind = "set_where", coll = "emails", filters = { { "thread_id" } }, set = { is_unread = 0 },
+    none = "Thread not found", value = { success = true } },
 
   -- Workspace, members, groups
   getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
   patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
     fields = { "name", "org_logo_url" } },
+  scheduleWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
+    stamp = { scheduled_for_removal_at = 30 * 86400 }, touch = false },
   cancelWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
     set = { scheduled_for_removal_at = null }, touch = false },
   listWorkspaceMember = { kind = "list", filters = { { "accepted" }, search("search", { "email", "user_email" }) } },
@@ -132,6 +155,12 @@ return {
     refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } },
     filters = { { "test_id" }, { "recipient_geo" }, { "recipient_type" }, { "recipient_esp" }, { "sender_email" },
       { "date_from", after = "*" }, { "date_to", before = "*" } } },
+  getInboxPlacementTest = { kind = "get", label = "Inbox placement test",
+    omit = { { "with_metadata", "metadata", false } } },
+  listInboxPlacementBlacklistAndSpamAssassinReport = { kind = "list",
+    refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } }, filters = { { "test_id" } },
+    omit = { { "skip_spam_assassin_report", "spam_assassin_report", true },
+      { "skip_blacklist_report", "blacklist_report", true } } },
   getInboxPlacementTestESPOptions = { kind = "static", value = array{
     { region = "North America", sub_region = "US", type = "professional", esp = "Google" },
     { region = "North America", sub_region = "US", type = "professional", esp = "Outlook" },

@@ -58,17 +58,6 @@ function M.listAccount(ctx)
   return status, page
 end
 
-function M.pauseAccountsBulk(ctx)
-  local paused, failed = array{}, array{}
-  for _, email in ipairs(ctx.body.emails) do
-    local a = ctx.store:coll("accounts"):get(email)
-    if a then a.status = 2 end
-    local list = a and paused or failed
-    list[#list + 1] = email
-  end
-  return 200, { paused_emails = paused, failed_emails = failed }
-end
-
 -- Accounts really change stores: the agency key may move them between
 -- itself and its sub-workspaces (x-as-workspace picks neither end).
 function M.moveAccounts(ctx)

@@ -5,7 +5,6 @@
 
 local common = require "instantly.mock.handlers.common"
 local json = require "instantly.mock.json"
-local util = require "instantly.mock.util"
 
 local array, null, err = json.array, json.null, common.err
 
@@ -47,34 +46,6 @@ function checks.has_steps(ctx)
   if c and (not steps or #steps == 0) then
     return 400, "Campaign has no sequence steps; add at least one email before activating"
   end
-end
-
--- A copy starts as a draft with its own variables.
-local COPIED = { "campaign_schedule", "pl_value", "is_evergreen", "sequences", "email_gap", "random_wait_max",
-  "text_only", "first_email_text_only", "email_list", "daily_limit", "stop_on_reply", "email_tag_list",
-  "link_tracking", "open_tracking", "stop_on_auto_reply", "daily_max_leads", "prioritize_new_leads",
-  "auto_variant_select", "match_lead_esp", "stop_for_company", "insert_unsubscribe_header",
-  "allow_risky_contacts", "disable_bounce_protect", "limit_emails_per_company_override", "cc_list", "bcc_list",
-  "owned_by", "ai_sdr_id", "provider_routing_rules", "custom_variables", "core_variables" }
-
-local function copy_campaign(ctx, src, name)
-  local values = { name = name, status = 0, not_sending_status = null }
-  for _, k in ipairs(COPIED) do
-    if src[k] ~= nil then values[k] = util.deep_copy(src[k]) end
-  end
-  return 200, ctx.store:create("campaigns", values)
-end
-
-function M.duplicate(ctx)
-  local c, e = campaign(ctx)
-  if not c then return e end
-  return copy_campaign(ctx, c, ctx.body and ctx.body.name or (c.name .. " (copy)"))
-end
-
-function M.createFromExport(ctx)
-  local c, e = campaign(ctx)
-  if not c then return e end
-  return copy_campaign(ctx, c, c.name .. " (imported)")
 end
 
 -- New names join the map with an empty value; existing ones keep theirs.
@@ -161,18 +132,6 @@ function M.searchByContact(ctx)
     return x < y
   end)
   return 200, { items = array(items) }
-end
-
--- The copy goes under another parent campaign, as a draft.
-function M.duplicateSubsequence(ctx)
-  local s = ctx.store:coll("subsequences"):get(ctx.params.id)
-  if not s then return err(404, "Subsequence not found") end
-  local b = ctx.body
-  if not ctx.store:coll("campaigns"):get(b.parent_campaign) then return err(404, "Parent campaign not found") end
-  local values = util.deep_copy(s)
-  values.id, values.timestamp_created = nil, nil
-  values.parent_campaign, values.name, values.status = b.parent_campaign, b.name, 0
-  return 200, ctx.store:create("subsequences", values)
 end
 
 return M

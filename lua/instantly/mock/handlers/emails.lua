@@ -134,15 +134,6 @@ function M.sendTestEmail(ctx)
   return 200, { status = "success", message = "Test email sent from " .. a.email }
 end
 
-function M.markThreadAsRead(ctx)
-  local n = 0
-  for _, e in ctx.store:coll("emails"):each() do
-    if e.thread_id == ctx.params.thread_id then n, e.is_unread = n + 1, 0 end
-  end
-  if n == 0 then return err(404, "Thread not found") end
-  return 200, { success = true }
-end
-
 function M.patchEmail(ctx)
   local e = ctx.store:coll("emails"):get(ctx.params.id)
   if not e then return err(404, "Email not found") end

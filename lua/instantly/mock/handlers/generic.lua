@@ -182,18 +182,35 @@ local function writable(ctx, row)
   return out
 end
 
+-- omit = { { flag, field, when } }: copies without `field` when the
+-- request's boolean `flag` is `when` (absent counts as false).
+local function omitted(ctx, row, obj)
+  local copy
+  for _, o in ipairs(row.omit or {}) do
+    if (ctx.query[o[1]] == true) == o[3] and obj[o[2]] ~= nil then
+      copy = copy or util.shallow_copy(obj)
+      copy[o[2]] = nil
+    end
+  end
+  return copy or obj
+end
+
 function M.list(ctx, row)
   local src = row.src == "body" and (ctx.body or {}) or ctx.query
   local coll = coll_of(ctx, row)
   local pred, msg = M.filter(ctx, row.filters, src, coll)
   if pred == nil then return err(400, "querystring/" .. msg) end
-  return common.page(ctx, coll, pred or nil, row.src == "body" and src or nil)
+  local status, page = common.page(ctx, coll, pred or nil, row.src == "body" and src or nil)
+  if status == 200 and row.omit then
+    for i, o in ipairs(page.items) do page.items[i] = omitted(ctx, row, o) end
+  end
+  return status, page
 end
 
 function M.get(ctx, row)
   local obj, msg = target(ctx, row)
   if not obj then return err(404, msg) end
-  return 200, obj
+  return 200, omitted(ctx, row, obj)
 end
 
 function M.create(ctx, row)
@@ -234,14 +251,75 @@ function M.delete(ctx, row)
 end
 
 -- Set fields to constants (json.null clears a nullable one; unset lists
--- fields to leave out, for those that are optional but never null).
+-- fields to leave out, for those that are optional but never null; stamp
+-- sets date-times that many seconds from now).
+local function apply(obj, row)
+  for k, v in pairs(row.set or {}) do obj[k] = v end
+  for _, k in ipairs(row.unset or {}) do obj[k] = nil end
+  for k, secs in pairs(row.stamp or {}) do
+    obj[k] = util.iso(math.floor((require("socket").gettime() + secs) * 1000))
+  end
+end
+
 function M.action(ctx, row)
   local obj, msg = target(ctx, row)
   if not obj then return err(404, msg) end
-  for k, v in pairs(row.set or {}) do obj[k] = v end
-  for _, k in ipairs(row.unset or {}) do obj[k] = nil end
+  apply(obj, row)
   touch(ctx, obj, row)
   return row.status or 200, obj
+end
+
+-- The objects a request names by key: keys = body field holding the list.
+-- With remove, they are deleted and the answer is their array; otherwise
+-- `set` applies and the answer lists found/missing keys under the names
+-- row.found / row.missing.
+function M.bulk(ctx, row)
+  local coll = coll_of(ctx, row)
+  local found, missing = json.array({}), json.array({})
+  for _, key in ipairs(ctx.body[row.keys]) do
+    local obj = row.remove and coll:remove(key) or coll:get(key)
+    if obj and not row.remove then apply(obj, row) end
+    local into = obj and found or missing
+    into[#into + 1] = row.remove and obj or key
+  end
+  if row.remove then return 200, found end
+  return 200, { [row.found] = found, [row.missing] = missing }
+end
+
+-- Every object the filters (from the path parameters) keep: set applies,
+-- the answer is row.value; none = the 404 message when there is none.
+function M.set_where(ctx, row)
+  local pred = M.filter(ctx, row.filters, ctx.params) or function() return true end
+  local n = 0
+  for _, o in coll_of(ctx, row):each() do
+    if pred(o) then
+      apply(o, row)
+      n = n + 1
+    end
+  end
+  if n == 0 then return err(404, row.none) end
+  return 200, util.deep_copy(row.value)
+end
+
+-- Remove what the query's filters keep; the answer is the removed array.
+function M.delete_where(ctx, row)
+  local pred = M.filter(ctx, row.filters, ctx.query) or function() return true end
+  return 200, json.array(coll_of(ctx, row):remove_if(pred))
+end
+
+-- A copy: every field but the identity ones, then `set`, then the body's
+-- `from_body` fields; name = { body = field, suffix = text } names the copy.
+local IDENTITY = { "id", "timestamp_created", "timestamp_updated" }
+
+function M.copy(ctx, row)
+  local src, msg = target(ctx, row)
+  if not src then return err(404, msg) end
+  local values, b = util.deep_copy(src), ctx.body or {}
+  for _, k in ipairs(IDENTITY) do values[k] = nil end
+  apply(values, row)
+  for _, k in ipairs(row.from_body or {}) do values[k] = b[k] end
+  if row.name then values.name = (row.name.body and b[row.name.body]) or (src.name .. row.name.suffix) end
+  return 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
 end
 
 -- Every object of the collection, as a plain array.

@@ -35,6 +35,10 @@ local function is_item_path(op, e)
   return op.path:match("^/" .. e.slug:gsub("%-", "%%-") .. "/{[^}]+}$") ~= nil
 end
 
+for name in pairs(M.special) do
+  assert(not behaviour[name], name .. " has both a behaviour row and a special handler")
+end
+
 --- The generic kind a plain CRUD operation's catalog shape implies, or nil.
 function M.generic_kind(op, e)
   local kind, item = op.response.kind, op.response.item

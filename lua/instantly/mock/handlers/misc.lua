@@ -243,15 +243,6 @@ function M.createInboxPlacementTest(ctx)
   return 200, store:create("inbox_placement_tests", values)
 end
 
-function M.getInboxPlacementTest(ctx)
-  local t = ctx.store:coll("inbox_placement_tests"):get(ctx.params.id)
-  if not t then return err(404, "Inbox placement test not found") end
-  if ctx.query.with_metadata then return 200, t end
-  local copy = util.shallow_copy(t)
-  copy.metadata = nil -- optional, never null
-  return 200, copy
-end
-
 local IPA_FILTERS = { { "date_from", after = "*" }, { "date_to", before = "*" }, { "recipient_geo" },
   { "recipient_type" }, { "recipient_esp" }, { "sender_email" } }
 
@@ -339,21 +330,6 @@ function M.getInboxPlacementAnalyticsDeliverabilityInsights(ctx)
     out[#out + 1] = row
   end
   return 200, out
-end
-
-function M.listInboxPlacementBlacklistAndSpamAssassinReport(ctx)
-  local q = ctx.query
-  local e = need_test(ctx, q.test_id)
-  if e then return table.unpack(e) end
-  local status, page = common.page(ctx, ctx.store:coll("inbox_placement_reports"), common.eq_pred("test_id", q.test_id))
-  if status ~= 200 or not (q.skip_spam_assassin_report or q.skip_blacklist_report) then return status, page end
-  for i, r in ipairs(page.items) do
-    local c = util.shallow_copy(r)
-    if q.skip_spam_assassin_report then c.spam_assassin_report = nil end
-    if q.skip_blacklist_report then c.blacklist_report = nil end
-    page.items[i] = c
-  end
-  return status, page
 end
 
 return M

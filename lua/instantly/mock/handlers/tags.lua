@@ -94,20 +94,7 @@ function M.createblukBlockListEntry(ctx)
   return 200, { items = items, valid_count = #items, invalid_count = invalid }
 end
 
-function M.deletebulkBlockListEntry(ctx)
-  local gone = array{}
-  for _, id in ipairs(ctx.body.ids) do
-    gone[#gone + 1] = ctx.store:coll("block_list_entries"):remove(id)
-  end
-  return 200, gone
-end
-
 local BL_FILTERS = { { "domains_only", flag = "is_domain" }, { "search", search = { "bl_value" } } }
-
-function M.deleteallBlockListEntry(ctx)
-  local pred = generic.filter(ctx, BL_FILTERS, ctx.query) or function() return true end
-  return 200, array(ctx.store:coll("block_list_entries"):remove_if(pred))
-end
 
 -- The only non-JSON answer of the API: CSV, CRLF line ends.
 function M.downloadBlockListEntry(ctx)

@@ -60,12 +60,6 @@ function M.deleteWorkspaceDomain(ctx)
   return 200, ctx.store.workspace
 end
 
-function M.scheduleWorkspaceRemoval(ctx)
-  local w = ctx.store.workspace
-  w.scheduled_for_removal_at = util.iso(math.floor((require("socket").gettime() + 30 * 86400) * 1000))
-  return 200, w
-end
-
 function M.createWorkspaceMember(ctx)
   local b, store = ctx.body, ctx.store
   if not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
