@@ -23,9 +23,10 @@
 --   keys      bulk: the body field listing the keys; remove, or set with
 --             found/missing naming the answer's two lists
 --   name, from_body  copy: { body = field, suffix = text } names the copy; body
---             fields written over the source's
+--             fields written over the source's (action: { field = body_field })
 --   cascade   delete: { coll, field } objects whose field held the key go too
---   clears    update: { body_flag = { fields } } set to null when the flag is true
+--   clears    update: { body_flag = { fields } } set to null when the flag is true;
+--             rename = { body_field = field } writes a body field under another name
 --   status    the answer's status (default 200)
 --
 -- Operations with no row whose shape is plain CRUD over their entity
@@ -105,6 +106,9 @@ return {
     found = "paused_emails", missing = "failed_emails" },
 
   -- Leads, lists, jobs, tags, block list
+  moveLeadToSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
+    refs = { { "subsequence_id", "subsequences", "Subsequence" } }, from_body = { subsequence_id = "subsequence_id" },
+    stamp = { timestamp_added_subsequence = 0 }, touch = false },
   removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
     set = { subsequence_id = null, timestamp_added_subsequence = null }, touch = false },
   deleteLeadList = { kind = "delete", cascade = { { "leads", "list_id" } } },
@@ -129,6 +133,13 @@ return {
   getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
   patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
     fields = { "name", "org_logo_url" } },
+  addWorkspaceAgencyDomain = { kind = "update", coll = "workspaces", key = "workspace", checks = { "domain_name" },
+    fields = { "domain" }, rename = { domain = "org_client_domain" }, touch = false },
+  deleteWorkspaceDomain = { kind = "action", coll = "workspaces", key = "workspace", checks = { "has_domain" },
+    set = { org_client_domain = null }, touch = false },
+  createWorkspaceGroupMember = { kind = "create", checks = { "group_invite" }, fields = { "sub_workspace_id" },
+    defaults = { status = "pending", sub_workspace_name = null },
+    from_store = { admin_workspace_id = "workspace_id", admin_workspace_name = "workspace.name" } },
   scheduleWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
     stamp = { scheduled_for_removal_at = 30 * 86400 }, touch = false },
   cancelWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
@@ -168,6 +179,8 @@ return {
     { region = "Europe", sub_region = "DE", type = "personal", esp = "GMX" },
     { region = "Europe", sub_region = "FR", type = "personal", esp = "Orange" },
     { region = "Asia", sub_region = "JP", type = "personal", esp = "Yahoo Japan" } } },
+  listDFYEmailAccountOrdersAccounts = { kind = "list", coll = "dfy_accounts",
+    omit = { { "with_passwords", "password", false } } },
   listPhoneNumbers = { kind = "all", coll = "crm_actions" },
   deletePhoneNumber = { kind = "delete", coll = "crm_actions", label = "Phone number" },
 }

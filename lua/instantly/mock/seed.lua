@@ -435,13 +435,12 @@ function M.build(store, opts)
     domain = "getmock-mail.com", forwarding_domain = "getmock.io", is_pre_warmed_up = true,
     timestamp_cancelled = null,
   }, 60000)
-  store.dfy_accounts = {}
-  for i, n in ipairs{ "olivia", "noah" } do
-    store.dfy_accounts[i] = {
+  for _, n in ipairs{ "olivia", "noah" } do
+    store:coll("dfy_accounts"):insert({
       id = store:uuid(), domain = "getmock-mail.com", email = n .. "@getmock-mail.com", email_provider = 1,
       first_name = n:gsub("^%l", string.upper), last_name = "Mock", is_pre_warmed_up = true,
       timestamp_cancelled = null, timestamp_created = iso(store:tick(60000)), password = "mock-" .. n .. "-pw",
-    }
+    }, store.last_ms)
   end
   store:create("crm_actions", {
     id = "pn_" .. store:uuid():sub(1, 8), phone_number = "+15550100", country = "US", locality = "Austin",

@@ -213,13 +213,20 @@ function M.get(ctx, row)
   return 200, omitted(ctx, row, obj)
 end
 
+-- A store value by dotted path ("workspace.name").
+local function store_value(store, path)
+  local v = store
+  for part in path:gmatch("[^.]+") do v = v[part] end
+  return v
+end
+
 function M.create(ctx, row)
   local b = ctx.body or {}
   local values = util.deep_copy(row.defaults or {})
   for _, name in ipairs(writable(ctx, row)) do
     if b[name] ~= nil then values[name] = b[name] end
   end
-  for k, v in pairs(row.from_store or {}) do values[k] = ctx.store[v] end
+  for k, v in pairs(row.from_store or {}) do values[k] = store_value(ctx.store, v) end
   return row.status or 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
 end
 
@@ -228,7 +235,7 @@ function M.update(ctx, row)
   if not obj then return err(404, msg) end
   local b = ctx.body or {}
   for _, name in ipairs(writable(ctx, row)) do
-    if b[name] ~= nil then obj[name] = b[name] end
+    if b[name] ~= nil then obj[(row.rename or {})[name] or name] = b[name] end
   end
   -- clears = { flag = { fields } }: a true body flag sets the fields to null
   for flag, fields in pairs(row.clears or {}) do
@@ -265,6 +272,7 @@ function M.action(ctx, row)
   local obj, msg = target(ctx, row)
   if not obj then return err(404, msg) end
   apply(obj, row)
+  for k, field in pairs(row.from_body or {}) do obj[k] = ctx.body[field] end
   touch(ctx, obj, row)
   return row.status or 200, obj
 end

@@ -332,17 +332,6 @@ function M.mergeLeads(ctx)
   return 200, dst
 end
 
-function M.moveLeadToSubsequence(ctx)
-  local store = ctx.store
-  local l = store:coll("leads"):get(ctx.body.id)
-  if not l then return err(404, "Lead not found") end
-  local s = store:coll("subsequences"):get(ctx.body.subsequence_id)
-  if not s then return err(404, "Subsequence not found") end
-  l.subsequence_id = s.id
-  l.timestamp_added_subsequence = store:now_iso()
-  return 200, l
-end
-
 local VERIFICATION = { [1] = "verified", [-1] = "invalid", [-3] = "catch_all", [11] = "verification_job_pending_user",
   [-2] = "risky", [-4] = "risky" }
 

@@ -135,10 +135,10 @@ local function place_order(store, b)
       is_pre_warmed_up = warm, timestamp_cancelled = null })
     for j, acc in ipairs(type(item.accounts) == "table" and item.accounts or { {} }) do
       acc = type(acc) == "table" and acc or {}
-      store.dfy_accounts[#store.dfy_accounts + 1] = { id = store:uuid(), domain = item.domain,
+      store:coll("dfy_accounts"):insert({ id = store:uuid(), domain = item.domain,
         email = (acc.email_address_prefix or ("user" .. j)) .. "@" .. item.domain, email_provider = 1,
         first_name = acc.first_name or "User", last_name = acc.last_name or tostring(j), is_pre_warmed_up = warm,
-        timestamp_cancelled = null, timestamp_created = store:now_iso(), password = "mock-pw-" .. j }
+        timestamp_cancelled = null, timestamp_created = store:now_iso(), password = "mock-pw-" .. j })
     end
   end
 end
@@ -167,17 +167,9 @@ local function without_password(a)
   return r
 end
 
-function M.listDFYEmailAccountOrdersAccounts(ctx)
-  local rows = {}
-  for i, a in ipairs(ctx.store.dfy_accounts) do
-    rows[i] = ctx.query.with_passwords and util.shallow_copy(a) or without_password(a)
-  end
-  return common.page_array(ctx, rows, function(r) return r.id end)
-end
-
 function M.cancelDFYEmailAccounts(ctx)
   local want, items = generic.set_of(ctx.body.accounts), array{}
-  for _, a in ipairs(ctx.store.dfy_accounts) do
+  for _, a in ctx.store:coll("dfy_accounts"):each() do
     if want[a.email] or want[a.id] then
       if a.timestamp_cancelled == null then a.timestamp_cancelled = ctx.store:now_iso() end
       items[#items + 1] = without_password(a)

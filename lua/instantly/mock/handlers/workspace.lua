@@ -20,6 +20,22 @@ function checks.workspace_name(ctx)
   if (ctx.body or {}).name == "" then return 400, "body/name must NOT have fewer than 1 characters" end
 end
 
+function checks.domain_name(ctx)
+  if not ctx.body.domain:match(DOMAIN) then return 400, "body/domain must be a domain name" end
+end
+
+function checks.has_domain(ctx)
+  if ctx.store.workspace.org_client_domain == null then return 404, "No white-label domain is set" end
+end
+
+function checks.group_invite(ctx)
+  local id, store = ctx.body.sub_workspace_id, ctx.store
+  if id == store.workspace_id then return 400, "A workspace cannot be its own sub-workspace" end
+  for _, m in store:coll("workspace_group_members"):each() do
+    if m.sub_workspace_id == id then return 400, "Sub-workspace is already in the group" end
+  end
+end
+
 function checks.member_role(ctx)
   local role = (ctx.body or {}).role
   if role ~= nil and not ROLES[role] then return 400, "body/role must be one of admin, editor, view, client" end
@@ -39,25 +55,12 @@ function M.changeWorkspaceOwner(ctx)
 end
 
 function M.getWorkspaceDomainInfo(ctx)
-  local d = ctx.store.whitelabel
-  if not d then return 200, { verified = false, name = null, verification = array{} } end
+  local d = ctx.store.workspace.org_client_domain
+  if d == null then return 200, { verified = false, name = null, verification = array{} } end
   return 200, { verified = false, name = d, verification = array{
     { type = "CNAME", domain = "app." .. d, value = "whitelabel.instantly.example", reason = "not found" },
     { type = "TXT", domain = "_instantly." .. d, value = "instantly-verify=" .. ctx.store.workspace_id,
       reason = "not found" } } }
-end
-
-function M.addWorkspaceAgencyDomain(ctx)
-  local d = ctx.body.domain
-  if not d:match(DOMAIN) then return err(400, "body/domain must be a domain name") end
-  ctx.store.whitelabel, ctx.store.workspace.org_client_domain = d, d
-  return 200, ctx.store.workspace
-end
-
-function M.deleteWorkspaceDomain(ctx)
-  if not ctx.store.whitelabel then return err(404, "No white-label domain is set") end
-  ctx.store.whitelabel, ctx.store.workspace.org_client_domain = nil, null
-  return 200, ctx.store.workspace
 end
 
 function M.createWorkspaceMember(ctx)
@@ -72,19 +75,6 @@ function M.createWorkspaceMember(ctx)
     email = b.email, user_email = b.user_email or b.email, user_id = store:uuid(),
     name = { first = b.email:match("^([^@]+)"), last = null }, role = b.role,
     permissions = b.permissions or array{}, accepted = false, issuer_id = store.user_id,
-  })
-end
-
--- An invitation stays pending: a workspace cannot be acted on before it accepts.
-function M.createWorkspaceGroupMember(ctx)
-  local id, store = ctx.body.sub_workspace_id, ctx.store
-  if id == store.workspace_id then return err(400, "A workspace cannot be its own sub-workspace") end
-  for _, m in store:coll("workspace_group_members"):each() do
-    if m.sub_workspace_id == id then return err(400, "Sub-workspace is already in the group") end
-  end
-  return 200, store:create("workspace_group_members", {
-    admin_workspace_id = store.workspace_id, sub_workspace_id = id, status = "pending",
-    admin_workspace_name = store.workspace.name, sub_workspace_name = null,
   })
 end
 
