@@ -2,7 +2,7 @@
 -- served by the generic handlers in instantly.mock.handlers.generic.
 --
 -- kind: list | get | create | update | delete | action | count | all | static
---       | bulk | set_where | delete_where | copy
+--       | bulk | set_where | delete_where | copy | view (analytics, views.lua)
 --   coll      collection (default: the operation's entity)
 --   label     "<label> not found" on a 404 (default: the entity's name)
 --   key       the path parameter naming the object (default: the first);
@@ -55,6 +55,31 @@ local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
 
 local function search(param, fields) return { param, search = fields } end
 
+-- Analytics views: "kind" counts events, "kind+" distinct leads,
+-- "$opportunity" the opportunities' value, a number is a constant.
+local CAMPAIGN_COUNTERS = {
+  open_count = "open", open_count_unique = "open+", open_count_unique_by_step = "open",
+  link_click_count = "click", link_click_count_unique = "click+", link_click_count_unique_by_step = "click",
+  reply_count = "reply", reply_count_unique = "reply+", reply_count_unique_by_step = "reply",
+  reply_count_automatic = "auto_reply", reply_count_automatic_unique = "auto_reply+",
+  reply_count_automatic_unique_by_step = "auto_reply",
+  bounced_count = "bounce", unsubscribed_count = "unsubscribe", completed_count = "completed",
+  emails_sent_count = "sent", contacted_count = "contacted+", new_leads_contacted_count = "contacted+",
+  total_opportunities = "opportunity", total_opportunity_value = "$opportunity",
+}
+local OVERVIEW = { total_interested = "opportunity", total_meeting_booked = 0, total_meeting_completed = 0,
+  total_closed = 0 }
+for k, v in pairs(CAMPAIGN_COUNTERS) do OVERVIEW[k] = v end
+local DAILY = { sent = "sent", contacted = "contacted+", new_leads_contacted = "contacted+", opened = "open",
+  unique_opened = "open+", replies = "reply", unique_replies = "reply+", replies_automatic = "auto_reply",
+  unique_replies_automatic = "auto_reply+", clicks = "click", unique_clicks = "click+",
+  opportunities = "opportunity", unique_opportunities = "opportunity+" }
+local ACCOUNT_DAILY = { bounced = "bounce" }
+for k, v in pairs(DAILY) do ACCOUNT_DAILY[k] = v end
+local STEPS = { sent = "sent", opened = "open", unique_opened = "open+", replies = "reply", unique_replies = "reply+",
+  replies_automatic = "auto_reply", unique_replies_automatic = "auto_reply+", clicks = "click",
+  unique_clicks = "click+" }
+
 return {
   -- Campaigns and subsequences
   listCampaign = { kind = "list", filters = { { "status" }, search("search", { "name" }),
@@ -85,6 +110,17 @@ return {
     defaults = { status = 0, daily_limit = null, ignore_account_daily_limit = false } },
   pauseSubsequence = { kind = "action", set = { status = 2 }, touch = false },
   resumeSubsequence = { kind = "action", set = { status = 1 }, touch = false },
+
+  -- Analytics
+  getCampaignAnalytics = { kind = "view", group = "campaign", campaigns = { "id", "ids" },
+    counters = CAMPAIGN_COUNTERS },
+  getCampaignAnalyticsOverview = { kind = "view", campaigns = { "id", "ids" }, counters = OVERVIEW,
+    flags = { expand_crm_events = { total_interested_crm = 0, total_meeting_booked_crm = 0 } } },
+  getDailyCampaignAnalytics = { kind = "view", group = "date", campaigns = { "campaign_id" }, counters = DAILY },
+  getCampaignStepsAnalytics = { kind = "view", group = "step", campaigns = { "campaign_id" }, counters = STEPS,
+    flags = { include_opportunities_count = { opportunities = "opportunity",
+      unique_opportunities = "opportunity+" } } },
+  getDailyAccountAnalytics = { kind = "view", group = "account_date", counters = ACCOUNT_DAILY },
 
   -- Accounts
   createAccount = { kind = "create", checks = { "new_account" },

@@ -248,4 +248,35 @@ function M.checkVerificationStatus(ctx)
   return 200, v
 end
 
+-- Warmup --------------------------------------------------------------------------
+
+-- Seven days of warmup per account, from a PRNG seeded by the address.
+local function warmup_days(store, a)
+  local rng = util.rng(#a.email * 7919 + store.seed)
+  local days, tot = {}, { sent = 0, received = 0, landed_inbox = 0, landed_spam = 0 }
+  local base = store.events_from or require("instantly.mock.state").BASE_MS
+  local on = a.warmup_status == 1
+  local score = a.stat_warmup_score ~= null and a.stat_warmup_score or 80
+  for d = 0, 6 do
+    local sent = on and rng(10, 40) or 0
+    local spam = math.min(sent, (on and score < 80) and rng(0, 4) or rng(0, 1))
+    local row = { sent = sent, landed_inbox = sent - spam, landed_spam = spam, received = sent }
+    days[util.date(base + d * 86400000)] = row
+    for k, v in pairs(row) do tot[k] = tot[k] + v end
+  end
+  local health = tot.sent > 0 and math.floor(100 * tot.landed_inbox / tot.sent) or 0
+  tot.health_score = health
+  tot.health_score_label = health >= 90 and "excellent" or health >= 75 and "good" or "poor"
+  return days, tot
+end
+
+function M.getWarmupAnalytics(ctx)
+  local per_date, agg = {}, {}
+  for _, email in ipairs(ctx.body.emails) do
+    local a = ctx.store:coll("accounts"):get(email)
+    if a then per_date[email], agg[email] = warmup_days(ctx.store, a) end
+  end
+  return 200, { email_date_data = per_date, aggregate_data = agg }
+end
+
 return M

@@ -4,6 +4,7 @@
 -- @module instantly.mock.handlers.generic
 
 local common = require "instantly.mock.handlers.common"
+local views = require "instantly.mock.handlers.views"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
@@ -345,6 +346,8 @@ end
 function M.static(_, row)
   return row.status or 200, util.deep_copy(row.value)
 end
+
+M.view = views.view
 
 --- Run the row's checks, then its kind.
 function M.run(ctx, row)

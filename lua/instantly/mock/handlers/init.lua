@@ -14,7 +14,7 @@ local err, null = common.err, json.null
 local M = {}
 
 M.special = {}
-for _, part in ipairs{ "campaigns", "accounts", "analytics", "leads", "tags", "emails", "workspace",
+for _, part in ipairs{ "campaigns", "accounts", "leads", "tags", "emails", "workspace",
                        "enrichment", "misc" } do
   local mod = require("instantly.mock.handlers." .. part)
   for name, fn in pairs(mod) do
