@@ -63,22 +63,10 @@ local function sequence(topic, steps)
   return array{ { steps = s } }
 end
 
---- Seed `store` as one workspace. opts: name ("Mock Workspace"), leads
--- (2000), parent (the agency store of a sub-workspace), prefix (put before
--- the sending accounts' domains, so no two workspaces share an account).
-function M.build(store, opts)
-  opts = opts or {}
-  local rng = store.rng
-  store.seeding = true
-  store.events = {}
-  store.workspace_id = store:uuid()
-  store.user_id = store:uuid()
-  store.parent_id = opts.parent and opts.parent.workspace_id
-  store.hidden = { account_secrets = {}, api_keys = {} }
-  local ws_name = opts.name or "Mock Workspace"
-
+-- the workspace, its members and tags
+local function seed_workspace(store, s)
   store.workspace = store:create("workspaces", {
-    id = store.workspace_id, name = ws_name, owner = store.user_id,
+    id = store.workspace_id, name = s.name, owner = store.user_id,
     org_logo_url = null, org_client_domain = null, add_unsub_to_block = true,
     default_opportunity_value = 500, plan_id = "pid_hypergrowth", plan_id_crm = null,
     plan_id_leadfinder = "pid_growth_leads", scheduled_for_removal_at = null,
@@ -100,7 +88,12 @@ function M.build(store, opts)
                       { "Q1 push", "Campaigns for the Q1 push" } } do
     tags[#tags + 1] = store:create("custom_tags", { label = t[1], description = t[2] }, 60000)
   end
+  s.tags = tags
+end
 
+-- sending accounts: mixed health and warmup
+local function seed_accounts(store, s)
+  local tags = s.tags
   -- sending accounts: mixed health and warmup
   local accounts = {}
   local acc_specs = {
@@ -112,7 +105,7 @@ function M.build(store, opts)
     { "eva", "Eva", "Stone", "trymock.net", 1, 1, -2, 63 },
   }
   for i, a in ipairs(acc_specs) do
-    local email = a[1] .. "@" .. (opts.prefix or "") .. a[4]
+    local email = a[1] .. "@" .. s.prefix .. a[4]
     local acc = store:create("accounts", {
       email = email, first_name = a[2], last_name = a[3], provider_code = a[5], status = a[6],
       warmup_status = a[7], stat_warmup_score = a[8],
@@ -129,7 +122,12 @@ function M.build(store, opts)
   end
   store:create("custom_tag_mappings", { tag_id = tags[1].id, resource_id = accounts[1].email, resource_type = 1 })
   store:create("custom_tag_mappings", { tag_id = tags[2].id, resource_id = accounts[3].email, resource_type = 1 })
+  s.accounts = accounts
+end
 
+-- campaigns, a subsequence, lists
+local function seed_campaigns(store, s)
+  local accounts, tags = s.accounts, s.tags
   -- campaigns
   local camp_specs = {
     { "Q1 Outbound - SaaS founders", 1, 3, { 1, 2, 3 } },
@@ -171,10 +169,16 @@ function M.build(store, opts)
   for _, n in ipairs{ "Conference leads 2025", "Inbound demo requests", "Partner referrals" } do
     lists[#lists + 1] = store:create("lead_lists", { name = n, has_enrichment_task = false }, 3600000)
   end
+  s.campaigns = campaigns
+  s.lists = lists
+end
 
-  -- leads: 1,500 in campaigns, 500 in lists
-  local leads = store:coll("leads")
-  local n_leads = opts.leads or 2000
+-- leads over campaigns and lists
+local function seed_leads(store, s)
+  local campaigns, lists = s.campaigns, s.lists
+  -- leads: three quarters in campaigns, the rest in lists
+  local rng = store.rng
+  local n_leads = s.leads
   local used = {}
   for i = 1, n_leads do
     local first, last, company = store:pick(FIRST), store:pick(LAST), store:pick(COMPANY)
@@ -209,85 +213,99 @@ function M.build(store, opts)
       uploaded_by_user = store.user_id, is_website_visitor = false,
     }, rng(5, 90) * 1000)
   end
+end
 
-  -- the event log (what happened to campaign leads over 30 days)
-  local start = M.EVENTS_FROM or store.last_ms
-  store.events_from = start
-  local events = store.events
-  local function ev(kind, lead, camp, step, variant, t, eacc)
-    events[#events + 1] = { kind = kind, lead = lead.id, campaign = camp.id, step = step,
-      variant = variant, t = t, date = util.date(t), eaccount = eacc }
+-- One sent step of a lead and what followed it; true when the sequence
+-- stops there (bounce, reply, unsubscribe).
+local function play_step(store, x, step)
+  local lead, rng, t = x.lead, store.rng, x.t
+  local function ev(kind, dt) x.ev(kind, step, t + dt) end
+  ev("sent", 0)
+  lead.last_step_from = x.eacc
+  lead.last_step_id = fmt("%d_%d", step - 1, x.variant)
+  lead.last_step_timestamp_executed = iso(t)
+  lead.status_summary = { lastStep = { from = x.eacc, stepID = lead.last_step_id, timestamp_executed = iso(t) },
+    domain_complete = false }
+  lead.timestamp_last_contact = iso(t)
+  lead.last_contacted_from = x.eacc
+  if step == 1 then ev("contacted", 0) end
+  if rng() < 0.03 then
+    ev("bounce", 60000)
+    lead.status = -1
+    return true
   end
-  local unibox = {}
-  for _, lead in leads:each() do
-    local camp = lead.campaign ~= null and store:coll("campaigns"):get(lead.campaign)
-    if camp and camp.status ~= 0 then
-      local steps = store.hidden.steps[camp.id]
-      local senders = camp.email_list
-      local eacc = senders[(rng(#senders))]
-      local reached = rng(0, steps)
-      local t = start + rng(0, 10) * DAY + rng(0, 8) * 3600000
-      local variant = rng(0, 1)
-      local stop = false
-      for step = 1, reached do
-        if stop then break end
-        ev("sent", lead, camp, step, variant, t, eacc)
-        lead.last_step_from = eacc
-        lead.last_step_id = fmt("%d_%d", step - 1, variant)
-        lead.last_step_timestamp_executed = iso(t)
-        lead.status_summary = { lastStep = { from = eacc, stepID = lead.last_step_id, timestamp_executed = iso(t) },
-          domain_complete = false }
-        lead.timestamp_last_contact = iso(t)
-        lead.last_contacted_from = eacc
-        if step == 1 then ev("contacted", lead, camp, step, variant, t, eacc) end
-        local r = rng()
-        if r < 0.03 then
-          ev("bounce", lead, camp, step, variant, t + 60000, eacc)
-          lead.status = -1
-          stop = true
-        else
-          if rng() < 0.45 then
-            ev("open", lead, camp, step, variant, t + 3600000, eacc)
-            lead.email_open_count = lead.email_open_count + 1
-            lead.email_opened_step, lead.email_opened_variant = step, variant
-            lead.timestamp_last_open = iso(t + 3600000)
-            if rng() < 0.2 then
-              ev("click", lead, camp, step, variant, t + 3700000, eacc)
-              lead.email_click_count = lead.email_click_count + 1
-              lead.email_clicked_step, lead.email_clicked_variant = step, variant
-              lead.timestamp_last_click = iso(t + 3700000)
-            end
-          end
-          if rng() < 0.06 then
-            local auto = rng() < 0.2
-            ev(auto and "auto_reply" or "reply", lead, camp, step, variant, t + 7200000, eacc)
-            if not auto then
-              lead.email_reply_count = lead.email_reply_count + 1
-              lead.email_replied_step, lead.email_replied_variant = step, variant
-              lead.timestamp_last_reply = iso(t + 7200000)
-              local interest = ({ 1, 1, 2, -1, 0, 3 })[rng(6)]
-              lead.lt_interest_status = interest
-              lead.timestamp_last_interest_change = iso(t + 7300000)
-              if interest >= 1 then ev("opportunity", lead, camp, step, variant, t + 7300000, eacc) end
-              unibox[#unibox + 1] = { lead = lead, camp = camp, eacc = eacc, t = t, step = step, variant = variant }
-              stop = true
-            end
-          elseif rng() < 0.01 then
-            ev("unsubscribe", lead, camp, step, variant, t + 7200000, eacc)
-            lead.status = -2
-            stop = true
-          end
-        end
-        t = t + (2 + step) * DAY
-      end
-      if not stop and reached == steps and steps > 0 then
-        lead.status = 3
-        ev("completed", lead, camp, steps, variant, t, eacc)
-      end
-      if lead.timestamp_last_contact then lead.timestamp_last_touch = lead.timestamp_last_contact end
+  if rng() < 0.45 then
+    ev("open", 3600000)
+    lead.email_open_count = lead.email_open_count + 1
+    lead.email_opened_step, lead.email_opened_variant = step, x.variant
+    lead.timestamp_last_open = iso(t + 3600000)
+    if rng() < 0.2 then
+      ev("click", 3700000)
+      lead.email_click_count = lead.email_click_count + 1
+      lead.email_clicked_step, lead.email_clicked_variant = step, x.variant
+      lead.timestamp_last_click = iso(t + 3700000)
     end
   end
+  if rng() < 0.06 then
+    local auto = rng() < 0.2
+    ev(auto and "auto_reply" or "reply", 7200000)
+    if auto then return false end
+    lead.email_reply_count = lead.email_reply_count + 1
+    lead.email_replied_step, lead.email_replied_variant = step, x.variant
+    lead.timestamp_last_reply = iso(t + 7200000)
+    local interest = ({ 1, 1, 2, -1, 0, 3 })[rng(6)]
+    lead.lt_interest_status = interest
+    lead.timestamp_last_interest_change = iso(t + 7300000)
+    if interest >= 1 then ev("opportunity", 7300000) end
+    x.unibox[#x.unibox + 1] = { lead = lead, camp = x.camp, eacc = x.eacc, t = t, step = step, variant = x.variant }
+    return true
+  elseif rng() < 0.01 then
+    ev("unsubscribe", 7200000)
+    lead.status = -2
+    return true
+  end
+  return false
+end
 
+-- What happened to one lead of a sending campaign, step by step.
+local function play_lead(store, s, lead, camp)
+  local rng, events = store.rng, store.events
+  local steps, senders = store.hidden.steps[camp.id], camp.email_list
+  local x = { lead = lead, camp = camp, eacc = senders[(rng(#senders))], unibox = s.unibox }
+  local reached = rng(0, steps)
+  x.t = s.start + rng(0, 10) * DAY + rng(0, 8) * 3600000
+  x.variant = rng(0, 1)
+  function x.ev(kind, step, t)
+    events[#events + 1] = { kind = kind, lead = lead.id, campaign = camp.id, step = step,
+      variant = x.variant, t = t, date = util.date(t), eaccount = x.eacc }
+  end
+  local stop = false
+  for step = 1, reached do
+    stop = play_step(store, x, step)
+    if stop then break end
+    x.t = x.t + (2 + step) * DAY
+  end
+  if not stop and reached == steps and steps > 0 then
+    lead.status = 3
+    x.ev("completed", steps, x.t)
+  end
+  if lead.timestamp_last_contact then lead.timestamp_last_touch = lead.timestamp_last_contact end
+end
+
+-- the event log (what happened to campaign leads over 30 days)
+local function seed_events(store, s)
+  s.start = M.EVENTS_FROM or store.last_ms
+  store.events_from = s.start
+  s.unibox = {}
+  for _, lead in store:coll("leads"):each() do
+    local camp = lead.campaign ~= null and store:coll("campaigns"):get(lead.campaign)
+    if camp and camp.status ~= 0 then play_lead(store, s, lead, camp) end
+  end
+end
+
+-- the Unibox
+local function seed_unibox(store, s)
+  local unibox = s.unibox
   -- the Unibox: the last email we sent each replier and their reply
   for i, u in ipairs(unibox) do
     local thread = store:uuid()
@@ -327,7 +345,11 @@ function M.build(store, opts)
     reply.to_address_json = array{ { address = u.eacc, name = "" } }
     store:create("emails", reply, 1000)
   end
+end
 
+-- block list, labels, webhooks
+local function seed_lists_and_hooks(store, s)
+  local campaigns, start = s.campaigns, s.start
   -- block list
   for _, v in ipairs{ "competitor.example", "spamtrap.example", "noreply@bigcorp.example",
                       "legal@acme.example", "donotcontact.example", "ceo@globex.example" } do
@@ -362,7 +384,11 @@ function M.build(store, opts)
       retry_group_id = null, retry_successful = null, lead_email = null, response_time_ms = 80 + i * 7,
     }, 60000)
   end
+end
 
+-- keys, jobs, inbox placement, audit log
+local function seed_admin(store, s)
+  local accounts, campaigns, lists, start = s.accounts, s.campaigns, s.lists, s.start
   -- API keys (listed masked)
   store:create("api_keys", {
     name = "Default key", scopes = array{ "all:all" }, key = "inst_mock_****0001",
@@ -415,7 +441,11 @@ function M.build(store, opts)
       audit_metadata = {},
     }, 60000)
   end
+end
 
+-- templates, sales flows, DFY, CRM numbers
+local function seed_templates(store, s)
+  local campaigns, lists = s.campaigns, s.lists
   -- templates, sales flows, DFY, CRM numbers, workspace group
   store:create("email_templates", { name = "Intro", subject = "Quick intro", body = "Hi {{firstName}}, ..." }, 60000)
   store:create("email_templates", { name = "Breakup", subject = "Closing the loop",
@@ -447,6 +477,25 @@ function M.build(store, opts)
     subscription_id = "sub_mock1", twilio_sid = "PN" .. store:uuid():gsub("-", ""):sub(1, 32),
     renewal_date = iso(store.last_ms + 30 * DAY), price = 1.15,
   }, 60000)
+end
+
+--- Seed `store` as one workspace. opts: name ("Mock Workspace"), leads
+-- (2000), parent (the agency store of a sub-workspace), prefix (put before
+-- the sending accounts' domains, so no two workspaces share an account).
+function M.build(store, opts)
+  opts = opts or {}
+  store.seeding = true
+  store.events = {}
+  store.workspace_id = store:uuid()
+  store.user_id = store:uuid()
+  store.parent_id = opts.parent and opts.parent.workspace_id
+  store.hidden = { account_secrets = {}, api_keys = {} }
+
+  local s = { name = opts.name or "Mock Workspace", prefix = opts.prefix or "", leads = opts.leads or 2000 }
+  for _, step in ipairs{ seed_workspace, seed_accounts, seed_campaigns, seed_leads, seed_events, seed_unibox,
+                         seed_lists_and_hooks, seed_admin, seed_templates } do
+    step(store, s)
+  end
   store.seeding = false
 end
 
