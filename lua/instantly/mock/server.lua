@@ -25,6 +25,11 @@
 --                    "lead_interest_status" {workspace_id, lead, email,
 --                      campaign_id, list_id, interest_status, previous}
 --                    "campaign_completed" {workspace_id, campaign}
+--   app.store, app.children, app.stores
+--                  the agency's store, its sub-workspace stores (a list),
+--                  every store by workspace id; app:store_for(req, key_info)
+--                  is the store a request acts on (nil, status, message
+--                  when refused); each store's `app` field leads back here.
 --   M.EXTENSIONS   module names; each one present on package.path is
 --                  required when an app is made and its install(app) called
 --                  (instantly.mock.webhooks adds routes and a sink there).
