@@ -749,13 +749,14 @@ describe("instantly CLI", function()
 
   it("--verbose logs requests on stderr, --workspace sends x-as-workspace", function()
     srv:clear_requests()
-    local r = run("campaigns list --limit 1 --verbose --workspace ws-123")
+    local child = srv:state().sub_workspaces[1].id -- the mock refuses ids that are not sub-workspaces
+    local r = run("campaigns list --limit 1 --verbose --workspace " .. child)
     assert.are.equal(0, r.code, r.err)
     assert.truthy(r.err:match("^> GET " .. srv.url:gsub("%p", "%%%0") .. "/api/v2/campaigns%?limit=1\n< 200 "), r.err)
     assert.falsy(r.err:find(srv.api_key, 1, true))
     local log = srv:requests()
     assert.are.equal(1, #log)
-    assert.are.equal("ws-123", log[1].headers["x-as-workspace"])
+    assert.are.equal(child, log[1].headers["x-as-workspace"])
     assert.are.equal(2, run("campaigns list --timeout 0").code)
   end)
 

@@ -149,11 +149,12 @@ describe("against the mock", function()
   end)
 
   it("the session sends the user agent with the caller's suffix", function()
-    local c = H.mock_client(srv, { user_agent = "myapp/2.1", workspace = "ws-9" })
+    local child = srv:state().sub_workspaces[1].id -- the mock refuses ids that are not sub-workspaces
+    local c = H.mock_client(srv, { user_agent = "myapp/2.1", workspace = child })
     assert(c.workspaces:get())
     local r = srv:requests()[1]
     assert.matches("^instantly%-lua/[%d%.]+ .* myapp/2%.1$", r.headers["user-agent"])
-    assert.equal("ws-9", r.headers["x-as-workspace"])
+    assert.equal(child, r.headers["x-as-workspace"])
     assert.equal("application/json", r.headers.accept)
   end)
 

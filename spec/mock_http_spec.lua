@@ -118,6 +118,15 @@ describe("instantly-mock HTTP/1.1", function()
       "POST /api/v2/lead-lists HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 400 },
     { "HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505 },
     { "unknown transfer coding", "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 501 },
+    -- chunk sizes that are not hex, or wrap a 64-bit integer (2^64 -> 0)
+    { "chunk size ZZ", "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n", 400 },
+    { "chunk size 2^64-1",
+      "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\n", 400 },
+    { "chunk size 2^64",
+      "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000000\r\nx\r\n", 400 },
+    { "chunk size with a sign", "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-1\r\n", 400 },
+    { "chunk size with junk after it",
+      "POST /api/v2/lead-lists HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5 x\r\nhello\r\n0\r\n\r\n", 400 },
   }
   for _, case in ipairs(bad) do
     it("rejects a malformed request: " .. case[1], function()
@@ -134,6 +143,40 @@ describe("instantly-mock HTTP/1.1", function()
       c:close()
     end)
   end
+
+  -- A line is bounded by max_header (64 KiB) whether or not a newline ever
+  -- comes: 1 MiB without one gets an answer and a close, not a buffer.
+  for _, case in ipairs{
+    { "request line", function() return "GET /" .. string.rep("a", 1024 * 1024) end, 414 },
+    { "header line", function() return head(srv, "GET", "/campaigns") .. "X-Long: " .. string.rep("b", 1024 * 1024) end,
+      431 },
+  } do
+    it("answers " .. case[3] .. " to a " .. case[1] .. " longer than the cap, without its newline", function()
+      local s = connect(srv)
+      local data = case[2]()
+      -- the server stops reading at the cap, so the send may not complete
+      s:settimeout(5)
+      s:send(data)
+      local status, h = read_response(s)
+      assert.are.equal(case[3], status)
+      assert.are.equal("close", h["connection"])
+      s:close()
+      local c = client.new(srv.url, { api_key = srv.api_key })
+      assert.are.equal(200, (c:request("GET", "/campaigns/count-launched")))
+      c:close()
+    end)
+  end
+
+  it("logs an unauthenticated request without its body", function()
+    local c = client.new(srv.url, { api_key = "not-a-key" })
+    local status = c:request("POST", "/lead-lists", { body = { name = string.rep("n", 3000) } })
+    assert.are.equal(401, status)
+    c:close()
+    local e = srv:requests()[1]
+    assert.is_nil(e.body)
+    assert.are.equal("unauthenticated", e.body_omitted)
+    assert.is_true(e.body_bytes > 3000)
+  end)
 
   it("answers 431 to oversized headers", function()
     local s = connect(srv)
@@ -181,7 +224,7 @@ describe("instantly-mock faults", function()
     local camp = select(2, c:request("GET", "/campaigns")).items[1]
     srv:fault{ path = "/campaigns/{id}", status = 502 }
     assert.are.equal(502, (c:request("GET", "/campaigns/" .. camp.id)))
-    srv:fault{ pattern = "^/api/v2/emails", status = 429, retry_after = 1 }
+    srv:fault{ pattern = "/api/v2/emails*", status = 429, retry_after = 1 }
     local status, _, h = c:request("GET", "/emails/unread/count")
     assert.are.equal(429, status)
     assert.are.equal("1", h["retry-after"])
@@ -328,7 +371,7 @@ describe("instantly-mock rate limits", function()
     c:close()
   end)
 
-  it("limits every endpoint together per key (per-minute window lowered to 5)", function()
+  it("limits every endpoint together per workspace (per-minute window lowered to 5)", function()
     local srv <close> = assert(mock.start{ seed = 2, api_keys = { "inst_a", "inst_b" } })
     srv:set{ per_minute = 5 }
     local a = client.new(srv.url, { api_key = "inst_a" })
@@ -338,10 +381,14 @@ describe("instantly-mock rate limits", function()
     assert.are.equal(429, status)
     assert.truthy(body.message:find("Too many requests", 1, true))
     assert.is_true(tonumber(h["retry-after"]) >= 1)
-    -- another key has its own budget; rejected requests are still logged
+    -- the limits are per workspace: another key of the same workspace
+    -- shares them, a sub-workspace has its own; rejected requests are
+    -- still logged
     local b = client.new(srv.url, { api_key = "inst_b" })
-    assert.are.equal(200, (b:request("GET", "/webhooks")))
-    assert.are.equal(7, #srv:requests())
+    assert.are.equal(429, (b:request("GET", "/webhooks")))
+    local child = srv:state().sub_workspaces[1].id
+    assert.are.equal(200, (b:request("GET", "/webhooks", { headers = { ["x-as-workspace"] = child } })))
+    assert.are.equal(8, #srv:requests())
     assert.has.error(function() srv:set{ per_minute = 0 } end)
     a:close()
     b:close()
@@ -409,3 +456,56 @@ describe("instantly-mock concurrency", function()
     for i = 1, N do socks[i]:close() end
   end)
 end)
+
+describe("instantly-mock connection cap", function()
+  local function open_idle(srv)
+    local s = connect(srv)
+    assert(s:send(head(srv, "GET", "/campaigns/count-launched") .. "\r\n"))
+    assert.are.equal(200, (read_response(s)))
+    return s
+  end
+
+  it("closes the longest-idle connection to admit a new client", function()
+    local srv <close> = assert(mock.start{ seed = 2, rate_limits = false, max_connections = 4 })
+    local idle = {}
+    for i = 1, 4 do
+      idle[i] = open_idle(srv)
+      socket.sleep(0.01) -- distinct idle-since times
+    end
+    local fresh = open_idle(srv)
+    -- the first one was evicted: it reads the close; the others still work
+    idle[1]:settimeout(5)
+    local data, err = idle[1]:receive(1)
+    assert.is_nil(data)
+    assert.are.equal("closed", err)
+    for i = 3, 4 do
+      assert(idle[i]:send(head(srv, "GET", "/campaigns/count-launched") .. "\r\n"))
+      assert.are.equal(200, (read_response(idle[i])))
+    end
+    for _, s in ipairs(idle) do s:close() end
+    fresh:close()
+  end)
+
+  it("never evicts a connection in the middle of a request", function()
+    local srv <close> = assert(mock.start{ seed = 2, rate_limits = false, max_connections = 2 })
+    local busy = {}
+    for i = 1, 2 do
+      busy[i] = connect(srv)
+      assert(busy[i]:send(head(srv, "GET", "/campaigns/count-launched"))) -- no blank line yet
+    end
+    socket.sleep(0.2)
+    local extra = connect(srv)
+    extra:settimeout(5)
+    extra:send(head(srv, "GET", "/campaigns/count-launched") .. "\r\n")
+    local status, err = read_response(extra)
+    assert.is_nil(status)
+    assert.are.equal("closed", err)
+    extra:close()
+    for _, s in ipairs(busy) do
+      assert(s:send("\r\n"))
+      assert.are.equal(200, (read_response(s)))
+      s:close()
+    end
+  end)
+end)
+

@@ -165,3 +165,85 @@ describe("instantly.mock.server request log", function()
     assert.are.same({ 3, 4, 5 }, { items[1].seq, items[2].seq, items[3].seq })
   end)
 end)
+
+describe("instantly.mock.reqlog", function()
+  local reqlog = require "instantly.mock.reqlog"
+  local function req(path, body, hb)
+    return { method = "POST", path = path, raw_query = "", headers = {}, header_bytes = hb or 0, body = body }
+  end
+
+  it("keeps at most max_bytes of paths, headers and bodies, dropping the oldest", function()
+    local log = reqlog.new(100, 10000)
+    for i = 1, 20 do log:record(req("/p" .. i, string.rep("x", 3000), 100), true) end
+    assert.is_true(log.bytes <= 10000)
+    local items = log:since(0)
+    assert.are.equal(3, #items)
+    assert.are.equal("/p20", items[3].path)
+    -- one entry larger than the cap stays alone until the next arrives
+    log:record(req("/big", string.rep("y", 50000)), true)
+    assert.are.same({ "/big" }, { log:since(0)[1].path, log:since(0)[2] })
+  end)
+
+  it("does not keep the body of a request that did not authenticate", function()
+    local log = reqlog.new()
+    log:record(req("/anon", string.rep("[", 1000)), false)
+    log:record(req("/authed", '{"a":1}'), true)
+    local items = log:since(0)
+    assert.is_nil(items[1].body)
+    assert.are.equal("unauthenticated", items[1].body_omitted)
+    assert.are.equal(1000, items[1].body_bytes)
+    assert.are.same({ a = 1 }, items[2].body)
+    assert.is_true(log.bytes < 100)
+  end)
+
+  it("counts whole header blocks against the cap", function()
+    local log = reqlog.new(50000, 64 * 1024)
+    for i = 1, 10 do log:record(req("/h" .. i, "", 60 * 1024), false) end
+    assert.are.equal(1, #log:since(0))
+  end)
+end)
+
+describe("instantly.mock.faults globs", function()
+  local faults = require "instantly.mock.faults"
+  local function m(glob, s) return faults.glob_match(faults.compile(glob), s) end
+
+  it("match the whole path; * is any run, everything else literal", function()
+    for _, row in ipairs{
+      { "/api/v2/emails*", "/api/v2/emails/unread/count", true },
+      { "/api/v2/emails*", "/api/v2/email", false },
+      { "*/unread/*", "/api/v2/emails/unread/count", true },
+      { "/api/v2/emails", "/api/v2/emails", true },
+      { "/api/v2/emails", "/api/v2/emails/x", false },
+      { "*count", "/api/v2/emails/unread/count", true },
+      { "ab*ba", "aba", false },
+      { "a*b*c", "a-x-b-y-c", true },
+      { "^/api/v2/.+", "^/api/v2/.+", true },   -- Lua magic is literal
+      { "^/api/v2/.+", "/api/v2/emails", false },
+      { "*", "", true },
+    } do
+      assert.are.equal(row[3], m(row[1], row[2]), row[1] .. " ~ " .. row[2])
+    end
+  end)
+
+  it("cannot be made to backtrack: a hostile glob on a long path stays linear", function()
+    local glob = string.rep("a*", 500) .. "b"
+    local path = string.rep("a", 100000)
+    -- a budget of VM instructions, not of time: a backtracking matcher
+    -- would blow it by orders of magnitude
+    debug.sethook(function() error("instruction budget exceeded") end, "", 200000)
+    local ok, got = pcall(m, glob, path)
+    debug.sethook()
+    assert.is_true(ok, got)
+    assert.is_false(got)
+  end)
+
+  it("are refused when longer than MAX_PATTERN, and the queue is bounded", function()
+    local list = {}
+    assert.is_nil((faults.add(list, { pattern = string.rep("*", faults.MAX_PATTERN + 1), status = 500 })))
+    for _ = 1, faults.MAX_PENDING do assert(faults.add(list, { status = 500 })) end
+    local ok, err = faults.add(list, { status = 500 })
+    assert.is_nil(ok)
+    assert.matches("too many pending faults", err)
+  end)
+end)
+

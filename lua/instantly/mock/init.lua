@@ -28,6 +28,7 @@ Mock.__index = Mock
 local START_OPTS = {
   seed = "number", rate_limits = "boolean", api_keys = "table", quiet = "boolean",
   port = "number", host = "string", lua = "string", bin = "string", max_body = "number",
+  max_connections = "number",
   build = "string",
 }
 
@@ -84,30 +85,25 @@ local function self_pid()
   return server.pid()
 end
 
---- Start a mock server in a child process.
--- @tparam[opt] table opts seed (1), rate_limits (true), api_keys (list; default
--- {DEFAULT_API_KEY}), quiet (true), port (0 = any free port), host
--- ("127.0.0.1"), max_body (bytes), lua / bin / build (override the interpreter, the
--- script and the core's build folder).
--- @return a handle (url, api_key, port, pid and the methods below), or nil
--- and a message when the server did not come up.
-function M.start(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then error("mock.start: opts must be a table", 2) end
+local function check_start_opts(opts)
+  if type(opts) ~= "table" then error("mock.start: opts must be a table", 3) end
   for k, v in pairs(opts) do
     local want = START_OPTS[k]
-    if not want then error("mock.start: unknown option '" .. tostring(k) .. "'", 2) end
-    if type(v) ~= want then error("mock.start: option '" .. k .. "' must be a " .. want, 2) end
+    if not want then error("mock.start: unknown option '" .. tostring(k) .. "'", 3) end
+    if type(v) ~= want then error("mock.start: option '" .. k .. "' must be a " .. want, 3) end
   end
-  if opts.api_keys then
-    for i, k in ipairs(opts.api_keys) do
-      if type(k) ~= "string" or k == "" then
-        error("mock.start: api_keys[" .. i .. "] must be a non-empty string", 2)
-      end
+  for i, k in ipairs(opts.api_keys or {}) do
+    if type(k) ~= "string" or k == "" then
+      error("mock.start: api_keys[" .. i .. "] must be a non-empty string", 3)
     end
   end
-  local lua = opts.lua or interpreter()
-  local bin = opts.bin or find_bin()
+  if opts.seed and not math.tointeger(opts.seed) then error("mock.start: seed must be an integer", 3) end
+  if opts.port and not math.tointeger(opts.port) then error("mock.start: port must be an integer", 3) end
+end
+
+-- The shell command that runs the server for these options.
+local function command(opts)
+  local lua, bin = opts.lua or interpreter(), opts.bin or find_bin()
   local args = {}
   local function add(...) for _, a in ipairs{ ... } do args[#args + 1] = shell_quote(a) end end
   if bin and script_kind(bin) == "sh" then
@@ -120,19 +116,33 @@ function M.start(opts)
     -- no script beside the module: run the server module directly
     add(lua, "-e", "os.exit(require('instantly.mock.server').main({table.unpack(arg)}), true)", "/dev/null")
   end
-  add("--seed", math.tointeger(opts.seed or 1) or error("mock.start: seed must be an integer", 2))
-  add("--port", math.tointeger(opts.port or 0) or error("mock.start: port must be an integer", 2))
+  add("--seed", math.tointeger(opts.seed or 1), "--port", math.tointeger(opts.port or 0))
   if opts.host then add("--host", opts.host) end
   add("--rate-limits", opts.rate_limits == false and "off" or "on")
   for _, k in ipairs(opts.api_keys or {}) do add("--api-key", k) end
   if opts.max_body then add("--max-body", math.tointeger(opts.max_body)) end
+  if opts.max_connections then add("--max-connections", math.tointeger(opts.max_connections)) end
   if opts.quiet ~= false then add("--quiet") end
   local pid = self_pid()
   if pid then add("--parent-pid", pid) end
   -- the child finds the modules (and core) this process found
   local env = "LUA_PATH=" .. shell_quote(package.path) .. " LUA_CPATH=" .. shell_quote(package.cpath) .. " "
   if opts.build then env = env .. "INSTANTLY_BUILD=" .. shell_quote(opts.build) .. " " end
-  local cmd = env .. "exec " .. table.concat(args, " ")
+  return env .. "exec " .. table.concat(args, " ")
+end
+
+--- Start a mock server in a child process.
+-- @tparam[opt] table opts seed (1), rate_limits (true), api_keys (list; default
+-- {DEFAULT_API_KEY}), quiet (true), port (0 = any free port), host
+-- ("127.0.0.1"), max_body (bytes), max_connections (served at once; the
+-- longest idle is closed to admit a new one), lua / bin / build (override the interpreter, the
+-- script and the core's build folder).
+-- @return a handle (url, api_key, port, pid and the methods below), or nil
+-- and a message when the server did not come up.
+function M.start(opts)
+  opts = opts or {}
+  check_start_opts(opts)
+  local cmd = command(opts)
   local proc = io.popen(cmd, "r")
   if not proc then return nil, "mock: cannot start " .. cmd end
   local line = proc:read("l")
@@ -145,9 +155,8 @@ function M.start(opts)
     proc:close()
     return nil, "mock: unexpected first line from the server: " .. line
   end
-  local port = math.tointeger(tonumber(url:match(":(%d+)$")))
   local self = setmetatable({
-    url = url, port = port, host = url:match("^http://([^/]+):%d+$"),
+    url = url, port = math.tointeger(tonumber(url:match(":(%d+)$"))), host = url:match("^http://([^/]+):%d+$"),
     api_key = (opts.api_keys and opts.api_keys[1]) or M.DEFAULT_API_KEY,
     proc = proc,
   }, Mock)

@@ -7,6 +7,7 @@
 
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
+local state = require "instantly.mock.state"
 
 local array, null = json.array, json.null
 local iso, fmt = util.iso, string.format
@@ -26,7 +27,8 @@ local COMPANY = { "Northwind", "Acme", "Globex", "Initech", "Umbrella", "Hooli",
   "Paper Street", "Virtucon", "Duff", "Gekko & Co" }
 local TITLES = { "Head of Sales", "VP Marketing", "CTO", "Founder", "Growth Lead", "Operations Manager",
   "Account Executive", "RevOps Lead", "CEO", "Procurement Manager" }
-local TZ = { "America/New_York", "Europe/London", "America/Chicago", "Europe/Berlin", "America/Los_Angeles" }
+-- from the documented campaign timezone list (which has no America/New_York)
+local TZ = { "America/Detroit", "Europe/Isle_of_Man", "America/Chicago", "Europe/Belgrade", "America/Boise" }
 
 local DAY = 86400000
 
@@ -61,16 +63,10 @@ local function sequence(topic, steps)
   return array{ { steps = s } }
 end
 
-function M.build(store)
-  local rng = store.rng
-  store.seeding = true
-  store.events = {}
-  store.workspace_id = store:uuid()
-  store.user_id = store:uuid()
-  store.hidden = { account_secrets = {}, api_keys = {} }
-
+-- the workspace, its members and tags
+local function seed_workspace(store, s)
   store.workspace = store:create("workspaces", {
-    id = store.workspace_id, name = "Mock Workspace", owner = store.user_id,
+    id = store.workspace_id, name = s.name, owner = store.user_id,
     org_logo_url = null, org_client_domain = null, add_unsub_to_block = true,
     default_opportunity_value = 500, plan_id = "pid_hypergrowth", plan_id_crm = null,
     plan_id_leadfinder = "pid_growth_leads", scheduled_for_removal_at = null,
@@ -92,7 +88,12 @@ function M.build(store)
                       { "Q1 push", "Campaigns for the Q1 push" } } do
     tags[#tags + 1] = store:create("custom_tags", { label = t[1], description = t[2] }, 60000)
   end
+  s.tags = tags
+end
 
+-- sending accounts: mixed health and warmup
+local function seed_accounts(store, s)
+  local tags = s.tags
   -- sending accounts: mixed health and warmup
   local accounts = {}
   local acc_specs = {
@@ -104,25 +105,29 @@ function M.build(store)
     { "eva", "Eva", "Stone", "trymock.net", 1, 1, -2, 63 },
   }
   for i, a in ipairs(acc_specs) do
-    local email = a[1] .. "@" .. a[4]
+    local email = a[1] .. "@" .. s.prefix .. a[4]
     local acc = store:create("accounts", {
       email = email, first_name = a[2], last_name = a[3], provider_code = a[5], status = a[6],
       warmup_status = a[7], stat_warmup_score = a[8],
-      warmup = { limit = 40, increment = "disabled", reply_rate = 30, advanced = null },
+      warmup = { limit = 40, increment = "disabled", reply_rate = 30 },
       daily_limit = 30 + 10 * (i % 3), daily_limit_max = 100, warmup_limit_max = 50, sending_gap = 10,
       enable_slow_ramp = i % 2 == 0, tracking_domain_name = null, tracking_domain_status = null,
       signature = a[2] .. " " .. a[3], reply_to = null, inbox_placement_test_limit = 10,
       setup_pending = false, is_managed_account = false, is_ready_made_account = false,
       status_message = a[6] == -1
-        and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or null,
+        and { code = "EAUTH", command = "AUTH PLAIN", response = "535 Authentication failed" } or nil,
       timestamp_warmup_start = iso(store.last_ms - 40 * DAY),
-      tags = array{},
     }, 3600000)
     accounts[#accounts + 1] = acc
   end
   store:create("custom_tag_mappings", { tag_id = tags[1].id, resource_id = accounts[1].email, resource_type = 1 })
   store:create("custom_tag_mappings", { tag_id = tags[2].id, resource_id = accounts[3].email, resource_type = 1 })
+  s.accounts = accounts
+end
 
+-- campaigns, a subsequence, lists
+local function seed_campaigns(store, s)
+  local accounts, tags = s.accounts, s.tags
   -- campaigns
   local camp_specs = {
     { "Q1 Outbound - SaaS founders", 1, 3, { 1, 2, 3 } },
@@ -156,7 +161,7 @@ function M.build(store)
     parent_campaign = campaigns[1].id, workspace = store.workspace_id, name = "Follow up the interested",
     status = 1, conditions = { lead_activity = array{ 2 }, reply_contains = "pricing" },
     subsequence_schedule = schedule(store, "Subsequence hours"), sequences = sequence("Pricing follow-up", 2),
-    daily_limit_mode = "shared", daily_limit = 20, ignore_account_daily_limit = false,
+    daily_limit_mode = "custom", daily_limit = 20, ignore_account_daily_limit = false,
   }, 60000)
 
   -- lists
@@ -164,10 +169,16 @@ function M.build(store)
   for _, n in ipairs{ "Conference leads 2025", "Inbound demo requests", "Partner referrals" } do
     lists[#lists + 1] = store:create("lead_lists", { name = n, has_enrichment_task = false }, 3600000)
   end
+  s.campaigns = campaigns
+  s.lists = lists
+end
 
-  -- leads: 1,500 in campaigns, 500 in lists
-  local leads = store:coll("leads")
-  local n_leads = 2000
+-- leads over campaigns and lists
+local function seed_leads(store, s)
+  local campaigns, lists = s.campaigns, s.lists
+  -- leads: three quarters in campaigns, the rest in lists
+  local rng = store.rng
+  local n_leads = s.leads
   local used = {}
   for i = 1, n_leads do
     local first, last, company = store:pick(FIRST), store:pick(LAST), store:pick(COMPANY)
@@ -181,103 +192,120 @@ function M.build(store)
     end
     used[email] = true
     local camp, list
-    if i <= 1500 then camp = campaigns[(i - 1) % 3 + 1] else list = lists[(i - 1) % 3 + 1] end
-    if i <= 1500 and i % 25 == 0 then camp = campaigns[4] end
+    local in_camps = n_leads * 3 // 4
+    if i <= in_camps then camp = campaigns[(i - 1) % 3 + 1] else list = lists[(i - 1) % 3 + 1] end
+    if i <= in_camps and i % 25 == 0 then camp = campaigns[4] end
     local ver = ({ 1, 1, 1, 1, 1, 1, -3, -1, -2, 1 })[rng(10)]
     store:create("leads", {
       campaign = camp and camp.id or null, list_id = list and list.id or null,
       status = 1, email = email, first_name = first, last_name = last, company_name = company,
       job_title = store:pick(TITLES), phone = fmt("+1-555-%04d", rng(0, 9999)),
       website = "https://" .. domain, personalization = null, company_domain = domain,
-      lt_interest_status = null, pl_value_lead = null, assigned_to = null,
+      pl_value_lead = null, assigned_to = null,
       payload = { source = i % 2 == 0 and "csv" or "api" },
       email_open_count = 0, email_reply_count = 0, email_click_count = 0,
       status_summary = {}, status_summary_subseq = {},
       last_step_from = null, last_step_id = null, last_step_timestamp_executed = null,
       email_opened_step = null, email_opened_variant = null, email_replied_step = null,
       email_replied_variant = null, email_clicked_step = null, email_clicked_variant = null,
-      subsequence_id = null, verification_status = ver, enrichment_status = null,
-      esp_code = ({ 1, 2, 3, 0 })[rng(4)], esg_code = null, upload_method = i % 2 == 0 and "csv" or "api",
+      subsequence_id = null, verification_status = ver,
+      esp_code = ({ 1, 2, 3, 0 })[rng(4)], upload_method = i % 2 == 0 and "manual" or "api",
       uploaded_by_user = store.user_id, is_website_visitor = false,
     }, rng(5, 90) * 1000)
   end
+end
 
-  -- the event log (what happened to campaign leads over 30 days)
-  local start = M.EVENTS_FROM or store.last_ms
-  store.events_from = start
-  local events = store.events
-  local function ev(kind, lead, camp, step, variant, t, eacc)
-    events[#events + 1] = { kind = kind, lead = lead.id, campaign = camp.id, step = step,
-      variant = variant, t = t, date = util.date(t), eaccount = eacc }
+-- One sent step of a lead and what followed it; true when the sequence
+-- stops there (bounce, reply, unsubscribe).
+local function play_step(store, x, step)
+  local lead, rng, t = x.lead, store.rng, x.t
+  local function ev(kind, dt) x.ev(kind, step, t + dt) end
+  ev("sent", 0)
+  lead.last_step_from = x.eacc
+  lead.last_step_id = fmt("%d_%d", step - 1, x.variant)
+  lead.last_step_timestamp_executed = iso(t)
+  lead.status_summary = { lastStep = { from = x.eacc, stepID = lead.last_step_id, timestamp_executed = iso(t) },
+    domain_complete = false }
+  lead.timestamp_last_contact = iso(t)
+  lead.last_contacted_from = x.eacc
+  if step == 1 then ev("contacted", 0) end
+  if rng() < 0.03 then
+    ev("bounce", 60000)
+    lead.status = -1
+    return true
   end
-  local unibox = {}
-  for _, lead in leads:each() do
-    local camp = lead.campaign ~= null and store:coll("campaigns"):get(lead.campaign)
-    if camp and camp.status ~= 0 then
-      local steps = store.hidden.steps[camp.id]
-      local senders = camp.email_list
-      local eacc = senders[(rng(#senders))]
-      local reached = rng(0, steps)
-      local t = start + rng(0, 10) * DAY + rng(0, 8) * 3600000
-      local variant = rng(0, 1)
-      local stop = false
-      for step = 1, reached do
-        if stop then break end
-        ev("sent", lead, camp, step, variant, t, eacc)
-        lead.last_step_from = eacc
-        lead.last_step_id = fmt("%d_%d", step - 1, variant)
-        lead.last_step_timestamp_executed = iso(t)
-        lead.timestamp_last_contact = iso(t)
-        lead.last_contacted_from = eacc
-        if step == 1 then ev("contacted", lead, camp, step, variant, t, eacc) end
-        local r = rng()
-        if r < 0.03 then
-          ev("bounce", lead, camp, step, variant, t + 60000, eacc)
-          lead.status = -1
-          stop = true
-        else
-          if rng() < 0.45 then
-            ev("open", lead, camp, step, variant, t + 3600000, eacc)
-            lead.email_open_count = lead.email_open_count + 1
-            lead.email_opened_step, lead.email_opened_variant = step, variant
-            lead.timestamp_last_open = iso(t + 3600000)
-            if rng() < 0.2 then
-              ev("click", lead, camp, step, variant, t + 3700000, eacc)
-              lead.email_click_count = lead.email_click_count + 1
-              lead.email_clicked_step, lead.email_clicked_variant = step, variant
-              lead.timestamp_last_click = iso(t + 3700000)
-            end
-          end
-          if rng() < 0.06 then
-            local auto = rng() < 0.2
-            ev(auto and "auto_reply" or "reply", lead, camp, step, variant, t + 7200000, eacc)
-            if not auto then
-              lead.email_reply_count = lead.email_reply_count + 1
-              lead.email_replied_step, lead.email_replied_variant = step, variant
-              lead.timestamp_last_reply = iso(t + 7200000)
-              local interest = ({ 1, 1, 2, -1, 0, 3 })[rng(6)]
-              lead.lt_interest_status = interest
-              lead.timestamp_last_interest_change = iso(t + 7300000)
-              if interest >= 1 then ev("opportunity", lead, camp, step, variant, t + 7300000, eacc) end
-              unibox[#unibox + 1] = { lead = lead, camp = camp, eacc = eacc, t = t, step = step, variant = variant }
-              stop = true
-            end
-          elseif rng() < 0.01 then
-            ev("unsubscribe", lead, camp, step, variant, t + 7200000, eacc)
-            lead.status = -2
-            stop = true
-          end
-        end
-        t = t + (2 + step) * DAY
-      end
-      if not stop and reached == steps and steps > 0 then
-        lead.status = 3
-        ev("completed", lead, camp, steps, variant, t, eacc)
-      end
-      if lead.timestamp_last_contact then lead.timestamp_last_touch = lead.timestamp_last_contact end
+  if rng() < 0.45 then
+    ev("open", 3600000)
+    lead.email_open_count = lead.email_open_count + 1
+    lead.email_opened_step, lead.email_opened_variant = step, x.variant
+    lead.timestamp_last_open = iso(t + 3600000)
+    if rng() < 0.2 then
+      ev("click", 3700000)
+      lead.email_click_count = lead.email_click_count + 1
+      lead.email_clicked_step, lead.email_clicked_variant = step, x.variant
+      lead.timestamp_last_click = iso(t + 3700000)
     end
   end
+  if rng() < 0.06 then
+    local auto = rng() < 0.2
+    ev(auto and "auto_reply" or "reply", 7200000)
+    if auto then return false end
+    lead.email_reply_count = lead.email_reply_count + 1
+    lead.email_replied_step, lead.email_replied_variant = step, x.variant
+    lead.timestamp_last_reply = iso(t + 7200000)
+    local interest = ({ 1, 1, 2, -1, 0, 3 })[rng(6)]
+    lead.lt_interest_status = interest
+    lead.timestamp_last_interest_change = iso(t + 7300000)
+    if interest >= 1 then ev("opportunity", 7300000) end
+    x.unibox[#x.unibox + 1] = { lead = lead, camp = x.camp, eacc = x.eacc, t = t, step = step, variant = x.variant }
+    return true
+  elseif rng() < 0.01 then
+    ev("unsubscribe", 7200000)
+    lead.status = -2
+    return true
+  end
+  return false
+end
 
+-- What happened to one lead of a sending campaign, step by step.
+local function play_lead(store, s, lead, camp)
+  local rng, events = store.rng, store.events
+  local steps, senders = store.hidden.steps[camp.id], camp.email_list
+  local x = { lead = lead, camp = camp, eacc = senders[(rng(#senders))], unibox = s.unibox }
+  local reached = rng(0, steps)
+  x.t = s.start + rng(0, 10) * DAY + rng(0, 8) * 3600000
+  x.variant = rng(0, 1)
+  function x.ev(kind, step, t)
+    events[#events + 1] = { kind = kind, lead = lead.id, campaign = camp.id, step = step,
+      variant = x.variant, t = t, date = util.date(t), eaccount = x.eacc }
+  end
+  local stop = false
+  for step = 1, reached do
+    stop = play_step(store, x, step)
+    if stop then break end
+    x.t = x.t + (2 + step) * DAY
+  end
+  if not stop and reached == steps and steps > 0 then
+    lead.status = 3
+    x.ev("completed", steps, x.t)
+  end
+  if lead.timestamp_last_contact then lead.timestamp_last_touch = lead.timestamp_last_contact end
+end
+
+-- the event log (what happened to campaign leads over 30 days)
+local function seed_events(store, s)
+  s.start = M.EVENTS_FROM or store.last_ms
+  store.events_from = s.start
+  s.unibox = {}
+  for _, lead in store:coll("leads"):each() do
+    local camp = lead.campaign ~= null and store:coll("campaigns"):get(lead.campaign)
+    if camp and camp.status ~= 0 then play_lead(store, s, lead, camp) end
+  end
+end
+
+-- the Unibox
+local function seed_unibox(store, s)
+  local unibox = s.unibox
   -- the Unibox: the last email we sent each replier and their reply
   for i, u in ipairs(unibox) do
     local thread = store:uuid()
@@ -317,7 +345,11 @@ function M.build(store)
     reply.to_address_json = array{ { address = u.eacc, name = "" } }
     store:create("emails", reply, 1000)
   end
+end
 
+-- block list, labels, webhooks
+local function seed_lists_and_hooks(store, s)
+  local campaigns, start = s.campaigns, s.start
   -- block list
   for _, v in ipairs{ "competitor.example", "spamtrap.example", "noreply@bigcorp.example",
                       "legal@acme.example", "donotcontact.example", "ceo@globex.example" } do
@@ -352,7 +384,11 @@ function M.build(store)
       retry_group_id = null, retry_successful = null, lead_email = null, response_time_ms = 80 + i * 7,
     }, 60000)
   end
+end
 
+-- keys, jobs, inbox placement, audit log
+local function seed_admin(store, s)
+  local accounts, campaigns, lists, start = s.accounts, s.campaigns, s.lists, s.start
   -- API keys (listed masked)
   store:create("api_keys", {
     name = "Default key", scopes = array{ "all:all" }, key = "inst_mock_****0001",
@@ -382,7 +418,7 @@ function M.build(store)
     store:create("inbox_placement_analytics", {
       timestamp_created_date = util.date(t), test_id = ipt.id, is_spam = i % 7 == 0, has_category = i % 5 == 0,
       sender_email = ipt.emails[i % 2 + 1], sender_esp = i % 2 + 1, recipient_email = fmt("seed%02d@inbox.example", i),
-      recipient_esp = i % 3 + 1, recipient_geo = 1, recipient_type = i % 2 + 1, spf_pass = true,
+      recipient_esp = ({ 1, 2, 12 })[i % 3 + 1], recipient_geo = 1, recipient_type = i % 2 + 1, spf_pass = true,
       dkim_pass = i % 11 ~= 0, dmarc_pass = true, smtp_ip_blacklist_report = {}, authentication_failure_results = {},
       record_type = 1,
     }, 1000)
@@ -405,14 +441,19 @@ function M.build(store)
       audit_metadata = {},
     }, 60000)
   end
+end
 
+-- templates, sales flows, DFY, CRM numbers
+local function seed_templates(store, s)
+  local campaigns, lists = s.campaigns, s.lists
   -- templates, sales flows, DFY, CRM numbers, workspace group
   store:create("email_templates", { name = "Intro", subject = "Quick intro", body = "Hi {{firstName}}, ..." }, 60000)
   store:create("email_templates", { name = "Breakup", subject = "Closing the loop",
     body = "Hi {{firstName}}, ..." }, 60000)
   store:create("custom_prompt_templates", {
     name = "Personalised opener", description = "One-line opener from the website", category = 1,
-    properties = array{ "website" }, prompt = "Write a one-line opener for {{website}}", is_public = false,
+    properties = array{ { name = "website", type = "column" } }, is_public = false,
+    prompt = "Write a one-line opener for {{website}}",
     model_version = "gpt-4o", template_type = "custom", from_shared = false, like_count = 0, execution_count = 12,
     liked = false, created_by_instantly = false, creator = {},
   }, 60000)
@@ -424,25 +465,69 @@ function M.build(store)
     domain = "getmock-mail.com", forwarding_domain = "getmock.io", is_pre_warmed_up = true,
     timestamp_cancelled = null,
   }, 60000)
-  store.dfy_accounts = {}
-  for i, n in ipairs{ "olivia", "noah" } do
-    store.dfy_accounts[i] = {
+  for _, n in ipairs{ "olivia", "noah" } do
+    store:coll("dfy_accounts"):insert({
       id = store:uuid(), domain = "getmock-mail.com", email = n .. "@getmock-mail.com", email_provider = 1,
       first_name = n:gsub("^%l", string.upper), last_name = "Mock", is_pre_warmed_up = true,
       timestamp_cancelled = null, timestamp_created = iso(store:tick(60000)), password = "mock-" .. n .. "-pw",
-    }
+    }, store.last_ms)
   end
   store:create("crm_actions", {
     id = "pn_" .. store:uuid():sub(1, 8), phone_number = "+15550100", country = "US", locality = "Austin",
     subscription_id = "sub_mock1", twilio_sid = "PN" .. store:uuid():gsub("-", ""):sub(1, 32),
     renewal_date = iso(store.last_ms + 30 * DAY), price = 1.15,
   }, 60000)
-  store:create("workspace_group_members", {
-    admin_workspace_id = store.workspace_id, sub_workspace_id = store:uuid(), status = "accepted",
-    admin_workspace_name = "Mock Workspace", sub_workspace_name = "Mock Client A",
-  }, 60000)
+end
 
+--- Seed `store` as one workspace. opts: name ("Mock Workspace"), leads
+-- (2000), parent (the agency store of a sub-workspace), prefix (put before
+-- the sending accounts' domains, so no two workspaces share an account).
+function M.build(store, opts)
+  opts = opts or {}
+  store.seeding = true
+  store.events = {}
+  store.workspace_id = store:uuid()
+  store.user_id = store:uuid()
+  store.parent_id = opts.parent and opts.parent.workspace_id
+  store.hidden = { account_secrets = {}, api_keys = {} }
+
+  local s = { name = opts.name or "Mock Workspace", prefix = opts.prefix or "", leads = opts.leads or 2000 }
+  for _, step in ipairs{ seed_workspace, seed_accounts, seed_campaigns, seed_leads, seed_events, seed_unibox,
+                         seed_lists_and_hooks, seed_admin, seed_templates } do
+    step(store, s)
+  end
   store.seeding = false
+end
+
+-- The agency's sub-workspaces: name and size of each.
+M.CHILDREN = { { name = "Mock Client A", leads = 240, prefix = "client-a-" },
+  { name = "Mock Client B", leads = 160, prefix = "client-b-" } }
+
+--- The seeded agency store and its sub-workspace stores (a list), each
+-- with its own data; the agency lists them as accepted group members,
+-- plus one invitation still pending (a workspace that cannot be acted on).
+function M.group(seed)
+  local agency = state.new(seed)
+  M.build(agency)
+  local children = {}
+  for i, spec in ipairs(M.CHILDREN) do
+    local child = state.new(seed * 1009 + i)
+    M.build(child, { name = spec.name, leads = spec.leads, parent = agency, prefix = spec.prefix })
+    children[i] = child
+  end
+  agency.seeding = true
+  for _, child in ipairs(children) do
+    agency:create("workspace_group_members", {
+      admin_workspace_id = agency.workspace_id, sub_workspace_id = child.workspace_id, status = "accepted",
+      admin_workspace_name = agency.workspace.name, sub_workspace_name = child.workspace.name,
+    }, 60000)
+  end
+  agency:create("workspace_group_members", {
+    admin_workspace_id = agency.workspace_id, sub_workspace_id = agency:uuid(), status = "pending",
+    admin_workspace_name = agency.workspace.name, sub_workspace_name = "Invited Client",
+  }, 60000)
+  agency.seeding = false
+  return agency, children
 end
 
 return M

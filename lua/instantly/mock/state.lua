@@ -22,6 +22,12 @@ M.KEYS = {
 }
 M.CURSORS = { accounts = "account", lead_lists = "timestamp", lead_labels = "timestamp" }
 
+-- Optional fields whose absence means something ("not set", "not asked
+-- for"): no default value is made up. Accounts carry tags only when a list
+-- asks with include_tags.
+M.UNSET = { lt_interest_status = true, enrichment_status = true, esg_code = true, status_message = true,
+  tags = true }
+
 local Coll = {}
 Coll.__index = Coll
 
@@ -231,7 +237,7 @@ local WORDS = { "Northwind", "Acme", "Globex", "Initech", "Umbrella", "Hooli", "
 
 -- A plausible value for a field the caller did not set.
 function Store:default_for(field, ms)
-  local name, t, f = field.name, field.type, field.format
+  local name, t = field.name, field.type
   if name == "timestamp_created" or name == "created_at" then return iso(ms) end
   if name == "timestamp_updated" or name == "updated_at" then return iso(ms) end
   if name == "organization" or name == "organization_id" or name == "workspace_id"
@@ -243,26 +249,20 @@ function Store:default_for(field, ms)
     return self.user_id
   end
   if field.nullable then return null end
+  -- an optional field that is not nullable is left out when unknown
+  if M.UNSET[name] then return nil end
   if field.enum then
-    local first = field.enum[1]
     for _, v in ipairs(field.enum) do
       if type(v) == "number" and v >= 0 then return v end
     end
-    return first
+    return field.enum[1]
   end
-  if t == "integer" then return 0 end
-  if t == "number" then return 0 end
+  if t == "integer" or t == "number" then return 0 end
   if t == "boolean" then return false end
   if t == "array" then return array({}) end
   if t == "object" then return {} end
-  if f == "uuid" then
-    if name == "id" then return self:uuid() end
-    return null
-  end
-  if f == "date-time" or f == "date" then return null end
-  if f == "email" or f == "uri" then return null end
   if name == "id" then return self:uuid() end
-  return null
+  return nil
 end
 
 --- Fill every schema field of entity `lua_name` that `obj` lacks.

@@ -3,7 +3,7 @@
 -- @module instantly.mock.handlers.common
 
 local json = require "instantly.mock.json"
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 local util = require "instantly.mock.util"
 
 local null, array = json.null, json.array
@@ -101,6 +101,7 @@ function M.all(preds)
   local list = {}
   for _, p in pairs(preds) do if p then list[#list + 1] = p end end
   if #list == 0 then return nil end
+  if #list == 1 then return list[1] end
   return function(o)
     for i = 1, #list do if not list[i](o) then return false end end
     return true

@@ -1,18 +1,30 @@
---- Operation handlers: generic CRUD for every entity whose operations have
--- the plain list/create/get/update/delete shape, bespoke handlers (by
--- operation id) where the service behaves specially.
+--- Which handler serves an operation: its row in instantly.mock.behaviour
+-- (served by the generic kinds), a special function where the behaviour
+-- is more than data, or the generic kind its catalog shape implies (plain
+-- CRUD over its entity).
 -- @module instantly.mock.handlers
 
 local common = require "instantly.mock.handlers.common"
+local generic = require "instantly.mock.handlers.generic"
+local behaviour = require "instantly.mock.behaviour"
 local json = require "instantly.mock.json"
 
 local err, null = common.err, json.null
 
 local M = {}
 
-M.bespoke = {}
-for _, part in ipairs{ "accounts", "campaigns", "leads", "emails", "workspace", "misc" } do
-  require("instantly.mock.handlers." .. part)(M.bespoke, common)
+M.special = {}
+for _, part in ipairs{ "campaigns", "accounts", "leads", "tags", "emails", "workspace",
+                       "enrichment", "misc" } do
+  local mod = require("instantly.mock.handlers." .. part)
+  for name, fn in pairs(mod) do
+    if name == "checks" then
+      for check, cfn in pairs(fn) do generic.checks[check] = cfn end
+    else
+      assert(not M.special[name], "two special handlers for " .. name)
+      M.special[name] = fn
+    end
+  end
 end
 
 local function is_collection_path(op, e)
@@ -23,108 +35,61 @@ local function is_item_path(op, e)
   return op.path:match("^/" .. e.slug:gsub("%-", "%%-") .. "/{[^}]+}$") ~= nil
 end
 
--- Fields a request may write: the body fields that are also schema fields.
-local function writable(op, e)
-  local schema = {}
-  for _, f in ipairs(e.fields) do schema[f.name] = true end
-  local out = {}
-  for _, f in ipairs(op.body and op.body.fields or {}) do
-    if schema[f.name] then out[#out + 1] = f.name end
-  end
-  return out
+for name in pairs(M.special) do
+  assert(not behaviour[name], name .. " has both a behaviour row and a special handler")
 end
 
-local STRING_SEARCH = { "name", "label", "email", "bl_value", "description", "subject",
-  "first_name", "last_name", "company_name", "domain", "target_hook_url", "user_email" }
-
---- Which generic handler fits an operation, or nil.
+--- The generic kind a plain CRUD operation's catalog shape implies, or nil.
 function M.generic_kind(op, e)
   local kind, item = op.response.kind, op.response.item
   if item ~= e.name then return nil end
   if op.method == "GET" and kind == "list" and op.paginated and is_collection_path(op, e) then return "list" end
   if op.method == "POST" and kind == "object" and is_collection_path(op, e) then return "create" end
   if kind == "object" and is_item_path(op, e) then
-    if op.method == "GET" then return "get" end
-    if op.method == "PATCH" then return "update" end
-    if op.method == "DELETE" then return "delete" end
+    return ({ GET = "get", PATCH = "update", DELETE = "delete" })[op.method]
   end
-  return nil
 end
 
-local generic = {}
+-- Plain lists search the entity's usual text fields.
+local SEARCHED = { "name", "label", "email", "bl_value", "description", "subject", "first_name", "last_name",
+  "company_name", "domain", "target_hook_url", "user_email" }
 
-function generic.list(ctx)
-  local e, q = ctx.entity, ctx.query
-  local preds = {}
-  local schema = {}
-  for _, f in ipairs(e.fields) do schema[f.name] = f end
-  for _, p in ipairs(ctx.op.query or {}) do
-    local v = q[p.name]
-    if v ~= nil and schema[p.name] and p.name ~= "limit" then
-      preds[#preds + 1] = common.eq_pred(p.name, v)
-    end
+-- The row a plain CRUD operation gets: list filters from its query
+-- parameters that are schema fields, plus search.
+local function implied_row(op, e, kind)
+  local row = { kind = kind }
+  if kind ~= "list" then return row end
+  local schema, filters = {}, { { "search", search = SEARCHED } }
+  for _, f in ipairs(e.fields) do schema[f.name] = true end
+  for _, p in ipairs(op.query or {}) do
+    if schema[p.name] and p.name ~= "limit" then filters[#filters + 1] = { p.name } end
   end
-  if q.search then preds[#preds + 1] = common.search_pred(q.search, STRING_SEARCH) end
-  return common.page(ctx, ctx.store:coll(e.lua_name), common.all(preds))
+  row.filters = filters
+  return row
 end
 
-function generic.create(ctx)
-  local e = ctx.entity
-  local values = {}
-  for _, name in ipairs(writable(ctx.op, e)) do
-    local v = (ctx.body or {})[name]
-    if v ~= nil then values[name] = v end
-  end
-  local obj = ctx.store:create(e.lua_name, values)
-  return 200, obj
-end
-
-local function key_of(ctx)
-  local p = ctx.op.path_params[1]
-  return p and ctx.params[p.name]
-end
-
-function generic.get(ctx)
-  local obj = ctx.store:coll(ctx.entity.lua_name):get(key_of(ctx))
-  if not obj then return err(404, ctx.entity.name .. " not found") end
-  return 200, obj
-end
-
-function generic.update(ctx)
-  local e = ctx.entity
-  local obj = ctx.store:coll(e.lua_name):get(key_of(ctx))
-  if not obj then return err(404, e.name .. " not found") end
-  local body = ctx.body or {}
-  for _, name in ipairs(writable(ctx.op, e)) do
-    local v = body[name]
-    if v ~= nil then obj[name] = v end
-  end
-  if obj.timestamp_updated ~= nil then obj.timestamp_updated = ctx.store:now_iso() end
-  if obj.updated_at ~= nil then obj.updated_at = ctx.store:now_iso() end
-  return 200, obj
-end
-
-function generic.delete(ctx)
-  local e = ctx.entity
-  local obj = ctx.store:coll(e.lua_name):remove(key_of(ctx))
-  if not obj then return err(404, e.name .. " not found") end
-  return 200, obj
-end
-
-M.generic = generic
-
---- The handler for an operation: bespoke, generic, or nil.
+--- The handler for an operation: fn(ctx) and how it was chosen, or nil.
 function M.find(op, e)
-  local b = M.bespoke[op.id]
-  if b then return b, "bespoke" end
+  local row = behaviour[op.id]
+  if row then return function(ctx) return generic.run(ctx, row) end, "data:" .. row.kind end
+  local fn = M.special[op.id]
+  if fn then return fn, "special" end
   local kind = M.generic_kind(op, e)
-  if kind then return generic[kind], "generic:" .. kind end
-  return nil
+  if kind then
+    row = implied_row(op, e, kind)
+    return function(ctx) return generic.run(ctx, row) end, "generic:" .. kind
+  end
 end
+
+local cache = setmetatable({}, { __mode = "k" })
 
 --- Run the handler for ctx.op: status, value[, headers] or a raw response.
 function M.run(ctx)
-  local h = M.find(ctx.op, ctx.entity)
+  local h = cache[ctx.op]
+  if h == nil then
+    h = M.find(ctx.op, ctx.entity) or false
+    cache[ctx.op] = h
+  end
   if not h then return err(501, "Operation " .. ctx.op.id .. " is not implemented by the mock") end
   local status, value, headers = h(ctx)
   if status == nil then return err(500, "handler for " .. ctx.op.id .. " returned nothing") end

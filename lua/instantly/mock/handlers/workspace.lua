@@ -1,211 +1,158 @@
---- Bespoke handlers: the current workspace, members, workspace groups,
--- API keys (created keys authenticate, with their scopes) and billing.
+--- Workspace operations beyond a row of data: ownership, the white-label
+-- domain, removal scheduling, member invitations, group invitations, API
+-- keys (created keys authenticate, with their scopes, in the workspace
+-- they were created in) and billing figures derived from the state.
 -- @module instantly.mock.handlers.workspace
 
+local common = require "instantly.mock.handlers.common"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
-local array, null = json.array, json.null
+local array, null, err = json.array, json.null, common.err
 
-return function(H, common)
-  local err = common.err
+local M, checks = {}, {}
+M.checks = checks
 
-  local function ws(ctx) return ctx.store.workspace end
+local ROLES = { owner = true, admin = true, editor = true, view = true, client = true }
+local DOMAIN = "^[%w-]+%.[%w.-]*%w$"
 
-  H.getWorkspace = function(ctx) return 200, ws(ctx) end
+function checks.workspace_name(ctx)
+  if (ctx.body or {}).name == "" then return 400, "body/name must NOT have fewer than 1 characters" end
+end
 
-  H.patchWorkspace = function(ctx)
-    local w, b = ws(ctx), ctx.body or {}
-    if b.name ~= nil then
-      if b.name == "" then return err(400, "body/name must NOT have fewer than 1 characters") end
-      w.name = b.name
-    end
-    if b.org_logo_url ~= nil then w.org_logo_url = b.org_logo_url end
-    w.timestamp_updated = ctx.store:now_iso()
-    return 200, w
-  end
+function checks.domain_name(ctx)
+  if not ctx.body.domain:match(DOMAIN) then return 400, "body/domain must be a domain name" end
+end
 
-  H.changeWorkspaceOwner = function(ctx)
-    local w, b = ws(ctx), ctx.body
-    local member
-    for _, m in ctx.store:coll("workspace_members"):each() do
-      if m.email == b.email then member = m break end
-    end
-    if not member then return err(404, "No workspace member with email " .. b.email) end
-    if not member.accepted then return err(400, "The member has not accepted the invitation yet") end
-    w.owner = member.user_id
-    member.role = "owner"
-    w.timestamp_updated = ctx.store:now_iso()
-    return 200, w
-  end
+function checks.has_domain(ctx)
+  if ctx.store.workspace.org_client_domain == null then return 404, "No white-label domain is set" end
+end
 
-  H.getWorkspaceDomainInfo = function(ctx)
-    local d = ctx.store.whitelabel
-    if not d then
-      return 200, { verified = false, name = null, verification = array{} }
-    end
-    return 200, { verified = false, name = d, verification = array{
-      { type = "CNAME", domain = "app." .. d, value = "whitelabel.instantly.example", reason = "not found" },
-      { type = "TXT", domain = "_instantly." .. d, value = "instantly-verify=" .. ctx.store.workspace_id,
-        reason = "not found" },
-    } }
-  end
-
-  H.addWorkspaceAgencyDomain = function(ctx)
-    local d = ctx.body.domain
-    if not d:match("^[%w-]+%.[%w.-]*%w$") then return err(400, "body/domain must be a domain name") end
-    ctx.store.whitelabel = d
-    local w = ws(ctx)
-    w.org_client_domain = d
-    return 200, w
-  end
-
-  H.deleteWorkspaceDomain = function(ctx)
-    if not ctx.store.whitelabel then return err(404, "No white-label domain is set") end
-    ctx.store.whitelabel = nil
-    local w = ws(ctx)
-    w.org_client_domain = null
-    return 200, w
-  end
-
-  H.scheduleWorkspaceRemoval = function(ctx)
-    local w = ws(ctx)
-    local now = require("socket").gettime()
-    w.scheduled_for_removal_at = util.iso(math.floor((now + 30 * 86400) * 1000))
-    return 200, w
-  end
-
-  H.cancelWorkspaceRemoval = function(ctx)
-    local w = ws(ctx)
-    w.scheduled_for_removal_at = null
-    return 200, w
-  end
-
-  -- Members -----------------------------------------------------------------------
-
-  local ROLES = { owner = true, admin = true, editor = true, view = true, client = true }
-
-  H.listWorkspaceMember = function(ctx)
-    local q = ctx.query
-    return common.page(ctx, ctx.store:coll("workspace_members"), common.all{
-      q.accepted ~= nil and common.eq_pred("accepted", q.accepted) or nil,
-      common.search_pred(q.search, { "email", "user_email" }),
-    })
-  end
-
-  H.createWorkspaceMember = function(ctx)
-    local b, store = ctx.body, ctx.store
-    if not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
-    if not ROLES[b.role] then return err(400, "body/role must be one of admin, editor, view, client") end
-    for _, m in store:coll("workspace_members"):each() do
-      if m.email == b.email then return err(400, b.email .. " is already a member") end
-    end
-    return 200, (store:create("workspace_members", {
-      email = b.email, user_email = b.user_email or b.email, user_id = store:uuid(),
-      name = { first = b.email:match("^([^@]+)"), last = null }, role = b.role,
-      permissions = b.permissions or array{}, accepted = false, issuer_id = store.user_id,
-    }))
-  end
-
-  H.patchWorkspaceMember = function(ctx)
-    local m = ctx.store:coll("workspace_members"):get(ctx.params.id)
-    if not m then return err(404, "Workspace member not found") end
-    local role = (ctx.body or {}).role
-    if role ~= nil then
-      if not ROLES[role] then return err(400, "body/role must be one of admin, editor, view, client") end
-      m.role = role
-    end
-    return 200, m
-  end
-
-  -- Workspace groups ---------------------------------------------------------------
-
-  H.createWorkspaceGroupMember = function(ctx)
-    local b, store = ctx.body, ctx.store
-    if b.sub_workspace_id == store.workspace_id then return err(400, "A workspace cannot be its own sub-workspace") end
-    for _, m in store:coll("workspace_group_members"):each() do
-      if m.sub_workspace_id == b.sub_workspace_id then return err(400, "Sub-workspace is already in the group") end
-    end
-    return 200, (store:create("workspace_group_members", {
-      admin_workspace_id = store.workspace_id, sub_workspace_id = b.sub_workspace_id, status = "pending",
-      admin_workspace_name = store.workspace.name, sub_workspace_name = null,
-    }))
-  end
-
-  H.getAdminWorkspaceGroupMember = function(ctx)
-    local first = ctx.store:coll("workspace_group_members").items[1]
-    return 200, {
-      workspace_name = ctx.store.workspace.name, has_admin_workspace = false,
-      workspace_group_member_id = first and first.id or null,
-    }
-  end
-
-  -- API keys ------------------------------------------------------------------------
-
-  H.createAPIKey = function(ctx)
-    local b, store = ctx.body, ctx.store
-    if b.name == "" then return err(400, "body/name must NOT have fewer than 1 characters") end
-    if #b.scopes == 0 then return err(400, "body/scopes must NOT have fewer than 1 items") end
-    for i, s in ipairs(b.scopes) do
-      if type(s) ~= "string" or not s:match("^[%w_-]+:[%w_]+$") then
-        return err(400, "body/scopes/" .. (i - 1) .. " must look like resource:action")
-      end
-    end
-    local secret = "inst_" .. store:uuid():gsub("-", "") .. store:uuid():gsub("-", ""):sub(1, 16)
-    local key = store:create("api_keys", {
-      name = b.name, scopes = util.deep_copy(b.scopes), key = secret:sub(1, 9) .. "****" .. secret:sub(-4),
-    })
-    store.hidden.api_keys[key.id] = secret
-    local scopes = {}
-    for i, s in ipairs(b.scopes) do scopes[i] = s end
-    ctx.app.keys[secret] = { scopes = scopes, created = true, id = key.id }
-    local shown = util.shallow_copy(key)
-    shown.key = secret
-    return 200, shown
-  end
-
-  H.deleteAPIKey = function(ctx)
-    local store = ctx.store
-    local key = store:coll("api_keys"):remove(ctx.params.id)
-    if not key then return err(404, "API key not found") end
-    local secret = store.hidden.api_keys[key.id]
-    if secret then ctx.app.keys[secret] = nil end
-    return 200, key
-  end
-
-  -- Billing --------------------------------------------------------------------------
-
-  H.getWorkspacePlanDetails = function(ctx)
-    local store = ctx.store
-    local period_end = util.iso(require("instantly.mock.state").BASE_MS + 40 * 86400000)
-    return 200, {
-      organization_id = store.workspace_id, organization_name = store.workspace.name,
-      subscriptions = {
-        outreach = { plan_name = "Hypergrowth", addons_qty = 0, total_lead_limit = 25000,
-          current_lead_count = store:coll("leads"):count(), base_lead_limit = 25000, interval = "month",
-          current_period_end = period_end, cancel_at_time = null, price_in_dollars = 97,
-          product_id = "pid_hypergrowth" },
-        credits = { plan_name = "Growth Leads", total_credits = 1000,
-          available_credits = 1000 - store:coll("email_verification"):count(), interval = "month",
-          current_period_end = period_end, product_id = "pid_growth_leads" },
-        crm = null, website_visitors = null, inbox_placement = null,
-      },
-      addons = { outreach = array{}, credits = array{} },
-    }
-  end
-
-  H.getWorkspaceSubscriptionDetails = function(ctx)
-    local period_end = util.iso(require("instantly.mock.state").BASE_MS + 40 * 86400000)
-    return 200, {
-      subscriptions = array{
-        { workspace_id = ctx.store.workspace_id, interval = "month", quantity = 1, product_id = "pid_hypergrowth",
-          product_type = "prt_outreach", plan_type = "plt_primary", current_period_end = period_end,
-          cancel_at_time = null, price_in_dollars = 97, price_id = "price_mock_hypergrowth" },
-        { workspace_id = ctx.store.workspace_id, interval = "month", quantity = 1, product_id = "pid_growth_leads",
-          product_type = "prt_leadfinder", plan_type = "plt_primary", current_period_end = period_end,
-          cancel_at_time = null, price_in_dollars = 47, price_id = "price_mock_leads" },
-      },
-      all_subs_cancelled = false,
-    }
+function checks.group_invite(ctx)
+  local id, store = ctx.body.sub_workspace_id, ctx.store
+  if id == store.workspace_id then return 400, "A workspace cannot be its own sub-workspace" end
+  for _, m in store:coll("workspace_group_members"):each() do
+    if m.sub_workspace_id == id then return 400, "Sub-workspace is already in the group" end
   end
 end
+
+function checks.member_role(ctx)
+  local role = (ctx.body or {}).role
+  if role ~= nil and not ROLES[role] then return 400, "body/role must be one of admin, editor, view, client" end
+end
+
+function M.changeWorkspaceOwner(ctx)
+  local w, email = ctx.store.workspace, ctx.body.email
+  local member
+  for _, m in ctx.store:coll("workspace_members"):each() do
+    if m.email == email then member = m break end
+  end
+  if not member then return err(404, "No workspace member with email " .. email) end
+  if not member.accepted then return err(400, "The member has not accepted the invitation yet") end
+  w.owner, member.role = member.user_id, "owner"
+  w.timestamp_updated = ctx.store:now_iso()
+  return 200, w
+end
+
+function M.getWorkspaceDomainInfo(ctx)
+  local d = ctx.store.workspace.org_client_domain
+  if d == null then return 200, { verified = false, name = null, verification = array{} } end
+  return 200, { verified = false, name = d, verification = array{
+    { type = "CNAME", domain = "app." .. d, value = "whitelabel.instantly.example", reason = "not found" },
+    { type = "TXT", domain = "_instantly." .. d, value = "instantly-verify=" .. ctx.store.workspace_id,
+      reason = "not found" } } }
+end
+
+function M.createWorkspaceMember(ctx)
+  local b, store = ctx.body, ctx.store
+  if not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
+  local status, msg = checks.member_role(ctx)
+  if status or not b.role then return err(400, msg or "body/role must be one of admin, editor, view, client") end
+  for _, m in store:coll("workspace_members"):each() do
+    if m.email == b.email then return err(400, b.email .. " is already a member") end
+  end
+  return 200, store:create("workspace_members", {
+    email = b.email, user_email = b.user_email or b.email, user_id = store:uuid(),
+    name = { first = b.email:match("^([^@]+)"), last = null }, role = b.role,
+    permissions = b.permissions or array{}, accepted = false, issuer_id = store.user_id,
+  })
+end
+
+-- Asked from a sub-workspace, names its agency; from the agency, itself.
+function M.getAdminWorkspaceGroupMember(ctx)
+  local store, app = ctx.store, ctx.app
+  local parent = store.parent_id and app.stores[store.parent_id]
+  local member
+  for _, m in (parent or store):coll("workspace_group_members"):each() do
+    if not parent or m.sub_workspace_id == store.workspace_id then member = m break end
+  end
+  return 200, { workspace_name = (parent or store).workspace.name, has_admin_workspace = parent ~= nil,
+    workspace_group_member_id = member and member.id or null }
+end
+
+function M.createAPIKey(ctx)
+  local b, store = ctx.body, ctx.store
+  if b.name == "" then return err(400, "body/name must NOT have fewer than 1 characters") end
+  if #b.scopes == 0 then return err(400, "body/scopes must NOT have fewer than 1 items") end
+  for i, s in ipairs(b.scopes) do
+    if type(s) ~= "string" or not s:match("^[%w_-]+:[%w_]+$") then
+      return err(400, "body/scopes/" .. (i - 1) .. " must look like resource:action")
+    end
+  end
+  local secret = "inst_" .. store:uuid():gsub("-", "") .. store:uuid():gsub("-", ""):sub(1, 16)
+  local key = store:create("api_keys", { name = b.name, scopes = util.deep_copy(b.scopes),
+    key = secret:sub(1, 9) .. "****" .. secret:sub(-4) })
+  store.hidden.api_keys[key.id] = secret
+  ctx.app.keys[secret] = { scopes = { table.unpack(b.scopes) }, created = true, id = key.id,
+    workspace = store.workspace_id }
+  local shown = util.shallow_copy(key)
+  shown.key = secret -- shown once
+  return 200, shown
+end
+
+function M.deleteAPIKey(ctx)
+  local store = ctx.store
+  local key = store:coll("api_keys"):remove(ctx.params.id)
+  if not key then return err(404, "API key not found") end
+  local secret = store.hidden.api_keys[key.id]
+  if secret then ctx.app.keys[secret] = nil end
+  return 200, key
+end
+
+-- Billing ------------------------------------------------------------------------------
+
+local function period_end()
+  return util.iso(require("instantly.mock.state").BASE_MS + 40 * 86400000)
+end
+
+function M.getWorkspacePlanDetails(ctx)
+  local store, ends = ctx.store, period_end()
+  return 200, {
+    organization_id = store.workspace_id, organization_name = store.workspace.name,
+    subscriptions = {
+      outreach = { plan_name = "Hypergrowth", addons_qty = 0, total_lead_limit = 25000,
+        current_lead_count = store:coll("leads"):count(), base_lead_limit = 25000, interval = "month",
+        current_period_end = ends, cancel_at_time = null, price_in_dollars = 97, product_id = "pid_hypergrowth" },
+      credits = { plan_name = "Growth Leads", total_credits = 1000,
+        available_credits = 1000 - store:coll("email_verification"):count(), interval = "month",
+        current_period_end = ends, product_id = "pid_growth_leads" },
+      crm = null, website_visitors = null, inbox_placement = null,
+    },
+    addons = { outreach = array{}, credits = array{} },
+  }
+end
+
+local function subscription(ws, product, kind, price, price_id)
+  return { workspace_id = ws, interval = "month", quantity = 1, product_id = product, product_type = kind,
+    plan_type = "plt_primary", current_period_end = period_end(), cancel_at_time = null,
+    price_in_dollars = price, price_id = price_id }
+end
+
+function M.getWorkspaceSubscriptionDetails(ctx)
+  local ws = ctx.store.workspace_id
+  return 200, { all_subs_cancelled = false, subscriptions = array{
+    subscription(ws, "pid_hypergrowth", "prt_outreach", 97, "price_mock_hypergrowth"),
+    subscription(ws, "pid_growth_leads", "prt_leadfinder", 47, "price_mock_leads") } }
+end
+
+return M

@@ -1,0 +1,222 @@
+--- What each operation does in the mock, as data: one row per operation id,
+-- served by the generic handlers in instantly.mock.handlers.generic.
+--
+-- kind: list | get | create | update | delete | action | count | all | static
+--       | bulk | set_where | delete_where | copy | view (analytics, views.lua)
+--   coll      collection (default: the operation's entity)
+--   label     "<label> not found" on a 404 (default: the entity's name)
+--   key       the path parameter naming the object (default: the first);
+--             "workspace" for the workspace itself; key_src = "body" reads
+--             it from the body
+--   filters   list/count: request values tested against each object (the
+--             forms are listed in generic.lua); src = "body" for POST lists
+--   refs      { field, coll, label }: a request value that must name an
+--             existing object (404)
+--   checks    names of validations in handlers.special.checks
+--   fields    the body fields create/update write (default: those the
+--             entity's schema has); defaults: values before the body's;
+--             from_store: fields copied from the store (workspace_id ...)
+--   set/unset action: fields set to constants / left out; stamp: date-times
+--             that many seconds from now; touch = false keeps timestamp_updated
+--   omit      list/get: { flag, field, when } leaves field out when the query
+--             flag is `when`
+--   keys      bulk: the body field listing the keys; remove, or set with
+--             found/missing naming the answer's two lists
+--   name, from_body  copy: { body = field, suffix = text } names the copy; body
+--             fields written over the source's (action: { field = body_field })
+--   cascade   delete: { coll, field } objects whose field held the key go too
+--   clears    update: { body_flag = { fields } } set to null when the flag is true;
+--             rename = { body_field = field } writes a body field under another name
+--   status    the answer's status (default 200)
+--
+-- Operations with no row whose shape is plain CRUD over their entity
+-- (GET/PATCH/DELETE /things/{id}, GET/POST /things) get the matching
+-- generic kind; the few whose behaviour is truly special are functions in
+-- handlers/special.lua, each saying why.
+-- @module instantly.mock.behaviour
+
+local json = require "instantly.mock.json"
+
+local null, array = json.null, json.array
+
+local CAMPAIGN_FIELDS = { "name", "campaign_schedule", "pl_value", "is_evergreen", "sequences", "email_gap",
+  "random_wait_max", "text_only", "first_email_text_only", "email_list", "daily_limit", "stop_on_reply",
+  "email_tag_list", "link_tracking", "open_tracking", "stop_on_auto_reply", "daily_max_leads",
+  "prioritize_new_leads", "auto_variant_select", "match_lead_esp", "stop_for_company",
+  "insert_unsubscribe_header", "allow_risky_contacts", "disable_bounce_protect",
+  "limit_emails_per_company_override", "cc_list", "bcc_list", "owned_by", "ai_sdr_id", "provider_routing_rules" }
+local CAMPAIGN_PATCH = {}
+for _, f in ipairs(CAMPAIGN_FIELDS) do
+  if f ~= "ai_sdr_id" then CAMPAIGN_PATCH[#CAMPAIGN_PATCH + 1] = f end
+end
+
+local WEBHOOK_FIELDS = { "campaign", "name", "target_hook_url", "event_type", "custom_interest_value", "headers" }
+local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
+
+local function search(param, fields) return { param, search = fields } end
+
+-- Analytics views: "kind" counts events, "kind+" distinct leads,
+-- "$opportunity" the opportunities' value, a number is a constant.
+local CAMPAIGN_COUNTERS = {
+  open_count = "open", open_count_unique = "open+", open_count_unique_by_step = "open",
+  link_click_count = "click", link_click_count_unique = "click+", link_click_count_unique_by_step = "click",
+  reply_count = "reply", reply_count_unique = "reply+", reply_count_unique_by_step = "reply",
+  reply_count_automatic = "auto_reply", reply_count_automatic_unique = "auto_reply+",
+  reply_count_automatic_unique_by_step = "auto_reply",
+  bounced_count = "bounce", unsubscribed_count = "unsubscribe", completed_count = "completed",
+  emails_sent_count = "sent", contacted_count = "contacted+", new_leads_contacted_count = "contacted+",
+  total_opportunities = "opportunity", total_opportunity_value = "$opportunity",
+}
+local OVERVIEW = { total_interested = "opportunity", total_meeting_booked = 0, total_meeting_completed = 0,
+  total_closed = 0 }
+for k, v in pairs(CAMPAIGN_COUNTERS) do OVERVIEW[k] = v end
+local DAILY = { sent = "sent", contacted = "contacted+", new_leads_contacted = "contacted+", opened = "open",
+  unique_opened = "open+", replies = "reply", unique_replies = "reply+", replies_automatic = "auto_reply",
+  unique_replies_automatic = "auto_reply+", clicks = "click", unique_clicks = "click+",
+  opportunities = "opportunity", unique_opportunities = "opportunity+" }
+local ACCOUNT_DAILY = { bounced = "bounce" }
+for k, v in pairs(DAILY) do ACCOUNT_DAILY[k] = v end
+local STEPS = { sent = "sent", opened = "open", unique_opened = "open+", replies = "reply", unique_replies = "reply+",
+  replies_automatic = "auto_reply", unique_replies_automatic = "auto_reply+", clicks = "click",
+  unique_clicks = "click+" }
+
+return {
+  -- Campaigns and subsequences
+  listCampaign = { kind = "list", filters = { { "status" }, search("search", { "name" }),
+    { "tag_ids", tag = "id" }, { "ai_sales_agent_id", field = "ai_sdr_id" } } },
+  createCampaign = { kind = "create", fields = CAMPAIGN_FIELDS, checks = { "senders", "schedule" },
+    defaults = { status = 0, not_sending_status = null, custom_variables = {}, core_variables = {},
+      open_tracking = true } },
+  patchCampaign = { kind = "update", fields = CAMPAIGN_PATCH, checks = { "senders", "schedule" } },
+  activateCampaign = { kind = "action", checks = { "has_steps" }, set = { status = 1, not_sending_status = null } },
+  pauseCampaign = { kind = "action", set = { status = 2 } },
+  -- a copy starts as a draft
+  duplicate = { kind = "copy", set = { status = 0, not_sending_status = null },
+    name = { body = "name", suffix = " (copy)" } },
+  createFromExport = { kind = "copy", set = { status = 0, not_sending_status = null },
+    name = { suffix = " (imported)" } },
+  duplicateSubsequence = { kind = "copy", refs = { { "parent_campaign", "campaigns", "Parent campaign" } },
+    set = { status = 0 }, from_body = { "parent_campaign", "name" } },
+  exportCampaign = { kind = "get" },
+  shareCampaign = { kind = "action", status = 204, touch = false },
+  countLaunched = { kind = "count", coll = "campaigns", filters = { { field = "status", ne = 0 } } },
+  deleteCampaign = { kind = "delete", cascade = { { "subsequences", "parent_campaign" } } },
+  listCampaignSubsequence = { kind = "list", refs = { { "parent_campaign", "campaigns", "Campaign" } },
+    filters = { { "parent_campaign" }, search("search", { "name" }) } },
+  createCampaignSubsequence = { kind = "create",
+    refs = { { "parent_campaign", "campaigns", "Parent campaign" } }, from_store = { workspace = "workspace_id" },
+    fields = { "parent_campaign", "name", "conditions", "subsequence_schedule", "sequences", "daily_limit_mode",
+      "daily_limit", "ignore_account_daily_limit" },
+    defaults = { status = 0, daily_limit = null, ignore_account_daily_limit = false } },
+  pauseSubsequence = { kind = "action", set = { status = 2 }, touch = false },
+  resumeSubsequence = { kind = "action", set = { status = 1 }, touch = false },
+
+  -- Analytics
+  getCampaignAnalytics = { kind = "view", group = "campaign", campaigns = { "id", "ids" },
+    counters = CAMPAIGN_COUNTERS },
+  getCampaignAnalyticsOverview = { kind = "view", campaigns = { "id", "ids" }, counters = OVERVIEW,
+    flags = { expand_crm_events = { total_interested_crm = 0, total_meeting_booked_crm = 0 } } },
+  getDailyCampaignAnalytics = { kind = "view", group = "date", campaigns = { "campaign_id" }, counters = DAILY },
+  getCampaignStepsAnalytics = { kind = "view", group = "step", campaigns = { "campaign_id" }, counters = STEPS,
+    flags = { include_opportunities_count = { opportunities = "opportunity",
+      unique_opportunities = "opportunity+" } } },
+  getDailyAccountAnalytics = { kind = "view", group = "account_date", counters = ACCOUNT_DAILY },
+
+  -- Accounts
+  createAccount = { kind = "create", checks = { "new_account" },
+    fields = { "email", "first_name", "last_name", "provider_code", "warmup", "daily_limit", "sending_gap",
+      "enable_slow_ramp", "tracking_domain_name", "tracking_domain_status", "signature", "reply_to",
+      "inbox_placement_test_limit" },
+    defaults = { status = 1, warmup_status = 0, stat_warmup_score = null, setup_pending = false,
+      warmup = { limit = 10, increment = "disabled", reply_rate = 30 }, daily_limit = 30, daily_limit_max = 100,
+      warmup_limit_max = 50, sending_gap = 10, enable_slow_ramp = false, tracking_domain_name = null,
+      tracking_domain_status = null, signature = null, reply_to = null, inbox_placement_test_limit = 10 } },
+  patchAccount = { kind = "update", clears = { remove_tracking_domain = { "tracking_domain_name",
+      "tracking_domain_status" } },
+    fields = { "first_name", "last_name", "warmup", "daily_limit", "tracking_domain_name", "tracking_domain_status",
+      "enable_slow_ramp", "inbox_placement_test_limit", "sending_gap", "signature", "reply_to" } },
+  pauseAccount = { kind = "action", set = { status = 2 } },
+  resumeAccount = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+  markAccountFixed = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+  pauseAccountsBulk = { kind = "bulk", coll = "accounts", keys = "emails", set = { status = 2 },
+    found = "paused_emails", missing = "failed_emails" },
+
+  -- Leads, lists, jobs, tags, block list
+  moveLeadToSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
+    refs = { { "subsequence_id", "subsequences", "Subsequence" } }, from_body = { subsequence_id = "subsequence_id" },
+    stamp = { timestamp_added_subsequence = 0 }, touch = false },
+  removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
+    set = { subsequence_id = null, timestamp_added_subsequence = null }, touch = false },
+  deleteLeadList = { kind = "delete", cascade = { { "leads", "list_id" } } },
+  listBackgroundJob = { kind = "list", filters = { { "ids", csv = "id" }, { "included_ids", csv = "id" },
+    { "excluded_ids", csv = "id", negate = true }, { "type" }, { "entity_type" }, { "entity_id" }, { "status" } } },
+  listCustomTag = { kind = "list", filters = { search("search", { "label", "description" }),
+    { "tag_ids", csv = "id" }, { "resource_ids", via = { "custom_tag_mappings", "resource_id", "tag_id" } } } },
+  deleteCustomTag = { kind = "delete", cascade = { { "custom_tag_mappings", "tag_id" } } },
+  listCustomTagMapping = { kind = "list", filters = { { "resource_ids", csv = "resource_id" } } },
+  listBlockListEntry = { kind = "list", filters = { { "domains_only", flag = "is_domain" },
+    search("search", { "bl_value" }) } },
+  deleteallBlockListEntry = { kind = "delete_where", coll = "block_list_entries",
+    filters = { { "domains_only", flag = "is_domain" }, search("search", { "bl_value" }) } },
+  deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
+
+  -- Emails
+  countUnreadEmails = { kind = "count", coll = "emails", filters = { { field = "is_unread", value = 1 } } },
+  markThreadAsRead = { kind = "set_where", coll = "emails", filters = { { "thread_id" } }, set = { is_unread = 0 },
+    none = "Thread not found", value = { success = true } },
+
+  -- Workspace, members, groups
+  getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
+  patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
+    fields = { "name", "org_logo_url" } },
+  addWorkspaceAgencyDomain = { kind = "update", coll = "workspaces", key = "workspace", checks = { "domain_name" },
+    fields = { "domain" }, rename = { domain = "org_client_domain" }, touch = false },
+  deleteWorkspaceDomain = { kind = "action", coll = "workspaces", key = "workspace", checks = { "has_domain" },
+    set = { org_client_domain = null }, touch = false },
+  createWorkspaceGroupMember = { kind = "create", checks = { "group_invite" }, fields = { "sub_workspace_id" },
+    defaults = { status = "pending", sub_workspace_name = null },
+    from_store = { admin_workspace_id = "workspace_id", admin_workspace_name = "workspace.name" } },
+  scheduleWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
+    stamp = { scheduled_for_removal_at = 30 * 86400 }, touch = false },
+  cancelWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
+    set = { scheduled_for_removal_at = null }, touch = false },
+  listWorkspaceMember = { kind = "list", filters = { { "accepted" }, search("search", { "email", "user_email" }) } },
+  patchWorkspaceMember = { kind = "update", checks = { "member_role" }, fields = { "role" }, touch = false },
+
+  -- Webhooks and their event log
+  createWebhook = { kind = "create", refs = { CAMPAIGN_REF }, checks = { "hook_url" }, fields = WEBHOOK_FIELDS,
+    defaults = { campaign = null, name = null, event_type = "all_events", custom_interest_value = null,
+      headers = {}, status = 1, timestamp_error = null } },
+  patchWebhook = { kind = "update", refs = { CAMPAIGN_REF }, checks = { "hook_url" }, fields = WEBHOOK_FIELDS,
+    touch = false },
+  listWebhook = { kind = "list", filters = { { "campaign" }, { "event_type" } } },
+  resumeWebhook = { kind = "action", set = { status = 1, timestamp_error = null }, touch = false },
+  listWebhookEvent = { kind = "list", filters = { { "from", after = "*" }, { "to", before = "*" }, { "success" },
+    search("search", { "webhook_url", "lead_email" }) } },
+
+  -- Audit log, inbox placement, CRM numbers
+  listAuditLog = { kind = "list", filters = { { "activity_type" },
+    search("search", { "user_name", "ip_address", "user_agent" }),
+    { "start_date", after = "timestamp" }, { "end_date", before = "timestamp" } } },
+  listInboxPlacementAnalytics = { kind = "list",
+    refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } },
+    filters = { { "test_id" }, { "recipient_geo" }, { "recipient_type" }, { "recipient_esp" }, { "sender_email" },
+      { "date_from", after = "*" }, { "date_to", before = "*" } } },
+  getInboxPlacementTest = { kind = "get", label = "Inbox placement test",
+    omit = { { "with_metadata", "metadata", false } } },
+  listInboxPlacementBlacklistAndSpamAssassinReport = { kind = "list",
+    refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } }, filters = { { "test_id" } },
+    omit = { { "skip_spam_assassin_report", "spam_assassin_report", true },
+      { "skip_blacklist_report", "blacklist_report", true } } },
+  getInboxPlacementTestESPOptions = { kind = "static", value = array{
+    { region = "North America", sub_region = "US", type = "professional", esp = "Google" },
+    { region = "North America", sub_region = "US", type = "professional", esp = "Outlook" },
+    { region = "North America", sub_region = "US", type = "personal", esp = "Gmail" },
+    { region = "Europe", sub_region = "DE", type = "personal", esp = "GMX" },
+    { region = "Europe", sub_region = "FR", type = "personal", esp = "Orange" },
+    { region = "Asia", sub_region = "JP", type = "personal", esp = "Yahoo Japan" } } },
+  listDFYEmailAccountOrdersAccounts = { kind = "list", coll = "dfy_accounts",
+    omit = { { "with_passwords", "password", false } } },
+  listPhoneNumbers = { kind = "all", coll = "crm_actions" },
+  deletePhoneNumber = { kind = "delete", coll = "crm_actions", label = "Phone number" },
+}

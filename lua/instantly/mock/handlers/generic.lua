@@ -1,0 +1,361 @@
+--- The generic handlers: one per kind of behaviour an operation declares in
+-- instantly.mock.behaviour (list, get, create, update, delete, action,
+-- count, static). Each takes the request context and the operation's row.
+-- @module instantly.mock.handlers.generic
+
+local common = require "instantly.mock.handlers.common"
+local views = require "instantly.mock.handlers.views"
+local json = require "instantly.mock.json"
+local util = require "instantly.mock.util"
+
+local err, null = common.err, json.null
+
+local M = {}
+
+-- Filters ----------------------------------------------------------------------
+-- A filter row reads one request value (`param`, from the query or, with
+-- src = "body", the body) and tests one field of each object:
+--   { param, field = param }            equal (an array value: any of)
+--   { param, csv = field }              any of a comma-separated list
+--   { param, search = { fields } }      case-insensitive substring
+--   { param, present = field }          true: field set; false: unset
+--   { param, after = field } / before   a date or date-time bound; field
+--                                        "*" is the creation time
+--   { param, tag = key }                has a custom tag (resource = obj[key])
+--   { param, flag = field }             true: field is true; false: no test
+--   { param, via = { coll, from, to } } some object of coll with its `from`
+--                                        in the value names this one's id
+--                                        in its `to` (a join)
+--   negate = true                       keeps what the test would drop
+--   { field = f, ne = v } / value = v   a constant test, no request value
+
+local function set_of(v)
+  local s = {}
+  for _, x in ipairs(type(v) == "table" and v or { v }) do
+    for part in tostring(x):gmatch("[^,]+") do s[part] = true end
+  end
+  return s
+end
+
+local function present(v) return v ~= nil and v ~= null end
+
+local function time_of(coll, obj, field)
+  if field == "*" then return coll.time_of[obj] end
+  return util.parse_time(obj[field])
+end
+
+local function time_filter(f, v, coll)
+  local t = util.parse_time(v)
+  if not t then return nil, f[1] .. " must be a date" end
+  if f.before and #v == 10 then t = t + 86400000 - 1 end
+  if f.after then
+    return function(o) local x = time_of(coll, o, f.after) return x ~= nil and x >= t end
+  end
+  return function(o) local x = time_of(coll, o, f.before) return x ~= nil and x <= t end
+end
+
+local function tag_filter(ctx, v, key)
+  local want, tagged = set_of(v), {}
+  for _, m in ctx.store:coll("custom_tag_mappings"):each() do
+    if want[m.tag_id] then tagged[m.resource_id] = true end
+  end
+  return function(o) return tagged[o[key]] == true end
+end
+
+local function via_filter(ctx, v, via)
+  local want, hit = set_of(v), {}
+  for _, o in ctx.store:coll(via[1]):each() do
+    if want[o[via[2]]] then hit[o[via[3]]] = true end
+  end
+  return function(o) return hit[o.id] == true end
+end
+
+-- One filter as a predicate; nil when the request does not use it.
+local function constant(f)
+  local field, ne, value = f.field, f.ne, f.value
+  if ne ~= nil then return function(o) return o[field] ~= ne end end
+  return function(o) return o[field] == value end
+end
+
+local function test(ctx, f, src, coll)
+  if f.ne ~= nil or f.value ~= nil then
+    -- no request value: built once per row
+    f.compiled = f.compiled or constant(f)
+    return f.compiled
+  end
+  local v = src[f[1]]
+  if v == nil or v == null or (type(v) == "table" and next(v) == nil) then return nil end
+  if f.flag then return v == true and function(o) return o[f.flag] == true end or nil end
+  if f.via then return via_filter(ctx, v, f.via) end
+  if f.search then return common.search_pred(v, f.search) end
+  if f.csv then
+    local s = set_of(v)
+    return function(o) return s[o[f.csv]] == true end
+  end
+  if f.present then
+    return function(o) return present(o[f.present]) == v end
+  end
+  if f.after or f.before then return time_filter(f, v, coll) end
+  if f.tag then return tag_filter(ctx, v, f.tag) end
+  return common.eq_pred(f.field or f[1], v)
+end
+
+local function predicate(ctx, f, src, coll)
+  local p, msg = test(ctx, f, src, coll)
+  if p and f.negate then return function(o) return not p(o) end end
+  return p, msg
+end
+
+--- The AND of a row's filters for this request; nil, message on a bad value.
+function M.filter(ctx, filters, src, coll)
+  local preds = {}
+  for _, f in ipairs(filters or {}) do
+    local p, msg = predicate(ctx, f, src, coll)
+    if msg then return nil, msg end
+    preds[#preds + 1] = p
+  end
+  return common.all(preds) or false
+end
+
+-- References ---------------------------------------------------------------------
+-- refs = { { field, coll, label } }: a request value that must name an
+-- existing object (404 otherwise).
+
+local function check_refs(ctx, refs, src)
+  for _, r in ipairs(refs or {}) do
+    local v = src[r[1]]
+    if present(v) and not ctx.store:coll(r[2]):get(v) then
+      return (r[3] or "Resource") .. " not found"
+    end
+  end
+end
+
+-- A row's checks: named functions from the special handlers, each
+-- returning nothing or status, message.
+local function run_checks(ctx, row)
+  if row.refs then
+    local msg = check_refs(ctx, row.refs, ctx.body or ctx.query)
+    if msg then return 404, msg end
+  end
+  for _, name in ipairs(row.checks or {}) do
+    local status, msg = M.checks[name](ctx, row)
+    if status then return status, msg end
+  end
+end
+
+M.checks = {}
+
+-- The kinds ------------------------------------------------------------------------
+
+local function coll_of(ctx, row) return ctx.store:coll(row.coll or ctx.entity.lua_name) end
+local function label(ctx, row) return (row.label or ctx.entity.name) .. " not found" end
+
+-- The object a row acts on: the workspace itself, a body field (key_src =
+-- "body") or a path parameter (the first one by default).
+local function key_of(ctx, row)
+  if row.key == "workspace" then return ctx.store.workspace_id end
+  if row.key_src == "body" then return (ctx.body or {})[row.key] end
+  local name = row.key or (ctx.op.path_params[1] and ctx.op.path_params[1].name)
+  return ctx.params[name]
+end
+
+local function target(ctx, row)
+  local obj = coll_of(ctx, row):get(key_of(ctx, row))
+  if not obj then return nil, label(ctx, row) end
+  return obj
+end
+
+local function touch(ctx, obj, row)
+  if row.touch == false then return end
+  local now = ctx.store:now_iso()
+  if obj.timestamp_updated ~= nil then obj.timestamp_updated = now end
+  if obj.updated_at ~= nil then obj.updated_at = now end
+end
+
+-- The body fields a row writes: its list, or the body fields the schema has.
+local function writable(ctx, row)
+  if row.fields then return row.fields end
+  local schema, out = {}, {}
+  for _, f in ipairs(ctx.entity.fields) do schema[f.name] = true end
+  for _, f in ipairs(ctx.op.body and ctx.op.body.fields or {}) do
+    if schema[f.name] then out[#out + 1] = f.name end
+  end
+  return out
+end
+
+-- omit = { { flag, field, when } }: copies without `field` when the
+-- request's boolean `flag` is `when` (absent counts as false).
+local function omitted(ctx, row, obj)
+  local copy
+  for _, o in ipairs(row.omit or {}) do
+    if (ctx.query[o[1]] == true) == o[3] and obj[o[2]] ~= nil then
+      copy = copy or util.shallow_copy(obj)
+      copy[o[2]] = nil
+    end
+  end
+  return copy or obj
+end
+
+function M.list(ctx, row)
+  local src = row.src == "body" and (ctx.body or {}) or ctx.query
+  local coll = coll_of(ctx, row)
+  local pred, msg = M.filter(ctx, row.filters, src, coll)
+  if pred == nil then return err(400, "querystring/" .. msg) end
+  local status, page = common.page(ctx, coll, pred or nil, row.src == "body" and src or nil)
+  if status == 200 and row.omit then
+    for i, o in ipairs(page.items) do page.items[i] = omitted(ctx, row, o) end
+  end
+  return status, page
+end
+
+function M.get(ctx, row)
+  local obj, msg = target(ctx, row)
+  if not obj then return err(404, msg) end
+  return 200, omitted(ctx, row, obj)
+end
+
+-- A store value by dotted path ("workspace.name").
+local function store_value(store, path)
+  local v = store
+  for part in path:gmatch("[^.]+") do v = v[part] end
+  return v
+end
+
+function M.create(ctx, row)
+  local b = ctx.body or {}
+  local values = util.deep_copy(row.defaults or {})
+  for _, name in ipairs(writable(ctx, row)) do
+    if b[name] ~= nil then values[name] = b[name] end
+  end
+  for k, v in pairs(row.from_store or {}) do values[k] = store_value(ctx.store, v) end
+  return row.status or 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
+end
+
+function M.update(ctx, row)
+  local obj, msg = target(ctx, row)
+  if not obj then return err(404, msg) end
+  local b = ctx.body or {}
+  for _, name in ipairs(writable(ctx, row)) do
+    if b[name] ~= nil then obj[(row.rename or {})[name] or name] = b[name] end
+  end
+  -- clears = { flag = { fields } }: a true body flag sets the fields to null
+  for flag, fields in pairs(row.clears or {}) do
+    if b[flag] == true then
+      for _, f in ipairs(fields) do obj[f] = null end
+    end
+  end
+  touch(ctx, obj, row)
+  return 200, obj
+end
+
+function M.delete(ctx, row)
+  local obj = coll_of(ctx, row):remove(key_of(ctx, row))
+  if not obj then return err(404, label(ctx, row)) end
+  for _, c in ipairs(row.cascade or {}) do
+    local key = obj[c.key or "id"]
+    ctx.store:coll(c[1]):remove_if(function(o) return o[c[2]] == key end)
+  end
+  return 200, obj
+end
+
+-- Set fields to constants (json.null clears a nullable one; unset lists
+-- fields to leave out, for those that are optional but never null; stamp
+-- sets date-times that many seconds from now).
+local function apply(obj, row)
+  for k, v in pairs(row.set or {}) do obj[k] = v end
+  for _, k in ipairs(row.unset or {}) do obj[k] = nil end
+  for k, secs in pairs(row.stamp or {}) do
+    obj[k] = util.iso(math.floor((require("socket").gettime() + secs) * 1000))
+  end
+end
+
+function M.action(ctx, row)
+  local obj, msg = target(ctx, row)
+  if not obj then return err(404, msg) end
+  apply(obj, row)
+  for k, field in pairs(row.from_body or {}) do obj[k] = ctx.body[field] end
+  touch(ctx, obj, row)
+  return row.status or 200, obj
+end
+
+-- The objects a request names by key: keys = body field holding the list.
+-- With remove, they are deleted and the answer is their array; otherwise
+-- `set` applies and the answer lists found/missing keys under the names
+-- row.found / row.missing.
+function M.bulk(ctx, row)
+  local coll = coll_of(ctx, row)
+  local found, missing = json.array({}), json.array({})
+  for _, key in ipairs(ctx.body[row.keys]) do
+    local obj = row.remove and coll:remove(key) or coll:get(key)
+    if obj and not row.remove then apply(obj, row) end
+    local into = obj and found or missing
+    into[#into + 1] = row.remove and obj or key
+  end
+  if row.remove then return 200, found end
+  return 200, { [row.found] = found, [row.missing] = missing }
+end
+
+-- Every object the filters (from the path parameters) keep: set applies,
+-- the answer is row.value; none = the 404 message when there is none.
+function M.set_where(ctx, row)
+  local pred = M.filter(ctx, row.filters, ctx.params) or function() return true end
+  local n = 0
+  for _, o in coll_of(ctx, row):each() do
+    if pred(o) then
+      apply(o, row)
+      n = n + 1
+    end
+  end
+  if n == 0 then return err(404, row.none) end
+  return 200, util.deep_copy(row.value)
+end
+
+-- Remove what the query's filters keep; the answer is the removed array.
+function M.delete_where(ctx, row)
+  local pred = M.filter(ctx, row.filters, ctx.query) or function() return true end
+  return 200, json.array(coll_of(ctx, row):remove_if(pred))
+end
+
+-- A copy: every field but the identity ones, then `set`, then the body's
+-- `from_body` fields; name = { body = field, suffix = text } names the copy.
+local IDENTITY = { "id", "timestamp_created", "timestamp_updated" }
+
+function M.copy(ctx, row)
+  local src, msg = target(ctx, row)
+  if not src then return err(404, msg) end
+  local values, b = util.deep_copy(src), ctx.body or {}
+  for _, k in ipairs(IDENTITY) do values[k] = nil end
+  apply(values, row)
+  for _, k in ipairs(row.from_body or {}) do values[k] = b[k] end
+  if row.name then values.name = (row.name.body and b[row.name.body]) or (src.name .. row.name.suffix) end
+  return 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
+end
+
+-- Every object of the collection, as a plain array.
+function M.all(ctx, row)
+  local out = json.array({})
+  for _, o in coll_of(ctx, row):each() do out[#out + 1] = o end
+  return 200, out
+end
+
+function M.count(ctx, row)
+  local pred = M.filter(ctx, row.filters, ctx.query, coll_of(ctx, row))
+  return 200, { count = coll_of(ctx, row):count(pred or nil) }
+end
+
+function M.static(_, row)
+  return row.status or 200, util.deep_copy(row.value)
+end
+
+M.view = views.view
+
+--- Run the row's checks, then its kind.
+function M.run(ctx, row)
+  local status, msg = run_checks(ctx, row)
+  if status then return err(status, msg) end
+  return M[row.kind](ctx, row)
+end
+
+M.set_of = set_of
+M.present = present
+return M
