@@ -85,6 +85,10 @@ local function wait_write(sock)
   return co_yield("w", sock)
 end
 
+--- Park the calling coroutine until `sock` is readable (false once
+-- `deadline` passes) or writable; for code run with Server:spawn.
+M.wait_read, M.wait_write = wait_read, wait_write
+
 --- Park the calling connection coroutine for `seconds`.
 function M.sleep(seconds)
   if seconds and seconds > 0 then co_yield("s", gettime() + seconds) end
@@ -388,66 +392,87 @@ function Server:stop()
   self.stopping = true
 end
 
---- Run the loop until stop() (or a handler asks to stop).
-function Server:run()
+--- Run `fn(...)` as a coroutine of this server's loop: it may park with
+-- M.wait_read, M.wait_write and M.sleep like a connection does (outgoing
+-- requests made while the server keeps serving). Errors are logged.
+function Server:spawn(fn, ...)
+  local args = table.pack(...)
+  local co = co_create(function()
+    local ok, err = pcall(fn, table.unpack(args, 1, args.n))
+    if not ok then self.log("task error: " .. tostring(err)) end
+  end)
+  self:_resume(co)
+end
+
+--- One turn of the loop: wait up to `timeout` seconds (default 1, capped
+-- by the nearest sleeper) for sockets, then resume whatever is ready.
+-- Lets a script serve between its own work; run() is step() in a loop.
+function Server:step(timeout)
   local rwait, wwait, sleepers = self.rwait, self.wwait, self.sleepers
-  local last_tick = 0
-  while not self.stopping do
-    if self.dirty then
-      local rl, wl = { self.sock }, {}
-      for s in pairs(rwait) do rl[#rl + 1] = s end
-      for s in pairs(wwait) do wl[#wl + 1] = s end
-      self.rlist, self.wlist, self.dirty = rl, wl, false
+  if self.dirty then
+    local rl, wl = { self.sock }, {}
+    for s in pairs(rwait) do rl[#rl + 1] = s end
+    for s in pairs(wwait) do wl[#wl + 1] = s end
+    self.rlist, self.wlist, self.dirty = rl, wl, false
+  end
+  local now = gettime()
+  timeout = timeout or 1.0
+  if sleepers[1] then
+    timeout = math.max(0, math.min(timeout, sleepers[1][1] - now))
+  end
+  local r, w = socket.select(self.rlist, self.wlist, timeout)
+  for _, s in ipairs(w) do
+    local co = wwait[s]
+    if co then
+      wwait[s] = nil
+      self.dirty = true
+      self:_resume(co, true)
     end
-    local now = gettime()
-    local timeout = 1.0
-    if sleepers[1] then
-      timeout = math.max(0, math.min(timeout, sleepers[1][1] - now))
-    end
-    local r, w = socket.select(self.rlist, self.wlist, timeout)
-    for _, s in ipairs(w) do
-      local co = wwait[s]
+  end
+  for _, s in ipairs(r) do
+    if s == self.sock then
+      self:_accept()
+    else
+      local co = rwait[s]
       if co then
-        wwait[s] = nil
+        rwait[s] = nil
+        self.deadline[s] = nil
         self.dirty = true
         self:_resume(co, true)
       end
     end
-    for _, s in ipairs(r) do
-      if s == self.sock then
-        self:_accept()
-      else
-        local co = rwait[s]
-        if co then
-          rwait[s] = nil
-          self.deadline[s] = nil
-          self.dirty = true
-          self:_resume(co, true)
-        end
-      end
-    end
-    now = gettime()
-    while sleepers[1] and sleepers[1][1] <= now do
-      local co = remove(sleepers, 1)[2]
-      self:_resume(co, true)
-    end
-    if now - last_tick >= 1 then
-      last_tick = now
-      -- expire idle readers
-      for s, dl in pairs(self.deadline) do
-        if dl and dl <= now then
-          local co = rwait[s]
-          rwait[s] = nil
-          self.deadline[s] = nil
-          self.dirty = true
-          if co then self:_resume(co, false) end
-        end
-      end
-      if self.on_tick then self.on_tick(now) end
-    end
   end
+  now = gettime()
+  while sleepers[1] and sleepers[1][1] <= now do
+    local co = remove(sleepers, 1)[2]
+    self:_resume(co, true)
+  end
+  if now - (self.last_tick or 0) >= 1 then
+    self.last_tick = now
+    -- expire idle readers
+    for s, dl in pairs(self.deadline) do
+      if dl and dl <= now then
+        local co = rwait[s]
+        rwait[s] = nil
+        self.deadline[s] = nil
+        self.dirty = true
+        if co then self:_resume(co, false) end
+      end
+    end
+    if self.on_tick then self.on_tick(now) end
+  end
+end
+
+--- Close the listening socket and every connection.
+function Server:close()
   for c in pairs(self.conns) do c:close() end
-  self.sock:close()
+  if self.sock then self.sock:close() end
+end
+
+--- Run the loop until stop() (or a handler asks to stop), then close.
+function Server:run()
+  while not self.stopping do self:step(1.0) end
+  self:close()
 end
 
 return M
