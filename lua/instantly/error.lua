@@ -17,7 +17,9 @@
 -- `"task"` (a task given to `client:gather` raised), `"failed"` (a waited-on
 -- job, verification or session ended badly), `"preflight"` (launch refused),
 -- `"checkpoint"` (an import checkpoint file could not be read or written)
--- and `"export"` (a lead export could not write its file). A wait that runs
+-- and `"export"` (a lead export could not write its file), and
+-- `instantly.webhook` uses `"webhook"` (a delivery it refuses: `reason`,
+-- `status`). A wait that runs
 -- out of time is `"timeout"`. CSV errors are their own type (`kind = "csv"`).
 -- @module instantly.error
 
@@ -34,6 +36,7 @@ Error.__name = "instantly.Error"
 M.KINDS = {
   http = true, transport = true, timeout = true, rate_limited = true, decode = true, api = true,
   task = true, failed = true, preflight = true, checkpoint = true, export = true,
+  webhook = true,
 }
 
 --- Build an error from its fields.

@@ -77,13 +77,22 @@ function M.new(opts)
     faults = {},
     settings = {},
     limiters = {},
+    sinks = {},
+    control_routes = {},
   }, App)
   local keys = opts.api_keys
   if not keys or #keys == 0 then keys = { M.DEFAULT_API_KEY } end
   for _, k in ipairs(keys) do self.keys[k] = { scopes = { "all:all" } } end
   self.base_keys = keys
   self:reset()
+  require("instantly.mock.webhooks").install(self)
   return self
+end
+
+--- Tell every registered sink that the state produced an event
+-- (`event_type` as a webhook delivery names it; `data` the records involved).
+function App:emit(event_type, data)
+  for _, sink in ipairs(self.sinks) do sink(event_type, data) end
 end
 
 function App:reset()
@@ -118,11 +127,11 @@ end
 -- Recording is cheap (references to what the parser built); decoding,
 -- redaction and query parsing happen when the log is read. The log is a
 -- ring of LOG_LIMIT entries so a long benchmark cannot grow it forever.
-function App:record(req)
+function App:record(req, extra)
   local n = self.log_next
   self.requests[n] = {
     seq = n, time = gettime(), method = req.method, path = req.path,
-    raw_query = req.raw_query, headers = req.headers, body = req.body,
+    raw_query = req.raw_query, headers = req.headers, body = req.body, extra = extra,
   }
   self.log_next = n + 1
   local drop = n - M.LOG_LIMIT
@@ -147,6 +156,9 @@ local function public_entry(e)
   if body and body ~= "" then
     local v = decode(body)
     if v == nil then entry.body = body else entry.body = v end
+  end
+  if e.extra then
+    for k, v in pairs(e.extra) do if entry[k] == nil then entry[k] = v end end
   end
   return entry
 end
@@ -459,6 +471,11 @@ function App:control(req)
   elseif path == "/__mock/shutdown" and m == "POST" then
     self.http:stop()
     return { status = 200, body = encode({ ok = true }), close = true }
+  end
+  local route = self.control_routes[m .. " " .. path]
+  if route then
+    local status, value = route(self, body, req)
+    return control_json(status, value)
   end
   return control_json(404, { error = "unknown control endpoint " .. m .. " " .. path })
 end

@@ -157,7 +157,10 @@ return function(H, common)
     for _, k in ipairs(LEAD_WRITABLE) do
       if b[k] ~= nil then l[k] = b[k] end
     end
-    if b.lt_interest_status ~= nil then l.timestamp_last_interest_change = ctx.store:now_iso() end
+    if b.lt_interest_status ~= nil then
+      l.timestamp_last_interest_change = ctx.store:now_iso()
+      ctx.app:emit("lead_interest_status", { lead = l, interest_value = l.lt_interest_status })
+    end
     if type(b.custom_variables) == "table" then
       if l.payload == null then l.payload = {} end
       for k, v in pairs(b.custom_variables) do l.payload[k] = v end
@@ -366,6 +369,7 @@ return function(H, common)
          and (not b.list_id or l.list_id == b.list_id) then
         l.lt_interest_status = b.interest_value
         l.timestamp_last_interest_change = store:now_iso()
+        ctx.app:emit("lead_interest_status", { lead = l, interest_value = l.lt_interest_status })
       end
     end
     return 202, { message = "Lead interest status update background job submitted" }
