@@ -1,8 +1,8 @@
--- bare_server.lua - the mock's HTTP layer (instantly.mock.http) with a
+-- bare_server.lua - the mock's HTTP layer (instantly.server.http) with a
 -- handler that answers a constant body: the baseline that shows what the
 -- API part of the mock (routing, auth, validation, state, JSON) costs.
 -- Prints "listening on http://127.0.0.1:PORT" like bin/instantly-mock.
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 
 local body = '{"count":3}'
 local srv = http.new{

@@ -4,7 +4,8 @@
 -- and prints two lines: its port, then the port of a "black hole"
 -- listener whose accept queue is full, so connecting to it times out
 -- without leaving the machine. It speaks HTTP/1.1 with keep-alive, serves
--- many connections at once (coroutines over socket.select) and keeps a
+-- many connections at once (it runs on instantly.server.http, the server
+-- core the mock uses) and keeps a
 -- record the specs read back: connections accepted, requests served, the
 -- most connections open and requests in flight at one time.
 --
@@ -86,31 +87,20 @@ if (...) == "support.http_fixture" or (...) == "spec.support.http_fixture" then
 end
 
 ------------------------------------------------------------------------
--- server side
+-- server side: routes over the shared server core
 
+-- The server core lives in the tree this file belongs to.
+do
+  local root = here:match("^(.*)/spec/support/[^/]*$") or (here:match("^spec/") and ".") or "."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+end
 local cjson = require "cjson"
+local http = require "instantly.server.http"
 
 local IDLE_EXIT = 120   -- seconds without any traffic: the spec is gone
 local LIFETIME = 900    -- hard bound on the process
 local started = socket.gettime()
-
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(0)
-
--- A listener with a backlog of 0 whose queue we fill ourselves: further
--- SYNs are dropped by the kernel, so a client's connect hangs until its
--- own timeout, all on loopback.
-local hole = assert(socket.bind("127.0.0.1", 0, 0))
-local hole_fillers = {}
-for i = 1, 3 do
-  local c = socket.tcp()
-  c:settimeout(0)
-  c:connect("127.0.0.1", select(2, hole:getsockname()))
-  hole_fillers[i] = c
-end
-
-io.stdout:write(select(2, srv:getsockname()), "\n", select(2, hole:getsockname()), "\n")
-io.stdout:flush()
+local last_activity = started
 
 local record
 -- Each reset starts a generation: a connection counts as open in the
@@ -124,9 +114,8 @@ local function reset()
 end
 reset()
 
-local wait_r, wait_w, sleepers, barriers = {}, {}, {}, {}
-local running = true
-local last_activity = socket.gettime()
+local barriers = {}
+local server -- the http core, set below
 
 local gzip_body
 do
@@ -141,387 +130,232 @@ do
   assert(#gzip_body > 0 and #gzip_body < #M.GZIP_TEXT, "gzip failed")
 end
 
-local function spawn(fn, ...)
-  local co = coroutine.create(fn)
-  local ok, err = coroutine.resume(co, ...)
-  if not ok then io.stderr:write("fixture: ", tostring(err), "\n") end
+local function reply(status, headers, body)
+  return { status = status, headers = headers, body = body }
 end
 
-local function resume(co)
-  local ok, err = coroutine.resume(co)
-  if not ok then io.stderr:write("fixture: ", tostring(err), "\n") end
-end
-
-local function sleep(seconds)
-  sleepers[coroutine.running()] = socket.gettime() + seconds
-  coroutine.yield()
-end
-
--- Buffered reading on a non-blocking socket; nil when the peer is gone.
-local function fill(conn)
-  local data, err, partial = conn.sock:receive(65536)
-  data = data or partial
-  if data and #data > 0 then
-    conn.buf = conn.buf .. data
-    return true
-  end
-  if err == "timeout" then
-    wait_r[conn.sock] = coroutine.running()
-    coroutine.yield()
-    return true
-  end
-  return false
-end
-
-local function read_line(conn)
-  while true do
-    local i = conn.buf:find("\n", 1, true)
-    if i then
-      local line = conn.buf:sub(1, i - 1):gsub("\r$", "")
-      conn.buf = conn.buf:sub(i + 1)
-      return line
-    end
-    if #conn.buf > 65536 or not fill(conn) then return nil end
-  end
-end
-
-local function read_n(conn, n)
-  local parts, have = { conn.buf }, #conn.buf
-  conn.buf = ""
-  while have < n do
-    local data, err, partial = conn.sock:receive(math.min(n - have, 1 << 20))
-    data = data or partial
-    if data and #data > 0 then
-      parts[#parts + 1] = data
-      have = have + #data
-    elseif err == "timeout" then
-      wait_r[conn.sock] = coroutine.running()
-      coroutine.yield()
-    else
-      return nil
-    end
-  end
-  local all = table.concat(parts)
-  conn.buf = all:sub(n + 1)
-  return all:sub(1, n)
-end
-
-local function send_all(conn, data)
-  local i = 1
-  while i <= #data do
-    local last, err, sent = conn.sock:send(data, i)
-    if last then return true end
-    if err ~= "timeout" then return false end
-    i = sent + 1
-    wait_w[conn.sock] = coroutine.running()
-    coroutine.yield()
-  end
-  return true
-end
-
-local REASONS = { [200] = "OK", [204] = "No Content", [302] = "Found", [304] = "Not Modified",
-  [404] = "Not Found", [411] = "Length Required", [500] = "Internal Server Error",
-  [502] = "Bad Gateway", [504] = "Gateway Timeout" }
-
-local function respond(conn, req, status, headers, body)
-  local lines = { ("HTTP/1.1 %d %s"):format(status, REASONS[status] or "Status") }
-  for _, h in ipairs(headers or {}) do lines[#lines + 1] = h[1] .. ": " .. h[2] end
-  if status ~= 204 and status ~= 304 then
-    lines[#lines + 1] = "Content-Length: " .. #body
-  end
-  if req.close then lines[#lines + 1] = "Connection: close" end
-  lines[#lines + 1] = "\r\n"
-  local head = table.concat(lines, "\r\n")
-  if req.method == "HEAD" or status == 204 or status == 304 then body = "" end
-  return send_all(conn, head .. body)
-end
-
-local function parse_query(q)
-  local t = {}
-  for k, v in (q or ""):gmatch("([^&=]+)=([^&]*)") do t[k] = v end
-  return t
+-- A response the core does not shape: the function writes raw bytes.
+local function raw(fn)
+  return { status = 200, takeover = function(sock) fn(sock) return false end }
 end
 
 local routes = {}
 
-routes["/hello"] = function(conn, req)
-  return respond(conn, req, 200, { { "Content-Type", "text/plain" } }, "hello world")
+routes["/hello"] = function()
+  return reply(200, { { "Content-Type", "text/plain" } }, "hello world")
 end
 
-routes["/echo"] = function(conn, req)
+routes["/echo"] = function(req)
   if req.query.back then
-    return respond(conn, req, 200, { { "Content-Type", "application/octet-stream" } }, req.body)
+    return reply(200, { { "Content-Type", "application/octet-stream" } }, req.body)
   end
   local body = cjson.encode({ method = req.method, target = req.target, headers = req.headers,
     body_length = #req.body, body_head = req.body:sub(1, 64) })
-  return respond(conn, req, 200, { { "Content-Type", "application/json" } }, body)
+  return reply(200, { { "Content-Type", "application/json" } }, body)
 end
 
-routes["/bytes"] = function(conn, req)
-  return respond(conn, req, 200, {}, M.pattern(tonumber(req.query.n) or 0))
+routes["/bytes"] = function(req)
+  return reply(200, nil, M.pattern(tonumber(req.query.n) or 0))
 end
 
-routes["/chunked"] = function(conn, req)
+routes["/chunked"] = function(req)
   local body = M.pattern(tonumber(req.query.n) or 0)
-  local head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-    .. (req.close and "Connection: close\r\n" or "") .. "\r\n"
-  if not send_all(conn, head) then return false end
-  local i = 1
-  while i <= #body do
-    local piece = body:sub(i, i + 65535)
-    if not send_all(conn, ("%x\r\n"):format(#piece) .. piece .. "\r\n") then return false end
-    i = i + #piece
-  end
-  return send_all(conn, "0\r\n\r\n")
+  return { status = 200, takeover = function(sock)
+    local send = http.send_all
+    if not send(sock, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+      .. (req.close and "Connection: close\r\n" or "") .. "\r\n") then return false end
+    local i = 1
+    while i <= #body do
+      local piece = body:sub(i, i + 65535)
+      if not send(sock, ("%x\r\n"):format(#piece) .. piece .. "\r\n") then return false end
+      i = i + #piece
+    end
+    return send(sock, "0\r\n\r\n") and not req.close
+  end }
 end
 
-routes["/gzip"] = function(conn, req)
+routes["/gzip"] = function(req)
   local ae = req.headers["accept-encoding"] or ""
   if ae:find("gzip", 1, true) then
-    return respond(conn, req, 200, { { "Content-Encoding", "gzip" }, { "Vary", "Accept-Encoding" },
+    return reply(200, { { "Content-Encoding", "gzip" }, { "Vary", "Accept-Encoding" },
       { "X-Encoded-Length", tostring(#gzip_body) } }, gzip_body)
   end
-  return respond(conn, req, 200, {}, M.GZIP_TEXT)
+  return reply(200, nil, M.GZIP_TEXT)
 end
 
-routes["/headers"] = function(conn, req)
-  return respond(conn, req, 200, {
+routes["/headers"] = function()
+  return reply(200, {
     { "X-Repeat", "one" }, { "X-Repeat", "two" }, { "X-Mixed-CASE", "  Value With Spaces  " },
     { "Set-Cookie", "a=1" }, { "Set-Cookie", "b=2" }, { "X-Empty", "" },
     { "X-Folded", "first\r\n   second" }, -- obsolete line folding
   }, "headers")
 end
 
-routes["/redirect"] = function(conn, req)
-  return respond(conn, req, 302, { { "Location", req.query.to or "/hello" } }, "moved")
+routes["/redirect"] = function(req)
+  return reply(302, { { "Location", req.query.to or "/hello" } }, "moved")
 end
 
-routes["/slow"] = function(conn, req)
-  sleep((tonumber(req.query.ms) or 1000) / 1000)
-  return respond(conn, req, 200, {}, "slow")
+routes["/slow"] = function(req)
+  http.sleep((tonumber(req.query.ms) or 1000) / 1000)
+  return reply(200, nil, "slow")
 end
 
-routes["/close-mid-body"] = function(conn)
-  send_all(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" .. M.pattern(1000))
-  return false
+routes["/close-mid-body"] = function()
+  return raw(function(sock)
+    http.send_all(sock, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" .. M.pattern(1000))
+  end)
 end
 
-routes["/garbage"] = function(conn)
-  send_all(conn, "this is not HTTP\r\n\r\n")
-  return false
+routes["/garbage"] = function()
+  return raw(function(sock) http.send_all(sock, "this is not HTTP\r\n\r\n") end)
 end
 
-routes["/barrier"] = function(conn, req)
+-- Holds each caller until n are waiting; the last one in releases them.
+routes["/barrier"] = function(req)
   local name, n = req.query.name or "default", tonumber(req.query.n) or 2
   local b = barriers[name]
   if not b then
-    b = { waiting = {}, deadline = socket.gettime() + 10 }
+    b = { waiting = 0, deadline = socket.gettime() + 10 }
     barriers[name] = b
   end
-  local me = coroutine.running()
-  b.waiting[#b.waiting + 1] = me
-  if #b.waiting >= n then
+  b.waiting = b.waiting + 1
+  if b.waiting >= n then
     barriers[name] = nil
-    for _, co in ipairs(b.waiting) do
-      if co ~= me then sleepers[co] = 0 end
-    end
   else
-    while barriers[name] == b and socket.gettime() < b.deadline do sleep(0.05) end
-    if barriers[name] == b then
-      return respond(conn, req, 504, {}, "barrier not reached")
-    end
+    while barriers[name] == b and socket.gettime() < b.deadline do http.sleep(0.01) end
+    if barriers[name] == b then return reply(504, nil, "barrier not reached") end
   end
-  return respond(conn, req, 200, {}, "released " .. n)
+  return reply(200, nil, "released " .. n)
 end
 
-routes["/_stats"] = function(conn, req)
-  return respond(conn, req, 200, {}, cjson.encode(record))
-end
+routes["/_stats"] = function() return reply(200, nil, cjson.encode(record)) end
 
-routes["/_reset"] = function(conn, req)
+routes["/_reset"] = function()
   reset()
-  return respond(conn, req, 200, {}, "reset")
+  return reply(200, nil, "reset")
 end
 
-routes["/_quit"] = function(conn, req)
-  running = false
-  return respond(conn, req, 200, {}, "bye")
+routes["/_quit"] = function()
+  server:stop()
+  return { status = 200, body = "bye", close = true }
 end
 
-local function read_request(conn)
-  local line = read_line(conn)
-  while line == "" do line = read_line(conn) end -- tolerate stray CRLF
-  if not line then return nil end
-  local method, target, version = line:match("^(%u+) (%S+) HTTP/(%d%.%d)$")
-  if not method then return nil end
-  local req = { method = method, target = target, headers = {} }
-  while true do
-    local h = read_line(conn)
-    if not h then return nil end
-    if h == "" then break end
-    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
-    if name then
-      name = name:lower()
-      req.headers[name] = req.headers[name] and (req.headers[name] .. ", " .. value) or value
-    end
-  end
-  -- An absolute-form target is a request made through a proxy.
-  local path = target:gsub("^https?://[^/]*", "")
-  req.path, req.query = path:match("^([^?]*)%??(.*)$")
-  req.query = parse_query(req.query)
-  req.close = version == "1.0" or (req.headers.connection or ""):lower():find("close", 1, true) ~= nil
-  if req.headers["transfer-encoding"] then
-    req.unsupported = true
-    req.body = ""
-    return req
-  end
-  local len = tonumber(req.headers["content-length"] or "0")
-  req.body = len > 0 and read_n(conn, len) or ""
-  if not req.body then return nil end
-  return req
+local function status_route(req)
+  local code = tonumber(req.path:match("%d+$"))
+  return reply(code, nil, "status " .. code)
 end
 
 -- Copies bytes from one side of a tunnel to the other until `from` ends,
 -- then half-closes `to`; the second direction to end closes both.
-local function relay(tunnel, from, to)
+local function relay(t, from, to)
   while true do
-    local data, err, partial = from.sock:receive(65536)
-    data = data or partial
-    if data and #data > 0 then
-      last_activity = socket.gettime()
-      if not send_all(to, data) then break end
-    elseif err == "timeout" then
-      wait_r[from.sock] = coroutine.running()
-      coroutine.yield()
-    else
-      break
-    end
+    local data = http.receive_some(from, math.huge)
+    if not data then break end
+    last_activity = socket.gettime()
+    if not http.send_all(to, data) then break end
   end
-  to.sock:shutdown("send")
-  tunnel.ended = tunnel.ended + 1
-  if tunnel.ended == 2 then
-    for _, c in ipairs{ from, to } do
-      wait_r[c.sock], wait_w[c.sock] = nil, nil
-      c.sock:close()
-    end
+  to:shutdown("send")
+  t.ended = t.ended + 1
+  if t.ended == 2 then
+    from:close()
+    to:close()
   end
 end
 
 -- CONNECT host:port (an https request through this proxy): connect, answer
 -- 200, then relay bytes blindly both ways.
-local function tunnel(conn, req)
+local function tunnel(req)
   local host, port = req.target:match("^([^:]+):(%d+)$")
   local up = socket.tcp()
   up:settimeout(2) -- loopback only: connecting does not block for long
   if not (host and up:connect(host, tonumber(port))) then
     up:close()
-    respond(conn, req, 502, {}, "cannot reach " .. req.target)
-    return false
+    return { status = 502, body = "cannot reach " .. req.target, close = true }
   end
   up:settimeout(0)
   record.tunnels = record.tunnels + 1
   record.last_tunnel = req.target
-  if not send_all(conn, "HTTP/1.1 200 Connection established\r\n\r\n") then
-    up:close()
+  return { status = 200, takeover = function(sock, rest)
+    if not http.send_all(sock, "HTTP/1.1 200 Connection established\r\n\r\n")
+      or (#rest > 0 and not http.send_all(up, rest)) then
+      up:close()
+      return false
+    end
+    local t = { ended = 0 }
+    server:spawn(relay, t, up, sock)
+    relay(t, sock, up)
     return false
-  end
-  local upstream = { sock = up }
-  if #conn.buf > 0 and not send_all(upstream, conn.buf) then
-    up:close()
-    return false
-  end
-  local t = { ended = 0 }
-  spawn(relay, t, upstream, conn)
-  relay(t, conn, upstream)
-  return true
+  end }
 end
 
-local function handle(sock)
-  sock:settimeout(0)
-  sock:setoption("tcp-nodelay", true)
-  local conn = { sock = sock, buf = "" }
-  while true do
-    local req = read_request(conn)
-    if not req then break end
-    last_activity = socket.gettime()
-    if req.method == "CONNECT" then
-      if tunnel(conn, req) then return end -- the tunnel closed the sockets
-      break
-    end
-    local control = req.path:sub(1, 2) == "/_"
-    if not control then
-      if conn.gen ~= generation then
-        conn.gen = generation
-        record.connections = record.connections + 1
-        record.open = record.open + 1
-        record.max_open = math.max(record.max_open, record.open)
-      end
-      record.requests = record.requests + 1
-      record.inflight = record.inflight + 1
-      record.max_inflight = math.max(record.max_inflight, record.inflight)
-    end
-    local route = routes[req.path] or (req.path:match("^/status/%d+$") and function(c, r)
-      local code = tonumber(r.path:match("%d+$"))
-      return respond(c, r, code, {}, "status " .. code)
-    end)
-    local keep
-    if req.unsupported then
-      keep = respond(conn, req, 411, {}, "chunked request bodies are not supported here")
-      req.close = true
-    elseif route then
-      keep = route(conn, req)
-    else
-      keep = respond(conn, req, 404, {}, "no route " .. req.path)
-    end
-    if not control then record.inflight = record.inflight - 1 end
-    if not keep or req.close or not running then break end
+local function count(req)
+  local conn = req.conn
+  if conn.gen ~= generation then
+    conn.gen = generation
+    record.connections = record.connections + 1
+    record.open = record.open + 1
+    record.max_open = math.max(record.max_open, record.open)
   end
-  if conn.gen == generation then record.open = record.open - 1 end
-  wait_r[sock], wait_w[sock] = nil, nil
-  sock:close()
+  record.requests = record.requests + 1
+  record.inflight = record.inflight + 1
+  record.max_inflight = math.max(record.max_inflight, record.inflight)
 end
 
-while running do
-  local now = socket.gettime()
-  if now - last_activity > IDLE_EXIT or now - started > LIFETIME then break end
-  local rl, wl = { srv }, {}
-  for s in pairs(wait_r) do rl[#rl + 1] = s end
-  for s in pairs(wait_w) do wl[#wl + 1] = s end
-  local timeout = 1
-  for _, t in pairs(sleepers) do timeout = math.min(timeout, math.max(0, t - now)) end
-  local readable, writable = socket.select(rl, wl, timeout)
-  for _, s in ipairs(readable) do
-    if s == srv then
-      while true do
-        local c = srv:accept()
-        if not c then break end
-        last_activity = socket.gettime()
-        spawn(handle, c)
-      end
-    elseif wait_r[s] then
-      local co = wait_r[s]
-      wait_r[s] = nil
-      resume(co)
-    end
+local function route(req)
+  if req.method == "CONNECT" then return tunnel(req) end
+  -- An absolute-form target is a request made through a proxy.
+  local target = req.target:gsub("^https?://[^/]*", "")
+  local path, query = target:match("^([^?]*)%??(.*)$")
+  req.path, req.query = path, {}
+  for k, v in query:gmatch("([^&=]+)=([^&]*)") do req.query[k] = v end
+  req.close = req.version == "1.0" or (req.headers.connection or ""):lower():find("close", 1, true) ~= nil
+  if req.headers["transfer-encoding"] then
+    return { status = 411, body = "chunked request bodies are not supported here", close = true }
   end
-  for _, s in ipairs(writable) do
-    local co = wait_w[s]
-    if co then
-      wait_w[s] = nil
-      resume(co)
-    end
-  end
-  now = socket.gettime()
-  local due = {}
-  for co, t in pairs(sleepers) do
-    if t <= now then due[#due + 1] = co end
-  end
-  for _, co in ipairs(due) do
-    sleepers[co] = nil
-    resume(co)
-  end
+  local fn = routes[path] or (path:match("^/status/%d+$") and status_route)
+  if not fn then return reply(404, nil, "no route " .. path) end
+  return fn(req)
 end
+
+local function handler(req)
+  last_activity = socket.gettime()
+  local control = req.path:sub(1, 2) == "/_"
+  if control then return route(req) end
+  count(req)
+  local ok, res = pcall(route, req)
+  record.inflight = record.inflight - 1
+  if not ok then error(res, 0) end
+  return res
+end
+
+-- A listener with a backlog of 0 whose queue we fill ourselves: further
+-- SYNs are dropped by the kernel, so a client's connect hangs until its
+-- own timeout, all on loopback.
+local hole = assert(socket.bind("127.0.0.1", 0, 0))
+local hole_fillers = {}
+for i = 1, 3 do
+  local c = socket.tcp()
+  c:settimeout(0)
+  c:connect("127.0.0.1", select(2, hole:getsockname()))
+  hole_fillers[i] = c
+end
+
+server = http.new{
+  handler = handler,
+  default_type = false,
+  max_body = 256 * 1024 * 1024,
+  on_close = function(conn)
+    if conn.gen == generation then record.open = record.open - 1 end
+  end,
+  on_tick = function(now)
+    if now - last_activity > IDLE_EXIT or now - started > LIFETIME then server:stop() end
+  end,
+  log = function(line) io.stderr:write("fixture: ", line, "\n") end,
+}
+assert(server:bind())
+io.stdout:write(server.port, "\n", select(2, hole:getsockname()), "\n")
+io.stdout:flush()
+server:run()
 
 for _, c in ipairs(hole_fillers) do c:close() end
 hole:close()
-srv:close()

@@ -3,7 +3,7 @@
 -- operation handlers. `main(argv)` is bin/instantly-mock.
 -- @module instantly.mock.server
 
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 local router_mod = require "instantly.mock.router"

@@ -24,7 +24,7 @@
 -- @module instantly.mock.webhooks
 
 local socket = require "socket"
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 local webhook = require "instantly.webhook"
@@ -206,19 +206,9 @@ end
 
 -- Delivery --------------------------------------------------------------------------
 
--- Receive with a deadline inside a server task.
-local function receive(sock, pattern, deadline)
-  local prefix
-  while true do
-    local data, err, part = sock:receive(pattern, prefix)
-    if data then return data end
-    if err ~= "timeout" then return nil, err end
-    prefix = part
-    if gettime() >= deadline or not http.wait_read(sock, deadline) then return nil, "timeout" end
-  end
-end
-
--- One POST; returns the status code or nil and a message.
+-- One POST from inside a server task; returns the status code or nil and
+-- a message. The response head is read (and a Content-Length body
+-- drained) within `timeout` seconds.
 local function post(ip, port, path, head, body, timeout)
   local sock = ip:find(":", 1, true) and socket.tcp6() or socket.tcp()
   local deadline = gettime() + timeout
@@ -229,19 +219,28 @@ local function post(ip, port, path, head, body, timeout)
   sock:settimeout(0)
   local sent, serr = http.send_all(sock, head .. body)
   if not sent then sock:close() return nil, "send: " .. tostring(serr) end
-  local line, rerr = receive(sock, "*l", deadline)
-  if not line then sock:close() return nil, "no answer: " .. tostring(rerr) end
-  local status = tonumber(line:match("^HTTP/1%.%d (%d%d%d)"))
-  if not status then sock:close() return nil, "malformed status line" end
-  -- drain the head and a Content-Length body so the receiver sees a clean close
-  local len = 0
+  local buf, status, need = "", nil, nil
   while true do
-    local h = receive(sock, "*l", deadline)
-    if not h or h == "" then break end
-    local n = h:match("^[Cc]ontent%-[Ll]ength:%s*(%d+)")
-    if n then len = tonumber(n) end
+    if not status then
+      local stop = buf:find("\r\n\r\n", 1, true)
+      if stop then
+        status = tonumber(buf:match("^HTTP/1%.%d (%d%d%d)"))
+        if not status then sock:close() return nil, "malformed status line" end
+        need = stop + 3 + (tonumber(buf:sub(1, stop):match("\n[Cc]ontent%-[Ll]ength:%s*(%d+)")) or 0)
+      elseif #buf > 64 * 1024 then
+        sock:close()
+        return nil, "response head too large"
+      end
+    end
+    if status and #buf >= need then break end
+    local data, rerr = http.receive_some(sock, deadline)
+    if not data then
+      sock:close()
+      if status then return status end
+      return nil, "no answer: " .. tostring(rerr)
+    end
+    buf = buf .. data
   end
-  if len > 0 and len <= 1024 * 1024 then receive(sock, len, deadline) end
   sock:close()
   return status
 end
@@ -307,7 +306,7 @@ local function attempt(app, st, w, p, req, n, delay)
   return ok, status, errmsg, ms
 end
 
-local function deliver_task(app, st, w, p, req)
+local function deliver(app, st, w, p, req)
   local delays = st.settings.retry_delays
   req.group = app.store:uuid()
   local success = false
@@ -326,6 +325,11 @@ local function deliver_task(app, st, w, p, req)
       w.timestamp_error = app.store:now_iso()
     end
   end
+end
+
+local function deliver_task(app, st, w, p, req)
+  local ok, err = pcall(deliver, app, st, w, p, req)
+  if not ok and app.log_lines then app.log_lines("webhook delivery error: " .. tostring(err)) end
 end
 
 --- Deliver `payload` to webhook `w` (a task of the server loop). Returns

@@ -21,7 +21,7 @@
 
 local core = require "instantly.core"
 local errors = require "instantly.error"
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 
 local json_decode, json_encode, null = core.json_decode, core.json_encode, core.null
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error

@@ -3,7 +3,7 @@
 -- @module instantly.mock.handlers.common
 
 local json = require "instantly.mock.json"
-local http = require "instantly.mock.http"
+local http = require "instantly.server.http"
 local util = require "instantly.mock.util"
 
 local null, array = json.null, json.array
