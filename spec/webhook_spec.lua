@@ -181,6 +181,22 @@ describe("the webhook event catalog", function()
       end
     end
   end)
+  it("is the table docs/webhooks.md shows", function()
+    local doc = assert(io.open("docs/webhooks.md")):read("a")
+    local rows = {}
+    for sub, et, fields in doc:gmatch("\n| ([^|]-) | `([%w_]+)` | ([^|]-) | [%w-]+ |") do
+      rows[et] = { sub = sub, fields = fields }
+    end
+    for _, e in ipairs(cat.events) do
+      local row = assert(rows[e.event_type], "docs table lacks " .. e.event_type)
+      local sub = e.subscription ~= core.null and ("`" .. e.subscription .. "`") or "(all_events only)"
+      assert.are.equal(sub, row.sub)
+      assert.are.equal(#e.fields > 0 and table.concat(e.fields, ", ") or "(base only)", row.fields)
+      rows[e.event_type] = nil
+    end
+    assert.are.same({}, rows)
+  end)
+
   it("names only fields it defines", function()
     for _, name in ipairs(cat.base) do assert(cat.fields[name], name) end
     for _, e in ipairs(cat.events) do
@@ -389,6 +405,32 @@ describe("the mock delivers webhooks", function()
     assert.are.equal(acct.email, types.account_error.email_account)
     assert.are.equal(lead.campaign, types.campaign_completed.campaign_id)
     assert.are.equal(3, assert(client.campaigns:get(lead.campaign)).status)
+  end)
+
+  it("delivers every interest change the docs mark, and auto replies to all_events only", function()
+    hook("all_events")
+    hook("reply_received")
+    local lead = a_lead()
+    local want = {}
+    for _, e in ipairs(webhook.catalog().events) do
+      if math.type(e.interest_value) == "integer" then
+        want[#want + 1] = e.event_type
+        assert(client.leads:update_interest_status{ lead_email = lead.email, interest_value = e.interest_value,
+          campaign_id = lead.campaign })
+      end
+    end
+    assert.are.equal(8, #want)
+    -- -3 (lost) has no event
+    assert(client.leads:update_interest_status{ lead_email = lead.email, interest_value = -3 })
+    assert.are.equal(1, control("/__mock/events/reply", { lead_email = lead.email, auto = true }).deliveries)
+    assert.is_true(serve_until(r, function() return #got == #want + 1 end))
+    serve_until(r, function() return #got > #want + 1 end, 0.3)
+    assert.are.equal(#want + 1, #got)
+    -- deliveries run side by side: compare as sets
+    local types = {}
+    for _, ev in ipairs(got) do types[ev.type] = (types[ev.type] or 0) + 1 end
+    for _, t in ipairs(want) do assert.are.equal(1, types[t], t) end
+    assert.are.equal(1, types.auto_reply_received)
   end)
 
   it("filters by subscription and campaign; custom labels arrive under the label's name", function()
