@@ -59,7 +59,9 @@ function M.parse(argv, from)
   for _, k in ipairs{ "port", "max_body", "count" } do
     if o[k] then
       local n = math.tointeger(tonumber(o[k]))
-      if not n or n < 0 or (k == "port" and n > 65535) then return nil, "--" .. k:gsub("_", "-") .. " must be a number" end
+      if not n or n < 0 or (k == "port" and n > 65535) then
+        return nil, "--" .. k:gsub("_", "-") .. " must be a number"
+      end
       o[k] = n
     end
   end

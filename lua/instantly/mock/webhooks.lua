@@ -200,8 +200,8 @@ local function an_account(store, camp)
   if camp and type(camp.email_list) == "table" and type(camp.email_list[1]) == "string" then
     return camp.email_list[1]
   end
-  for _, a in store:coll("accounts"):each() do return a.email end
-  return "sender@mock.example"
+  local first = store:coll("accounts").items[1]
+  return first and first.email or "sender@mock.example"
 end
 
 -- Delivery --------------------------------------------------------------------------
@@ -209,7 +209,7 @@ end
 -- One POST from inside a server task; returns the status code or nil and
 -- a message. The response head is read (and a Content-Length body
 -- drained) within `timeout` seconds.
-local function post(ip, port, path, head, body, timeout)
+local function post(ip, port, head, body, timeout)
   local sock = ip:find(":", 1, true) and socket.tcp6() or socket.tcp()
   local deadline = gettime() + timeout
   -- loopback connects at once (or is refused at once)
@@ -285,7 +285,7 @@ end
 local function attempt(app, st, w, p, req, n, delay)
   local store = app.store
   local t0 = gettime()
-  local status, err = post(req.ip, req.port, req.path, req.head, req.body, st.settings.timeout)
+  local status, err = post(req.ip, req.port, req.head, req.body, st.settings.timeout)
   local ms = math.floor((gettime() - t0) * 1000 + 0.5)
   local ok = status ~= nil and status >= 200 and status < 300
   local more = not ok and delay ~= nil
@@ -540,9 +540,13 @@ function M.install(app)
     local s = state(a).settings
     for k, v in pairs(b) do
       if k == "retry_delays" then
-        if type(v) ~= "table" or #v > 10 then return 400, { error = "retry_delays must be a list of at most 10 numbers" } end
+        if type(v) ~= "table" or not json.is_array(v) or #v > 10 then
+          return 400, { error = "retry_delays must be a list of at most 10 numbers" }
+        end
         for _, d in ipairs(v) do
-          if type(d) ~= "number" or d < 0 or d > 3600 then return 400, { error = "retry_delays must be seconds (0-3600)" } end
+          if type(d) ~= "number" or d < 0 or d > 3600 then
+            return 400, { error = "retry_delays must be seconds (0-3600)" }
+          end
         end
       elseif k == "timeout" or k == "disable_after" then
         if not positive(v) then return 400, { error = k .. " must be a positive number" } end
