@@ -540,7 +540,7 @@ function M.install(app)
     local s = state(a).settings
     for k, v in pairs(b) do
       if k == "retry_delays" then
-        if type(v) ~= "table" or not json.is_array(v) or #v > 10 then
+        if type(v) ~= "table" or (next(v) ~= nil and not json.is_array(v)) or #v > 10 then
           return 400, { error = "retry_delays must be a list of at most 10 numbers" }
         end
         for _, d in ipairs(v) do
