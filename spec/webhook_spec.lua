@@ -189,12 +189,16 @@ describe("the webhook event catalog", function()
     end
     for _, e in ipairs(cat.events) do
       local row = assert(rows[e.event_type], "docs table lacks " .. e.event_type)
-      local sub = e.subscription ~= core.null and ("`" .. e.subscription .. "`") or "(all_events only)"
+      local sub = e.subscription and ("`" .. e.subscription .. "`") or "(all_events only)"
       assert.are.equal(sub, row.sub)
       assert.are.equal(#e.fields > 0 and table.concat(e.fields, ", ") or "(base only)", row.fields)
       rows[e.event_type] = nil
     end
     assert.are.same({}, rows)
+  end)
+
+  it("is generated from catalog/webhook-events.json (run tools/gen-webhook-events.lua)", function()
+    assert.is_true(os.execute("lua5.4 tools/gen-webhook-events.lua --check") == true)
   end)
 
   it("names only fields it defines", function()

@@ -23,7 +23,7 @@ local core = require "instantly.core"
 local errors = require "instantly.error"
 local http = require "instantly.server.http"
 
-local json_decode, json_encode, null = core.json_decode, core.json_encode, core.null
+local json_decode, json_encode = core.json_decode, core.json_encode
 local type, pairs, ipairs, tostring, pcall, error = type, pairs, ipairs, tostring, pcall, error
 local byte, fmt = string.byte, string.format
 
@@ -60,27 +60,11 @@ end
 
 -- The event catalog ---------------------------------------------------------------
 
-local catalog
-
-local function module_dir()
-  local src = debug.getinfo(1, "S").source
-  src = src:sub(1, 1) == "@" and src:sub(2) or src
-  return src:match("^(.*)/[^/]*$") or "."
-end
-
---- The event catalog (catalog/webhook-events.json) as a table, loaded once.
--- @treturn table `{events = {{subscription, event_type, fields, ...}}, fields, base, delivery, ...}`
+--- The event catalog (catalog/webhook-events.json, generated into
+-- `instantly.webhook.catalog`; JSON null is an absent key).
+-- @treturn table `{events = {{subscription, event_type, fields, interest_value, ...}}, fields, base, delivery, ...}`
 function M.catalog()
-  if catalog then return catalog end
-  local path = module_dir() .. "/../../../catalog/webhook-events.json"
-  local f = io.open(path, "rb")
-  if not f then error("instantly.webhook: event catalog not found at " .. path, 2) end
-  local text = f:read("a")
-  f:close()
-  local value, err = json_decode(text)
-  if not value then error("instantly.webhook: " .. path .. ": " .. tostring(err), 2) end
-  catalog = value
-  return value
+  return require "instantly.webhook.catalog"
 end
 
 --- The `event_type` a delivery carries for a subscription name
@@ -97,9 +81,7 @@ end
 -- types only `all_events` receives.
 function M.subscription_for(event_type)
   for _, e in ipairs(M.catalog().events) do
-    if e.event_type == event_type then
-      return e.subscription ~= null and e.subscription or nil
-    end
+    if e.event_type == event_type then return e.subscription end
   end
   return nil
 end
