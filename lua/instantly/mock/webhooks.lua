@@ -35,7 +35,7 @@ local fmt = string.format
 
 local M = {}
 
---- Defaults; the retry schedule is an assumption (see catalog/README.md).
+-- Defaults; the retry schedule is an assumption (see catalog/README.md).
 M.DEFAULTS = { retry_delays = { 5, 10, 15 }, timeout = 10, disable_after = 5 }
 
 --- Deliveries remembered by GET /__mock/webhooks/deliveries.
