@@ -37,6 +37,58 @@ describe("instantly webhooks listen", function()
     assert.truthy(out.text():find("does not sign", 1, true))
   end)
 
+  it("reads the secret from --secret-file, and refuses a missing file", function()
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write("file-secret\n")
+    f:close()
+    local out, err = sink(), sink()
+    local code = cli.main({ "webhooks", "listen", "--port", "0", "--count", "0", "--secret-file", path },
+      { stdout = out, stderr = err }, function() return nil end)
+    os.remove(path)
+    assert.are.equal(0, code)
+    assert.truthy(err.text():find("(secret required)", 1, true))
+    assert.falsy(err.text():find("file-secret", 1, true))
+    err = sink()
+    assert.are.equal(2, cli.main({ "webhooks", "listen", "--secret-file", path }, { stdout = out, stderr = err }))
+    assert.truthy(err.text():find("--secret-file", 1, true))
+  end)
+
+  it("answers 500 when --forward fails, so the sender retries", function()
+    -- a port nobody listens on: bind, note it, close
+    local probe = assert(socket.bind("127.0.0.1", 0))
+    local _, dead = probe:getsockname()
+    probe:close()
+    local dir = os.tmpname()
+    os.remove(dir)
+    assert(os.execute("mkdir -p " .. dir))
+    local errf = dir .. "/err"
+    local p = io.popen(string.format("LUA_PATH=%q LUA_CPATH=%q lua5.4 bin/instantly webhooks listen --port 0 "
+      .. "--forward http://127.0.0.1:%s/ >/dev/null 2>%s & echo $!", package.path, package.cpath, dead, errf))
+    local pid = assert(math.tointeger(tonumber(p:read("l"))))
+    p:close()
+    local ok, answer = pcall(function()
+      local url
+      local stop = socket.gettime() + 10
+      repeat
+        socket.sleep(0.02)
+        url = read(errf):match("listening on (http://%S+)")
+      until url or socket.gettime() > stop
+      assert(url, "the listener did not start: " .. read(errf))
+      local c = assert(socket.connect("127.0.0.1", tonumber(url:match(":(%d+)/"))))
+      c:settimeout(10)
+      c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        .. "Content-Length: 28\r\nConnection: close\r\n\r\n{\"event_type\":\"lead_closed\"}")
+      local a = c:receive("*a")
+      c:close()
+      return a
+    end)
+    if alive(pid) then os.execute("kill " .. pid) end
+    os.execute("rm -rf " .. dir)
+    assert(ok, answer)
+    assert.truthy(answer:match("^HTTP/1%.1 500"))
+  end)
+
   it("prints each delivery from the mock as one JSON line, forwards it, refuses a wrong secret", function()
     local SECRET = "cli-secret-" .. tostring(math.random(1e6))
     local srv = assert(mock.start{ rate_limits = false })
@@ -67,7 +119,7 @@ describe("instantly webhooks listen", function()
       local c = assert(socket.connect("127.0.0.1", port))
       c:settimeout(5)
       c:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Webhook-Secret: nope\r\n"
-        .. "Content-Length: 27\r\nConnection: close\r\n\r\n{\"event_type\":\"lead_closed\"}")
+        .. "Content-Length: 28\r\nConnection: close\r\n\r\n{\"event_type\":\"lead_closed\"}")
       local answer = c:receive("*a")
       c:close()
       assert.truthy(answer:match("^HTTP/1%.1 401"))

@@ -109,6 +109,20 @@ describe("webhook.parse", function()
     end)
   end
 
+  it("event methods raise when the event lacks what they need, or on a bad client/options", function()
+    local ev = assert(webhook.parse('{"event_type":"campaign_completed","campaign_id":"c1"}'))
+    local fake = { leads = {} }
+    assert.has.error(function() ev:reply(fake, { text = "x" }) end,
+      "event:reply: this campaign_completed event has no email_id")
+    assert.has.error(function() ev:lead(fake) end, "event:lead: this campaign_completed event has no lead_email")
+    assert.has.error(function() ev:email(fake) end, "event:email: this campaign_completed event has no email_id")
+    assert.has.error(function() ev:campaign("nope") end, "event:campaign: client must be an instantly client")
+    local r = assert(webhook.parse(encode(REPLY)))
+    assert.has.error(function() r:reply(fake, {}) end, "event:reply: opts.text or opts.html must be a string")
+    assert.has.error(function() r:reply(fake, { text = "x", cc = "y" }) end, "event:reply: unknown option 'cc'")
+    assert.has.error(function() r:set_interest(fake, "1") end, "event:set_interest: value must be a number")
+  end)
+
   it("raises on misuse", function()
     assert.has.error(function() webhook.parse(nil) end, "webhook.parse: body must be a string")
     assert.has.error(function() webhook.parse("{}", "x") end, "webhook.parse: headers must be a table")
@@ -371,6 +385,9 @@ describe("the mock delivers webhooks", function()
     for _, name in ipairs(webhook.catalog().base) do assert.is_not_nil(ev.payload[name], name) end
     assert.are.equal(lead.first_name, ev.payload.first_name)
     assert.are.equal(lead.id, assert(ev:lead(client)).id)
+    assert.are.equal(res.email_id, assert(ev:email(client)).id)
+    assert(ev:set_interest(client, -2))
+    assert.are.equal(-2, assert(client.leads:get(lead.id)).lt_interest_status)
     assert.are.equal(lead.campaign, assert(ev:campaign(client)).id)
     local sent = assert(ev:reply(client, { text = "Here it is" }))
     assert.are.equal(ev.email_account, sent.eaccount)

@@ -122,13 +122,15 @@ end
 --- The campaign the event belongs to (`client.campaigns:get`).
 function Event:campaign(client)
   check_client(client, "campaign")
-  return client.campaigns:get(need(self, "campaign_id", "campaign"))
+  local id = need(self, "campaign_id", "campaign")
+  return client.campaigns:get(id)
 end
 
 --- The email the event refers to (`client.emails:get(email_id)`).
 function Event:email(client)
   check_client(client, "email")
-  return client.emails:get(need(self, "email_id", "email"))
+  local id = need(self, "email_id", "email")
+  return client.emails:get(id)
 end
 
 --- Answer in the thread: `client.emails:reply` with `reply_to_uuid` = the
@@ -162,9 +164,9 @@ end
 function Event:set_interest(client, value)
   check_client(client, "set_interest")
   if type(value) ~= "number" then error("event:set_interest: value must be a number", 2) end
+  local email = need(self, "lead_email", "set_interest")
   return client.leads:update_interest_status{
-    lead_email = need(self, "lead_email", "set_interest"), interest_value = value,
-    campaign_id = self.campaign_id,
+    lead_email = email, interest_value = value, campaign_id = self.campaign_id,
   }
 end
 
