@@ -64,6 +64,17 @@ M.DEFAULT_SETTINGS = {
   per_minute = 6000,
 }
 
+M.EXTENSIONS = { "instantly.mock.webhooks" }
+
+local function load_extensions(app)
+  for _, name in ipairs(M.EXTENSIONS) do
+    if package.searchpath(name, package.path) then
+      local ext = require(name)
+      if type(ext) == "table" and ext.install then ext.install(app) end
+    end
+  end
+end
+
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
@@ -78,21 +89,51 @@ function M.new(opts)
     settings = {},
     limiters = {},
     sinks = {},
-    control_routes = {},
+    routes = {},
   }, App)
   local keys = opts.api_keys
   if not keys or #keys == 0 then keys = { M.DEFAULT_API_KEY } end
   for _, k in ipairs(keys) do self.keys[k] = { scopes = { "all:all" } } end
   self.base_keys = keys
   self:reset()
-  require("instantly.mock.webhooks").install(self)
+  load_extensions(self)
   return self
 end
 
---- Tell every registered sink that the state produced an event
--- (`event_type` as a webhook delivery names it; `data` the records involved).
+-- Events (the seams h-mock defines: app.routes, app:add_sink, app:emit,
+-- app:set_interest, app:complete_campaign; minimal versions here) ---------
+
+function App:add_sink(fn)
+  self.sinks[#self.sinks + 1] = fn
+end
+
+--- Tell every sink that something happened: "lead_interest_status"
+-- {workspace_id, lead, email, campaign_id, list_id, interest_status,
+-- previous} and "campaign_completed" {workspace_id, campaign}.
 function App:emit(event_type, data)
-  for _, sink in ipairs(self.sinks) do sink(event_type, data) end
+  for _, sink in ipairs(self.sinks) do
+    local ok, err = pcall(sink, event_type, data, self)
+    if not ok and not self.quiet then self.log_lines("mock: event sink failed: " .. tostring(err)) end
+  end
+end
+
+--- Set a lead's interest status the way the API does, and say so.
+function App:set_interest(store, lead, value)
+  local previous = lead.lt_interest_status
+  lead.lt_interest_status = value
+  lead.timestamp_last_interest_change = store:now_iso()
+  if previous ~= value then
+    self:emit("lead_interest_status", { workspace_id = store.workspace_id, lead = lead, email = lead.email,
+      campaign_id = lead.campaign, list_id = lead.list_id, interest_status = value, previous = previous })
+  end
+end
+
+--- A campaign has sent its last step to every lead.
+function App:complete_campaign(store, c)
+  if c.status == 3 then return end
+  c.status = 3
+  c.timestamp_updated = store:now_iso()
+  self:emit("campaign_completed", { workspace_id = store.workspace_id, campaign = c })
 end
 
 function App:reset()
@@ -127,11 +168,11 @@ end
 -- Recording is cheap (references to what the parser built); decoding,
 -- redaction and query parsing happen when the log is read. The log is a
 -- ring of LOG_LIMIT entries so a long benchmark cannot grow it forever.
-function App:record(req, extra)
+function App:record(req)
   local n = self.log_next
   self.requests[n] = {
     seq = n, time = gettime(), method = req.method, path = req.path,
-    raw_query = req.raw_query, headers = req.headers, body = req.body, extra = extra,
+    raw_query = req.raw_query, headers = req.headers, body = req.body,
   }
   self.log_next = n + 1
   local drop = n - M.LOG_LIMIT
@@ -156,9 +197,6 @@ local function public_entry(e)
   if body and body ~= "" then
     local v = decode(body)
     if v == nil then entry.body = body else entry.body = v end
-  end
-  if e.extra then
-    for k, v in pairs(e.extra) do if entry[k] == nil then entry[k] = v end end
   end
   return entry
 end
@@ -472,9 +510,10 @@ function App:control(req)
     self.http:stop()
     return { status = 200, body = encode({ ok = true }), close = true }
   end
-  local route = self.control_routes[m .. " " .. path]
+  local route = self.routes[m .. " " .. path]
   if route then
-    local status, value = route(self, body, req)
+    local status, value = route(self, req, body, {})
+    if type(status) == "table" then return status end
     return control_json(status, value)
   end
   return control_json(404, { error = "unknown control endpoint " .. m .. " " .. path })

@@ -41,13 +41,17 @@ M.DEFAULTS = { retry_delays = { 5, 10, 15 }, timeout = 10, disable_after = 5 }
 --- Deliveries remembered by GET /__mock/webhooks/deliveries.
 M.KEEP = 1000
 
+--- Pseudo-header on the request-log entry of each outgoing attempt (whose
+-- path is the target URL): "webhook=ID; attempt=N; status=S; event_type=T".
+M.LOG_HEADER = "x-mock-webhook-delivery"
+
 -- Per-state data (settings, delivery list) lives beside the store, so a
 -- reset starts it afresh.
 local function state(app)
   local store = app.store
   local st = store.webhook_delivery
   if not st then
-    st = { settings = util.deep_copy(M.DEFAULTS), list = {}, first = 1, next = 1, failures = {} }
+    st = { settings = util.deep_copy(M.DEFAULTS), list = {}, first = 1, next = 1, failures = {}, queued = 0 }
     store.webhook_delivery = st
   end
   return st
@@ -108,8 +112,7 @@ local function body_of(email, key)
 end
 
 -- A delivery payload for `event_type` from the records in `data`.
-local function payload(app, event_type, data)
-  local store = app.store
+local function payload(store, event_type, data)
   local camp = data.campaign
   if type(camp) == "string" then camp = store:coll("campaigns"):get(camp) end
   local lead = data.lead
@@ -153,12 +156,12 @@ end
 
 -- Which event a generic interest change is: the catalog's event for that
 -- value, or a custom label's name; nil when none is documented.
-local function interest_event(app, value)
+local function interest_event(store, value)
   if value == nil or value == null then return nil end
   for _, e in ipairs(webhook.catalog().events) do
     if e.interest_value == value then return e.event_type, false end
   end
-  for _, l in app.store:coll("lead_labels"):each() do
+  for _, l in store:coll("lead_labels"):each() do
     if l.interest_status == value then return l.label, true end
   end
   return nil
@@ -281,9 +284,13 @@ local function prepare(w, p, ip, port, path)
     head = table.concat(lines, "\r\n") .. "\r\n\r\n" }
 end
 
+-- The request log: h-mock's app.log (a reqlog) or this branch's app:record.
+local function log_request(app, entry)
+  if type(app.log) == "table" and app.log.record then app.log:record(entry, true) else app:record(entry) end
+end
+
 -- One attempt, recorded everywhere; returns ok, status, error, ms.
-local function attempt(app, st, w, p, req, n, delay)
-  local store = app.store
+local function attempt(app, store, st, w, p, req, n, delay)
   local t0 = gettime()
   local status, err = post(req.ip, req.port, req.head, req.body, st.settings.timeout)
   local ms = math.floor((gettime() - t0) * 1000 + 0.5)
@@ -291,9 +298,12 @@ local function attempt(app, st, w, p, req, n, delay)
   local more = not ok and delay ~= nil
   local next_at = more and util.iso(math.floor((gettime() + delay) * 1000)) or null
   local errmsg = ok and null or (err or ("receiver answered " .. status))
-  app:record({ method = "POST", path = w.target_hook_url, raw_query = "", headers = req.logged, body = req.body },
-    { direction = "out", webhook_id = w.id, attempt = n, status = status or null,
-      error = errmsg, event_type = p.event_type })
+  -- outgoing: the path is the target URL; the pseudo-header says what happened
+  local logged = {}
+  for k, v in pairs(req.logged) do logged[k] = v end
+  logged[M.LOG_HEADER] = fmt("webhook=%s; attempt=%d; status=%s; event_type=%s", w.id, n,
+    status and tostring(status) or "none", p.event_type)
+  log_request(app, { method = "POST", path = w.target_hook_url, raw_query = "", headers = logged, body = req.body })
   store:create("webhook_events", {
     timestamp_created_date = util.date(math.floor(t0 * 1000)), organization_id = store.workspace_id,
     payload = p, success = ok, retry_count = n - 1, will_retry = more, webhook_url = w.target_hook_url,
@@ -306,12 +316,12 @@ local function attempt(app, st, w, p, req, n, delay)
   return ok, status, errmsg, ms
 end
 
-local function deliver(app, st, w, p, req)
+local function deliver(app, store, st, w, p, req)
   local delays = st.settings.retry_delays
-  req.group = app.store:uuid()
+  req.group = store:uuid()
   local success = false
   for n = 1, #delays + 1 do
-    local ok = attempt(app, st, w, p, req, n, delays[n])
+    local ok = attempt(app, store, st, w, p, req, n, delays[n])
     if ok then success = true break end
     if delays[n] then http.sleep(delays[n]) end
   end
@@ -322,19 +332,19 @@ local function deliver(app, st, w, p, req)
     st.failures[w.id] = n
     if n >= st.settings.disable_after then
       w.status = -1
-      w.timestamp_error = app.store:now_iso()
+      w.timestamp_error = store:now_iso()
     end
   end
 end
 
-local function deliver_task(app, st, w, p, req)
-  local ok, err = pcall(deliver, app, st, w, p, req)
+local function deliver_task(app, store, st, w, p, req)
+  local ok, err = pcall(deliver, app, store, st, w, p, req)
   if not ok and app.log_lines then app.log_lines("webhook delivery error: " .. tostring(err)) end
 end
 
 --- Deliver `payload` to webhook `w` (a task of the server loop). Returns
 -- true when queued, or false and why the target was refused.
-function M.send(app, w, p)
+function M.send(app, store, w, p)
   local st = state(app)
   local ip, port, path = M.target(w.target_hook_url)
   if not ip then
@@ -345,7 +355,8 @@ function M.send(app, w, p)
   if not app.http then
     return false, "the mock is not serving"
   end
-  app.http:spawn(deliver_task, app, st, w, p, prepare(w, p, ip, port, path))
+  st.queued = st.queued + 1
+  app.http:spawn(deliver_task, app, store, st, w, p, prepare(w, p, ip, port, path))
   return true
 end
 
@@ -353,9 +364,8 @@ end
 -- while the request waits (inside the server loop, so the mock keeps
 -- serving). Returns the API's answer: success, message, response_time_ms,
 -- status_code, error.
-function M.test(app, w)
+function M.test(app, store, w)
   local st = state(app)
-  local store = app.store
   local et = "reply_received"
   if type(w.event_type) == "string" and w.event_type ~= "all_events" then
     et = webhook.event_type_for(w.event_type) or et
@@ -374,35 +384,35 @@ function M.test(app, w)
       thread_id = data.email and data.email.thread_id or store:uuid(), subject = "Re: test",
       body = { text = "This is a test reply.", html = "<p>This is a test reply.</p>" } }
   end
-  local p = payload(app, et, data)
+  local p = payload(store, et, data)
   local ip, port, path = M.target(w.target_hook_url)
   if not ip then
     remember(st, { webhook_id = w.id, url = w.target_hook_url, event_type = et, refused = true,
       error = port, success = false, time = gettime(), lead_email = p.lead_email or null })
     return { success = false, message = "Delivery refused", response_time_ms = 0, status_code = null, error = port }
   end
-  local ok, status, errmsg, ms = attempt(app, st, w, p, prepare(w, p, ip, port, path), 1, nil)
+  local ok, status, errmsg, ms = attempt(app, store, st, w, p, prepare(w, p, ip, port, path), 1, nil)
   return { success = ok, message = ok and "Test event delivered" or "Delivery failed",
     response_time_ms = ms, status_code = status or null, error = errmsg }
 end
 
---- The sink: an event the state produced, to every webhook that takes it.
--- `event_type` is a delivered type of the catalog, or any name with
--- `data.interest_value` (an interest change: mapped to its event).
--- Returns how many deliveries were queued.
-function M.emit(app, event_type, data)
+--- An event the state of `store` produced, to every webhook there that
+-- takes it. `event_type` is a delivered type of the catalog, or
+-- "lead_interest_status" (the mock's seam; `data.interest_status` is mapped
+-- to its event or custom label). Returns how many deliveries were queued.
+function M.emit(app, store, event_type, data)
   data = data or {}
-  local custom, value = false, data.interest_value
+  local custom, value = false, data.interest_status
   if not delivered_types()[event_type] then
-    local et, is_custom = interest_event(app, value)
+    local et, is_custom = interest_event(store, value)
     if not et then return 0 end
     event_type, custom = et, is_custom
   end
-  local p = payload(app, event_type, data)
+  local p = payload(store, event_type, data)
   local n = 0
-  for _, w in app.store:coll("webhooks"):each() do
+  for _, w in store:coll("webhooks"):each() do
     if subscribed(w, event_type, custom, value, p.campaign_id) then
-      if M.send(app, w, p) then n = n + 1 end
+      if M.send(app, store, w, p) then n = n + 1 end
     end
   end
   return n
@@ -433,8 +443,7 @@ end
 
 local ACTIONS = {}
 
-ACTIONS.reply = function(app, lead, b)
-  local store = app.store
+ACTIONS.reply = function(store, lead, b)
   local camp = lead.campaign ~= null and store:coll("campaigns"):get(lead.campaign) or nil
   local sent = last_sent(store, lead)
   local eacc = sent and sent.eaccount or an_account(store, camp)
@@ -458,76 +467,100 @@ ACTIONS.reply = function(app, lead, b)
     { lead = lead, campaign = camp, email = sent, reply = reply, is_first = first }, { email_id = reply.id }
 end
 
-ACTIONS.open = function(app, lead)
-  local sent = last_sent(app.store, lead)
-  local first = bump(lead, "email_open_count", "timestamp_last_open", app.store)
+ACTIONS.open = function(store, lead)
+  local sent = last_sent(store, lead)
+  local first = bump(lead, "email_open_count", "timestamp_last_open", store)
   return "email_opened", { lead = lead, email = sent, is_first = first }
 end
 
-ACTIONS.click = function(app, lead, b)
-  local sent = last_sent(app.store, lead)
-  local first = bump(lead, "email_click_count", "timestamp_last_click", app.store)
+ACTIONS.click = function(store, lead, b)
+  local sent = last_sent(store, lead)
+  local first = bump(lead, "email_click_count", "timestamp_last_click", store)
   return "link_clicked", { lead = lead, email = sent, is_first = first, url = b.url }
 end
 
-ACTIONS.bounce = function(app, lead)
+ACTIONS.bounce = function(store, lead)
   lead.status = -1
-  return "email_bounced", { lead = lead, email = last_sent(app.store, lead) }
+  return "email_bounced", { lead = lead, email = last_sent(store, lead) }
 end
 
-ACTIONS.unsubscribe = function(app, lead)
+ACTIONS.unsubscribe = function(store, lead)
   lead.status = -2
-  return "lead_unsubscribed", { lead = lead, email = last_sent(app.store, lead) }
+  return "lead_unsubscribed", { lead = lead, email = last_sent(store, lead) }
 end
 
 local function positive(v) return type(v) == "number" and v > 0 end
 
+-- The store an event happened in (h-mock keeps one per sub-workspace).
+local function store_of(app, data)
+  local id = type(data) == "table" and data.workspace_id
+  return (id and app.stores and app.stores[id]) or app.store
+end
+
+-- The store a control request acts on: x-as-workspace where the mock
+-- knows sub-workspaces, else the one store.
+local function control_store(app, req)
+  if app.store_for_control then return app:store_for_control(req) end
+  return app.store
+end
+
+--- Hook into a mock app (instantly.mock.server loads this as an extension):
+-- a sink for the events its state emits, and the control routes above.
 function M.install(app)
-  app.sinks[#app.sinks + 1] = function(event_type, data) return M.emit(app, event_type, data) end
-  local routes = app.control_routes
+  app:add_sink(function(event_type, data, a) M.emit(a, store_of(a, data), event_type, data) end)
+  local routes = app.routes
 
   for name, action in pairs(ACTIONS) do
-    routes["POST /__mock/events/" .. name] = function(a, b)
-      local lead, err = find_lead(a.store, b)
+    routes["POST /__mock/events/" .. name] = function(a, req, b)
+      local store, code, msg = control_store(a, req)
+      if not store then return code, { error = msg } end
+      local lead, err = find_lead(store, b)
       if not lead then return 404, { error = err } end
-      local et, data, extra = action(a, lead, b)
-      local n = M.emit(a, et, data)
+      local et, data, extra = action(store, lead, b)
+      data.workspace_id = store.workspace_id
+      local n = M.emit(a, store, et, data)
       local out = { ok = true, event_type = et, deliveries = n }
       for k, v in pairs(extra or {}) do out[k] = v end
       return 200, out
     end
   end
 
-  routes["POST /__mock/events/account_error"] = function(a, b)
+  routes["POST /__mock/events/account_error"] = function(a, req, b)
     if type(b) ~= "table" or type(b.email) ~= "string" then return 400, { error = "email must be an account email" } end
-    local acct = a.store:coll("accounts"):get(b.email)
+    local store, code, msg = control_store(a, req)
+    if not store then return code, { error = msg } end
+    local acct = store:coll("accounts"):get(b.email)
     if not acct then return 404, { error = "no account " .. b.email } end
     acct.status = -1
-    local n = M.emit(a, "account_error", { account = acct.email,
+    local n = M.emit(a, store, "account_error", { account = acct.email,
       error = type(b.error) == "string" and b.error or "Connection error: authentication failed" })
     return 200, { ok = true, event_type = "account_error", deliveries = n }
   end
 
   -- The campaign clock: run every step to the end; leads still in the
-  -- sequence complete, and so does the campaign.
-  routes["POST /__mock/campaigns/advance"] = function(a, b)
+  -- sequence complete, and so does the campaign (app:complete_campaign,
+  -- which emits "campaign_completed").
+  routes["POST /__mock/campaigns/advance"] = function(a, req, b)
     if type(b) ~= "table" or type(b.campaign_id) ~= "string" then return 400, { error = "campaign_id is required" } end
-    local camp = a.store:coll("campaigns"):get(b.campaign_id)
+    local store, code, msg = control_store(a, req)
+    if not store then return code, { error = msg } end
+    local camp = store:coll("campaigns"):get(b.campaign_id)
     if not camp then return 404, { error = "no campaign " .. b.campaign_id } end
     local done = 0
-    for _, l in a.store:coll("leads"):each() do
+    for _, l in store:coll("leads"):each() do
       if l.campaign == camp.id and (l.status == 1 or l.status == 2) then
         l.status = 3
         done = done + 1
       end
     end
-    camp.status = 3
-    camp.timestamp_updated = a.store:now_iso()
-    local n = M.emit(a, "campaign_completed", { campaign = camp })
-    return 200, { ok = true, event_type = "campaign_completed", leads_completed = done, deliveries = n }
+    local st = state(a)
+    local before = st.queued
+    a:complete_campaign(store, camp)
+    return 200, { ok = true, event_type = "campaign_completed", leads_completed = done,
+      deliveries = st.queued - before }
   end
 
-  routes["GET /__mock/webhooks/deliveries"] = function(a, _, req)
+  routes["GET /__mock/webhooks/deliveries"] = function(a, req)
     local st = state(a)
     local since = math.tointeger(tonumber(util.parse_query(req.raw_query).since)) or 0
     local out = array{}
@@ -535,7 +568,7 @@ function M.install(app)
     return 200, { items = out }
   end
 
-  routes["POST /__mock/webhooks/settings"] = function(a, b)
+  routes["POST /__mock/webhooks/settings"] = function(a, _, b)
     if type(b) ~= "table" then return 400, { error = "settings must be an object" } end
     local s = state(a).settings
     for k, v in pairs(b) do

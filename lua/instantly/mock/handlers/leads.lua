@@ -155,12 +155,9 @@ return function(H, common)
     if not l then return err(404, "Lead not found") end
     local b = ctx.body or {}
     for _, k in ipairs(LEAD_WRITABLE) do
-      if b[k] ~= nil then l[k] = b[k] end
+      if b[k] ~= nil and k ~= "lt_interest_status" then l[k] = b[k] end
     end
-    if b.lt_interest_status ~= nil then
-      l.timestamp_last_interest_change = ctx.store:now_iso()
-      ctx.app:emit("lead_interest_status", { lead = l, interest_value = l.lt_interest_status })
-    end
+    if b.lt_interest_status ~= nil then ctx.app:set_interest(ctx.store, l, b.lt_interest_status) end
     if type(b.custom_variables) == "table" then
       if l.payload == null then l.payload = {} end
       for k, v in pairs(b.custom_variables) do l.payload[k] = v end
@@ -367,9 +364,7 @@ return function(H, common)
       if type(l.email) == "string" and l.email:lower() == b.lead_email:lower()
          and (not b.campaign_id or l.campaign == b.campaign_id)
          and (not b.list_id or l.list_id == b.list_id) then
-        l.lt_interest_status = b.interest_value
-        l.timestamp_last_interest_change = store:now_iso()
-        ctx.app:emit("lead_interest_status", { lead = l, interest_value = l.lt_interest_status })
+        ctx.app:set_interest(store, l, b.interest_value)
       end
     end
     return 202, { message = "Lead interest status update background job submitted" }

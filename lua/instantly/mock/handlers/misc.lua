@@ -74,7 +74,7 @@ return function(H, common)
     local w = ctx.store:coll("webhooks"):get(ctx.params.id)
     if not w then return err(404, "Webhook not found") end
     -- a real POST of a sample event; only loopback targets are contacted
-    return 200, require("instantly.mock.webhooks").test(ctx.app, w)
+    return 200, require("instantly.mock.webhooks").test(ctx.app, ctx.store, w)
   end
 
   H.resumeWebhook = function(ctx)
