@@ -29,10 +29,7 @@ return function(H, common)
     if b.campaign and not store:coll("campaigns"):get(b.campaign) then return err(404, "Campaign not found") end
     return 200, (store:create("webhooks", {
       campaign = b.campaign or null, name = b.name or null, target_hook_url = b.target_hook_url,
-      -- a custom label subscription has no event_type
-      event_type = b.event_type or ((b.custom_interest_value == nil or b.custom_interest_value == null)
-        and "all_events" or null),
-      custom_interest_value = b.custom_interest_value or null,
+      event_type = b.event_type or "all_events", custom_interest_value = b.custom_interest_value or null,
       headers = b.headers or {}, status = 1, timestamp_error = null,
     }))
   end
