@@ -370,6 +370,18 @@ describe("the mock delivers webhooks", function()
     return assert(srv:_call("POST", path, body))
   end
 
+  -- The mock records an attempt once the receiver's answer is back, a
+  -- moment after on_event ran: wait (bounded) for `n` of them.
+  local function deliveries(n)
+    local d
+    local stop = socket.gettime() + 10
+    repeat
+      r:step(0.01)
+      d = assert(srv:_call("GET", "/__mock/webhooks/deliveries")).items
+    until #d >= n or socket.gettime() > stop
+    return d
+  end
+
   it("posts a reply with the documented payload; the API answers it through the event", function()
     hook("reply_received")
     local lead = a_lead()
@@ -393,6 +405,7 @@ describe("the mock delivers webhooks", function()
     assert.are.equal(ev.email_account, sent.eaccount)
     assert.are.equal(lead.email, sent.to_address_email_list)
     -- the delivery is in the request log (secret header redacted) and the API's delivery log
+    deliveries(1)
     local out
     for _, e in ipairs(srv:requests()) do if e.headers[mock_webhooks.LOG_HEADER] then out = e end end
     assert.are.equal(r.url, out.path)
@@ -487,7 +500,7 @@ describe("the mock delivers webhooks", function()
     control("/__mock/events/open", { lead_email = lead.email })
     assert.is_true(serve_until(r, function() return #got == 1 end))
     assert.are.equal(3, calls)
-    local d = assert(srv:_call("GET", "/__mock/webhooks/deliveries")).items
+    local d = deliveries(3)
     assert.are.equal(3, #d)
     assert.are.same({ 500, 500, 200 }, { d[1].status, d[2].status, d[3].status })
     assert.are.same({ 1, 2, 3 }, { d[1].attempt, d[2].attempt, d[3].attempt })
