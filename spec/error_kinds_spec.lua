@@ -9,7 +9,7 @@ describe("error kinds", function()
     local ok, msg = pcall(Err.new, "oops", { message = "x" })
     assert.is_false(ok)
     assert.matches("unknown kind 'oops' %(known: api, checkpoint, csv, decode, export, failed, http, limit, " ..
-      "preflight, rate_limited, task, timeout, transport%)", msg)
+      "preflight, rate_limited, task, timeout, transport, webhook%)", msg)
     assert.has_error(function() Err.new { message = "no kind" } end)
     assert.has_error(function() Err.new("http", "not a table") end,
       "instantly.error.new: fields must be a table, got string")

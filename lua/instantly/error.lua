@@ -43,10 +43,12 @@ Error.__name = "instantly.Error"
 -- * `checkpoint`: an import checkpoint file could not be read or written;
 -- * `export`: a lead export could not write its file;
 -- * `csv`: a CSV file could not be read;
--- * `limit`: a collecting call (`all`) found more items than its `max`.
+-- * `limit`: a collecting call (`all`) found more items than its `max`;
+-- * `webhook`: `instantly.webhook` refused a delivery (`reason`, `status`).
 M.KINDS = {
   http = true, rate_limited = true, api = true, decode = true, transport = true, timeout = true,
   limit = true, task = true, failed = true, preflight = true, checkpoint = true, export = true, csv = true,
+  webhook = true,
 }
 local KINDS = M.KINDS
 

@@ -246,6 +246,9 @@ function M.run(argv, io_, getenv, keep_mock)
     if a == "--" then break end
   end
   local ew, aw = commands.locate(argv)
+  if ew and aw and ew.word == "webhooks" and aw.word == "listen" then
+    return require("instantly.cli.webhooks").listen(argv, aw.pos + 1, io_, getenv)
+  end
   local entity, op
   if ew then
     entity = commands.entity(ew.word)

@@ -57,6 +57,8 @@
 -- coroutine, so only call them from inside the server): M.sleep(seconds),
 -- M.send_all(sock, data), M.receive_some(sock, deadline) -> data | nil, err,
 -- srv:spawn(fn, ...) runs fn in a new coroutine under the same loop.
+-- srv:step(timeout) runs one turn of the loop (a script serving between its
+-- own work); srv:close() closes the sockets (run() does it when stopped).
 -- M.REASONS maps status codes to reason phrases.
 --
 -- Bounds, each attacked by spec/mock_http_spec.lua: lines and the header
@@ -637,29 +639,39 @@ function Server:_tick(now)
   if self.on_tick then self.on_tick(now) end
 end
 
---- Run the loop until stop().
-function Server:run()
+--- One turn of the loop: wait up to `timeout` seconds (default 1, capped
+-- by the nearest sleeper) for ready sockets, then resume what is ready.
+-- A script that serves between its own work calls this; run() is step()
+-- in a loop.
+function Server:step(timeout)
   local sleepers = self.sleepers
-  local last_tick = 0
-  while not self.stopping do
-    if self.dirty then self:_select_lists() end
-    local timeout = 1.0
-    if sleepers[1] then
-      timeout = math.max(0, math.min(timeout, sleepers[1][1] - gettime()))
-    end
-    local r, w = socket.select(self.rlist, self.wlist, timeout)
-    self:_wake_ready(r, w)
-    local now = gettime()
-    while sleepers[1] and sleepers[1][1] <= now do
-      self:_resume(remove(sleepers, 1)[2], true)
-    end
-    if now - last_tick >= 1 then
-      last_tick = now
-      self:_tick(now)
-    end
+  if self.dirty then self:_select_lists() end
+  timeout = timeout or 1.0
+  if sleepers[1] then
+    timeout = math.max(0, math.min(timeout, sleepers[1][1] - gettime()))
   end
+  local r, w = socket.select(self.rlist, self.wlist, timeout)
+  self:_wake_ready(r, w)
+  local now = gettime()
+  while sleepers[1] and sleepers[1][1] <= now do
+    self:_resume(remove(sleepers, 1)[2], true)
+  end
+  if now - (self.last_tick or 0) >= 1 then
+    self.last_tick = now
+    self:_tick(now)
+  end
+end
+
+--- Close every connection and the listening socket (idempotent).
+function Server:close()
   for c in pairs(self.conns) do c:close() end
-  self.sock:close()
+  if self.sock then self.sock:close() end
+end
+
+--- Run the loop until stop(), then close.
+function Server:run()
+  while not self.stopping do self:step(1.0) end
+  self:close()
 end
 
 return M

@@ -44,13 +44,8 @@ end
 function M.testWebhook(ctx)
   local w = ctx.store:coll("webhooks"):get(ctx.params.id)
   if not w then return err(404, "Webhook not found") end
-  local host = w.target_hook_url:match("^https?://([^/:]+)") or ""
-  if host:match("%.invalid$") or host:find("fail", 1, true) then
-    return 200, { success = false, message = "Delivery failed", response_time_ms = 1200, status_code = 502,
-      error = "Bad Gateway" }
-  end
-  return 200, { success = true, message = "Test event delivered", response_time_ms = 87, status_code = 200,
-    error = null }
+  -- a real POST of a sample event; only loopback targets are contacted
+  return 200, require("instantly.mock.webhooks").test(ctx.app, ctx.store, w)
 end
 
 local EVENT_RANGE = { { "from", after = "*" }, { "to", before = "*" } }
