@@ -68,7 +68,8 @@ describe("bin/ scripts", function()
 
   it("an unbuilt checkout says run make first, without a stack trace", function()
     local co = tmp .. "/unbuilt"
-    assert(os.execute("mkdir -p " .. q(co) .. " && cp -r " .. q(root .. "/bin") .. " " .. q(root .. "/lua") .. " " .. q(co)))
+    assert(os.execute("mkdir -p " .. q(co) .. " && cp -r " .. q(root .. "/bin") .. " "
+      .. q(root .. "/lua") .. " " .. q(co)))
     for _, name in ipairs({ "instantly", "instantly-mock" }) do
       local code, out = capture("cd " .. q(co) .. " && " .. CLEAN .. "bin/" .. name .. " --help")
       assert.are.equal(1, code, out)
