@@ -21,15 +21,24 @@ do
   p:close()
 end
 
+-- The core this run uses (build/, or build-asan/ under `make asan`).
+local core_dir = assert(package.searchpath("instantly.core", package.cpath)):match("^(.*)/instantly/[^/]*$")
+if core_dir:sub(1, 1) ~= "/" then core_dir = root .. "/" .. core_dir:gsub("^%./", "") end
+
 local function env_for(srv)
-  return {
+  local env = {
     PATH = root .. "/bin:" .. (os.getenv("PATH") or "/usr/bin:/bin"),
     HOME = os.getenv("HOME") or "/tmp",
     LUA_PATH = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;;",
-    LUA_CPATH = root .. "/build/?.so;;",
+    LUA_CPATH = core_dir .. "/?.so;;",
     INSTANTLY_BASE_URL = srv.url,
     INSTANTLY_API_KEY = srv.api_key,
   }
+  -- a sanitizer run's runtime and settings reach the blocks too
+  for _, k in ipairs({ "LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS" }) do
+    env[k] = os.getenv(k)
+  end
+  return env
 end
 
 describe("doc-test harness", function()
