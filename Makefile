@@ -1,8 +1,11 @@
 # instantly - Lua 5.4 SDK for the Instantly.ai API V2.
 #
 #   make          build the C core into $(BUILD)/instantly/core.so
-#   make test     install missing Debian packages (as root), build, run everything
-#   make demo     run examples/launch_campaign.lua against a local mock
+#   make demo     install what the demo needs (as root), build, run
+#                 examples/launch_campaign.lua against a local mock
+#   make test     install the test group (as root), build, run everything
+#   make fresh-check  both commands above on a bare Debian 12 root (mmdebstrap;
+#                 root, the package mirror and minutes; not part of .ci/run)
 #   make asan     the suite with AddressSanitizer + UBSan
 #   make valgrind the JSON and transport specs under valgrind
 #   make lint     luacheck + cppcheck
@@ -28,13 +31,16 @@ CORE      := $(BUILD)/instantly/core.so
 export LUA_PATH  := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;
 export LUA_CPATH := $(CURDIR)/$(BUILD)/?.so;;
 
-.PHONY: all deps test spec rockcheck embed-test examples-test docs-test demo \
-        asan valgrind lint fuzz bench docs clean
+.PHONY: all deps demo-deps test spec rockcheck embed-test examples-test docs-test demo \
+        asan valgrind lint fuzz bench docs fresh-check clean
 
 all: $(CORE)
 
 deps:
 	@sh tools/deps.sh test
+
+demo-deps:
+	@sh tools/deps.sh demo
 
 $(CORE): $(SRCS) $(HDRS) Makefile
 	@mkdir -p $(dir $@)
@@ -42,7 +48,10 @@ $(CORE): $(SRCS) $(HDRS) Makefile
 
 test: deps
 	@$(MAKE) --no-print-directory all
-	@$(MAKE) --no-print-directory spec rockcheck embed-test examples-test docs-test
+	@$(MAKE) --no-print-directory spec rockcheck embed-test examples-test
+
+# LDoc runs once in `make test`, inside spec/docs_spec.lua; this target is
+# the same check on its own.
 
 spec: $(CORE)
 	$(BUSTED) --lua=$(LUA) --cpath='./$(BUILD)/?.so' $(BUSTED_ARGS)
@@ -63,9 +72,12 @@ docs-test:
 docs:
 	@sh tools/docs.sh
 
-demo: deps
+demo: demo-deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh
+
+fresh-check:
+	@sh tools/fresh-check.sh
 
 # The sanitizers run inside the system lua5.4, which is not instrumented:
 # the ASan runtime is preloaded and leak checks cover the whole process.

@@ -8,7 +8,7 @@ description = {
   detailed = "Every API V2 operation as methods on entity tables, auto-pagination, safe retries, a client-side rate limiter, concurrent calls, bulk lead import/export, a local mock server and a CLI. The C core does HTTP (libcurl) and exact JSON.",
   license = "MIT",
 }
-dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }
+dependencies = { "lua >= 5.4, < 5.5", "luasocket >= 3.0", "argparse >= 0.7" }
 test_dependencies = { "busted" }
 test = { type = "busted" }
 external_dependencies = { CURL = { library = "curl" } }

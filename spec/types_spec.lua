@@ -12,8 +12,11 @@ end
 
 describe("type stubs", function()
   it("are up to date with the entity definitions", function()
-    local ok = os.execute("lua5.4 tools/gen-types.lua --check 2>/tmp/instantly-types-spec.err")
-    assert.is_true(ok == true, "run: lua5.4 tools/gen-types.lua\n" .. slurp("/tmp/instantly-types-spec.err"))
+    local err = os.tmpname() -- private, so two checkouts can run at once
+    local ok = os.execute("lua5.4 tools/gen-types.lua --check 2>'" .. err .. "'")
+    local msg = slurp(err)
+    os.remove(err)
+    assert.is_true(ok == true, "run: lua5.4 tools/gen-types.lua\n" .. msg)
   end)
 
   it("are valid Lua and declared as ---@meta", function()

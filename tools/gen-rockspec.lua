@@ -1,7 +1,7 @@
 #!/usr/bin/env lua5.4
 -- gen-rockspec.lua - writes rockspec/instantly-scm-1.rockspec from the tree,
 -- so every Lua module, the C sources and the scripts are listed without a
--- second hand-kept list. spec/rockspec_spec.lua fails when it is stale.
+-- second hand-kept list. spec/meta_spec.lua fails when it is stale.
 --   lua5.4 tools/gen-rockspec.lua [--check]
 
 local function lines(cmd)
@@ -30,7 +30,14 @@ function M.render()
     .. 'The C core does HTTP (libcurl) and exact JSON.",')
   w('  license = "MIT",')
   w('}')
-  w('dependencies = { "lua >= 5.4, < 5.5", "argparse >= 0.7" }')
+  -- One rock, everything it installs loadable: instantly.mock and the
+  -- instantly-mock command need LuaSocket, the instantly command needs
+  -- argparse. The library alone needs neither, but the mock is how users
+  -- test their own code (docs/mock.md) and both are small, pure-Lua or
+  -- packaged everywhere (Debian: lua-socket, lua-argparse); splitting the
+  -- rock would make `luarocks install instantly` hand out two commands that
+  -- do not start. tools/rockcheck.sh holds this list to the truth.
+  w('dependencies = { "lua >= 5.4, < 5.5", "luasocket >= 3.0", "argparse >= 0.7" }')
   w('test_dependencies = { "busted" }')
   w('test = { type = "busted" }')
   -- Only the library is named: the header sits in a multiarch folder on

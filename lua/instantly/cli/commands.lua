@@ -178,6 +178,17 @@ function M.locate(argv)
   return words[1], words[2]
 end
 
+--- Does `word` (an option as typed, `--name` without `=value`) take a
+-- value, for the global options or the flags of `op`?
+function M.takes_value(word, op)
+  if TAKES_VALUE[word] ~= nil then return TAKES_VALUE[word] end
+  if not op then return false end
+  for _, p in ipairs(op.options or params.flags(op)) do
+    if word == params.flag_name(p) or word == params.alias(p) then return p.type ~= "boolean" end
+  end
+  return false
+end
+
 --- Does argv ask for help (before any `--`)?
 function M.wants_help(argv)
   for _, a in ipairs(argv) do
@@ -278,7 +289,9 @@ local function add_action(ep, e, op)
     local kind = (pp.type and pp.type ~= "string") and (" (" .. pp.type .. ")") or ""
     local a = ap:argument(pp.name, (pp.description or pp.name) .. kind)
     a:target("p_" .. pp.name)
-    if pp.optional then a:args("?") end
+    -- A workflow's positionals are all optional to argparse (`leads import
+    -- FILE` with --list_id fills the first one); the workflow sorts them out.
+    if pp.optional or op.extra then a:args("?") end
   end
   local list = op.options or params.flags(op)
   local q, b = {}, {}

@@ -2,7 +2,8 @@
 -- `instantly <entity> <action> [path args] [--field value]... [options]`
 -- for every catalog operation, generated from the entity definitions the
 -- SDK itself is built from. `main(argv)` returns the process exit code:
--- 0 success, 1 API error, 2 usage error, 3 transport error.
+-- 0 success, 1 API error, 2 usage error, 3 transport error, 130
+-- interrupted. The mock server is loaded only for `--mock`.
 -- @module instantly.cli
 
 local commands = require("instantly.cli.commands")
@@ -15,9 +16,9 @@ local index = require("instantly.entities")
 
 local M = {}
 
-M.EXIT = { ok = 0, api = 1, usage = 2, transport = 3 }
+M.EXIT = { ok = 0, api = 1, usage = 2, transport = 3, interrupted = 130 }
 
--- A usage error travels as this table through error() to main's pcall.
+-- A usage error travels as this table through error() to main's handler.
 local Usage = {}
 Usage.__index = Usage
 Usage.__tostring = function(self) return self.message end
@@ -55,6 +56,15 @@ end
 M.json_codec = json_codec
 
 local function trim(s) return (s:gsub("^%s+", ""):gsub("%s+$", "")) end
+
+--- A word as the shell reads it back: bare when it is safe, else in single
+-- quotes (account cursors contain `&`).
+function M.shell_quote(s)
+  s = tostring(s)
+  if s ~= "" and s:match("^[%w@%%+=:,./_-]+$") then return s end
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+local shell_quote = M.shell_quote
 
 -- Entity record definitions by name, for table columns and labels.
 local function entity_by_item(item)
@@ -133,6 +143,11 @@ local function dry_transport()
   return t
 end
 
+local function print_dry(io_, dry)
+  for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
+  return M.EXIT.ok
+end
+
 local function confirm(io_, what)
   if not (term.isatty(0) and term.isatty(2)) then
     usage(what .. " is destructive: pass --yes to confirm")
@@ -145,11 +160,23 @@ local function confirm(io_, what)
   end
 end
 
+--- One line for an error, without repeated prefixes: an error whose kind
+-- or file name is also the start of its message (`checkpoint: checkpoint
+-- x.ckpt: ...`, `a.csv: a.csv: ...`) says it once.
+function M.error_line(err)
+  local line = tostring(err):gsub("%s*\n%s*", " ")
+  line = line:gsub("^instantly: ", "")
+  local prev
+  repeat
+    prev = line
+    line = line:gsub("^([^:]+): %1([: ])", "%1%2", 1)
+  until line == prev
+  return "instantly: " .. line
+end
+
 -- An expected failure, as one line on stderr.
 local function report(io_, err)
-  local line = tostring(err):gsub("%s*\n%s*", " ")
-  if not line:match("^instantly: ") then line = "instantly: " .. line end
-  io_.stderr:write(line, "\n")
+  io_.stderr:write(M.error_line(err), "\n")
 end
 
 local function exit_for(err)
@@ -159,15 +186,33 @@ local function exit_for(err)
   return M.EXIT.api
 end
 
+local function is_interrupt(e)
+  return type(e) == "string" and e:match("interrupted!$") ~= nil
+end
+
 local function print_help(io_, parser, to_stderr)
   local out = to_stderr and io_.stderr or io_.stdout
   out:write(parser:get_help(), "\n")
 end
 
+-- The names the catalog gives an enum parameter's values: from its own
+-- description ("0=Draft, 1=Active"), else from the entity field of the
+-- same name (a list filter `--status` takes the entity's status names).
+local function enum_labels(def, entity)
+  if not def.enum then return nil end
+  local own = output.enum_labels(def.description)
+  if own then return own end
+  for _, f in ipairs(entity.fields or {}) do
+    if f.name == def.name then return output.enum_labels(f.description) end
+  end
+  return nil
+end
+
 -- Turn parsed flags into the request parameters of the operation.
 -- `lax` (--no-validate): only the type conversion, no enum or range
 -- checks and no required flags; the SDK then reports problems as warnings.
-local function collect_params(op, res, json, data, lax)
+local LAX = { enum = true, min = true, max = true }
+local function collect_params(entity, op, res, json, data, lax)
   local p = {}
   if data then for k, v in pairs(data) do p[k] = v end end
   local list = op.options or params.flags(op)
@@ -176,10 +221,9 @@ local function collect_params(op, res, json, data, lax)
     if raw ~= nil and not (type(raw) == "table" and #raw == 0) then
       local d = def
       if lax then
-        local LAX = { enum = true, min = true, max = true }
         d = setmetatable({}, { __index = function(_, k) if not LAX[k] then return def[k] end end })
       end
-      local v, err = params.coerce(d, raw, json)
+      local v, err = params.coerce(d, raw, json, enum_labels(def, entity))
       if v == nil then usage(err) end
       p[def.name] = v
     end
@@ -219,6 +263,10 @@ function M.main(argv, io_, getenv)
     io_.stderr:write("instantly: ", code.message, code.hint and ("; " .. code.hint) or "", "\n")
     return M.EXIT.usage
   end
+  if is_interrupt(code.message) then
+    io_.stderr:write("instantly: interrupted\n")
+    return M.EXIT.interrupted
+  end
   -- A misuse error raised by the SDK names the caller's file and line and
   -- starts with "instantly: "; the user needs neither.
   local msg = tostring(code.message):gsub("\n.*", ""):gsub("^[^%s]-:%d+: ", ""):gsub("^instantly: ", "")
@@ -227,28 +275,26 @@ function M.main(argv, io_, getenv)
   return M.EXIT.usage
 end
 
---- The body of `main`; raises Usage errors. `keep_mock(srv)` registers a
--- mock server for main to stop.
-function M.run(argv, io_, getenv, keep_mock)
-  local width = term.width(getenv)
-  local help_width = term.isatty(1) and width or math.max(width, 100)
-  if getenv("COLUMNS") then help_width = width end
+-- `--completion SHELL` anywhere before `--`: the script, or nil.
+local function completion(argv)
   for i, a in ipairs(argv) do
+    if a == "--" then return nil end
     local shell = a:match("^%-%-completion=(.*)$") or (a == "--completion" and (argv[i + 1] or ""))
     if shell then
       local root = commands.build(100, true)
       local script = shell == "bash" and root:get_bash_complete() or shell == "zsh" and root:get_zsh_complete()
         or shell == "fish" and root:get_fish_complete()
       if not script then usage("--completion: expected bash, zsh or fish, got '" .. shell .. "'") end
-      io_.stdout:write(script)
-      return M.EXIT.ok
+      return script
     end
-    if a == "--" then break end
   end
+  return nil
+end
+
+-- The entity and action argv names (either may be nil); unknown words are
+-- usage errors with a suggestion.
+local function resolve(argv)
   local ew, aw = commands.locate(argv)
-  if ew and aw and ew.word == "webhooks" and aw.word == "listen" then
-    return require("instantly.cli.webhooks").listen(argv, aw.pos + 1, io_, getenv)
-  end
   local entity, op
   if ew then
     entity = commands.entity(ew.word)
@@ -269,15 +315,24 @@ function M.run(argv, io_, getenv, keep_mock)
         "see `instantly " .. entity.lua_name .. " --help`")
     end
   end
+  return entity, op
+end
+
+-- Parse argv for one action. Returns the parsed result, or nil and the
+-- exit code when help was printed instead.
+local function parse(argv, io_, getenv, entity, op)
+  local width = term.width(getenv)
+  local help_width = term.isatty(1) and width or math.max(width, 100)
+  if getenv("COLUMNS") then help_width = width end
   local root, eparser, aparser, bools = commands.build(help_width, entity, op)
   if commands.wants_help(argv) then
     print_help(io_, aparser or eparser or root)
-    return M.EXIT.ok
+    return nil, M.EXIT.ok
   end
   if not entity then
     if #argv == 0 then
       print_help(io_, root, true)
-      return M.EXIT.usage
+      return nil, M.EXIT.usage
     end
     local ok, err = root:pparse(argv)
     if not ok then usage(err, "see `instantly --help`") end
@@ -285,16 +340,18 @@ function M.run(argv, io_, getenv, keep_mock)
   end
   if not op then
     print_help(io_, eparser, true)
-    return M.EXIT.usage
+    return nil, M.EXIT.usage
   end
-
-  local ok, res = root:pparse(params.normalize_bools(argv, bools))
+  local words = params.join_negative(argv, function(w) return commands.takes_value(w, op) end)
+  local ok, res = root:pparse(params.normalize_bools(words, bools))
   if not ok then
     usage(res, "see `instantly " .. entity.lua_name .. " " .. op.lua_method .. " --help`")
   end
-  local json = json_codec()
-  local g = function(name) return res["g_" .. name] end
+  return res
+end
 
+-- Output mode and the global options that only fit some actions.
+local function output_mode(g, entity, op)
   if g("json") and g("jsonl") then usage("--json and --jsonl exclude each other") end
   local mode = g("json") and "json" or g("jsonl") and "jsonl" or g("table") and "table"
     or (term.isatty(1) and "table" or "json")
@@ -307,22 +364,42 @@ function M.run(argv, io_, getenv, keep_mock)
   if g("out") and not (entity.lua_name == "leads" and op.lua_method == "export") then
     usage("--out is only for leads export")
   end
+  return mode
+end
 
-  local data = g("data") and load_data(g("data"), json) or nil
-  local call_params = collect_params(op, res, json, data, g("no_validate"))
-  local path_args = {}
-  for _, pp in ipairs(op.path_params or {}) do
-    path_args[#path_args + 1] = res["p_" .. pp.name]
+-- Hooks that report requests (--verbose) and long waits on stderr.
+-- Everything they print goes through the same redaction as errors.
+local function hooks(g, io_, api_key)
+  local redact = require("instantly.redact")
+  local function log(line) io_.stderr:write(redact.scrub(line, api_key)) end
+  local h = {}
+  if g("verbose") then
+    h.on_request = function(r)
+      local again = r.attempt > 1 and (" (attempt " .. r.attempt .. ")") or ""
+      log(string.format("> %s %s%s\n", r.method, r.url, again))
+    end
+    h.on_response = function(r)
+      log(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
+    end
   end
-
-  -- Destructive operations need consent (a dry run changes nothing).
-  if commands.destructive(op) and not g("yes") and not g("dry_run") then
-    local what = entity.lua_name .. " " .. op.lua_method
-    if #path_args > 0 then what = what .. " " .. table.concat(path_args, " ") end
-    confirm(io_, what)
+  -- Waits (rate limiter, retries) are silent unless they are long enough
+  -- to look like a hang on a terminal, or --verbose asks for everything.
+  h.on_wait = function(w)
+    if not (g("verbose") or (w.seconds >= 1 and term.isatty(2))) then return end
+    local line
+    if w.reason == "retry" then
+      line = string.format("%s; retrying in %.1fs", tostring(w.error):gsub("^instantly: ", ""), w.seconds)
+    else
+      line = string.format("%s: rate limit %s, waiting %.1fs", tostring(w.operation), tostring(w.limit), w.seconds)
+    end
+    log("instantly: " .. line:gsub("%s*\n%s*", " ") .. "\n")
   end
+  return h
+end
 
-  -- Connection: key, base URL, transport.
+-- The client the command talks through: key, base URL, --mock, --dry-run.
+-- Returns client, dry transport (or nil); or nil, exit code.
+local function connect(g, getenv, io_, keep_mock)
   local base_url = g("base_url") or getenv("INSTANTLY_BASE_URL")
   if base_url == "" then base_url = nil end
   local api_key
@@ -330,11 +407,10 @@ function M.run(argv, io_, getenv, keep_mock)
   if api_key == "" then api_key = nil end
   if g("mock") then
     if g("base_url") then usage("--mock and --base-url exclude each other") end
-    local mock = require("instantly.mock")
-    local srv, merr = mock.start { seed = 1, rate_limits = false }
+    local srv, merr = require("instantly.mock").start { seed = 1, rate_limits = false }
     if not srv then
       io_.stderr:write("instantly: --mock: ", tostring(merr), "\n")
-      return M.EXIT.transport
+      return nil, M.EXIT.transport
     end
     keep_mock(srv)
     base_url, api_key = srv.url, srv.api_key
@@ -355,130 +431,193 @@ function M.run(argv, io_, getenv, keep_mock)
       usage("--timeout: expected a number of seconds > 0, got '" .. g("timeout") .. "'")
     end
   end
-  local on_request, on_response
-  -- Everything --verbose prints goes through the same redaction as errors.
-  local redact = require("instantly.redact")
-  local function log(line) io_.stderr:write(redact.scrub(line, api_key)) end
-  if g("verbose") then
-    on_request = function(r)
-      local again = r.attempt > 1 and (" (attempt " .. r.attempt .. ")") or ""
-      log(string.format("> %s %s%s\n", r.method, r.url, again))
-    end
-    on_response = function(r)
-      log(string.format("< %s %s in %.3fs\n", tostring(r.status or "-"), r.path, r.elapsed or 0))
-    end
-  end
-  -- Waits (rate limiter, retries) are silent unless they are long enough
-  -- to look like a hang on a terminal, or --verbose asks for everything.
-  local function on_wait(w)
-    if not (g("verbose") or (w.seconds >= 1 and term.isatty(2))) then return end
-    local line
-    if w.reason == "retry" then
-      line = string.format("%s; retrying in %.1fs", tostring(w.error):gsub("^instantly: ", ""), w.seconds)
-    else
-      line = string.format("%s: rate limit %s, waiting %.1fs", tostring(w.operation), tostring(w.limit), w.seconds)
-    end
-    log("instantly: " .. line:gsub("%s*\n%s*", " ") .. "\n")
-  end
-  local instantly = require("instantly")
-  local client = instantly.new { api_key = api_key, base_url = base_url, transport = dry,
-    workspace = g("workspace"), timeout = timeout, on_request = on_request, on_response = on_response,
-    on_wait = on_wait, validate = g("no_validate") and "warn" or "strict",
+  local h = hooks(g, io_, api_key)
+  local client = require("instantly").new { api_key = api_key, base_url = base_url, transport = dry,
+    workspace = g("workspace"), timeout = timeout, on_request = h.on_request, on_response = h.on_response,
+    on_wait = h.on_wait, validate = g("no_validate") and "warn" or "strict",
     on_warning = function(text) io_.stderr:write("instantly: warning: ", text, "\n") end }
+  return client, dry
+end
 
+local function output_ctx(g, entity, op, mode, io_, width, json)
   local record_entity = entity_by_item(op.response and op.response.item)
-  local ctx = {
+  local cols
+  if g("columns") then
+    cols = {}
+    for c in g("columns"):gmatch("[^,%s]+") do cols[#cols + 1] = c end
+  end
+  return {
     mode = mode, out = io_.stdout, width = width, json = json,
     op_key = entity.lua_name .. "." .. op.lua_method, item = op.response and op.response.item,
     fields = record_entity and record_entity.fields or (not op.extra and entity.fields) or nil,
-    columns = g("columns") and (function()
-      local t = {}
-      for c in g("columns"):gmatch("[^,%s]+") do t[#t + 1] = c end
-      return t
-    end)() or nil,
+    columns = cols,
   }
+end
 
-  -- Workflow actions.
-  if op.extra then
-    return M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
+--- Check `--columns` against what can be shown: a field of the record
+-- entity, or a key of one of the rows. An unknown name is a usage error.
+function M.check_columns(ctx, rows)
+  if not ctx.columns then return end
+  local known = {}
+  for _, f in ipairs(ctx.fields or {}) do known[f.name] = true end
+  for _, row in ipairs(rows) do
+    if type(row) == "table" then for k in pairs(row) do known[k] = true end end
+  end
+  if next(known) == nil then return end
+  for _, c in ipairs(ctx.columns) do
+    if not known[c] then
+      local names = {}
+      for k in pairs(known) do names[#names + 1] = k end
+      local s = commands.suggest(c, names)
+      usage("--columns: unknown column '" .. c .. "'" .. (s and (" (did you mean '" .. s .. "'?)") or ""))
+    end
+  end
+end
+
+--- The body of `main`; raises Usage errors. `keep_mock(srv)` registers a
+-- mock server for main to stop.
+function M.run(argv, io_, getenv, keep_mock)
+  local script = completion(argv)
+  if script then
+    io_.stdout:write(script)
+    return M.EXIT.ok
+  end
+  local ew, aw = commands.locate(argv)
+  if ew and aw and ew.word == "webhooks" and aw.word == "listen" then
+    return require("instantly.cli.webhooks").listen(argv, aw.pos + 1, io_, getenv)
+  end
+  local entity, op = resolve(argv)
+  local res, code = parse(argv, io_, getenv, entity, op)
+  if not res then return code end
+  local json = json_codec()
+  local g = function(name) return res["g_" .. name] end
+  local mode = output_mode(g, entity, op)
+
+  local data = g("data") and load_data(g("data"), json) or nil
+  local call_params = collect_params(entity, op, res, json, data, g("no_validate"))
+  local path_args = {}
+  for _, pp in ipairs(op.path_params or {}) do
+    path_args[#path_args + 1] = res["p_" .. pp.name]
   end
 
-  local coll = client[entity.lua_name]
-  local method = coll[op.lua_method]
+  -- Destructive operations need consent (a dry run changes nothing).
+  if commands.destructive(op) and not g("yes") and not g("dry_run") then
+    local what = entity.lua_name .. " " .. op.lua_method
+    if #path_args > 0 then what = what .. " " .. table.concat(path_args, " ") end
+    confirm(io_, what)
+  end
+
+  local client, dry = connect(g, getenv, io_, keep_mock)
+  if not client then return dry end
+  local ctx = output_ctx(g, entity, op, mode, io_, term.width(getenv), json)
+  local call = { client = client, entity = entity, op = op, res = res, g = g, params = call_params,
+                 path_args = path_args, io = io_, ctx = ctx, dry = dry, argv = argv }
+  if op.extra then return M.workflow(call) end
   if entity.lua_name == "leads" and op.lua_method == "export" and g("out") then
     return M.export(client, call_params, g("out"), io_, ctx, dry)
   end
+  return M.call(call)
+end
+
+--- One catalog operation: call it and print what came back.
+function M.call(call)
+  local coll = call.client[call.entity.lua_name]
   local args = {}
-  for i, a in ipairs(path_args) do args[i] = a end
-  args[#args + 1] = call_params
-  local result, err = method(coll, table.unpack(args, 1, #args))
-  if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
-    return M.EXIT.ok
-  end
+  for i, a in ipairs(call.path_args) do args[i] = a end
+  args[#args + 1] = call.params
+  local result, err = coll[call.op.lua_method](coll, table.unpack(args, 1, #args))
+  if call.dry then return print_dry(call.io, call.dry) end
   if result == nil and err ~= nil then
-    report(io_, err)
+    report(call.io, err)
     return exit_for(err)
   end
-
-  local kind = op.response and op.response.kind
-  if op.paginated then
-    if g("all") then
-      local items = {}
-      local page = result
-      local pages = 0
-      while page do
-        pages = pages + 1
-        for _, it in ipairs(page.items or {}) do
-          if mode == "jsonl" then io_.stdout:write(json.encode(it), "\n") else items[#items + 1] = it end
-        end
-        local nxt, nerr = next_page(page)
-        if nxt == nil and nerr ~= nil then
-          report(io_, nerr)
-          return exit_for(nerr)
-        end
-        page = nxt
-      end
-      if mode ~= "jsonl" then output.print(json.array(items), "array", ctx) end
-      return M.EXIT.ok
-    end
-    local plain = { items = json.array(result.items or {}), next_starting_after = result.next_starting_after }
-    output.print(plain, "page", ctx)
-    if mode == "table" and result.next_starting_after and result.next_starting_after ~= ""
-      and #(result.items or {}) > 0 then
-      io_.stderr:write("more: --starting_after ", tostring(result.next_starting_after), " or --all\n")
-    end
+  if call.op.paginated then
+    if call.g("all") then return M.print_all(call, result) end
+    return M.print_page(call, result)
+  end
+  if call.g("chart") then
+    call.io.stdout:write(chart.daily(type(result) == "table" and result or {}, call.ctx.width))
     return M.EXIT.ok
   end
-
-  if g("chart") then
-    io_.stdout:write(chart.daily(type(result) == "table" and result or {}, width))
-    return M.EXIT.ok
-  end
-
-  if g("wait") then
-    local bar = progress.new { stream = io_.stderr, label = entity.lua_name .. " " .. op.lua_method, unit = "%" }
-    local job, werr = client.background_jobs:wait(result, {
-      on_progress = function(j)
-        bar:update(tonumber(j.progress) or 0, 100, j.status and ("(" .. tostring(j.status) .. ")") or nil)
-      end,
-    })
-    bar:finish()
+  if call.g("wait") then
+    local job, werr = M.wait_job(call, result)
     if job == nil then
-      report(io_, werr)
+      report(call.io, werr)
       return exit_for(werr)
     end
     result = job
-    ctx.fields = (entity_by_item("Background Job") or {}).fields
-    ctx.item = "Background Job"
   end
+  return M.print_result(call, result)
+end
 
+--- `--all`: every page, streamed as JSON lines or gathered into one array.
+function M.print_all(call, page)
+  local ctx, json, io_ = call.ctx, call.ctx.json, call.io
+  local items = {}
+  local checked = false
+  while page do
+    if not checked then
+      M.check_columns(ctx, page.items or {})
+      checked = true
+    end
+    for _, it in ipairs(page.items or {}) do
+      if ctx.mode == "jsonl" then io_.stdout:write(json.encode(it), "\n") else items[#items + 1] = it end
+    end
+    local nxt, nerr = next_page(page)
+    if nxt == nil and nerr ~= nil then
+      report(io_, nerr)
+      return exit_for(nerr)
+    end
+    page = nxt
+  end
+  if ctx.mode ~= "jsonl" then output.print(json.array(items), "array", ctx) end
+  return M.EXIT.ok
+end
+
+--- One page, and in the table view a hint to the next one, when there is
+-- one: the page after is looked at first, so the last page has no hint.
+function M.print_page(call, page)
+  local ctx, json = call.ctx, call.ctx.json
+  M.check_columns(ctx, page.items or {})
+  local plain = { items = json.array(page.items or {}), next_starting_after = page.next_starting_after }
+  output.print(plain, "page", ctx)
+  if ctx.mode == "table" then
+    local nxt = next_page(page)
+    if nxt and #(nxt.items or {}) > 0 then
+      call.io.stderr:write("more: --starting_after ", shell_quote(page.next_starting_after), " or --all\n")
+    end
+  end
+  return M.EXIT.ok
+end
+
+--- `--wait`: poll the background job the call started, with a progress bar.
+function M.wait_job(call, job)
+  local e, op = call.entity, call.op
+  local bar = progress.new { stream = call.io.stderr, label = e.lua_name .. " " .. op.lua_method, unit = "%" }
+  local done, err = call.client.background_jobs:wait(job, {
+    on_progress = function(j)
+      bar:update(tonumber(j.progress) or 0, 100, j.status and ("(" .. tostring(j.status) .. ")") or nil)
+    end,
+  })
+  bar:finish()
+  if done then
+    call.ctx.fields = (entity_by_item("Background Job") or {}).fields
+    call.ctx.item = "Background Job"
+  end
+  return done, err
+end
+
+--- A single result: an object, text, or nothing (204).
+function M.print_result(call, result)
+  local ctx = call.ctx
+  local kind = call.op.response and call.op.response.kind
   if kind == "text" then
     output.print(result, "text", ctx)
   elseif kind == "empty" or result == true then
     output.print(nil, "empty", ctx)
-    if mode == "table" then io_.stderr:write("done (no content)\n") end
+    if ctx.mode == "table" then call.io.stderr:write("done (no content)\n") end
   else
+    M.check_columns(ctx, { result })
     output.print(result, "object", ctx)
   end
   return M.EXIT.ok
@@ -510,10 +649,7 @@ function M.export(client, call_params, path, io_, ctx, dry)
   end
   local res, err = client.leads:export_file(args)
   bar:finish()
-  if dry then
-    for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
-    return M.EXIT.ok
-  end
+  if dry then return print_dry(io_, dry) end
   if res == nil and err ~= nil then
     report(io_, err)
     return exit_for(err)
@@ -544,64 +680,113 @@ local function count_rows(path)
   return n
 end
 
---- Workflow actions (`leads import`).
-function M.workflow(client, entity, op, res, call_params, io_, ctx, dry)
-  if entity.lua_name == "leads" and op.lua_method == "import" then
-    local campaign_id, file = res.p_campaign_id, res.p_file
-    if file == nil then campaign_id, file = nil, campaign_id end
-    if not file then usage("missing CSV file") end
-    if campaign_id and call_params.list_id then usage("give a campaign id or --list_id, not both") end
-    if not campaign_id and not call_params.list_id then usage("give a campaign id or --list_id") end
-    local fh = io.open(file, "rb")
-    if not fh then usage("cannot read " .. file) end
-    fh:close()
-    local bar = progress.new { stream = io_.stderr, label = "import", unit = "leads" }
-    local total = bar.enabled and count_rows(file) or nil
-    local args = { leads = file, campaign_id = campaign_id, on_progress = function(s)
-      bar:update(s.rows, total, s.uploaded and (tostring(s.uploaded) .. " uploaded") or nil)
-    end }
-    for k, v in pairs(call_params) do args[k] = v end
-    local summary, err = client.leads:import(args)
-    bar:finish()
-    if dry then
-      for _, req in ipairs(dry.seen) do io_.stdout:write(format_request(req, dry.key)) end
-      return M.EXIT.ok
-    end
-    if summary == nil then
-      report(io_, err)
-      return exit_for(err)
-    end
-    if ctx.mode == "table" then
-      io_.stdout:write(tostring(summary), "\n")
-      for i, bad in ipairs(summary.invalid or {}) do
-        if i > 10 then
-          io_.stdout:write(string.format("  ... and %d more invalid rows\n", summary.invalid_count - 10))
-          break
-        end
-        io_.stdout:write(string.format("  row %s (line %s): %s\n", tostring(bad.row), tostring(bad.line),
-          tostring(bad.reason)))
-      end
-    else
-      ctx.fields, ctx.item = nil, nil
-      local plain = {}
-      for k, v in pairs(summary) do plain[k] = v end
-      for _, k in ipairs({ "invalid", "failed_batches", "ignored_columns" }) do
-        if type(plain[k]) == "table" then plain[k] = json_codec().array(plain[k]) end
-      end
-      output.print(plain, "object", ctx)
-    end
-    if summary.ok == false then
-      local fb = (summary.failed_batches or {})[1]
-      if fb then
-        io_.stderr:write(string.format("instantly: %d batch(es) failed, the first (rows %s-%s): %s\n",
-          #summary.failed_batches, tostring(fb.first_row), tostring(fb.last_row), tostring(fb.error)))
-        return exit_for(fb.error)
-      end
-      return M.EXIT.api
-    end
-    return M.EXIT.ok
+-- The import's target and file from its positionals and --list_id.
+local function import_target(call)
+  local campaign_id, file = call.res.p_campaign_id, call.res.p_file
+  if file == nil then campaign_id, file = nil, campaign_id end
+  if not file then usage("missing CSV file") end
+  if campaign_id and call.params.list_id then usage("give a campaign id or --list_id, not both") end
+  if not campaign_id and not call.params.list_id then usage("give a campaign id or --list_id") end
+  local fh, err = io.open(file, "rb")
+  if not fh then usage("cannot read " .. M.error_line(err):gsub("^instantly: ", "")) end
+  fh:close()
+  return campaign_id, file
+end
+
+--- How to pick up an import that stopped part-way: the same command, which
+-- with --checkpoint skips the batches already accepted; without one, the
+-- server skips the leads already there.
+function M.resume_hint(call, rows_done)
+  local words = { "instantly" }
+  for _, a in ipairs(call.argv) do words[#words + 1] = shell_quote(a) end
+  local how
+  if call.params.checkpoint then
+    how = "run the same command again; --checkpoint skips the batches already accepted"
+  else
+    local skip = call.params.list_id and "--skip_if_in_list" or "--skip_if_in_campaign"
+    if not call.params[skip:sub(3)] then words[#words + 1] = skip end
+    how = "run it again with " .. skip .. " (the server skips the leads already added; "
+      .. "--checkpoint FILE makes the next run resumable batch by batch)"
   end
-  usage("no workflow for " .. entity.lua_name .. " " .. op.lua_method)
+  return string.format("instantly: import stopped after %d rows; to resume, %s:\n  %s\n",
+    rows_done or 0, how, table.concat(words, " "))
+end
+
+-- The summary, as text or as an object.
+local function print_import(call, summary)
+  local ctx, io_ = call.ctx, call.io
+  if ctx.mode == "table" then
+    if summary.dry_run then
+      io_.stdout:write(string.format("dry run: %d rows, %d valid, %d rejected, %d batch%s; nothing sent\n",
+        summary.rows, summary.valid, summary.invalid_count, summary.batches, summary.batches == 1 and "" or "es"))
+    else
+      io_.stdout:write(tostring(summary), "\n")
+    end
+    for i, bad in ipairs(summary.invalid or {}) do
+      if i > 10 then
+        io_.stdout:write(string.format("  ... and %d more invalid rows\n", summary.invalid_count - 10))
+        break
+      end
+      io_.stdout:write(string.format("  row %s (line %s): %s\n", tostring(bad.row), tostring(bad.line),
+        tostring(bad.reason)))
+    end
+    return
+  end
+  ctx.fields, ctx.item = nil, nil
+  local plain = {}
+  for k, v in pairs(summary) do plain[k] = v end
+  for _, k in ipairs({ "invalid", "failed_batches", "ignored_columns" }) do
+    if type(plain[k]) == "table" then plain[k] = ctx.json.array(plain[k]) end
+  end
+  output.print(plain, "object", ctx)
+end
+
+--- `leads import`: the whole CSV in batches, a progress bar on a terminal,
+-- the summary at the end. With --dry-run every row is read and checked
+-- and the summary printed, but nothing is sent and no file is written.
+function M.import(call)
+  local campaign_id, file = import_target(call)
+  local io_, dry = call.io, call.dry ~= nil
+  local bar = progress.new { stream = io_.stderr, label = dry and "check" or "import", unit = "leads" }
+  local total = bar.enabled and count_rows(file) or nil
+  local rows_done = 0
+  local args = { leads = file, campaign_id = campaign_id, on_progress = function(s)
+    rows_done = s.rows or rows_done
+    bar:update(s.rows, total, s.uploaded and (tostring(s.uploaded) .. " uploaded") or nil)
+  end }
+  for k, v in pairs(call.params) do args[k] = v end
+  if dry then args.dry_run, args.rejects = true, nil end
+  local ok, summary, err = pcall(call.client.leads.import, call.client.leads, args)
+  bar:finish()
+  if not ok then
+    if not is_interrupt(summary) then error(summary, 0) end
+    io_.stderr:write(M.resume_hint(call, rows_done))
+    return M.EXIT.interrupted
+  end
+  if summary == nil then
+    report(io_, err)
+    return exit_for(err)
+  end
+  print_import(call, summary)
+  if summary.ok == false and not dry then
+    local fb = (summary.failed_batches or {})[1]
+    if fb then
+      io_.stderr:write(string.format("instantly: %d batch(es) failed, the first (rows %s-%s): %s\n",
+        #summary.failed_batches, tostring(fb.first_row), tostring(fb.last_row), tostring(fb.error)))
+      io_.stderr:write(M.resume_hint(call, summary.rows))
+      return exit_for(fb.error)
+    end
+    return M.EXIT.api
+  end
+  return M.EXIT.ok
+end
+
+--- Workflow actions (`leads import`).
+function M.workflow(call)
+  if call.entity.lua_name == "leads" and call.op.lua_method == "import" then
+    return M.import(call)
+  end
+  usage("no workflow for " .. call.entity.lua_name .. " " .. call.op.lua_method)
 end
 
 return M

@@ -156,20 +156,46 @@ local function check_scalar(p, v)
   return v
 end
 
+-- Enum names: "Running Subsequences", "running_subsequences" and
+-- "running-subsequences" are one name.
+local function norm(s) return (s:lower():gsub("[%s_%-]+", "_")) end
+
+-- The enum value a word names, when `labels` (value -> name) has it.
+local function by_name(labels, word)
+  if not labels or tonumber(word) then return nil end
+  local w = norm(word)
+  for v, name in pairs(labels) do
+    if norm(name) == w then return tostring(v) end
+  end
+  return nil
+end
+
+local function names_text(labels, enum)
+  if not labels then return "" end
+  local t = {}
+  for _, v in ipairs(enum) do
+    if labels[v] then t[#t + 1] = norm(labels[v]) end
+  end
+  return #t > 0 and (" (or by name: " .. table.concat(t, ", ") .. ")") or ""
+end
+
 --- Convert the raw strings given for one parameter into its typed value.
 -- `raw` is a string, or a list of strings for repeatable (array) flags.
 -- `json` supplies `decode(text, what)`, `is_array(t)`, `array(t)` and
--- `null`. Returns the value, or nil and a message naming the flag.
-function M.coerce(p, raw, json)
+-- `null`. `labels` (optional) maps enum values to the names the catalog
+-- gives them, so `--status active` means `--status 1`. Returns the value,
+-- or nil and a message naming the flag.
+function M.coerce(p, raw, json, labels)
   local flag = M.flag_name(p)
   local function fail(msg) return nil, flag .. ": " .. msg end
   if p.type ~= "array" then
     if type(raw) == "table" then raw = raw[#raw] end
     if p.nullable and raw == "null" then return json.null end
+    if p.enum then raw = by_name(labels, raw) or raw end
     local v, err = scalar(p.type, raw, json, flag)
-    if v == nil then return fail(err) end
+    if v == nil then return fail(err .. (p.enum and names_text(labels, p.enum) or "")) end
     local ok, cerr = check_scalar(p, v)
-    if ok == nil then return fail(cerr) end
+    if ok == nil then return fail(cerr .. (p.enum and names_text(labels, p.enum) or "")) end
     return ok
   end
   if type(raw) ~= "table" then raw = { raw } end
@@ -191,6 +217,7 @@ function M.coerce(p, raw, json)
       for piece in (word .. ","):gmatch("(.-),") do
         piece = piece:match("^%s*(.-)%s*$")
         if piece ~= "" then
+          if p.enum then piece = by_name(labels, piece) or piece end
           local v, err = scalar(items_type, piece, json, flag)
           if v == nil then return fail(err) end
           out[#out + 1] = v
@@ -204,11 +231,35 @@ function M.coerce(p, raw, json)
     end
     if p.enum then
       local e = in_enum(p.enum, v)
-      if e == nil then return fail("'" .. tostring(v) .. "' is not one of " .. enum_text(p.enum)) end
+      if e == nil then
+        return fail("'" .. tostring(v) .. "' is not one of " .. enum_text(p.enum) .. names_text(labels, p.enum))
+      end
       out[i] = e
     end
   end
   return json.array(out)
+end
+
+--- Join `--flag -5` into `--flag=-5` for flags that take a value, so a
+-- negative number is a value and not an unknown option. `takes_value(word)`
+-- says whether an option takes one.
+function M.join_negative(argv, takes_value)
+  local out, i = {}, 1
+  while i <= #argv do
+    local a, nxt = argv[i], argv[i + 1]
+    if a == "--" then
+      for j = i, #argv do out[#out + 1] = argv[j] end
+      break
+    end
+    if nxt and a:match("^%-%-[^=]+$") and nxt:match("^%-%.?%d") and takes_value(a) then
+      out[#out + 1] = a .. "=" .. nxt
+      i = i + 2
+    else
+      out[#out + 1] = a
+      i = i + 1
+    end
+  end
+  return out
 end
 
 --- Rewrite boolean flags so argparse sees one value each.
