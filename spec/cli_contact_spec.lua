@@ -181,7 +181,7 @@ describe("instantly CLI, first contact", function()
       local c = run("leads import " .. campaign.id .. " " .. CSV .. " --checkpoint " .. ck)
       os.remove(ck)
       assert.are.equal(1, c.code)
-      assert.truthy(c.err:find("^instantly: checkpoint " .. ck:gsub("%p", "%%%0") .. ": unreadable"), c.err)
+      assert.truthy(c.err:find("^instantly: checkpoint: " .. ck:gsub("%p", "%%%0") .. ": unreadable"), c.err)
     end)
   end)
 
