@@ -4,7 +4,6 @@
 
 local json = require "instantly.mock.json"
 local http = require "instantly.server.http"
-local util = require "instantly.mock.util"
 
 local null, array = json.null, json.array
 
@@ -19,10 +18,6 @@ end
 function M.fail(status, message)
   return { status = status, body = json.encode({ statusCode = status,
     error = http.REASONS[status] or "Error", message = message }) }
-end
-
-function M.arr(t)
-  return array(t or {})
 end
 
 --- Page size and cursor for a paginated op (query or body).
@@ -119,16 +114,6 @@ function M.eq_pred(field, want)
   return function(o) return o[field] == want end
 end
 
-function M.need(ctx, lua_name, key, label)
-  local obj = ctx.store:coll(lua_name):get(key)
-  if not obj then
-    return nil, { M.err(404, (label or "Resource") .. " not found") }
-  end
-  return obj
-end
-
-function M.now(ctx) return ctx.store:now_iso() end
-
 --- Create a background job; `finish(job, store)` runs when it succeeds.
 function M.job(ctx, jtype, entity_type, entity_id, data, finish)
   local store = ctx.store
@@ -176,6 +161,4 @@ function M.advance_job(ctx, job)
   return job
 end
 
-M.util = util
-M.null = null
 return M
