@@ -6,7 +6,7 @@
 
 ---The one error type: every expected failure returns `nil, err` with this.
 ---@class instantly.Error
----@field kind "api"|"checkpoint"|"csv"|"decode"|"export"|"failed"|"http"|"limit"|"preflight"|"rate_limited"|"task"|"timeout"|"transport"
+---@field kind "api"|"checkpoint"|"csv"|"decode"|"export"|"failed"|"http"|"limit"|"preflight"|"rate_limited"|"task"|"timeout"|"transport"|"webhook"
 ---@field status? integer HTTP status
 ---@field code? string the vendor's error string
 ---@field message string
