@@ -223,6 +223,9 @@ describe("workflows against the mock", function()
     end)
 
     it("is not atomic: two at once can both create, and the next find shows the duplicate", function()
+      -- Both lookups are held by the mock, so the second one is read before
+      -- the first task's create can arrive (the race, made certain).
+      srv:fault { method = "GET", path = "/lead-lists", delay = 0.5, count = 2 }
       local values = client:gather {
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
