@@ -34,11 +34,14 @@
 
 #include "core.h"
 
-/* 7.66.0 brings curl_multi_poll; everything else used is older. */
-#define MIN_CURL_NUM 0x074200
-#define MIN_CURL_STR "7.66.0"
+/* The newest thing used is CURLOPT_PREREQFUNCTION (7.80.0, the guard
+ * against resending a POST); curl_multi_poll is 7.66.0. Checked once at
+ * build time against the headers and once at run time (global_init)
+ * against the library actually loaded. */
+#define MIN_CURL_NUM 0x075000
+#define MIN_CURL_STR "7.80.0"
 #if LIBCURL_VERSION_NUM < MIN_CURL_NUM
-#error "instantly.core needs libcurl 7.66.0 or newer"
+#error "instantly.core needs libcurl 7.80.0 or newer"
 #endif
 
 #define SESSION_MT "instantly.Session"
@@ -62,6 +65,7 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
  * static buffers on every call, which is not safe from two threads. */
 static CURLcode init_result = CURLE_FAILED_INIT;
 static unsigned int curl_num;
+static int curl_too_old;
 static int curl_http2;
 static char curl_ver[32];
 
@@ -71,6 +75,7 @@ static void global_init(void)
     init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
     ci = curl_version_info(CURLVERSION_NOW);
     curl_num = ci->version_num;
+    curl_too_old = curl_num < MIN_CURL_NUM;
     curl_http2 = (ci->features & CURL_VERSION_HTTP2) != 0;
     snprintf(curl_ver, sizeof curl_ver, "%s", ci->version);
 }
@@ -164,6 +169,7 @@ typedef struct Transfer {
     size_t max_bytes;
     Buf body, head;
     int once;       /* POST/PATCH: may be sent only once (see on_prereq) */
+    CURLcode setup_rc; /* why the last t_setup/t_prepare failed */
     int sends;      /* times libcurl was about to send it, this request */
     /* What the easy handle was last given, so that an option that does not
      * change between two requests is not set again (see t_prepare). */
@@ -304,8 +310,16 @@ static int on_prereq(void *ud, char *primary_ip, char *local_ip, int primary_por
     return CURL_PREREQFUNC_OK;
 }
 
+/* Sets an option; on failure keeps libcurl's code for the error message
+ * (an option this libcurl lacks is not "not enough memory"). */
 #define SET(opt, val) \
-    do { if (curl_easy_setopt(e, opt, val) != CURLE_OK) return 0; } while (0)
+    do { \
+        CURLcode rc_ = curl_easy_setopt(e, opt, val); \
+        if (rc_ != CURLE_OK) { \
+            t->setup_rc = rc_; \
+            return 0; \
+        } \
+    } while (0)
 
 /* Options that hold for every request of the session. */
 static int t_setup(Session *s, Transfer *t)
@@ -351,15 +365,19 @@ static int t_setup(Session *s, Transfer *t)
     return 1;
 }
 
-static Transfer *t_new(Session *s)
+/* A new transfer, or NULL with *rc saying why. */
+static Transfer *t_new(Session *s, CURLcode *rc)
 {
     Transfer *t = (Transfer *)calloc(1, sizeof *t);
+    *rc = CURLE_OUT_OF_MEMORY;
     if (!t)
         return NULL;
     s->stats->transfers++;
     t->s = s;
     t->easy = curl_easy_init();
     if (!t->easy || !t_setup(s, t)) {
+        if (t->easy)
+            *rc = t->setup_rc;
         t_free(s, t);
         return NULL;
     }
@@ -525,7 +543,7 @@ static int l_session(lua_State *L)
     pthread_once(&init_once, global_init);
     if (init_result != CURLE_OK)
         return luaL_error(L, "instantly.core: curl_global_init failed: %s", curl_easy_strerror(init_result));
-    if (curl_num < MIN_CURL_NUM)
+    if (curl_too_old)
         return luaL_error(L, "instantly.core: needs libcurl " MIN_CURL_STR " or newer, found %s", curl_ver);
 
     /* Phase A: validate everything; Lua strings stay alive in opts. */
@@ -805,23 +823,27 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
             lua_pop(L, 1);
             if (!add_header(&t->hdrs, k, kl, v, vl, 0)) {
                 lua_pop(L, 1);
+                t->setup_rc = CURLE_OUT_OF_MEMORY;
                 return 0;
             }
         }
     }
     if (!r->has_ua) {
         struct curl_slist *n = curl_slist_append(t->hdrs, s->ua_line);
-        if (!n)
+        if (!n) {
+            t->setup_rc = CURLE_OUT_OF_MEMORY;
             return 0;
+        }
         t->hdrs = n;
     }
     if (mode == MODE_FIELDS) {
         /* libcurl would otherwise claim a form body, and wait a second for
          * "100 Continue" before sending a large one. */
-        if (!r->has_ctype && !add_header(&t->hdrs, "Content-Type", 12, "", 0, 1))
+        if ((!r->has_ctype && !add_header(&t->hdrs, "Content-Type", 12, "", 0, 1)) ||
+            (!r->has_expect && !add_header(&t->hdrs, "Expect", 6, "", 0, 1))) {
+            t->setup_rc = CURLE_OUT_OF_MEMORY;
             return 0;
-        if (!r->has_expect && !add_header(&t->hdrs, "Expect", 6, "", 0, 1))
-            return 0;
+        }
     }
     t->errbuf[0] = '\0';
     t->once = post || strcmp(r->method, "PATCH") == 0;
@@ -887,6 +909,8 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
 {
     Req r;
     Transfer *t;
+    CURLcode rc;
+    CURLMcode mrc = CURLM_OK;
     int top = lua_gettop(L), anchored = 0;
     parse_req(L, s, idx, &r);
     if (!sync && r.has_body) {
@@ -900,8 +924,8 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
     t = s->idle.head;
     if (t)
         list_unlink(&s->idle, t);
-    else if (!(t = t_new(s))) {
-        luaL_error(L, "instantly.core: not enough memory for a transfer");
+    else if (!(t = t_new(s, &rc))) {
+        luaL_error(L, "instantly.core: cannot set up a transfer: %s", curl_easy_strerror(rc));
         return NULL;
     }
     /* From here t is linked to the session, so the session frees it. */
@@ -910,15 +934,16 @@ static Transfer *start(lua_State *L, Session *s, int idx, int sync)
     t->id = ++s->next_id;
     t->sync = sync;
     t->anchored = anchored;
-    if (!t_prepare(L, s, t, &r) || curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
+    if (!t_prepare(L, s, t, &r) || (mrc = curl_multi_add_handle(s->multi, t->easy)) != CURLM_OK) {
         /* Not in the multi handle: park it as done, then recycle. */
+        const char *why = mrc != CURLM_OK ? curl_multi_strerror(mrc) : curl_easy_strerror(t->setup_rc);
         t->set.valid = 0;
         list_unlink(&s->active, t);
         t->state = T_DONE;
         list_push(&s->done, t);
         t_recycle(s, t);
         lua_settop(L, top);
-        luaL_error(L, "instantly.core: not enough memory to start the request");
+        luaL_error(L, "instantly.core: cannot start the request: %s", why);
     }
     lua_settop(L, top);
     return t;
@@ -1164,25 +1189,56 @@ static int l_submit(lua_State *L)
     return 1;
 }
 
-/* session:poll([timeout]) -> { {id=, status=, body=, headers=} | {id=, err=} ... } */
-static int l_poll(lua_State *L)
+/* Runs the transfers until one is done, none is active, or `wait`
+ * seconds have passed. The clock is read only when there is a wait. */
+static void await_done(Session *s, double wait)
 {
-    Session *s = check_open(L);
-    double wait = luaL_optnumber(L, 2, 0), deadline = 0;
-    Transfer *t;
-    int i, n;
-    luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
-    drop_orphans(s);
+    double deadline;
     drive(s);
-    if (s->done.n == 0 && s->active.n > 0 && wait > 0)
-        deadline = inst_monotime() + (wait > 1e9 ? 1e9 : wait);
-    while (s->done.n == 0 && s->active.n > 0 && wait > 0) {
+    if (s->done.n > 0 || s->active.n == 0 || !(wait > 0))
+        return;
+    deadline = inst_monotime() + (wait > 1e9 ? 1e9 : wait);
+    while (s->done.n == 0 && s->active.n > 0) {
         double left = deadline - inst_monotime();
         if (left <= 0)
             break;
         wait_activity(s, left > 1.0 ? 1000 : (int)ceil(left * 1000.0));
         drive(s);
     }
+}
+
+/* session:take([timeout]) -> id, status, body, headers | id, nil, err | nothing
+ * One finished transfer at a time, as plain values: what poll reports
+ * without a table per result (the scheduler of client:gather uses it). */
+static int l_take(lua_State *L)
+{
+    Session *s = check_open(L);
+    double wait = luaL_optnumber(L, 2, 0);
+    Transfer *t;
+    int n;
+    luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
+    drop_orphans(s);
+    if (s->done.n == 0)
+        await_done(s, wait);
+    if ((t = s->done.head) == NULL)
+        return 0;
+    lua_pushinteger(L, t->id);
+    n = push_result(L, t);
+    unanchor(L, t);
+    t_recycle(s, t);
+    return n + 1;
+}
+
+/* session:poll([timeout]) -> { {id=, status=, body=, headers=} | {id=, err=} ... } */
+static int l_poll(lua_State *L)
+{
+    Session *s = check_open(L);
+    double wait = luaL_optnumber(L, 2, 0);
+    Transfer *t;
+    int i, n;
+    luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
+    drop_orphans(s);
+    await_done(s, wait);
     n = s->done.n;
     lua_createtable(L, n, 0);
     for (i = 1, t = s->done.head; t; t = t->next, i++) {
@@ -1285,6 +1341,7 @@ static const luaL_Reg methods[] = {
     {"request", l_request},
     {"submit", l_submit},
     {"poll", l_poll},
+    {"take", l_take},
     {"pending", l_pending},
     {"cancel", l_cancel},
     {"close", l_close},

@@ -130,6 +130,39 @@ rows[#rows + 1] = { name = "sdk_client", kind = "seq",
     return n
   end }
 
+-- The SDK with ctx.inflight calls in flight: client:gather over a stream
+-- of tasks, each one ordinary generated method call (compared with the C
+-- multi loop at the same number in flight).
+rows[#rows + 1] = { name = "sdk_gather", kind = "multi",
+  available = function()
+    local ok, err = pcall(require, "instantly")
+    return ok, "instantly: " .. tostring(err)
+  end,
+  run = function(ctx)
+    local instantly = require "instantly"
+    local client = instantly.new{ api_key = "bench-key", base_url = ctx.base, rate_limit = false, max_retries = 0 }
+    local call
+    if ctx.workload == "small" then
+      call = function() return client.workspaces:get() end
+    elseif ctx.workload == "page" then
+      call = function() return client.campaigns:list{ limit = 100 } end
+    else
+      local params = assert(core.json_decode(ctx.body))
+      call = function() return client.leads:add_many(params) end
+    end
+    local deadline, monotime = ctx.deadline, core.monotime
+    local n = 0
+    local failed = client:gather(function()
+      if monotime() < deadline then return call end
+    end, { concurrency = ctx.inflight, on_result = function(_, v, err)
+      if not v then error(tostring(err)) end
+      n = n + 1
+    end })
+    assert(failed == 0)
+    client:close()
+    return n
+  end }
+
 local M = { rows = rows }
 
 if arg and arg[1] == "--list" then

@@ -28,23 +28,25 @@
 -- On a record the path arguments taken from the record are left out:
 -- `campaign:update{name = "x"}` is `client.campaigns:update(campaign.id, {name = "x"})`.
 --
--- Extension modules (for other parts of the SDK and for users): while a
--- client is built, for every entity `N` the builder tries
--- `require("instantly.extra." .. N)`. A module that does not exist is
--- fine; an error inside one that does exist propagates. The module
--- returns
+-- Extension modules (for other parts of the SDK and for users). The SDK's
+-- own live in `lua/instantly/extra/<entity>.lua` and are listed, with the
+-- entities, in `instantly.entities.extensions` (tools/gen-entities.lua
+-- writes the list from the files present), so making a client never
+-- searches `package.path`. A user adds extensions only through the
+-- `extensions` option of `instantly.new`, a table mapping an entity's lua
+-- name (or `"client"`) to a module of the same shape. A module is
 --
 --     { entity = { name = function(entity, ...) end, ... },
 --       record = { name = function(record, ...) end, ... } }
 --
 -- and each function becomes a method of `client.N` or of N's records.
--- A module may also return `wrap = { name = function(orig, entity, ...) end }`
+-- A module may also have `wrap = { name = function(orig, entity, ...) end }`
 -- to extend an existing entity method: the function gets the original
--- method first and decides when to hand over to it (for example
--- `leads:export{path = ...}` writes a file, anything else is the API call).
--- Likewise `instantly.extra.client` returns `{ client = { name =
--- function(client, ...) end } }` for client-level methods. A name that is
--- already taken raises when the client is built. From inside an extension:
+-- method first and decides when to hand over to it. The `client` module
+-- has `{ client = { name = function(client, ...) end } }` for client-level
+-- methods. A name that is already taken raises when the client is made
+-- (`instantly.new`), as does a wrap of a missing method. From inside an
+-- extension:
 --
 -- * an entity method reaches the client as `entity.client` (and the other
 --   entities as `entity.client.leads`, ...); `entity.lua_name` and
@@ -73,11 +75,6 @@ local route, escape = validate.route, validate.escape
 local send, decode = pipeline.send, pipeline.decode
 
 local M = {}
-
--- private[c] holds what must not be visible on the client table itself
--- (the headers carrying the key); set by instantly.client.
-M.private = setmetatable({}, { __mode = "k" })
-local private = M.private
 
 local function snake(name)
   return (name:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", ""))
@@ -345,28 +342,28 @@ end
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `level` is the stack level (relative to this function's
 -- caller) that misuse errors blame.
-local function invoke(c, cop, path, params, opts, level)
+local function invoke(_, cop, path, params, opts, level)
   local query, body, msg = route(cop.checker, params)
   if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
   if opts ~= nil then check_opts(cop.label, opts, level + 1) end
-  local pv = private[c]
-  local url = c._base .. path
+  local ctx = cop.ctx
+  local url = ctx.base .. path
   if query and query ~= "" then url = url .. "?" .. query end
   local text, headers
   if cop.has_body then
     local err
     text, err = core.json_encode(body)
     if not text then error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1) end
-    headers = pv.headers_json
+    headers = ctx.headers_json
   else
-    headers = pv.headers
+    headers = ctx.headers
   end
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
   local spec = {
-    method = cop.method, url = url, path = c._prefix .. path, body = text, headers = headers,
-    windows = cop.windows, label = cop.label, opts = opts, key = pv.key,
+    method = cop.method, url = url, path = ctx.prefix .. path, body = text, headers = headers,
+    windows = cop.windows, label = cop.label, opts = opts, key = ctx.key,
   }
-  local status, rtext, rheaders, attempts = send(c, spec)
+  local status, rtext, rheaders, attempts = send(ctx.pipe, spec)
   if not status then return nil, rtext end
   local v, err = decode(status, rtext, rheaders, cop, attempts, spec)
   if v == nil then return nil, err end
@@ -445,7 +442,7 @@ local function iterate(c, cop, path, params, opts)
       if type(items) ~= "table" then
         done = true
         error(require("instantly.error").new {
-          kind = "decode", method = cop.method, path = c._prefix .. path,
+          kind = "decode", method = cop.method, path = cop.ctx.prefix .. path,
           message = "a page without an 'items' array", body = page,
         }, 0)
       end
@@ -456,7 +453,7 @@ local function iterate(c, cop, path, params, opts)
       elseif cur == p.starting_after then
         done = true
         error(require("instantly.error").new {
-          kind = "api", method = cop.method, path = c._prefix .. path,
+          kind = "api", method = cop.method, path = cop.ctx.prefix .. path,
           message = "the server returned the same cursor twice (" .. tostring(cur) .. "); stopping",
         }, 0)
       else
@@ -469,55 +466,6 @@ end
 -------------------------------------------------------------------------------
 -- Building a client
 -------------------------------------------------------------------------------
-
-local function load_extra(name)
-  local modname = "instantly.extra." .. name
-  local ok, mod = pcall(require, modname)
-  if ok then
-    if type(mod) ~= "table" then
-      error("instantly: extension " .. modname .. " must return a table, got " .. type(mod), 0)
-    end
-    return mod
-  end
-  if type(mod) == "string" and mod:find("module '" .. modname .. "' not found", 1, true) == 1 then
-    return nil
-  end
-  error(mod, 0)
-end
-M.load_extra = load_extra
-
-local function install(target, funcs, what, modname)
-  if funcs == nil then return end
-  if type(funcs) ~= "table" then error("instantly: " .. modname .. "." .. what .. " must be a table", 0) end
-  for name, fn in pairs(funcs) do
-    if type(name) ~= "string" or type(fn) ~= "function" then
-      error("instantly: " .. modname .. "." .. what .. " must map names to functions", 0)
-    end
-    if target[name] ~= nil then
-      error("instantly: " .. modname .. " defines " .. what .. " method '" .. name ..
-        "', which already exists", 0)
-    end
-    target[name] = fn
-  end
-end
-M.install = install
-
--- Extends existing methods: each function receives the original first.
-local function wrap_methods(target, funcs, modname)
-  if funcs == nil then return end
-  if type(funcs) ~= "table" then error("instantly: " .. modname .. ".wrap must be a table", 0) end
-  for name, fn in pairs(funcs) do
-    local orig = target[name]
-    if type(name) ~= "string" or type(fn) ~= "function" then
-      error("instantly: " .. modname .. ".wrap must map names to functions", 0)
-    end
-    if orig == nil then
-      error("instantly: " .. modname .. " wraps method '" .. name .. "', which does not exist", 0)
-    end
-    target[name] = function(...) return fn(orig, ...) end
-  end
-end
-M.wrap_methods = wrap_methods
 
 local function method_for(c, ent, cop, paged)
   local label = cop.label
@@ -642,89 +590,306 @@ local function help(self, name)
   return concat(out, "\n")
 end
 
---- Build every entity object of client `c` (sets `c.<lua_name>`), the
--- record metatables, and install extension methods.
--- @tparam table c the client under construction
--- @tparam table limits `{global = windows, endpoints = bool}`
--- @tparam table client_methods the client's method table (receives client extensions)
-function M.build(c, limits, client_methods)
-  local list = M.definitions()
-  local ents, recs, rec_mts = {}, {}, {}
-  for _, def in ipairs(list) do
-    local methods = { help = help }
-    local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def, docs = {} },
-                             { __index = methods, __name = "instantly.entity." .. def.lua_name })
-    local rec_methods = {}
-    rec_mts[def.name] = { __index = rec_methods, __client = c, __entity = ent,
-                          __name = "instantly.record." .. def.lua_name }
-    ents[def.lua_name] = { ent = ent, methods = methods, def = def }
-    recs[def.lua_name] = rec_methods
+-------------------------------------------------------------------------------
+-- Per-process tables shared by every client (data only, built once)
+-------------------------------------------------------------------------------
+
+local field_sets, docs_cache, names_cache, relations_cache = {}, {}, {}, nil
+
+local function field_set(def)
+  local fs = field_sets[def]
+  if not fs then
+    fs = {}
+    for _, f in ipairs(def.fields) do fs[f.name] = true end
+    field_sets[def] = fs
   end
-  local by_op = {}
-  for _, def in ipairs(list) do
-    local e = ents[def.lua_name]
-    local field_set = {}
-    for _, f in ipairs(def.fields) do field_set[f.name] = true end
+  return fs
+end
+
+-- The docs table of an entity (`client.<entity>.docs`), shared by clients.
+local function docs_of(def)
+  local d = docs_cache[def]
+  if not d then
+    d = {}
     for _, op in ipairs(def.operations) do
-      local sh = shared_for(def, op)
-      local cop = setmetatable({
-        item_mt = sh.item and rec_mts[sh.item.name] or nil,
-        windows = (limits.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil,
-        make_page = make_page,
-      }, { __index = sh })
-      by_op[op] = cop
-      local m = op.lua_method
-      if e.methods[m] then error("catalog: " .. def.lua_name .. " has two operations named " .. m) end
-      e.methods[m] = method_for(c, e.ent, cop, op.paginated)
-      e.ent.docs[m] = M.doc_for(def, op)
-      if op.paginated then
-        local it = M.iterator_name(m)
-        e.methods[it] = iterator_for(c, e.ent, cop)
-        e.ent.docs[it] = iterator_doc(def, op)
-      end
-      local first = op.path_params[1]
-      if first and field_set[first.name] and not field_set[m] then
-        recs[def.lua_name][m] = record_method_for(c, cop, first.name)
-      end
+      d[op.lua_method] = M.doc_for(def, op)
+      if op.paginated then d[M.iterator_name(op.lua_method)] = iterator_doc(def, op) end
     end
+    docs_cache[def] = d
   end
-  -- Related collections: campaign:leads(), campaign:emails(), ...
+  return d
+end
+
+-- Related collections of every entity's records: campaign:leads(),
+-- campaign:emails(), ... as `{[entity name] = {{name, op, param}, ...}}`.
+local function relations()
+  if relations_cache then return relations_cache end
+  local list = M.definitions()
+  relations_cache = {}
   for _, def in ipairs(list) do
     local s = snake(def.name)
-    local field_set = {}
-    for _, f in ipairs(def.fields) do field_set[f.name] = true end
-    if field_set.id then
+    local fs = field_set(def)
+    local taken, rel = {}, {}
+    for _, op in ipairs(def.operations) do
+      local first = op.path_params[1]
+      if first and fs[first.name] and not fs[op.lua_method] then taken[op.lua_method] = true end
+    end
+    if fs.id then
       for _, other in ipairs(list) do
         for _, op in ipairs(other.operations) do
           if other ~= def and op.paginated and op.lua_method == "list" and #op.path_params == 0 then
-            local cop = by_op[op]
-            local params = cop.checker.params
+            local params = shared_for(other, op).checker.params
             local last = s:match("_([^_]+)$")
             for _, pname in ipairs({ s, s .. "_id", "parent_" .. s, last and (last .. "_id") or s }) do
               local p = params[pname]
-              if p and p.type == "string" and not field_set[other.lua_name]
-                 and recs[def.lua_name][other.lua_name] == nil then
-                recs[def.lua_name][other.lua_name] = relation_for(c, cop, pname, "id")
+              if p and p.type == "string" and not fs[other.lua_name] and not taken[other.lua_name] then
+                taken[other.lua_name] = true
+                rel[#rel + 1] = { name = other.lua_name, op = op, def = other, param = pname }
               end
             end
           end
         end
       end
     end
+    relations_cache[def.name] = rel
   end
-  for _, def in ipairs(list) do
-    local e = ents[def.lua_name]
-    local mod = load_extra(def.lua_name)
-    if mod then
-      install(e.methods, mod.entity, "entity", "instantly.extra." .. def.lua_name)
-      install(recs[def.lua_name], mod.record, "record", "instantly.extra." .. def.lua_name)
-      wrap_methods(e.methods, mod.wrap, "instantly.extra." .. def.lua_name)
+  return relations_cache
+end
+
+-- The method names the builder itself gives an entity and its records,
+-- so that extensions can be checked when a client is made, not when an
+-- entity is first used.
+local function names_of(def)
+  local n = names_cache[def]
+  if n then return n end
+  n = { entity = { help = true }, record = {} }
+  local fs = field_set(def)
+  for _, op in ipairs(def.operations) do
+    n.entity[op.lua_method] = true
+    if op.paginated then n.entity[M.iterator_name(op.lua_method)] = true end
+    local first = op.path_params[1]
+    if first and fs[first.name] and not fs[op.lua_method] then n.record[op.lua_method] = true end
+  end
+  for _, r in ipairs(relations()[def.name]) do n.record[r.name] = true end
+  names_cache[def] = n
+  return n
+end
+
+-------------------------------------------------------------------------------
+-- Extensions
+-------------------------------------------------------------------------------
+
+local EXT_KEYS = { entity = true, record = true, wrap = true, client = true }
+
+-- Checks one extension module against the names already taken (`seen`:
+-- {entity = set, record = set} per target) and records its own names.
+-- Raises (level 0: the caller adds where) on a clash or a bad shape.
+local function check_extension(modname, mod, names, seen)
+  if type(mod) ~= "table" then
+    error("instantly: extension " .. modname .. " must be a table, got " .. type(mod), 0)
+  end
+  for k in pairs(mod) do
+    if not EXT_KEYS[k] then
+      error("instantly: extension " .. modname .. " has an unknown key '" .. tostring(k) ..
+        "' (known: client, entity, record, wrap)", 0)
     end
-    c[def.lua_name] = e.ent
   end
-  local cmod = load_extra("client")
-  if cmod then install(client_methods, cmod.client, "client", "instantly.extra.client") end
-  c._record_mts = rec_mts
+  for _, what in ipairs({ "entity", "record", "client" }) do
+    local funcs = mod[what]
+    if funcs ~= nil then
+      if type(funcs) ~= "table" then error("instantly: " .. modname .. "." .. what .. " must be a table", 0) end
+      local taken = seen[what]
+      for name, fn in pairs(funcs) do
+        if type(name) ~= "string" or type(fn) ~= "function" then
+          error("instantly: " .. modname .. "." .. what .. " must map names to functions", 0)
+        end
+        if taken == nil or names[what][name] or taken[name] then
+          error("instantly: " .. modname .. " defines " .. what .. " method '" .. name ..
+            "', which already exists", 0)
+        end
+        taken[name] = true
+      end
+    end
+  end
+  if mod.wrap ~= nil then
+    if type(mod.wrap) ~= "table" then error("instantly: " .. modname .. ".wrap must be a table", 0) end
+    for name, fn in pairs(mod.wrap) do
+      if type(name) ~= "string" or type(fn) ~= "function" then
+        error("instantly: " .. modname .. ".wrap must map names to functions", 0)
+      end
+      if not (names.entity[name] or seen.entity[name]) then
+        error("instantly: " .. modname .. " wraps method '" .. name .. "', which does not exist", 0)
+      end
+    end
+  end
+end
+
+local static_cache
+
+-- The SDK's own extensions (catalog.extensions, generated with the
+-- entities from the files in lua/instantly/extra/), loaded and checked
+-- once per process: `{[entity lua_name or "client"] = module}`.
+local function static_extensions()
+  if static_cache then return static_cache end
+  local _, by_name = M.definitions()
+  local by_lua = {}
+  for _, def in pairs(by_name) do by_lua[def.lua_name] = def end
+  local mods = {}
+  for _, name in ipairs(catalog.extensions or {}) do
+    local modname = "instantly.extra." .. name
+    local mod = require(modname)
+    local def = by_lua[name]
+    local names = def and names_of(def) or { entity = {}, record = {}, client = {} }
+    check_extension(modname, mod, names, def and { entity = {}, record = {} } or { client = {} })
+    mods[name] = mod
+  end
+  static_cache = mods
+  return mods
+end
+M.static_extensions = static_extensions
+
+--- Check the `extensions` option of `instantly.new` (raises on misuse).
+-- `exts` maps an entity's lua name (or `"client"`) to a module shaped
+-- like the SDK's own extension modules.
+-- @tparam table exts
+-- @tparam table client_methods names the client already has
+function M.check_extensions(exts, client_methods)
+  local statics = static_extensions()
+  local by_lua = {}
+  for _, def in ipairs(M.definitions()) do by_lua[def.lua_name] = def end
+  for name, mod in pairs(exts) do
+    local where = "extensions." .. tostring(name)
+    if name == "client" then
+      local taken = {}
+      for k in pairs(client_methods) do taken[k] = true end
+      for k in pairs(by_lua) do taken[k] = true end
+      check_extension(where, mod, { client = {} }, { client = taken })
+    else
+      local def = by_lua[name]
+      if not def then
+        error("instantly: " .. where .. ": no entity named '" .. tostring(name) .. "'", 0)
+      end
+      local seen = { entity = {}, record = {} }
+      local st = statics[name]
+      if st then
+        for k in pairs(st.entity or {}) do seen.entity[k] = true end
+        for k in pairs(st.record or {}) do seen.record[k] = true end
+      end
+      check_extension(where, mod, names_of(def), seen)
+    end
+  end
+end
+
+-------------------------------------------------------------------------------
+-- Building a client: entities are built on first use
+-------------------------------------------------------------------------------
+
+--- Set up client `c`: its entities (`c.<lua_name>`) are built the first
+-- time they are used (a record of an entity counts as a use), so making a
+-- client costs the same however large the catalog.
+--
+-- `ctx` is what the generated methods need from the client:
+-- `{pipe = (instantly.pipeline sender), base = (base URL and path prefix),
+-- prefix = (path prefix), headers =, headers_json = (request headers),
+-- key = (API key, for redaction), endpoints = (per-endpoint rate limits,
+-- bool), extensions = (the checked `extensions` option or nil)}`.
+-- @tparam table c the client under construction
+-- @tparam table ctx
+-- @treturn function `index(key)`: the entity object named `key` or nil,
+--   for the client's `__index`
+-- @treturn function `record_mt(entity_name)`: the record metatable of an
+--   entity (building the entity)
+function M.build(c, ctx)
+  local list = M.definitions()
+  local by_lua = {}
+  for _, def in ipairs(list) do by_lua[def.lua_name] = def end
+  local statics = static_extensions()
+  local users = ctx.extensions or {}
+  local shells, cops, done = {}, {}, {}
+  local build_entity
+
+  -- The entity object and the record metatable of `def`, empty until
+  -- the entity is built: a lookup in either builds it.
+  local function shell(def)
+    local sh = shells[def]
+    if sh then return sh end
+    local methods, rec_methods = {}, {}
+    local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def,
+                               docs = docs_of(def) },
+                             { __index = methods, __name = "instantly.entity." .. def.lua_name })
+    sh = { ent = ent, methods = methods, rec_methods = rec_methods,
+           rec_mt = { __index = rec_methods, __client = c, __entity = ent,
+                      __name = "instantly.record." .. def.lua_name } }
+    shells[def] = sh
+    local lazy = { __index = function(t, k)
+      build_entity(def)
+      return rawget(t, k)
+    end }
+    setmetatable(methods, lazy)
+    setmetatable(rec_methods, lazy)
+    return sh
+  end
+
+  local function cop_for(def, op)
+    local cop = cops[op]
+    if cop then return cop end
+    local sh = shared_for(def, op)
+    cop = {}
+    for k, v in pairs(sh) do cop[k] = v end
+    cop.ctx = ctx
+    cop.item_mt = sh.item and shell(sh.item).rec_mt or nil
+    cop.windows = (ctx.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil
+    cop.make_page = make_page
+    cops[op] = cop
+    return cop
+  end
+
+  function build_entity(def)
+    if done[def] then return end
+    done[def] = true
+    local sh = shell(def)
+    local methods, recs, ent = sh.methods, sh.rec_methods, sh.ent
+    setmetatable(methods, nil)
+    setmetatable(recs, nil)
+    methods.help = help
+    local fs = field_set(def)
+    for _, op in ipairs(def.operations) do
+      local cop = cop_for(def, op)
+      local m = op.lua_method
+      methods[m] = method_for(c, ent, cop, op.paginated)
+      if op.paginated then methods[M.iterator_name(m)] = iterator_for(c, ent, cop) end
+      local first = op.path_params[1]
+      if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
+    end
+    for _, r in ipairs(relations()[def.name]) do
+      recs[r.name] = relation_for(c, cop_for(r.def, r.op), r.param, "id")
+    end
+    for _, mod in ipairs({ statics[def.lua_name] or false, users[def.lua_name] or false }) do
+      if mod then
+        for k, fn in pairs(mod.entity or {}) do methods[k] = fn end
+        for k, fn in pairs(mod.record or {}) do recs[k] = fn end
+        for k, fn in pairs(mod.wrap or {}) do
+          local orig = methods[k]
+          methods[k] = function(...) return fn(orig, ...) end
+        end
+      end
+    end
+  end
+
+  local function index(k)
+    local def = by_lua[k]
+    if not def then return nil end
+    build_entity(def)
+    return shell(def).ent
+  end
+  local function record_mt(name)
+    local _, by_name = M.definitions()
+    local def = by_name[name] or by_lua[name]
+    if not def then error("instantly: no entity named '" .. tostring(name) .. "'", 2) end
+    build_entity(def)
+    return shell(def).rec_mt
+  end
+  return index, record_mt
 end
 
 --- Iterate a paginated operation found by entity and method name (used by

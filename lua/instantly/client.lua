@@ -23,11 +23,13 @@ local redact = require "instantly.redact"
 local validate = require "instantly.validate"
 
 local type, pairs, tostring, error, setmetatable, getenv = type, pairs, tostring, error, setmetatable, os.getenv
-local getmetatable, pcall = getmetatable, pcall
+local getmetatable, pcall, rawset = getmetatable, pcall, rawset
 local mtype = math.type
 local concat, sort = table.concat, table.sort
 
-local private = builder.private
+-- client -> what must not be visible on the client table itself (the
+-- key, the headers carrying it, the sender, the session it owns).
+local private = setmetatable({}, { __mode = "k" })
 
 local M = {}
 
@@ -64,6 +66,9 @@ local OPTIONS = {
   ca_file = function(v) return type(v) == "string" or "must be a string" end,
   ca_path = function(v) return type(v) == "string" or "must be a string" end,
   max_response_bytes = function(v) return (mtype(v) == "integer" and v > 0) or "must be an integer > 0" end,
+  extensions = function(v)
+    return type(v) == "table" or "must be a table mapping entity names (or \"client\") to extension modules"
+  end,
 }
 
 local function known_options()
@@ -142,10 +147,18 @@ end
 -- Idempotent; the client is unusable afterwards.
 function Client:close()
   local pv = private[self]
-  if pv and pv.owns_session and self._session then
-    self._session:close()
+  if pv and pv.owns_session then
+    pv.pipe.session:close()
+    pv.owns_session = false
   end
-  if pv then pv.owns_session = false end
+end
+
+--- The record metatable of an entity of this client (for tools and
+-- specs that check what records can do).
+-- @tparam string name the entity's name (e.g. "Campaign") or lua name ("campaigns")
+-- @treturn table the metatable; its `__index` holds the record methods
+function Client:record_metatable(name)
+  return private[self].record_mt(name)
 end
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true, OPTIONS = true }
@@ -180,7 +193,7 @@ function Client:request(method, path, args, opts)
   end
   if opts ~= nil then builder.check_opts("client:request", opts, 2) end
   local pv = private[self]
-  local full = path:sub(1, 5) == "/api/" and path or (self._prefix .. path)
+  local full = path:sub(1, 5) == "/api/" and path or (pv.ctx.prefix .. path)
   local url = self.base_url .. full
   local q = args.query
   if type(q) == "table" then
@@ -189,13 +202,13 @@ function Client:request(method, path, args, opts)
     error("instantly: client:request: query must be a table or a string", 2)
   end
   if q and q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
-  local body, headers = args.body, pv.headers
+  local body, headers = args.body, pv.ctx.headers
   if type(body) == "table" then
     local text, err = core.json_encode(body)
     if not text then error("instantly: client:request: cannot encode body: " .. tostring(err), 2) end
-    body, headers = text, pv.headers_json
+    body, headers = text, pv.ctx.headers_json
   elseif type(body) == "string" then
-    headers = pv.headers_json
+    headers = pv.ctx.headers_json
   elseif body ~= nil then
     error("instantly: client:request: body must be a table or a string", 2)
   end
@@ -210,9 +223,9 @@ function Client:request(method, path, args, opts)
   if opts and opts.headers then headers = builder.merge_headers(headers, opts.headers) end
   local spec = {
     method = method, url = url, path = full, body = body, headers = headers,
-    label = "client:request", opts = opts, key = pv.key,
+    label = "client:request", opts = opts, key = pv.ctx.key,
   }
-  local status, text, rheaders, attempts = pipeline.send(self, spec)
+  local status, text, rheaders, attempts = pipeline.send(pv.ctx.pipe, spec)
   if not status then return nil, text end
   local how = { kind = (rheaders and rheaders["content-type"] or "application/json"):find("json", 1, true)
                 and "json" or "text" }
@@ -222,8 +235,34 @@ function Client:request(method, path, args, opts)
   return v, status, rheaders
 end
 
+-- The client's methods: Client's own, the SDK's client extension and the
+-- caller's `extensions.client`. Without the latter the table is made once.
+local shared_methods
+local function client_methods(exts)
+  if shared_methods == nil then
+    shared_methods = {}
+    for k, v in pairs(Client) do shared_methods[k] = v end
+    local mod = builder.static_extensions().client
+    for k, fn in pairs(mod and mod.client or {}) do
+      if shared_methods[k] ~= nil then
+        fail("extension instantly.extra.client defines client method '" .. k .. "', which already exists")
+      end
+      shared_methods[k] = fn
+    end
+  end
+  if not exts then return shared_methods end
+  local ok, err = pcall(builder.check_extensions, exts, shared_methods)
+  if not ok then fail(tostring(err):gsub("^instantly: ", "")) end
+  if not exts.client then return shared_methods end
+  local m = {}
+  for k, v in pairs(shared_methods) do m[k] = v end
+  for k, fn in pairs(exts.client.client or {}) do m[k] = fn end
+  return m
+end
+
 local function new(options)
   local opts = check_options(options)
+  local methods = client_methods(opts.extensions)
   local key = opts.api_key or getenv("INSTANTLY_API_KEY")
   if key == nil or key == "" then
     fail("no API key: pass api_key = \"...\" to instantly.new, or set the INSTANTLY_API_KEY environment variable")
@@ -279,32 +318,32 @@ local function new(options)
     limits.endpoints = rl.endpoints ~= false
   end
 
-  local methods = {}
-  for k, v in pairs(Client) do methods[k] = v end
-  local c = setmetatable({
-    base_url = base_url,
-    workspace = opts.workspace,
-    _base = base_url .. catalog.path_prefix,
-    _prefix = catalog.path_prefix,
-    _session = session,
-    -- Scheduler hook, see instantly.pipeline: coroutine -> scheduler.
-    _schedulers = setmetatable({}, { __mode = "k" }),
-    _max_retries = opts.max_retries or 2,
-    _timeout = opts.timeout,
-    _connect_timeout = opts.connect_timeout,
-    _retry = retry,
-    _limiter = limiter,
-    _on_request = opts.on_request,
-    _on_response = opts.on_response,
-    _on_wait = opts.on_wait,
-  }, {
-    __index = methods, __name = "instantly.Client",
+  local pipe = pipeline.new {
+    session = session, max_retries = opts.max_retries or 2, timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout, retry = retry, limiter = limiter,
+    on_request = opts.on_request, on_response = opts.on_response, on_wait = opts.on_wait,
+  }
+  local ctx = {
+    pipe = pipe, base = base_url .. catalog.path_prefix, prefix = catalog.path_prefix,
+    headers = headers, headers_json = headers_json, key = key, endpoints = limits.endpoints,
+    extensions = opts.extensions,
+  }
+  local entity
+  local c = setmetatable({ base_url = base_url, workspace = opts.workspace }, {
+    __index = function(t, k)
+      local m = methods[k]
+      if m ~= nil then return m end
+      local e = entity(k)
+      if e then rawset(t, k, e) end
+      return e
+    end,
+    __name = "instantly.Client",
     __tostring = client_tostring,
-    __close = function(c) c:close() end,
+    __close = function(cl) cl:close() end,
   })
-  private[c] = { key = key, redacted = redact.key(key), headers = headers, headers_json = headers_json,
-                 owns_session = owns }
-  builder.build(c, limits, methods)
+  local pv = { ctx = ctx, pipe = pipe, redacted = redact.key(key), owns_session = owns }
+  private[c] = pv
+  entity, pv.record_mt = builder.build(c, ctx)
   return c
 end
 
