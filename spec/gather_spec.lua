@@ -242,3 +242,137 @@ describe("client:gather", function()
     assert.equal(8, gather.DEFAULT_CONCURRENCY)
   end)
 end)
+
+describe("client:gather across clients", function()
+  local fixture = require "support.http_fixture"
+  local core = require "instantly.core"
+  local fx
+
+  setup(function() fx = fixture.start() end)
+  teardown(function() if fx then fx.stop() end end)
+
+  -- A client whose own session serves the fixture's /barrier: the API
+  -- prefix is taken off the URL and the plain-text answer is marked as
+  -- text, so client:request returns the body ("released N").
+  local function barrier_client()
+    local session = core.session()
+    local t = {}
+    local function fix(req)
+      req.url = req.url:gsub("/api/v2/", "/", 1)
+      return req
+    end
+    local function text(status, body, headers)
+      if type(headers) == "table" then headers["content-type"] = "text/plain" end
+      return status, body, headers
+    end
+    function t.request(_, req) return text(session:request(fix(req))) end
+    function t.submit(_, req) return session:submit(fix(req)) end
+    function t.take(_, timeout)
+      local id, status, body, headers = session:take(timeout)
+      if id == nil then return nil end
+      return id, text(status, body, headers)
+    end
+    function t.cancel(_, id) return session:cancel(id) end
+    function t.close() session:close() end
+    local c = instantly.new { api_key = "k", base_url = fx.url(""), transport = t, rate_limit = false,
+                              max_retries = 0 }
+    return c, t
+  end
+
+  local function call(c, name, n)
+    return function()
+      return c:request("GET", "/barrier", { query = { name = name, n = tostring(n) } })
+    end
+  end
+
+  it("runs the calls of every client a task uses on one loop (a barrier of 4 is reached)", function()
+    -- Each request is held until four are waiting at the server. Calls of
+    -- the second client run one after another if gather does not drive
+    -- them: then the barrier is never reached and each gets a 504.
+    local a, ta = barrier_client()
+    local b, tb = barrier_client()
+    local values, errs, failed = a:gather {
+      a1 = call(a, "four", 4), a2 = call(a, "four", 4),
+      b1 = call(b, "four", 4), b2 = call(b, "four", 4),
+    }
+    assert.equal(0, failed, tostring(errs.a1 or errs.a2 or errs.b1 or errs.b2))
+    for _, k in ipairs { "a1", "a2", "b1", "b2" } do assert.equal("released 4", values[k]) end
+    -- The same with tasks that only use the other client.
+    values, errs, failed = a:gather { call(b, "two", 2), call(b, "two", 2) }
+    assert.equal(0, failed, tostring(errs[1] or errs[2]))
+    assert.same({ "released 2", "released 2" }, values)
+    ta.close()
+    tb.close()
+  end)
+
+  it("runs a nested gather of another client on the same loop", function()
+    local a, ta = barrier_client()
+    local b, tb = barrier_client()
+    local values, errs = a:gather {
+      outer = function()
+        local v = b:gather { call(b, "nest", 3), call(b, "nest", 3) }
+        return v[1] .. "/" .. v[2]
+      end,
+      other = call(a, "nest", 3),
+    }
+    assert.is_nil(errs.outer)
+    assert.equal("released 3/released 3", values.outer)
+    assert.equal("released 3", values.other)
+    ta.close()
+    tb.close()
+  end)
+end)
+
+describe("client:gather results by name", function()
+  local H = require "support.client_helper"
+
+  it("keys values and errors by task name, and every error names its task", function()
+    local c = H.fake_client(function(req)
+      if req.url:find("/missing", 1, true) then return 404, '{"message":"no such campaign"}', {} end
+      return 200, '{"id":"ok"}', { ["content-type"] = "application/json" }
+    end)
+    local values, errs, failed = c:gather {
+      good = function() return c.campaigns:get("x") end,
+      missing = function() return c.campaigns:get("missing") end,
+      boom = function() error("exploded") end,
+      [7] = function() return "seven" end,
+    }
+    assert.equal(2, failed)
+    assert.equal("ok", values.good.id)
+    assert.is_nil(errs.good)
+    assert.equal("seven", values[7])
+    assert.equal("http", errs.missing.kind)
+    assert.equal(404, errs.missing.status)
+    assert.equal("missing", errs.missing.task)
+    assert.equal("task", errs.boom.kind)
+    assert.equal("boom", errs.boom.task)
+    assert.matches("^task 'boom' raised: .*exploded", errs.boom.message)
+    assert.is_nil(values.boom)
+  end)
+
+  it("names the index of an array task in its error", function()
+    local c = H.fake_client(H.const(404, '{"message":"no"}', {}))
+    local values, errs, failed = c:gather {
+      function() return "fine" end,
+      function() return c.campaigns:get("a") end,
+      function() error({ custom = true }) end,
+    }
+    assert.equal(2, failed)
+    assert.equal("fine", values[1])
+    assert.equal(2, errs[2].task)
+    assert.equal(3, errs[3].task)
+    assert.same({ custom = true }, errs[3].cause)
+    assert.matches("^task 3 raised: ", errs[3].message)
+  end)
+
+  it("passes names to on_result and refuses a named task that is not a function", function()
+    local c = H.fake_client(H.const(200, '{"id":"x"}', { ["content-type"] = "application/json" }))
+    local seen = {}
+    local failed = c:gather({ one = function() return 1 end, two = function() return 2 end },
+      { on_result = function(k, v) seen[k] = v end })
+    assert.equal(0, failed)
+    assert.same({ one = 1, two = 2 }, seen)
+    assert.has_error(function() c:gather { one = function() end, two = "x" } end,
+      "instantly: gather: task 'two' is a string, not a function")
+  end)
+end)
