@@ -668,11 +668,14 @@ describe("extensions", function()
       { { nope = {} }, "instantly.new: extensions.nope: no entity named 'nope'" },
       { { webhooks = 5 }, "instantly.new: extension extensions.webhooks must be a table, got number" },
       { { webhooks = { methods = {} } },
-        "instantly.new: extension extensions.webhooks has an unknown key 'methods' (known: client, entity, record, wrap)" },
-      { { webhooks = { entity = { x = 1 } } }, "instantly.new: extensions.webhooks.entity must map names to functions" },
+        "instantly.new: extension extensions.webhooks has an unknown key 'methods' " ..
+        "(known: client, entity, record, wrap)" },
+      { { webhooks = { entity = { x = 1 } } },
+        "instantly.new: extensions.webhooks.entity must map names to functions" },
       { { webhooks = { wrap = { missing = function() end } } },
         "instantly.new: extensions.webhooks wraps method 'missing', which does not exist" },
-      { 7, "instantly.new: option 'extensions' must be a table mapping entity names (or \"client\") to extension modules" },
+      { 7, "instantly.new: option 'extensions' must be a table mapping entity names (or \"client\") " ..
+        "to extension modules" },
     }
     for _, case in ipairs(cases) do
       assert.has_error(function() H.fake_client(nil, { extensions = case[1] }) end, case[2])

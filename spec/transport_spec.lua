@@ -284,6 +284,38 @@ describe("transport", function()
       assert.equal(4, rec.connections)
     end)
 
+    it("take hands over one finished transfer at a time as plain values", function()
+      fx.reset()
+      local ids = {}
+      for i = 1, 3 do ids[i] = s:submit{ url = fx.url("/barrier?name=take&n=3") } end
+      ids[4] = s:submit{ url = "http://127.0.0.1:" .. fx.blackhole_port .. "/x", connect_timeout = 0.2 }
+      ids[5] = s:submit{ method = "POST", url = fx.url("/echo"), body = string.rep("b", 5000) }
+      local got, errs = {}, {}
+      for _ = 1, 400 do
+        local id, status, body, headers = s:take(0.05)
+        if id ~= nil then
+          if status == nil then
+            errs[id] = body
+          else
+            got[id] = { status = status, body = body, headers = headers }
+          end
+        end
+        if s:pending() == 0 then break end
+      end
+      assert.equal(0, s:pending())
+      for i = 1, 3 do
+        assert.equal(200, got[ids[i]].status)
+        assert.equal("released 3", got[ids[i]].body)
+        assert.is_table(got[ids[i]].headers)
+      end
+      assert.equal(200, got[ids[5]].status)
+      assert.equal("connect", errs[ids[4]].kind)
+      -- nothing finished: nothing returned, at once
+      assert.equal(0, select("#", s:take()))
+      assert.equal(0, select("#", s:take(0.01)))
+      assert.has_error(function() s:take(-1) end)
+    end)
+
     it("queues transfers beyond max_connections", function()
       local capped <close> = core.session{ max_connections = 2 }
       fx.reset()
@@ -463,6 +495,25 @@ describe("transport", function()
       assert.has_error(function() s:cancel("x") end, "bad argument #1 to 'cancel' (number expected, got string)")
       -- validation comes before anything is acquired: nothing was left behind
       assert.equal(live, core._stats().transfers)
+    end)
+
+    it("a request libcurl refuses reports libcurl's reason, not a memory error", function()
+      -- libcurl refuses URLs over 8 MB (CURLE_BAD_FUNCTION_ARGUMENT): the
+      -- setopt fails after validation passed; the message names the
+      -- CURLcode's text, the session stays usable and nothing leaks.
+      local live = core._stats().transfers
+      local long = fx.url("/hello?q=" .. string.rep("a", 9 * 1024 * 1024))
+      local ok, err = pcall(s.request, s, { url = long })
+      assert.is_false(ok)
+      assert.matches("^instantly.core: cannot start the request: ", err)
+      assert.not_matches("memory", err)
+      assert.matches("argument", err)
+      ok, err = pcall(s.submit, s, { url = long })
+      assert.is_false(ok)
+      assert.matches("^instantly.core: cannot start the request: ", err)
+      assert.equal(0, s:pending())
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+      assert.is_true(core._stats().transfers <= live + 1)
     end)
   end)
 

@@ -66,7 +66,7 @@ local ratelimit = require "instantly.ratelimit"
 local catalog = require "instantly.entities"
 
 local type, pairs, ipairs, error, tostring, select = type, pairs, ipairs, error, tostring, select
-local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
+local setmetatable, getmetatable, require, rawget = setmetatable, getmetatable, require, rawget
 local concat, sort = table.concat, table.sort
 local mtype = math.type
 
