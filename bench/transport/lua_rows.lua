@@ -10,8 +10,8 @@
 --
 -- Adding a row: append { name = ..., kind = "seq" | "multi", run = fn } to
 -- `rows` below. fn(ctx) makes requests until ctx.deadline (a core.monotime
--- value) and returns how many it made; ctx has workload ("small", "page"
--- or "leads"), method, url, base (scheme://host:port), path, body (string
+-- value) and returns how many it made; ctx has workload ("small", "page",
+-- "pageN" for a page of N campaigns (SDK rows only) or "leads"), method, url, base (scheme://host:port), path, body (string
 -- or nil), headers (the request headers every row sends) and inflight.
 -- Optional `available = function() return bool, why end` skips the row
 -- (printed as skipped) when a module it needs is missing. The shell script
@@ -114,8 +114,12 @@ rows[#rows + 1] = { name = "sdk_client", kind = "seq",
     local call
     if ctx.workload == "small" then
       call = function() return client.workspaces:get() end
-    elseif ctx.workload == "page" then
-      call = function() return client.campaigns:list{ limit = 100 } end
+    elseif ctx.workload:match("^page") then
+      -- pageN: the server answers a page of N items (the API caps limit
+      -- at 100; bench/20-transport.sh picks the file by this header).
+      local n = ctx.workload:match("^page(%d+)$")
+      local opts = n and { headers = { ["x-bench-page"] = n } } or nil
+      call = function() return client.campaigns:list({ limit = 100 }, opts) end
     else
       local params = assert(core.json_decode(ctx.body))
       call = function() return client.leads:add_many(params) end
@@ -144,8 +148,12 @@ rows[#rows + 1] = { name = "sdk_gather", kind = "multi",
     local call
     if ctx.workload == "small" then
       call = function() return client.workspaces:get() end
-    elseif ctx.workload == "page" then
-      call = function() return client.campaigns:list{ limit = 100 } end
+    elseif ctx.workload:match("^page") then
+      -- pageN: the server answers a page of N items (the API caps limit
+      -- at 100; bench/20-transport.sh picks the file by this header).
+      local n = ctx.workload:match("^page(%d+)$")
+      local opts = n and { headers = { ["x-bench-page"] = n } } or nil
+      call = function() return client.campaigns:list({ limit = 100 }, opts) end
     else
       local params = assert(core.json_decode(ctx.body))
       call = function() return client.leads:add_many(params) end
