@@ -392,6 +392,7 @@ static const luaL_Reg metamethods[] = {
 static const luaL_Reg funcs[] = {
     {"session", l_session},
     {"_stats", l_stats},
+    {"parse_headers", http_parse_headers},
     {NULL, NULL}
 };
 

@@ -60,6 +60,7 @@ typedef struct Transfer {
     lua_Integer id;
     int state;
     int sync;       /* a blocking request(): never reported by poll */
+    int raw_head;   /* report the header block as one string (see raw_headers) */
     int too_large;
     int anchored;   /* its body is held in the session's anchor table */
     CURLcode result;
@@ -106,6 +107,7 @@ typedef struct Req {
     int has_ctype;     /* the caller set Content-Type */
     int has_expect;
     int has_ua;
+    int raw_headers;   /* answer with the header block as a string */
     long timeout_ms, connect_timeout_ms;
     char method[MAX_METHOD + 1];
 } Req;
@@ -142,6 +144,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync);
 
 /* http_result.c */
 int http_push_result(lua_State *L, Transfer *t);
+int http_parse_headers(lua_State *L);
 void http_unanchor(lua_State *L, const Transfer *t);
 
 #endif

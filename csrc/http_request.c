@@ -154,6 +154,8 @@ static void parse_req(lua_State *L, Session *s, int idx, Req *r)
             r->timeout_ms = http_opt_seconds(L, idx, "field", k);
         else if (strcmp(k, "connect_timeout") == 0)
             r->connect_timeout_ms = http_opt_seconds(L, idx, "field", k);
+        else if (strcmp(k, "raw_headers") == 0)
+            r->raw_headers = http_opt_boolean(L, idx, "field", k);
         else if (strcmp(k, "headers") != 0)
             luaL_argerror(L, idx, lua_pushfstring(L, "unknown field '%s'", k));
         lua_pop(L, 1);
@@ -329,6 +331,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
     http_list_push(&s->active, t);
     t->id = ++s->next_id;
     t->sync = sync;
+    t->raw_head = r.raw_headers;
     t->anchored = anchored;
     if (!t_prepare(L, s, t, &r) || (mrc = curl_multi_add_handle(s->multi, t->easy)) != CURLM_OK) {
         /* Not in the multi handle: park it as done, then recycle. */

@@ -54,6 +54,38 @@ describe("transport", function()
       assert.equal("first second", headers["x-folded"])
     end)
 
+    it("answers raw_headers requests with the header block, which parse_headers reads the same way", function()
+      local _, _, parsed = s:request{ url = fx.url("/headers") }
+      local status, body, raw = s:request{ url = fx.url("/headers"), raw_headers = true }
+      assert.equal(200, status)
+      assert.equal("headers", body)
+      assert.is_string(raw)
+      assert.matches("^HTTP/1%.1 200", raw)
+      local t = core.parse_headers(raw)
+      parsed.date, t.date = nil, nil
+      assert.same(parsed, t)
+      -- into an existing table; submit/take and poll honour it too
+      local into = { keep = "me" }
+      assert.equal(into, core.parse_headers(raw, into))
+      assert.equal("one, two", into["x-repeat"])
+      assert.equal("me", into.keep)
+      local id = s:submit{ url = fx.url("/headers"), raw_headers = true }
+      local got, st, _, h
+      for _ = 1, 100 do
+        got, st, _, h = s:take(0.1)
+        if got then break end
+      end
+      assert.equal(id, got)
+      assert.equal(200, st)
+      assert.is_string(h)
+      -- a block with only a status line, or nothing at all
+      assert.same({}, core.parse_headers("HTTP/1.1 204 No Content\r\n\r\n"))
+      assert.same({}, core.parse_headers(""))
+      assert.has_error(function() core.parse_headers({}) end)
+      assert.has_error(function() s:request{ url = fx.url("/headers"), raw_headers = 1 } end,
+        "bad argument #1 to 'request' (field 'raw_headers' must be a boolean, got number)")
+    end)
+
     it("returns HTTP errors as data, with an empty body when there is none", function()
       for _, code in ipairs{ 404, 500, 503 } do
         local status, body = s:request{ url = fx.url("/status/" .. code) }

@@ -322,6 +322,7 @@ local function new(options)
     session = session, max_retries = opts.max_retries or 2, timeout = opts.timeout,
     connect_timeout = opts.connect_timeout, retry = retry, limiter = limiter,
     on_request = opts.on_request, on_response = opts.on_response, on_wait = opts.on_wait,
+    raw_headers = owns,
   }
   local ctx = {
     pipe = pipe, base = base_url .. catalog.path_prefix, prefix = catalog.path_prefix,

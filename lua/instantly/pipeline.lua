@@ -28,7 +28,8 @@ local running, random, min = coroutine.running, math.random, math.min
 local ostime, osdate = os.time, os.date
 local concat = table.concat
 
-local monotime, sleep_plain = core.monotime, core.sleep
+local monotime, sleep_plain, parse_headers = core.monotime, core.sleep, core.parse_headers
+local rawget, rawset, next = rawget, rawset, next
 
 local M = {}
 
@@ -55,14 +56,55 @@ end
 --   `connect_timeout` (nil: the session's), `retry` (`{base =, cap =,
 --   max_retry_after =}`), `limiter` (nil: no client-side rate limit, else
 --   `{global = windows, max_wait =}`), `on_request`, `on_response`,
---   `on_wait` (hooks or nil)
+--   `on_wait` (hooks or nil), `raw_headers` (true: the session is a core
+--   session; ask it for the header block as a string and parse it only
+--   when a header is read)
 -- @treturn table the sender (a plain table with those fields)
 function M.new(cfg)
   return {
     session = cfg.session, max_retries = cfg.max_retries, timeout = cfg.timeout,
     connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter,
     on_request = cfg.on_request, on_response = cfg.on_response, on_wait = cfg.on_wait,
+    raw_headers = cfg.raw_headers or nil,
   }
+end
+
+-- Response headers parsed on first use: a core session asked for
+-- raw_headers answers with the header block as a string; it becomes a
+-- table that fills itself from the block the first time it is indexed,
+-- assigned to or walked with pairs (then the metatable is gone and it is
+-- a plain table). Building the table costs a tenth of a small request;
+-- most calls never read a header.
+local raw_of = setmetatable({}, { __mode = "k" })
+local function fill(t)
+  local raw = raw_of[t]
+  if raw then
+    raw_of[t] = nil
+    setmetatable(t, nil)
+    parse_headers(raw, t)
+  end
+  return t
+end
+local LazyHeaders = {
+  __index = function(t, k) return rawget(fill(t), k) end,
+  __newindex = function(t, k, v) rawset(fill(t), k, v) end,
+  __pairs = function(t) return next, fill(t), nil end,
+  __name = "instantly.headers",
+}
+local function lazy_headers(h)
+  if type(h) ~= "string" then return h end
+  local t = setmetatable({}, LazyHeaders)
+  raw_of[t] = h
+  return t
+end
+
+--- The headers table of a response as a plain table (parsed now if it
+-- was parsed lazily); for code that walks it with `next`.
+-- @tparam table|nil h
+-- @treturn table|nil
+function M.headers(h)
+  if type(h) == "table" and raw_of[h] then fill(h) end
+  return h
 end
 
 -- Methods that may be repeated after the request may have reached the
@@ -204,6 +246,7 @@ function M.send(p, spec)
   local on_request, on_response, on_wait = p.on_request, p.on_response, p.on_wait
   local limiter = p.limiter
   local req = { method = method, url = spec.url, headers = spec.headers, body = spec.body,
+                raw_headers = p.raw_headers,
                 timeout = timeout, connect_timeout = connect_timeout }
   local attempt = 0
   local sleeper, notify
@@ -240,6 +283,7 @@ function M.send(p, spec)
     else
       status, text, headers = session:request(req)
     end
+    if status then headers = lazy_headers(headers) end
     local err, retryable
     if status == nil then
       err = transport_error(text, method, path, attempt, spec.key)
@@ -248,10 +292,11 @@ function M.send(p, spec)
     elseif status >= 200 and status < 300 then
       if on_response then
         on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
-                      headers = headers, attempt = attempt, elapsed = monotime() - t0 }
+                      headers = M.headers(headers), attempt = attempt, elapsed = monotime() - t0 }
       end
       return status, text, headers, attempt
     else
+      headers = M.headers(headers)
       err = http_error(status, text, headers, method, path, attempt, spec.key)
       retryable = RETRY_STATUS[status] and (idempotent or status == 429)
     end
