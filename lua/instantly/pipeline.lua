@@ -75,27 +75,24 @@ end
 -- assigned to or walked with pairs (then the metatable is gone and it is
 -- a plain table). Building the table costs a tenth of a small request;
 -- most calls never read a header.
-local raw_of = setmetatable({}, { __mode = "k" })
+-- The block rides in the table's own metatable (no side table, which
+-- the collector would have to treat as an ephemeron table).
 local function fill(t)
-  local raw = raw_of[t]
+  local mt = getmetatable(t)
+  local raw = type(mt) == "table" and mt.raw
   if raw then
-    raw_of[t] = nil
     setmetatable(t, nil)
     parse_headers(raw, t)
   end
   return t
 end
-local LazyHeaders = {
-  __index = function(t, k) return rawget(fill(t), k) end,
-  __newindex = function(t, k, v) rawset(fill(t), k, v) end,
-  __pairs = function(t) return next, fill(t), nil end,
-  __name = "instantly.headers",
-}
+local function lazy_index(t, k) return rawget(fill(t), k) end
+local function lazy_newindex(t, k, v) rawset(fill(t), k, v) end
+local function lazy_pairs(t) return next, fill(t), nil end
 local function lazy_headers(h)
   if type(h) ~= "string" then return h end
-  local t = setmetatable({}, LazyHeaders)
-  raw_of[t] = h
-  return t
+  return setmetatable({}, { __index = lazy_index, __newindex = lazy_newindex, __pairs = lazy_pairs,
+                            __name = "instantly.headers", raw = h })
 end
 
 --- The headers table of a response as a plain table (parsed now if it
@@ -103,7 +100,7 @@ end
 -- @tparam table|nil h
 -- @treturn table|nil
 function M.headers(h)
-  if type(h) == "table" and raw_of[h] then fill(h) end
+  if type(h) == "table" then fill(h) end
   return h
 end
 
