@@ -11,8 +11,9 @@
 -- Adding a row: append { name = ..., kind = "seq" | "multi", run = fn } to
 -- `rows` below. fn(ctx) makes requests until ctx.deadline (a core.monotime
 -- value) and returns how many it made; ctx has workload ("small", "page",
--- "pageN" for a page of N campaigns (SDK rows only) or "leads"), method, url, base (scheme://host:port), path, body (string
--- or nil), headers (the request headers every row sends) and inflight.
+-- "pageN" for a page of N campaigns (SDK rows only) or "leads"), method,
+-- url, base (scheme://host:port), path, body (string or nil), headers (the
+-- request headers every row sends) and inflight.
 -- Optional `available = function() return bool, why end` skips the row
 -- (printed as skipped) when a module it needs is missing. The shell script
 -- picks up new rows by itself.

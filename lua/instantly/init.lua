@@ -45,7 +45,9 @@ M.is_error = Err.is
 -- @tparam[opt] table options api_key, base_url, timeout, connect_timeout,
 -- max_retries, retry, rate_limit, workspace, headers, user_agent,
 -- on_request, on_response, on_wait, transport, proxy, ca_file, ca_path,
--- max_response_bytes
+-- max_response_bytes, extensions (a table mapping an entity's lua name, or
+-- "client", to `{entity =, record =, wrap =}` / `{client =}` tables of
+-- functions that become methods of that client only; see instantly.builder)
 -- @treturn table client
 M.new = client.new
 
