@@ -796,9 +796,9 @@ end
 -- @tparam table c the client under construction
 -- @tparam table ctx
 -- @treturn function `index(key)`: the entity object named `key` or nil,
---   for the client's `__index`
--- @treturn function `record_mt(entity_name)`: the record metatable of an
---   entity (building the entity)
+--   for the client's `__index`. An entity object has `client`, `name`,
+--   `lua_name`, `definition`, `docs` and `record_mt` (the metatable of its
+--   records, whose `__index` holds the record methods).
 function M.build(c, ctx)
   local list = M.definitions()
   local by_lua = {}
@@ -820,6 +820,7 @@ function M.build(c, ctx)
     sh = { ent = ent, methods = methods, rec_methods = rec_methods,
            rec_mt = { __index = rec_methods, __client = c, __entity = ent,
                       __name = "instantly.record." .. def.lua_name } }
+    ent.record_mt = sh.rec_mt
     shells[def] = sh
     local lazy = { __index = function(t, k)
       build_entity(def)
@@ -876,20 +877,12 @@ function M.build(c, ctx)
     end
   end
 
-  local function index(k)
+  return function(k)
     local def = by_lua[k]
     if not def then return nil end
     build_entity(def)
     return shell(def).ent
   end
-  local function record_mt(name)
-    local _, by_name = M.definitions()
-    local def = by_name[name] or by_lua[name]
-    if not def then error("instantly: no entity named '" .. tostring(name) .. "'", 2) end
-    build_entity(def)
-    return shell(def).rec_mt
-  end
-  return index, record_mt
 end
 
 --- Iterate a paginated operation found by entity and method name (used by

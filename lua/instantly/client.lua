@@ -153,13 +153,6 @@ function Client:close()
   end
 end
 
---- The record metatable of an entity of this client (for tools and
--- specs that check what records can do).
--- @tparam string name the entity's name (e.g. "Campaign") or lua name ("campaigns")
--- @treturn table the metatable; its `__index` holds the record methods
-function Client:record_metatable(name)
-  return private[self].record_mt(name)
-end
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true, OPTIONS = true }
 local REQUEST_KEYS = { query = true, body = true, headers = true }
@@ -260,6 +253,14 @@ local function client_methods(exts)
   return m
 end
 
+--- The methods every client has (Client's own and the SDK's client
+-- extension), by name: for tools and specs that compare them with the
+-- type stubs. A client made with `extensions.client` has those on top.
+-- @treturn table name -> function
+function M.methods()
+  return client_methods(nil)
+end
+
 local function new(options)
   local opts = check_options(options)
   local methods = client_methods(opts.extensions)
@@ -344,7 +345,7 @@ local function new(options)
   })
   local pv = { ctx = ctx, pipe = pipe, redacted = redact.key(key), owns_session = owns }
   private[c] = pv
-  entity, pv.record_mt = builder.build(c, ctx)
+  entity = builder.build(c, ctx)
   return c
 end
 
