@@ -347,6 +347,15 @@ describe("transport", function()
       -- nothing finished: nothing returned, at once
       assert.equal(0, select("#", s:take()))
       assert.equal(0, select("#", s:take(0.01)))
+      -- without a timeout take only hands over what is already finished
+      local id6 = s:submit{ url = fx.url("/hello") }
+      assert.equal(0, select("#", s:take()))
+      local got6
+      for _ = 1, 100 do
+        got6 = s:take(0.1)
+        if got6 then break end
+      end
+      assert.equal(id6, got6)
       assert.has_error(function() s:take(-1) end)
     end)
 

@@ -235,7 +235,7 @@ function Scheduler:_collect(session, timeout)
     local id, a, b, c = session:take(timeout)
     while id ~= nil do
       self:_transfer_done(session, id, a, b, c)
-      id, a, b, c = session:take(0)
+      id, a, b, c = session:take()
     end
     return
   end
