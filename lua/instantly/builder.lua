@@ -784,6 +784,86 @@ end
 -- Building a client: entities are built on first use
 -------------------------------------------------------------------------------
 
+-- Per-client build state `st`: `{c =, ctx =, statics =, users =,
+-- shells = {def -> shell}, cops = {op -> client op}, done = {def -> true}}`.
+local build_entity
+
+-- The entity object and the record metatable of `def`, empty until the
+-- entity is built: a lookup in either builds it.
+local function shell(st, def)
+  local sh = st.shells[def]
+  if sh then return sh end
+  local methods, rec_methods = {}, {}
+  local ent = setmetatable({ client = st.c, name = def.name, lua_name = def.lua_name, definition = def,
+                             docs = docs_of(def) },
+                           { __index = methods, __name = "instantly.entity." .. def.lua_name })
+  sh = { ent = ent, methods = methods, rec_methods = rec_methods,
+         rec_mt = { __index = rec_methods, __client = st.c, __entity = ent,
+                    __name = "instantly.record." .. def.lua_name } }
+  ent.record_mt = sh.rec_mt
+  st.shells[def] = sh
+  local lazy = { __index = function(t, k)
+    build_entity(st, def)
+    return rawget(t, k)
+  end }
+  setmetatable(methods, lazy)
+  setmetatable(rec_methods, lazy)
+  return sh
+end
+
+-- The client's copy of an operation: the shared data plus what depends on
+-- the client (its context, record metatable, rate-limit windows).
+local function cop_for(st, def, op)
+  local cop = st.cops[op]
+  if cop then return cop end
+  local sh = shared_for(def, op)
+  cop = {}
+  for k, v in pairs(sh) do cop[k] = v end
+  cop.ctx = st.ctx
+  cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
+  cop.windows = (st.ctx.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil
+  cop.make_page = make_page
+  st.cops[op] = cop
+  return cop
+end
+
+-- Fills the methods of entity `def` and of its records, then its
+-- extensions (the SDK's, then the caller's).
+function build_entity(st, def)
+  if st.done[def] then return end
+  st.done[def] = true
+  local c = st.c
+  local sh = shell(st, def)
+  local methods, recs, ent = sh.methods, sh.rec_methods, sh.ent
+  setmetatable(methods, nil)
+  setmetatable(recs, nil)
+  methods.help = help
+  local fs = field_set(def)
+  for _, op in ipairs(def.operations) do
+    local cop = cop_for(st, def, op)
+    local m = op.lua_method
+    methods[m] = method_for(c, ent, cop, op.paginated)
+    if op.paginated then methods[M.iterator_name(m)] = iterator_for(c, ent, cop) end
+    local first = op.path_params[1]
+    if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
+  end
+  for _, r in ipairs(relations()[def.name]) do
+    recs[r.name] = relation_for(c, cop_for(st, r.def, r.op), r.param, "id")
+  end
+  for _, mod in ipairs({ st.statics[def.lua_name] or false, st.users[def.lua_name] or false }) do
+    if mod then
+      for k, fn in pairs(mod.entity or {}) do methods[k] = fn end
+      for k, fn in pairs(mod.record or {}) do recs[k] = fn end
+      for k, fn in pairs(mod.wrap or {}) do
+        local orig = methods[k]
+        methods[k] = function(...) return fn(orig, ...) end
+      end
+    end
+  end
+end
+
+local by_lua_cache
+
 --- Set up client `c`: its entities (`c.<lua_name>`) are built the first
 -- time they are used (a record of an entity counts as a use), so making a
 -- client costs the same however large the catalog.
@@ -800,88 +880,19 @@ end
 --   `lua_name`, `definition`, `docs` and `record_mt` (the metatable of its
 --   records, whose `__index` holds the record methods).
 function M.build(c, ctx)
-  local list = M.definitions()
-  local by_lua = {}
-  for _, def in ipairs(list) do by_lua[def.lua_name] = def end
-  local statics = static_extensions()
-  local users = ctx.extensions or {}
-  local shells, cops, done = {}, {}, {}
-  local build_entity
-
-  -- The entity object and the record metatable of `def`, empty until
-  -- the entity is built: a lookup in either builds it.
-  local function shell(def)
-    local sh = shells[def]
-    if sh then return sh end
-    local methods, rec_methods = {}, {}
-    local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def,
-                               docs = docs_of(def) },
-                             { __index = methods, __name = "instantly.entity." .. def.lua_name })
-    sh = { ent = ent, methods = methods, rec_methods = rec_methods,
-           rec_mt = { __index = rec_methods, __client = c, __entity = ent,
-                      __name = "instantly.record." .. def.lua_name } }
-    ent.record_mt = sh.rec_mt
-    shells[def] = sh
-    local lazy = { __index = function(t, k)
-      build_entity(def)
-      return rawget(t, k)
-    end }
-    setmetatable(methods, lazy)
-    setmetatable(rec_methods, lazy)
-    return sh
+  local by_lua = by_lua_cache
+  if not by_lua then
+    by_lua = {}
+    for _, def in ipairs(M.definitions()) do by_lua[def.lua_name] = def end
+    by_lua_cache = by_lua
   end
-
-  local function cop_for(def, op)
-    local cop = cops[op]
-    if cop then return cop end
-    local sh = shared_for(def, op)
-    cop = {}
-    for k, v in pairs(sh) do cop[k] = v end
-    cop.ctx = ctx
-    cop.item_mt = sh.item and shell(sh.item).rec_mt or nil
-    cop.windows = (ctx.endpoints and op.rate_limit) and ratelimit.windows_for(op.rate_limit, sh.label) or nil
-    cop.make_page = make_page
-    cops[op] = cop
-    return cop
-  end
-
-  function build_entity(def)
-    if done[def] then return end
-    done[def] = true
-    local sh = shell(def)
-    local methods, recs, ent = sh.methods, sh.rec_methods, sh.ent
-    setmetatable(methods, nil)
-    setmetatable(recs, nil)
-    methods.help = help
-    local fs = field_set(def)
-    for _, op in ipairs(def.operations) do
-      local cop = cop_for(def, op)
-      local m = op.lua_method
-      methods[m] = method_for(c, ent, cop, op.paginated)
-      if op.paginated then methods[M.iterator_name(m)] = iterator_for(c, ent, cop) end
-      local first = op.path_params[1]
-      if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
-    end
-    for _, r in ipairs(relations()[def.name]) do
-      recs[r.name] = relation_for(c, cop_for(r.def, r.op), r.param, "id")
-    end
-    for _, mod in ipairs({ statics[def.lua_name] or false, users[def.lua_name] or false }) do
-      if mod then
-        for k, fn in pairs(mod.entity or {}) do methods[k] = fn end
-        for k, fn in pairs(mod.record or {}) do recs[k] = fn end
-        for k, fn in pairs(mod.wrap or {}) do
-          local orig = methods[k]
-          methods[k] = function(...) return fn(orig, ...) end
-        end
-      end
-    end
-  end
-
+  local st = { c = c, ctx = ctx, statics = static_extensions(), users = ctx.extensions or {},
+               shells = {}, cops = {}, done = {} }
   return function(k)
     local def = by_lua[k]
     if not def then return nil end
-    build_entity(def)
-    return shell(def).ent
+    build_entity(st, def)
+    return shell(st, def).ent
   end
 end
 
