@@ -261,6 +261,42 @@ function M.methods()
   return client_methods(nil)
 end
 
+-- The client-side rate limiter of the `rate_limit` option (nil when it is
+-- false) and whether per-endpoint limits apply.
+local function limiter_of(rate_limit)
+  if rate_limit == false then return nil, false end
+  local rl = type(rate_limit) == "table" and rate_limit or {}
+  return {
+    global = {
+      ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
+      ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
+    },
+    -- Long enough for any per-minute window to free a slot (60 s plus the
+    -- margin); an hourly or monthly window that is used up is reported.
+    max_wait = rl.max_wait or 120,
+  }, rl.endpoints ~= false
+end
+
+-- client -> function(name) returning its entity `name` (built on first use).
+local entities = setmetatable({}, { __mode = "k" })
+
+-- A client table: its methods come from `methods`, its entities are built
+-- the first time they are read and then stored in the table itself.
+local function make_client(base_url, workspace, methods)
+  return setmetatable({ base_url = base_url, workspace = workspace }, {
+    __index = function(t, k)
+      local m = methods[k]
+      if m ~= nil then return m end
+      local e = entities[t](k)
+      if e then rawset(t, k, e) end
+      return e
+    end,
+    __name = "instantly.Client",
+    __tostring = client_tostring,
+    __close = function(cl) cl:close() end,
+  })
+end
+
 local function new(options)
   local opts = check_options(options)
   local methods = client_methods(opts.extensions)
@@ -304,21 +340,7 @@ local function new(options)
   local retry = { base = 0.5, cap = 8, max_retry_after = 60 }
   if opts.retry then for k, v in pairs(opts.retry) do retry[k] = v end end
 
-  local limiter, limits = nil, { endpoints = false }
-  if opts.rate_limit ~= false then
-    local rl = type(opts.rate_limit) == "table" and opts.rate_limit or {}
-    limiter = {
-      global = {
-        ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
-        ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
-      },
-      -- Long enough for any per-minute window to free a slot (60 s plus the
-      -- margin); an hourly or monthly window that is used up is reported.
-      max_wait = rl.max_wait or 120,
-    }
-    limits.endpoints = rl.endpoints ~= false
-  end
-
+  local limiter, endpoints = limiter_of(opts.rate_limit)
   local pipe = pipeline.new {
     session = session, max_retries = opts.max_retries or 2, timeout = opts.timeout,
     connect_timeout = opts.connect_timeout, retry = retry, limiter = limiter,
@@ -327,25 +349,12 @@ local function new(options)
   }
   local ctx = {
     pipe = pipe, base = base_url .. catalog.path_prefix, prefix = catalog.path_prefix,
-    headers = headers, headers_json = headers_json, key = key, endpoints = limits.endpoints,
+    headers = headers, headers_json = headers_json, key = key, endpoints = endpoints,
     extensions = opts.extensions,
   }
-  local entity
-  local c = setmetatable({ base_url = base_url, workspace = opts.workspace }, {
-    __index = function(t, k)
-      local m = methods[k]
-      if m ~= nil then return m end
-      local e = entity(k)
-      if e then rawset(t, k, e) end
-      return e
-    end,
-    __name = "instantly.Client",
-    __tostring = client_tostring,
-    __close = function(cl) cl:close() end,
-  })
-  local pv = { ctx = ctx, pipe = pipe, redacted = redact.key(key), owns_session = owns }
-  private[c] = pv
-  entity = builder.build(c, ctx)
+  local c = make_client(base_url, opts.workspace, methods)
+  private[c] = { ctx = ctx, pipe = pipe, redacted = redact.key(key), owns_session = owns }
+  entities[c] = builder.build(c, ctx)
   return c
 end
 
