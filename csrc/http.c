@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/select.h>
 
 #include "http_impl.h"
 
@@ -363,6 +364,56 @@ static int l_error_tostring(lua_State *L)
     return 1;
 }
 
+/* core.wait_sessions({session, ...}, timeout): blocks until any of the
+ * sessions has socket activity or a libcurl timer due, or `timeout`
+ * seconds pass; returns nothing. One curl_multi_poll waits on one multi
+ * handle only; a loop driving several sessions (client:gather across
+ * clients) waits here on all of them at once, then runs each. Sessions
+ * with nothing in flight are skipped; a session whose sockets libcurl
+ * cannot report yet (resolving a name) shortens the wait to 50 ms. */
+static int l_wait_sessions(lua_State *L)
+{
+    fd_set r, w, x;
+    struct timeval tv;
+    int maxfd = -1, i, n;
+    double wait = luaL_checknumber(L, 2);
+    long ms;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
+    ms = wait > 1e6 ? 1000000000L : (long)ceil(wait * 1000.0);
+    n = (int)luaL_len(L, 1);
+    FD_ZERO(&r);
+    FD_ZERO(&w);
+    FD_ZERO(&x);
+    for (i = 1; i <= n; i++) {
+        Session *s;
+        int mfd = -1;
+        long t = -1;
+        lua_rawgeti(L, 1, i);
+        s = (Session *)luaL_testudata(L, -1, SESSION_MT);
+        if (!s)
+            return luaL_argerror(L, 1, lua_pushfstring(L, "item %d is not a session", i));
+        if (!s->multi)
+            return luaL_argerror(L, 1, lua_pushfstring(L, "session %d is closed", i));
+        lua_pop(L, 1);
+        if (s->active.n == 0)
+            continue;
+        if (s->done.n > 0) /* something to collect already: do not wait */
+            ms = 0;
+        if (curl_multi_fdset(s->multi, &r, &w, &x, &mfd) != CURLM_OK || mfd < 0)
+            ms = ms > 50 ? 50 : ms;
+        else if (mfd > maxfd)
+            maxfd = mfd;
+        if (curl_multi_timeout(s->multi, &t) == CURLM_OK && t >= 0 && t < ms)
+            ms = t;
+    }
+    tv.tv_sec = ms / 1000;
+    tv.tv_usec = (ms % 1000) * 1000;
+    /* An interrupted or failed select is a short wait; the caller re-checks. */
+    (void)select(maxfd + 1, &r, &w, &x, &tv);
+    return 0;
+}
+
 /* core._stats() -> {sessions=, transfers=} live in this Lua state */
 static int l_stats(lua_State *L)
 {
@@ -397,6 +448,7 @@ static const luaL_Reg funcs[] = {
     {"session", l_session},
     {"_stats", l_stats},
     {"parse_headers", http_parse_headers},
+    {"wait_sessions", l_wait_sessions},
     {NULL, NULL}
 };
 

@@ -212,6 +212,28 @@ describe("client:gather", function()
     assert.equal(campaigns[1].id, assert(c.campaigns:get(campaigns[1].id)).id)
   end)
 
+  it("overlaps the calls of several clients, each with its own session", function()
+    -- Each response is held 0.4 s. If the second client's calls ran one
+    -- after the other, its second request could not arrive before its
+    -- first response, 0.4 s after the first arrival.
+    srv:fault { method = "GET", path = "/campaigns/{id}", delay = 0.4, count = 4 }
+    local a, b = new_client(srv), new_client(srv)
+    local values, errs, failed = a:gather {
+      a1 = function() return a.campaigns:get(campaigns[1].id) end,
+      a2 = function() return a.campaigns:get(campaigns[2].id) end,
+      b1 = function() return b.campaigns:get(campaigns[3].id) end,
+      b2 = function() return b.campaigns:get(campaigns[4].id) end,
+    }
+    assert.equal(0, failed, tostring(errs.a1 or errs.a2 or errs.b1 or errs.b2))
+    assert.equal(campaigns[4].id, values.b2.id)
+    local log = by_path(srv:requests(), "/api/v2/campaigns/")
+    assert.equal(4, #log)
+    table.sort(log, function(x, y) return x.time < y.time end)
+    assert.is_true(log[4].time - log[1].time < 0.4, "the four requests did not overlap")
+    a:close()
+    b:close()
+  end)
+
   it("drives an injected transport one request at a time", function()
     local calls = 0
     local fake = instantly.new {

@@ -359,6 +359,40 @@ describe("transport", function()
       assert.has_error(function() s:take(-1) end)
     end)
 
+    it("wait_sessions waits on several sessions at once", function()
+      fx.reset()
+      local s2 <close> = core.session()
+      local id1 = s:submit{ url = fx.url("/barrier?name=waitall&n=2") }
+      local id2 = s2:submit{ url = fx.url("/barrier?name=waitall&n=2") }
+      local id3 = s2:submit{ url = fx.url("/slow?ms=300") }
+      local got, rounds = {}, 0
+      while (s:pending() > 0 or s2:pending() > 0) and rounds < 1000 do
+        rounds = rounds + 1
+        core.wait_sessions({ s, s2 }, 5)
+        for _, sess in ipairs({ s, s2 }) do
+          local id, status, body = sess:take(0)
+          if id then got[id] = { status, body } end
+        end
+      end
+      -- Both meet at the barrier (so both were in flight), and the loop
+      -- slept between rounds instead of spinning: a wait that returned at
+      -- once would go round thousands of times during the 300 ms reply.
+      assert.same({ 200, "released 2" }, got[id1])
+      assert.same({ 200, "released 2" }, got[id2])
+      assert.equal(200, got[id3][1])
+      assert.is_true(rounds < 200, rounds .. " rounds")
+      -- nothing in flight: returns at once; misuse raises
+      core.wait_sessions({ s, s2 }, 0)
+      assert.has_error(function() core.wait_sessions({ s, {} }, 1) end,
+        "bad argument #1 to 'wait_sessions' (item 2 is not a session)")
+      assert.has_error(function() core.wait_sessions({ s }, -1) end,
+        "bad argument #2 to 'wait_sessions' (timeout must be a non-negative number of seconds)")
+      local closed = core.session()
+      closed:close()
+      assert.has_error(function() core.wait_sessions({ closed }, 1) end,
+        "bad argument #1 to 'wait_sessions' (session 1 is closed)")
+    end)
+
     it("queues transfers beyond max_connections", function()
       local capped <close> = core.session{ max_connections = 2 }
       fx.reset()

@@ -41,7 +41,7 @@ local create, resume, yield, running, status =
   coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
 local traceback, setmetatable, assert, sort = debug.traceback, setmetatable, assert, table.sort
 local mtype, huge, min = math.type, math.huge, math.min
-local monotime, plain_sleep = core.monotime, core.sleep
+local monotime, plain_sleep, wait_sessions = core.monotime, core.sleep, core.wait_sessions
 local attach, scheduler_of = pipeline.attach, pipeline.scheduler
 
 local M = {}
@@ -291,9 +291,26 @@ function Scheduler:_turn(root)
     return
   end
   local timeout = wake < huge and (wake - now) or 1
-  -- One wait cannot cover several sessions' sockets: take turns briefly.
-  if self.nsessions > 1 then timeout = min(timeout, 0.002) end
-  for session in pairs(self.waiting) do self:_collect(session, timeout) end
+  if self.nsessions == 1 then
+    for session in pairs(self.waiting) do self:_collect(session, timeout) end
+    return
+  end
+  -- Several sessions (tasks using several clients): wait on all their
+  -- sockets at once, then collect from each without waiting. Transports
+  -- that are not core sessions cannot be waited on together: take turns
+  -- in short slices.
+  local list, all_core = {}, true
+  for session in pairs(self.waiting) do
+    list[#list + 1] = session
+    if type(session) ~= "userdata" then all_core = false end
+  end
+  if all_core then
+    wait_sessions(list, timeout)
+    timeout = 0
+  else
+    timeout = min(timeout, 0.002)
+  end
+  for i = 1, #list do self:_collect(list[i], timeout) end
 end
 
 function Scheduler:_cancel_all()
