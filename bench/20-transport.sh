@@ -79,7 +79,7 @@ http {
         listen 127.0.0.1:$port;
         root $tmp/www;
         location = /api/v2/workspaces/current { try_files /workspace.json =404; }
-        location = /api/v2/campaigns { try_files /campaigns.json =404; }
+        location = /api/v2/campaigns { try_files /campaigns_\$http_x_bench_page.json /campaigns.json =404; }
         location = /api/v2/leads/add {
             client_max_body_size 16m;
             client_body_buffer_size 1m;
@@ -144,5 +144,30 @@ for load in "small GET /api/v2/workspaces/current -" \
     $LUA bench/transport/best.lua "$tmp/raw" >> "$tmp/results"
 done
 
+# Scaling, one repetition each: page size (the SDK fetching and decoding a
+# page of N campaigns, picked by an x-bench-page header), concurrency (the SDK through client:gather against
+# the C multi loop at the same number in flight), and what a client costs
+# to make. Lines: "KIND PARAM ROW REQUESTS SECONDS CPU_S RSS_KB".
+: > "$tmp/scale"
+run_scale() { # kind param name cmd...
+    kind=$1 param=$2 name=$3
+    shift 3
+    if out=$($TIME -f "%M" -o "$tmp/rss" "$@"); then
+        echo "$kind $param $name $out $(tail -n 1 "$tmp/rss")" >> "$tmp/scale"
+    else
+        echo "20-transport: scaling row $name $param failed" >&2
+    fi
+}
+for n in 10 100 1000; do
+    run_scale page "$n" sdk_client $LUA bench/transport/lua_rows.lua sdk_client "page$n" GET \
+        "$base/api/v2/campaigns" - "$SECONDS_PER"
+done
+for c in 1 2 4 8 16; do
+    run_scale conc "$c" c_multi "$tmp/c_loop" multi GET "$base/api/v2/workspaces/current" - "$SECONDS_PER" "$c"
+    run_scale conc "$c" sdk_gather $LUA bench/transport/lua_rows.lua sdk_gather small GET \
+        "$base/api/v2/workspaces/current" - "$SECONDS_PER" "$c"
+done
+newcost=$($LUA bench/transport/new_cost.lua)
+
 echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), ${SECONDS_PER}s x $REPS per row, $INFLIGHT in flight for multi rows"
-$LUA bench/transport/report.lua "$tmp/results"
+$LUA bench/transport/report.lua "$tmp/results" "$tmp/scale" "$newcost"

@@ -47,7 +47,6 @@ describe("client:as_workspace", function()
     assert.equal(1, #t.log, "the view uses the client's transport")
     assert.equal(1, seen)
     assert.equal(1, #said)
-    assert.equal(c._session, a._session)
   end)
 
   it("has its own rate-limit budget: the API counts per workspace", function()

@@ -47,8 +47,8 @@ describe("instantly.new", function()
   it("refuses unknown options, naming them", function()
     assert.has_error(function() instantly.new { api_key = "k", tiemout = 3 } end,
       "instantly.new: unknown option 'tiemout' (known: api_key, base_url, ca_file, ca_path, connect_timeout, "
-      .. "headers, max_response_bytes, max_retries, on_request, on_response, on_wait, on_warning, proxy, "
-      .. "rate_limit, retry, timeout, transport, user_agent, validate, workspace)")
+      .. "extensions, headers, max_response_bytes, max_retries, on_request, on_response, on_wait, on_warning, "
+      .. "proxy, rate_limit, retry, timeout, transport, user_agent, validate, workspace)")
   end)
 
   it("checks option types", function()
@@ -640,7 +640,7 @@ describe("scheduler hook", function()
       assert.is_true(s >= 0)
     end
     local co = coroutine.create(function() return c.campaigns:get(C1) end)
-    c._schedulers[co] = sched
+    require("instantly.pipeline").attach(co, sched)
     local ok, v = coroutine.resume(co)
     assert.is_true(ok)
     assert.equal(C1, v.id)
@@ -669,54 +669,93 @@ describe("escape hatch", function()
 end)
 
 describe("extensions", function()
-  -- Stand-ins replace the real extension modules (if any) for these tests.
-  local NAMES = { "instantly.extra.webhooks", "instantly.extra.client" }
-  local saved = {}
-  before_each(function()
-    for _, n in ipairs(NAMES) do
-      saved[n] = { package.preload[n], package.loaded[n] }
-      package.loaded[n] = nil
-      package.preload[n] = function() return {} end
-    end
-  end)
-  after_each(function()
-    for _, n in ipairs(NAMES) do
-      package.preload[n], package.loaded[n] = saved[n][1], saved[n][2]
-    end
-  end)
-
-  it("add entity, record and client methods that reach the client", function()
-    package.preload["instantly.extra.webhooks"] = function()
-      return {
+  it("add entity, record and client methods that reach the client (extensions option)", function()
+    local exts = {
+      webhooks = {
         entity = { first = function(self) return self:get(W1) end },
         record = { ping = function(rec) return instantly.client_of(rec).webhooks:test(rec.id) end },
-      }
-    end
-    package.preload["instantly.extra.client"] = function()
-      return { client = { hello = function(cl) return cl.workspaces:get() end } }
-    end
-    local c, t = H.fake_client(H.const(200, '{"id":"00000000-0000-4000-8000-0000000000a1"}', JSON))
+      },
+      client = { client = { hello = function(cl) return cl.workspaces:get() end } },
+    }
+    local c, t = H.fake_client(H.const(200, '{"id":"00000000-0000-4000-8000-0000000000a1"}', JSON),
+      { extensions = exts })
     local w = assert(c.webhooks:first())
     assert(w:ping())
     assert(c:hello())
     assert.equal(DEFAULT_BASE .. "/api/v2/webhooks/00000000-0000-4000-8000-0000000000a1/test", t.log[2].url)
     assert.equal(DEFAULT_BASE .. "/api/v2/workspaces/current", t.log[3].url)
     assert.equal(c, c.webhooks.client)
+    -- another client does not see them
+    local other = H.fake_client()
+    assert.is_nil(other.webhooks.first)
+    assert.is_nil(other.hello)
   end)
 
-  it("an error inside an extension propagates", function()
-    package.preload["instantly.extra.webhooks"] = function() error("broken extension") end
-    assert.has_error(function() H.fake_client() end)
-    local ok, err = pcall(H.fake_client)
-    assert.is_false(ok)
-    assert.matches("broken extension", err)
+  it("a wrap gets the original method first", function()
+    local exts = { campaigns = { wrap = { get = function(orig, self, id, ...)
+      return orig(self, id:upper(), ...)
+    end } } }
+    local c, t = H.fake_client(H.const(200, '{"id":"' .. C1 .. '"}', JSON), { extensions = exts })
+    assert(c.campaigns:get(C1))
+    assert.equal(DEFAULT_BASE .. "/api/v2/campaigns/" .. C1:upper(), t.log[1].url)
   end)
 
-  it("a name clash is refused", function()
-    package.preload["instantly.extra.webhooks"] = function() return { entity = { get = function() end } } end
-    local ok, err = pcall(H.fake_client)
-    assert.is_false(ok)
-    assert.matches("defines entity method 'get', which already exists", err)
+  it("a module on package.path named like an extension changes nothing", function()
+    -- Before, every client tried require("instantly.extra." .. entity):
+    -- any such module on LUA_PATH silently changed every client.
+    package.preload["instantly.extra.webhooks"] = function() error("must not be loaded") end
+    local ok, c = pcall(H.fake_client)
+    package.preload["instantly.extra.webhooks"] = nil
+    assert.is_true(ok, tostring(c))
+    assert.is_nil(rawget(c.webhooks, "first"))
+    assert.is_nil(package.loaded["instantly.extra.webhooks"])
+  end)
+
+  it("clashes, unknown entities, bad shapes and missing wraps are refused by new", function()
+    local cases = {
+      { { webhooks = { entity = { get = function() end } } },
+        "instantly.new: extensions.webhooks defines entity method 'get', which already exists" },
+      { { webhooks = { entity = { each = function() end } } },
+        "instantly.new: extensions.webhooks defines entity method 'each', which already exists" },
+      { { campaigns = { record = { activate = function() end } } },
+        "instantly.new: extensions.campaigns defines record method 'activate', which already exists" },
+      { { campaigns = { record = { leads = function() end } } },
+        "instantly.new: extensions.campaigns defines record method 'leads', which already exists" },
+      { { client = { client = { gather = function() end } } },
+        "instantly.new: extensions.client defines client method 'gather', which already exists" },
+      { { client = { client = { campaigns = function() end } } },
+        "instantly.new: extensions.client defines client method 'campaigns', which already exists" },
+      { { nope = {} }, "instantly.new: extensions.nope: no entity named 'nope'" },
+      { { webhooks = 5 }, "instantly.new: extension extensions.webhooks must be a table, got number" },
+      { { webhooks = { methods = {} } },
+        "instantly.new: extension extensions.webhooks has an unknown key 'methods' " ..
+        "(known: client, entity, record, wrap)" },
+      { { webhooks = { entity = { x = 1 } } },
+        "instantly.new: extensions.webhooks.entity must map names to functions" },
+      { { webhooks = { wrap = { missing = function() end } } },
+        "instantly.new: extensions.webhooks wraps method 'missing', which does not exist" },
+      { 7, "instantly.new: option 'extensions' must be a table mapping entity names (or \"client\") " ..
+        "to extension modules" },
+    }
+    for _, case in ipairs(cases) do
+      assert.has_error(function() H.fake_client(nil, { extensions = case[1] }) end, case[2])
+    end
+  end)
+
+  it("the SDK's own extension list matches lua/instantly/extra/", function()
+    local listed = {}
+    for _, n in ipairs(require("instantly.entities").extensions) do listed[n] = true end
+    local p = io.popen("ls lua/instantly/extra")
+    local names = { client = true }
+    for _, n in ipairs(require("instantly.entities").entities) do names[n] = true end
+    for f in p:lines() do
+      local n = f:match("^(.+)%.lua$")
+      if n and names[n] then assert.is_true(listed[n] == true, n .. " is not in entities.extensions") end
+    end
+    p:close()
+    for n in pairs(listed) do
+      assert.is_table(require("instantly.extra." .. n))
+    end
   end)
 end)
 

@@ -142,7 +142,7 @@ describe("documentation coverage", function()
 
   it("every record method is an operation, a relation or documented", function()
     for _, name in ipairs(require("instantly.entities").entities) do
-      local mt = c._record_mts[c[name].name]
+      local mt = c[name].record_mt
       for mname, fn in pairs(mt.__methods) do
         local ok = c[name].docs[mname] ~= nil or (c[mname] ~= nil and c[mname].docs.each ~= nil)
         if not ok then

@@ -202,12 +202,38 @@ describe("client:gather", function()
     local tasks = {}
     tasks[1] = function() return 1 end
     for i = 2, 4 do tasks[i] = function() return client.campaigns:get(campaigns[i].id) end end
+    -- The session is injected so that the spec can count its transfers.
+    local session <close> = require("instantly.core").session()
+    local c = new_client(srv, { transport = session })
+    for i = 2, 4 do tasks[i] = function() return c.campaigns:get(campaigns[i].id) end end
     assert.has_error(function()
       client:gather(tasks, { on_result = function(i) if i == 1 then error("stop here", 0) end end })
     end, "stop here")
-    assert.equal(0, client._session:pending())
+    assert.equal(0, session:pending())
     -- the client is still usable afterwards
-    assert.equal(campaigns[1].id, assert(client.campaigns:get(campaigns[1].id)).id)
+    assert.equal(campaigns[1].id, assert(c.campaigns:get(campaigns[1].id)).id)
+  end)
+
+  it("overlaps the calls of several clients, each with its own session", function()
+    -- Each response is held 0.4 s. If the second client's calls ran one
+    -- after the other, its second request could not arrive before its
+    -- first response, 0.4 s after the first arrival.
+    srv:fault { method = "GET", path = "/campaigns/{id}", delay = 0.4, count = 4 }
+    local a, b = new_client(srv), new_client(srv)
+    local values, errs, failed = a:gather {
+      a1 = function() return a.campaigns:get(campaigns[1].id) end,
+      a2 = function() return a.campaigns:get(campaigns[2].id) end,
+      b1 = function() return b.campaigns:get(campaigns[3].id) end,
+      b2 = function() return b.campaigns:get(campaigns[4].id) end,
+    }
+    assert.equal(0, failed, tostring(errs.a1 or errs.a2 or errs.b1 or errs.b2))
+    assert.equal(campaigns[4].id, values.b2.id)
+    local log = by_path(srv:requests(), "/api/v2/campaigns/")
+    assert.equal(4, #log)
+    table.sort(log, function(x, y) return x.time < y.time end)
+    assert.is_true(log[4].time - log[1].time < 0.4, "the four requests did not overlap")
+    a:close()
+    b:close()
   end)
 
   it("drives an injected transport one request at a time", function()
@@ -224,7 +250,7 @@ describe("client:gather", function()
 
   it("raises on misuse", function()
     assert.has_error(function() client:gather(42) end,
-      "instantly: gather: tasks must be an array of functions or a function, got number")
+      "instantly: gather: tasks must be an array of functions, a table of named functions or a function, got number")
     assert.has_error(function() client:gather { function() end, "x" } end,
       "instantly: gather: task 2 is a string, not a function")
     assert.has_error(function() client:gather({}, { concurrency = 0 }) end,
@@ -238,5 +264,141 @@ describe("client:gather", function()
     assert.same({}, e)
     assert.equal(0, f)
     assert.equal(8, gather.DEFAULT_CONCURRENCY)
+  end)
+end)
+
+describe("client:gather across clients", function()
+  local fixture = require "support.http_fixture"
+  local core = require "instantly.core"
+  local fx
+
+  setup(function() fx = fixture.start() end)
+  teardown(function() if fx then fx.stop() end end)
+
+  -- A client whose own session serves the fixture's /barrier: the API
+  -- prefix is taken off the URL and the plain-text answer is marked as
+  -- text, so client:request returns the body ("released N").
+  local function barrier_client()
+    local session = core.session()
+    local t = {}
+    local function fix(req)
+      req.url = req.url:gsub("/api/v2/", "/", 1)
+      return req
+    end
+    local function text(status, body, headers)
+      if type(headers) == "table" then headers["content-type"] = "text/plain" end
+      return status, body, headers
+    end
+    function t.request(_, req) return text(session:request(fix(req))) end
+    function t.submit(_, req) return session:submit(fix(req)) end
+    function t.take(_, timeout)
+      local id, status, body, headers = session:take(timeout)
+      if id == nil then return nil end
+      return id, text(status, body, headers)
+    end
+    function t.cancel(_, id) return session:cancel(id) end
+    function t.close() session:close() end
+    local c = instantly.new { api_key = "k", base_url = fx.url(""), transport = t, rate_limit = false,
+                              max_retries = 0 }
+    return c, t
+  end
+
+  local function call(c, name, n)
+    return function()
+      return c:request("GET", "/barrier", { query = { name = name, n = tostring(n) } })
+    end
+  end
+
+  it("runs the calls of every client a task uses on one loop (a barrier of 4 is reached)", function()
+    -- Each request is held until four are waiting at the server. Calls of
+    -- the second client run one after another if gather does not drive
+    -- them: then the barrier is never reached and each gets a 504.
+    local a, ta = barrier_client()
+    local b, tb = barrier_client()
+    local values, errs, failed = a:gather {
+      a1 = call(a, "four", 4), a2 = call(a, "four", 4),
+      b1 = call(b, "four", 4), b2 = call(b, "four", 4),
+    }
+    assert.equal(0, failed, tostring(errs.a1 or errs.a2 or errs.b1 or errs.b2))
+    for _, k in ipairs { "a1", "a2", "b1", "b2" } do assert.equal("released 4", values[k]) end
+    -- The same with tasks that only use the other client.
+    values, errs, failed = a:gather { call(b, "two", 2), call(b, "two", 2) }
+    assert.equal(0, failed, tostring(errs[1] or errs[2]))
+    assert.same({ "released 2", "released 2" }, values)
+    ta.close()
+    tb.close()
+  end)
+
+  it("runs a nested gather of another client on the same loop", function()
+    local a, ta = barrier_client()
+    local b, tb = barrier_client()
+    local values, errs = a:gather {
+      outer = function()
+        local v = b:gather { call(b, "nest", 3), call(b, "nest", 3) }
+        return v[1] .. "/" .. v[2]
+      end,
+      other = call(a, "nest", 3),
+    }
+    assert.is_nil(errs.outer)
+    assert.equal("released 3/released 3", values.outer)
+    assert.equal("released 3", values.other)
+    ta.close()
+    tb.close()
+  end)
+end)
+
+describe("client:gather results by name", function()
+  local H = require "support.client_helper"
+
+  it("keys values and errors by task name, and every error names its task", function()
+    local c = H.fake_client(function(req)
+      if req.url:find("/00000000-0000-4000-8000-00000000dead", 1, true) then
+        return 404, '{"message":"no such campaign"}', {}
+      end
+      return 200, '{"id":"ok"}', { ["content-type"] = "application/json" }
+    end)
+    local values, errs, failed = c:gather {
+      good = function() return c.campaigns:get("00000000-0000-4000-8000-0000000000c1") end,
+      missing = function() return c.campaigns:get("00000000-0000-4000-8000-00000000dead") end,
+      boom = function() error("exploded") end,
+      [7] = function() return "seven" end,
+    }
+    assert.equal(2, failed)
+    assert.equal("ok", values.good.id)
+    assert.is_nil(errs.good)
+    assert.equal("seven", values[7])
+    assert.equal("http", errs.missing.kind)
+    assert.equal(404, errs.missing.status)
+    assert.equal("missing", errs.missing.task)
+    assert.equal("task", errs.boom.kind)
+    assert.equal("boom", errs.boom.task)
+    assert.matches("^task 'boom' raised: .*exploded", errs.boom.message)
+    assert.is_nil(values.boom)
+  end)
+
+  it("names the index of an array task in its error", function()
+    local c = H.fake_client(H.const(404, '{"message":"no"}', {}))
+    local values, errs, failed = c:gather {
+      function() return "fine" end,
+      function() return c.campaigns:get("a") end,
+      function() error({ custom = true }) end,
+    }
+    assert.equal(2, failed)
+    assert.equal("fine", values[1])
+    assert.equal(2, errs[2].task)
+    assert.equal(3, errs[3].task)
+    assert.same({ custom = true }, errs[3].cause)
+    assert.matches("^task 3 raised: ", errs[3].message)
+  end)
+
+  it("passes names to on_result and refuses a named task that is not a function", function()
+    local c = H.fake_client(H.const(200, '{"id":"x"}', { ["content-type"] = "application/json" }))
+    local seen = {}
+    local failed = c:gather({ one = function() return 1 end, two = function() return 2 end },
+      { on_result = function(k, v) seen[k] = v end })
+    assert.equal(0, failed)
+    assert.same({ one = 1, two = 2 }, seen)
+    assert.has_error(function() c:gather { one = function() end, two = "x" } end,
+      "instantly: gather: task 'two' is a string, not a function")
   end)
 end)

@@ -54,6 +54,40 @@ describe("transport", function()
       assert.equal("first second", headers["x-folded"])
     end)
 
+    it("answers raw_headers requests with the header block, which parse_headers reads the same way", function()
+      local _, _, parsed = s:request{ url = fx.url("/headers") }
+      local status, body, raw = s:request{ url = fx.url("/headers"), raw_headers = true }
+      assert.equal(200, status)
+      assert.equal("headers", body)
+      assert.is_string(raw)
+      assert.matches("^HTTP/1%.1 200", raw)
+      local t = core.parse_headers(raw)
+      parsed.date, t.date = nil, nil
+      assert.same(parsed, t)
+      -- into an existing table; submit/take and poll honour it too
+      local into = { keep = "me" }
+      assert.equal(into, core.parse_headers(raw, into))
+      assert.equal("one, two", into["x-repeat"])
+      assert.equal("me", into.keep)
+      local id = s:submit{ url = fx.url("/headers"), raw_headers = true }
+      local got, st, h
+      for _ = 1, 100 do
+        local b
+        got, st, b, h = s:take(0.1)
+        if got then assert.equal("headers", b) end
+        if got then break end
+      end
+      assert.equal(id, got)
+      assert.equal(200, st)
+      assert.is_string(h)
+      -- a block with only a status line, or nothing at all
+      assert.same({}, core.parse_headers("HTTP/1.1 204 No Content\r\n\r\n"))
+      assert.same({}, core.parse_headers(""))
+      assert.has_error(function() core.parse_headers({}) end)
+      assert.has_error(function() s:request{ url = fx.url("/headers"), raw_headers = 1 } end,
+        "bad argument #1 to 'request' (field 'raw_headers' must be a boolean, got number)")
+    end)
+
     it("returns HTTP errors as data, with an empty body when there is none", function()
       for _, code in ipairs{ 404, 500, 503 } do
         local status, body = s:request{ url = fx.url("/status/" .. code) }
@@ -284,6 +318,81 @@ describe("transport", function()
       assert.equal(4, rec.connections)
     end)
 
+    it("take hands over one finished transfer at a time as plain values", function()
+      fx.reset()
+      local ids = {}
+      for i = 1, 3 do ids[i] = s:submit{ url = fx.url("/barrier?name=take&n=3") } end
+      ids[4] = s:submit{ url = "http://127.0.0.1:" .. fx.blackhole_port .. "/x", connect_timeout = 0.2 }
+      ids[5] = s:submit{ method = "POST", url = fx.url("/echo"), body = string.rep("b", 5000) }
+      local got, errs = {}, {}
+      for _ = 1, 400 do
+        local id, status, body, headers = s:take(0.05)
+        if id ~= nil then
+          if status == nil then
+            errs[id] = body
+          else
+            got[id] = { status = status, body = body, headers = headers }
+          end
+        end
+        if s:pending() == 0 then break end
+      end
+      assert.equal(0, s:pending())
+      for i = 1, 3 do
+        assert.equal(200, got[ids[i]].status)
+        assert.equal("released 3", got[ids[i]].body)
+        assert.is_table(got[ids[i]].headers)
+      end
+      assert.equal(200, got[ids[5]].status)
+      assert.equal("connect", errs[ids[4]].kind)
+      -- nothing finished: nothing returned, at once
+      assert.equal(0, select("#", s:take()))
+      assert.equal(0, select("#", s:take(0.01)))
+      -- without a timeout take only hands over what is already finished
+      local id6 = s:submit{ url = fx.url("/hello") }
+      assert.equal(0, select("#", s:take()))
+      local got6
+      for _ = 1, 100 do
+        got6 = s:take(0.1)
+        if got6 then break end
+      end
+      assert.equal(id6, got6)
+      assert.has_error(function() s:take(-1) end)
+    end)
+
+    it("wait_sessions waits on several sessions at once", function()
+      fx.reset()
+      local s2 <close> = core.session()
+      local id1 = s:submit{ url = fx.url("/barrier?name=waitall&n=2") }
+      local id2 = s2:submit{ url = fx.url("/barrier?name=waitall&n=2") }
+      local id3 = s2:submit{ url = fx.url("/slow?ms=300") }
+      local got, rounds = {}, 0
+      while (s:pending() > 0 or s2:pending() > 0) and rounds < 1000 do
+        rounds = rounds + 1
+        core.wait_sessions({ s, s2 }, 5)
+        for _, sess in ipairs({ s, s2 }) do
+          local id, status, body = sess:take(0)
+          if id then got[id] = { status, body } end
+        end
+      end
+      -- Both meet at the barrier (so both were in flight), and the loop
+      -- slept between rounds instead of spinning: a wait that returned at
+      -- once would go round thousands of times during the 300 ms reply.
+      assert.same({ 200, "released 2" }, got[id1])
+      assert.same({ 200, "released 2" }, got[id2])
+      assert.equal(200, got[id3][1])
+      assert.is_true(rounds < 200, rounds .. " rounds")
+      -- nothing in flight: returns at once; misuse raises
+      core.wait_sessions({ s, s2 }, 0)
+      assert.has_error(function() core.wait_sessions({ s, {} }, 1) end,
+        "bad argument #1 to 'wait_sessions' (item 2 is not a session)")
+      assert.has_error(function() core.wait_sessions({ s }, -1) end,
+        "bad argument #2 to 'wait_sessions' (timeout must be a non-negative number of seconds)")
+      local closed = core.session()
+      closed:close()
+      assert.has_error(function() core.wait_sessions({ closed }, 1) end,
+        "bad argument #1 to 'wait_sessions' (session 1 is closed)")
+    end)
+
     it("queues transfers beyond max_connections", function()
       local capped <close> = core.session{ max_connections = 2 }
       fx.reset()
@@ -463,6 +572,25 @@ describe("transport", function()
       assert.has_error(function() s:cancel("x") end, "bad argument #1 to 'cancel' (number expected, got string)")
       -- validation comes before anything is acquired: nothing was left behind
       assert.equal(live, core._stats().transfers)
+    end)
+
+    it("a request libcurl refuses reports libcurl's reason, not a memory error", function()
+      -- libcurl refuses URLs over 8 MB (CURLE_BAD_FUNCTION_ARGUMENT): the
+      -- setopt fails after validation passed; the message names the
+      -- CURLcode's text, the session stays usable and nothing leaks.
+      local live = core._stats().transfers
+      local long = fx.url("/hello?q=" .. string.rep("a", 9 * 1024 * 1024))
+      local ok, err = pcall(s.request, s, { url = long })
+      assert.is_false(ok)
+      assert.matches("^instantly.core: cannot start the request: ", err)
+      assert.not_matches("memory", err)
+      assert.matches("argument", err)
+      ok, err = pcall(s.submit, s, { url = long })
+      assert.is_false(ok)
+      assert.matches("^instantly.core: cannot start the request: ", err)
+      assert.equal(0, s:pending())
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+      assert.is_true(core._stats().transfers <= live + 1)
     end)
   end)
 

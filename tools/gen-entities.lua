@@ -1,14 +1,16 @@
 #!/usr/bin/env lua5.4
 -- gen-entities.lua - turns the project's copy of the API catalog
 -- (catalog/instantly-v2.json) into lua/instantly/entities/*.lua: one
--- data file per entity, plus entities/init.lua with the entity order and
--- the API-wide conventions. The client, the mock, the CLI, the type stubs
+-- data file per entity, plus entities/init.lua with the entity order, the
+-- API-wide conventions and the list of the SDK's extension modules (the
+-- files in lua/instantly/extra/ named after an entity, or client.lua). The client, the mock, the CLI, the type stubs
 -- and the docs are all built from these files.
 --   lua5.4 tools/gen-entities.lua [--check]
 -- --check exits 1 when the committed files differ from what it would write.
 
 local CATALOG = "catalog/instantly-v2.json"
 local OUT = "lua/instantly/entities/"
+local EXTRA = "lua/instantly/extra/"
 
 local function decode_file(path)
   local f = assert(io.open(path, "rb"))
@@ -158,10 +160,20 @@ local function build()
     }
     files[OUT .. e.lua_name .. ".lua"] = render(ent, HEADER)
   end
+  -- The SDK's own extension modules, found here once so that a client
+  -- never searches package.path for them (see instantly.builder).
+  local extensions = {}
+  for _, n in ipairs(names) do
+    local f = io.open(EXTRA .. n .. ".lua", "rb")
+    if f then f:close(); extensions[#extensions + 1] = n end
+  end
+  local f = io.open(EXTRA .. "client.lua", "rb")
+  if f then f:close(); extensions[#extensions + 1] = "client" end
   local index = {
     base_url = cat.base_url,
     path_prefix = cat.path_prefix,
     entities = names,
+    extensions = extensions,
     conventions = cat.conventions,
   }
   files[OUT .. "init.lua"] = render(index, HEADER)

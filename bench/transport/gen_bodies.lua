@@ -2,6 +2,8 @@
 -- serves and sends, shaped like the Instantly API V2:
 --   DIR/workspace.json     ~350 B   GET /api/v2/workspaces/current
 --   DIR/campaigns.json     ~200 KB  GET /api/v2/campaigns (a page of 100)
+--   DIR/campaigns_N.json            the same with N = 10, 100, 1000 items
+--                                   (served for x-bench-page: N, the scaling rows)
 --   DIR/leads_body.json    ~300 KB  POST /api/v2/leads/add (1000 leads)
 -- Deterministic, so every run measures the same bytes.
 local dir = assert(arg[1], "usage: lua5.4 gen_bodies.lua DIR")
@@ -57,9 +59,13 @@ local function campaign(i)
   })
 end
 
-local items = {}
-for i = 1, 100 do items[i] = campaign(i) end
-local campaigns = '{"items":[' .. table.concat(items, ",") .. '],"next_starting_after":' .. q(uuid(200)) .. "}"
+local function page(n)
+  local items = {}
+  for i = 1, n do items[i] = campaign(i) end
+  return '{"items":[' .. table.concat(items, ",") .. '],"next_starting_after":' .. q(uuid(200)) .. "}"
+end
+local campaigns = page(100)
+for _, n in ipairs({ 10, 100, 1000 }) do write(("campaigns_%d.json"):format(n), page(n)) end
 
 local leads = {}
 for i = 1, 1000 do

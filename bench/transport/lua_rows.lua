@@ -10,9 +10,10 @@
 --
 -- Adding a row: append { name = ..., kind = "seq" | "multi", run = fn } to
 -- `rows` below. fn(ctx) makes requests until ctx.deadline (a core.monotime
--- value) and returns how many it made; ctx has workload ("small", "page"
--- or "leads"), method, url, base (scheme://host:port), path, body (string
--- or nil), headers (the request headers every row sends) and inflight.
+-- value) and returns how many it made; ctx has workload ("small", "page",
+-- "pageN" for a page of N campaigns (SDK rows only) or "leads"), method,
+-- url, base (scheme://host:port), path, body (string or nil), headers (the
+-- request headers every row sends) and inflight.
 -- Optional `available = function() return bool, why end` skips the row
 -- (printed as skipped) when a module it needs is missing. The shell script
 -- picks up new rows by itself.
@@ -114,8 +115,12 @@ rows[#rows + 1] = { name = "sdk_client", kind = "seq",
     local call
     if ctx.workload == "small" then
       call = function() return client.workspaces:get() end
-    elseif ctx.workload == "page" then
-      call = function() return client.campaigns:list{ limit = 100 } end
+    elseif ctx.workload:match("^page") then
+      -- pageN: the server answers a page of N items (the API caps limit
+      -- at 100; bench/20-transport.sh picks the file by this header).
+      local n = ctx.workload:match("^page(%d+)$")
+      local opts = n and { headers = { ["x-bench-page"] = n } } or nil
+      call = function() return client.campaigns:list({ limit = 100 }, opts) end
     else
       local params = assert(core.json_decode(ctx.body))
       call = function() return client.leads:add_many(params) end
@@ -126,6 +131,43 @@ rows[#rows + 1] = { name = "sdk_client", kind = "seq",
       if not v then error(tostring(err)) end
       n = n + 1
     end
+    client:close()
+    return n
+  end }
+
+-- The SDK with ctx.inflight calls in flight: client:gather over a stream
+-- of tasks, each one ordinary generated method call (compared with the C
+-- multi loop at the same number in flight).
+rows[#rows + 1] = { name = "sdk_gather", kind = "multi",
+  available = function()
+    local ok, err = pcall(require, "instantly")
+    return ok, "instantly: " .. tostring(err)
+  end,
+  run = function(ctx)
+    local instantly = require "instantly"
+    local client = instantly.new{ api_key = "bench-key", base_url = ctx.base, rate_limit = false, max_retries = 0 }
+    local call
+    if ctx.workload == "small" then
+      call = function() return client.workspaces:get() end
+    elseif ctx.workload:match("^page") then
+      -- pageN: the server answers a page of N items (the API caps limit
+      -- at 100; bench/20-transport.sh picks the file by this header).
+      local n = ctx.workload:match("^page(%d+)$")
+      local opts = n and { headers = { ["x-bench-page"] = n } } or nil
+      call = function() return client.campaigns:list({ limit = 100 }, opts) end
+    else
+      local params = assert(core.json_decode(ctx.body))
+      call = function() return client.leads:add_many(params) end
+    end
+    local deadline, monotime = ctx.deadline, core.monotime
+    local n = 0
+    local failed = client:gather(function()
+      if monotime() < deadline then return call end
+    end, { concurrency = ctx.inflight, on_result = function(_, v, err)
+      if not v then error(tostring(err)) end
+      n = n + 1
+    end })
+    assert(failed == 0)
     client:close()
     return n
   end }

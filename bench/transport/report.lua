@@ -42,30 +42,76 @@ for _, w in ipairs(order) do
   end
 end
 
--- The targets of the transport (issue 3), on the small GET: by req/s as
--- asked, and by CPU per request (baseline CPU / row CPU), the figure a
--- busy machine disturbs least.
-local small = by.small or {}
-local function target(row, base, want)
-  local r, b = small[row], small[base]
-  if not (r and b) then return end
+-- The targets, by req/s as asked (the median of the paired ratios) and
+-- by CPU per request (baseline CPU / row CPU), the figure a busy machine
+-- disturbs least. Each also goes out as an "ISSUE14|..." line that
+-- tools/bench.sh gathers into one table at the end of `make bench`.
+local function target(load, label, row, base, want)
+  local t = by[load] or {}
+  local r, b = t[row], t[base]
+  if not (r and b) then
+    io.write(("target: %s: not measured (row %s or %s missing)\n"):format(label, row, base))
+    return
+  end
   local ratio, cpu_ratio = paired(r, b) or r.rps / b.rps, b.us / r.us
-  io.write(("target: %s >= %.2fx %s (small GET): req/s %.2fx %s; cpu %.2fx %s\n"):format(row, want, base,
+  io.write(("target: %s >= %.2fx %s (%s): req/s %.2fx %s; cpu %.2fx %s\n"):format(row, want, base, label,
     ratio, ratio >= want and "met" or "MISSED", cpu_ratio, cpu_ratio >= want and "met" or "MISSED"))
+  io.write(("ISSUE14|%s [%s]|%s: %.0f req/s|%.0f req/s (cpu %.2fx)|%.4f|%g\n"):format(label, row, base, b.rps, r.rps,
+    cpu_ratio, ratio, want))
 end
-target("core_request", "c_easy", 0.85)
-target("core_submit_poll", "c_multi", 0.80)
+target("small", "small GET, sequential", "core_request", "c_easy", 0.85)
+target("small", "small GET, sequential", "sdk_client", "c_easy", 0.85)
+target("small", "small GET, 4 in flight", "core_submit_poll", "c_multi", 0.80)
+target("small", "small GET, 4 in flight (client:gather)", "sdk_gather", "c_multi", 0.80)
+target("page", "GET 100-campaign page + decode", "sdk_client", "luasocket+cjson", 2.5)
+target("leads", "POST 1000 leads, encoded per call", "sdk_client", "luasocket+cjson", 2.0)
 
--- The targets of the client (issue 5): a small call through the SDK next
--- to the plain C loop, and a 100-campaign page through the SDK next to
--- LuaSocket + lua-cjson (both ratios by req/s and by CPU per request).
-target("sdk_client", "c_easy", 0.80)
-do
-  local page = by.page or {}
-  local r, b = page.sdk_client, page["luasocket+cjson"]
-  if r and b then
-    local ratio, cpu_ratio = r.rps / b.rps, b.us / r.us
-    io.write(("target: sdk_client >= 2.00x luasocket+cjson (100-campaign page): req/s %.2fx %s; cpu %.2fx %s\n")
-      :format(ratio, ratio >= 2 and "met" or "MISSED", cpu_ratio, cpu_ratio >= 2 and "met" or "MISSED"))
+-- Scaling rows (one repetition each): "KIND PARAM ROW REQUESTS SECONDS CPU_S RSS_KB".
+local scale = arg[2] and io.open(arg[2])
+if scale then
+  local page, conc = {}, {}
+  for line in scale:lines() do
+    local kind, param, row, n, secs, cpu, kb = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$")
+    if kind then
+      local r = { n = tonumber(n), secs = tonumber(secs), cpu = tonumber(cpu), kb = tonumber(kb) }
+      if kind == "page" then page[#page + 1] = { tonumber(param), r } end
+      if kind == "conc" then
+        local p = tonumber(param)
+        conc[p] = conc[p] or {}
+        conc[p][row] = r
+      end
+    end
+  end
+  scale:close()
+  io.write("scaling: page size (sdk_client: campaigns:list{limit = N}, fetch + decode + records)\n")
+  io.write(("  %-8s %10s %12s %12s %10s\n"):format("items", "req/s", "ms/request", "cpu us/item", "peak RSS"))
+  for _, p in ipairs(page) do
+    local r = p[2]
+    io.write(("  %-8d %10.0f %12.3f %12.2f %7.1f MB\n"):format(p[1], r.n / r.secs, r.secs * 1000 / r.n,
+      r.cpu * 1e6 / r.n / p[1], r.kb / 1024))
+  end
+  io.write("scaling: concurrency (small GET; sdk_gather = client:gather, c_multi = plain libcurl multi)\n")
+  io.write(("  %-8s %12s %12s %7s %14s %10s\n"):format("inflight", "c_multi/s", "sdk/s", "ratio", "sdk cpu us/req",
+    "sdk RSS"))
+  for _, c in ipairs({ 1, 2, 4, 8, 16 }) do
+    local row = conc[c]
+    if row and row.c_multi and row.sdk_gather then
+      local a, b = row.c_multi, row.sdk_gather
+      io.write(("  %-8d %12.0f %12.0f %6.2fx %14.1f %7.1f MB\n"):format(c, a.n / a.secs, b.n / b.secs,
+        (b.n / b.secs) / (a.n / a.secs), b.cpu * 1e6 / b.n, b.kb / 1024))
+    end
+  end
+end
+
+-- instantly.new{}: "MS_PER_NEW SEARCHES_PER_NEW" from new_cost.lua.
+if arg[3] then
+  local ms, searches = arg[3]:match("^(%S+) (%S+)$")
+  ms, searches = tonumber(ms), tonumber(searches)
+  if ms then
+    local ok = ms <= 0.3 and searches == 0
+    io.write(("target: instantly.new{} <= 0.3 ms, no file-system search: %.3f ms, %g searches %s\n"):format(
+      ms, searches, ok and "met" or "MISSED"))
+    io.write(("ISSUE14|instantly.new{} (ms, package searches)|<= 0.3 ms, none|%.3f ms, %g searches|%.4f|1\n")
+      :format(ms, searches, (searches == 0 and 0.3 / ms or 0)))
   end
 end

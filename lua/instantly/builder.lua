@@ -36,23 +36,26 @@
 -- On a record the path arguments taken from the record are left out:
 -- `campaign:update{name = "x"}` is `client.campaigns:update(campaign.id, {name = "x"})`.
 --
--- Extension modules (for other parts of the SDK and for users): while a
--- client is built, for every entity `N` the builder tries
--- `require("instantly.extra." .. N)`. A module that does not exist is
--- fine; an error inside one that does exist propagates. The module
--- returns
+-- Extension modules (for other parts of the SDK and for users). The SDK's
+-- own live in `lua/instantly/extra/<entity>.lua` and are listed, with the
+-- entities, in `instantly.entities.extensions` (tools/gen-entities.lua
+-- writes the list from the files present), so making a client never
+-- searches `package.path`. A user adds extensions only through the
+-- `extensions` option of `instantly.new`, a table mapping an entity's lua
+-- name (or `"client"`) to a module of the same shape. A module is
 --
 --     { entity = { name = function(entity, ...) end, ... },
 --       record = { name = function(record, ...) end, ... } }
 --
 -- and each function becomes a method of `client.N` or of N's records.
--- A module may also return `wrap = { name = function(orig, entity, ...) end }`
+-- A module may also have `wrap = { name = function(orig, entity, ...) end }`
 -- to extend an existing entity method: the function gets the original
 -- method first and decides when to hand over to it (the SDK's own
--- modules use none: one method name keeps one meaning).
--- Likewise `instantly.extra.client` returns `{ client = { name =
--- function(client, ...) end } }` for client-level methods. A name that is
--- already taken raises when the client is built. From inside an extension:
+-- modules use none: one method name keeps one meaning). The `client` module
+-- has `{ client = { name = function(client, ...) end } }` for client-level
+-- methods. A name that is already taken raises when the client is made
+-- (`instantly.new`), as does a wrap of a missing method. From inside an
+-- extension:
 --
 -- * an entity method reaches the client as `entity.client` (and the other
 --   entities as `entity.client.leads`, ...); `entity.lua_name` and
@@ -74,8 +77,7 @@ local catalog = require "instantly.entities"
 local record = require "instantly.record"
 
 local type, pairs, ipairs, error, tostring, select, next = type, pairs, ipairs, error, tostring, select, next
-local setmetatable, getmetatable, require, pcall = setmetatable, getmetatable, require, pcall
-local rawget, warn = rawget, warn
+local setmetatable, getmetatable, require, rawget = setmetatable, getmetatable, require, rawget
 local concat, sort = table.concat, table.sort
 local mtype = math.type
 
@@ -84,11 +86,6 @@ local route, escape = validate.route, validate.escape
 local send, decode = pipeline.send, pipeline.decode
 
 local M = {}
-
--- private[c] holds what must not be visible on the client table itself
--- (the headers carrying the key); set by instantly.client.
-M.private = setmetatable({}, { __mode = "k" })
-local private = M.private
 
 local function snake(name)
   return (name:lower():gsub("[^%w]+", "_"):gsub("^_+", ""):gsub("_+$", ""))
@@ -456,28 +453,28 @@ end
 -- client's `on_warning` hook, or to Lua's own `warn` (shown when warnings
 -- are on: `lua -W`, or `warn("@on")`). Each text is reported once per
 -- client; the memory of what was said is bounded.
-local function warn_once(c, text)
-  local seen = c._warned
+local function warn_once(ctx, text)
+  local seen = ctx.warned
   if seen[text] then return end
   if seen.n < 1000 then
     seen[text] = true
     seen.n = seen.n + 1
   end
-  local hook = c._on_warning
+  local hook = ctx.on_warning
   -- looked up at the call, so a program (or a spec) may replace warn
   if hook then hook(text) else _G.warn("instantly: ", text) end
 end
 M.warn_once = warn_once
 
-local function route_for(c, cop, params, opts, level)
-  local mode = opts and opts.validate or c._validate
+local function route_for(ctx, cop, params, opts, level)
+  local mode = opts and opts.validate or ctx.validate
   local query, body, msg, warnings = route(cop.checker, params, mode)
   if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
   if warnings then
-    for i = 1, #warnings do warn_once(c, cop.label .. ": " .. warnings[i]) end
+    for i = 1, #warnings do warn_once(ctx, cop.label .. ": " .. warnings[i]) end
   end
   if cop.unconfirmed then
-    warn_once(c, cop.label .. ": " .. cop.op.method .. " " .. cop.op.path ..
+    warn_once(ctx, cop.label .. ": " .. cop.op.method .. " " .. cop.op.path ..
       " is unconfirmed: " .. cop.unconfirmed .. " It may answer 404 in production.")
   end
   return query, body
@@ -486,27 +483,27 @@ end
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `level` is the stack level (relative to this function's
 -- caller) that misuse errors blame.
-local function invoke(c, cop, path, params, opts, level)
+local function invoke(_, cop, path, params, opts, level)
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
-  local query, body = route_for(c, cop, params, opts, level + 1)
-  local pv = private[c]
-  local url = c._base .. path
+  local query, body = route_for(cop.ctx, cop, params, opts, level + 1)
+  local ctx = cop.ctx
+  local url = ctx.base .. path
   if query and query ~= "" then url = url .. "?" .. query end
   local text, headers
   if cop.has_body then
     local err
     text, err = core.json_encode(body)
     if not text then error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1) end
-    headers = pv.headers_json
+    headers = ctx.headers_json
   else
-    headers = pv.headers
+    headers = ctx.headers
   end
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
   local spec = {
-    method = cop.method, url = url, path = c._prefix .. path, body = text, headers = headers,
-    windows = cop.windows, label = cop.label, opts = opts, key = pv.key,
+    method = cop.method, url = url, path = ctx.prefix .. path, body = text, headers = headers,
+    windows = cop.windows, label = cop.label, opts = opts, key = ctx.key,
   }
-  local status, rtext, rheaders, attempts = send(c, spec)
+  local status, rtext, rheaders, attempts = send(ctx.pipe, spec)
   if not status then return nil, rtext end
   local v, err = decode(status, rtext, rheaders, cop, attempts, spec)
   if v == nil then return nil, err end
@@ -569,13 +566,13 @@ local function cursors_add(d, cur)
   return true
 end
 
-local function cycle_error(c, cop, path, cur)
+local function cycle_error(cop, path, cur)
   local shown = tostring(cur)
   if #shown > 80 then shown = shown:sub(1, 80) .. "..." end
   return pipeline.new_error("api", {
-    method = cop.method, path = c._prefix .. path, url = c._base .. path,
+    method = cop.method, path = cop.ctx.prefix .. path, url = cop.ctx.base .. path,
     message = "the server sent cursor '" .. shown .. "' again: its pages form a cycle; stopping",
-  }, private[c].key)
+  }, cop.ctx.key)
 end
 
 local Page = {}
@@ -596,7 +593,7 @@ function Page:next()
     seen = cursors_new()
     if st.params and st.params.starting_after ~= nil then cursors_add(seen, st.params.starting_after) end
   end
-  if not cursors_add(seen, cur) then return nil, cycle_error(st.client, st.cop, st.path, cur) end
+  if not cursors_add(seen, cur) then return nil, cycle_error(st.cop, st.path, cur) end
   local params = copy(st.params)
   params.starting_after = cur
   local cop = st.cop
@@ -647,7 +644,7 @@ function Iterator:collect(max)
       local st = rawget(self, 1)
       st.stop()
       return nil, Err.new("limit", {
-        method = st.cop.method, path = st.c._prefix .. st.path,
+        method = st.cop.method, path = st.cop.ctx.prefix .. st.path,
         message = "more than " .. max .. " items (pass a larger max, or iterate with " ..
           M.iterator_name(st.cop.op.lua_method) .. ")",
       })
@@ -712,16 +709,16 @@ local function iterate(c, cop, path, params, opts)
       items = page.items
       if type(items) ~= "table" then
         return fail(pipeline.new_error("api", {
-          method = cop.method, path = c._prefix .. path, url = c._base .. path,
+          method = cop.method, path = cop.ctx.prefix .. path, url = cop.ctx.base .. path,
           message = "a page without an 'items' array", body = page,
-        }, private[c].key))
+        }, cop.ctx.key))
       end
       i, n = 0, #items
       local cur = page.next_starting_after
       if n == 0 or cur == nil or cur == null or cur == "" then
         st.done = true
       elseif not cursors_add(seen, cur) then
-        st.done, st.pending = true, cycle_error(c, cop, path, cur)
+        st.done, st.pending = true, cycle_error(cop, path, cur)
       else
         p.starting_after = cur
       end
@@ -733,55 +730,6 @@ end
 -------------------------------------------------------------------------------
 -- Building a client
 -------------------------------------------------------------------------------
-
-local function load_extra(name)
-  local modname = "instantly.extra." .. name
-  local ok, mod = pcall(require, modname)
-  if ok then
-    if type(mod) ~= "table" then
-      error("instantly: extension " .. modname .. " must return a table, got " .. type(mod), 0)
-    end
-    return mod
-  end
-  if type(mod) == "string" and mod:find("module '" .. modname .. "' not found", 1, true) == 1 then
-    return nil
-  end
-  error(mod, 0)
-end
-M.load_extra = load_extra
-
-local function install(target, funcs, what, modname)
-  if funcs == nil then return end
-  if type(funcs) ~= "table" then error("instantly: " .. modname .. "." .. what .. " must be a table", 0) end
-  for name, fn in pairs(funcs) do
-    if type(name) ~= "string" or type(fn) ~= "function" then
-      error("instantly: " .. modname .. "." .. what .. " must map names to functions", 0)
-    end
-    if target[name] ~= nil then
-      error("instantly: " .. modname .. " defines " .. what .. " method '" .. name ..
-        "', which already exists", 0)
-    end
-    target[name] = fn
-  end
-end
-M.install = install
-
--- Extends existing methods: each function receives the original first.
-local function wrap_methods(target, funcs, modname)
-  if funcs == nil then return end
-  if type(funcs) ~= "table" then error("instantly: " .. modname .. ".wrap must be a table", 0) end
-  for name, fn in pairs(funcs) do
-    local orig = target[name]
-    if type(name) ~= "string" or type(fn) ~= "function" then
-      error("instantly: " .. modname .. ".wrap must map names to functions", 0)
-    end
-    if orig == nil then
-      error("instantly: " .. modname .. " wraps method '" .. name .. "', which does not exist", 0)
-    end
-    target[name] = function(...) return fn(orig, ...) end
-  end
-end
-M.wrap_methods = wrap_methods
 
 -- Where the options go: always the last argument. An operation without
 -- parameters takes them right after its path arguments
@@ -830,9 +778,9 @@ local function method_for(c, ent, cop, paged)
 end
 
 -- Misuse is reported at the call, not at the first page.
-local function check_call(c, cop, params, opts, level)
+local function check_call(cop, params, opts, level)
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
-  local _, _, msg = route(cop.checker, params, opts and opts.validate or c._validate)
+  local _, _, msg = route(cop.checker, params, opts and opts.validate or cop.ctx.validate)
   if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
 end
 
@@ -845,7 +793,7 @@ local function iterator_for(c, ent, cop)
     end
     local path = build_path(cop, 2, ...)
     local params, opts = params_opts(cop, select(npath + 1, ...))
-    check_call(c, cop, params, opts, 2)
+    check_call(cop, params, opts, 2)
     return iterate(c, cop, path, params, opts)
   end
 end
@@ -882,7 +830,7 @@ local function collector_for(c, ent, cop)
       params = copy(params)
       params.max = nil
     end
-    check_call(c, cop, params, opts, 2)
+    check_call(cop, params, opts, 2)
     return iterate(c, cop, path, params, opts):collect(max)
   end
 end
@@ -923,7 +871,7 @@ local function relation_for(c, cop, param, field)
       error("instantly: " .. cop.label .. ": '" .. param .. "' is set by the record", 2)
     end
     p[param] = id
-    check_call(c, cop, p, opts, 2)
+    check_call(cop, p, opts, 2)
     return iterate(c, cop, cop.segs[1], p, opts)
   end
 end
@@ -959,106 +907,337 @@ local function help(self, name)
   return concat(out, "\n")
 end
 
---- Build every entity object of client `c` (sets `c.<lua_name>`), the
--- record metatables, and install extension methods.
--- @tparam table c the client under construction
--- @tparam table limits `{global = windows, endpoints = bool}`
--- @tparam table client_methods the client's method table (receives client extensions)
-function M.build(c, limits, client_methods)
-  local list = M.definitions()
-  local ents, recs, rec_mts = {}, {}, {}
-  for _, def in ipairs(list) do
-    local methods = { help = help }
-    local ent = setmetatable({ client = c, name = def.name, lua_name = def.lua_name, definition = def, docs = {} },
-                             { __index = methods, __name = "instantly.entity." .. def.lua_name })
-    local rec_methods = {}
-    local index = rec_methods
-    local aliases = record.aliases(def)
-    if aliases then
-      -- a field read under its record name still reads under the API's
-      index = function(t, k)
-        local m = rec_methods[k]
-        if m ~= nil then return m end
-        local to = aliases[k]
-        if to then return rawget(t, to) end
-      end
-    end
-    -- __methods: the method table itself (__index may be a function)
-    rec_mts[def.name] = { __index = index, __methods = rec_methods, __client = c, __entity = ent,
-                          __name = "instantly.record." .. def.lua_name, __shape = record.shaper_for(def) }
-    ents[def.lua_name] = { ent = ent, methods = methods, def = def }
-    recs[def.lua_name] = rec_methods
+-------------------------------------------------------------------------------
+-- Per-process tables shared by every client (data only, built once)
+-------------------------------------------------------------------------------
+
+local field_sets, docs_cache, names_cache, relations_cache = {}, {}, {}, nil
+
+local function field_set(def)
+  local fs = field_sets[def]
+  if not fs then
+    fs = {}
+    for _, f in ipairs(def.fields) do fs[f.name] = true end
+    field_sets[def] = fs
   end
-  local by_op = {}
-  for _, def in ipairs(list) do
-    local e = ents[def.lua_name]
-    local field_set = {}
-    for _, f in ipairs(def.fields) do field_set[f.name] = true end
+  return fs
+end
+
+-- The docs table of an entity (`client.<entity>.docs`), shared by clients.
+local function docs_of(def)
+  local d = docs_cache[def]
+  if not d then
+    d = {}
     for _, op in ipairs(def.operations) do
-      local sh = shared_for(def, op)
-      local cop = setmetatable({
-        item_mt = sh.item and rec_mts[sh.item.name] or nil,
-        windows = (limits.endpoints and op.rate_limit)
-          and ratelimit.windows_for(op.rate_limit, sh.label, ratelimit.shared_for(c._session)) or nil,
-        make_page = make_page,
-      }, { __index = sh })
-      by_op[op] = cop
-      local m = op.lua_method
-      if e.methods[m] then error("catalog: " .. def.lua_name .. " has two operations named " .. m) end
-      e.methods[m] = method_for(c, e.ent, cop, op.paginated)
-      e.ent.docs[m] = M.doc_for(def, op)
+      d[op.lua_method] = M.doc_for(def, op)
       if op.paginated then
-        local it = M.iterator_name(m)
-        e.methods[it] = iterator_for(c, e.ent, cop)
-        e.ent.docs[it] = iterator_doc(def, op)
-        local all = M.collector_name(m)
-        if e.methods[all] then error("catalog: " .. def.lua_name .. " has an operation named " .. all) end
-        e.methods[all] = collector_for(c, e.ent, cop)
-        e.ent.docs[all] = collector_doc(def, op)
-      end
-      local first = op.path_params[1]
-      if first and field_set[first.name] and not field_set[m] then
-        recs[def.lua_name][m] = record_method_for(c, cop, first.name)
+        d[M.iterator_name(op.lua_method)] = iterator_doc(def, op)
+        d[M.collector_name(op.lua_method)] = collector_doc(def, op)
       end
     end
+    docs_cache[def] = d
   end
-  -- Related collections: campaign:leads(), campaign:emails(), ...
+  return d
+end
+
+-- Related collections of every entity's records: campaign:leads(),
+-- campaign:emails(), ... as `{[entity name] = {{name, op, param}, ...}}`.
+local function relations()
+  if relations_cache then return relations_cache end
+  local list = M.definitions()
+  relations_cache = {}
   for _, def in ipairs(list) do
     local s = snake(def.name)
-    local field_set = {}
-    for _, f in ipairs(def.fields) do field_set[f.name] = true end
-    if field_set.id then
+    local fs = field_set(def)
+    local taken, rel = {}, {}
+    for _, op in ipairs(def.operations) do
+      local first = op.path_params[1]
+      if first and fs[first.name] and not fs[op.lua_method] then taken[op.lua_method] = true end
+    end
+    if fs.id then
       for _, other in ipairs(list) do
         for _, op in ipairs(other.operations) do
           if other ~= def and op.paginated and op.lua_method == "list" and #op.path_params == 0 then
-            local cop = by_op[op]
-            local params = cop.checker.params
+            local params = shared_for(other, op).checker.params
             local last = s:match("_([^_]+)$")
             for _, pname in ipairs({ s, s .. "_id", "parent_" .. s, last and (last .. "_id") or s }) do
               local p = params[pname]
-              if p and p.type == "string" and not field_set[other.lua_name]
-                 and recs[def.lua_name][other.lua_name] == nil then
-                recs[def.lua_name][other.lua_name] = relation_for(c, cop, pname, "id")
+              if p and p.type == "string" and not fs[other.lua_name] and not taken[other.lua_name] then
+                taken[other.lua_name] = true
+                rel[#rel + 1] = { name = other.lua_name, op = op, def = other, param = pname }
               end
             end
           end
         end
       end
     end
+    relations_cache[def.name] = rel
   end
-  for _, def in ipairs(list) do
-    local e = ents[def.lua_name]
-    local mod = load_extra(def.lua_name)
-    if mod then
-      install(e.methods, mod.entity, "entity", "instantly.extra." .. def.lua_name)
-      install(recs[def.lua_name], mod.record, "record", "instantly.extra." .. def.lua_name)
-      wrap_methods(e.methods, mod.wrap, "instantly.extra." .. def.lua_name)
+  return relations_cache
+end
+
+-- The method names the builder itself gives an entity and its records,
+-- so that extensions can be checked when a client is made, not when an
+-- entity is first used.
+local function names_of(def)
+  local n = names_cache[def]
+  if n then return n end
+  n = { entity = { help = true }, record = {} }
+  local fs = field_set(def)
+  for _, op in ipairs(def.operations) do
+    n.entity[op.lua_method] = true
+    if op.paginated then
+      n.entity[M.iterator_name(op.lua_method)] = true
+      n.entity[M.collector_name(op.lua_method)] = true
     end
-    c[def.lua_name] = e.ent
+    local first = op.path_params[1]
+    if first and fs[first.name] and not fs[op.lua_method] then n.record[op.lua_method] = true end
   end
-  local cmod = load_extra("client")
-  if cmod then install(client_methods, cmod.client, "client", "instantly.extra.client") end
-  c._record_mts = rec_mts
+  for _, r in ipairs(relations()[def.name]) do n.record[r.name] = true end
+  names_cache[def] = n
+  return n
+end
+
+-------------------------------------------------------------------------------
+-- Extensions
+-------------------------------------------------------------------------------
+
+local EXT_KEYS = { entity = true, record = true, wrap = true, client = true }
+
+-- Checks one extension module against the names already taken (`seen`:
+-- {entity = set, record = set} per target) and records its own names.
+-- Raises (level 0: the caller adds where) on a clash or a bad shape.
+local function check_extension(modname, mod, names, seen)
+  if type(mod) ~= "table" then
+    error("instantly: extension " .. modname .. " must be a table, got " .. type(mod), 0)
+  end
+  for k in pairs(mod) do
+    if not EXT_KEYS[k] then
+      error("instantly: extension " .. modname .. " has an unknown key '" .. tostring(k) ..
+        "' (known: client, entity, record, wrap)", 0)
+    end
+  end
+  for _, what in ipairs({ "entity", "record", "client" }) do
+    local funcs = mod[what]
+    if funcs ~= nil then
+      if type(funcs) ~= "table" then error("instantly: " .. modname .. "." .. what .. " must be a table", 0) end
+      local taken = seen[what]
+      for name, fn in pairs(funcs) do
+        if type(name) ~= "string" or type(fn) ~= "function" then
+          error("instantly: " .. modname .. "." .. what .. " must map names to functions", 0)
+        end
+        if taken == nil or names[what][name] or taken[name] then
+          error("instantly: " .. modname .. " defines " .. what .. " method '" .. name ..
+            "', which already exists", 0)
+        end
+        taken[name] = true
+      end
+    end
+  end
+  if mod.wrap ~= nil then
+    if type(mod.wrap) ~= "table" then error("instantly: " .. modname .. ".wrap must be a table", 0) end
+    for name, fn in pairs(mod.wrap) do
+      if type(name) ~= "string" or type(fn) ~= "function" then
+        error("instantly: " .. modname .. ".wrap must map names to functions", 0)
+      end
+      if not (names.entity[name] or seen.entity[name]) then
+        error("instantly: " .. modname .. " wraps method '" .. name .. "', which does not exist", 0)
+      end
+    end
+  end
+end
+
+local static_cache
+
+-- The SDK's own extensions (catalog.extensions, generated with the
+-- entities from the files in lua/instantly/extra/), loaded and checked
+-- once per process: `{[entity lua_name or "client"] = module}`.
+local function static_extensions()
+  if static_cache then return static_cache end
+  local _, by_name = M.definitions()
+  local by_lua = {}
+  for _, def in pairs(by_name) do by_lua[def.lua_name] = def end
+  local mods = {}
+  for _, name in ipairs(catalog.extensions or {}) do
+    local modname = "instantly.extra." .. name
+    local mod = require(modname)
+    local def = by_lua[name]
+    local names = def and names_of(def) or { entity = {}, record = {}, client = {} }
+    check_extension(modname, mod, names, def and { entity = {}, record = {} } or { client = {} })
+    mods[name] = mod
+  end
+  static_cache = mods
+  return mods
+end
+M.static_extensions = static_extensions
+
+--- Check the `extensions` option of `instantly.new` (raises on misuse).
+-- `exts` maps an entity's lua name (or `"client"`) to a module shaped
+-- like the SDK's own extension modules.
+-- @tparam table exts
+-- @tparam table client_methods names the client already has
+function M.check_extensions(exts, client_methods)
+  local statics = static_extensions()
+  local by_lua = {}
+  for _, def in ipairs(M.definitions()) do by_lua[def.lua_name] = def end
+  for name, mod in pairs(exts) do
+    local where = "extensions." .. tostring(name)
+    if name == "client" then
+      local taken = {}
+      for k in pairs(client_methods) do taken[k] = true end
+      for k in pairs(by_lua) do taken[k] = true end
+      check_extension(where, mod, { client = {} }, { client = taken })
+    else
+      local def = by_lua[name]
+      if not def then
+        error("instantly: " .. where .. ": no entity named '" .. tostring(name) .. "'", 0)
+      end
+      local seen = { entity = {}, record = {} }
+      local st = statics[name]
+      if st then
+        for k in pairs(st.entity or {}) do seen.entity[k] = true end
+        for k in pairs(st.record or {}) do seen.record[k] = true end
+      end
+      check_extension(where, mod, names_of(def), seen)
+    end
+  end
+end
+
+-------------------------------------------------------------------------------
+-- Building a client: entities are built on first use
+-------------------------------------------------------------------------------
+
+-- Per-client build state `st`: `{c =, ctx =, statics =, users =,
+-- shells = {def -> shell}, cops = {op -> client op}, done = {def -> true}}`.
+local build_entity
+
+-- The entity object and the record metatable of `def`, empty until the
+-- entity is built: a lookup in either builds it.
+local function shell(st, def)
+  local sh = st.shells[def]
+  if sh then return sh end
+  local methods, rec_methods = {}, {}
+  local ent = setmetatable({ client = st.c, name = def.name, lua_name = def.lua_name, definition = def,
+                             docs = docs_of(def) },
+                           { __index = methods, __name = "instantly.entity." .. def.lua_name })
+  local index = rec_methods
+  local aliases = record.aliases(def)
+  if aliases then
+    -- a field read under its record name still reads under the API's
+    index = function(t, k)
+      local m = rec_methods[k]
+      if m ~= nil then return m end
+      local to = aliases[k]
+      if to then return rawget(t, to) end
+    end
+  end
+  -- __methods: the method table itself (__index may be a function);
+  -- __shape: what a record goes through when it arrives (instantly.record)
+  sh = { ent = ent, methods = methods, rec_methods = rec_methods,
+         rec_mt = { __index = index, __methods = rec_methods, __client = st.c, __entity = ent,
+                    __name = "instantly.record." .. def.lua_name, __shape = record.shaper_for(def) } }
+  ent.record_mt = sh.rec_mt
+  st.shells[def] = sh
+  local lazy = { __index = function(t, k)
+    build_entity(st, def)
+    return rawget(t, k)
+  end }
+  setmetatable(methods, lazy)
+  setmetatable(rec_methods, lazy)
+  return sh
+end
+
+-- The client's copy of an operation: the shared data plus what depends on
+-- the client (its context, record metatable, rate-limit windows).
+local function cop_for(st, def, op)
+  local cop = st.cops[op]
+  if cop then return cop end
+  local sh = shared_for(def, op)
+  cop = {}
+  for k, v in pairs(sh) do cop[k] = v end
+  cop.ctx = st.ctx
+  cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
+  -- per-endpoint windows; the ones the API counts per IP are shared by
+  -- every client (and workspace view) on the same session
+  cop.windows = (st.ctx.endpoints and op.rate_limit)
+    and ratelimit.windows_for(op.rate_limit, sh.label, ratelimit.shared_for(st.ctx.pipe.session)) or nil
+  cop.make_page = make_page
+  st.cops[op] = cop
+  return cop
+end
+
+-- Fills the methods of entity `def` and of its records, then its
+-- extensions (the SDK's, then the caller's).
+function build_entity(st, def)
+  if st.done[def] then return end
+  st.done[def] = true
+  local c = st.c
+  local sh = shell(st, def)
+  local methods, recs, ent = sh.methods, sh.rec_methods, sh.ent
+  setmetatable(methods, nil)
+  setmetatable(recs, nil)
+  methods.help = help
+  local fs = field_set(def)
+  for _, op in ipairs(def.operations) do
+    local cop = cop_for(st, def, op)
+    local m = op.lua_method
+    methods[m] = method_for(c, ent, cop, op.paginated)
+    if op.paginated then
+      methods[M.iterator_name(m)] = iterator_for(c, ent, cop)
+      local all = M.collector_name(m)
+      if methods[all] then error("catalog: " .. def.lua_name .. " has an operation named " .. all) end
+      methods[all] = collector_for(c, ent, cop)
+    end
+    local first = op.path_params[1]
+    if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
+  end
+  for _, r in ipairs(relations()[def.name]) do
+    recs[r.name] = relation_for(c, cop_for(st, r.def, r.op), r.param, "id")
+  end
+  for _, mod in ipairs({ st.statics[def.lua_name] or false, st.users[def.lua_name] or false }) do
+    if mod then
+      for k, fn in pairs(mod.entity or {}) do methods[k] = fn end
+      for k, fn in pairs(mod.record or {}) do recs[k] = fn end
+      for k, fn in pairs(mod.wrap or {}) do
+        local orig = methods[k]
+        methods[k] = function(...) return fn(orig, ...) end
+      end
+    end
+  end
+end
+
+local by_lua_cache
+
+--- Set up client `c`: its entities (`c.<lua_name>`) are built the first
+-- time they are used (a record of an entity counts as a use), so making a
+-- client costs the same however large the catalog.
+--
+-- `ctx` is what the generated methods need from the client:
+-- `{pipe = (instantly.pipeline sender), base = (base URL and path prefix),
+-- prefix = (path prefix), headers =, headers_json = (request headers),
+-- key = (API key, for redaction), endpoints = (per-endpoint rate limits,
+-- bool), extensions = (the checked `extensions` option or nil)}`.
+-- @tparam table c the client under construction
+-- @tparam table ctx
+-- @treturn function `index(key)`: the entity object named `key` or nil,
+--   for the client's `__index`. An entity object has `client`, `name`,
+--   `lua_name`, `definition`, `docs` and `record_mt` (the metatable of its
+--   records, whose `__index` holds the record methods).
+function M.build(c, ctx)
+  local by_lua = by_lua_cache
+  if not by_lua then
+    by_lua = {}
+    for _, def in ipairs(M.definitions()) do by_lua[def.lua_name] = def end
+    by_lua_cache = by_lua
+  end
+  local st = { c = c, ctx = ctx, statics = static_extensions(), users = ctx.extensions or {},
+               shells = {}, cops = {}, done = {} }
+  return function(k)
+    local def = by_lua[k]
+    if not def then return nil end
+    build_entity(st, def)
+    return shell(st, def).ent
+  end
 end
 
 --- Iterate a paginated operation found by entity and method name (used by

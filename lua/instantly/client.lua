@@ -23,11 +23,13 @@ local redact = require "instantly.redact"
 local validate = require "instantly.validate"
 
 local type, pairs, tostring, error, setmetatable, getenv = type, pairs, tostring, error, setmetatable, os.getenv
-local getmetatable, pcall = getmetatable, pcall
+local getmetatable, pcall, rawset = getmetatable, pcall, rawset
 local mtype = math.type
 local concat, sort = table.concat, table.sort
 
-local private = builder.private
+-- client -> what must not be visible on the client table itself (the
+-- key, the headers carrying it, the sender, the session it owns).
+local private = setmetatable({}, { __mode = "k" })
 
 local M = {}
 
@@ -74,6 +76,9 @@ local OPTIONS = {
   ca_file = function(v) return type(v) == "string" or "must be a string" end,
   ca_path = function(v) return type(v) == "string" or "must be a string" end,
   max_response_bytes = function(v) return (mtype(v) == "integer" and v > 0) or "must be an integer > 0" end,
+  extensions = function(v)
+    return type(v) == "table" or "must be a table mapping entity names (or \"client\") to extension modules"
+  end,
 }
 
 local function known_options()
@@ -153,20 +158,20 @@ end
 -- Idempotent; the client is unusable afterwards.
 function Client:close()
   local pv = private[self]
-  if pv and pv.owns_session and self._session then
-    self._session:close()
+  if pv and pv.owns_session then
+    pv.pipe.session:close()
+    pv.owns_session = false
   end
-  if pv then pv.owns_session = false end
 end
 
 --- A view of the client acting on another workspace (agency keys): every
 -- request carries `x-as-workspace: <id>`. The view is a client made from
--- the same options on the same connections (so it shares the pool, the
--- hooks and, inside `gather`, the scheduler) with its own rate-limit
--- windows, because the API counts its limits per workspace. Asking again
--- for the same id returns the same view, and so the same budget; a view's
--- `as_workspace` answers for the client it came from. Closing a view
--- leaves the connections open.
+-- the same options on the same connections (so it shares the pool and the
+-- hooks; inside `gather` its calls run concurrently like any other) with
+-- its own rate-limit windows, because the API counts its limits per
+-- workspace. Asking again for the same id returns the same view, and so
+-- the same budget; a view's `as_workspace` answers for the client it came
+-- from. Closing a view leaves the connections open.
 -- @tparam string id the sub-workspace id
 -- @treturn table a client for that workspace
 -- @usage local sub = client:as_workspace(member.sub_workspace_id)
@@ -183,14 +188,13 @@ function Client:as_workspace(id)
   if view then return view end
   local o = {}
   for k, v in pairs(rpv.options) do o[k] = v end
-  o.api_key, o.base_url, o.workspace, o.transport = rpv.key, root.base_url, id, root._session
+  o.api_key, o.base_url, o.workspace, o.transport = rpv.ctx.key, root.base_url, id, rpv.pipe.session
   view = M.new(o)
-  -- The same scheduler hook: a view's calls inside root:gather run concurrently.
-  view._schedulers = root._schedulers
   private[view].root = root
   rpv.views[id] = view
   return view
 end
+
 
 local METHODS = { GET = true, POST = true, PUT = true, PATCH = true, DELETE = true, HEAD = true, OPTIONS = true }
 local REQUEST_KEYS = { query = true, body = true, headers = true }
@@ -235,7 +239,7 @@ function Client:request(method, path, args, opts)
   end
   if opts ~= nil then builder.check_opts("client:request", opts, 2) end
   local pv = private[self]
-  local full = path:sub(1, 5) == "/api/" and path or (self._prefix .. path)
+  local full = path:sub(1, 5) == "/api/" and path or (pv.ctx.prefix .. path)
   local url = self.base_url .. full
   local q = args.query
   if type(q) == "table" then
@@ -244,13 +248,13 @@ function Client:request(method, path, args, opts)
     error("instantly: client:request: query must be a table or a string", 2)
   end
   if q and q ~= "" then url = url .. (url:find("?", 1, true) and "&" or "?") .. q end
-  local body, headers = args.body, pv.headers
+  local body, headers = args.body, pv.ctx.headers
   if type(body) == "table" then
     local text, err = core.json_encode(body)
     if not text then error("instantly: client:request: cannot encode body: " .. tostring(err), 2) end
-    body, headers = text, pv.headers_json
+    body, headers = text, pv.ctx.headers_json
   elseif type(body) == "string" then
-    headers = pv.headers_json
+    headers = pv.ctx.headers_json
   elseif body ~= nil then
     error("instantly: client:request: body must be a table or a string", 2)
   end
@@ -264,9 +268,9 @@ function Client:request(method, path, args, opts)
   if opts and opts.headers then headers = builder.merge_headers(headers, opts.headers) end
   local spec = {
     method = method, url = url, path = full, body = body, headers = headers,
-    label = "client:request", opts = opts, key = pv.key,
+    label = "client:request", opts = opts, key = pv.ctx.key,
   }
-  local status, text, rheaders, attempts = pipeline.send(self, spec)
+  local status, text, rheaders, attempts = pipeline.send(pv.ctx.pipe, spec)
   if not status then return nil, text end
   local how = { kind = (rheaders and rheaders["content-type"] or "application/json"):find("json", 1, true)
                 and "json" or "text" }
@@ -276,8 +280,78 @@ function Client:request(method, path, args, opts)
   return v, status, rheaders
 end
 
+-- The client's methods: Client's own, the SDK's client extension and the
+-- caller's `extensions.client`. Without the latter the table is made once.
+local shared_methods
+local function client_methods(exts)
+  if shared_methods == nil then
+    shared_methods = {}
+    for k, v in pairs(Client) do shared_methods[k] = v end
+    local mod = builder.static_extensions().client
+    for k, fn in pairs(mod and mod.client or {}) do
+      if shared_methods[k] ~= nil then
+        fail("extension instantly.extra.client defines client method '" .. k .. "', which already exists")
+      end
+      shared_methods[k] = fn
+    end
+  end
+  if not exts then return shared_methods end
+  local ok, err = pcall(builder.check_extensions, exts, shared_methods)
+  if not ok then fail(tostring(err):gsub("^instantly: ", "")) end
+  if not exts.client then return shared_methods end
+  local m = {}
+  for k, v in pairs(shared_methods) do m[k] = v end
+  for k, fn in pairs(exts.client.client or {}) do m[k] = fn end
+  return m
+end
+
+--- The methods every client has (Client's own and the SDK's client
+-- extension), by name: for tools and specs that compare them with the
+-- type stubs. A client made with `extensions.client` has those on top.
+-- @treturn table name -> function
+function M.methods()
+  return client_methods(nil)
+end
+
+-- The client-side rate limiter of the `rate_limit` option (nil when it is
+-- false) and whether per-endpoint limits apply.
+local function limiter_of(rate_limit)
+  if rate_limit == false then return nil, false end
+  local rl = type(rate_limit) == "table" and rate_limit or {}
+  return {
+    global = {
+      ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
+      ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
+    },
+    -- Long enough for any per-minute window to free a slot (60 s plus the
+    -- margin); an hourly or monthly window that is used up is reported.
+    max_wait = rl.max_wait or 120,
+  }, rl.endpoints ~= false
+end
+
+-- client -> function(name) returning its entity `name` (built on first use).
+local entities = setmetatable({}, { __mode = "k" })
+
+-- A client table: its methods come from `methods`, its entities are built
+-- the first time they are read and then stored in the table itself.
+local function make_client(base_url, workspace, methods)
+  return setmetatable({ base_url = base_url, workspace = workspace }, {
+    __index = function(t, k)
+      local m = methods[k]
+      if m ~= nil then return m end
+      local e = entities[t](k)
+      if e then rawset(t, k, e) end
+      return e
+    end,
+    __name = "instantly.Client",
+    __tostring = client_tostring,
+    __close = function(cl) cl:close() end,
+  })
+end
+
 local function new(options)
   local opts = check_options(options)
+  local methods = client_methods(opts.extensions)
   local key = opts.api_key or getenv("INSTANTLY_API_KEY")
   if key == nil or key == "" then
     fail("no API key: pass api_key = \"...\" to instantly.new, or set the INSTANTLY_API_KEY environment variable")
@@ -319,51 +393,25 @@ local function new(options)
   local retry = { base = 0.5, cap = 8, max_retry_after = 60 }
   if opts.retry then for k, v in pairs(opts.retry) do retry[k] = v end end
 
-  local limiter, limits = nil, { endpoints = false }
-  if opts.rate_limit ~= false then
-    local rl = type(opts.rate_limit) == "table" and opts.rate_limit or {}
-    limiter = {
-      global = {
-        ratelimit.window(rl.per_second or 100, 1, "workspace " .. (rl.per_second or 100) .. "/second"),
-        ratelimit.window(rl.per_minute or 6000, 60, "workspace " .. (rl.per_minute or 6000) .. "/minute"),
-      },
-      -- Long enough for any per-minute window to free a slot (60 s plus the
-      -- margin); an hourly or monthly window that is used up is reported.
-      max_wait = rl.max_wait or 120,
-    }
-    limits.endpoints = rl.endpoints ~= false
-  end
-
-  local methods = {}
-  for k, v in pairs(Client) do methods[k] = v end
-  local c = setmetatable({
-    base_url = base_url,
-    workspace = opts.workspace,
-    _base = base_url .. catalog.path_prefix,
-    _prefix = catalog.path_prefix,
-    _session = session,
-    -- Scheduler hook, see instantly.pipeline: coroutine -> scheduler.
-    _schedulers = setmetatable({}, { __mode = "k" }),
-    _max_retries = opts.max_retries or 2,
-    _timeout = opts.timeout,
-    _connect_timeout = opts.connect_timeout,
-    _retry = retry,
-    _limiter = limiter,
-    _on_request = opts.on_request,
-    _on_response = opts.on_response,
-    _on_wait = opts.on_wait,
-    _on_warning = opts.on_warning,
-    _validate = opts.validate or "strict",
+  local limiter, endpoints = limiter_of(opts.rate_limit)
+  local pipe = pipeline.new {
+    session = session, max_retries = opts.max_retries or 2, timeout = opts.timeout,
+    connect_timeout = opts.connect_timeout, retry = retry, limiter = limiter,
+    on_request = opts.on_request, on_response = opts.on_response, on_wait = opts.on_wait,
+    raw_headers = owns,
+  }
+  local ctx = {
+    pipe = pipe, base = base_url .. catalog.path_prefix, prefix = catalog.path_prefix,
+    headers = headers, headers_json = headers_json, key = key, endpoints = endpoints,
+    extensions = opts.extensions,
+    validate = opts.validate or "strict", on_warning = opts.on_warning,
     -- What has been reported through on_warning (each text once).
-    _warned = { n = 0 },
-  }, {
-    __index = methods, __name = "instantly.Client",
-    __tostring = client_tostring,
-    __close = function(c) c:close() end,
-  })
-  private[c] = { key = key, redacted = redact.key(key), headers = headers, headers_json = headers_json,
-                 owns_session = owns, options = opts, views = {} }
-  builder.build(c, limits, methods)
+    warned = { n = 0 },
+  }
+  local c = make_client(base_url, opts.workspace, methods)
+  private[c] = { ctx = ctx, pipe = pipe, redacted = redact.key(key), owns_session = owns,
+                 options = opts, views = {} }
+  entities[c] = builder.build(c, ctx)
   return c
 end
 

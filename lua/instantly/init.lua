@@ -14,11 +14,11 @@
 local core = require "instantly.core"
 local Err = require "instantly.error"
 local client = require "instantly.client"
+local pipeline = require "instantly.pipeline"
 local records = require "instantly.record"
 
 local getmetatable, setmetatable, rawset, type = getmetatable, setmetatable, rawset, type
 local pcall, tostring, error = pcall, tostring, error
-local running = coroutine.running
 
 local M = {}
 
@@ -64,16 +64,16 @@ function M.json.decode(text)
   return nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)
 end
 
---- Sleep for `seconds`. Given the client whose `gather` runs the calling
--- task, the other tasks run meanwhile; otherwise the process sleeps.
+--- Sleep for `seconds`. Inside a `client:gather` task the other tasks
+-- run meanwhile (the scheduler is found by coroutine); elsewhere the
+-- process sleeps.
 -- @function sleep
 -- @tparam number seconds
--- @tparam[opt] table client
-function M.sleep(seconds, c)
+function M.sleep(seconds)
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     error("instantly.sleep: seconds must be a number >= 0", 2)
   end
-  local sched = type(c) == "table" and type(c._schedulers) == "table" and c._schedulers[running()]
+  local sched = pipeline.scheduler()
   if sched then sched:sleep(seconds) else core.sleep(seconds) end
 end
 
@@ -105,7 +105,9 @@ M.is_error = Err.is
 -- @tparam[opt] table options api_key, base_url, timeout, connect_timeout,
 -- max_retries, retry, rate_limit, workspace, headers, user_agent,
 -- on_request, on_response, on_wait, transport, proxy, ca_file, ca_path,
--- max_response_bytes
+-- max_response_bytes, extensions (a table mapping an entity's lua name, or
+-- "client", to `{entity =, record =, wrap =}` / `{client =}` tables of
+-- functions that become methods of that client only; see instantly.builder)
 -- @treturn table client
 M.new = client.new
 

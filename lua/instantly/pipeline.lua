@@ -1,21 +1,21 @@
 --- The request pipeline: rate limiting, sending, retrying, decoding and
 -- turning failures into `instantly.Error` values.
 --
+-- The client makes one sender with `pipeline.new{...}` and hands it to the
+-- builder; nothing here reads the client itself.
+--
 -- Scheduler hook (the contract coroutine concurrency builds on): every
--- network call and every wait in here goes through the client's scheduler
--- lookup
---
---     local s = client._schedulers[coroutine.running()]
---
--- (`_schedulers` is a weak-keyed table created per client). When `s` is
--- set, the pipeline calls `s:request(session, req)`, which must return
--- exactly what `session:request(req)` returns, and `s:sleep(seconds)`;
--- otherwise it calls `session:request(req)` and `core.sleep(seconds)`.
--- A scheduler registers itself for each coroutine it runs
--- (`client._schedulers[co] = s`) and can then suspend that coroutine while
--- its transfer runs or its wait elapses. The rate limiter is shared by all
--- coroutines of a client; it takes its slots without yielding and re-checks
--- after every sleep (see `instantly.ratelimit`).
+-- network call and every wait in here asks `pipeline.scheduler()` for the
+-- scheduler of the running coroutine. When there is one `s`, the pipeline
+-- calls `s:request(session, req)`, which must return exactly what
+-- `session:request(req)` returns, and `s:sleep(seconds)`; otherwise it
+-- calls `session:request(req)` and `core.sleep(seconds)`. A scheduler
+-- registers itself for each coroutine it runs (`pipeline.attach(co, s)`)
+-- and can then suspend that coroutine while its transfer runs or its wait
+-- elapses. The lookup is by coroutine, not by client, so one scheduler
+-- drives the calls of every client a task uses. The rate limiter is shared
+-- by all coroutines of a client; it takes its slots without yielding and
+-- re-checks after every sleep (see `instantly.ratelimit`).
 -- @module instantly.pipeline
 
 local core = require "instantly.core"
@@ -23,14 +23,88 @@ local Err = require "instantly.error"
 local ratelimit = require "instantly.ratelimit"
 local redact = require "instantly.redact"
 
-local type, tostring, tonumber, next, getmetatable, pcall = type, tostring, tonumber, next, getmetatable, pcall
+local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
+local getmetatable, setmetatable = getmetatable, setmetatable
 local running, random, min = coroutine.running, math.random, math.min
 local ostime, osdate = os.time, os.date
 local concat = table.concat
 
-local monotime, sleep_plain, json_decode = core.monotime, core.sleep, core.json_decode
+local monotime, sleep_plain = core.monotime, core.sleep
+local parse_headers, json_decode = core.parse_headers, core.json_decode
+local rawget, rawset, next = rawget, rawset, next
 
 local M = {}
+
+-- coroutine -> scheduler; weak keys, so a finished coroutine is forgotten.
+local schedulers = setmetatable({}, { __mode = "k" })
+
+--- Register (or with nil, forget) the scheduler that runs coroutine `co`.
+-- @tparam thread co
+-- @tparam table|nil s an object with `request(session, req)` and `sleep(seconds)`
+function M.attach(co, s)
+  schedulers[co] = s
+end
+
+--- The scheduler of coroutine `co` (default: the running one), or nil.
+-- @tparam[opt] thread co
+-- @treturn table|nil
+function M.scheduler(co)
+  return schedulers[co or running()]
+end
+
+--- A sender: what `send` needs from a client, fixed when it is made.
+-- @tparam table cfg `session` (an object with `request(req)`, and
+--   `submit`/`poll` for concurrency), `max_retries`, `timeout`,
+--   `connect_timeout` (nil: the session's), `retry` (`{base =, cap =,
+--   max_retry_after =}`), `limiter` (nil: no client-side rate limit, else
+--   `{global = windows, max_wait =}`), `on_request`, `on_response`,
+--   `on_wait` (hooks or nil), `raw_headers` (true: the session is a core
+--   session; ask it for the header block as a string and parse it only
+--   when a header is read)
+-- @treturn table the sender (a plain table with those fields)
+function M.new(cfg)
+  return {
+    session = cfg.session, max_retries = cfg.max_retries, timeout = cfg.timeout,
+    connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter,
+    on_request = cfg.on_request, on_response = cfg.on_response, on_wait = cfg.on_wait,
+    raw_headers = cfg.raw_headers or nil,
+  }
+end
+
+-- Response headers parsed on first use: a core session asked for
+-- raw_headers answers with the header block as a string; it becomes a
+-- table that fills itself from the block the first time it is indexed,
+-- assigned to or walked with pairs (then the metatable is gone and it is
+-- a plain table). Building the table costs a tenth of a small request;
+-- most calls never read a header.
+-- The block rides in the table's own metatable (no side table, which
+-- the collector would have to treat as an ephemeron table).
+local function fill(t)
+  local mt = getmetatable(t)
+  local raw = type(mt) == "table" and mt.raw
+  if raw then
+    setmetatable(t, nil)
+    parse_headers(raw, t)
+  end
+  return t
+end
+local function lazy_index(t, k) return rawget(fill(t), k) end
+local function lazy_newindex(t, k, v) rawset(fill(t), k, v) end
+local function lazy_pairs(t) return next, fill(t), nil end
+local function lazy_headers(h)
+  if type(h) ~= "string" then return h end
+  return setmetatable({}, { __index = lazy_index, __newindex = lazy_newindex, __pairs = lazy_pairs,
+                            __name = "instantly.headers", raw = h })
+end
+
+--- The headers table of a response as a plain table (parsed now if it
+-- was parsed lazily); for code that walks it with `next`.
+-- @tparam table|nil h
+-- @treturn table|nil
+function M.headers(h)
+  if type(h) == "table" then fill(h) end
+  return h
+end
 
 -- Methods that may be repeated after the request may have reached the
 -- server. POST and PATCH are only repeated when the request provably never
@@ -179,14 +253,14 @@ end
 -- that is final (2xx or an error not worth retrying is returned as
 -- `nil, err`), i.e. on success `status, text, headers`; on failure
 -- `nil, instantly.Error`.
--- @tparam table c client
+-- @tparam table p a sender (`pipeline.new`)
 -- @tparam table spec
 -- @return status, text, headers | nil, err
-function M.send(c, spec)
-  local sched = c._schedulers[running()]
-  local session = c._session
+function M.send(p, spec)
+  local sched = schedulers[running()]
+  local session = p.session
   local opts = spec.opts
-  local max_retries, timeout, connect_timeout = c._max_retries, c._timeout, c._connect_timeout
+  local max_retries, timeout, connect_timeout = p.max_retries, p.timeout, p.connect_timeout
   if opts then
     if opts.max_retries ~= nil then max_retries = opts.max_retries end
     if opts.timeout ~= nil then timeout = opts.timeout end
@@ -194,10 +268,11 @@ function M.send(c, spec)
   end
   local method, path = spec.method, spec.path
   local idempotent = IDEMPOTENT[method]
-  local retry = c._retry
-  local on_request, on_response, on_wait = c._on_request, c._on_response, c._on_wait
-  local limiter = c._limiter
+  local retry = p.retry
+  local on_request, on_response, on_wait = p.on_request, p.on_response, p.on_wait
+  local limiter = p.limiter
   local req = { method = method, url = spec.url, headers = spec.headers, body = spec.body,
+                raw_headers = p.raw_headers,
                 timeout = timeout, connect_timeout = connect_timeout }
   local attempt = 0
   local sleeper, notify
@@ -234,6 +309,7 @@ function M.send(c, spec)
     else
       status, text, headers = session:request(req)
     end
+    if status then headers = lazy_headers(headers) end
     local err, retryable
     if status == nil then
       err = transport_error(text, spec, attempt)
@@ -242,10 +318,12 @@ function M.send(c, spec)
     elseif status >= 200 and status < 300 then
       if on_response then
         on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
-                      headers = redact.headers(headers, spec.key), attempt = attempt, elapsed = monotime() - t0 }
+                      headers = redact.headers(M.headers(headers), spec.key), attempt = attempt,
+                      elapsed = monotime() - t0 }
       end
       return status, text, headers, attempt
     else
+      headers = M.headers(headers)
       err = http_error(status, text, headers, spec, attempt)
       retryable = RETRY_STATUS[status] and (idempotent or status == 429)
     end
@@ -267,9 +345,6 @@ function M.send(c, spec)
     do_sleep(sched, delay)
   end
 end
-
-local function empty(t) return next(t) == nil end
-M.empty = empty
 
 --- Decode a successful response body.
 -- Empty bodies (204, some 202) give `true`; `text` responses give the

@@ -17,10 +17,11 @@
 
 local core = require "instantly.core"
 local Err = require "instantly.error"
+local pipeline = require "instantly.pipeline"
 
 local type, tostring, pairs, ipairs, error, getmetatable, setmetatable, tonumber =
   type, tostring, pairs, ipairs, error, getmetatable, setmetatable, tonumber
-local running = coroutine.running
+
 local monotime, plain_sleep = core.monotime, core.sleep
 local ostime, osdate, fmt = os.time, os.date, string.format
 local null = core.null
@@ -48,9 +49,9 @@ M.JOB_TERMINAL = {
 --- OAuth session states that end a wait.
 M.OAUTH_TERMINAL = { success = true, error = false, expired = false }
 
-local function client_sleep(client, seconds)
+local function client_sleep(_, seconds)
   if seconds <= 0 then return end
-  local s = client._schedulers and client._schedulers[running()]
+  local s = pipeline.scheduler()
   if s then s:sleep(seconds) else plain_sleep(seconds) end
 end
 M.sleep = client_sleep

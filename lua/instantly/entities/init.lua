@@ -112,5 +112,6 @@ return {
     },
   },
   entities = { "analytics", "oauth", "accounts", "campaigns", "emails", "email_verification", "lead_lists", "inbox_placement_tests", "inbox_placement_analytics", "inbox_placement_reports", "api_keys", "account_campaign_mappings", "leads", "background_jobs", "custom_tags", "custom_tag_mappings", "block_list_entries", "lead_labels", "workspaces", "supersearch_enrichment", "workspace_group_members", "workspace_members", "subsequences", "audit_logs", "webhooks", "webhook_events", "dfy_email_account_orders", "custom_prompt_templates", "sales_flows", "email_templates", "workspace_billing", "crm_actions" },
+  extensions = { "analytics", "oauth", "campaigns", "email_verification", "lead_lists", "leads", "background_jobs", "custom_tags", "supersearch_enrichment", "client" },
   path_prefix = "/api/v2",
 }
