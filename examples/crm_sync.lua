@@ -12,7 +12,7 @@
 --   INSTANTLY_API_KEY=... lua5.4 examples/crm_sync.lua   (adds 2,100 .example leads to a list)
 
 local instantly = require("instantly")
-local csv = require("instantly.csv")
+local csv = require("instantly").csv
 
 local client = instantly.new {}
 local dir = os.getenv("TMPDIR") or "/tmp"

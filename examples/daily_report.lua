@@ -13,7 +13,7 @@
 -- all time.
 
 local instantly = require("instantly")
-local stats = require("instantly.stats")
+local stats = require("instantly").stats
 local output = require("instantly.cli.output")
 
 local days = math.tointeger(tonumber(arg and arg[1]))

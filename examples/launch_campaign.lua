@@ -13,7 +13,7 @@
 -- default leads (examples/data/leads.csv) use reserved .example addresses.
 
 local instantly = require("instantly")
-local schedule = require("instantly.schedule")
+local schedule = require("instantly").schedule
 local progress = require("instantly.cli.progress")
 local enums = instantly.enums
 
@@ -86,4 +86,4 @@ print(string.format("  leads      %d uploaded, %d duplicates skipped, %d invalid
   summary.uploaded, summary.duplicates, summary.invalid_count))
 print(string.format("  preflight  %d error(s), %d warning(s)", report.errors, report.warnings))
 print(string.format("  so far     %d leads, %d sent, reply rate %s", stats.leads, stats.sent,
-  require("instantly.stats").percent(stats.reply_rate)))
+  require("instantly").stats.percent(stats.reply_rate)))

@@ -144,7 +144,7 @@ describe("against the mock", function()
     local p = assert(io.popen(cmd))
     local out = p:read("a")
     p:close()
-    assert.equal("instantly.Client(" .. srv.url .. ", key " .. require("instantly.redact").key(srv.api_key) ..
+    assert.equal("instantly.Client(" .. srv.url .. ", key " .. require("instantly.request.redact").key(srv.api_key) ..
       ") true", out)
   end)
 

@@ -3,7 +3,7 @@
 -- caller does with it first (index, pairs, assignment), it sees every
 -- header; errors and hooks get plain tables.
 local instantly = require "instantly"
-local pipeline = require "instantly.pipeline"
+local pipeline = require "instantly.request.pipeline"
 local mock = require "instantly.mock"
 
 describe("response headers through the client", function()

@@ -1,7 +1,7 @@
 -- The client-side rate limiter: parsing the catalog's limits, the
 -- sliding windows, sharing between coroutines, per-endpoint limits, and a
 -- burst against the mock with its limits on that sees no 429.
-local ratelimit = require "instantly.ratelimit"
+local ratelimit = require "instantly.request.ratelimit"
 local catalog = require "instantly.entities"
 local H = require "support.client_helper"
 

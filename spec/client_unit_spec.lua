@@ -581,7 +581,7 @@ describe("retries", function()
   end)
 
   it("reads Retry-After as seconds or an HTTP date", function()
-    local pipeline = require "instantly.pipeline"
+    local pipeline = require "instantly.request.pipeline"
     assert.equal(7, pipeline.retry_after("7"))
     local now = os.time()
     local date = os.date("!%a, %d %b %Y %H:%M:%S GMT", now + 30)
@@ -592,7 +592,7 @@ describe("retries", function()
   end)
 
   it("backoff is full jitter, capped", function()
-    local pipeline = require "instantly.pipeline"
+    local pipeline = require "instantly.request.pipeline"
     for attempt = 1, 10 do
       local d = pipeline.backoff({ base = 0.5, cap = 8 }, attempt)
       assert.is_true(d >= 0 and d <= math.min(8, 0.5 * 2 ^ (attempt - 1)))
@@ -640,7 +640,7 @@ describe("scheduler hook", function()
       assert.is_true(s >= 0)
     end
     local co = coroutine.create(function() return c.campaigns:get(C1) end)
-    require("instantly.pipeline").attach(co, sched)
+    require("instantly.request.pipeline").attach(co, sched)
     local ok, v = coroutine.resume(co)
     assert.is_true(ok)
     assert.equal(C1, v.id)
@@ -701,14 +701,14 @@ describe("extensions", function()
   end)
 
   it("a module on package.path named like an extension changes nothing", function()
-    -- Before, every client tried require("instantly.extra." .. entity):
+    -- Before, every client tried require("instantly.workflows.extra." .. entity):
     -- any such module on LUA_PATH silently changed every client.
-    package.preload["instantly.extra.webhooks"] = function() error("must not be loaded") end
+    package.preload["instantly.workflows.extra.webhooks"] = function() error("must not be loaded") end
     local ok, c = pcall(H.fake_client)
-    package.preload["instantly.extra.webhooks"] = nil
+    package.preload["instantly.workflows.extra.webhooks"] = nil
     assert.is_true(ok, tostring(c))
     assert.is_nil(rawget(c.webhooks, "first"))
-    assert.is_nil(package.loaded["instantly.extra.webhooks"])
+    assert.is_nil(package.loaded["instantly.workflows.extra.webhooks"])
   end)
 
   it("clashes, unknown entities, bad shapes and missing wraps are refused by new", function()
@@ -742,7 +742,7 @@ describe("extensions", function()
     end
   end)
 
-  it("the SDK's own extension list matches lua/instantly/extra/", function()
+  it("the SDK's own extension list matches lua/instantly/workflows/extra/", function()
     local listed = {}
     for _, n in ipairs(require("instantly.entities").extensions) do listed[n] = true end
     local p = io.popen("ls lua/instantly/extra")
@@ -754,7 +754,7 @@ describe("extensions", function()
     end
     p:close()
     for n in pairs(listed) do
-      assert.is_table(require("instantly.extra." .. n))
+      assert.is_table(require("instantly.workflows.extra." .. n))
     end
   end)
 end)

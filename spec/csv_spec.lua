@@ -1,6 +1,6 @@
 -- The CSV reader and writer: RFC 4180 cases, chunk boundaries, errors with
 -- their line numbers, streaming in bounded memory, and round trips.
-local csv = require("instantly.csv")
+local csv = require("instantly.workflows.csv")
 local core = require("instantly.core")
 
 local FIX = "spec/fixtures/csv/"

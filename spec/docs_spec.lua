@@ -51,13 +51,14 @@ describe("API reference (make docs)", function()
     local index = slurp(out .. "/index.html")
     local names = {}
     for name in index:gmatch('href="modules/([^"]+)%.html"') do names[name] = true end
-    for _, want in ipairs({ "instantly", "instantly.client", "instantly.error", "instantly.mock",
+    for _, want in ipairs({ "instantly", "instantly.request.client", "instantly.request.error", "instantly.mock",
+      "instantly.csv", "instantly.schedule", "instantly.stats", "instantly.enums", "instantly.webhook",
       "client.campaigns", "client.leads" }) do
       assert.truthy(names[want], want)
     end
     for name in pairs(names) do
       assert.falsy(name:find("^instantly%.mock%.") or name == "instantly.cli" or name:find("^instantly%.cli%.")
-        or name:find("^instantly%.pipeline") or name:find("^instantly%.builder"), name)
+        or name:find("^instantly%.request%.pipeline") or name:find("^instantly%.request%.builder"), name)
     end
   end)
 

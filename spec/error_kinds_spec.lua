@@ -1,7 +1,7 @@
--- The kinds of instantly.Error are listed once (instantly.error.KINDS) and
+-- The kinds of instantly.Error are listed once (instantly.request.error.KINDS) and
 -- checked when an error is built, so a module cannot invent a kind users
 -- do not know to compare against.
-local Err = require "instantly.error"
+local Err = require "instantly.request.error"
 local instantly = require "instantly"
 
 describe("error kinds", function()

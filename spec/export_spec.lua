@@ -3,7 +3,7 @@
 local instantly = require "instantly"
 local mock = require "instantly.mock"
 local core = require "instantly.core"
-local csv = require "instantly.csv"
+local csv = require "instantly.workflows.csv"
 
 local function tmp(ext)
   local p = os.tmpname()

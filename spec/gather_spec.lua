@@ -4,7 +4,7 @@
 -- (a held response cannot arrive before its delay), never with our clock.
 local instantly = require "instantly"
 local mock = require "instantly.mock"
-local gather = require "instantly.gather"
+local gather = require "instantly.workflows.gather"
 
 local function new_client(srv, opts)
   local o = { api_key = srv.api_key, base_url = srv.url, rate_limit = false, retry = { base = 0.01, cap = 0.02 } }

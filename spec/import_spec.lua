@@ -4,7 +4,7 @@
 local instantly = require "instantly"
 local mock = require "instantly.mock"
 local core = require "instantly.core"
-local bulk = require "instantly.bulk"
+local bulk = require "instantly.workflows.bulk"
 
 local FIX = "spec/fixtures/csv/"
 
@@ -101,7 +101,8 @@ describe("leads:import", function()
     local s = assert(client.leads:import { campaign_id = campaign.id, leads = FIX .. "leads_import.csv",
                                            rejects = rej })
     assert.equal(rej, s.rejects)
-    local rows, header = assert(require("instantly.csv").parse(io.open(rej, "rb"):read("a"), { header = true }))
+    local csv = require("instantly.workflows.csv")
+    local rows, header = assert(csv.parse(io.open(rej, "rb"):read("a"), { header = true }))
     assert.equal("Email", header[1])
     assert.same({ "import_row", "import_line", "import_error" }, { header[13], header[14], header[15] })
     assert.equal(4, #rows)
@@ -113,7 +114,7 @@ describe("leads:import", function()
     os.remove(rej)
     assert(client.leads:import { list_id = list.id, rejects = rej,
                                  leads = { { company_name = "X" }, { email = "ok@import.test" } } })
-    rows = assert(require("instantly.csv").parse(io.open(rej, "rb"):read("a"), { header = true }))
+    rows = assert(require("instantly.workflows.csv").parse(io.open(rej, "rb"):read("a"), { header = true }))
     assert.same({ { lead = '{"company_name":"X"}', import_row = "1", import_line = "",
                     import_error = "needs an email, first_name or last_name" } }, rows)
     os.remove(rej)
@@ -388,7 +389,7 @@ describe("leads:import", function()
   end)
 
   it("reads from a CSV reader the caller made", function()
-    local csv = require "instantly.csv"
+    local csv = require "instantly.workflows.csv"
     local r = csv.reader(io.open(FIX .. "leads_import.csv", "rb"), { chunk_size = 7 })
     local s = assert(client.leads:import { campaign_id = campaign.id, leads = r })
     assert.equal(8, s.rows)
@@ -587,7 +588,7 @@ describe("leads:import", function()
     end)
 
     it("takes the lead fields from the catalog and fails loudly when they are missing", function()
-      local columns = require "instantly.bulk.columns"
+      local columns = require "instantly.workflows.bulk.columns"
       assert.is_table(columns.LEAD_FIELDS.email)
       assert.is_table(columns.LEAD_FIELDS.personalization)
       local def = { operations = { { method = "POST", path = "/leads/add", body = { fields = { { name = "x" } } } } } }

@@ -77,7 +77,7 @@ describe("type stubs", function()
       same(runtime(getmetatable(client[name]).__index), declared(path, camel), "client." .. name)
       same(runtime(client[name].record_mt.__methods), declared(path, camel .. "Record"), name .. " record")
     end
-    same(runtime(require("instantly.client").methods()), declared("types/instantly.lua", "Client"), "client")
+    same(runtime(require("instantly.request.client").methods()), declared("types/instantly.lua", "Client"), "client")
     local page = client.campaigns:list()
     same(runtime(getmetatable(page).__index), declared("types/instantly.lua", "Page"), "page")
     local module = {}

@@ -1,9 +1,9 @@
--- The one validator (instantly.validate): nested request bodies, formats,
+-- The one validator (instantly.request.validate): nested request bodies, formats,
 -- full paths in messages, the strict/warn/off switch, unconfirmed
 -- operations, and the mock judging requests exactly as the SDK does.
 local H = require "support.client_helper"
 local instantly = require "instantly"
-local validate = require "instantly.validate"
+local validate = require "instantly.request.validate"
 local mock_validate = require "instantly.mock.validate"
 local core = require "instantly.core"
 

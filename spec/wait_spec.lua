@@ -3,7 +3,7 @@
 -- SuperSearch enrichments, and waits sleeping inside gather.
 local instantly = require "instantly"
 local mock = require "instantly.mock"
-local wait = require "instantly.wait"
+local wait = require "instantly.workflows.wait"
 
 local FAST = { interval = 0.01, timeout = 10 }
 
@@ -42,7 +42,7 @@ describe("waits", function()
 
   local function start_job()
     local job = assert(client.accounts:enable_warmup { emails = { emails[1] } })
-    assert.equal("instantly.record.background_jobs", getmetatable(job).__name)
+    assert.equal("instantly.request.record.background_jobs", getmetatable(job).__name)
     return job
   end
 

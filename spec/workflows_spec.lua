@@ -1,10 +1,10 @@
--- Builders and checks before create (instantly.schedule, campaigns:preflight
+-- Builders and checks before create (instantly.workflows.schedule, campaigns:preflight
 -- of create parameters), find / find_or_create, analytics rows
--- (instantly.stats), and where misuse of the workflow functions is reported.
+-- (instantly.workflows.stats), and where misuse of the workflow functions is reported.
 local instantly = require "instantly"
 local mock = require "instantly.mock"
-local schedule = require "instantly.schedule"
-local stats = require "instantly.stats"
+local schedule = require "instantly.workflows.schedule"
+local stats = require "instantly.workflows.stats"
 local enums = require "instantly.enums"
 
 local HEALTHY = { "jane@getmock.io", "mark@getmock.io" }
@@ -18,7 +18,7 @@ local function codes(report, severity)
   return out
 end
 
-describe("instantly.schedule", function()
+describe("instantly.workflows.schedule", function()
   it("builds the API's shape from day names, times and a listed timezone", function()
     local s = schedule.new { days = "weekdays", from = "9:00", to = "17:30", timezone = "America/Chicago",
                              name = "Office hours", start_date = "2026-12-01" }

@@ -3,14 +3,15 @@
 -- (catalog/instantly-v2.json) into lua/instantly/entities/*.lua: one
 -- data file per entity, plus entities/init.lua with the entity order, the
 -- API-wide conventions and the list of the SDK's extension modules (the
--- files in lua/instantly/extra/ named after an entity, or client.lua). The client, the mock, the CLI, the type stubs
--- and the docs are all built from these files.
+-- files in lua/instantly/workflows/extra/ named after an entity, or
+-- client.lua). The client, the mock, the CLI, the type stubs and the docs
+-- are all built from these files.
 --   lua5.4 tools/gen-entities.lua [--check]
 -- --check exits 1 when the committed files differ from what it would write.
 
 local CATALOG = "catalog/instantly-v2.json"
 local OUT = "lua/instantly/entities/"
-local EXTRA = "lua/instantly/extra/"
+local EXTRA = "lua/instantly/workflows/extra/"
 
 local function decode_file(path)
   local f = assert(io.open(path, "rb"))
@@ -161,7 +162,7 @@ local function build()
     files[OUT .. e.lua_name .. ".lua"] = render(ent, HEADER)
   end
   -- The SDK's own extension modules, found here once so that a client
-  -- never searches package.path for them (see instantly.builder).
+  -- never searches package.path for them (see instantly.request.builder).
   local extensions = {}
   for _, n in ipairs(names) do
     local f = io.open(EXTRA .. n .. ".lua", "rb")

@@ -167,7 +167,7 @@ local function op_summary(op)
 end
 
 -- ---------------------------------------------------------------------------
--- Workflow methods: the SDK's extension modules (lua/instantly/extra/*) add
+-- Workflow methods: the SDK's extension modules (lua/instantly/workflows/extra/*) add
 -- these to entities, records and the client. They are not catalog rows, so
 -- their signatures are listed here; spec/types_spec.lua builds a client
 -- and fails when a method it finds is missing here (or one here is gone).
@@ -235,7 +235,7 @@ M.EXTRA = {
   },
   analytics = {
     entity = {
-      { "by_campaign", "One row per campaign with its counters and rates (see instantly.stats.RATES).",
+      { "by_campaign", "One row per campaign with its counters and rates (see instantly.workflows.stats.RATES).",
         { { "params?", "table<string, any>" }, { "call_opts?", "instantly.CallOptions" } },
         "instantly.CampaignStatsRow[]" },
       { "by_step", "One row per step and variant of a campaign, joined to its sequence (1-based step, "
@@ -745,7 +745,7 @@ local function render_client(es)
   w("---The one error type: every expected failure returns `nil, err` with this.")
   w("---@class instantly.Error")
   local kinds = {}
-  for k in pairs(require("instantly.error").KINDS) do kinds[#kinds + 1] = '"' .. k .. '"' end
+  for k in pairs(require("instantly.request.error").KINDS) do kinds[#kinds + 1] = '"' .. k .. '"' end
   table.sort(kinds)
   w("---@field kind " .. table.concat(kinds, "|"))
   w("---@field status? integer HTTP status")

@@ -1,6 +1,6 @@
 -- bench.lua - bulk lead workflows against the mock, with baselines from the
 -- same run:
---   csv parse    MB/s of the core parser alone, of instantly.csv rows, and
+--   csv parse    MB/s of the core parser alone, of instantly.workflows.csv rows, and
 --                of a naive io.lines + gmatch split (not RFC 4180) as the
 --                "plain Lua" reference
 --   import       100,000 generated leads from CSV into a lead list at
@@ -114,7 +114,7 @@ local t_naive = best(function()
 end)
 print(("%-44s %10s %12s"):format("csv parse", "MB/s", "rows/s"))
 print(("  %-42s %10.1f %12.0f"):format("core parser (chunks in, records out)", mb(big_size) / t_core, ROWS / t_core))
-print(("  %-42s %10.1f %12.0f  (process incl. startup)"):format("instantly.csv reader:read()",
+print(("  %-42s %10.1f %12.0f  (process incl. startup)"):format("instantly.workflows.csv reader:read()",
   mb(big_size) / t_rows, ROWS / t_rows))
 print(("  %-42s %10.1f %12.0f  baseline; core is %.1fx"):format("io.lines + gmatch split (not RFC 4180)",
   mb(big_size) / t_naive, ROWS / t_naive, t_naive / t_core))

@@ -11,7 +11,7 @@
 -- prints "rows seconds peak_rss_kib" (VmHWM from /proc/self/status).
 local instantly = require "instantly"
 local core = require "instantly.core"
-local csv = require "instantly.csv"
+local csv = require "instantly.workflows.csv"
 
 local function vmhwm()
   local f = io.open("/proc/self/status")

@@ -7,15 +7,15 @@
 --     for lead in client.leads:each{campaign = id} do print(lead.email) end
 --
 -- Every operation of the catalog is a method `client.<entity>:<method>`;
--- see `instantly.builder` for the calling convention and the README
+-- see `instantly.request.builder` for the calling convention and the README
 -- ("Using the client") for options, errors, retries and rate limiting.
 -- @module instantly
 
 local core = require "instantly.core"
-local Err = require "instantly.error"
-local client = require "instantly.client"
-local pipeline = require "instantly.pipeline"
-local records = require "instantly.record"
+local Err = require "instantly.request.error"
+local client = require "instantly.request.client"
+local pipeline = require "instantly.request.pipeline"
+local records = require "instantly.request.record"
 
 local getmetatable, setmetatable, rawset, type = getmetatable, setmetatable, rawset, type
 local pcall, tostring, error = pcall, tostring, error
@@ -78,7 +78,7 @@ function M.sleep(seconds)
 end
 
 --- The names of a record's fields that were JSON null (records leave
--- them out, so a null field reads as nil; see `instantly.record`).
+-- them out, so a null field reads as nil; see `instantly.request.record`).
 -- @function nulls
 -- @tparam table rec a record
 -- @treturn table sorted array of field names
@@ -91,7 +91,7 @@ M.nulls = records.nulls
 -- @treturn table
 M.raw = records.raw
 
---- The error type: `nil, err` results carry one (see `instantly.error`).
+--- The error type: `nil, err` results carry one (see `instantly.request.error`).
 M.Error = Err.Error
 
 --- Is `v` an `instantly.Error`?
@@ -107,7 +107,7 @@ M.is_error = Err.is
 -- on_request, on_response, on_wait, transport, proxy, ca_file, ca_path,
 -- max_response_bytes, extensions (a table mapping an entity's lua name, or
 -- "client", to `{entity =, record =, wrap =}` / `{client =}` tables of
--- functions that become methods of that client only; see instantly.builder)
+-- functions that become methods of that client only; see instantly.request.builder)
 -- @treturn table client
 M.new = client.new
 
@@ -136,16 +136,30 @@ function M.entity_of(record)
   return type(mt) == "table" and mt.__entity or nil
 end
 
---- Enum constants and labels from the catalog (`instantly.enums`, loaded
--- on first use): `enums.campaign.status.active`,
--- `enums.label("campaign.status", 2)`.
+--- Modules reached through this one, each loaded on first use:
+-- `instantly.enums` (the catalog's enum constants and labels:
+-- `enums.campaign.status.active`, `enums.label("campaign.status", 2)`),
+-- `instantly.csv` (RFC 4180 reader and writer), `instantly.schedule`
+-- (campaign schedules from day names and times) and `instantly.stats`
+-- (analytics as rows with rates).
 -- @field enums
+-- @field csv
+-- @field schedule
+-- @field stats
+local LAZY = {
+  enums = "instantly.enums",
+  csv = "instantly.workflows.csv",
+  schedule = "instantly.workflows.schedule",
+  stats = "instantly.workflows.stats",
+}
+
 return setmetatable(M, {
   __index = function(t, k)
-    if k == "enums" then
-      local e = require "instantly.enums"
-      rawset(t, "enums", e)
-      return e
+    local name = LAZY[k]
+    if name then
+      local mod = require(name)
+      rawset(t, k, mod)
+      return mod
     end
   end,
 })

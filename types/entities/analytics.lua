@@ -146,7 +146,7 @@ function Analytics:account_daily(params, opts) end
 ---@return instantly.Error|nil err
 function Analytics:test_account_vitals(params, opts) end
 
----One row per campaign with its counters and rates (see instantly.stats.RATES).
+---One row per campaign with its counters and rates (see instantly.workflows.stats.RATES).
 ---@param params? table<string, any>
 ---@param call_opts? instantly.CallOptions
 ---@return instantly.CampaignStatsRow[]|nil result

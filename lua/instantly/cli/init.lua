@@ -109,7 +109,7 @@ end
 -- is removed from every line (headers, URL, body), not only from the
 -- Authorization header.
 local function format_request(req, key)
-  local redact = require("instantly.redact")
+  local redact = require("instantly.request.redact")
   local lines = { string.format("%s %s", req.method or "GET", req.url or "") }
   local headers = req.headers or {}
   local flat = {}
@@ -370,7 +370,7 @@ end
 -- Hooks that report requests (--verbose) and long waits on stderr.
 -- Everything they print goes through the same redaction as errors.
 local function hooks(g, io_, api_key)
-  local redact = require("instantly.redact")
+  local redact = require("instantly.request.redact")
   local function log(line) io_.stderr:write(redact.scrub(line, api_key)) end
   local h = {}
   if g("verbose") then
@@ -666,7 +666,7 @@ end
 
 -- Rows in a CSV file (for the import progress bar's total); nil if unknown.
 local function count_rows(path)
-  local ok, csv = pcall(require, "instantly.csv")
+  local ok, csv = pcall(require, "instantly.workflows.csv")
   if not ok then return nil end
   local r = csv.open(path, { header = true })
   if not r then return nil end

@@ -1,5 +1,5 @@
 --- The mock's side of request validation: a thin adapter over
--- `instantly.validate`, the one validator the SDK also uses, so the mock
+-- `instantly.request.validate`, the one validator the SDK also uses, so the mock
 -- and the client accept exactly the same requests. What is left here is
 -- what only a server does: turning query strings into typed values, and
 -- wording the first problem the way the vendor's validator does
@@ -9,7 +9,7 @@
 -- @module instantly.mock.validate
 
 local json = require "instantly.mock.json"
-local shared = require "instantly.validate"
+local shared = require "instantly.request.validate"
 
 local null, is_array, array = json.null, json.is_array, json.array
 local mtype, tointeger, tonumber = math.type, math.tointeger, tonumber

@@ -20,7 +20,7 @@
 --   on_event = function(ev) print(ev.type, ev.lead_email) end }
 
 local core = require "instantly.core"
-local errors = require "instantly.error"
+local errors = require "instantly.request.error"
 local http = require "instantly.server.http"
 
 local json_decode, json_encode = core.json_decode, core.json_encode
@@ -135,6 +135,7 @@ end
 
 --- Answer in the thread: `client.emails:reply` with `reply_to_uuid` = the
 -- event's `email_id` and `eaccount` = its `email_account`.
+-- @tparam table client the client to answer through
 -- @tparam table opts `text` and/or `html` (required), `subject` (default
 -- "Re: " + the reply's subject), `eaccount` (default the event's account)
 function Event:reply(client, opts)
@@ -160,6 +161,7 @@ end
 
 --- Label the lead's interest (`client.leads:update_interest_status`,
 -- scoped to the event's campaign).
+-- @tparam table client the client to label through
 -- @tparam number value an `lt_interest_status` value (1 interested, -1 not interested, ...)
 function Event:set_interest(client, value)
   check_client(client, "set_interest")

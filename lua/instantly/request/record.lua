@@ -1,0 +1,162 @@
+--- How records (the objects the API returns) reach Lua code.
+--
+-- * **JSON null is left out.** `instantly.null` is a truthy value, so a
+--   field holding it would take the wrong branch of `if lead.lt_interest_status
+--   then`. A record keeps only the fields that have a value: a null field
+--   reads as `nil`, in the record and in the objects nested in it.
+--   `instantly.nulls(record)` names the fields that were null and
+--   `instantly.raw(record)` gives the record as the API sent it. Sending is
+--   unchanged: `instantly.null` in the parameters is sent as null (to clear
+--   a nullable field with an update).
+-- * **Booleans are booleans.** A field the catalog types as boolean that
+--   arrives as 0 or 1 reads as false or true. Fields the catalog types as
+--   0/1 integers (the email flags `is_unread`, `is_auto_reply`,
+--   `ai_assisted`, `is_focused`) stay numbers, because the API takes them
+--   back as numbers: test them with `== 1`.
+-- * **One name for a field written under another.** A schema field with a
+--   `record_name` in the catalog is read under that name: a lead's custom
+--   variables are written as `custom_variables` and read back as
+--   `custom_variables` (the API calls them `payload` in responses; the old
+--   name still reads).
+-- @module instantly.request.record
+
+local core = require "instantly.core"
+
+local pairs, ipairs, type, getmetatable, setmetatable, next, tostring =
+  pairs, ipairs, type, getmetatable, setmetatable, next, tostring
+local sort = table.sort
+
+local null, array_mt = core.null, core.array_mt
+
+local M = {}
+
+-- table -> array of the keys that held null (for `raw` and `nulls`)
+local nulls_of = setmetatable({}, { __mode = "k" })
+-- record -> { record name -> API name }
+local renamed_of = setmetatable({}, { __mode = "k" })
+
+-- Nesting deeper than this is left as it is (the decoder allows deeper
+-- documents; records are never that deep).
+local MAX_DEPTH = 16
+
+local function strip(t, depth)
+  if getmetatable(t) == array_mt then
+    if depth < MAX_DEPTH then
+      for i = 1, #t do
+        local v = t[i]
+        if type(v) == "table" then strip(v, depth + 1) end
+      end
+    end
+    return
+  end
+  local gone
+  for k, v in pairs(t) do
+    if v == null then
+      t[k] = nil
+      gone = gone or {}
+      gone[#gone + 1] = k
+    elseif type(v) == "table" and depth < MAX_DEPTH then
+      strip(v, depth + 1)
+    end
+  end
+  if gone then nulls_of[t] = gone end
+end
+
+--- The function that shapes a freshly decoded object into a record of
+-- entity `def` (nil when nothing needs doing beyond null removal).
+-- @tparam table def entity definition
+-- @treturn function `shape(t)`
+function M.shaper(def)
+  local bools, renames = {}, {}
+  for _, f in ipairs(def.fields or {}) do
+    if f.type == "boolean" then bools[#bools + 1] = f.name end
+    if f.record_name then renames[f.name] = f.record_name end
+  end
+  local has_renames = next(renames) ~= nil
+  return function(t)
+    strip(t, 0)
+    for i = 1, #bools do
+      local k = bools[i]
+      local v = t[k]
+      if v == 1 then t[k] = true elseif v == 0 then t[k] = false end
+    end
+    if has_renames then
+      local done
+      for from, to in pairs(renames) do
+        local v = t[from]
+        if v ~= nil and t[to] == nil then
+          t[to], t[from] = v, nil
+          done = done or {}
+          done[to] = from
+        end
+      end
+      if done then renamed_of[t] = done end
+    end
+  end
+end
+
+local shapers = setmetatable({}, { __mode = "k" })
+
+--- The shaper of entity `def`, made once per process.
+-- @tparam table def entity definition
+-- @treturn function
+function M.shaper_for(def)
+  local s = shapers[def]
+  if not s then
+    s = M.shaper(def)
+    shapers[def] = s
+  end
+  return s
+end
+
+--- Names the record reads a field under -> the API's name (for `__index`
+-- of the record metatable: the old name still reads).
+-- @tparam table def entity definition
+-- @treturn table|nil API name -> record name
+function M.aliases(def)
+  local a
+  for _, f in ipairs(def.fields or {}) do
+    if f.record_name then
+      a = a or {}
+      a[f.name] = f.record_name
+    end
+  end
+  return a
+end
+
+--- The names of a record's fields that were JSON null (sorted).
+-- @tparam table rec a record (or any object nested in one)
+-- @treturn table array of names
+function M.nulls(rec)
+  local out = {}
+  for i, k in ipairs(nulls_of[rec] or {}) do out[i] = k end
+  sort(out, function(a, b) return tostring(a) < tostring(b) end)
+  return out
+end
+
+local function raw(v, depth)
+  if type(v) ~= "table" or depth > MAX_DEPTH + 1 then return v end
+  local out = {}
+  for k, x in pairs(v) do out[k] = raw(x, depth + 1) end
+  for _, k in ipairs(nulls_of[v] or {}) do
+    if out[k] == nil then out[k] = null end
+  end
+  local ren = renamed_of[v]
+  if ren then
+    for to, from in pairs(ren) do
+      if out[from] == nil then out[from], out[to] = out[to], nil end
+    end
+  end
+  if getmetatable(v) == array_mt then setmetatable(out, array_mt) end
+  return out
+end
+
+--- A record as the API sent it: a plain copy (no methods) with its null
+-- fields back as `instantly.null` and fields under their API names.
+-- @tparam table rec a record
+-- @treturn table
+function M.raw(rec)
+  return raw(rec, 0)
+end
+
+return M

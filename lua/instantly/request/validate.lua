@@ -1,0 +1,590 @@
+--- The one validator: every parameter and request body the catalog
+-- describes is checked here, by the SDK before a request leaves and by the
+-- mock server when one arrives (`instantly.mock.validate` is an adapter
+-- that only turns query strings into typed values and words the messages
+-- the way the vendor's server does), so the two cannot disagree.
+--
+-- What a schema node (a catalog parameter or field) may say:
+--
+-- * `type`: string, integer, number, boolean, object, array, or scalar
+--   (a string, number or boolean);
+-- * `nullable`: JSON null (`instantly.null`) is allowed;
+-- * `enum`: the allowed values (on an array: of its elements);
+-- * `min` / `max`: bounds of a number;
+-- * `format`: uuid, email, date (YYYY-MM-DD), date-time (ISO 8601), uri,
+--   hh:mm (a 24-hour time of day);
+-- * `fields`: an object's fields, each a node with `required`; keys the
+--   catalog does not list are let through below the top level (the
+--   sources are not exhaustive there);
+-- * `items` (element type) and `fields` (the fields of object elements)
+--   on arrays;
+-- * `keys` / `values`: the nodes every key / value of a map-like object
+--   must satisfy (schedule days: keys "0"-"6", boolean values);
+-- * `one_of`: other shapes the value may take instead (a tag filter is an
+--   object or one filter string); the value passes if it fits any.
+--
+-- `compile(op)` prepares one operation once per process; `route(c, args,
+-- mode)` checks one call's arguments and splits them into the query
+-- string and the body. A problem names the full path of the bad value:
+-- `campaign_schedule.schedules[1].timezone: "Mars/Olympus" is not one of
+-- ...`. Modes: "strict" (the first problem is returned as the error),
+-- "warn" (every problem is returned as a warning and the arguments are
+-- sent as given), "off" (nothing is checked; unknown parameters go to the
+-- body when the operation has one, else to the query).
+-- @module instantly.request.validate
+
+local core = require "instantly.core"
+
+local pairs, ipairs, type, tostring, next = pairs, ipairs, type, tostring, next
+local mtype, tointeger, huge = math.type, math.tointeger, math.huge
+local getmetatable, setmetatable = getmetatable, setmetatable
+local concat, sort = table.concat, table.sort
+local format, gsub, byte, tonumber = string.format, string.gsub, string.byte, tonumber
+
+local null = core.null
+local array_mt = core.array_mt
+
+local M = {}
+
+-- Problems found in one call are capped: past this many, the rest add
+-- nothing a person can act on.
+local MAX_PROBLEMS = 20
+
+local function describe(v)
+  if v == null then return "null" end
+  local t = type(v)
+  if t == "number" then return mtype(v) == "integer" and "integer" or "number" end
+  if t == "table" then
+    if getmetatable(v) == array_mt or (v[1] ~= nil) then return "array" end
+    return next(v) == nil and "empty table" or "table"
+  end
+  return t
+end
+M.describe = describe
+
+local function show(v)
+  if type(v) == "string" then return format("%q", v) end
+  if v == null then return "null" end
+  return tostring(v)
+end
+
+local function is_sequence(t)
+  local n = #t
+  for k in pairs(t) do
+    if mtype(k) ~= "integer" or k < 1 or k > n then return false end
+  end
+  return true
+end
+
+-- Formats --------------------------------------------------------------------
+
+local DAYS_IN = { 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 }
+
+local function valid_date(y, m, d)
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if m < 1 or m > 12 or d < 1 or d > DAYS_IN[m] then return false end
+  if m == 2 and d == 29 and not (y % 4 == 0 and (y % 100 ~= 0 or y % 400 == 0)) then return false end
+  return true
+end
+
+local FORMATS = {
+  uuid = function(s)
+    return #s == 36 and s:match("^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$") ~= nil
+  end,
+  email = function(s)
+    return #s <= 254 and s:match("^[^%s@]+@[^%s@]+%.[^%s@.]+$") ~= nil and not s:find("..", 1, true)
+  end,
+  date = function(s)
+    local y, m, d = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)$")
+    return y ~= nil and valid_date(y, m, d)
+  end,
+  ["date-time"] = function(s)
+    local y, m, d, rest = s:match("^(%d%d%d%d)%-(%d%d)%-(%d%d)(.*)$")
+    if not y or not valid_date(y, m, d) then return false end
+    if rest == "" then return true end
+    local hh, mi, tail = rest:match("^[Tt ](%d%d):(%d%d)(.*)$")
+    if not hh or tonumber(hh) > 23 or tonumber(mi) > 59 then return false end
+    tail = tail:gsub("^:[0-5]%d", "", 1):gsub("^:60", "", 1):gsub("^%.%d+", "", 1)
+    return tail == "" or tail == "Z" or tail == "z" or tail:match("^[+-][01]%d:?[0-5]%d$") ~= nil
+  end,
+  uri = function(s)
+    return s:match("^%a[%w+.-]*://[^%s/?#]+[^%s]*$") ~= nil
+  end,
+  ["hh:mm"] = function(s)
+    local h, m = s:match("^(%d%d):(%d%d)$")
+    return h ~= nil and tonumber(h) <= 23 and tonumber(m) <= 59
+  end,
+}
+
+local FORMAT_TEXT = {
+  uuid = "a uuid",
+  email = "an email address",
+  date = "a date (YYYY-MM-DD)",
+  ["date-time"] = "a date-time (ISO 8601, e.g. 2026-01-31T09:00:00Z)",
+  uri = "a URI (scheme://host/...)",
+  ["hh:mm"] = "a time of day (HH:MM, 24-hour)",
+}
+
+--- Does string `s` match catalog format `name`? Unknown formats match.
+-- @tparam string name
+-- @tparam string s
+-- @treturn boolean
+function M.format_ok(name, s)
+  local f = FORMATS[name]
+  return f == nil or f(s)
+end
+
+-- Paths and messages ---------------------------------------------------------
+
+local IDENT = "^[%a_][%w_]*$"
+
+--- The path of a problem as the SDK writes it: `a.b[1].c`, `days["7"]`.
+-- @tparam table segs names (strings) and 1-based indexes (integers)
+-- @treturn string
+function M.path_text(segs)
+  local out = {}
+  for i, s in ipairs(segs) do
+    if mtype(s) == "integer" then
+      out[#out + 1] = "[" .. s .. "]"
+    elseif i == 1 then
+      out[#out + 1] = s
+    elseif s:match(IDENT) then
+      out[#out + 1] = "." .. s
+    else
+      out[#out + 1] = "[" .. format("%q", s) .. "]"
+    end
+  end
+  return concat(out)
+end
+
+local function enum_text(enum)
+  local shown = {}
+  local n = #enum
+  local cut = n > 12 and 6 or n
+  for i = 1, cut do shown[i] = show(enum[i]) end
+  local s = concat(shown, ", ")
+  if cut < n then s = s .. ", ... (" .. n .. " values)" end
+  return s
+end
+
+--- The SDK's message for a problem (without the operation label).
+-- @tparam table p problem `{segs, kind, value, node, key}`
+-- @treturn string
+function M.message(p)
+  local where = M.path_text(p.segs)
+  local k, node, v = p.kind, p.node, p.value
+  local what
+  if k == "required" then
+    if #p.segs == 0 then return "missing required parameter '" .. p.key .. "'" end
+    what = "missing required field '" .. p.key .. "'"
+  elseif k == "type" then
+    local t = node.type
+    local want = (t == "array" and "an array (a sequence table)") or (t == "object" and
+      "an object (a table with string keys)") or (t == "integer" and "an integer") or
+      (t == "number" and "a finite number") or (t == "scalar" and "a string, number or boolean") or ("a " .. t)
+    what = "must be " .. want .. ", got " .. describe(v)
+  elseif k == "null" then
+    what = "cannot be null"
+  elseif k == "enum" then
+    what = show(v) .. " is not one of " .. enum_text(node.enum)
+  elseif k == "key" then
+    what = "key " .. show(p.key) .. " is not one of " .. enum_text(node.keys.enum)
+  elseif k == "min" then
+    what = "must be at least " .. tostring(node.min) .. ", got " .. show(v)
+  elseif k == "max" then
+    what = "must be at most " .. tostring(node.max) .. ", got " .. show(v)
+  elseif k == "format" then
+    what = show(v) .. " is not " .. (FORMAT_TEXT[node.format] or node.format)
+  else
+    what = k
+  end
+  if where == "" then return what end
+  return where .. ": " .. what
+end
+
+-- Checking values ------------------------------------------------------------
+
+local function push(ctx, segs, kind, value, node, key)
+  local probs = ctx.problems
+  if #probs >= MAX_PROBLEMS then return end
+  local copy = {}
+  for i = 1, #segs do copy[i] = segs[i] end
+  probs[#probs + 1] = { segs = copy, kind = kind, value = value, node = node, key = key }
+end
+
+local check
+
+-- Scalars: returns the value to send (integral floats become integers).
+local function check_scalar(ctx, node, v, segs)
+  local t = node.type
+  if t == "string" then
+    if type(v) ~= "string" then push(ctx, segs, "type", v, node) return v end
+    if node.format and not M.format_ok(node.format, v) then push(ctx, segs, "format", v, node) end
+  elseif t == "integer" then
+    if mtype(v) ~= "integer" then
+      local i = type(v) == "number" and tointeger(v)
+      if not i then push(ctx, segs, "type", v, node) return v end
+      v = i
+    end
+  elseif t == "number" then
+    if type(v) ~= "number" or v ~= v or v == huge or v == -huge then push(ctx, segs, "type", v, node) return v end
+  elseif t == "boolean" then
+    if type(v) ~= "boolean" then push(ctx, segs, "type", v, node) return v end
+  elseif t == "scalar" then
+    local tv = type(v)
+    if tv ~= "string" and tv ~= "boolean" and (tv ~= "number" or v ~= v or v == huge or v == -huge) then
+      push(ctx, segs, "type", v, node)
+      return v
+    end
+  end
+  if node.enum_set and not node.enum_set[v] then push(ctx, segs, "enum", v, node) return v end
+  if node.min and v < node.min then push(ctx, segs, "min", v, node) end
+  if node.max and v > node.max then push(ctx, segs, "max", v, node) end
+  return v
+end
+
+local function check_fields(ctx, node, v, segs, out)
+  local fields = node.field_map
+  for k, fv in pairs(v) do
+    local fp = fields[k]
+    if fp then
+      segs[#segs + 1] = k
+      out[k] = check(ctx, fp, fv, segs)
+      segs[#segs] = nil
+    else
+      out[k] = fv
+    end
+  end
+  for _, name in ipairs(node.required) do
+    if v[name] == nil then push(ctx, segs, "required", nil, node, name) end
+  end
+end
+
+local function check_map(ctx, node, v, segs, out)
+  local kn, vn = node.keys, node.values
+  for k, fv in pairs(v) do
+    if kn and kn.enum_set and not kn.enum_set[k] then
+      push(ctx, segs, "key", nil, node, k)
+      out[k] = fv
+    elseif vn then
+      segs[#segs + 1] = k
+      out[k] = check(ctx, vn, fv, segs)
+      segs[#segs] = nil
+    else
+      out[k] = fv
+    end
+  end
+end
+
+-- Returns the value to send. Arrays and described objects are copied, so
+-- an array is marked (an empty one is sent as []) and a converted number
+-- is sent without touching the caller's table.
+local check_node
+
+function check(ctx, node, v, segs)
+  local alts = node.alts
+  if alts and v ~= null then
+    -- the value may take any of the shapes: problems are those of the main
+    -- shape only when no alternative fits
+    local trial = { problems = {} }
+    local out = check_node(trial, node, v, segs)
+    if #trial.problems == 0 then return out end
+    for i = 1, #alts do
+      local t2 = { problems = {} }
+      local o2 = check_node(t2, alts[i], v, segs)
+      if #t2.problems == 0 then return o2 end
+    end
+    for _, p in ipairs(trial.problems) do
+      if #ctx.problems < MAX_PROBLEMS then ctx.problems[#ctx.problems + 1] = p end
+    end
+    return out
+  end
+  return check_node(ctx, node, v, segs)
+end
+
+function check_node(ctx, node, v, segs)
+  if v == null then
+    if not node.nullable then push(ctx, segs, "null", v, node) end
+    return v
+  end
+  local t = node.type
+  if t == "array" then
+    if type(v) ~= "table" or not is_sequence(v) then push(ctx, segs, "type", v, node) return v end
+    local out = setmetatable({}, array_mt)
+    local item = node.item
+    local depth = #segs + 1
+    for i = 1, #v do
+      if item then
+        segs[depth] = i
+        out[i] = check(ctx, item, v[i], segs)
+        segs[depth] = nil
+      else
+        out[i] = v[i]
+      end
+    end
+    return out
+  elseif t == "object" then
+    if type(v) ~= "table" or getmetatable(v) == array_mt or (v[1] ~= nil and is_sequence(v)) then
+      push(ctx, segs, "type", v, node)
+      return v
+    end
+    if not node.field_map and not node.keys and not node.values then return v end
+    local out = {}
+    if node.field_map then check_fields(ctx, node, v, segs, out) else check_map(ctx, node, v, segs, out) end
+    return out
+  end
+  return check_scalar(ctx, node, v, segs)
+end
+
+local function prepare(p)
+  local q = {
+    name = p.name, type = p.type, nullable = p.nullable, enum = p.enum, format = p.format,
+    min = p.min, max = p.max, required = {}, description = p.description,
+  }
+  if p.type == "array" then
+    q.enum = nil
+    if p.fields then
+      q.item = prepare({ name = p.name, type = "object", fields = p.fields })
+    elseif p.items and p.items ~= "object" and p.items ~= "array" then
+      q.item = prepare({ name = p.name, type = p.items, enum = p.enum, format = p.item_format })
+    end
+  elseif p.enum then
+    q.enum_set = {}
+    for _, e in ipairs(p.enum) do q.enum_set[e] = true end
+  end
+  if p.type == "object" then
+    if p.fields then
+      q.field_map = {}
+      for _, f in ipairs(p.fields) do
+        q.field_map[f.name] = prepare(f)
+        if f.required then q.required[#q.required + 1] = f.name end
+      end
+    end
+    if p.keys then q.keys = prepare(p.keys) end
+    if p.values then q.values = prepare(p.values) end
+  end
+  if p.one_of then
+    q.alts = {}
+    for i, alt in ipairs(p.one_of) do q.alts[i] = prepare(alt) end
+  end
+  return q
+end
+M.prepare = prepare
+
+--- Check one value against a prepared node.
+-- @tparam table node from `prepare` (or `compile(op).params[name]`)
+-- @param v the value
+-- @tparam[opt] table segs the path of `v` (names and 1-based indexes)
+-- @return the value to send (copied and converted where needed)
+-- @treturn table problems (empty when the value is valid)
+function M.check(node, v, segs)
+  local ctx = { problems = {} }
+  local out = check(ctx, node, v, segs or {})
+  return out, ctx.problems
+end
+
+--- Check an object against a list of prepared fields (a request body).
+-- @tparam table fields name -> prepared node
+-- @tparam table required names
+-- @tparam table v the object
+-- @treturn table problems
+function M.check_object(fields, required, v)
+  local node = { type = "object", field_map = fields, required = required }
+  local _, probs = M.check(node, v, {})
+  return probs
+end
+
+-- Query strings --------------------------------------------------------------
+
+local function encode_component(s)
+  if not s:find("[^%w%-%._~]") then return s end
+  return (gsub(s, "[^%w%-%._~]", function(c) return format("%%%02X", byte(c)) end))
+end
+M.escape = encode_component
+
+local function query_value(v)
+  if v == true then return "true" elseif v == false then return "false" end
+  if v == null then return "" end
+  if mtype(v) == "float" then return format("%.17g", v) end
+  return tostring(v)
+end
+
+--- Append `name=value` pairs for a query parameter (arrays repeat the name).
+-- @tparam table buf output pieces
+-- @tparam string name
+-- @param v checked value
+function M.add_query(buf, name, v)
+  local key = encode_component(name)
+  if type(v) == "table" then
+    for i = 1, #v do buf[#buf + 1] = key .. "=" .. encode_component(query_value(v[i])) end
+  else
+    buf[#buf + 1] = key .. "=" .. encode_component(query_value(v))
+  end
+end
+
+--- Encode a free-form query table (escape hatch): keys sorted, arrays repeated.
+-- @tparam table t
+-- @treturn string
+function M.encode_query(t)
+  local keys = {}
+  for k in pairs(t) do keys[#keys + 1] = tostring(k) end
+  sort(keys)
+  local buf = {}
+  for _, k in ipairs(keys) do M.add_query(buf, k, t[k]) end
+  return concat(buf, "&")
+end
+
+-- Operations -----------------------------------------------------------------
+
+local cache = setmetatable({}, { __mode = "k" })
+
+--- Compile the checker of one operation (cached per operation table).
+-- The result has `params` (name -> prepared node with `where` = "query"
+-- or "body"), `query_order` (query parameter names in catalog order),
+-- `required` (names), `has_body`, `path_params` and `body_fields` /
+-- `body_required` (the body as an object node's parts).
+-- @tparam table op an operation from `instantly.entities.<name>`
+-- @treturn table compiled checker
+function M.compile(op)
+  local c = cache[op]
+  if c then return c end
+  c = { params = {}, query_order = {}, required = {}, has_body = op.body ~= nil, path_params = {},
+        body_fields = {}, body_required = {}, query_fields = {}, query_required = {} }
+  for _, p in ipairs(op.path_params or {}) do c.path_params[#c.path_params + 1] = p.name end
+  for _, p in ipairs(op.query or {}) do
+    local q = prepare(p)
+    q.where = "query"
+    c.params[p.name] = q
+    c.query_fields[p.name] = q
+    c.query_order[#c.query_order + 1] = p.name
+    if p.required then
+      c.required[#c.required + 1] = p.name
+      c.query_required[#c.query_required + 1] = p.name
+    end
+  end
+  if op.body then
+    for _, p in ipairs(op.body.fields or {}) do
+      if c.params[p.name] then
+        error("catalog: " .. op.id .. " declares '" .. p.name .. "' in both query and body")
+      end
+      local q = prepare(p)
+      q.where = "body"
+      c.params[p.name] = q
+      c.body_fields[p.name] = q
+      if p.required then
+        c.required[#c.required + 1] = p.name
+        c.body_required[#c.body_required + 1] = p.name
+      end
+    end
+  end
+  cache[op] = c
+  return c
+end
+
+local MODES = { strict = true, warn = true, off = true }
+M.MODES = MODES
+
+local function known_list(params)
+  local known = {}
+  for name in pairs(params) do known[#known + 1] = name end
+  sort(known)
+  return known
+end
+
+--- Check and route one call's arguments.
+-- @tparam table c compiled checker
+-- @tparam table|nil args the caller's parameter table
+-- @tparam[opt] string mode "strict" (default), "warn" or "off"
+-- @treturn string|nil query string (without "?"), or nil when empty
+-- @treturn table|nil body table (only when the operation has a body)
+-- @treturn string|nil on misuse: the message (the two values above are nil)
+-- @treturn table|nil under "warn": the messages of the problems found
+function M.route(c, args, mode)
+  mode = mode or "strict"
+  local body = c.has_body and {} or nil
+  local qvals
+  local warnings
+  local params = c.params
+  if args ~= nil then
+    if type(args) ~= "table" or getmetatable(args) == array_mt then
+      return nil, nil, "parameters must be a table, got " .. describe(args)
+    end
+    local ctx = { problems = {} }
+    local segs = {}
+    for k, v in pairs(args) do
+      local p = params[k]
+      if type(k) ~= "string" then
+        return nil, nil, "parameter keys must be strings, got " .. describe(k) .. " key " .. show(k)
+      end
+      local val = v
+      if not p then
+        if mode == "strict" then
+          local known = known_list(params)
+          return nil, nil, "unknown parameter '" .. k .. "'" ..
+            (#known > 0 and " (known: " .. concat(known, ", ") .. ")" or " (this operation takes none)")
+        elseif mode == "warn" then
+          local known = known_list(params)
+          warnings = warnings or {}
+          warnings[#warnings + 1] = "unknown parameter '" .. k .. "' sent as given" ..
+            (#known > 0 and " (known: " .. concat(known, ", ") .. ")" or " (this operation takes none)")
+        end
+        if body then body[k] = v else qvals = qvals or {}; qvals[k] = v end
+      else
+        if mode ~= "off" then
+          local before = #ctx.problems
+          segs[1] = k
+          val = check(ctx, p, v, segs)
+          segs[1] = nil
+          if #ctx.problems > before then
+            if mode == "strict" then return nil, nil, M.message(ctx.problems[before + 1]) end
+            -- warn: the caller's value goes out as given
+            val = v
+          end
+        end
+        if p.where == "body" then
+          body[k] = val
+        else
+          qvals = qvals or {}
+          qvals[k] = val
+        end
+      end
+    end
+    if mode == "warn" and #ctx.problems > 0 then
+      warnings = warnings or {}
+      for _, pr in ipairs(ctx.problems) do warnings[#warnings + 1] = M.message(pr) end
+    end
+  end
+  if mode ~= "off" then
+    local req = c.required
+    for i = 1, #req do
+      local name = req[i]
+      if args == nil or args[name] == nil then
+        local msg = "missing required parameter '" .. name .. "'"
+        if mode == "strict" then return nil, nil, msg end
+        warnings = warnings or {}
+        warnings[#warnings + 1] = msg
+      end
+    end
+  end
+  local query
+  if qvals then
+    local buf = {}
+    local order = c.query_order
+    for i = 1, #order do
+      local v = qvals[order[i]]
+      if v ~= nil then
+        M.add_query(buf, order[i], v)
+        qvals[order[i]] = nil
+      end
+    end
+    -- Unknown parameters (warn/off) follow in name order.
+    local rest = {}
+    for k in pairs(qvals) do rest[#rest + 1] = k end
+    sort(rest)
+    for _, k in ipairs(rest) do M.add_query(buf, k, qvals[k]) end
+    query = concat(buf, "&")
+  end
+  return query, body, nil, warnings
+end
+
+return M

@@ -1,0 +1,71 @@
+--- Campaign workflows: `client.campaigns:preflight(id_or_params)`,
+-- `:launch(id, {preflight = true})`, `:find{name =}`, `:find_or_create{...}`,
+-- and `campaign:preflight()` / `campaign:launch{...}` /
+-- `campaign:step_analytics()` on campaign records.
+-- Loaded by the builder (see `instantly.request.builder`, "Extension modules").
+-- The methods tail-call their engines, so misuse raises at the caller.
+-- @module instantly.workflows.extra.campaigns
+
+local preflight = require "instantly.workflows.preflight"
+local find = require "instantly.workflows.find"
+local stats = require "instantly.workflows.stats"
+local instantly = require "instantly"
+
+local error = error
+
+local function client_of(rec, what)
+  local c = instantly.client_of(rec)
+  if not c then error("instantly: call it with a colon: campaign:" .. what .. "(...)", 3) end
+  return c
+end
+
+return {
+  entity = {
+    --- Report what would make sending fail or hurt deliverability, for a
+    -- campaign or for create parameters; see `instantly.workflows.preflight`.
+    -- @function preflight
+    preflight = function(self, campaign, opts, call_opts)
+      return preflight.preflight(self.client, campaign, opts, call_opts)
+    end,
+
+    --- Activate, after a passing preflight unless `preflight = false`.
+    -- @function launch
+    launch = function(self, campaign, opts, call_opts)
+      return preflight.launch(self.client, campaign, opts, call_opts)
+    end,
+
+    --- The campaign with this exact name (the oldest of several) and the
+    -- number of matches; see `instantly.workflows.find`.
+    -- @function find
+    find = function(self, params, call_opts)
+      return find.find(self, params, call_opts)
+    end,
+
+    --- Find by `name`, or create with these parameters; returns the
+    -- campaign and whether it was created.
+    -- @function find_or_create
+    find_or_create = function(self, params, call_opts)
+      return find.find_or_create(self, params, call_opts)
+    end,
+  },
+  record = {
+    --- `campaign:preflight(opts)`.
+    -- @function preflight
+    preflight = function(camp, opts, call_opts)
+      return preflight.preflight(client_of(camp, "preflight"), camp, opts, call_opts)
+    end,
+
+    --- `campaign:launch{preflight = true, strict = false}`.
+    -- @function launch
+    launch = function(camp, opts, call_opts)
+      return preflight.launch(client_of(camp, "launch"), camp, opts, call_opts)
+    end,
+
+    --- `campaign:step_analytics{start_date =, end_date =}`: a row per step
+    -- and variant with subject and rates; see `instantly.workflows.stats.by_step`.
+    -- @function step_analytics
+    step_analytics = function(camp, params, call_opts)
+      return stats.by_step(client_of(camp, "step_analytics"), camp, params, call_opts)
+    end,
+  },
+}

@@ -1,0 +1,473 @@
+--- Concurrent SDK calls from one Lua thread: coroutines over the core's
+-- multi interface.
+--
+-- `client:gather(tasks, opts)` runs the tasks (functions making ordinary
+-- SDK calls) on worker coroutines, at most `concurrency` at a time. The
+-- request pipeline asks `pipeline.scheduler()` for the scheduler of the
+-- running coroutine; when there is one it calls `scheduler:request(session,
+-- req)` and `scheduler:sleep(seconds)` instead of blocking. Here `request`
+-- submits the transfer to that session's multi handle and yields; `sleep`
+-- yields with a wake time. The loop resumes each coroutine when its
+-- transfer completes or its time comes, so N tasks keep up to N transfers
+-- in flight, while retries, the rate limiter (shared by a client, taken
+-- without yielding) and error values behave exactly as they do outside.
+--
+-- The scheduler belongs to the coroutine, not to a client: a task may use
+-- any number of clients (one per workspace, say) and all their transfers
+-- run on the same loop, whichever client's `gather` started it.
+--
+-- Tasks are an array (results by index), a table of named tasks (results
+-- by the same keys) or a function returning the next task (results by the
+-- order the tasks were made). A task that raises does not stop the others:
+-- its error becomes an error result (`kind = "task"`, with the message,
+-- the original error value as `err.cause` and a traceback); an
+-- `instantly.Error` raised (by an iterator whose page failed) is the result
+-- as it is. Every error result carries the task's key or index as
+-- `err.task`. Transfers still in flight when the loop itself fails (an
+-- `on_result` callback raising) are cancelled.
+--
+-- Calling gather from inside a task runs the inner tasks on the same loop
+-- (the calling task waits for them), so nesting never blocks the outer
+-- tasks.
+-- @module instantly.workflows.gather
+
+local core = require "instantly.core"
+local Err = require "instantly.request.error"
+local pipeline = require "instantly.request.pipeline"
+
+local type, error, pairs, tostring, xpcall, pcall =
+  type, error, pairs, tostring, xpcall, pcall
+local create, resume, yield, running, status =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local traceback, setmetatable, assert, sort = debug.traceback, setmetatable, assert, table.sort
+local mtype, huge, min = math.type, math.huge, math.min
+local monotime, plain_sleep, wait_sessions = core.monotime, core.sleep, core.wait_sessions
+local attach, scheduler_of = pipeline.attach, pipeline.scheduler
+
+local M = {}
+
+M.DEFAULT_CONCURRENCY = 8
+
+-- A unique value that marks our yields apart from any other yield.
+local TOKEN = setmetatable({}, { __name = "instantly.workflows.gather.token" })
+
+local Scheduler = {}
+Scheduler.__index = Scheduler
+Scheduler.__name = "instantly.Scheduler"
+
+local function new_scheduler()
+  return setmetatable({
+    waiting = {},     -- session -> {transfer id -> coroutine}
+    inflight = {},    -- session -> transfers in flight
+    nsessions = 0,
+    sleepers = {},    -- array of {wake, co}, unordered (few entries)
+    -- the ready queue, as parallel arrays: coroutine and what to resume it with
+    qco = {}, qa = {}, qb = {}, qc = {},
+    qhead = 1, qtail = 0,
+    group_of = {},    -- worker coroutine -> its group
+    key_of = {},      -- worker coroutine -> key of the task it runs
+  }, Scheduler)
+end
+
+--- The scheduler hook: submit a transfer and suspend the calling task
+-- until it completes. Returns what `session:request(req)` returns.
+function Scheduler:request(session, req)
+  -- A transport without the multi interface (an injected one) is driven
+  -- one request at a time: same results, no overlap.
+  if not session.submit then return session:request(req) end
+  local id, err = session:submit(req)
+  if id == nil then
+    -- The transfer could not even start: answer as request() would.
+    return nil, err
+  end
+  local w = self.waiting[session]
+  if not w then
+    w = {}
+    self.waiting[session] = w
+    self.inflight[session] = 0
+    self.nsessions = self.nsessions + 1
+  end
+  w[id] = running()
+  self.inflight[session] = self.inflight[session] + 1
+  return yield(TOKEN, "io")
+end
+
+--- The scheduler hook: suspend the calling task for `seconds`.
+function Scheduler:sleep(seconds)
+  if seconds ~= seconds or seconds <= 0 then return end
+  local s = self.sleepers
+  s[#s + 1] = { monotime() + seconds, running() }
+  yield(TOKEN, "sleep")
+end
+
+function Scheduler:_push(co, a, b, c)
+  local t = self.qtail + 1
+  self.qtail = t
+  self.qco[t], self.qa[t], self.qb[t], self.qc[t] = co, a, b, c
+end
+
+function Scheduler:_transfer_done(session, id, a, b, c)
+  local w = self.waiting[session]
+  local co = w and w[id]
+  if not co then return end
+  w[id] = nil
+  local n = self.inflight[session] - 1
+  if n == 0 then
+    self.waiting[session], self.inflight[session] = nil, nil
+    self.nsessions = self.nsessions - 1
+  else
+    self.inflight[session] = n
+  end
+  self:_push(co, a, b, c)
+end
+
+local function task_name(key)
+  return type(key) == "string" and ("'" .. key .. "'") or tostring(key)
+end
+
+-- What xpcall's handler returns: the raised value and its traceback.
+local Raised = {}
+local function on_raise(e)
+  return setmetatable({ e = e, tb = traceback(tostring(e), 2) }, Raised)
+end
+
+-- Runs one task; returns value, err, raised with err naming the task.
+local function run_task(fn, key)
+  local ok, v, e = xpcall(fn, on_raise)
+  if not ok then
+    local r = v
+    if Err.is(r.e) then
+      if r.e.task == nil then r.e.task = key end
+      return nil, r.e, true
+    end
+    return nil, Err.new {
+      kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
+      cause = r.e, traceback = r.tb, task = key,
+    }, true
+  end
+  -- SDK calls return value, status, headers on success: only a nil
+  -- value makes the second result an error.
+  if v ~= nil then return v, nil, false end
+  if Err.is(e) and e.task == nil then e.task = key end
+  return nil, e, false
+end
+
+local function report(group, key, v, e, raised)
+  if v == nil and e ~= nil then group.failed = group.failed + 1 end
+  group.on_result(key, v, e, raised)
+end
+
+-- Body of a worker coroutine: runs tasks of its group until there are
+-- none left. on_result runs here too; if it raises, the coroutine dies
+-- with that error and the loop fails with it.
+local function worker(self, group, key, fn)
+  local co = running()
+  while key ~= nil do
+    self.key_of[co] = key
+    report(group, key, run_task(fn, key))
+    key, fn = group.take()
+  end
+end
+
+function Scheduler:_spawn(group, key, fn)
+  local co = create(function() return worker(self, group, key, fn) end)
+  self.group_of[co] = group
+  attach(co, self)
+  group.workers = group.workers + 1
+  self:_push(co)
+end
+
+-- Starts workers for `group` while it has free slots and tasks left.
+function Scheduler:_fill(group)
+  while not group.exhausted and group.workers < group.concurrency do
+    local key, fn = group.take()
+    if key == nil then break end
+    self:_spawn(group, key, fn)
+  end
+  if group.exhausted and group.workers == 0 and not group.finished then
+    group.finished = true
+    if group.waiter then self:_push(group.waiter, TOKEN) end
+  end
+end
+
+function Scheduler:_worker_gone(co)
+  local group = self.group_of[co]
+  self.group_of[co], self.key_of[co] = nil, nil
+  attach(co, nil)
+  group.workers = group.workers - 1
+  self:_fill(group)
+end
+
+-- Resumes one coroutine and interprets what it yielded or returned.
+function Scheduler:_step(co, a, b, c)
+  local ok, x, y, z = resume(co, a, b, c)
+  if not ok then
+    -- run_task catches what tasks raise: this is on_result, the task
+    -- stream, or a bug of ours.
+    error(x, 0)
+  end
+  if status(co) == "dead" then
+    if self.group_of[co] then self:_worker_gone(co) end
+    return
+  end
+  if x ~= TOKEN then
+    -- A task yielded on its own (not through the SDK): it cannot be
+    -- resumed meaningfully; fail it and let another worker take over.
+    local group, key = self.group_of[co], self.key_of[co]
+    if not group then error("instantly: gather: a coroutine yielded outside the SDK", 0) end
+    report(group, key, nil, Err.new {
+      kind = "task", message = "task " .. task_name(key) ..
+        " yielded outside the SDK (coroutine.yield inside a gathered task)",
+      task = key,
+    }, true)
+    return self:_worker_gone(co)
+  end
+  if y == "join" then
+    -- A nested gather: z is its group; we are resumed when it ends.
+    z.waiter = co
+    self:_fill(z)
+  end
+end
+
+-- Finished transfers of one session, waiting up to `timeout` for the first.
+function Scheduler:_collect(session, timeout)
+  if session.take then
+    local id, a, b, c = session:take(timeout)
+    while id ~= nil do
+      self:_transfer_done(session, id, a, b, c)
+      id, a, b, c = session:take()
+    end
+    return
+  end
+  local done = session:poll(timeout)
+  if type(done) == "table" then
+    for j = 1, #done do
+      local r = done[j]
+      if r.err ~= nil then
+        self:_transfer_done(session, r.id, nil, r.err)
+      else
+        self:_transfer_done(session, r.id, r.status, r.body, r.headers)
+      end
+    end
+  end
+end
+
+-- Runs everything ready, then waits for transfers or sleepers.
+function Scheduler:_turn(root)
+  local qco, qa, qb, qc = self.qco, self.qa, self.qb, self.qc
+  while self.qhead <= self.qtail do
+    local h = self.qhead
+    local co, a, b, c = qco[h], qa[h], qb[h], qc[h]
+    qco[h], qa[h], qb[h], qc[h] = nil, nil, nil, nil
+    self.qhead = h + 1
+    self:_step(co, a, b, c)
+  end
+  self.qhead, self.qtail = 1, 0
+  if root.finished then return end
+  local s = self.sleepers
+  local now, wake = nil, huge
+  if #s > 0 then
+    -- Sleepers whose time has come.
+    now = monotime()
+    local i = 1
+    while i <= #s do
+      local e = s[i]
+      if e[1] <= now then
+        s[i] = s[#s]
+        s[#s] = nil
+        self:_push(e[2])
+      else
+        if e[1] < wake then wake = e[1] end
+        i = i + 1
+      end
+    end
+    if self.qtail > 0 then return end
+  end
+  if self.nsessions == 0 then
+    if wake == huge then
+      error("instantly: gather: every task is waiting and nothing can wake them", 0)
+    end
+    plain_sleep(wake - now)
+    return
+  end
+  local timeout = wake < huge and (wake - now) or 1
+  if self.nsessions == 1 then
+    for session in pairs(self.waiting) do self:_collect(session, timeout) end
+    return
+  end
+  -- Several sessions (tasks using several clients): wait on all their
+  -- sockets at once, then collect from each without waiting. Transports
+  -- that are not core sessions cannot be waited on together: take turns
+  -- in short slices.
+  local list, all_core = {}, true
+  for session in pairs(self.waiting) do
+    list[#list + 1] = session
+    if type(session) ~= "userdata" then all_core = false end
+  end
+  if all_core then
+    wait_sessions(list, timeout)
+    timeout = 0
+  else
+    timeout = min(timeout, 0.002)
+  end
+  for i = 1, #list do self:_collect(list[i], timeout) end
+end
+
+function Scheduler:_cancel_all()
+  for session, w in pairs(self.waiting) do
+    for id in pairs(w) do pcall(session.cancel, session, id) end
+  end
+  for co in pairs(self.group_of) do attach(co, nil) end
+  self.waiting, self.inflight, self.nsessions = {}, {}, 0
+  self.group_of, self.key_of, self.sleepers = {}, {}, {}
+  self.qco, self.qa, self.qb, self.qc, self.qhead, self.qtail = {}, {}, {}, {}, 1, 0
+end
+
+function Scheduler:_run(group)
+  local ok, err = pcall(function()
+    self:_fill(group)
+    while not group.finished do self:_turn(group) end
+  end)
+  if not ok then
+    self:_cancel_all()
+    error(err, 0)
+  end
+end
+
+local function check_opts(opts, level)
+  if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
+  if type(opts) ~= "table" then
+    error("instantly: gather: opts must be a table, got " .. type(opts), level + 1)
+  end
+  for k in pairs(opts) do
+    if k ~= "concurrency" and k ~= "on_result" then
+      error("instantly: gather: unknown option '" .. tostring(k) .. "'", level + 1)
+    end
+  end
+  local c = opts.concurrency
+  if c == nil then
+    c = M.DEFAULT_CONCURRENCY
+  elseif mtype(c) ~= "integer" or c < 1 then
+    error("instantly: gather: concurrency must be a positive integer", level + 1)
+  end
+  if opts.on_result ~= nil and type(opts.on_result) ~= "function" then
+    error("instantly: gather: on_result must be a function", level + 1)
+  end
+  return c, opts.on_result
+end
+
+-- Keys in a stable order: integers first (ascending), then the others
+-- by their text.
+local function key_order(a, b)
+  local ia, ib = mtype(a) == "integer", mtype(b) == "integer"
+  if ia ~= ib then return ia end
+  if ia then return a < b end
+  return tostring(a) < tostring(b)
+end
+
+-- The task list of a table: an array, or named tasks when any key is not
+-- one of 1..#tasks. Returns the keys in run order.
+local function task_keys(tasks, level)
+  local n, keyed = #tasks, false
+  for k in pairs(tasks) do
+    if mtype(k) ~= "integer" or k < 1 or k > n then
+      keyed = true
+      break
+    end
+  end
+  local keys = {}
+  if keyed then
+    for k in pairs(tasks) do keys[#keys + 1] = k end
+    sort(keys, key_order)
+  else
+    for i = 1, n do keys[i] = i end
+  end
+  for _, k in pairs(keys) do
+    if type(tasks[k]) ~= "function" then
+      error("instantly: gather: task " .. task_name(k) .. " is a " .. type(tasks[k]) .. ", not a function", level + 1)
+    end
+  end
+  return keys
+end
+
+--- Run tasks concurrently (see the module description).
+-- @tparam table _client the client whose `gather` was called (any client's
+--   calls may be made from the tasks)
+-- @param tasks an array of functions, a table of named functions
+--   (`{acme = fn, globex = fn}`), or a function returning the next task (a
+--   function) on each call and nil when there are no more (tasks are then
+--   made only as slots free up, so a long stream needs no memory for tasks
+--   not yet started)
+-- @tparam[opt] table opts `concurrency` (tasks in flight at once, default
+--   8), `on_result` (`fn(key, value, err)`, called as each task ends; with
+--   it, results are not kept and gather returns only the failure count)
+-- @return values (`values[k]` is task k's first result or nil, k being
+--   the task's index or name), errs (`errs[k]` its error, nil when it
+--   succeeded; `errs[k].task == k`), and the number of failed tasks
+-- @usage
+-- local values, errs, failed = client:gather({
+--   first = function() return client.campaigns:get(id1) end,
+--   second = function() return client.campaigns:get(id2) end,
+-- }, {concurrency = 8})
+-- print(values.first and values.first.name or tostring(errs.first))
+function M.gather(_client, tasks, opts, level)
+  level = (level or 1) + 1
+  local concurrency, on_result = check_opts(opts, level)
+  local take
+  local group
+  local tt = type(tasks)
+  if tt == "table" then
+    local keys = task_keys(tasks, level)
+    local i = 0
+    take = function()
+      i = i + 1
+      local k = keys[i]
+      if k == nil then
+        group.exhausted = true
+        return nil
+      end
+      return k, tasks[k]
+    end
+  elseif tt == "function" then
+    local started = 0
+    take = function()
+      if group.exhausted then return nil end
+      local fn = tasks()
+      if fn == nil then
+        group.exhausted = true
+        return nil
+      end
+      started = started + 1
+      if type(fn) ~= "function" then
+        group.exhausted = true
+        error(("instantly: gather: task %d is a %s, not a function"):format(started, type(fn)), 0)
+      end
+      return started, fn
+    end
+  else
+    error("instantly: gather: tasks must be an array of functions, a table of named functions " ..
+      "or a function, got " .. tt, level)
+  end
+  local values, errs = {}, {}
+  group = {
+    take = take, concurrency = concurrency, workers = 0, failed = 0,
+    on_result = on_result or function(k, v, e)
+      values[k] = v
+      if v == nil then errs[k] = e end
+    end,
+  }
+  local outer = scheduler_of()
+  if outer then
+    -- Nested: run on the loop already driving this task.
+    local tok = yield(TOKEN, "join", group)
+    assert(tok == TOKEN)
+  else
+    new_scheduler():_run(group)
+  end
+  if on_result then return group.failed end
+  return values, errs, group.failed
+end
+
+M.Scheduler = Scheduler
+M.TOKEN = TOKEN
+return M
