@@ -15,7 +15,20 @@
  * values plus one scratch box; the encoder writes into a box whose __gc
  * frees it, and the caller frees it eagerly once the call is over. Parse
  * and encode errors unwind with lua_error inside a lua_pcall, so nothing
- * is hand-freed on the error path.
+ * is hand-freed on the error path; running out of memory raises the
+ * usual Lua memory error ("not enough memory") to the caller.
+ *
+ * The decoder's bound: no table is sized from a guess. A container's
+ * values wait on the Lua stack until it closes (or DEC_CHUNK slots are
+ * waiting), then its table is created at exactly their count. So a decoded
+ * value holds what lua-cjson's decode of the same text holds (whose tables
+ * grow to the same or larger powers of two), except that an object with
+ * repeated keys keeps a hash node per repetition: at most 48 bytes for
+ * each repeated member, itself at least 5 bytes of input. While decoding,
+ * the waiting values add at most 16 bytes per value (twice that while the
+ * stack grows) and never more than DEC_STACK_MAX slots plus three per
+ * open container; the scratch box for escaped strings is at most the
+ * input's size.
  *
  * Nesting is limited by max_depth (default 1000, at most JSON_DEPTH_CAP)
  * in both directions. Neither walker recurses in C: open containers are
@@ -280,13 +293,19 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * Decoder
  * ==================================================================== */
 
-#define DEC_HINT_DEPTH 32
 #define DEC_LOCAL_FRAMES 64
+/* Values a container keeps on the Lua stack before they move into its
+ * table, and the stack height above which the innermost container moves
+ * its values at once whatever their number (deep documents). */
+#define DEC_CHUNK 4096
+#define DEC_STACK_MAX (1 << 17)
 
-/* An open container: objects have their table and pending key on the
- * Lua stack, arrays their table; n counts what was stored so far. */
+/* An open container. Its slot (tidx) on the Lua stack holds nil until
+ * its table exists; the values read since sit above it (an object's as
+ * key, value pairs). n counts the values already moved into the table. */
 typedef struct dframe {
     lua_Integer n;
+    int tidx;
     int is_obj;
 } dframe;
 
@@ -296,12 +315,10 @@ typedef struct dec {
     jbuf *scratch;
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
+    int room;       /* stack height lua_checkstack has granted */
     dframe *fr;     /* open containers, innermost last */
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
-    /* Size of the last array/object closed at each shallow depth: lists
-     * of similar records then get tables of the right size up front. */
-    int hint_arr[DEC_HINT_DEPTH], hint_obj[DEC_HINT_DEPTH];
 } dec;
 
 /* Stack slots inside decode_protected. */
@@ -637,12 +654,8 @@ static JSON_NOINLINE void dec_too_deep(dec *d, const char *at)
 
 /* Makes room for one more open container; frames live in C memory owned
  * by Lua (a userdata in slot DEC_FRAMES once the local ones run out). */
-static dframe *dec_push_frame(dec *d, const char *at)
+static dframe *dec_push_frame(dec *d)
 {
-    if (d->depth >= d->max_depth)
-        dec_too_deep(d, at);
-    if (!lua_checkstack(d->L, 4))
-        dec_fail_at(d, at, "out of Lua stack");
     if (d->depth == d->cap) {
         int ncap = d->cap * 4 < d->max_depth ? d->cap * 4 : d->max_depth;
         dframe *nf = (dframe *)lua_newuserdatauv(d->L, (size_t)ncap * sizeof *nf, 0);
@@ -652,6 +665,60 @@ static dframe *dec_push_frame(dec *d, const char *at)
         d->cap = ncap;
     }
     return &d->fr[d->depth++];
+}
+
+/* Between two checks the parser pushes at most a key, a value and the
+ * temporary of number_slow, or one container slot. */
+#define DEC_SLACK 4
+#define DEC_STACK_STEP 128
+
+static JSON_NOINLINE void dec_grow_stack(dec *d, int top)
+{
+    if (!lua_checkstack(d->L, DEC_STACK_STEP))
+        dec_fail_at(d, d->p, "out of Lua stack");
+    d->room = top + DEC_STACK_STEP;
+}
+
+#define dec_ensure(d, top) \
+    do { if (JSON_UNLIKELY((top) + DEC_SLACK > (d)->room)) dec_grow_stack((d), (top)); } while (0)
+
+/* Moves the values waiting above the container's slot (top is the stack
+ * height) into its table. The first move creates the table at exactly
+ * their count, so a container that closes in one move (up to DEC_CHUNK
+ * stack slots) gets a table of its final size with no guessing and no
+ * regrowth; a longer one then grows the way Lua grows any table. */
+static void dec_flush(dec *d, dframe *f, int top)
+{
+    lua_State *L = d->L;
+    int t = f->tidx, cnt = top - t, i;
+    if (f->is_obj) {
+        if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+            lua_createtable(L, 0, cnt / 2);
+            lua_replace(L, t);
+        }
+        /* In input order, so the last of repeated keys wins. */
+        for (i = t + 1; i < top; i += 2) {
+            lua_pushvalue(L, i);
+            lua_pushvalue(L, i + 1);
+            lua_rawset(L, t);
+        }
+        f->n += cnt / 2;
+    } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+        lua_createtable(L, cnt, 0);
+        lua_pushvalue(L, DEC_ARRAY_MT);
+        lua_setmetatable(L, -2);
+        lua_replace(L, t);
+        for (i = cnt; i >= 1; i--)      /* pops from the top: no copies */
+            lua_rawseti(L, t, i);
+        f->n = cnt;
+    } else {
+        for (i = 1; i <= cnt; i++) {
+            lua_pushvalue(L, t + i);
+            lua_rawseti(L, t, f->n + i);
+        }
+        f->n += cnt;
+    }
+    lua_settop(L, t);
 }
 
 static void parse_literal(dec *d, const char *word, size_t n)
@@ -674,8 +741,8 @@ static void parse_key(dec *d, const char *p)
     d->p = skip_ws(p + 1, d->end);
 }
 
-/* The whole document, without C recursion: open containers are frames,
- * their tables (and an object's pending key) sit on the Lua stack. */
+/* The whole document, without C recursion: open containers are frames;
+ * their slots and the values read into them sit on the Lua stack. */
 static void parse_document(dec *d)
 {
     lua_State *L = d->L;
@@ -690,37 +757,34 @@ static void parse_document(dec *d)
             d->p = p + 1;
             parse_string(d);
             break;
-        case '{': {
-            dframe *f = dec_push_frame(d, p);
-            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_obj[d->depth - 1] : 0;
-            f->is_obj = 1;
-            f->n = 0;
-            lua_createtable(L, 0, h);
-            p = skip_ws(p + 1, d->end);
-            if (p < d->end && *p == '}') {
-                d->p = p + 1;
-                d->depth--;
-                break;
-            }
-            parse_key(d, p);
-            continue; /* to the member's value */
-        }
+        case '{':
         case '[': {
-            dframe *f = dec_push_frame(d, p);
-            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_arr[d->depth - 1] : 0;
-            f->is_obj = 0;
-            f->n = 0;
-            lua_createtable(L, h, 0);
-            lua_pushvalue(L, DEC_ARRAY_MT);
-            lua_setmetatable(L, -2);
+            dframe *f;
+            int is_obj = *p == '{';
+            if (JSON_UNLIKELY(d->depth >= d->max_depth))
+                dec_too_deep(d, p);
             p = skip_ws(p + 1, d->end);
-            d->p = p;
-            if (p < d->end && *p == ']') {
+            if (p < d->end && *p == (is_obj ? '}' : ']')) {
+                lua_createtable(L, 0, 0);
+                if (!is_obj) {
+                    lua_pushvalue(L, DEC_ARRAY_MT);
+                    lua_setmetatable(L, -2);
+                }
                 d->p = p + 1;
-                d->depth--;
                 break;
             }
-            continue; /* to the first element */
+            f = dec_push_frame(d);
+            f->is_obj = is_obj;
+            f->n = 0;
+            lua_pushnil(L); /* the table's slot, filled by dec_flush */
+            f->tidx = lua_gettop(L);
+            dec_ensure(d, f->tidx);
+            if (is_obj) {
+                parse_key(d, p);
+            } else {
+                d->p = p;
+            }
+            continue; /* to the first value */
         }
         case 't':
             parse_literal(d, "true", 4);
@@ -742,36 +806,31 @@ static void parse_document(dec *d)
             dec_unexpected(d, p);
         }
 
-        /* A complete value is on the stack top: store it in its container,
-         * closing every container that ends here. */
+        /* A complete value is on the stack top, waiting in its container:
+         * close every container that ends here. */
         for (;;) {
             dframe *f;
+            int top;
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            p = skip_ws(d->p, d->end);
-            if (f->is_obj) {
-                lua_rawset(L, -3);
-                f->n++;
-                if (p < d->end && *p == ',') {
-                    parse_key(d, skip_ws(p + 1, d->end));
-                    break;
-                }
-                if (JSON_UNLIKELY(p >= d->end || *p != '}'))
-                    dec_unexpected(d, p);
-                if (d->depth <= DEC_HINT_DEPTH)
-                    d->hint_obj[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
-            } else {
-                lua_rawseti(L, -2, ++f->n);
-                if (p < d->end && *p == ',') {
-                    d->p = skip_ws(p + 1, d->end);
-                    break;
-                }
-                if (JSON_UNLIKELY(p >= d->end || *p != ']'))
-                    dec_unexpected(d, p);
-                if (d->depth <= DEC_HINT_DEPTH)
-                    d->hint_arr[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
+            top = lua_gettop(L);
+            if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
+                dec_flush(d, f, top);
+                top = f->tidx;
             }
+            dec_ensure(d, top);
+            p = skip_ws(d->p, d->end);
+            if (p < d->end && *p == ',') {
+                if (f->is_obj)
+                    parse_key(d, skip_ws(p + 1, d->end));
+                else
+                    d->p = skip_ws(p + 1, d->end);
+                break;
+            }
+            if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
+                dec_unexpected(d, p);
+            dec_flush(d, f, top);
             d->p = p + 1;
             d->depth--;
         }
@@ -784,6 +843,7 @@ static int decode_protected(lua_State *L)
     dec *d = (dec *)lua_touserdata(L, 1);
     lua_settop(L, DEC_ARRAY_MT);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
+    dec_ensure(d, DEC_FRAMES);
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
     d->p = skip_ws(d->p, d->end);
@@ -810,8 +870,7 @@ static int l_json_decode(lua_State *L)
     d.fr = d.local;
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
-    memset(d.hint_arr, 0, sizeof d.hint_arr);
-    memset(d.hint_obj, 0, sizeof d.hint_obj);
+    d.room = 0;
     lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then a fresh one (slot 3). */

@@ -218,6 +218,110 @@ describe("core.json_decode", function()
       local v = decode(nest(10000, "[", "]"), { max_depth = 10000 })
       assert.is_table(v)
     end)
+
+    it("keeps every value of a deep document whose levels are wide", function()
+      -- 999 levels of 300 values each: more waiting values than the
+      -- decoder keeps on the Lua stack, so inner levels are moved early.
+      local level = ("7,"):rep(299)
+      local text = ("[" .. level):rep(999) .. '{"k":"v"}' .. ("]"):rep(999)
+      local v = decode(text)
+      for _ = 1, 999 do
+        assert.equal(300, #v)
+        assert.equal(7, v[299])
+        v = v[300]
+      end
+      assert.same({ k = "v" }, v)
+    end)
+  end)
+
+  describe("long containers", function()
+    it("keeps order and count across the decoder's chunk size", function()
+      for _, n in ipairs { 2047, 2048, 2049, 4095, 4096, 4097, 10000 } do
+        local t = {}
+        for i = 1, n do t[i] = i end
+        local v = decode("[" .. table.concat(t, ",") .. "]")
+        assert.equal(n, #v)
+        for i = 1, n do
+          if v[i] ~= i then error(("n=%d: [%d] is %s"):format(n, i, tostring(v[i]))) end
+        end
+        local parts = {}
+        for i = 1, n do parts[i] = ('"k%d":%d'):format(i, i) end
+        local o = decode("{" .. table.concat(parts, ",") .. "}")
+        local count = 0
+        for k, x in pairs(o) do
+          count = count + 1
+          assert.equal("k" .. x, k)
+        end
+        assert.equal(n, count)
+      end
+    end)
+
+    it("lets the last of repeated keys win, also across chunks", function()
+      local parts = {}
+      for i = 1, 5000 do parts[i] = ('"k%d":%d'):format(i % 3, i) end
+      assert.same({ k0 = 4998, k1 = 4999, k2 = 5000 }, decode("{" .. table.concat(parts, ",") .. "}"))
+      assert.same({ a = 3 }, decode('{"a":1,"a":2,"a":3}'))
+    end)
+  end)
+
+  -- Issue 11: tables were sized from the last container closed at the
+  -- same depth, so `[[1,...,1],[],[],...]` (92 KB) held 470 MB. Every
+  -- table is now created once its values are counted. The bound (see
+  -- docs/json.md): what a decoded value holds is what lua-cjson's holds
+  -- for the same text, plus at most 48 bytes per repeated object key.
+  describe("memory is bounded by the input", function()
+    local ok_cjson, cjson = pcall(require, "cjson")
+
+    -- Bytes the decoded value holds once garbage is collected.
+    local function held(fn, text)
+      collectgarbage()
+      collectgarbage()
+      local before = collectgarbage("count")
+      local v = fn(text)
+      collectgarbage()
+      collectgarbage()
+      local bytes = (collectgarbage("count") - before) * 1024
+      assert.is_not_nil(v)
+      return bytes
+    end
+
+    local function list(n, fmt)
+      local t = {}
+      for i = 1, n do t[i] = fmt:format(i) end
+      return table.concat(t, ",")
+    end
+    local nums, keys = list(1024, "1"), list(1024, '"k%d":1')
+    local rows = {
+      { "array then empties", "[[" .. nums .. "]" .. (",[]"):rep(30000) .. "]" },
+      { "object then empties", "[{" .. keys .. "}" .. (",{}"):rep(30000) .. "]" },
+      { "array then one-element arrays", "[[" .. nums .. "]" .. (",[1]"):rep(30000) .. "]" },
+      { "object then one-key objects", "[{" .. keys .. "}" .. (',{"a":1}'):rep(30000) .. "]" },
+      { "big and empty alternating", "[" .. ("[" .. nums .. "],[],"):rep(20) .. "[]]" },
+      { "one level down", '[{"a":[' .. nums .. "]}" .. (',{"a":[]}'):rep(20000) .. "]" },
+      { "empties inside objects", '{"x":[' .. nums .. '],"y":' .. ("[[],"):rep(900) .. "[]"
+        .. ("]"):rep(900) .. "}" },
+      { "past the chunk size", "[[" .. list(5000, "%d") .. "]" .. (",[]"):rep(10000) .. "]" },
+    }
+    for _, row in ipairs(rows) do
+      it("holds what lua-cjson holds: " .. row[1], function()
+        if not ok_cjson then return pending("lua-cjson not installed") end
+        local ours, theirs = held(decode, row[2]), held(cjson.decode, row[2])
+        assert(ours <= theirs * 1.05 + 4096, ("%s: %d bytes held for %d bytes of input, lua-cjson %d")
+          :format(row[1], ours, #row[2], theirs))
+      end)
+    end
+
+    it("adds at most 48 bytes per repeated key", function()
+      if not ok_cjson then return pending("lua-cjson not installed") end
+      for _, text in ipairs {
+        "{" .. ('"a":1,'):rep(5000) .. '"a":1}',
+        "[" .. ("{" .. ('"a":1,'):rep(500) .. '"a":1},'):rep(20) .. "{}]",
+      } do
+        local ours, theirs = held(decode, text), held(cjson.decode, text)
+        local _, repeats = text:gsub('"a"', "")
+        assert(ours <= theirs + 48 * repeats + 4096, ("%d bytes held, lua-cjson %d"):format(ours, theirs))
+      end
+    end)
   end)
 
   describe("misuse raises", function()
