@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "core.h"
 
 #define JSON_DEFAULT_DEPTH 1000
@@ -56,7 +57,6 @@
 #else
 #define JSON_EXACT_DOUBLE 0
 #endif
-#define JBUF_MT "instantly.json.buffer"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_NOINLINE __attribute__((noinline))
@@ -67,71 +67,36 @@
 #endif
 
 /* ======================================================================
- * The growable byte box: Lua-allocated, freed by __gc or eagerly.
+ * The per-state buffers: a buf.h box plus a busy flag
  * ==================================================================== */
 
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    lua_Alloc alloc;
-    void *ud;
-    int busy;   /* the per-state encode buffer is in use (re-entry from a finalizer) */
-} jbuf;
+typedef struct jbox {
+    inst_buf b;  /* first: the box's __gc frees it */
+    int busy;    /* in use by a call (re-entry from a finalizer) */
+} jbox;
 
-/* What the per-state encode buffer may keep between calls. */
+/* What a per-state buffer may keep between calls. */
 #define JBUF_KEEP (1u << 20)
 
-static void jbuf_release(jbuf *b)
+/* The buffer of this call: the state's own (upvalue 1) unless a call
+ * made from a finalizer finds it busy, then a fresh box on the stack. */
+static jbox *jbox_acquire(lua_State *L)
 {
-    if (b->p != NULL) {
-        b->alloc(b->ud, b->p, b->cap, 0);
-        b->p = NULL;
-    }
-    b->len = b->cap = 0;
+    jbox *x = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    if (x->busy)
+        x = (jbox *)inst_buf_box(L, sizeof(jbox));
+    x->busy = 1;
+    x->b.len = 0;
+    return x;
 }
 
-static int jbuf_gc(lua_State *L)
+static void jbox_release(jbox *x)
 {
-    jbuf_release((jbuf *)luaL_checkudata(L, 1, JBUF_MT));
-    return 0;
+    x->busy = 0;
+    x->b.len = 0;
+    if (x->b.cap > JBUF_KEEP)
+        inst_buf_free(&x->b);
 }
-
-static jbuf *jbuf_new(lua_State *L)
-{
-    jbuf *b = (jbuf *)lua_newuserdatauv(L, sizeof(jbuf), 0);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->busy = 0;
-    b->alloc = lua_getallocf(L, &b->ud);
-    luaL_setmetatable(L, JBUF_MT);
-    return b;
-}
-
-/* Makes room for n more bytes; raises a memory error when it cannot. */
-static JSON_NOINLINE void jbuf_grow(lua_State *L, jbuf *b, size_t n)
-{
-    size_t want = b->len + n, cap = b->cap ? b->cap : 256;
-    void *np;
-    if (want < b->len)
-        luaL_error(L, "JSON buffer size overflow");
-    while (cap < want) {
-        if (cap > ((size_t)-1) / 2) {
-            cap = want;
-            break;
-        }
-        cap *= 2;
-    }
-    np = b->alloc(b->ud, b->p, b->cap, cap);
-    if (np == NULL) {
-        lua_pushliteral(L, "not enough memory");
-        lua_error(L);
-    }
-    b->p = (char *)np;
-    b->cap = cap;
-}
-
-#define jbuf_reserve(L, b, n) \
-    do { if (JSON_UNLIKELY((b)->cap - (b)->len < (size_t)(n))) jbuf_grow((L), (b), (n)); } while (0)
 
 /* ======================================================================
  * Shared tables
@@ -312,7 +277,7 @@ typedef struct dframe {
 typedef struct dec {
     lua_State *L;
     const char *start, *p, *end;
-    jbuf *scratch;
+    inst_buf *scratch;
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
@@ -404,11 +369,11 @@ static char *put_utf8(char *o, unsigned long cp)
 static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char *p)
 {
     lua_State *L = d->L;
-    jbuf *b = d->scratch;
+    inst_buf *b = d->scratch;
     char *o;
     size_t room = (size_t)(d->end - s);
     b->len = 0;
-    jbuf_reserve(L, b, room);
+    inst_buf_need(L, b, room);
     memcpy(b->p, s, (size_t)(p - s));
     o = b->p + (p - s);
     for (;;) {
@@ -856,6 +821,7 @@ static int decode_protected(lua_State *L)
 static int l_json_decode(lua_State *L)
 {
     dec d;
+    jbox *scratch;
     jopts o;
     size_t len;
     int status;
@@ -874,17 +840,13 @@ static int l_json_decode(lua_State *L)
     lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then a fresh one (slot 3). */
-    d.scratch = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
-    if (d.scratch->busy)
-        d.scratch = jbuf_new(L);
-    d.scratch->busy = 1;
+    scratch = jbox_acquire(L);
+    d.scratch = &scratch->b;
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
     status = lua_pcall(L, 2, 1, 0);
-    d.scratch->busy = 0;
-    if (d.scratch->cap > JBUF_KEEP)
-        jbuf_release(d.scratch);
+    jbox_release(scratch);
     if (status == LUA_OK)
         return 1;
     if (!d.failed)
@@ -914,7 +876,7 @@ typedef struct eframe {
 
 typedef struct enc {
     lua_State *L;
-    jbuf *b;
+    inst_buf *b;
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
@@ -1009,23 +971,23 @@ static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
     lua_error(L);
 }
 
-static void put_lit(lua_State *L, jbuf *b, const char *s, size_t n)
+static void put_lit(lua_State *L, inst_buf *b, const char *s, size_t n)
 {
-    jbuf_reserve(L, b, n);
+    inst_buf_need(L, b, n);
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
 static void put_char(enc *e, char c)
 {
-    jbuf_reserve(e->L, e->b, 1);
+    inst_buf_need(e->L, e->b, 1);
     e->b->p[e->b->len++] = c;
 }
 
 static void put_newline(enc *e, int depth)
 {
     size_t n = (size_t)e->indent * (size_t)depth;
-    jbuf_reserve(e->L, e->b, n + 1);
+    inst_buf_need(e->L, e->b, n + 1);
     e->b->p[e->b->len++] = '\n';
     memset(e->b->p + e->b->len, ' ', n);
     e->b->len += n;
@@ -1034,10 +996,10 @@ static void put_newline(enc *e, int depth)
 static void encode_string(enc *e, const char *s, size_t n)
 {
     lua_State *L = e->L;
-    jbuf *b = e->b;
+    inst_buf *b = e->b;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     char *o;
-    jbuf_reserve(L, b, n + 2 + 8);
+    inst_buf_need(L, b, n + 2 + 8);
     /* Scan and copy in one pass while the string is plain (the usual
      * case); the 8 bytes of slack let the last word store overshoot. */
     o = b->p + b->len;
@@ -1063,7 +1025,7 @@ static void encode_string(enc *e, const char *s, size_t n)
         p = skip_plain(p, end);
         if (p > run) {
             size_t k = (size_t)(p - run);
-            jbuf_reserve(L, b, k + 1);
+            inst_buf_need(L, b, k + 1);
             memcpy(b->p + b->len, run, k);
             b->len += k;
         }
@@ -1073,13 +1035,13 @@ static void encode_string(enc *e, const char *s, size_t n)
             size_t k = utf8_seq(p, end);
             if (k == 0)
                 enc_fail(e, e->depth, "invalid UTF-8 in string");
-            jbuf_reserve(L, b, k);
+            inst_buf_need(L, b, k);
             memcpy(b->p + b->len, p, k);
             b->len += k;
             p += k;
         } else {
             char ch = esc_short[*p];
-            jbuf_reserve(L, b, 6);
+            inst_buf_need(L, b, 6);
             b->p[b->len++] = '\\';
             if (ch == 'u') {
                 static const char hex[] = "0123456789abcdef";
@@ -1094,7 +1056,7 @@ static void encode_string(enc *e, const char *s, size_t n)
             p++;
         }
     }
-    jbuf_reserve(L, b, 1);
+    inst_buf_need(L, b, 1);
     b->p[b->len++] = '"';
 }
 
@@ -1509,6 +1471,7 @@ static int encode_protected(lua_State *L)
 static int l_json_encode(lua_State *L)
 {
     enc e;
+    jbox *out;
     jopts o;
     int status;
     luaL_checkany(L, 1);
@@ -1525,11 +1488,8 @@ static int l_json_encode(lua_State *L)
     e.cap = ENC_LOCAL_FRAMES;
     /* The state's own buffer keeps its capacity from call to call; a call
      * made while it is busy (from a finalizer) gets a fresh one. */
-    e.b = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
-    if (e.b->busy)
-        e.b = jbuf_new(L); /* slot 3 */
-    e.b->busy = 1;
-    e.b->len = 0;
+    out = jbox_acquire(L); /* a fresh one goes to slot 3 */
+    e.b = &out->b;
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, 1);
@@ -1537,10 +1497,7 @@ static int l_json_encode(lua_State *L)
     status = lua_pcall(L, 3, 0, 0);
     if (status == LUA_OK)
         lua_pushlstring(L, e.b->p, e.b->len);
-    e.b->busy = 0;
-    e.b->len = 0;
-    if (e.b->cap > JBUF_KEEP)
-        jbuf_release(e.b);
+    jbox_release(out);
     if (status == LUA_OK)
         return 1;
     if (!e.failed)
@@ -1573,22 +1530,15 @@ static const luaL_Reg json_funcs[] = {
 
 void inst_json_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, JBUF_MT)) {
-        lua_pushcfunction(L, jbuf_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, jbuf_gc);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
     /* Each codec function keeps its per-state buffer and array_mt as
      * upvalues. */
-    jbuf_new(L);
+    inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
     lua_pushcclosure(L, l_json_decode, 2);
     lua_setfield(L, -2, "json_decode");
-    jbuf_new(L);
+    inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
     lua_pushcclosure(L, l_json_encode, 2);
     lua_setfield(L, -2, "json_encode");
