@@ -47,6 +47,12 @@
 #include "buf.h"
 #include "core.h"
 
+/* x86-64 always has SSE2: the string scanners use it there. */
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+#define JSON_SSE2 1
+#endif
+
 #define JSON_DEFAULT_DEPTH 1000
 #define JSON_DEPTH_CAP 10000
 #define JSON_INDENT_CAP 32
@@ -194,6 +200,22 @@ static uint64_t special8(uint64_t x)
 
 static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
 {
+#ifdef JSON_SSE2
+    /* Sixteen bytes a step: a byte is special when it is a quote, a
+     * backslash, or (as a signed byte) below 0x20, which takes in the
+     * controls and every byte from 0x80 up. */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        int m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                            _mm_cmpeq_epi8(x, bslash)),
+                                               _mm_cmplt_epi8(x, space)));
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
@@ -281,6 +303,7 @@ typedef struct dec {
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
+    struct kentry *keys; /* the per-state key cache (KEY_CACHE entries) */
     dframe *fr;     /* open containers, innermost last */
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
@@ -288,7 +311,23 @@ typedef struct dec {
 
 /* Stack slots inside decode_protected. */
 #define DEC_ARRAY_MT 2
-#define DEC_FRAMES 3
+#define DEC_KEYS 3
+#define DEC_FRAMES 4
+
+/* The key cache: object keys repeat from record to record, and making a
+ * Lua string of one means hashing it and walking Lua's string table. Each
+ * state keeps the last KEY_CACHE plain keys of at most KEY_MAX bytes (Lua's
+ * interned short strings), anchored in a table (slot DEC_KEYS, the cache
+ * userdata's user value) that the entries' pointers read from: a repeated
+ * key costs a cheap hash, a memcmp and a table read. At most 256 strings
+ * of 40 bytes stay alive between calls. */
+#define KEY_CACHE 256
+#define KEY_MAX 40
+
+typedef struct kentry {
+    const char *s;  /* the bytes of the string in slot i + 1 of the table */
+    size_t n;
+} kentry;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -451,6 +490,40 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
             p += 2;
         }
     }
+}
+
+/* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
+ * between the lookup and the push can run a finalizer (no allocation),
+ * and a miss stores entry and table slot together after its string
+ * exists, so a decode from a finalizer only ever sees consistent pairs. */
+static void push_key(dec *d, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    uint64_t a = 0, b = 0, h;
+    kentry *e;
+    if (n > KEY_MAX) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    if (d->end - s >= 8) {
+        memcpy(&a, s, 8);
+        if (n < 8) /* the key's own bytes (the low ones on little-endian) */
+            a &= ((uint64_t)1 << (8 * n)) - 1;
+    }
+    if (n >= 8)
+        memcpy(&b, s + n - 8, 8);
+    h = (a ^ (b >> 3) ^ n) * 0x9E3779B97F4A7C15u;
+    h >>= 64 - 8;
+    e = &d->keys[h];
+    if (e->n == n && e->s != NULL && memcmp(e->s, s, n) == 0) {
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
+    e->s = lua_tostring(L, -1);
+    e->n = n;
 }
 
 /* d->p is just after the opening quote; pushes the string. */
@@ -696,11 +769,20 @@ static void parse_literal(dec *d, const char *word, size_t n)
 /* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
 static void parse_key(dec *d, const char *p)
 {
+    const char *s, *q;
     if (JSON_UNLIKELY(p >= d->end || *p != '"'))
         dec_unexpected(d, p);
-    d->p = p + 1;
-    parse_string(d);
-    p = skip_ws(d->p, d->end);
+    s = p + 1;
+    q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
+    if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
+        d->p = s; /* escapes, UTF-8 or an error: the general path */
+        parse_string(d);
+        q = d->p;
+    } else {
+        push_key(d, s, (size_t)(q - s));
+        q++;
+    }
+    p = skip_ws(q, d->end);
     if (JSON_UNLIKELY(p >= d->end || *p != ':'))
         dec_unexpected(d, p);
     d->p = skip_ws(p + 1, d->end);
@@ -802,11 +884,12 @@ static void parse_document(dec *d)
     }
 }
 
-/* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT). */
+/* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
+ * cache's table (DEC_KEYS). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    lua_settop(L, DEC_ARRAY_MT);
+    lua_settop(L, DEC_KEYS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     dec_ensure(d, DEC_FRAMES);
     d->p = skip_ws(d->p, d->end);
@@ -842,10 +925,12 @@ static int l_json_decode(lua_State *L)
      * decodes while it is in use: then a fresh one (slot 3). */
     scratch = jbox_acquire(L);
     d.scratch = &scratch->b;
+    d.keys = (kentry *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
-    status = lua_pcall(L, 2, 1, 0);
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    status = lua_pcall(L, 3, 1, 0);
     jbox_release(scratch);
     if (status == LUA_OK)
         return 1;
@@ -971,14 +1056,14 @@ static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
     lua_error(L);
 }
 
-static void put_lit(lua_State *L, inst_buf *b, const char *s, size_t n)
+static inline void put_lit(lua_State *L, inst_buf *b, const char *s, size_t n)
 {
     inst_buf_need(L, b, n);
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
-static void put_char(enc *e, char c)
+static inline void put_char(enc *e, char c)
 {
     inst_buf_need(e->L, e->b, 1);
     e->b->p[e->b->len++] = c;
@@ -999,11 +1084,27 @@ static void encode_string(enc *e, const char *s, size_t n)
     inst_buf *b = e->b;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     char *o;
-    inst_buf_need(L, b, n + 2 + 8);
+    inst_buf_need(L, b, n + 2 + 16);
     /* Scan and copy in one pass while the string is plain (the usual
-     * case); the 8 bytes of slack let the last word store overshoot. */
+     * case); the 16 bytes of slack let the last store overshoot. */
     o = b->p + b->len;
     *o++ = '"';
+#ifdef JSON_SSE2
+    {
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                      space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            _mm_storeu_si128((__m128i *)(void *)o, x);
+            if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                            _mm_cmpeq_epi8(x, bslash)),
+                                               _mm_cmplt_epi8(x, space))) != 0)
+                break; /* o and p stay at the block; the loops below finish it */
+            o += 16;
+            p += 16;
+        }
+    }
+#endif
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
@@ -1060,18 +1161,38 @@ static void encode_string(enc *e, const char *s, size_t n)
     b->p[b->len++] = '"';
 }
 
+/* Digits straight into the buffer, two at a time from a table, no
+ * printf: integers are most of what an API body holds besides text. */
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static void encode_integer(enc *e, lua_Integer v)
 {
-    char tmp[24];
-    char *q = tmp + sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, t;
+    size_t nd = 1;
+    char *o;
+    for (t = u; t >= 10; t /= 10)
+        nd++;
+    inst_buf_need(e->L, e->b, nd + 1);
+    o = e->b->p + e->b->len;
     if (v < 0)
-        *--q = '-';
-    put_lit(e->L, e->b, q, (size_t)(tmp + sizeof tmp - q));
+        *o++ = '-';
+    e->b->len = (size_t)(o + nd - e->b->p);
+    o += nd;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        *--o = digit_pairs[2 * r + 1];
+        *--o = digit_pairs[2 * r];
+    }
+    if (u >= 10) {
+        *--o = digit_pairs[2 * u + 1];
+        *--o = digit_pairs[2 * u];
+    } else {
+        *--o = (char)('0' + u);
+    }
 }
 
 /* Fixed-point digits for the common floats (prices, scores, rates): the
@@ -1533,10 +1654,13 @@ void inst_json_open(lua_State *L)
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
     /* Each codec function keeps its per-state buffer and array_mt as
-     * upvalues. */
+     * upvalues; the decoder also its key cache. */
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    lua_pushcclosure(L, l_json_decode, 2);
+    memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(kentry), 1), 0, KEY_CACHE * sizeof(kentry));
+    lua_createtable(L, KEY_CACHE, 0);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
