@@ -327,6 +327,7 @@ typedef struct dec {
 typedef struct kentry {
     const char *s;  /* the bytes of the string in slot i + 1 of the table */
     size_t n;
+    uint64_t a, b;  /* its first and last 8 bytes */
 } kentry;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
@@ -495,7 +496,9 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
 /* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
  * between the lookup and the push can run a finalizer (no allocation),
  * and a miss stores entry and table slot together after its string
- * exists, so a decode from a finalizer only ever sees consistent pairs. */
+ * exists, so a decode from a finalizer only ever sees consistent pairs.
+ * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
+ * which are the whole key up to 16 bytes: most keys compare in two words. */
 static void push_key(dec *d, const char *s, size_t n)
 {
     lua_State *L = d->L;
@@ -505,17 +508,22 @@ static void push_key(dec *d, const char *s, size_t n)
         lua_pushlstring(L, s, n);
         return;
     }
-    if (d->end - s >= 8) {
+    if (n >= 8) {
         memcpy(&a, s, 8);
-        if (n < 8) /* the key's own bytes (the low ones on little-endian) */
-            a &= ((uint64_t)1 << (8 * n)) - 1;
-    }
-    if (n >= 8)
         memcpy(&b, s + n - 8, 8);
-    h = (a ^ (b >> 3) ^ n) * 0x9E3779B97F4A7C15u;
-    h >>= 64 - 8;
+    } else {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (d->end - s >= 8) { /* one load; the key is its low bytes */
+            memcpy(&a, s, 8);
+            a &= ((uint64_t)1 << (8 * n)) - 1;
+        } else
+#endif
+            memcpy(&a, s, n);
+    }
+    h = ((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 8);
     e = &d->keys[h];
-    if (e->n == n && e->s != NULL && memcmp(e->s, s, n) == 0) {
+    if (e->a == a && e->b == b && e->n == n && e->s != NULL
+        && (n <= 16 || memcmp(e->s + 8, s + 8, n - 16) == 0)) {
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
         return;
     }
@@ -524,6 +532,8 @@ static void push_key(dec *d, const char *s, size_t n)
     lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
     e->s = lua_tostring(L, -1);
     e->n = n;
+    e->a = a;
+    e->b = b;
 }
 
 /* d->p is just after the opening quote; pushes the string. */
