@@ -264,6 +264,82 @@ describe("core.json_decode", function()
     end)
   end)
 
+  -- Keys go through a per-state cache (csrc/json.c push_key): every key
+  -- must still come back exactly, whatever its length or neighbours.
+  describe("object keys", function()
+    it("come back exactly at every length, even when only a middle byte differs", function()
+      local parts, want = {}, {}
+      for n = 1, 45 do
+        for _, mid in ipairs { "a", "b" } do
+          local k = ("x"):rep(n - 1) .. mid
+          if n > 2 then k = ("x"):rep(n // 2) .. mid .. ("x"):rep(n - n // 2 - 1) end
+          if want[k] == nil then
+            parts[#parts + 1] = ('"%s":%d'):format(k, #parts + 1)
+            want[k] = #parts
+          end
+        end
+      end
+      local text = "{" .. table.concat(parts, ",") .. "}"
+      for _ = 1, 2 do -- the second time from the cache
+        local got = decode(text)
+        assert.same(want, got)
+      end
+    end)
+
+    it("survive evictions: 3000 distinct keys over many objects", function()
+      local objs = {}
+      for i = 1, 100 do
+        local p = {}
+        for j = 1, 30 do p[j] = ('"key_%d_%d":%d'):format((i * 7 + j) % 300, j, j) end
+        objs[i] = "{" .. table.concat(p, ",") .. "}"
+      end
+      local v = decode("[" .. table.concat(objs, ",") .. "]")
+      for i = 1, 100 do
+        for j = 1, 30 do assert.equal(j, v[i][("key_%d_%d"):format((i * 7 + j) % 300, j)]) end
+      end
+    end)
+
+    it("read right at the end of the input", function()
+      assert.same({ a = 1 }, decode('{"a":1}'))
+      assert.same({ ab = 1 }, decode('{"ab":1}'))
+      assert.same({ abcdefg = 1 }, decode('{"abcdefg":1}'))
+    end)
+
+    it("stay right when a finalizer decodes in the middle of a decode", function()
+      local inner, during, in_outer = 0, 0, false
+      local parts = {}
+      for i = 1, 400 do parts[i] = ('{"id":%d,"name_%d":"n","k%d":[%d]}'):format(i, i % 50, i % 70, i) end
+      local text = "[" .. table.concat(parts, ",") .. "]"
+      local ok, err = pcall(function()
+        collectgarbage("incremental", 10, 400)
+        for _ = 1, 20 do
+          for i = 1, 200 do
+            setmetatable({}, { __gc = function()
+              if in_outer then during = during + 1 end
+              local t = decode(('{"k%d":%d,"name_%d":1}'):format(i % 70, i, i % 50))
+              assert(t["k" .. i % 70] == i and t["name_" .. i % 50] == 1)
+              inner = inner + 1
+            end })
+          end
+          in_outer = true
+          local v = decode(text)
+          in_outer = false
+          for i = 1, 400 do
+            local o = v[i]
+            assert(o.id == i and o["name_" .. i % 50] == "n" and o["k" .. i % 70][1] == i, "record " .. i)
+          end
+          if during > 0 then break end
+        end
+      end)
+      in_outer = false
+      collectgarbage("incremental", 200, 100)
+      collectgarbage()
+      assert(ok, err)
+      assert.is_true(during > 0, "no finalizer ran during a decode: the spec proves nothing")
+      assert.is_true(inner > 0)
+    end)
+  end)
+
   -- Issue 11: tables were sized from the last container closed at the
   -- same depth, so `[[1,...,1],[],[],...]` (92 KB) held 470 MB. Every
   -- table is now created once its values are counted. The bound (see
