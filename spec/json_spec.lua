@@ -306,13 +306,15 @@ describe("core.json_decode", function()
     end)
 
     it("stay right when a finalizer decodes in the middle of a decode", function()
+      -- As for encode below: rounds double the outer work (400 to 51200
+      -- records) until a finalizer has run inside the outer decode.
       local inner, during, in_outer = 0, 0, false
-      local parts = {}
-      for i = 1, 400 do parts[i] = ('{"id":%d,"name_%d":"n","k%d":[%d]}'):format(i, i % 50, i % 70, i) end
-      local text = "[" .. table.concat(parts, ",") .. "]"
       local ok, err = pcall(function()
-        collectgarbage("incremental", 10, 400)
-        for _ = 1, 20 do
+        for r = 0, 7 do
+          local n, parts = 400 << r, {}
+          for i = 1, n do parts[i] = ('{"id":%d,"name_%d":"n","k%d":[%d]}'):format(i, i % 50, i % 70, i) end
+          local text = "[" .. table.concat(parts, ",") .. "]"
+          collectgarbage("incremental", 10, 400)
           for i = 1, 200 do
             setmetatable({}, { __gc = function()
               if in_outer then during = during + 1 end
@@ -324,7 +326,8 @@ describe("core.json_decode", function()
           in_outer = true
           local v = decode(text)
           in_outer = false
-          for i = 1, 400 do
+          collectgarbage("incremental", 200, 100)
+          for i = 1, n do
             local o = v[i]
             assert(o.id == i and o["name_" .. i % 50] == "n" and o["k" .. i % 70][1] == i, "record " .. i)
           end
@@ -815,9 +818,11 @@ describe("the codec as a whole", function()
   end)
 
   it("stays correct when a finalizer encodes in the middle of an encode", function()
-    -- Finalizers run from GC steps inside the outer encode: an aggressive
-    -- incremental GC makes that likely in any round, and the rounds stop
-    -- as soon as it happened (at most 20, each a few milliseconds).
+    -- Finalizers run from GC steps inside the outer encode. Under an
+    -- aggressive incremental GC that happens in the first round when this
+    -- file runs alone; inside the whole suite the heap is larger, so each
+    -- round doubles the outer work, and the rounds stop as soon as a
+    -- finalizer ran (at most 8 rounds, 500 to 64000 records).
     local inner, during, in_outer = {}, 0, false
     local function junk()
       for i = 1, 200 do
@@ -827,16 +832,17 @@ describe("the codec as a whole", function()
         end })
       end
     end
-    local big = {}
-    for i = 1, 500 do big[i] = { a = i, b = ("x"):rep(30), c = { d = i } } end
-    local want = encode(big, { sort_keys = true })
     local ok, err = pcall(function()
-      collectgarbage("incremental", 10, 400)
-      for _ = 1, 20 do
+      for r = 0, 7 do
+        local big = {}
+        for i = 1, 500 << r do big[i] = { a = i, b = ("x"):rep(30), c = { d = i } } end
+        local want = encode(big, { sort_keys = true })
+        collectgarbage("incremental", 10, 400)
         junk()
         in_outer = true
         local got = encode(big, { sort_keys = true })
         in_outer = false
+        collectgarbage("incremental", 200, 100)
         assert.equal(want, got)
         if during > 0 then break end
       end
