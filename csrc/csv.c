@@ -8,18 +8,26 @@
  * live here; what a column means (lead fields) is the Lua layer's business
  * (lua/instantly/csv.lua).
  *
- * The partial record between two feeds is kept in buffers owned by the
- * parser userdata and freed by its __gc/__close, so a Lua error raised
- * while pushing results (out of memory) leaks nothing.
+ * The partial record between two feeds is kept in buffers (buf.h, on the
+ * state's allocator) owned by the parser userdata and freed by its
+ * __gc/__close, so a Lua error raised while pushing results (out of
+ * memory) leaks nothing.
+ *
+ * max_record_bytes bounds what one record costs, not just its text: each
+ * field counts its bytes plus FIELD_COST (its end offset kept here and its
+ * slot in the record's Lua table), so a line of 32 MB of commas is refused
+ * like 32 MB of text instead of becoming 33 million empty fields.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "core.h"
 
 #define PARSER_MT "instantly.CsvParser"
 #define DEFAULT_MAX_RECORD (64u * 1024u * 1024u)
+#define FIELD_COST 24 /* an offset (8) and a table slot (16) */
 
 enum state {
     FIELD_START,     /* nothing of the current field seen yet */
@@ -40,16 +48,16 @@ typedef struct {
     int bom_done;         /* the start of the stream was checked for a BOM */
     unsigned char bom[3]; /* stream prefix held back while deciding */
     size_t bom_len;
-    size_t max_record;    /* bytes of field data one record may hold */
+    size_t max_record;    /* what one record may cost: bytes + FIELD_COST per field */
+    size_t cost;          /* the current record's cost so far */
 
     long long line;       /* line being read, 1-based */
     long long rec_line;   /* line the current record started on */
     long long quote_line; /* line the open quoted field started on */
 
-    char *buf;            /* field bytes of the current record, back to back */
-    size_t len, cap;
-    size_t *ends;         /* end offset in buf of each finished field */
-    size_t nfields, fcap;
+    inst_buf text;        /* field bytes of the current record, back to back */
+    inst_buf ends;        /* size_t end offset in text of each finished field */
+    size_t nfields;
 
     char *err;            /* sticky error message after a syntax error */
     long long err_line;
@@ -57,58 +65,55 @@ typedef struct {
 
 /* ---------------------------------------------------------------- buffers */
 
-static int buf_reserve(parser *p, size_t extra)
+/* Counts extra bytes against max_record_bytes. */
+static int charge(parser *p, size_t extra)
 {
-    size_t need, cap;
-    char *nb;
-    if (extra > p->max_record || p->len > p->max_record - extra)
+    if (extra > p->max_record || p->cost > p->max_record - extra)
         return 0;
-    need = p->len + extra;
-    if (need <= p->cap)
-        return 1;
-    cap = p->cap ? p->cap : 256;
-    while (cap < need)
-        cap = cap > ((size_t)-1) / 2 ? need : cap * 2;
-    nb = realloc(p->buf, cap);
-    if (!nb)
-        return 0;
-    p->buf = nb;
-    p->cap = cap;
+    p->cost += extra;
     return 1;
 }
 
+static int fail(parser *p, long long line, const char *msg);
+
+/* Adds field bytes. Returns 0 (with the error recorded) when the record
+ * would cost more than max_record_bytes or memory runs out. */
 static int buf_append(parser *p, const char *s, size_t n)
 {
     if (n == 0)
         return 1;
-    if (!buf_reserve(p, n))
-        return 0;
-    memcpy(p->buf + p->len, s, n);
-    p->len += n;
+    if (!charge(p, n))
+        return fail(p, p->rec_line, "record is larger than max_record_bytes");
+    if (inst_buf_append(&p->text, s, n) != 0)
+        return fail(p, p->rec_line, "out of memory");
     return 1;
 }
 
+/* Ends the current field, with the same failures as buf_append. */
 static int end_field(parser *p)
 {
-    if (p->nfields == p->fcap) {
-        size_t cap = p->fcap ? p->fcap * 2 : 32;
-        size_t *ne;
-        if (cap > ((size_t)-1) / sizeof(size_t))
-            return 0;
-        ne = realloc(p->ends, cap * sizeof(size_t));
-        if (!ne)
-            return 0;
-        p->ends = ne;
-        p->fcap = cap;
-    }
-    p->ends[p->nfields++] = p->len;
+    size_t end = p->text.len;
+    if (!charge(p, FIELD_COST))
+        return fail(p, p->rec_line, "record is larger than max_record_bytes");
+    if (inst_buf_append(&p->ends, &end, sizeof end) != 0)
+        return fail(p, p->rec_line, "out of memory");
+    p->nfields++;
     return 1;
+}
+
+static size_t field_end(const parser *p, size_t i)
+{
+    size_t end;
+    memcpy(&end, p->ends.p + i * sizeof end, sizeof end);
+    return end;
 }
 
 static void reset_record(parser *p)
 {
-    p->len = 0;
+    p->text.len = 0;
+    p->ends.len = 0;
     p->nfields = 0;
+    p->cost = 0;
     p->rec_active = 0;
     p->field_quoted = 0;
     p->st = FIELD_START;
@@ -116,13 +121,11 @@ static void reset_record(parser *p)
 
 static void free_parser(parser *p)
 {
-    free(p->buf);
-    free(p->ends);
+    inst_buf_free(&p->text);
+    inst_buf_free(&p->ends);
     free(p->err);
-    p->buf = NULL;
-    p->ends = NULL;
     p->err = NULL;
-    p->len = p->cap = p->nfields = p->fcap = 0;
+    p->nfields = 0;
     p->open = 0;
 }
 
@@ -154,15 +157,16 @@ static int push_error(lua_State *L, parser *p)
 static void emit_record(lua_State *L, parser *p, lua_Integer *count)
 {
     size_t i, start = 0;
-    if (p->skip_blank && p->nfields == 1 && p->ends[0] == 0 && !p->field_quoted) {
+    if (p->skip_blank && p->nfields == 1 && field_end(p, 0) == 0 && !p->field_quoted) {
         reset_record(p);
         return;
     }
     lua_createtable(L, (int)p->nfields, 0);
     for (i = 0; i < p->nfields; i++) {
-        lua_pushlstring(L, p->buf + start, p->ends[i] - start);
+        size_t end = field_end(p, i);
+        lua_pushlstring(L, p->text.p + start, end - start);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
-        start = p->ends[i];
+        start = end;
     }
     ++*count;
     lua_rawseti(L, -3, *count);
@@ -174,14 +178,9 @@ static void emit_record(lua_State *L, parser *p, lua_Integer *count)
 static int end_record(lua_State *L, parser *p, lua_Integer *count)
 {
     if (!end_field(p))
-        return fail(p, p->rec_line, "out of memory");
+        return 0;
     emit_record(L, p, count);
     return 1;
-}
-
-static int too_big(parser *p)
-{
-    return fail(p, p->rec_line, "record is larger than max_record_bytes");
 }
 
 /* Runs bytes through the state machine. Returns 0 on a syntax error (the
@@ -222,14 +221,14 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
             while (j < n && s[j] != sep && s[j] != '\n' && s[j] != '\r' && s[j] != quote)
                 j++;
             if (!buf_append(p, s + i, j - i))
-                return too_big(p);
+                return 0;
             i = j;
             if (i == n)
                 return 1;
             c = s[i++];
             if (c == sep) {
                 if (!end_field(p))
-                    return fail(p, p->rec_line, "out of memory");
+                    return 0;
                 p->st = FIELD_START;
             } else if (c == '\n' || c == '\r') {
                 p->line++;
@@ -238,7 +237,7 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
                     return 0;
             } else if (p->lazy_quotes) {
                 if (!buf_append(p, &c, 1))
-                    return too_big(p);
+                    return 0;
             } else {
                 return fail(p, p->line, "quote inside an unquoted field (quote the whole field and double the quote)");
             }
@@ -249,7 +248,7 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
             while (j < n && s[j] != quote && s[j] != '\n')
                 j++;
             if (!buf_append(p, s + i, j - i))
-                return too_big(p);
+                return 0;
             i = j;
             if (i == n)
                 return 1;
@@ -257,7 +256,7 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
             if (c == '\n') {
                 p->line++;
                 if (!buf_append(p, &c, 1))
-                    return too_big(p);
+                    return 0;
             } else {
                 p->st = QUOTE_IN_QUOTED;
             }
@@ -267,11 +266,11 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
             i++;
             if (c == quote) {
                 if (!buf_append(p, &c, 1))
-                    return too_big(p);
+                    return 0;
                 p->st = QUOTED;
             } else if (c == sep) {
                 if (!end_field(p))
-                    return fail(p, p->rec_line, "out of memory");
+                    return 0;
                 p->st = FIELD_START;
             } else if (c == '\n' || c == '\r') {
                 p->line++;
@@ -283,7 +282,7 @@ static int run(lua_State *L, parser *p, const char *s, size_t n, lua_Integer *co
                 two[0] = quote;
                 two[1] = c;
                 if (!buf_append(p, two, 2))
-                    return too_big(p);
+                    return 0;
                 p->st = QUOTED;
             } else if (p->quote_line != p->line) {
                 /* Most often an unterminated quote far above: say where. */
@@ -411,21 +410,23 @@ static int p_tostring(lua_State *L)
     return 1;
 }
 
+/* Option checks raise the way http.c's and json.c's do: luaL_argerror on
+ * the options argument, naming the option. */
 static char opt_char(lua_State *L, int idx, const char *key, char dflt)
 {
     size_t n;
     const char *s;
     char c;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
+    if (lua_getfield(L, idx, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return dflt;
     }
     if (lua_type(L, -1) != LUA_TSTRING)
-        luaL_error(L, "bad option '%s' to 'csv_parser' (string expected, got %s)", key, luaL_typename(L, -1));
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a string, got %s", key,
+                                              luaL_typename(L, -1)));
     s = lua_tolstring(L, -1, &n);
     if (n != 1 || s[0] == '\r' || s[0] == '\n')
-        luaL_error(L, "bad option '%s' to 'csv_parser' (one byte other than CR/LF expected)", key);
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be one byte other than CR or LF", key));
     c = s[0];
     lua_pop(L, 1);
     return c;
@@ -434,13 +435,13 @@ static char opt_char(lua_State *L, int idx, const char *key, char dflt)
 static int opt_bool(lua_State *L, int idx, const char *key, int dflt)
 {
     int v;
-    lua_getfield(L, idx, key);
-    if (lua_isnil(L, -1)) {
+    if (lua_getfield(L, idx, key) == LUA_TNIL) {
         lua_pop(L, 1);
         return dflt;
     }
     if (!lua_isboolean(L, -1))
-        luaL_error(L, "bad option '%s' to 'csv_parser' (boolean expected, got %s)", key, luaL_typename(L, -1));
+        luaL_argerror(L, idx, lua_pushfstring(L, "option '%s' must be a boolean, got %s", key,
+                                              luaL_typename(L, -1)));
     v = lua_toboolean(L, -1);
     lua_pop(L, 1);
     return v;
@@ -449,15 +450,35 @@ static int opt_bool(lua_State *L, int idx, const char *key, int dflt)
 /* core.csv_parser([opts]) -> parser
  * opts: sep (one byte, default ","), quote (default '"'), lazy_quotes
  * (default false), skip_blank_lines (default true), max_record_bytes
- * (default 64 MiB). Unknown keys are an error. */
+ * (default 64 MiB; each field counts FIELD_COST bytes beyond its text).
+ * Unknown keys are an error. */
 static int l_csv_parser(lua_State *L)
 {
     parser *p;
+    lua_Alloc alloc;
+    void *ud;
     static const char *const known[] = {"sep", "quote", "lazy_quotes", "skip_blank_lines",
                                         "max_record_bytes", NULL};
     lua_settop(L, 1);
+    if (!lua_isnoneornil(L, 1)) {
+        luaL_checktype(L, 1, LUA_TTABLE);
+        lua_pushnil(L);
+        while (lua_next(L, 1)) {
+            int i;
+            if (lua_type(L, -2) != LUA_TSTRING)
+                luaL_argerror(L, 1, lua_pushfstring(L, "unknown option key (a %s)", luaL_typename(L, -2)));
+            for (i = 0; known[i] && strcmp(lua_tostring(L, -2), known[i]) != 0; i++)
+                ;
+            if (!known[i])
+                luaL_argerror(L, 1, lua_pushfstring(L, "unknown option '%s'", lua_tostring(L, -2)));
+            lua_pop(L, 1);
+        }
+    }
     p = (parser *)lua_newuserdatauv(L, sizeof(parser), 0);
     memset(p, 0, sizeof(*p));
+    alloc = lua_getallocf(L, &ud);
+    inst_buf_init(&p->text, alloc, ud);
+    inst_buf_init(&p->ends, alloc, ud);
     luaL_setmetatable(L, PARSER_MT);
     p->sep = ',';
     p->quote = '"';
@@ -465,36 +486,18 @@ static int l_csv_parser(lua_State *L)
     p->max_record = DEFAULT_MAX_RECORD;
     p->line = 1;
     p->rec_line = 1;
-    if (!lua_isnoneornil(L, 1)) {
-        luaL_checktype(L, 1, LUA_TTABLE);
-        lua_pushnil(L);
-        while (lua_next(L, 1)) {
-            int ok = 0;
-            if (lua_type(L, -2) == LUA_TSTRING) {
-                const char *k = lua_tostring(L, -2);
-                int i;
-                for (i = 0; known[i]; i++)
-                    if (strcmp(k, known[i]) == 0)
-                        ok = 1;
-            }
-            if (!ok) {
-                lua_pushvalue(L, -2);
-                return luaL_error(L, "unknown option '%s' to 'csv_parser'", luaL_tolstring(L, -1, NULL));
-            }
-            lua_pop(L, 1);
-        }
+    if (!lua_isnil(L, 1)) {
         p->sep = opt_char(L, 1, "sep", ',');
         p->quote = opt_char(L, 1, "quote", '"');
         if (p->sep == p->quote)
-            return luaL_error(L, "bad options to 'csv_parser' (sep and quote are the same byte)");
+            luaL_argerror(L, 1, "options 'sep' and 'quote' must be different bytes");
         p->lazy_quotes = opt_bool(L, 1, "lazy_quotes", 0);
         p->skip_blank = opt_bool(L, 1, "skip_blank_lines", 1);
-        lua_getfield(L, 1, "max_record_bytes");
-        if (!lua_isnil(L, -1)) {
-            int isnum;
-            lua_Integer m = lua_tointegerx(L, -1, &isnum);
-            if (!isnum || m < 1)
-                return luaL_error(L, "bad option 'max_record_bytes' to 'csv_parser' (positive integer expected)");
+        if (lua_getfield(L, 1, "max_record_bytes") != LUA_TNIL) {
+            int isint;
+            lua_Integer m = lua_tointegerx(L, -1, &isint);
+            if (lua_type(L, -1) != LUA_TNUMBER || !isint || m < 1)
+                luaL_argerror(L, 1, "option 'max_record_bytes' must be a positive integer");
             p->max_record = (size_t)m;
         }
         lua_pop(L, 1);

@@ -15,7 +15,20 @@
  * values plus one scratch box; the encoder writes into a box whose __gc
  * frees it, and the caller frees it eagerly once the call is over. Parse
  * and encode errors unwind with lua_error inside a lua_pcall, so nothing
- * is hand-freed on the error path.
+ * is hand-freed on the error path; running out of memory raises the
+ * usual Lua memory error ("not enough memory") to the caller.
+ *
+ * The decoder's bound: no table is sized from a guess. A container's
+ * values wait on the Lua stack until it closes (or DEC_CHUNK slots are
+ * waiting), then its table is created at exactly their count. So a decoded
+ * value holds what lua-cjson's decode of the same text holds (whose tables
+ * grow to the same or larger powers of two), except that an object with
+ * repeated keys keeps a hash node per repetition: at most 48 bytes for
+ * each repeated member, itself at least 5 bytes of input. While decoding,
+ * the waiting values add at most 16 bytes per value (twice that while the
+ * stack grows) and never more than DEC_STACK_MAX slots plus three per
+ * open container; the scratch box for escaped strings is at most the
+ * input's size.
  *
  * Nesting is limited by max_depth (default 1000, at most JSON_DEPTH_CAP)
  * in both directions. Neither walker recurses in C: open containers are
@@ -31,7 +44,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "core.h"
+
+/* x86-64 always has SSE2: the string scanners use it there. */
+#if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h>
+#define JSON_SSE2 1
+#endif
 
 #define JSON_DEFAULT_DEPTH 1000
 #define JSON_DEPTH_CAP 10000
@@ -43,7 +63,6 @@
 #else
 #define JSON_EXACT_DOUBLE 0
 #endif
-#define JBUF_MT "instantly.json.buffer"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_NOINLINE __attribute__((noinline))
@@ -54,71 +73,36 @@
 #endif
 
 /* ======================================================================
- * The growable byte box: Lua-allocated, freed by __gc or eagerly.
+ * The per-state buffers: a buf.h box plus a busy flag
  * ==================================================================== */
 
-typedef struct jbuf {
-    char *p;
-    size_t len, cap;
-    lua_Alloc alloc;
-    void *ud;
-    int busy;   /* the per-state encode buffer is in use (re-entry from a finalizer) */
-} jbuf;
+typedef struct jbox {
+    inst_buf b;  /* first: the box's __gc frees it */
+    int busy;    /* in use by a call (re-entry from a finalizer) */
+} jbox;
 
-/* What the per-state encode buffer may keep between calls. */
+/* What a per-state buffer may keep between calls. */
 #define JBUF_KEEP (1u << 20)
 
-static void jbuf_release(jbuf *b)
+/* The buffer of this call: the state's own (upvalue 1) unless a call
+ * made from a finalizer finds it busy, then a fresh box on the stack. */
+static jbox *jbox_acquire(lua_State *L)
 {
-    if (b->p != NULL) {
-        b->alloc(b->ud, b->p, b->cap, 0);
-        b->p = NULL;
-    }
-    b->len = b->cap = 0;
+    jbox *x = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    if (x->busy)
+        x = (jbox *)inst_buf_box(L, sizeof(jbox));
+    x->busy = 1;
+    x->b.len = 0;
+    return x;
 }
 
-static int jbuf_gc(lua_State *L)
+static void jbox_release(jbox *x)
 {
-    jbuf_release((jbuf *)luaL_checkudata(L, 1, JBUF_MT));
-    return 0;
+    x->busy = 0;
+    x->b.len = 0;
+    if (x->b.cap > JBUF_KEEP)
+        inst_buf_free(&x->b);
 }
-
-static jbuf *jbuf_new(lua_State *L)
-{
-    jbuf *b = (jbuf *)lua_newuserdatauv(L, sizeof(jbuf), 0);
-    b->p = NULL;
-    b->len = b->cap = 0;
-    b->busy = 0;
-    b->alloc = lua_getallocf(L, &b->ud);
-    luaL_setmetatable(L, JBUF_MT);
-    return b;
-}
-
-/* Makes room for n more bytes; raises a memory error when it cannot. */
-static JSON_NOINLINE void jbuf_grow(lua_State *L, jbuf *b, size_t n)
-{
-    size_t want = b->len + n, cap = b->cap ? b->cap : 256;
-    void *np;
-    if (want < b->len)
-        luaL_error(L, "JSON buffer size overflow");
-    while (cap < want) {
-        if (cap > ((size_t)-1) / 2) {
-            cap = want;
-            break;
-        }
-        cap *= 2;
-    }
-    np = b->alloc(b->ud, b->p, b->cap, cap);
-    if (np == NULL) {
-        lua_pushliteral(L, "not enough memory");
-        lua_error(L);
-    }
-    b->p = (char *)np;
-    b->cap = cap;
-}
-
-#define jbuf_reserve(L, b, n) \
-    do { if (JSON_UNLIKELY((b)->cap - (b)->len < (size_t)(n))) jbuf_grow((L), (b), (n)); } while (0)
 
 /* ======================================================================
  * Shared tables
@@ -216,6 +200,22 @@ static uint64_t special8(uint64_t x)
 
 static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
 {
+#ifdef JSON_SSE2
+    /* Sixteen bytes a step: a byte is special when it is a quote, a
+     * backslash, or (as a signed byte) below 0x20, which takes in the
+     * controls and every byte from 0x80 up. */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                  space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+        int m = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                            _mm_cmpeq_epi8(x, bslash)),
+                                               _mm_cmplt_epi8(x, space)));
+        if (m != 0)
+            return p + __builtin_ctz((unsigned)m);
+        p += 16;
+    }
+#endif
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
@@ -280,33 +280,55 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * Decoder
  * ==================================================================== */
 
-#define DEC_HINT_DEPTH 32
 #define DEC_LOCAL_FRAMES 64
+/* Values a container keeps on the Lua stack before they move into its
+ * table, and the stack height above which the innermost container moves
+ * its values at once whatever their number (deep documents). */
+#define DEC_CHUNK 4096
+#define DEC_STACK_MAX (1 << 17)
 
-/* An open container: objects have their table and pending key on the
- * Lua stack, arrays their table; n counts what was stored so far. */
+/* An open container. Its slot (tidx) on the Lua stack holds nil until
+ * its table exists; the values read since sit above it (an object's as
+ * key, value pairs). n counts the values already moved into the table. */
 typedef struct dframe {
     lua_Integer n;
+    int tidx;
     int is_obj;
 } dframe;
 
 typedef struct dec {
     lua_State *L;
     const char *start, *p, *end;
-    jbuf *scratch;
+    inst_buf *scratch;
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
+    int room;       /* stack height lua_checkstack has granted */
+    struct kentry *keys; /* the per-state key cache (KEY_CACHE entries) */
     dframe *fr;     /* open containers, innermost last */
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
-    /* Size of the last array/object closed at each shallow depth: lists
-     * of similar records then get tables of the right size up front. */
-    int hint_arr[DEC_HINT_DEPTH], hint_obj[DEC_HINT_DEPTH];
 } dec;
 
 /* Stack slots inside decode_protected. */
 #define DEC_ARRAY_MT 2
-#define DEC_FRAMES 3
+#define DEC_KEYS 3
+#define DEC_FRAMES 4
+
+/* The key cache: object keys repeat from record to record, and making a
+ * Lua string of one means hashing it and walking Lua's string table. Each
+ * state keeps the last KEY_CACHE plain keys of at most KEY_MAX bytes (Lua's
+ * interned short strings), anchored in a table (slot DEC_KEYS, the cache
+ * userdata's user value) that the entries' pointers read from: a repeated
+ * key costs a cheap hash, a memcmp and a table read. At most 256 strings
+ * of 40 bytes stay alive between calls. */
+#define KEY_CACHE 256
+#define KEY_MAX 40
+
+typedef struct kentry {
+    const char *s;  /* the bytes of the string in slot i + 1 of the table */
+    size_t n;
+    uint64_t a, b;  /* its first and last 8 bytes */
+} kentry;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -387,11 +409,11 @@ static char *put_utf8(char *o, unsigned long cp)
 static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char *p)
 {
     lua_State *L = d->L;
-    jbuf *b = d->scratch;
+    inst_buf *b = d->scratch;
     char *o;
     size_t room = (size_t)(d->end - s);
     b->len = 0;
-    jbuf_reserve(L, b, room);
+    inst_buf_need(L, b, room);
     memcpy(b->p, s, (size_t)(p - s));
     o = b->p + (p - s);
     for (;;) {
@@ -469,6 +491,49 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
             p += 2;
         }
     }
+}
+
+/* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
+ * between the lookup and the push can run a finalizer (no allocation),
+ * and a miss stores entry and table slot together after its string
+ * exists, so a decode from a finalizer only ever sees consistent pairs.
+ * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
+ * which are the whole key up to 16 bytes: most keys compare in two words. */
+static void push_key(dec *d, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    uint64_t a = 0, b = 0, h;
+    kentry *e;
+    if (n > KEY_MAX) {
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+    } else {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        if (d->end - s >= 8) { /* one load; the key is its low bytes */
+            memcpy(&a, s, 8);
+            a &= ((uint64_t)1 << (8 * n)) - 1;
+        } else
+#endif
+            memcpy(&a, s, n);
+    }
+    h = ((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 8);
+    e = &d->keys[h];
+    if (e->a == a && e->b == b && e->n == n && e->s != NULL
+        && (n <= 16 || memcmp(e->s + 8, s + 8, n - 16) == 0)) {
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
+    e->s = lua_tostring(L, -1);
+    e->n = n;
+    e->a = a;
+    e->b = b;
 }
 
 /* d->p is just after the opening quote; pushes the string. */
@@ -637,12 +702,8 @@ static JSON_NOINLINE void dec_too_deep(dec *d, const char *at)
 
 /* Makes room for one more open container; frames live in C memory owned
  * by Lua (a userdata in slot DEC_FRAMES once the local ones run out). */
-static dframe *dec_push_frame(dec *d, const char *at)
+static dframe *dec_push_frame(dec *d)
 {
-    if (d->depth >= d->max_depth)
-        dec_too_deep(d, at);
-    if (!lua_checkstack(d->L, 4))
-        dec_fail_at(d, at, "out of Lua stack");
     if (d->depth == d->cap) {
         int ncap = d->cap * 4 < d->max_depth ? d->cap * 4 : d->max_depth;
         dframe *nf = (dframe *)lua_newuserdatauv(d->L, (size_t)ncap * sizeof *nf, 0);
@@ -652,6 +713,60 @@ static dframe *dec_push_frame(dec *d, const char *at)
         d->cap = ncap;
     }
     return &d->fr[d->depth++];
+}
+
+/* Between two checks the parser pushes at most a key, a value and the
+ * temporary of number_slow, or one container slot. */
+#define DEC_SLACK 4
+#define DEC_STACK_STEP 128
+
+static JSON_NOINLINE void dec_grow_stack(dec *d, int top)
+{
+    if (!lua_checkstack(d->L, DEC_STACK_STEP))
+        dec_fail_at(d, d->p, "out of Lua stack");
+    d->room = top + DEC_STACK_STEP;
+}
+
+#define dec_ensure(d, top) \
+    do { if (JSON_UNLIKELY((top) + DEC_SLACK > (d)->room)) dec_grow_stack((d), (top)); } while (0)
+
+/* Moves the values waiting above the container's slot (top is the stack
+ * height) into its table. The first move creates the table at exactly
+ * their count, so a container that closes in one move (up to DEC_CHUNK
+ * stack slots) gets a table of its final size with no guessing and no
+ * regrowth; a longer one then grows the way Lua grows any table. */
+static void dec_flush(dec *d, dframe *f, int top)
+{
+    lua_State *L = d->L;
+    int t = f->tidx, cnt = top - t, i;
+    if (f->is_obj) {
+        if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+            lua_createtable(L, 0, cnt / 2);
+            lua_replace(L, t);
+        }
+        /* In input order, so the last of repeated keys wins. */
+        for (i = t + 1; i < top; i += 2) {
+            lua_pushvalue(L, i);
+            lua_pushvalue(L, i + 1);
+            lua_rawset(L, t);
+        }
+        f->n += cnt / 2;
+    } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+        lua_createtable(L, cnt, 0);
+        lua_pushvalue(L, DEC_ARRAY_MT);
+        lua_setmetatable(L, -2);
+        lua_replace(L, t);
+        for (i = cnt; i >= 1; i--)      /* pops from the top: no copies */
+            lua_rawseti(L, t, i);
+        f->n = cnt;
+    } else {
+        for (i = 1; i <= cnt; i++) {
+            lua_pushvalue(L, t + i);
+            lua_rawseti(L, t, f->n + i);
+        }
+        f->n += cnt;
+    }
+    lua_settop(L, t);
 }
 
 static void parse_literal(dec *d, const char *word, size_t n)
@@ -664,18 +779,27 @@ static void parse_literal(dec *d, const char *word, size_t n)
 /* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
 static void parse_key(dec *d, const char *p)
 {
+    const char *s, *q;
     if (JSON_UNLIKELY(p >= d->end || *p != '"'))
         dec_unexpected(d, p);
-    d->p = p + 1;
-    parse_string(d);
-    p = skip_ws(d->p, d->end);
+    s = p + 1;
+    q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
+    if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
+        d->p = s; /* escapes, UTF-8 or an error: the general path */
+        parse_string(d);
+        q = d->p;
+    } else {
+        push_key(d, s, (size_t)(q - s));
+        q++;
+    }
+    p = skip_ws(q, d->end);
     if (JSON_UNLIKELY(p >= d->end || *p != ':'))
         dec_unexpected(d, p);
     d->p = skip_ws(p + 1, d->end);
 }
 
-/* The whole document, without C recursion: open containers are frames,
- * their tables (and an object's pending key) sit on the Lua stack. */
+/* The whole document, without C recursion: open containers are frames;
+ * their slots and the values read into them sit on the Lua stack. */
 static void parse_document(dec *d)
 {
     lua_State *L = d->L;
@@ -690,37 +814,34 @@ static void parse_document(dec *d)
             d->p = p + 1;
             parse_string(d);
             break;
-        case '{': {
-            dframe *f = dec_push_frame(d, p);
-            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_obj[d->depth - 1] : 0;
-            f->is_obj = 1;
-            f->n = 0;
-            lua_createtable(L, 0, h);
-            p = skip_ws(p + 1, d->end);
-            if (p < d->end && *p == '}') {
-                d->p = p + 1;
-                d->depth--;
-                break;
-            }
-            parse_key(d, p);
-            continue; /* to the member's value */
-        }
+        case '{':
         case '[': {
-            dframe *f = dec_push_frame(d, p);
-            int h = d->depth <= DEC_HINT_DEPTH ? d->hint_arr[d->depth - 1] : 0;
-            f->is_obj = 0;
-            f->n = 0;
-            lua_createtable(L, h, 0);
-            lua_pushvalue(L, DEC_ARRAY_MT);
-            lua_setmetatable(L, -2);
+            dframe *f;
+            int is_obj = *p == '{';
+            if (JSON_UNLIKELY(d->depth >= d->max_depth))
+                dec_too_deep(d, p);
             p = skip_ws(p + 1, d->end);
-            d->p = p;
-            if (p < d->end && *p == ']') {
+            if (p < d->end && *p == (is_obj ? '}' : ']')) {
+                lua_createtable(L, 0, 0);
+                if (!is_obj) {
+                    lua_pushvalue(L, DEC_ARRAY_MT);
+                    lua_setmetatable(L, -2);
+                }
                 d->p = p + 1;
-                d->depth--;
                 break;
             }
-            continue; /* to the first element */
+            f = dec_push_frame(d);
+            f->is_obj = is_obj;
+            f->n = 0;
+            lua_pushnil(L); /* the table's slot, filled by dec_flush */
+            f->tidx = lua_gettop(L);
+            dec_ensure(d, f->tidx);
+            if (is_obj) {
+                parse_key(d, p);
+            } else {
+                d->p = p;
+            }
+            continue; /* to the first value */
         }
         case 't':
             parse_literal(d, "true", 4);
@@ -742,48 +863,45 @@ static void parse_document(dec *d)
             dec_unexpected(d, p);
         }
 
-        /* A complete value is on the stack top: store it in its container,
-         * closing every container that ends here. */
+        /* A complete value is on the stack top, waiting in its container:
+         * close every container that ends here. */
         for (;;) {
             dframe *f;
+            int top;
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            p = skip_ws(d->p, d->end);
-            if (f->is_obj) {
-                lua_rawset(L, -3);
-                f->n++;
-                if (p < d->end && *p == ',') {
-                    parse_key(d, skip_ws(p + 1, d->end));
-                    break;
-                }
-                if (JSON_UNLIKELY(p >= d->end || *p != '}'))
-                    dec_unexpected(d, p);
-                if (d->depth <= DEC_HINT_DEPTH)
-                    d->hint_obj[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
-            } else {
-                lua_rawseti(L, -2, ++f->n);
-                if (p < d->end && *p == ',') {
-                    d->p = skip_ws(p + 1, d->end);
-                    break;
-                }
-                if (JSON_UNLIKELY(p >= d->end || *p != ']'))
-                    dec_unexpected(d, p);
-                if (d->depth <= DEC_HINT_DEPTH)
-                    d->hint_arr[d->depth - 1] = f->n < 1024 ? (int)f->n : 1024;
+            top = lua_gettop(L);
+            if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
+                dec_flush(d, f, top);
+                top = f->tidx;
             }
+            dec_ensure(d, top);
+            p = skip_ws(d->p, d->end);
+            if (p < d->end && *p == ',') {
+                if (f->is_obj)
+                    parse_key(d, skip_ws(p + 1, d->end));
+                else
+                    d->p = skip_ws(p + 1, d->end);
+                break;
+            }
+            if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
+                dec_unexpected(d, p);
+            dec_flush(d, f, top);
             d->p = p + 1;
             d->depth--;
         }
     }
 }
 
-/* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT). */
+/* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
+ * cache's table (DEC_KEYS). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    lua_settop(L, DEC_ARRAY_MT);
+    lua_settop(L, DEC_KEYS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
+    dec_ensure(d, DEC_FRAMES);
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
     d->p = skip_ws(d->p, d->end);
@@ -796,6 +914,7 @@ static int decode_protected(lua_State *L)
 static int l_json_decode(lua_State *L)
 {
     dec d;
+    jbox *scratch;
     jopts o;
     size_t len;
     int status;
@@ -810,22 +929,19 @@ static int l_json_decode(lua_State *L)
     d.fr = d.local;
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
-    memset(d.hint_arr, 0, sizeof d.hint_arr);
-    memset(d.hint_obj, 0, sizeof d.hint_obj);
+    d.room = 0;
     lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then a fresh one (slot 3). */
-    d.scratch = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
-    if (d.scratch->busy)
-        d.scratch = jbuf_new(L);
-    d.scratch->busy = 1;
+    scratch = jbox_acquire(L);
+    d.scratch = &scratch->b;
+    d.keys = (kentry *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
-    status = lua_pcall(L, 2, 1, 0);
-    d.scratch->busy = 0;
-    if (d.scratch->cap > JBUF_KEEP)
-        jbuf_release(d.scratch);
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    status = lua_pcall(L, 3, 1, 0);
+    jbox_release(scratch);
     if (status == LUA_OK)
         return 1;
     if (!d.failed)
@@ -855,7 +971,7 @@ typedef struct eframe {
 
 typedef struct enc {
     lua_State *L;
-    jbuf *b;
+    inst_buf *b;
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
@@ -950,23 +1066,23 @@ static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
     lua_error(L);
 }
 
-static void put_lit(lua_State *L, jbuf *b, const char *s, size_t n)
+static inline void put_lit(lua_State *L, inst_buf *b, const char *s, size_t n)
 {
-    jbuf_reserve(L, b, n);
+    inst_buf_need(L, b, n);
     memcpy(b->p + b->len, s, n);
     b->len += n;
 }
 
-static void put_char(enc *e, char c)
+static inline void put_char(enc *e, char c)
 {
-    jbuf_reserve(e->L, e->b, 1);
+    inst_buf_need(e->L, e->b, 1);
     e->b->p[e->b->len++] = c;
 }
 
 static void put_newline(enc *e, int depth)
 {
     size_t n = (size_t)e->indent * (size_t)depth;
-    jbuf_reserve(e->L, e->b, n + 1);
+    inst_buf_need(e->L, e->b, n + 1);
     e->b->p[e->b->len++] = '\n';
     memset(e->b->p + e->b->len, ' ', n);
     e->b->len += n;
@@ -975,14 +1091,30 @@ static void put_newline(enc *e, int depth)
 static void encode_string(enc *e, const char *s, size_t n)
 {
     lua_State *L = e->L;
-    jbuf *b = e->b;
+    inst_buf *b = e->b;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     char *o;
-    jbuf_reserve(L, b, n + 2 + 8);
+    inst_buf_need(L, b, n + 2 + 16);
     /* Scan and copy in one pass while the string is plain (the usual
-     * case); the 8 bytes of slack let the last word store overshoot. */
+     * case); the 16 bytes of slack let the last store overshoot. */
     o = b->p + b->len;
     *o++ = '"';
+#ifdef JSON_SSE2
+    {
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                      space = _mm_set1_epi8(0x20);
+        while (end - p >= 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            _mm_storeu_si128((__m128i *)(void *)o, x);
+            if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                            _mm_cmpeq_epi8(x, bslash)),
+                                               _mm_cmplt_epi8(x, space))) != 0)
+                break; /* o and p stay at the block; the loops below finish it */
+            o += 16;
+            p += 16;
+        }
+    }
+#endif
     while (end - p >= 8) {
         uint64_t x;
         memcpy(&x, p, 8);
@@ -1004,7 +1136,7 @@ static void encode_string(enc *e, const char *s, size_t n)
         p = skip_plain(p, end);
         if (p > run) {
             size_t k = (size_t)(p - run);
-            jbuf_reserve(L, b, k + 1);
+            inst_buf_need(L, b, k + 1);
             memcpy(b->p + b->len, run, k);
             b->len += k;
         }
@@ -1014,13 +1146,13 @@ static void encode_string(enc *e, const char *s, size_t n)
             size_t k = utf8_seq(p, end);
             if (k == 0)
                 enc_fail(e, e->depth, "invalid UTF-8 in string");
-            jbuf_reserve(L, b, k);
+            inst_buf_need(L, b, k);
             memcpy(b->p + b->len, p, k);
             b->len += k;
             p += k;
         } else {
             char ch = esc_short[*p];
-            jbuf_reserve(L, b, 6);
+            inst_buf_need(L, b, 6);
             b->p[b->len++] = '\\';
             if (ch == 'u') {
                 static const char hex[] = "0123456789abcdef";
@@ -1035,22 +1167,42 @@ static void encode_string(enc *e, const char *s, size_t n)
             p++;
         }
     }
-    jbuf_reserve(L, b, 1);
+    inst_buf_need(L, b, 1);
     b->p[b->len++] = '"';
 }
 
+/* Digits straight into the buffer, two at a time from a table, no
+ * printf: integers are most of what an API body holds besides text. */
+static const char digit_pairs[] =
+    "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+    "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+    "8081828384858687888990919293949596979899";
+
 static void encode_integer(enc *e, lua_Integer v)
 {
-    char tmp[24];
-    char *q = tmp + sizeof tmp;
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--q = (char)('0' + u % 10);
-        u /= 10;
-    } while (u != 0);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, t;
+    size_t nd = 1;
+    char *o;
+    for (t = u; t >= 10; t /= 10)
+        nd++;
+    inst_buf_need(e->L, e->b, nd + 1);
+    o = e->b->p + e->b->len;
     if (v < 0)
-        *--q = '-';
-    put_lit(e->L, e->b, q, (size_t)(tmp + sizeof tmp - q));
+        *o++ = '-';
+    e->b->len = (size_t)(o + nd - e->b->p);
+    o += nd;
+    while (u >= 100) {
+        unsigned r = (unsigned)(u % 100);
+        u /= 100;
+        *--o = digit_pairs[2 * r + 1];
+        *--o = digit_pairs[2 * r];
+    }
+    if (u >= 10) {
+        *--o = digit_pairs[2 * u + 1];
+        *--o = digit_pairs[2 * u];
+    } else {
+        *--o = (char)('0' + u);
+    }
 }
 
 /* Fixed-point digits for the common floats (prices, scores, rates): the
@@ -1450,6 +1602,7 @@ static int encode_protected(lua_State *L)
 static int l_json_encode(lua_State *L)
 {
     enc e;
+    jbox *out;
     jopts o;
     int status;
     luaL_checkany(L, 1);
@@ -1466,11 +1619,8 @@ static int l_json_encode(lua_State *L)
     e.cap = ENC_LOCAL_FRAMES;
     /* The state's own buffer keeps its capacity from call to call; a call
      * made while it is busy (from a finalizer) gets a fresh one. */
-    e.b = (jbuf *)lua_touserdata(L, lua_upvalueindex(1));
-    if (e.b->busy)
-        e.b = jbuf_new(L); /* slot 3 */
-    e.b->busy = 1;
-    e.b->len = 0;
+    out = jbox_acquire(L); /* a fresh one goes to slot 3 */
+    e.b = &out->b;
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, 1);
@@ -1478,10 +1628,7 @@ static int l_json_encode(lua_State *L)
     status = lua_pcall(L, 3, 0, 0);
     if (status == LUA_OK)
         lua_pushlstring(L, e.b->p, e.b->len);
-    e.b->busy = 0;
-    e.b->len = 0;
-    if (e.b->cap > JBUF_KEEP)
-        jbuf_release(e.b);
+    jbox_release(out);
     if (status == LUA_OK)
         return 1;
     if (!e.failed)
@@ -1514,22 +1661,18 @@ static const luaL_Reg json_funcs[] = {
 
 void inst_json_open(lua_State *L)
 {
-    if (luaL_newmetatable(L, JBUF_MT)) {
-        lua_pushcfunction(L, jbuf_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, jbuf_gc);
-        lua_setfield(L, -2, "__close");
-    }
-    lua_pop(L, 1);
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
     /* Each codec function keeps its per-state buffer and array_mt as
-     * upvalues. */
-    jbuf_new(L);
+     * upvalues; the decoder also its key cache. */
+    inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    lua_pushcclosure(L, l_json_decode, 2);
+    memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(kentry), 1), 0, KEY_CACHE * sizeof(kentry));
+    lua_createtable(L, KEY_CACHE, 0);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
-    jbuf_new(L);
+    inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
     lua_pushcclosure(L, l_json_encode, 2);
     lua_setfield(L, -2, "json_encode");

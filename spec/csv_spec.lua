@@ -258,6 +258,35 @@ describe("csv reader", function()
     assert.equal(1, err.line)
   end)
 
+  -- Issue 11 item 5: 32 MB of commas was one record of 33 million
+  -- empty fields (+768 MB). Each field now costs 24 bytes of the limit.
+  it("counts fields, not only their bytes, against max_record_bytes", function()
+    local rows, err = csv.parse((","):rep(99) .. "\n", { max_record_bytes = 100 * 24 - 1 })
+    assert.is_nil(rows)
+    assert.equal("record is larger than max_record_bytes", err.message)
+    rows = assert(csv.parse((","):rep(99) .. "\n", { max_record_bytes = 100 * 24 }))
+    assert.equal(100, #rows[1])
+    rows = assert(csv.parse('"' .. ("x"):rep(76) .. '"\n', { max_record_bytes = 100 }))
+    assert.equal(76, #rows[1][1])
+    assert.is_nil((csv.parse('"' .. ("x"):rep(77) .. '"\n', { max_record_bytes = 100 })))
+  end)
+
+  it("refuses 32 MB of commas at the default limit, early and with its line", function()
+    local p = core.csv_parser()
+    local chunk = (","):rep(65536)
+    local fed, recs, _, msg, line = 0
+    repeat
+      recs, _, msg, line = p:feed(chunk)
+      fed = fed + #chunk
+    until msg or recs == nil or fed >= 32 * 2 ^ 20
+    if recs == nil then msg, line = _, msg end -- nil, message, line
+    assert.equal("record is larger than max_record_bytes", msg)
+    assert.equal(1, line)
+    -- 64 MiB at 24 bytes a field: refused within the first 2.8 million
+    assert.is_true(fed <= 64 * 2 ^ 20 / 24 + 65536, ("fed %d bytes before refusing"):format(fed))
+    p:close()
+  end)
+
   it("streams in bounded memory", function()
     -- 200,000 generated rows (~11 MB) never exist as one string or table.
     local n, total = 0, 0
@@ -295,16 +324,43 @@ describe("csv reader", function()
     assert.has_error(function() csv.reader(chunks("", 1), { heder = true }) end,
       "unknown option 'heder' to 'csv.reader'")
     assert.has_error(function() csv.reader(chunks("", 1), { sep = ",," }) end,
-      "bad option 'sep' to 'csv.reader' (one byte other than CR/LF expected)")
+      "bad argument #2 to 'csv.reader' (option 'sep' must be one byte other than CR or LF)")
     assert.has_error(function() csv.reader(chunks("", 1), { chunk_size = 0 }) end,
       "bad option 'chunk_size' to 'csv.reader' (positive integer expected)")
     assert.has_error(function() csv.open(FIX .. "awkward.csv", { sep = "\n" }) end,
-      "bad option 'sep' to 'csv.open' (one byte other than CR/LF expected)")
+      "bad argument #2 to 'csv.open' (option 'sep' must be one byte other than CR or LF)")
     assert.has_error(function() csv.parse(nil) end,
       "bad argument 'text' to 'csv.parse' (string expected, got nil)")
     local r = csv.reader(chunks("", 1))
     r:close()
     assert.has_error(function() r:read() end, "attempt to use a closed CSV reader")
+  end)
+end)
+
+describe("core.csv_parser options", function()
+  local rows = {
+    { { sep = ",," }, "option 'sep' must be one byte other than CR or LF" },
+    { { quote = "\n" }, "option 'quote' must be one byte other than CR or LF" },
+    { { sep = 1 }, "option 'sep' must be a string, got number" },
+    { { sep = ";", quote = ";" }, "options 'sep' and 'quote' must be different bytes" },
+    { { lazy_quotes = "yes" }, "option 'lazy_quotes' must be a boolean, got string" },
+    { { skip_blank_lines = 0 }, "option 'skip_blank_lines' must be a boolean, got number" },
+    { { max_record_bytes = 0 }, "option 'max_record_bytes' must be a positive integer" },
+    { { max_record_bytes = 1.5 }, "option 'max_record_bytes' must be a positive integer" },
+    { { max_record_bytes = "9" }, "option 'max_record_bytes' must be a positive integer" },
+    { { heder = true }, "unknown option 'heder'" },
+    { { true }, "unknown option key (a number)" },
+  }
+  for i, row in ipairs(rows) do
+    it("refuses case " .. i .. ": " .. row[2], function()
+      assert.has_error(function() core.csv_parser(row[1]) end,
+        "bad argument #1 to 'csv_parser' (" .. row[2] .. ")")
+    end)
+  end
+
+  it("refuses a non-table", function()
+    assert.has_error(function() core.csv_parser(5) end,
+      "bad argument #1 to 'csv_parser' (table expected, got number)")
   end)
 end)
 

@@ -10,6 +10,15 @@
  * the encoder: it must return text or nil and a message, never raise, and
  * whatever text it returns must decode and re-encode to the same bytes.
  * Invariant breaks trap, so they show up as crashes with the input saved.
+ *
+ * The memory oracle (docs/json.md states the bound): every decode runs
+ * under a counting allocator with the collector stopped, so the bytes a
+ * decode leaves allocated are its result plus its garbage, nothing freed
+ * by chance. Ours may exceed lua-cjson's on the same text (result plus
+ * its rehash garbage) by 10 bytes per input byte (repeated object keys)
+ * plus the Lua stack the waiting values took (MEM_STACK_PER_BYTE); and
+ * whether the text decodes or not, never MEM_PEAK_PER_BYTE per input byte
+ * plus a fixed allowance. Breaking either is a finding, like a crash.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -26,15 +35,70 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static lua_State *L;
 static unsigned long runs;
 
-/* Stack: [1] module table. */
+/* The counting allocator: bytes in use and the high-water mark. */
+static size_t mem_used, mem_peak;
+
+static void *count_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+    size_t old = ptr != NULL ? osize : 0;
+    void *p;
+    (void)ud;
+    if (nsize == 0) {
+        free(ptr);
+        mem_used -= old;
+        return NULL;
+    }
+    p = realloc(ptr, nsize);
+    if (p == NULL)
+        return NULL;
+    mem_used = mem_used - old + nsize;
+    if (mem_used > mem_peak)
+        mem_peak = mem_used;
+    return p;
+}
+
+#define MEM_HELD_PER_BYTE 10     /* over lua-cjson's, for repeated keys */
+#define MEM_STACK_PER_BYTE 32    /* waiting values on the Lua stack */
+#define MEM_PEAK_PER_BYTE 128
+#define MEM_ALLOWANCE (64 * 1024)
+#define MEM_MIN_INPUT 64         /* below this the allowance covers all */
+
+static int has_cjson;
+
+/* Stack: [1] module table (plus cjson_decode when lua-cjson loads). */
 static void setup(void)
 {
-    L = luaL_newstate();
+    L = lua_newstate(count_alloc, NULL);
     if (L == NULL)
         abort();
     luaL_openlibs(L);
     lua_newtable(L);
     inst_json_open(L);
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson");
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK) {
+        lua_getfield(L, -1, "decode");
+        lua_setfield(L, 1, "cjson_decode");
+        has_cjson = 1;
+    }
+    lua_settop(L, 1);
+}
+
+/* One full cycle: decoding makes no finalizers that a second would run. */
+/* Bytes lua-cjson's decode of the string at idx leaves allocated (the
+ * collector is stopped), or (size_t)-1 when it refuses the text. */
+static size_t cjson_bytes(int idx)
+{
+    size_t base = mem_used, bytes = (size_t)-1;
+    int top = lua_gettop(L);
+    if (!has_cjson)
+        return bytes;
+    lua_getfield(L, 1, "cjson_decode");
+    lua_pushvalue(L, idx);
+    if (lua_pcall(L, 1, 1, 0) == LUA_OK)
+        bytes = mem_used - base;
+    lua_settop(L, top);
+    return bytes;
 }
 
 /* Calls module[fname](arg at idx, opts table built from a spec string);
@@ -188,7 +252,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     lua_pushlstring(L, (const char *)data, size);           /* 2: input */
 
-    call("json_decode", 2, 0, 0, 0);                          /* 3,4 */
+    if (size >= MEM_MIN_INPUT) {
+        size_t theirs, base, ours;
+        lua_gc(L, LUA_GCSTOP);
+        theirs = cjson_bytes(2);
+        base = mem_used;
+        mem_peak = mem_used;
+        call("json_decode", 2, 0, 0, 0);                      /* 3,4 */
+        ours = mem_used - base;
+        lua_gc(L, LUA_GCRESTART);
+        if (mem_peak - base > MEM_PEAK_PER_BYTE * size + MEM_ALLOWANCE)
+            __builtin_trap(); /* peak while decoding out of bounds */
+        if (!lua_isnil(L, 3) && theirs != (size_t)-1
+            && ours > theirs + theirs / 20 + (MEM_HELD_PER_BYTE + MEM_STACK_PER_BYTE) * size + 4096)
+            __builtin_trap(); /* holds more than lua-cjson allows */
+    } else {
+        call("json_decode", 2, 0, 0, 0);                      /* 3,4 */
+    }
     if (lua_isnil(L, 3)) {
         if (!lua_isstring(L, 4))
             __builtin_trap();
@@ -222,7 +302,10 @@ done:
         __builtin_trap();
 out:
     lua_settop(L, 1);
-    if (++runs % 4096 == 0)
+    /* The oracle stopped the collector for a while: collect now, so an
+     * input does not end with more blocks allocated than it began with
+     * (libFuzzer would then run a leak scan of the whole heap). */
+    if (size >= MEM_MIN_INPUT || ++runs % 4096 == 0)
         lua_gc(L, LUA_GCCOLLECT);
     return 0;
 }

@@ -146,7 +146,9 @@ function M.reader(src, opts)
     skip_blank_lines = opts.skip_blank_lines, max_record_bytes = opts.max_record_bytes,
   }
   local ok, parser = pcall(csv_parser, parser_opts)
-  if not ok then error((parser:gsub("'csv_parser'", "'csv.reader'")), 2) end
+  if not ok then -- the core's options are its argument #1, here they are #2
+    error((parser:gsub("^bad argument #1 to '[%w_.]*csv_parser'", "bad argument #2 to 'csv.reader'")), 2)
+  end
   local self = setmetatable({
     _next_chunk = next_chunk,
     _parser = parser,
