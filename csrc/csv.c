@@ -6,7 +6,7 @@
  * and core.csv_format(row [, n [, sep]]) -> one formatted line without its
  * end of line. Line splitting, quoting, the UTF-8 BOM and error positions
  * live here; what a column means (lead fields) is the Lua layer's business
- * (lua/instantly/csv.lua).
+ * (lua/instantly/workflows/csv.lua).
  *
  * The partial record between two feeds is kept in buffers (buf.h, on the
  * state's allocator) owned by the parser userdata and freed by its
