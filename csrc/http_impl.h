@@ -17,6 +17,7 @@
 #include <curl/curl.h>
 
 #include "core.h"
+#include "buf.h"
 
 /* The newest thing used is CURLOPT_PREREQFUNCTION (7.80.0, the guard
  * against resending a POST); curl_multi_poll is 7.66.0. Checked once at
@@ -43,10 +44,10 @@ typedef struct Stats {
     lua_Integer sessions, transfers;
 } Stats;
 
-typedef struct Buf {
-    char *p;
-    size_t len, cap;
-} Buf;
+/* Response bodies, header blocks and the last URL grow in the core's one
+ * buffer (buf.h). Transfers are calloc'd, so a buffer starts empty on
+ * plain malloc: its non-raising calls are what libcurl callbacks need. */
+typedef inst_buf Buf;
 
 enum { T_IDLE, T_ACTIVE, T_DONE };
 
@@ -124,8 +125,6 @@ typedef struct Req {
     } while (0)
 
 /* http_pool.c */
-int http_buf_reserve(Buf *b, size_t need);
-void http_buf_free(Buf *b);
 void http_list_push(List *l, Transfer *t);
 void http_list_unlink(List *l, Transfer *t);
 Transfer *http_t_new(Session *s, CURLcode *rc);

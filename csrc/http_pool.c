@@ -1,5 +1,5 @@
 /*
- * http_pool.c - the transfers of a session: growable buffers, the pool of
+ * http_pool.c - the transfers of a session (their buffers are buf.h), the pool of
  * idle easy handles, the libcurl callbacks (plain C, never the Lua API)
  * and driving the multi handle. Nothing here raises.
  */
@@ -13,35 +13,6 @@
 #include <strings.h>
 
 #include "http_impl.h"
-
-int http_buf_reserve(Buf *b, size_t need)
-{
-    size_t cap;
-    char *p;
-    if (need <= b->cap)
-        return 1;
-    cap = b->cap ? b->cap : 1024;
-    while (cap < need) {
-        if (cap > SIZE_MAX / 2) {
-            cap = need;
-            break;
-        }
-        cap *= 2;
-    }
-    p = (char *)realloc(b->p, cap);
-    if (!p)
-        return 0;
-    b->p = p;
-    b->cap = cap;
-    return 1;
-}
-
-void http_buf_free(Buf *b)
-{
-    free(b->p);
-    b->p = NULL;
-    b->len = b->cap = 0;
-}
 
 void http_list_push(List *l, Transfer *t)
 {
@@ -86,7 +57,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
     size_t len = size * n;
     if (len > t->max_bytes - t->body.len) {
         t->too_large = 1;
-        http_buf_free(&t->body); /* what was read is of no use any more */
+        inst_buf_free(&t->body); /* what was read is of no use any more */
         return 0;           /* curl stops with CURLE_WRITE_ERROR */
     }
     if (t->body.cap == 0) {
@@ -94,12 +65,10 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
         curl_off_t cl = -1;
         if (curl_easy_getinfo(t->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK &&
             cl > (curl_off_t)len && (curl_off_t)t->max_bytes >= cl)
-            (void)http_buf_reserve(&t->body, (size_t)cl);
+            (void)inst_buf_reserve(&t->body, (size_t)cl);
     }
-    if (!http_buf_reserve(&t->body, t->body.len + len))
+    if (inst_buf_append(&t->body, p, len) != 0)
         return 0;
-    memcpy(t->body.p + t->body.len, p, len);
-    t->body.len += len;
     return len;
 }
 
@@ -115,10 +84,8 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
         t->too_large = 1;
         return 0;
     }
-    if (!http_buf_reserve(&t->head, t->head.len + len))
+    if (inst_buf_append(&t->head, p, len) != 0)
         return 0;
-    memcpy(t->head.p + t->head.len, p, len);
-    t->head.len += len;
     return len;
 }
 
@@ -127,9 +94,9 @@ static void t_free(Session *s, Transfer *t)
     if (t->easy)
         curl_easy_cleanup(t->easy);
     curl_slist_free_all(t->hdrs);
-    http_buf_free(&t->body);
-    http_buf_free(&t->head);
-    http_buf_free(&t->set.url);
+    inst_buf_free(&t->body);
+    inst_buf_free(&t->head);
+    inst_buf_free(&t->set.url);
     free(t);
     s->stats->transfers--;
 }
@@ -226,9 +193,9 @@ void http_t_recycle(Session *s, Transfer *t)
     t->hdrs = NULL;
     t->body.len = t->head.len = 0;
     if (t->body.cap > KEEP_BUF)
-        http_buf_free(&t->body);
+        inst_buf_free(&t->body);
     if (t->head.cap > KEEP_BUF)
-        http_buf_free(&t->head);
+        inst_buf_free(&t->head);
     t->too_large = t->sync = t->anchored = 0;
     t->result = CURLE_OK;
     t->state = T_IDLE;

@@ -258,10 +258,8 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     if (t->set.url.len != url_len + 1 || memcmp(t->set.url.p, r->url, url_len + 1) != 0) {
         SET(CURLOPT_URL, r->url);
         t->set.url.len = 0;
-        if (http_buf_reserve(&t->set.url, url_len + 1)) {
-            memcpy(t->set.url.p, r->url, url_len + 1);
-            t->set.url.len = url_len + 1;
-        }
+        /* a failed copy only means the next request sets the URL again */
+        (void)inst_buf_append(&t->set.url, r->url, url_len + 1);
     }
     if (mode != t->set.mode) {
         SET(CURLOPT_NOBODY, head ? 1L : 0L);
