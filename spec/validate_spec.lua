@@ -269,6 +269,24 @@ describe("the validation switch", function()
     assert.matches("limit=5$", t.log[1].url)
   end)
 
+  it("converts inside a nested body on a copy: the caller's tables are never changed", function()
+    local c, t = H.fake_client()
+    local lead = { email = "a@b.example", lt_interest_status = 1.0 }
+    local other = { email = "c@d.example" }
+    local params = { campaign_id = "00000000-0000-4000-8000-0000000000c1", leads = { lead, other } }
+    assert(c.leads:add_many(params))
+    assert.equal("integer", math.type(t.log[1].json.leads[1].lt_interest_status))
+    assert.equal("float", math.type(lead.lt_interest_status), "the caller's value is untouched")
+    assert.equal(lead, params.leads[1])
+    local sched = { name = "W", timezone = "Etc/GMT+12", timing = { from = "09:00", to = "17:00" },
+                    days = { ["1"] = true } }
+    local cp = { name = "N", campaign_schedule = { schedules = { sched } },
+                 sequences = { { steps = { { type = "email", delay = 2, variants = {} } } } } }
+    assert(c.campaigns:create(cp))
+    assert.is_nil(getmetatable(cp.sequences[1].steps[1].variants), "the caller's empty array is not marked")
+    assert.truthy(t.log[2].body:find('"variants":[]', 1, true), t.log[2].body)
+  end)
+
   it("without a hook, warnings go to Lua's warn()", function()
     local got = {}
     local real = _G.warn

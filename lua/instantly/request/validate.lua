@@ -243,42 +243,74 @@ local function check_scalar(ctx, node, v, segs)
   return v
 end
 
-local function check_fields(ctx, node, v, segs, out)
+-- Values are copied only where something changes (an integral float sent
+-- as an integer, an empty array marked as one): a valid body is checked
+-- in place and sent as it is, so checking costs no allocation per field.
+-- `copy_of` makes the copy the first time a field of `v` changes.
+-- 1.0 == 1 in Lua: an integral float turned integer is a change too.
+local function changed(r, v)
+  return r ~= v or mtype(r) ~= mtype(v)
+end
+
+local function copy_of(v, out)
+  if out then return out end
+  out = {}
+  for k, x in pairs(v) do out[k] = x end
+  return out
+end
+
+local function check_fields(ctx, node, v, segs)
   local fields = node.field_map
+  local out
+  local depth = #segs + 1
   for k, fv in pairs(v) do
     local fp = fields[k]
     if fp then
-      segs[#segs + 1] = k
-      out[k] = check(ctx, fp, fv, segs)
-      segs[#segs] = nil
-    else
-      out[k] = fv
+      local r
+      segs[depth] = k
+      if fp.scalar and fv ~= null then
+        r = check_scalar(ctx, fp, fv, segs)
+      else
+        r = check(ctx, fp, fv, segs)
+      end
+      segs[depth] = nil
+      if changed(r, fv) then
+        out = copy_of(v, out)
+        out[k] = r
+      end
     end
   end
-  for _, name in ipairs(node.required) do
+  local req = node.required
+  for i = 1, #req do
+    local name = req[i]
     if v[name] == nil then push(ctx, segs, "required", nil, node, name) end
   end
+  return out or v
 end
 
-local function check_map(ctx, node, v, segs, out)
+local function check_map(ctx, node, v, segs)
   local kn, vn = node.keys, node.values
+  local out
+  local depth = #segs + 1
   for k, fv in pairs(v) do
     if kn and kn.enum_set and not kn.enum_set[k] then
       push(ctx, segs, "key", nil, node, k)
-      out[k] = fv
     elseif vn then
-      segs[#segs + 1] = k
-      out[k] = check(ctx, vn, fv, segs)
-      segs[#segs] = nil
-    else
-      out[k] = fv
+      segs[depth] = k
+      local r = check(ctx, vn, fv, segs)
+      segs[depth] = nil
+      if changed(r, fv) then
+        out = copy_of(v, out)
+        out[k] = r
+      end
     end
   end
+  return out or v
 end
 
--- Returns the value to send. Arrays and described objects are copied, so
--- an array is marked (an empty one is sent as []) and a converted number
--- is sent without touching the caller's table.
+-- Returns the value to send: the caller's own table when nothing needs
+-- converting, else a copy (the caller's table is never changed). An
+-- empty array is sent marked, so it encodes as [].
 local check_node
 
 function check(ctx, node, v, segs)
@@ -310,28 +342,38 @@ function check_node(ctx, node, v, segs)
   local t = node.type
   if t == "array" then
     if type(v) ~= "table" or not is_sequence(v) then push(ctx, segs, "type", v, node) return v end
-    local out = setmetatable({}, array_mt)
+    local n = #v
+    if n == 0 then
+      return getmetatable(v) == array_mt and v or setmetatable({}, array_mt)
+    end
     local item = node.item
+    if not item then return v end
+    local out
     local depth = #segs + 1
-    for i = 1, #v do
-      if item then
-        segs[depth] = i
-        out[i] = check(ctx, item, v[i], segs)
-        segs[depth] = nil
-      else
-        out[i] = v[i]
+    local scalar = item.scalar
+    for i = 1, n do
+      local x = v[i]
+      segs[depth] = i
+      local r
+      if scalar and x ~= null then r = check_scalar(ctx, item, x, segs) else r = check(ctx, item, x, segs) end
+      if changed(r, x) then
+        if not out then
+          out = setmetatable({}, array_mt)
+          for j = 1, n do out[j] = v[j] end
+        end
+        out[i] = r
       end
     end
-    return out
+    segs[depth] = nil
+    return out or v
   elseif t == "object" then
     if type(v) ~= "table" or getmetatable(v) == array_mt or (v[1] ~= nil and is_sequence(v)) then
       push(ctx, segs, "type", v, node)
       return v
     end
-    if not node.field_map and not node.keys and not node.values then return v end
-    local out = {}
-    if node.field_map then check_fields(ctx, node, v, segs, out) else check_map(ctx, node, v, segs, out) end
-    return out
+    if node.field_map then return check_fields(ctx, node, v, segs) end
+    if node.keys or node.values then return check_map(ctx, node, v, segs) end
+    return v
   end
   return check_scalar(ctx, node, v, segs)
 end
@@ -367,6 +409,8 @@ local function prepare(p)
     q.alts = {}
     for i, alt in ipairs(p.one_of) do q.alts[i] = prepare(alt) end
   end
+  -- a plain scalar: checked directly, without the dispatch of `check`
+  q.scalar = q.type ~= "array" and q.type ~= "object" and q.alts == nil or nil
   return q
 end
 M.prepare = prepare
