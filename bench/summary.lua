@@ -9,7 +9,8 @@ for line in io.lines(path) do
   if w then
     rows[#rows + 1] = { w = w, base = base, fig = fig, ratio = tonumber(ratio), want = tonumber(want) }
   end
-  local name, r = line:match("^(%a+code .-)%s+%d+%s+[%d.]+%s+[%d.]+%s+([%d.]+)x%s*$")
+  -- "decode 100-campaign page  210165  101.8  60.2  1.69x  2.0x MISSED"
+  local name, r = line:match("^(%a+code .-)%s+%d+%s+[%d.]+%s+[%d.]+%s+([%d.]+)x")
   if name and (name:match("^decode") or name:match("^encode")) then json[#json + 1] = { name, tonumber(r) } end
 end
 for _, j in ipairs(json) do
