@@ -233,6 +233,7 @@ typedef struct jopts {
     int max_depth;
     int sort_keys;
     int indent;
+    int null_tables; /* decode: the option was given (a table) */
 } jopts;
 
 static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
@@ -240,6 +241,7 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
     o->max_depth = JSON_DEFAULT_DEPTH;
     o->sort_keys = 0;
     o->indent = 0;
+    o->null_tables = 0;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -258,6 +260,10 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
             if (!lua_isboolean(L, -1))
                 luaL_argerror(L, idx, "option 'sort_keys' must be a boolean");
             o->sort_keys = lua_toboolean(L, -1);
+        } else if (!for_encode && k != NULL && strcmp(k, "null_tables") == 0) {
+            if (!lua_istable(L, -1))
+                luaL_argerror(L, idx, "option 'null_tables' must be a table");
+            o->null_tables = 1;
         } else if (for_encode && k != NULL && strcmp(k, "indent") == 0) {
             lua_Integer v;
             int isint;
@@ -294,6 +300,7 @@ typedef struct dframe {
     lua_Integer n;
     int tidx;
     int is_obj;
+    int null_listed; /* this object is in the null_tables list already */
 } dframe;
 
 typedef struct dec {
@@ -305,6 +312,8 @@ typedef struct dec {
     int room;       /* stack height lua_checkstack has granted */
     struct kentry *keys; /* the per-state key cache (KEY_CACHE entries) */
     dframe *fr;     /* open containers, innermost last */
+    int null_tables; /* list each object holding a null (slot DEC_NULLS) */
+    lua_Integer nnull;
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
 } dec;
@@ -312,7 +321,8 @@ typedef struct dec {
 /* Stack slots inside decode_protected. */
 #define DEC_ARRAY_MT 2
 #define DEC_KEYS 3
-#define DEC_FRAMES 4
+#define DEC_NULLS 4
+#define DEC_FRAMES 5
 
 /* The key cache: object keys repeat from record to record, and making a
  * Lua string of one means hashing it and walking Lua's string table. Each
@@ -746,6 +756,14 @@ static void dec_flush(dec *d, dframe *f, int top)
         }
         /* In input order, so the last of repeated keys wins. */
         for (i = t + 1; i < top; i += 2) {
+            /* null_tables: the caller learns which objects hold a null
+             * without walking the document (one entry per object). */
+            if (d->null_tables && !f->null_listed && lua_type(L, i + 1) == LUA_TLIGHTUSERDATA
+                && lua_touserdata(L, i + 1) == NULL) {
+                f->null_listed = 1;
+                lua_pushvalue(L, t);
+                lua_rawseti(L, DEC_NULLS, ++d->nnull);
+            }
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
@@ -832,6 +850,7 @@ static void parse_document(dec *d)
             }
             f = dec_push_frame(d);
             f->is_obj = is_obj;
+            f->null_listed = 0;
             f->n = 0;
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = lua_gettop(L);
@@ -895,11 +914,11 @@ static void parse_document(dec *d)
 }
 
 /* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
- * cache's table (DEC_KEYS). */
+ * cache's table (DEC_KEYS), the null_tables list or nil (DEC_NULLS). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    lua_settop(L, DEC_KEYS);
+    lua_settop(L, DEC_NULLS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     dec_ensure(d, DEC_FRAMES);
     d->p = skip_ws(d->p, d->end);
@@ -930,6 +949,8 @@ static int l_json_decode(lua_State *L)
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
     d.room = 0;
+    d.null_tables = o.null_tables;
+    d.nnull = 0;
     lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then a fresh one (slot 3). */
@@ -940,7 +961,14 @@ static int l_json_decode(lua_State *L)
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_getiuservalue(L, lua_upvalueindex(3), 1);
-    status = lua_pcall(L, 3, 1, 0);
+    if (o.null_tables) {
+        lua_pushliteral(L, "null_tables");
+        lua_rawget(L, 2);
+        d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
+    } else {
+        lua_pushnil(L);
+    }
+    status = lua_pcall(L, 4, 1, 0);
     jbox_release(scratch);
     if (status == LUA_OK)
         return 1;

@@ -10,6 +10,38 @@ local same = require "support.same_value"
 local A = core.array
 
 describe("core.json_decode", function()
+  describe("the null_tables option", function()
+    it("lists each object holding a null once, inner objects first, after what the list holds", function()
+      local l = { "before" }
+      local v = assert(decode('{"a":null,"b":{"c":1,"d":null,"e":null},"f":[null,{"g":null}],"h":{},"i":{"j":2}}',
+        { null_tables = l }))
+      assert.equal(4, #l)
+      assert.equal("before", l[1])
+      assert.equal(v.b, l[2])
+      assert.equal(v.f[2], l[3])
+      assert.equal(v, l[4])
+      assert.equal(core.null, v.a, "the decoded value itself keeps its nulls")
+      assert.equal(core.null, v.f[1])
+    end)
+
+    it("lists an object once even when it is moved into its table in several chunks", function()
+      local parts = {}
+      for i = 1, 9000 do parts[i] = ('"k%d":%s'):format(i, i % 3000 == 0 and "null" or "1") end
+      local l = {}
+      local v = assert(decode("{" .. table.concat(parts, ",") .. "}", { null_tables = l }))
+      assert.same({ v }, l)
+    end)
+
+    it("lists nothing for documents without nulls, and refuses a list that is not a table", function()
+      local l = {}
+      assert(decode('[{"a":1},[],{},"null"]', { null_tables = l }))
+      assert.equal(0, #l)
+      assert.has_error(function() decode("{}", { null_tables = 5 }) end,
+        "bad argument #2 to 'decode' (option 'null_tables' must be a table)")
+      assert.has_error(function() core.json_encode({}, { null_tables = {} }) end)
+    end)
+  end)
+
   describe("values", function()
     local rows = {
       { "0", 0 },

@@ -421,30 +421,34 @@ end
 
 -- A decoded object becomes a record: shaped (nulls left out, booleans,
 -- field names; see instantly.request.record), then given its entity's metatable.
-local function make_record(it, mt)
-  mt.__shape(it)
+-- `nulls_done`: the response's null members are already out (the decoder
+-- listed the objects holding one), so shaping need not walk the record.
+local function make_record(it, mt, nulls_done)
+  mt.__shape(it, nulls_done)
   return setmetatable(it, mt)
 end
 
-local function wrap(cop, v)
+local function wrap(cop, v, null_tables)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
+  local done = null_tables ~= nil
+  if done then record.strip_listed(null_tables) end
   local kind = cop.kind
   if kind == "list" then
     local items = v.items
     if type(items) == "table" then
       for i = 1, #items do
         local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
+        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt, done) end
       end
     end
   elseif kind == "array" then
     for i = 1, #v do
       local it = v[i]
-      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
+      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt, done) end
     end
   elseif getmetatable(v) == nil then
-    make_record(v, mt)
+    make_record(v, mt, done)
   end
   return v
 end
@@ -505,9 +509,12 @@ local function invoke(_, cop, path, params, opts, level)
   }
   local status, rtext, rheaders, attempts = send(ctx.pipe, spec)
   if not status then return nil, rtext end
-  local v, err = decode(status, rtext, rheaders, cop, attempts, spec)
+  -- A response that becomes records: the decoder lists the objects that
+  -- hold a null, so records lose their nulls without a walk of each one.
+  local null_tables = cop.item_mt and {} or nil
+  local v, err = decode(status, rtext, rheaders, cop, attempts, spec, null_tables)
   if v == nil then return nil, err end
-  return wrap(cop, v), status, rheaders
+  return wrap(cop, v, null_tables), status, rheaders
 end
 M.invoke = invoke
 

@@ -190,8 +190,8 @@ end
 
 -- The JSON decoder raises only when memory runs out (malformed input is
 -- `nil, msg`); a response too big to decode is an expected failure.
-local function decode_json(text)
-  local ok, v, msg = pcall(json_decode, text)
+local function decode_json(text, opts)
+  local ok, v, msg = pcall(json_decode, text, opts)
   if ok then return v, msg end
   return nil, "cannot decode " .. #text .. " bytes: " .. tostring(v), true
 end
@@ -357,10 +357,10 @@ end
 -- @tparam integer attempts
 -- @tparam table where `{method =, path =, key =}` for errors
 -- @return value | nil, err
-function M.decode(status, text, headers, how, attempts, where)
+function M.decode(status, text, headers, how, attempts, where, null_tables)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
-  local v, msg, oom = decode_json(text)
+  local v, msg, oom = decode_json(text, null_tables and { null_tables = null_tables })
   if v == nil then
     return nil, new_error("decode", {
       status = status, method = where.method, path = where.path, url = where.url, attempts = attempts,

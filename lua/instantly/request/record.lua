@@ -62,10 +62,31 @@ local function strip(t, depth)
   if gone then nulls_of[t] = gone end
 end
 
+--- Take the null members out of the objects a decode listed (the JSON
+-- decoder's `null_tables` option: each object that holds a null, once),
+-- remembering their names for `nulls` and `raw`. Cheaper than walking
+-- every record: only the objects that hold a null are visited.
+-- @tparam table list objects
+function M.strip_listed(list)
+  for i = 1, #list do
+    local t = list[i]
+    local gone
+    for k, v in pairs(t) do
+      if v == null then
+        t[k] = nil
+        gone = gone or {}
+        gone[#gone + 1] = k
+      end
+    end
+    if gone then nulls_of[t] = gone end
+  end
+end
+
 --- The function that shapes a freshly decoded object into a record of
 -- entity `def` (nil when nothing needs doing beyond null removal).
 -- @tparam table def entity definition
--- @treturn function `shape(t)`
+-- @treturn function `shape(t [, nulls_done])`: `nulls_done` when the
+--   nulls are out already (`strip_listed`)
 function M.shaper(def)
   local bools, renames = {}, {}
   for _, f in ipairs(def.fields or {}) do
@@ -73,8 +94,8 @@ function M.shaper(def)
     if f.record_name then renames[f.name] = f.record_name end
   end
   local has_renames = next(renames) ~= nil
-  return function(t)
-    strip(t, 0)
+  return function(t, nulls_done)
+    if not nulls_done then strip(t, 0) end
     for i = 1, #bools do
       local k = bools[i]
       local v = t[k]
