@@ -214,33 +214,43 @@ end
 
 local check
 
--- Scalars: returns the value to send (integral floats become integers).
-local function check_scalar(ctx, node, v, segs)
+-- Scalars, without touching a path: returns the value to send (integral
+-- floats become integers) and the kind of the first problem, or nil. The
+-- converted flag is true when the value sent differs from the one given.
+local function scalar(node, v)
   local t = node.type
+  local converted = false
   if t == "string" then
-    if type(v) ~= "string" then push(ctx, segs, "type", v, node) return v end
-    if node.format and not M.format_ok(node.format, v) then push(ctx, segs, "format", v, node) end
+    if type(v) ~= "string" then return v, "type" end
+    local f = node.format
+    if f and not M.format_ok(f, v) then return v, "format" end
   elseif t == "integer" then
     if mtype(v) ~= "integer" then
       local i = type(v) == "number" and tointeger(v)
-      if not i then push(ctx, segs, "type", v, node) return v end
-      v = i
+      if not i then return v, "type" end
+      v, converted = i, true
     end
   elseif t == "number" then
-    if type(v) ~= "number" or v ~= v or v == huge or v == -huge then push(ctx, segs, "type", v, node) return v end
+    if type(v) ~= "number" or v ~= v or v == huge or v == -huge then return v, "type" end
   elseif t == "boolean" then
-    if type(v) ~= "boolean" then push(ctx, segs, "type", v, node) return v end
+    if type(v) ~= "boolean" then return v, "type" end
   elseif t == "scalar" then
     local tv = type(v)
     if tv ~= "string" and tv ~= "boolean" and (tv ~= "number" or v ~= v or v == huge or v == -huge) then
-      push(ctx, segs, "type", v, node)
-      return v
+      return v, "type"
     end
   end
-  if node.enum_set and not node.enum_set[v] then push(ctx, segs, "enum", v, node) return v end
-  if node.min and v < node.min then push(ctx, segs, "min", v, node) end
-  if node.max and v > node.max then push(ctx, segs, "max", v, node) end
-  return v
+  local enum = node.enum_set
+  if enum and not enum[v] then return v, "enum" end
+  if node.min and v < node.min then return v, "min", converted end
+  if node.max and v > node.max then return v, "max", converted end
+  return v, nil, converted
+end
+
+local function check_scalar(ctx, node, v, segs)
+  local r, bad = scalar(node, v)
+  if bad then push(ctx, segs, bad, v, node) end
+  return r
 end
 
 -- Values are copied only where something changes (an integral float sent
@@ -266,17 +276,25 @@ local function check_fields(ctx, node, v, segs)
   for k, fv in pairs(v) do
     local fp = fields[k]
     if fp then
-      local r
-      segs[depth] = k
       if fp.scalar and fv ~= null then
-        r = check_scalar(ctx, fp, fv, segs)
+        -- the common case: no path is built unless there is a problem
+        local r, bad, converted = scalar(fp, fv)
+        if bad then
+          segs[depth] = k
+          push(ctx, segs, bad, fv, fp)
+          segs[depth] = nil
+        elseif converted then
+          out = copy_of(v, out)
+          out[k] = r
+        end
       else
-        r = check(ctx, fp, fv, segs)
-      end
-      segs[depth] = nil
-      if changed(r, fv) then
-        out = copy_of(v, out)
-        out[k] = r
+        segs[depth] = k
+        local r = check(ctx, fp, fv, segs)
+        segs[depth] = nil
+        if changed(r, fv) then
+          out = copy_of(v, out)
+          out[k] = r
+        end
       end
     end
   end
@@ -295,6 +313,16 @@ local function check_map(ctx, node, v, segs)
   for k, fv in pairs(v) do
     if kn and kn.enum_set and not kn.enum_set[k] then
       push(ctx, segs, "key", nil, node, k)
+    elseif vn and vn.scalar and fv ~= null then
+      local r, bad, converted = scalar(vn, fv)
+      if bad then
+        segs[depth] = k
+        push(ctx, segs, bad, fv, vn)
+        segs[depth] = nil
+      elseif converted then
+        out = copy_of(v, out)
+        out[k] = r
+      end
     elseif vn then
       segs[depth] = k
       local r = check(ctx, vn, fv, segs)
@@ -350,13 +378,20 @@ function check_node(ctx, node, v, segs)
     if not item then return v end
     local out
     local depth = #segs + 1
-    local scalar = item.scalar
+    local plain = item.scalar
     for i = 1, n do
       local x = v[i]
       segs[depth] = i
-      local r
-      if scalar and x ~= null then r = check_scalar(ctx, item, x, segs) else r = check(ctx, item, x, segs) end
-      if changed(r, x) then
+      local r, differs
+      if plain and x ~= null then
+        local bad
+        r, bad, differs = scalar(item, x)
+        if bad then push(ctx, segs, bad, x, item) end
+      else
+        r = check(ctx, item, x, segs)
+        differs = changed(r, x)
+      end
+      if differs then
         if not out then
           out = setmetatable({}, array_mt)
           for j = 1, n do out[j] = v[j] end
