@@ -745,14 +745,20 @@ describe("extensions", function()
   it("the SDK's own extension list matches lua/instantly/workflows/extra/", function()
     local listed = {}
     for _, n in ipairs(require("instantly.entities").extensions) do listed[n] = true end
-    local p = io.popen("ls lua/instantly/extra")
+    local p = io.popen("ls lua/instantly/workflows/extra")
     local names = { client = true }
     for _, n in ipairs(require("instantly.entities").entities) do names[n] = true end
+    local seen = 0
     for f in p:lines() do
       local n = f:match("^(.+)%.lua$")
-      if n and names[n] then assert.is_true(listed[n] == true, n .. " is not in entities.extensions") end
+      if n and names[n] then
+        seen = seen + 1
+        assert.is_true(listed[n] == true, n .. " is not in entities.extensions")
+      end
     end
     p:close()
+    assert.is_true(seen > 0, "no extension file found: the folder moved?")
+    assert.equal(#require("instantly.entities").extensions, seen)
     for n in pairs(listed) do
       assert.is_table(require("instantly.workflows.extra." .. n))
     end
