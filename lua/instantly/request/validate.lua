@@ -269,6 +269,26 @@ local function copy_of(v, out)
   return out
 end
 
+-- One member `k` (value `fv`, node `fp`) of an object or map at path
+-- depth `depth`: the value to send and whether it differs from `fv`. A
+-- plain scalar (the common case) is checked without building a path
+-- unless there is a problem.
+local function check_member(ctx, fp, k, fv, segs, depth)
+  if fp.scalar and fv ~= null then
+    local r, bad, converted = scalar(fp, fv)
+    if bad then
+      segs[depth] = k
+      push(ctx, segs, bad, fv, fp)
+      segs[depth] = nil
+    end
+    return r, converted
+  end
+  segs[depth] = k
+  local r = check(ctx, fp, fv, segs)
+  segs[depth] = nil
+  return r, changed(r, fv)
+end
+
 local function check_fields(ctx, node, v, segs)
   local fields = node.field_map
   local out
@@ -276,25 +296,10 @@ local function check_fields(ctx, node, v, segs)
   for k, fv in pairs(v) do
     local fp = fields[k]
     if fp then
-      if fp.scalar and fv ~= null then
-        -- the common case: no path is built unless there is a problem
-        local r, bad, converted = scalar(fp, fv)
-        if bad then
-          segs[depth] = k
-          push(ctx, segs, bad, fv, fp)
-          segs[depth] = nil
-        elseif converted then
-          out = copy_of(v, out)
-          out[k] = r
-        end
-      else
-        segs[depth] = k
-        local r = check(ctx, fp, fv, segs)
-        segs[depth] = nil
-        if changed(r, fv) then
-          out = copy_of(v, out)
-          out[k] = r
-        end
+      local r, differs = check_member(ctx, fp, k, fv, segs, depth)
+      if differs then
+        out = copy_of(v, out)
+        out[k] = r
       end
     end
   end
@@ -313,21 +318,9 @@ local function check_map(ctx, node, v, segs)
   for k, fv in pairs(v) do
     if kn and kn.enum_set and not kn.enum_set[k] then
       push(ctx, segs, "key", nil, node, k)
-    elseif vn and vn.scalar and fv ~= null then
-      local r, bad, converted = scalar(vn, fv)
-      if bad then
-        segs[depth] = k
-        push(ctx, segs, bad, fv, vn)
-        segs[depth] = nil
-      elseif converted then
-        out = copy_of(v, out)
-        out[k] = r
-      end
     elseif vn then
-      segs[depth] = k
-      local r = check(ctx, vn, fv, segs)
-      segs[depth] = nil
-      if changed(r, fv) then
+      local r, differs = check_member(ctx, vn, k, fv, segs, depth)
+      if differs then
         out = copy_of(v, out)
         out[k] = r
       end
