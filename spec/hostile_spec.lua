@@ -280,6 +280,12 @@ describe("a decode that runs out of memory", function()
   it("is nil, err through the client, and the process goes on", function()
     -- In a child limited to 150 MB of address space: 3,000,000 empty
     -- objects (9 MB of JSON) need more than that as Lua tables.
+    -- AddressSanitizer reserves terabytes of address space at start-up,
+    -- so under `make asan` the limit would kill the child before it runs.
+    if (os.getenv("LD_PRELOAD") or ""):find("libasan", 1, true) then
+      pending("an address-space limit cannot run under AddressSanitizer")
+      return
+    end
     local code = ("local i = require 'instantly'; local c = i.new{api_key = %q, base_url = %q, rate_limit = false, " ..
       "max_response_bytes = 100000000}; local v, err = c.campaigns:list(); " ..
       "print(v == nil, i.is_error(err) and err.kind, tostring(err)); " ..
