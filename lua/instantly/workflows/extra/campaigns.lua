@@ -34,19 +34,10 @@ return {
       return preflight.launch(self.client, campaign, opts, call_opts)
     end,
 
-    --- The campaign with this exact name (the oldest of several) and the
-    -- number of matches; see `instantly.workflows.find`.
-    -- @function find
-    find = function(self, params, call_opts)
-      return find.find(self, params, call_opts)
-    end,
-
-    --- Find by `name`, or create with these parameters; returns the
-    -- campaign and whether it was created.
-    -- @function find_or_create
-    find_or_create = function(self, params, call_opts)
-      return find.find_or_create(self, params, call_opts)
-    end,
+    -- `find{name =}` and `find_or_create{...}`: `instantly.workflows.find`
+    -- takes the entity as its first argument, so its functions are the methods.
+    find = find.find,
+    find_or_create = find.find_or_create,
   },
   record = {
     --- `campaign:preflight(opts)`.
