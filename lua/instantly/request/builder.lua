@@ -421,34 +421,33 @@ end
 
 -- A decoded object becomes a record: shaped (nulls left out, booleans,
 -- field names; see instantly.request.record), then given its entity's metatable.
--- `nulls_done`: the response's null members are already out (the decoder
--- listed the objects holding one), so shaping need not walk the record.
-local function make_record(it, mt, nulls_done)
-  mt.__shape(it, nulls_done)
+local function make_record(it, mt)
+  mt.__shape(it)
   return setmetatable(it, mt)
 end
 
+-- `null_tables`: the objects of the response that hold a null, listed by
+-- the decoder; their nulls go first, then each record is shaped.
 local function wrap(cop, v, null_tables)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
-  local done = null_tables ~= nil
-  if done then record.strip_listed(null_tables) end
+  record.strip_listed(null_tables)
   local kind = cop.kind
   if kind == "list" then
     local items = v.items
     if type(items) == "table" then
       for i = 1, #items do
         local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt, done) end
+        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
       end
     end
   elseif kind == "array" then
     for i = 1, #v do
       local it = v[i]
-      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt, done) end
+      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
     end
   elseif getmetatable(v) == nil then
-    make_record(v, mt, done)
+    make_record(v, mt)
   end
   return v
 end

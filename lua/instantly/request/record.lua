@@ -35,37 +35,10 @@ local nulls_of = setmetatable({}, { __mode = "k" })
 -- record -> { record name -> API name }
 local renamed_of = setmetatable({}, { __mode = "k" })
 
--- Nesting deeper than this is left as it is (the decoder allows deeper
--- documents; records are never that deep).
-local MAX_DEPTH = 16
-
-local function strip(t, depth)
-  if getmetatable(t) == array_mt then
-    if depth < MAX_DEPTH then
-      for i = 1, #t do
-        local v = t[i]
-        if type(v) == "table" then strip(v, depth + 1) end
-      end
-    end
-    return
-  end
-  local gone
-  for k, v in pairs(t) do
-    if v == null then
-      t[k] = nil
-      gone = gone or {}
-      gone[#gone + 1] = k
-    elseif type(v) == "table" and depth < MAX_DEPTH then
-      strip(v, depth + 1)
-    end
-  end
-  if gone then nulls_of[t] = gone end
-end
-
 --- Take the null members out of the objects a decode listed (the JSON
 -- decoder's `null_tables` option: each object that holds a null, once),
--- remembering their names for `nulls` and `raw`. Cheaper than walking
--- every record: only the objects that hold a null are visited.
+-- remembering their names for `nulls` and `raw`. Only the objects that
+-- hold a null are visited, at any depth, with no walk of the records.
 -- @tparam table list objects
 function M.strip_listed(list)
   for i = 1, #list do
@@ -83,10 +56,10 @@ function M.strip_listed(list)
 end
 
 --- The function that shapes a freshly decoded object into a record of
--- entity `def` (nil when nothing needs doing beyond null removal).
+-- entity `def`: booleans and renamed fields (its nulls are out already,
+-- see `strip_listed`).
 -- @tparam table def entity definition
--- @treturn function `shape(t [, nulls_done])`: `nulls_done` when the
---   nulls are out already (`strip_listed`)
+-- @treturn function `shape(t)`
 function M.shaper(def)
   local bools, renames = {}, {}
   for _, f in ipairs(def.fields or {}) do
@@ -94,8 +67,7 @@ function M.shaper(def)
     if f.record_name then renames[f.name] = f.record_name end
   end
   local has_renames = next(renames) ~= nil
-  return function(t, nulls_done)
-    if not nulls_done then strip(t, 0) end
+  return function(t)
     for i = 1, #bools do
       local k = bools[i]
       local v = t[k]
@@ -155,8 +127,12 @@ function M.nulls(rec)
   return out
 end
 
+-- As deep as the decoder goes by default (its max_depth): a record is
+-- decoded data, so this only guards against a table made by hand.
+local RAW_DEPTH = 1000
+
 local function raw(v, depth)
-  if type(v) ~= "table" or depth > MAX_DEPTH + 1 then return v end
+  if type(v) ~= "table" or depth > RAW_DEPTH then return v end
   local out = {}
   for k, x in pairs(v) do out[k] = raw(x, depth + 1) end
   for _, k in ipairs(nulls_of[v] or {}) do
