@@ -46,12 +46,23 @@
 --
 -- res: status, body (string), headers (a map name -> value, or a list of
 -- {name, value} pairs to send repeats in order), close (true: close after
--- this response), fault (see write_response: close = "before_headers" |
--- "after_headers", truncate = true, trickle = seconds), takeover =
--- fn(sock, rest) -> keep: the core writes nothing and hands the socket
--- (and `rest`, bytes already read past this request) to the function,
--- which may write anything; it returns true only if it read nothing and
--- the connection may serve another request.
+-- this response), fault, takeover (below).
+--
+-- Faults, for specs that attack a client's transport (res.fault, one at a
+-- time; each but trickle ends the connection after it):
+--   close = "before_headers"  close without writing anything
+--   close = "after_headers"   the head, then close (no body)
+--   truncate = true           the head, then half the body, then close
+--   length = n                announce Content-Length n whatever the body is
+--                             (more: a body cut short; less: extra bytes)
+--   raw = bytes               these bytes instead of a response (not HTTP)
+--   trickle = seconds         the whole response in about 20 pieces spread
+--                             over that time
+-- A handler that must stall first calls M.sleep before returning. Anything
+-- else is a takeover = fn(sock, rest) -> keep: the core writes nothing and
+-- hands the socket (and `rest`, bytes already read past this request) to
+-- the function, which may write anything, stall, or read; it returns true
+-- only if it read nothing and the connection may serve another request.
 --
 -- Helpers for handlers and takeover functions (they park the calling
 -- coroutine, so only call them from inside the server): M.sleep(seconds),
@@ -402,6 +413,14 @@ local function write_response(self, sock, res, keep, bodyless)
   end
   if fault and fault.close == "after_headers" then
     send_all(sock, head(self, res, #body, false))
+    return false
+  end
+  if fault and fault.length then
+    send_all(sock, head(self, res, fault.length, false) .. body)
+    return false
+  end
+  if fault and fault.raw then
+    send_all(sock, fault.raw)
     return false
   end
   local length = #body
