@@ -1,15 +1,16 @@
 -- hostile_server.lua - a loopback HTTP/1.1 server that misbehaves on
--- purpose, for spec/hostile_spec.lua.
+-- purpose, for spec/hostile_spec.lua: scenarios on top of the server core
+-- (instantly.server.http), which does the wire and the faults.
 --
 -- Run as a script, it serves on 127.0.0.1 (port 0, so the kernel picks)
--- and prints its port. One connection at a time, one request per
--- connection (every reply says `Connection: close`), so a mode that
--- sleeps or breaks a connection cannot disturb the next request. It
+-- and prints its port. Every reply says `Connection: close`, so each
+-- attempt of the client is a request on a new connection and a scenario
+-- that sleeps or breaks a connection cannot disturb the next request. It
 -- stops by itself after IDLE_EXIT seconds without traffic.
 --
--- The mode is the first path segment, so a client is pointed at a mode by
+-- The scenario is the first path segment, so a client is pointed at one by
 -- its base URL (`http://127.0.0.1:PORT/echo-text`) and every operation
--- of the SDK lands in it. Modes:
+-- of the SDK lands in it. Scenarios:
 --
 --   /log/...                 200 {} (the request is only logged)
 --   /echo-text/...           200 text/plain quoting the Authorization header
@@ -34,7 +35,7 @@
 --   /redirect/...            302 to the same server under the name
 --                            `localhost` (another origin): /log/redirected
 --
---   /__log                   the requests so far: [{method, target}] (JSON)
+--   /__log                   the requests so far: [{method, target, auth}] (JSON)
 --   /__reset /__quit         control
 local socket = require "socket"
 
@@ -76,44 +77,28 @@ if (...) == "support.hostile_server" or (...) == "spec.support.hostile_server" t
 end
 
 ------------------------------------------------------------------------
--- server side
+-- server side: scenarios over the server core
 
+do -- the core lives in the tree this file belongs to
+  local root = here:match("^(.*)/spec/support/[^/]*$") or (here:match("^spec/") and ".") or "."
+  package.path = root .. "/lua/?.lua;" .. root .. "/lua/?/init.lua;" .. package.path
+end
 local cjson = require "cjson"
+local http = require "instantly.server.http"
 
 local IDLE_EXIT = 60
-local srv = assert(socket.bind("127.0.0.1", 0))
-srv:settimeout(1)
-io.stdout:write(select(2, srv:getsockname()), "\n")
-io.stdout:flush()
-
+local last_activity = socket.gettime()
 local log = {}
+local server
 
-local REASON = { [200] = "OK", [302] = "Found", [400] = "Bad Request", [401] = "Unauthorized", [404] = "Not Found",
-                 [429] = "Too Many Requests", [500] = "Internal Server Error", [503] = "Service Unavailable" }
-
-local function reply(conn, status, headers, body)
-  local lines = { ("HTTP/1.1 %d %s"):format(status, REASON[status] or "Status") }
-  headers["content-length"] = headers["content-length"] or #body
-  headers.connection = "close"
-  for k, v in pairs(headers) do lines[#lines + 1] = k .. ": " .. tostring(v) end
-  conn:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+local function reply(status, headers, body)
+  return { status = status, headers = headers, body = body }
 end
 
-local function read_request(conn)
-  local line = conn:receive("*l")
-  if not line then return nil end
-  local method, target = line:match("^(%S+) (%S+) HTTP/1%.[01]$")
-  if not method then return nil end
-  local headers = {}
-  while true do
-    local h = conn:receive("*l")
-    if not h or h == "" then break end
-    local k, v = h:match("^([^:]+):%s*(.*)$")
-    if k then headers[k:lower()] = v end
-  end
-  local n = tonumber(headers["content-length"] or 0)
-  local body = n > 0 and conn:receive(n) or ""
-  return { method = method, target = target, headers = headers, body = body }
+local function json_reply(status, value, extra)
+  local headers = { ["content-type"] = "application/json" }
+  for k, v in pairs(extra or {}) do headers[k] = v end
+  return reply(status, headers, cjson.encode(value))
 end
 
 -- The forms a server could echo the key in.
@@ -123,150 +108,153 @@ local function echo_forms(auth)
   return auth, pct, js
 end
 
-local function nest(depth, leaf)
-  local v = leaf
-  for i = depth, 1, -1 do v = { ["level" .. i] = v, list = { v } } end
-  return v
-end
-
-local function json_reply(conn, status, value, extra)
-  local headers = { ["content-type"] = "application/json" }
-  for k, v in pairs(extra or {}) do headers[k] = v end
-  reply(conn, status, headers, cjson.encode(value))
-end
-
 local function echo_headers(auth)
   local _, pct = echo_forms(auth)
   return { ["x-echo"] = auth, ["x-request-id"] = auth, ["set-cookie"] = "session=" .. auth,
            ["x-" .. pct] = "as a header name" }
 end
 
-local modes = {}
-
-function modes.log(conn)
-  json_reply(conn, 200, {})
+local function nest(depth, leaf)
+  local v = leaf
+  for i = depth, 1, -1 do v = { ["level" .. i] = v, list = { v } } end
+  return v
 end
 
-modes["echo-text"] = function(conn, req)
+-- Each scenario: fn(req, arg) -> res, where arg is the number after the
+-- scenario's name (/slow/2000/...), if any.
+local modes = {}
+
+function modes.log()
+  return json_reply(200, {})
+end
+
+modes["echo-text"] = function(req)
   local auth, pct, js = echo_forms(req.headers.authorization or "")
   local headers = echo_headers(auth)
   headers["content-type"] = "text/plain"
-  reply(conn, 200, headers, "you sent " .. auth .. "\npercent-encoded " .. pct .. "\nescaped " .. js .. "\n")
+  return reply(200, headers, "you sent " .. auth .. "\npercent-encoded " .. pct .. "\nescaped " .. js .. "\n")
 end
 
-modes["echo-api-error"] = function(conn, req)
+modes["echo-api-error"] = function(req)
   local auth = req.headers.authorization or ""
-  json_reply(conn, 200, {
+  return json_reply(200, {
     error = "Unauthorized", message = "bad key " .. auth, detail = auth,
     echo = { auth = auth, headers = req.headers }, [auth] = "the key as a field name",
     deep = nest(10, auth),
   }, echo_headers(auth))
 end
 
-modes["echo-status"] = function(conn, req, arg)
+modes["echo-status"] = function(req, arg)
   local auth = req.headers.authorization or ""
-  json_reply(conn, tonumber(arg) or 400, {
+  return json_reply(tonumber(arg) or 400, {
     statusCode = tonumber(arg) or 400, error = "Bad Request", message = { "first " .. auth, "second" },
     deep = nest(12, { auth }), [auth] = true,
   }, echo_headers(auth))
 end
 
-modes["echo-cut"] = function(conn, req, arg)
+modes["echo-cut"] = function(req, arg)
   local auth = req.headers.authorization or ""
   -- The key itself starts 25 bytes before byte 2000.
-  local key_at = #"Bearer "
-  local pad = string.rep("x", 2000 - 25 - key_at)
-  reply(conn, tonumber(arg) or 400, { ["content-type"] = "text/plain" }, pad .. auth .. string.rep("y", 100))
+  local pad = string.rep("x", 2000 - 25 - #"Bearer ")
+  return reply(tonumber(arg) or 400, { ["content-type"] = "text/plain" }, pad .. auth .. string.rep("y", 100))
 end
 
-function modes.cycle(conn, req, arg, pad)
+function modes.cycle(req, arg, pad)
   local period = tonumber(arg) or 2
   local cur = req.target:match("[?&]starting_after=([^&]+)")
   local k = cur and tonumber(cur:match("^c(%d+)")) or 0
   local nxt = "c" .. (k % period + 1) .. (pad or "")
-  json_reply(conn, 200, { items = { { id = "item-" .. k, name = "page " .. k } }, next_starting_after = nxt })
+  return json_reply(200, { items = { { id = "item-" .. k, name = "page " .. k } }, next_starting_after = nxt })
 end
 
-modes["cycle-long"] = function(conn, req, arg)
-  return modes.cycle(conn, req, arg, "-" .. string.rep("x", 2000))
+modes["cycle-long"] = function(req, arg)
+  return modes.cycle(req, arg, "-" .. string.rep("x", 2000))
 end
 
-function modes.amplify(conn, _, arg)
+function modes.amplify(_, arg)
   local n = tonumber(arg) or 1000
-  reply(conn, 200, { ["content-type"] = "application/json" }, "[" .. string.rep("{},", n - 1) .. "{}]")
+  return reply(200, { ["content-type"] = "application/json" }, "[" .. string.rep("{},", n - 1) .. "{}]")
 end
 
-function modes.slow(conn, _, arg)
-  socket.sleep((tonumber(arg) or 1000) / 1000)
-  json_reply(conn, 200, {})
+function modes.slow(_, arg)
+  http.sleep((tonumber(arg) or 1000) / 1000) -- parks this connection only
+  return json_reply(200, {})
 end
 
-function modes.partial(conn)
-  conn:send("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n" ..
-    string.rep(" ", 1000))
+function modes.partial()
+  local res = reply(200, { ["content-type"] = "application/json" }, string.rep(" ", 1000))
+  res.fault = { length = 100000 }
+  return res
 end
 
-function modes.oversize(conn, _, arg)
+function modes.oversize(_, arg)
   local n = tonumber(arg) or 1000000
-  reply(conn, 200, { ["content-type"] = "application/json" }, '"' .. string.rep("a", n - 2) .. '"')
+  return reply(200, { ["content-type"] = "application/json" }, '"' .. string.rep("a", n - 2) .. '"')
 end
 
-function modes.garbage(conn)
-  conn:send("this is not HTTP at all\r\n\r\n")
+function modes.garbage()
+  return { status = 200, fault = { raw = "this is not HTTP at all\r\n\r\n" } }
 end
 
 local bomb
-modes["gzip-bomb"] = function(conn)
+modes["gzip-bomb"] = function()
   if not bomb then
     local p = assert(io.popen("head -c 80000000 /dev/zero | gzip -c"))
     bomb = p:read("a")
     p:close()
   end
-  reply(conn, 200, { ["content-type"] = "application/json", ["content-encoding"] = "gzip" }, bomb)
+  return reply(200, { ["content-type"] = "application/json", ["content-encoding"] = "gzip" }, bomb)
 end
 
-function modes.redirect(conn)
-  local port = select(2, srv:getsockname())
-  reply(conn, 302, { location = "http://localhost:" .. port .. "/log/redirected" }, "")
+function modes.redirect()
+  return reply(302, { location = "http://localhost:" .. server.port .. "/log/redirected" }, "")
 end
 
-function modes.status(conn, _, arg)
+function modes.status(_, arg)
   local status = tonumber(arg) or 500
   local extra = (status == 429 or status == 503) and { ["retry-after"] = "0" } or {}
-  json_reply(conn, status, { statusCode = status, error = REASON[status] or "Status", message = "status " .. status },
-    extra)
+  return json_reply(status, { statusCode = status, error = http.REASONS[status] or "Status",
+    message = "status " .. status }, extra)
 end
 
-local last = socket.gettime()
-local running = true
-while running and socket.gettime() - last < IDLE_EXIT do
-  local conn = srv:accept()
-  if conn then
-    last = socket.gettime()
-    conn:settimeout(5)
-    local req = read_request(conn)
-    if req then
-      if req.target == "/__log" then
-        json_reply(conn, 200, log)
-      elseif req.target == "/__reset" then
-        log = {}
-        json_reply(conn, 200, {})
-      elseif req.target == "/__quit" then
-        json_reply(conn, 200, {})
-        running = false
-      else
-        log[#log + 1] = { method = req.method, target = req.target, auth = req.headers.authorization ~= nil }
-        local mode, rest = req.target:match("^/([%w%-]+)(.*)$")
-        local arg = rest and rest:match("^/(%d+)/")
-        local fn = modes[mode or ""]
-        if fn then
-          fn(conn, req, arg)
-        else
-          json_reply(conn, 404, { error = "Not Found", message = "no mode " .. tostring(mode) })
-        end
-      end
-    end
-    conn:close()
-  end
+local control = {
+  ["/__log"] = function() return json_reply(200, log) end,
+  ["/__reset"] = function()
+    log = {}
+    return json_reply(200, {})
+  end,
+  ["/__quit"] = function()
+    server:stop()
+    return json_reply(200, {})
+  end,
+}
+
+local function route(req)
+  local fn = control[req.target]
+  if fn then return fn() end
+  log[#log + 1] = { method = req.method, target = req.target, auth = req.headers.authorization ~= nil }
+  local mode, rest = req.target:match("^/([%w%-]+)(.*)$")
+  local scenario = modes[mode or ""]
+  if not scenario then return json_reply(404, { error = "Not Found", message = "no mode " .. tostring(mode) }) end
+  return scenario(req, rest:match("^/(%d+)/"))
 end
-srv:close()
+
+local function handler(req)
+  last_activity = socket.gettime()
+  local res = route(req)
+  res.close = true
+  return res
+end
+
+server = http.new{
+  handler = handler,
+  default_type = false,
+  on_tick = function(now)
+    if now - last_activity > IDLE_EXIT then server:stop() end
+  end,
+  log = function(line) io.stderr:write("hostile_server: ", line, "\n") end,
+}
+assert(server:bind())
+io.stdout:write(server.port, "\n")
+io.stdout:flush()
+server:run()

@@ -134,11 +134,6 @@ local function reply(status, headers, body)
   return { status = status, headers = headers, body = body }
 end
 
--- A response the core does not shape: the function writes raw bytes.
-local function raw(fn)
-  return { status = 200, takeover = function(sock) fn(sock) return false end }
-end
-
 local routes = {}
 
 routes["/hello"] = function()
@@ -201,13 +196,11 @@ routes["/slow"] = function(req)
 end
 
 routes["/close-mid-body"] = function()
-  return raw(function(sock)
-    http.send_all(sock, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" .. M.pattern(1000))
-  end)
+  return { status = 200, body = M.pattern(1000), fault = { length = 100000 } }
 end
 
 routes["/garbage"] = function()
-  return raw(function(sock) http.send_all(sock, "this is not HTTP\r\n\r\n") end)
+  return { status = 200, fault = { raw = "this is not HTTP\r\n\r\n" } }
 end
 
 -- Holds each caller until n are waiting; the last one in releases them.
