@@ -223,9 +223,13 @@ describe("workflows against the mock", function()
     end)
 
     it("is not atomic: two at once can both create, and the next find shows the duplicate", function()
-      -- Both lookups are held by the mock, so the second one is read before
-      -- the first task's create can arrive (the race, made certain).
+      -- Both lookups are held by the mock, and so are both creates: the
+      -- mock reads a held request when its delay ends, so without the
+      -- second fault the first create could be read before the second
+      -- lookup (it was, now and then, on a loaded machine). With it, the
+      -- second lookup is read half a second before any create can be.
       srv:fault { method = "GET", path = "/lead-lists", delay = 0.5, count = 2 }
+      srv:fault { method = "POST", path = "/lead-lists", delay = 0.5, count = 2 }
       local values = client:gather {
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
