@@ -119,7 +119,8 @@ end
 local function replacements(node, good)
   local r = { 42, -7, 1.5, 2.0, 0 / 0, math.huge, "str", "", true, false, null, {}, { 1, 2 }, { a = 1 },
               setmetatable({}, array_mt), setmetatable({ a = 1 }, {}), setmetatable({ 1, 2 }, {}),
-              { 1, nil, 3 }, { [1] = "a", [3] = "c" }, { [3] = "c", [2] = "b", [1] = "a" }, print }
+              { 1, nil, 3 }, { [1] = "a", [3] = "c" }, { [3] = "c", [2] = "b", [1] = "a" }, print,
+              { "a", nil, "c", x = 1 }, { "a", "b", [4] = "d" }, { "a", [2.5] = "b" } }
   if node.enum then r[#r + 1] = "not-in-the-enum"; r[#r + 1] = 987654 end
   if node.format then r[#r + 1] = "not a " .. node.format end
   if node.min then r[#r + 1] = node.min - 1; r[#r + 1] = node.min + 0.0 end

@@ -497,24 +497,24 @@ local function emit_scalar(g, node, x)
   end
 end
 
--- A sequence is proved by walking it with `next`: keys 1, 2, ... n in that
--- order, n == #x. Sequences built in order or decoded from JSON walk that
--- way; any other (holes, keys stored out of order) goes to the walker.
+-- A sequence is proved by walking it with `next`: the keys come 1, 2, ...
+-- in that order, so they are exactly 1..i and #x is i (neither array_mt
+-- nor no metatable has __len). Sequences built in order or decoded from
+-- JSON walk that way; any other (holes, keys stored out of order) goes to
+-- the walker. `next` raises on anything but a table, which is saying no
+-- (the test runs under pcall), and a string has a metatable.
 local function emit_array(g, node, x)
-  local n, i, k, y = fresh(g, "n"), fresh(g, "i"), fresh(g, "k"), fresh(g, "y")
-  -- `#` raises on anything but a table or a string (the test runs under
-  -- pcall: raising is saying no), and a string has a metatable
-  put(g, "local " .. n .. " = getmetatable(" .. x .. ")")
-  put(g, "if " .. n .. " ~= nil and " .. n .. " ~= array_mt then return false end")
-  put(g, n .. " = #" .. x)
+  local mt, i, k, y = fresh(g, "mt"), fresh(g, "i"), fresh(g, "k"), fresh(g, "y")
+  put(g, "local " .. mt .. " = getmetatable(" .. x .. ")")
+  put(g, "if " .. mt .. " ~= nil and " .. mt .. " ~= array_mt then return false end")
   put(g, "local " .. i .. " = 0")
   put(g, "for " .. k .. ", " .. y .. " in next, " .. x .. " do")
   put(g, i .. " = " .. i .. " + 1")
   put(g, "if " .. k .. " ~= " .. i .. " then return false end")
   if node.item then emit_value(g, node.item, y) end
   put(g, "end")
-  put(g, "if " .. i .. " ~= " .. n .. " then return false end")
-  put(g, "if " .. n .. " == 0 and getmetatable(" .. x .. ") ~= array_mt then return false end")
+  -- an empty array is sent marked, so it encodes as []: a copy unless it is
+  put(g, "if " .. i .. " == 0 and " .. mt .. " ~= array_mt then return false end")
 end
 
 local function emit_object(g, node, x)
