@@ -1,7 +1,8 @@
 -- The compiled tests of instantly.request.validate against its walker.
 --
--- Each schema node gets a test compiled from the catalog that only says
--- "valid, send it as it is" or "ask the walker". If it ever says yes where
+-- Each schema node is flattened once into a program for instantly.core's
+-- shape test (csrc/shape.c), which only says "valid, send it as it is" or
+-- "ask the walker". If it ever says yes where
 -- the walker would report a problem or convert the value, the SDK would
 -- send a bad body. So: for every parameter of every operation in the
 -- catalog, a valid value and many mutated ones (a wrong type at each depth,
@@ -135,6 +136,12 @@ local function replacements(node, good)
     extra.zz_not_in_the_catalog = 1
     r[#r + 1] = extra
     r[#r + 1] = setmetatable(deep_copy(good), { __index = function() return "x" end })
+    if node.type == "object" and not node.field_map and node.values then
+      -- a key outside the keys' enum, with a value that fits
+      local odd_key = deep_copy(good)
+      odd_key["8"] = valid(node.values)
+      r[#r + 1] = odd_key
+    end
     if node.type == "array" then
       local holed = deep_copy(good)
       holed[#holed + 1] = {}
@@ -285,6 +292,61 @@ describe("compiled tests on hostile schemas and values", function()
     local out, probs = validate.check(node, back, { "ids" })
     assert.same({}, probs)
     assert.equal(back, out)
+  end)
+end)
+
+describe("core.shape_new", function()
+  local HEAD = 10
+  local function rec(kind, child, nfields, nreq)
+    return { kind, 0, 0, 0, 0, 0, child or -1, 0, nfields or 0, nreq or 0 }
+  end
+  local function cat(...)
+    local out = {}
+    for _, t in ipairs({ ... }) do for _, x in ipairs(t) do out[#out + 1] = x end end
+    return out
+  end
+  local refs = { array_mt, null, "name" }
+
+  it("takes a program the validator builds and runs it", function()
+    local code, r = validate.program(validate.prepare({ name = "l", type = "array", items = "string" }))
+    local shape = core.shape_new(code, r)
+    assert.is_true(core.shape_test(shape, { "a", "b" }))
+    assert.is_false(core.shape_test(shape, { "a", 2 }))
+    assert.is_false(core.shape_test(shape, {}))
+    assert.is_true(core.shape_test(shape, setmetatable({}, array_mt)))
+  end)
+
+  it("refuses a program that could read outside itself or loop", function()
+    local bad = {
+      { {}, "program size out of range" },
+      { rec(1), nil },                                    -- fine: one string record
+      { cat(rec(1), { 1 }), "truncated record" },
+      { rec(42), "bad record" },
+      { rec(-1), "bad record" },
+      { rec(6, 0), "bad child offset" },                  -- an array whose item is itself
+      { rec(6, 3), "bad child offset" },                  -- into the middle of nowhere
+      { cat(rec(6, HEAD + 1), rec(1)), "bad child offset" }, -- not where a record starts
+      { cat(rec(7, nil, 1), { 3, 0 }), "bad field offset" },  -- a field that is its parent
+      { cat(rec(7, nil, 1), { 9, HEAD + 2 }, rec(1)), "bad ref" },
+      { cat(rec(7, nil, 1), { 0, HEAD + 2 }, rec(1)), "bad ref" },
+      { cat(rec(7, nil, 0, 1), { 7 }), "bad ref" },
+      { cat(rec(7, nil, 5), { 3, HEAD + 2 }), "bad record" }, -- more fields than integers
+      { { 1, 0, 99, 0, 0, 0, -1, 0, 0, 0 }, "bad ref" },
+      { { 1, 2, 0, 0, 0, 0, -1, 0, 0, 0 }, "bad ref" },
+      { { 1, 0, 0, 0, 0, 0, -1, 0, 0, 0.5 }, "non%-integer" },
+      { { 1, 0, 0, 0, 0, 0, -1, 0, 0, "0" }, "non%-integer" },
+    }
+    for i, case in ipairs(bad) do
+      local ok, err = pcall(core.shape_new, case[1], refs)
+      if case[2] then
+        assert.is_false(ok, "case " .. i)
+        assert.matches(case[2], err, 1, false, "case " .. i)
+      else
+        assert.is_true(ok, "case " .. i .. ": " .. tostring(err))
+      end
+    end
+    assert.has_error(function() core.shape_new(rec(1), { array_mt }) end)
+    assert.has_error(function() core.shape_test({}, 1) end)
   end)
 end)
 

@@ -40,10 +40,10 @@ local mtype, tointeger, huge = math.type, math.tointeger, math.huge
 local getmetatable, setmetatable = getmetatable, setmetatable
 local concat, sort = table.concat, table.sort
 local format, gsub, byte, tonumber = string.format, string.gsub, string.byte, tonumber
-local load, assert, pcall = load, assert, pcall
 
 local null = core.null
 local array_mt = core.array_mt
+local shape_new, shape_test = core.shape_new, core.shape_test
 
 local M = {}
 
@@ -334,12 +334,12 @@ end
 -- converting, else a copy (the caller's table is never changed). An
 -- empty array is sent marked, so it encodes as [].
 local check_node
-local accepts
+local shape_of
 
 function check(ctx, node, v, segs)
   -- the compiled test settles the usual case (valid, nothing to convert);
   -- anything it does not accept is walked below, which finds the problems
-  if not ctx.walk_only and (node.accepts or accepts(node))(v) then return v end
+  if not ctx.walk_only and shape_test(node.shape or shape_of(node), v) then return v end
   local alts = node.alts
   if alts and v ~= null then
     -- the value may take any of the shapes: problems are those of the main
@@ -420,171 +420,102 @@ end
 
 -- Compiled tests -------------------------------------------------------------
 --
--- Walking the schema for every value costs about 5 µs per lead of a
--- 1000-lead body. So each node also gets a test compiled from its schema
--- the first time it checks a value: Lua source with the node's fields,
--- types and bounds written in as constants, loaded once per process. The
--- test answers one question, "is this value valid, with nothing to
--- convert?" (then it is sent as it is); it never words a problem. When it
--- says no (a problem, an integral float, an unmarked empty array, a table
--- with a metatable, a sequence it cannot prove cheaply), the walker above
--- checks that value and reports exactly what it always did. So the test
--- may say no too often (slower, never different) but must never say yes
--- to a value the walker would refuse or convert; spec/validate_compiled_spec.lua
--- holds it to that for every operation of the catalog.
+-- Walking the schema in Lua for every value costs about 5 µs per lead of a
+-- 1000-lead body, more than encoding it. So each node is also flattened,
+-- the first time it checks a value, into a program for instantly.core's
+-- shape test (csrc/shape.c), which answers one question in C: "is this
+-- value valid, with nothing to convert?" (then it is sent as it is). It
+-- never words a problem. When it says no (a problem, an integral float,
+-- an unmarked empty array, a table with a metatable, a sequence whose keys
+-- do not come in order), the walker above checks that value and reports
+-- exactly what it always did. So the test may say no too often (slower,
+-- never different) but must never say yes to a value the walker would
+-- refuse or convert; spec/validate_compiled_spec.lua holds it to that for
+-- every operation of the catalog. A value that fits an alternative shape
+-- (`one_of`) is left to the walker.
 
-local emit_value
+-- The program's layout, shared with csrc/shape.c: one record per node.
+local K = { never = 0, string = 1, integer = 2, number = 3, boolean = 4, scalar = 5, array = 6, object = 7,
+            map = 8, any_object = 9 }
+local HEAD = 10 -- kind, nullable, enum, format, min, max, child, keys, nfields, nrequired
+local REF_ARRAY_MT, REF_NULL = 1, 2
 
-local function constant(g, value)
-  local i = g.const_index[value]
+local function ref(prog, value)
+  local i = prog.index[value]
   if not i then
-    i = #g.consts + 1
-    g.consts[i] = value
-    g.const_index[value] = i
+    i = #prog.refs + 1
+    prog.refs[i] = value
+    prog.index[value] = i
   end
-  return "K[" .. i .. "]"
+  return i
 end
 
-local function fresh(g, stem)
-  g.n = g.n + 1
-  return stem .. g.n
-end
-
-local function put(g, line)
-  g.out[#g.out + 1] = line
-end
-
-local function all_strings(list)
-  for _, e in ipairs(list) do
-    if type(e) ~= "string" then return false end
-  end
-  return true
-end
-
-local FINITE = "%s ~= %s or %s == huge or %s == -huge"
-
--- Scalars: the same order of tests as `scalar` (type, format, enum, bounds).
-local function emit_scalar(g, node, x)
+local function kind_of(node)
   local t = node.type
-  if t == "string" then
-    local f = node.format and FORMATS[node.format]
-    -- a set of strings holds no other type: looking the value up is the
-    -- whole test (no format goes with an enum in the catalog)
-    if not (node.enum_set and not f and node.min == nil and node.max == nil and all_strings(node.enum)) then
-      put(g, "if type(" .. x .. ") ~= 'string' then return false end")
-    end
-    if f then put(g, "if not " .. constant(g, f) .. "(" .. x .. ") then return false end") end
-  elseif t == "integer" then
-    put(g, "if mtype(" .. x .. ") ~= 'integer' then return false end")
-  elseif t == "number" then
-    put(g, "if type(" .. x .. ") ~= 'number' or " .. format(FINITE, x, x, x, x) .. " then return false end")
-  elseif t == "boolean" then
-    put(g, "if " .. x .. " ~= true and " .. x .. " ~= false then return false end")
-  elseif t == "scalar" then
-    local tv = fresh(g, "t")
-    put(g, "local " .. tv .. " = type(" .. x .. ")")
-    put(g, "if " .. tv .. " ~= 'string' and " .. tv .. " ~= 'boolean' and (" .. tv .. " ~= 'number' or " ..
-      format(FINITE, x, x, x, x) .. ") then return false end")
-  else
-    put(g, "do return false end") -- a type the tests do not know: the walker decides
-    return
+  if t == "array" then return K.array end
+  if t == "object" then
+    if node.field_map then return K.object end
+    if node.keys or node.values then return K.map end
+    return K.any_object
   end
-  if node.enum_set then put(g, "if not " .. constant(g, node.enum_set) .. "[" .. x .. "] then return false end") end
-  if node.min or node.max then
-    if t ~= "integer" and t ~= "number" then put(g, "do return false end") return end
-    if node.min then put(g, "if " .. x .. " < " .. constant(g, node.min) .. " then return false end") end
-    if node.max then put(g, "if " .. x .. " > " .. constant(g, node.max) .. " then return false end") end
-  end
+  local k = K[t]
+  if not k or t == "never" or t == "map" or t == "any_object" then return K.never end
+  -- bounds only on numbers, and never NaN (the walker would raise on a
+  -- string against a bound: the walker decides)
+  if (node.min or node.max) and t ~= "integer" and t ~= "number" then return K.never end
+  if node.min ~= node.min or node.max ~= node.max then return K.never end
+  if node.format and not FORMATS[node.format] then return K.string end
+  return k
 end
 
--- A sequence is proved by walking it with `next`: the keys come 1, 2, ...
--- in that order, so they are exactly 1..i and #x is i (neither array_mt
--- nor no metatable has __len). Sequences built in order or decoded from
--- JSON walk that way; any other (holes, keys stored out of order) goes to
--- the walker. `next` raises on anything but a table, which is saying no
--- (the test runs under pcall), and a string has a metatable.
-local function emit_array(g, node, x)
-  local mt, i, k, y = fresh(g, "mt"), fresh(g, "i"), fresh(g, "k"), fresh(g, "y")
-  put(g, "local " .. mt .. " = getmetatable(" .. x .. ")")
-  put(g, "if " .. mt .. " ~= nil and " .. mt .. " ~= array_mt then return false end")
-  put(g, "local " .. i .. " = 0")
-  put(g, "for " .. k .. ", " .. y .. " in next, " .. x .. " do")
-  put(g, i .. " = " .. i .. " + 1")
-  put(g, "if " .. k .. " ~= " .. i .. " then return false end")
-  if node.item then emit_value(g, node.item, y) end
-  put(g, "end")
-  -- an empty array is sent marked, so it encodes as []: a copy unless it is
-  put(g, "if " .. i .. " == 0 and " .. mt .. " ~= array_mt then return false end")
-end
-
-local function emit_object(g, node, x)
-  -- no metatable: what `pairs` and indexing see is the raw table. Only a
-  -- table can be indexed without one (strings have theirs; indexing a
-  -- number, boolean or function raises, which is saying no)
-  put(g, "if getmetatable(" .. x .. ") ~= nil or " .. x .. "[1] ~= nil then return false end")
-  if node.field_map then
-    for _, name in ipairs(node.field_names or known_list(node.field_map)) do
-      local f = fresh(g, "f")
-      put(g, "do local " .. f .. " = " .. x .. "[" .. format("%q", name) .. "]")
-      put(g, "if " .. f .. " ~= nil then")
-      emit_value(g, node.field_map[name], f)
-      put(g, "end end")
-    end
-    for _, name in ipairs(node.required) do
-      put(g, "if " .. x .. "[" .. format("%q", name) .. "] == nil then return false end")
-    end
-  elseif node.keys or node.values then
-    local kn, vn = node.keys, node.values
-    local k, y = fresh(g, "k"), fresh(g, "y")
-    put(g, "for " .. k .. ", " .. y .. " in next, " .. x .. " do")
-    if kn and kn.enum_set then
-      put(g, "if not " .. constant(g, kn.enum_set) .. "[" .. k .. "] then return false end")
-    end
-    if vn then emit_value(g, vn, y) end
-    put(g, "end")
+-- Appends the record of `node` (and then its children) to prog.code;
+-- returns its 0-based offset.
+local function flatten(prog, node)
+  local code = prog.code
+  local at = #code
+  local kind = kind_of(node)
+  local names = {}
+  if kind == K.object then names = node.field_names or known_list(node.field_map) end
+  local req = kind == K.object and node.required or {}
+  local rec = {
+    kind, node.nullable and 1 or 0,
+    kind ~= K.array and node.enum_set and ref(prog, node.enum_set) or 0,
+    kind == K.string and node.format and FORMATS[node.format] and ref(prog, FORMATS[node.format]) or 0,
+    node.min and ref(prog, node.min) or 0, node.max and ref(prog, node.max) or 0,
+    -1, kind == K.map and node.keys and node.keys.enum_set and ref(prog, node.keys.enum_set) or 0,
+    #names, #req,
+  }
+  for i = 1, HEAD do code[at + i] = rec[i] end
+  for i, name in ipairs(names) do
+    code[at + HEAD + 2 * i - 1] = ref(prog, name)
+    code[at + HEAD + 2 * i] = -1
   end
-end
-
--- One value (never nil) against one node's main shape: a value that fits
--- an alternative shape instead is left to the walker.
-function emit_value(g, node, x)
-  if node.nullable then put(g, "if " .. x .. " ~= null then") end
-  local t = node.type
-  if t == "array" then
-    emit_array(g, node, x)
-  elseif t == "object" then
-    emit_object(g, node, x)
-  else
-    emit_scalar(g, node, x)
+  for i, name in ipairs(req) do code[at + HEAD + 2 * #names + i] = ref(prog, name) end
+  if kind == K.array and node.item then
+    code[at + 7] = flatten(prog, node.item)
+  elseif kind == K.map and node.values then
+    code[at + 7] = flatten(prog, node.values)
   end
-  if node.nullable then put(g, "end") end
+  for i, name in ipairs(names) do code[at + HEAD + 2 * i] = flatten(prog, node.field_map[name]) end
+  return at
 end
 
---- The Lua source of a node's compiled test and its constants (for
--- reading and for the specs; `check` compiles and keeps it itself).
+--- A node's program for the shape test, for reading and for the specs
+-- (`check` builds and keeps its own).
 -- @tparam table node from `prepare`
--- @treturn string source: a chunk that takes the constants and returns the test
--- @treturn table constants
-function M.test_source(node)
-  local g = { out = {}, consts = {}, const_index = {}, n = 0 }
-  put(g, "local type, getmetatable, mtype, next, null, array_mt, huge, K = ...")
-  put(g, "return function(v)")
-  emit_value(g, node, "v")
-  put(g, "return true")
-  put(g, "end")
-  return concat(g.out, "\n"), g.consts
+-- @treturn table code (integers; see csrc/shape.c)
+-- @treturn table refs (the values the code refers to)
+function M.program(node)
+  local prog = { code = {}, refs = { array_mt, null }, index = {} }
+  prog.index[array_mt], prog.index[null] = REF_ARRAY_MT, REF_NULL
+  flatten(prog, node)
+  return prog.code, prog.refs
 end
 
-function accepts(node)
-  local src, consts = M.test_source(node)
-  local chunk = assert(load(src, "=validate test (" .. tostring(node.name) .. ")", "t"))
-  local raw = chunk(type, getmetatable, mtype, next, null, array_mt, huge, consts)
-  local function test(v)
-    local ok, yes = pcall(raw, v)
-    return ok and yes
-  end
-  node.accepts = test
-  return test
+shape_of = function(node)
+  local shape = shape_new(M.program(node))
+  node.shape = shape
+  return shape
 end
 
 --- The compiled test of a node: true when `v` is valid and would be sent
@@ -592,7 +523,8 @@ end
 -- @tparam table node from `prepare`
 -- @treturn function
 function M.accepts(node)
-  return node.accepts or accepts(node)
+  local shape = node.shape or shape_of(node)
+  return function(v) return shape_test(shape, v) end
 end
 
 local function prepare(p)
