@@ -46,7 +46,10 @@ typedef struct Run {
     lua_State *L;
     const lua_Integer *code;
     int base;
+    int depth; /* containers entered; the catalog nests a few levels */
 } Run;
+
+#define MAX_DEPTH 100
 
 #define REF(r, i) ((r)->base + (int)(i))
 
@@ -94,7 +97,7 @@ static int format_ok(const Run *r, lua_Integer ref, int v)
     return yes;
 }
 
-static int test(const Run *r, lua_Integer at, int v);
+static int test(Run *r, lua_Integer at, int v);
 
 static int test_scalar(const Run *r, const lua_Integer *p, int v, int t)
 {
@@ -154,7 +157,7 @@ static int plain_object(lua_State *L, int v)
 }
 
 /* Keys 1, 2, ... in traversal order prove a sequence with no holes. */
-static int test_array(const Run *r, const lua_Integer *p, int v)
+static int test_array(Run *r, const lua_Integer *p, int v)
 {
     lua_State *L = r->L;
     lua_Integer i = 0;
@@ -180,7 +183,7 @@ static int test_array(const Run *r, const lua_Integer *p, int v)
     return i > 0 || marked; /* an empty one is sent marked: a copy unless it is */
 }
 
-static int test_fields(const Run *r, const lua_Integer *p, int v)
+static int test_fields(Run *r, const lua_Integer *p, int v)
 {
     lua_State *L = r->L;
     const lua_Integer *f = p + HEAD;
@@ -209,7 +212,7 @@ static int test_fields(const Run *r, const lua_Integer *p, int v)
     return 1;
 }
 
-static int test_map(const Run *r, const lua_Integer *p, int v)
+static int test_map(Run *r, const lua_Integer *p, int v)
 {
     lua_State *L = r->L;
     lua_pushnil(L);
@@ -224,29 +227,38 @@ static int test_map(const Run *r, const lua_Integer *p, int v)
     return 1;
 }
 
-static int test(const Run *r, lua_Integer at, int v)
+static int test(Run *r, lua_Integer at, int v)
 {
     lua_State *L = r->L;
     const lua_Integer *p = r->code + at;
-    int t = lua_type(L, v);
+    int t = lua_type(L, v), ok;
     if (p[F_NULLABLE] && (t == LUA_TUSERDATA || t == LUA_TLIGHTUSERDATA) && lua_rawequal(L, v, REF(r, REF_NULL)))
         return 1;
     if (p[F_KIND] < K_ARRAY)
         return test_scalar(r, p, v, t);
-    if (!lua_checkstack(L, 4)) /* each level holds a key, a value and one more */
+    /* each level holds a key, a value and one more; a program nested
+     * deeper than any schema (only a hand-made one) is simply said no to */
+    if (r->depth >= MAX_DEPTH || !lua_checkstack(L, 4))
         return 0;
+    r->depth++;
     switch (p[F_KIND]) {
     case K_ARRAY:
-        return test_array(r, p, v);
+        ok = test_array(r, p, v);
+        break;
     case K_OBJECT:
-        return plain_object(L, v) && test_fields(r, p, v);
+        ok = plain_object(L, v) && test_fields(r, p, v);
+        break;
     case K_MAP:
-        return plain_object(L, v) && test_map(r, p, v);
+        ok = plain_object(L, v) && test_map(r, p, v);
+        break;
     case K_ANYOBJECT:
-        return plain_object(L, v);
+        ok = plain_object(L, v);
+        break;
     default:
-        return 0;
+        ok = 0;
     }
+    r->depth--;
+    return ok;
 }
 
 /* core.shape_test(shape, value) -> true when the value fits, else false. */
@@ -263,6 +275,7 @@ static int l_shape_test(lua_State *L)
     r.L = L;
     r.code = s->code;
     r.base = 3;
+    r.depth = 0;
     for (i = 1; i <= nrefs; i++)
         lua_rawgeti(L, 3, i);
     lua_pushboolean(L, test(&r, 0, 2));

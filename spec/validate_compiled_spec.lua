@@ -316,6 +316,21 @@ describe("core.shape_new", function()
     assert.is_true(core.shape_test(shape, setmetatable({}, array_mt)))
   end)
 
+  it("says no past 100 nested containers (only a hand-made program nests so deep)", function()
+    local function nested(levels)
+      local code = {}
+      for i = 0, levels do
+        for _, x in ipairs(i == levels and rec(1) or rec(6, (i + 1) * HEAD)) do code[#code + 1] = x end
+      end
+      local v = "leaf"
+      for _ = 1, levels do v = { v } end
+      return core.shape_new(code, refs), v
+    end
+    assert.is_true(core.shape_test(nested(60)))
+    assert.is_false(core.shape_test(nested(150)))
+    assert.is_false(core.shape_test(nested(5000)))
+  end)
+
   it("refuses a program that could read outside itself or loop", function()
     local bad = {
       { {}, "program size out of range" },
