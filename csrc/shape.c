@@ -98,6 +98,7 @@ static int format_ok(const Run *r, lua_Integer ref, int v)
 }
 
 static int test(Run *r, lua_Integer at, int v);
+static int test_typed(Run *r, lua_Integer at, int v, int t);
 
 static int test_scalar(const Run *r, const lua_Integer *p, int v, int t)
 {
@@ -141,6 +142,13 @@ static int test_scalar(const Run *r, const lua_Integer *p, int v, int t)
     return 1;
 }
 
+/* A string, or scalar, with no format, enum or bound takes any string. */
+static int plain_string(const lua_Integer *p)
+{
+    return (p[F_KIND] == K_STRING || p[F_KIND] == K_SCALAR) && !p[F_FORMAT] && !p[F_ENUM] && !p[F_MIN] &&
+           !p[F_MAX];
+}
+
 /* A table with no metatable, not starting like a sequence: an object. */
 static int plain_object(lua_State *L, int v)
 {
@@ -151,6 +159,8 @@ static int plain_object(lua_State *L, int v)
         lua_pop(L, 1);
         return 0;
     }
+    if (lua_rawlen(L, v) == 0) /* t[1] ~= nil would make #t at least 1 */
+        return 1;
     first = lua_rawgeti(L, v, 1);
     lua_pop(L, 1);
     return first == LUA_TNIL;
@@ -161,7 +171,7 @@ static int test_array(Run *r, const lua_Integer *p, int v)
 {
     lua_State *L = r->L;
     lua_Integer i = 0;
-    int marked = 0;
+    int marked = 0, key;
     if (lua_type(L, v) != LUA_TTABLE)
         return 0;
     if (lua_getmetatable(L, v)) {
@@ -170,11 +180,12 @@ static int test_array(Run *r, const lua_Integer *p, int v)
         if (!marked)
             return 0;
     }
+    key = lua_gettop(L) + 1; /* and the value above it */
     lua_pushnil(L);
     while (lua_next(L, v)) {
         i++;
-        if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) != i ||
-            (p[F_CHILD] >= 0 && !test(r, p[F_CHILD], lua_gettop(L)))) {
+        if (!lua_isinteger(L, key) || lua_tointeger(L, key) != i ||
+            (p[F_CHILD] >= 0 && !test(r, p[F_CHILD], key + 1))) {
             lua_pop(L, 2);
             return 0;
         }
@@ -188,37 +199,41 @@ static int test_fields(Run *r, const lua_Integer *p, int v)
     lua_State *L = r->L;
     const lua_Integer *f = p + HEAD;
     lua_Integer k;
-    for (k = 0; k < p[F_NFIELDS]; k++) {
-        int ok;
-        lua_pushvalue(L, REF(r, f[2 * k]));
-        if (lua_rawget(L, v) == LUA_TNIL) {
-            lua_pop(L, 1);
-            continue;
-        }
-        ok = test(r, f[2 * k + 1], lua_gettop(L));
-        lua_pop(L, 1);
-        if (!ok)
-            return 0;
+    int slot, ok = 1;
+    /* one slot on top: each name is copied in and looked up in place */
+    lua_pushnil(L);
+    slot = lua_gettop(L);
+    for (k = 0; ok && k < p[F_NFIELDS]; k++) {
+        int t;
+        lua_copy(L, REF(r, f[2 * k]), slot);
+        t = lua_rawget(L, v);
+        if (t == LUA_TSTRING && plain_string(r->code + f[2 * k + 1]))
+            continue; /* the usual field, settled here */
+        if (t != LUA_TNIL)
+            ok = test_typed(r, f[2 * k + 1], slot, t);
     }
     f += 2 * p[F_NFIELDS];
-    for (k = 0; k < p[F_NREQ]; k++) {
-        int missing;
-        lua_pushvalue(L, REF(r, f[k]));
-        missing = lua_rawget(L, v) == LUA_TNIL;
-        lua_pop(L, 1);
-        if (missing)
-            return 0;
+    for (k = 0; ok && k < p[F_NREQ]; k++) {
+        lua_copy(L, REF(r, f[k]), slot);
+        ok = lua_rawget(L, v) != LUA_TNIL;
     }
-    return 1;
+    lua_pop(L, 1);
+    return ok;
 }
 
 static int test_map(Run *r, const lua_Integer *p, int v)
 {
     lua_State *L = r->L;
+    const lua_Integer *child = p[F_CHILD] >= 0 ? r->code + p[F_CHILD] : NULL;
+    int key = lua_gettop(L) + 1; /* and the value above it */
     lua_pushnil(L);
     while (lua_next(L, v)) {
-        int top = lua_gettop(L);
-        if ((p[F_KEYS] && !in_set(r, p[F_KEYS], top - 1)) || (p[F_CHILD] >= 0 && !test(r, p[F_CHILD], top))) {
+        int ok = !p[F_KEYS] || in_set(r, p[F_KEYS], key);
+        if (ok && child) {
+            int t = lua_type(L, key + 1);
+            ok = (t == LUA_TSTRING && plain_string(child)) || test_typed(r, p[F_CHILD], key + 1, t);
+        }
+        if (!ok) {
             lua_pop(L, 2);
             return 0;
         }
@@ -227,11 +242,12 @@ static int test_map(Run *r, const lua_Integer *p, int v)
     return 1;
 }
 
-static int test(Run *r, lua_Integer at, int v)
+/* The value at v, of type t, against the record at `at`. */
+static int test_typed(Run *r, lua_Integer at, int v, int t)
 {
     lua_State *L = r->L;
     const lua_Integer *p = r->code + at;
-    int t = lua_type(L, v), ok;
+    int ok;
     if (p[F_NULLABLE] && (t == LUA_TUSERDATA || t == LUA_TLIGHTUSERDATA) && lua_rawequal(L, v, REF(r, REF_NULL)))
         return 1;
     if (p[F_KIND] < K_ARRAY)
@@ -259,6 +275,11 @@ static int test(Run *r, lua_Integer at, int v)
     }
     r->depth--;
     return ok;
+}
+
+static int test(Run *r, lua_Integer at, int v)
+{
+    return test_typed(r, at, v, lua_type(r->L, v));
 }
 
 /* core.shape_test(shape, value) -> true when the value fits, else false. */
