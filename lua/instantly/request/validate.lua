@@ -30,7 +30,10 @@
 -- ...`. Modes: "strict" (the first problem is returned as the error),
 -- "warn" (every problem is returned as a warning and the arguments are
 -- sent as given), "off" (nothing is checked; unknown parameters go to the
--- body when the operation has one, else to the query).
+-- body when the operation has one, else to the query). Each value is
+-- first put to a test compiled from its node into C ("Compiled tests"
+-- below), which lets a valid value through as it is; only what it does not
+-- accept is walked here in Lua, so the answers are the walker's.
 -- @module instantly.request.validate
 
 local core = require "instantly.core"
