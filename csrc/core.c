@@ -3,8 +3,8 @@
  *
  * Owns the module table, the version strings and the small clock/sleep
  * helpers the Lua layer needs for backoff and rate limiting. The JSON
- * codec, HTTP transport and CSV reader live in their own files and
- * register themselves here.
+ * codec, HTTP transport, CSV reader and the validator's shape test live
+ * in their own files and register themselves here.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -61,5 +61,6 @@ int luaopen_instantly_core(lua_State *L)
     inst_json_open(L);
     inst_http_open(L);
     inst_csv_open(L);
+    inst_shape_open(L);
     return 1;
 }

@@ -16,6 +16,7 @@
 void inst_json_open(lua_State *L);
 void inst_http_open(lua_State *L);
 void inst_csv_open(lua_State *L);
+void inst_shape_open(lua_State *L);
 
 /* libcurl's version string, read once under the transport's init. */
 const char *inst_curl_version(void);

@@ -16,7 +16,7 @@ build = {
   type = "builtin",
   modules = {
     ["instantly.core"] = {
-      sources = { "csrc/core.c", "csrc/csv.c", "csrc/http.c", "csrc/http_pool.c", "csrc/http_request.c", "csrc/http_result.c", "csrc/json.c" },
+      sources = { "csrc/core.c", "csrc/csv.c", "csrc/http.c", "csrc/http_pool.c", "csrc/http_request.c", "csrc/http_result.c", "csrc/json.c", "csrc/shape.c" },
       libraries = { "curl" },
       libdirs = { "$(CURL_LIBDIR)" },
       defines = { "_POSIX_C_SOURCE=200809L" },

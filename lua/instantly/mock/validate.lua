@@ -135,17 +135,4 @@ function M.body(op, body)
   return true
 end
 
---- Check an object against a field list (kept for handlers that check a
--- piece of a body themselves).
-function M.object(where, obj, fields)
-  local map, req = {}, {}
-  for _, f in ipairs(fields) do
-    map[f.name] = shared.prepare(f)
-    if f.required then req[#req + 1] = f.name end
-  end
-  local probs = shared.check_object(map, req, obj)
-  if probs[1] then return nil, vendor_message(where, probs[1]) end
-  return true
-end
-
 return M

@@ -30,7 +30,10 @@
 -- ...`. Modes: "strict" (the first problem is returned as the error),
 -- "warn" (every problem is returned as a warning and the arguments are
 -- sent as given), "off" (nothing is checked; unknown parameters go to the
--- body when the operation has one, else to the query).
+-- body when the operation has one, else to the query). Each value is
+-- first put to a test compiled from its node into C ("Compiled tests"
+-- below), which lets a valid value through as it is; only what it does not
+-- accept is walked here in Lua, so the answers are the walker's.
 -- @module instantly.request.validate
 
 local core = require "instantly.core"
@@ -43,6 +46,7 @@ local format, gsub, byte, tonumber = string.format, string.gsub, string.byte, to
 
 local null = core.null
 local array_mt = core.array_mt
+local shape_new, shape_test = core.shape_new, core.shape_test
 
 local M = {}
 
@@ -333,17 +337,21 @@ end
 -- converting, else a copy (the caller's table is never changed). An
 -- empty array is sent marked, so it encodes as [].
 local check_node
+local shape_of
 
 function check(ctx, node, v, segs)
+  -- the compiled test settles the usual case (valid, nothing to convert);
+  -- anything it does not accept is walked below, which finds the problems
+  if not ctx.walk_only and shape_test(node.shape or shape_of(node), v) then return v end
   local alts = node.alts
   if alts and v ~= null then
     -- the value may take any of the shapes: problems are those of the main
     -- shape only when no alternative fits
-    local trial = { problems = {} }
+    local trial = { problems = {}, walk_only = ctx.walk_only }
     local out = check_node(trial, node, v, segs)
     if #trial.problems == 0 then return out end
     for i = 1, #alts do
-      local t2 = { problems = {} }
+      local t2 = { problems = {}, walk_only = ctx.walk_only }
       local o2 = check_node(t2, alts[i], v, segs)
       if #t2.problems == 0 then return o2 end
     end
@@ -406,6 +414,122 @@ function check_node(ctx, node, v, segs)
   return check_scalar(ctx, node, v, segs)
 end
 
+local function known_list(params)
+  local known = {}
+  for name in pairs(params) do known[#known + 1] = name end
+  sort(known)
+  return known
+end
+
+-- Compiled tests -------------------------------------------------------------
+--
+-- Walking the schema in Lua for every value costs about 5 µs per lead of a
+-- 1000-lead body, more than encoding it. So each node is also flattened,
+-- the first time it checks a value, into a program for instantly.core's
+-- shape test (csrc/shape.c), which answers one question in C: "is this
+-- value valid, with nothing to convert?" (then it is sent as it is). It
+-- never words a problem. When it says no (a problem, an integral float,
+-- an unmarked empty array, a table with a metatable, a sequence whose keys
+-- do not come in order), the walker above checks that value and reports
+-- exactly what it always did. So the test may say no too often (slower,
+-- never different) but must never say yes to a value the walker would
+-- refuse or convert; spec/validate_compiled_spec.lua holds it to that for
+-- every operation of the catalog. A value that fits an alternative shape
+-- (`one_of`) is left to the walker.
+
+-- The program's layout, shared with csrc/shape.c: one record per node.
+local K = { never = 0, string = 1, integer = 2, number = 3, boolean = 4, scalar = 5, array = 6, object = 7,
+            map = 8, any_object = 9 }
+local HEAD = 10 -- kind, nullable, enum, format, min, max, child, keys, nfields, nrequired
+local REF_ARRAY_MT, REF_NULL = 1, 2
+
+local function ref(prog, value)
+  local i = prog.index[value]
+  if not i then
+    i = #prog.refs + 1
+    prog.refs[i] = value
+    prog.index[value] = i
+  end
+  return i
+end
+
+local function kind_of(node)
+  local t = node.type
+  if t == "array" then return K.array end
+  if t == "object" then
+    if node.field_map then return K.object end
+    if node.keys or node.values then return K.map end
+    return K.any_object
+  end
+  local k = K[t]
+  if not k or t == "never" or t == "map" or t == "any_object" then return K.never end
+  -- bounds only on numbers, and never NaN (the walker would raise on a
+  -- string against a bound: the walker decides)
+  if (node.min or node.max) and t ~= "integer" and t ~= "number" then return K.never end
+  if node.min ~= node.min or node.max ~= node.max then return K.never end
+  if node.format and not FORMATS[node.format] then return K.string end
+  return k
+end
+
+-- Appends the record of `node` (and then its children) to prog.code;
+-- returns its 0-based offset.
+local function flatten(prog, node)
+  local code = prog.code
+  local at = #code
+  local kind = kind_of(node)
+  local names = {}
+  if kind == K.object then names = node.field_names or known_list(node.field_map) end
+  local req = kind == K.object and node.required or {}
+  local rec = {
+    kind, node.nullable and 1 or 0,
+    kind ~= K.array and node.enum_set and ref(prog, node.enum_set) or 0,
+    kind == K.string and node.format and FORMATS[node.format] and ref(prog, FORMATS[node.format]) or 0,
+    node.min and ref(prog, node.min) or 0, node.max and ref(prog, node.max) or 0,
+    -1, kind == K.map and node.keys and node.keys.enum_set and ref(prog, node.keys.enum_set) or 0,
+    #names, #req,
+  }
+  for i = 1, HEAD do code[at + i] = rec[i] end
+  for i, name in ipairs(names) do
+    code[at + HEAD + 2 * i - 1] = ref(prog, name)
+    code[at + HEAD + 2 * i] = -1
+  end
+  for i, name in ipairs(req) do code[at + HEAD + 2 * #names + i] = ref(prog, name) end
+  if kind == K.array and node.item then
+    code[at + 7] = flatten(prog, node.item)
+  elseif kind == K.map and node.values then
+    code[at + 7] = flatten(prog, node.values)
+  end
+  for i, name in ipairs(names) do code[at + HEAD + 2 * i] = flatten(prog, node.field_map[name]) end
+  return at
+end
+
+--- A node's program for the shape test, for reading and for the specs
+-- (`check` builds and keeps its own).
+-- @tparam table node from `prepare`
+-- @treturn table code (integers; see csrc/shape.c)
+-- @treturn table refs (the values the code refers to)
+function M.program(node)
+  local prog = { code = {}, refs = { array_mt, null }, index = {} }
+  prog.index[array_mt], prog.index[null] = REF_ARRAY_MT, REF_NULL
+  flatten(prog, node)
+  return prog.code, prog.refs
+end
+
+shape_of = function(node)
+  local shape = shape_new(M.program(node))
+  node.shape = shape
+  return shape
+end
+
+--- The compiled test of a node: true when `v` is valid and would be sent
+-- as it is. (`check` uses it; the specs hold it to the walker.)
+-- @tparam table node from `prepare`
+-- @treturn function
+function M.accepts(node)
+  local shape = node.shape or shape_of(node)
+  return function(v) return shape_test(shape, v) end
+end
+
 local function prepare(p)
   local q = {
     name = p.name, type = p.type, nullable = p.nullable, enum = p.enum, format = p.format,
@@ -424,9 +548,10 @@ local function prepare(p)
   end
   if p.type == "object" then
     if p.fields then
-      q.field_map = {}
-      for _, f in ipairs(p.fields) do
+      q.field_map, q.field_names = {}, {}
+      for i, f in ipairs(p.fields) do
         q.field_map[f.name] = prepare(f)
+        q.field_names[i] = f.name
         if f.required then q.required[#q.required + 1] = f.name end
       end
     end
@@ -455,13 +580,33 @@ function M.check(node, v, segs)
   return out, ctx.problems
 end
 
+--- `check` by the walker alone, without the compiled tests: the same
+-- answer, slower (the specs compare the two).
+-- @tparam table node from `prepare`
+-- @param v the value
+-- @tparam[opt] table segs the path of `v`
+-- @return the value to send
+-- @treturn table problems
+function M.walk(node, v, segs)
+  local ctx = { problems = {}, walk_only = true }
+  local out = check(ctx, node, v, segs or {})
+  return out, ctx.problems
+end
+
 --- Check an object against a list of prepared fields (a request body).
 -- @tparam table fields name -> prepared node
 -- @tparam table required names
 -- @tparam table v the object
 -- @treturn table problems
+local object_nodes = setmetatable({}, { __mode = "k" })
+
 function M.check_object(fields, required, v)
-  local node = { type = "object", field_map = fields, required = required }
+  -- one node (and one compiled test) per field table, not per call
+  local node = object_nodes[fields]
+  if not node or node.required ~= required then
+    node = { type = "object", field_map = fields, required = required }
+    object_nodes[fields] = node
+  end
   local _, probs = M.check(node, v, {})
   return probs
 end
@@ -555,13 +700,6 @@ end
 
 local MODES = { strict = true, warn = true, off = true }
 M.MODES = MODES
-
-local function known_list(params)
-  local known = {}
-  for name in pairs(params) do known[#known + 1] = name end
-  sort(known)
-  return known
-end
 
 --- Check and route one call's arguments.
 -- @tparam table c compiled checker
