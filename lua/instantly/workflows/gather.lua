@@ -136,41 +136,40 @@ local function on_raise(e)
   return setmetatable({ e = e, tb = traceback(tostring(e), 2) }, Raised)
 end
 
--- Runs one task; returns value, err, raised with err naming the task.
-local function run_task(fn, key)
-  local ok, v, e = xpcall(fn, on_raise)
-  if not ok then
-    local r = v
-    if Err.is(r.e) then
-      if r.e.task == nil then r.e.task = key end
-      return nil, r.e, true
-    end
-    return nil, Err.new {
-      kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
-      cause = r.e, traceback = r.tb, task = key,
-    }, true
+-- The error result of a task that raised (r: what on_raise made).
+local function raised_error(r, key)
+  if Err.is(r.e) then
+    if r.e.task == nil then r.e.task = key end
+    return r.e
   end
-  -- SDK calls return value, status, headers on success: only a nil
-  -- value makes the second result an error.
-  if v ~= nil then return v, nil, false end
-  if Err.is(e) and e.task == nil then e.task = key end
-  return nil, e, false
-end
-
-local function report(group, key, v, e, raised)
-  if v == nil and e ~= nil then group.failed = group.failed + 1 end
-  group.on_result(key, v, e, raised)
+  return Err.new {
+    kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
+    cause = r.e, traceback = r.tb, task = key,
+  }
 end
 
 -- Body of a worker coroutine: runs tasks of its group until there are
--- none left. on_result runs here too; if it raises, the coroutine dies
--- with that error and the loop fails with it.
+-- none left, reporting each result (err naming the task). on_result runs
+-- here too; if it raises, the coroutine dies with that error and the loop
+-- fails with it.
 local function worker(self, group, key, fn)
-  local co = running()
+  local co, key_of, take = running(), self.key_of, group.take
   while key ~= nil do
-    self.key_of[co] = key
-    report(group, key, run_task(fn, key))
-    key, fn = group.take()
+    key_of[co] = key
+    local ok, v, e = xpcall(fn, on_raise)
+    local raised = not ok
+    if raised then
+      v, e = nil, raised_error(v, key)
+    elseif v ~= nil then
+      -- SDK calls return value, status, headers on success: only a nil
+      -- value makes the second result an error.
+      e = nil
+    elseif Err.is(e) and e.task == nil then
+      e.task = key
+    end
+    if v == nil and e ~= nil then group.failed = group.failed + 1 end
+    group.on_result(key, v, e, raised)
+    key, fn = take()
   end
   return DONE
 end
@@ -226,7 +225,8 @@ local function step(self, co, a, b, c)
     -- resumed meaningfully; fail it and let another worker take over.
     local group, key = self.group_of[co], self.key_of[co]
     if not group then error("instantly: gather: a coroutine yielded outside the SDK", 0) end
-    report(group, key, nil, Err.new {
+    group.failed = group.failed + 1
+    group.on_result(key, nil, Err.new {
       kind = "task", message = "task " .. task_name(key) ..
         " yielded outside the SDK (coroutine.yield inside a gathered task)",
       task = key,
