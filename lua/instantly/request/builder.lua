@@ -510,7 +510,9 @@ local function invoke(_, cop, path, params, opts, level)
     if cop.has_body then
       local err
       text, err = json_encode(body)
-      if not text then error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1) end
+      if not text then
+        error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1)
+      end
     end
   end
   local headers = cop.has_body and ctx.headers_json or ctx.headers
