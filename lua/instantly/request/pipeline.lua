@@ -379,7 +379,8 @@ local nulls_busy = false
 -- with an `error` string (and no declared `error` field) is an `api` error.
 -- With `strip` (a function) the objects of the value that held a JSON
 -- null are listed by the decoder and handed to `strip(list)` before the
--- value is returned (records leave their nulls out).
+-- value is returned (records leave their nulls out); strip must leave the
+-- list empty (it is used again).
 -- @tparam table p the sender (for the key errors are redacted with)
 -- @tparam table how `{kind =, error_field =, method =}` (an operation)
 -- @tparam string url
@@ -403,8 +404,10 @@ function M.decode(p, how, url, path, status, text, headers, attempts, strip)
   else
     nulls_busy = true
     v, msg, oom = decode_json(text, NULL_OPTS)
-    if v ~= nil and NULLS[1] ~= nil then strip(NULLS) end
-    for i = #NULLS, 1, -1 do NULLS[i] = nil end
+    if NULLS[1] ~= nil then
+      -- strip empties the list; what a failed decode listed only goes
+      if v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
+    end
     nulls_busy = false
   end
   if v == nil then
