@@ -224,8 +224,13 @@ describe("workflows against the mock", function()
 
     it("is not atomic: two at once can both create, and the next find shows the duplicate", function()
       -- Both lookups are held by the mock, so the second one is read before
-      -- the first task's create can arrive (the race, made certain).
+      -- the first task's create can arrive. The mock answers a held request
+      -- after its delay, so the first create is held too: the second lookup
+      -- is answered well before the first list exists (the race, made
+      -- certain; without it a fast client's create could land between the
+      -- two answers).
       srv:fault { method = "GET", path = "/lead-lists", delay = 0.5, count = 2 }
+      srv:fault { method = "POST", path = "/lead-lists", delay = 0.3, count = 1 }
       local values = client:gather {
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
         function() return client.lead_lists:find_or_create { name = "Raced" } end,
