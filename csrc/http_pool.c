@@ -189,8 +189,8 @@ void http_t_recycle(Session *s, Transfer *t)
     if (t->state == T_ACTIVE)
         curl_multi_remove_handle(s->multi, t->easy);
     http_list_unlink(list_of(s, t), t);
-    curl_slist_free_all(t->hdrs);
-    t->hdrs = NULL;
+    /* t->hdrs stays: the next request on t most likely sends the same
+     * headers (see t_headers); t_free frees it. */
     t->body.len = t->head.len = 0;
     if (t->body.cap > KEEP_BUF)
         inst_buf_free(&t->body);

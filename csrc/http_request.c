@@ -169,19 +169,23 @@ static void parse_req(lua_State *L, Session *s, int idx, Req *r)
         lua_pop(L, 1);
 }
 
-/* Appends "name: value" to the list; an empty value is sent as such
- * ("name;" in libcurl's syntax) unless remove asks libcurl to drop its own
- * header of that name ("name:"). */
-static int add_header(struct curl_slist **list, const char *k, size_t kl, const char *v, size_t vl,
-                      int remove)
+/* One header line as libcurl takes it: "name: value"; an empty value is
+ * sent as such ("name;" in libcurl's syntax) unless remove asks libcurl
+ * to drop its own header of that name ("name:"); v NULL: k is the whole
+ * line already. In small when it fits,
+ * else malloc'd (the caller frees a result that is not small); NULL when
+ * out of memory. */
+static char *header_line(char *small, size_t small_len, const char *k, size_t kl, const char *v, size_t vl,
+                         int remove)
 {
-    char small[512], *line = small;
-    struct curl_slist *n;
+    char *line = small;
     size_t need = kl + vl + 3;
-    if (need > sizeof small && !(line = (char *)malloc(need)))
-        return 0;
+    if (need > small_len && !(line = (char *)malloc(need)))
+        return NULL;
     memcpy(line, k, kl);
-    if (vl == 0) {
+    if (!v)
+        line[kl] = '\0';
+    else if (vl == 0) {
         line[kl] = remove ? ':' : ';';
         line[kl + 1] = '\0';
     } else {
@@ -190,12 +194,87 @@ static int add_header(struct curl_slist **list, const char *k, size_t kl, const 
         memcpy(line + kl + 2, v, vl);
         line[kl + 2 + vl] = '\0';
     }
-    n = curl_slist_append(*list, line);
+    return line;
+}
+
+/* The header lines of a request, in the order they go to libcurl, are
+ * walked twice with the same code: once comparing them with the list the
+ * transfer kept from its last request (a client sends the same headers
+ * every time, and building the list is a malloc and a copy per line),
+ * and only on a difference once more building a new list. */
+typedef struct Lines {
+    struct curl_slist *cmp; /* compare mode: the next kept line (NULL: past the end) */
+    struct curl_slist *out; /* build mode: the list being built */
+    int build, differs, oom;
+} Lines;
+
+static void put_line(Lines *ls, const char *k, size_t kl, const char *v, size_t vl, int remove)
+{
+    char small[512], *line;
+    if (ls->oom || (!ls->build && ls->differs))
+        return;
+    if (!(line = header_line(small, sizeof small, k, kl, v, vl, remove))) {
+        ls->oom = 1;
+        return;
+    }
+    if (!ls->build) {
+        if (!ls->cmp || strcmp(ls->cmp->data, line) != 0)
+            ls->differs = 1;
+        else
+            ls->cmp = ls->cmp->next;
+    } else {
+        struct curl_slist *n = curl_slist_append(ls->out, line);
+        if (n)
+            ls->out = n;
+        else
+            ls->oom = 1;
+    }
     if (line != small)
         free(line);
-    if (!n)
+}
+
+static void put_lines(lua_State *L, Session *s, const Req *r, int fields, Lines *ls)
+{
+    if (r->headers) {
+        lua_pushnil(L);
+        while (lua_next(L, r->headers)) {
+            size_t kl, vl;
+            const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
+            lua_pop(L, 1);
+            put_line(ls, k, kl, v, vl, 0);
+        }
+    }
+    if (!r->has_ua)
+        put_line(ls, s->ua_line, strlen(s->ua_line), NULL, 0, 0);
+    if (fields) {
+        /* libcurl would otherwise claim a form body, and wait a second for
+         * "100 Continue" before sending a large one. */
+        if (!r->has_ctype)
+            put_line(ls, "Content-Type", 12, "", 0, 1);
+        if (!r->has_expect)
+            put_line(ls, "Expect", 6, "", 0, 1);
+    }
+}
+
+/* Makes t->hdrs the request's header list: the kept one when it is the
+ * same, else a new one. 0 when out of memory (t->hdrs is then intact). */
+static int t_headers(lua_State *L, Session *s, Transfer *t, const Req *r, int fields)
+{
+    Lines ls;
+    memset(&ls, 0, sizeof ls);
+    ls.cmp = t->hdrs;
+    put_lines(L, s, r, fields, &ls);
+    if (!ls.oom && !ls.differs && ls.cmp == NULL && t->hdrs)
+        return 1;
+    memset(&ls, 0, sizeof ls);
+    ls.build = 1;
+    put_lines(L, s, r, fields, &ls);
+    if (ls.oom) {
+        curl_slist_free_all(ls.out);
         return 0;
-    *list = n;
+    }
+    curl_slist_free_all(t->hdrs);
+    t->hdrs = ls.out;
     return 1;
 }
 
@@ -213,35 +292,9 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     int pipewait = s->http2 && strncasecmp(r->url, "https:", 6) == 0;
     const char *custom = (head || post || (get && !r->has_body)) ? "" : r->method;
     size_t url_len = strlen(r->url);
-    if (r->headers) {
-        lua_pushnil(L);
-        while (lua_next(L, r->headers)) {
-            size_t kl, vl;
-            const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
-            lua_pop(L, 1);
-            if (!add_header(&t->hdrs, k, kl, v, vl, 0)) {
-                lua_pop(L, 1);
-                t->setup_rc = CURLE_OUT_OF_MEMORY;
-                return 0;
-            }
-        }
-    }
-    if (!r->has_ua) {
-        struct curl_slist *n = curl_slist_append(t->hdrs, s->ua_line);
-        if (!n) {
-            t->setup_rc = CURLE_OUT_OF_MEMORY;
-            return 0;
-        }
-        t->hdrs = n;
-    }
-    if (mode == MODE_FIELDS) {
-        /* libcurl would otherwise claim a form body, and wait a second for
-         * "100 Continue" before sending a large one. */
-        if ((!r->has_ctype && !add_header(&t->hdrs, "Content-Type", 12, "", 0, 1)) ||
-            (!r->has_expect && !add_header(&t->hdrs, "Expect", 6, "", 0, 1))) {
-            t->setup_rc = CURLE_OUT_OF_MEMORY;
-            return 0;
-        }
+    if (!t_headers(L, s, t, r, mode == MODE_FIELDS)) {
+        t->setup_rc = CURLE_OUT_OF_MEMORY;
+        return 0;
     }
     t->errbuf[0] = '\0';
     t->once = post || strcmp(r->method, "PATCH") == 0;

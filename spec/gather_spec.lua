@@ -248,6 +248,22 @@ describe("client:gather", function()
     assert.equal("x", values[2].id)
   end)
 
+  it("raises misuse at the caller's line, through the method and the module function", function()
+    local cases = {
+      function() return client:gather(42), debug.getinfo(1, "l").currentline end,
+      function() return client:gather({}, { concurrency = 0 }), debug.getinfo(1, "l").currentline end,
+      function() return client:gather { function() end, "x" }, debug.getinfo(1, "l").currentline end,
+      function() return gather.gather(client, {}, 7), debug.getinfo(1, "l").currentline end,
+    }
+    for i, case in ipairs(cases) do
+      local line = debug.getinfo(case, "S").linedefined
+      local ok, err = pcall(case)
+      assert.is_false(ok)
+      assert.equal("gather_spec.lua:" .. line, tostring(err):match("([%w_]+%.lua:%d+): instantly: gather:"),
+        "case " .. i .. ": " .. tostring(err))
+    end
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() client:gather(42) end,
       "instantly: gather: tasks must be an array of functions, a table of named functions or a function, got number")

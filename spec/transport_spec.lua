@@ -119,6 +119,37 @@ describe("transport", function()
       assert.equal("per-request/2", got.headers["user-agent"])
     end)
 
+    it("sends each request's own headers when one connection carries them in turn", function()
+      -- The transfer keeps its header list while a request sends the same
+      -- lines; every change (a value, a header more or less, the body
+      -- headers, the same table edited in place) must reach the server.
+      local h = { ["X-A"] = "1", ["X-B"] = "2" }
+      local rows = {
+        { h = h, want = { ["x-a"] = "1", ["x-b"] = "2" } },
+        { h = h, want = { ["x-a"] = "1", ["x-b"] = "2" } },
+        { h = { ["X-A"] = "1" }, want = { ["x-a"] = "1", ["x-b"] = false } },
+        { h = { ["X-A"] = "1", ["X-B"] = "2", ["X-C"] = "3" }, want = { ["x-c"] = "3" } },
+        { h = { ["X-A"] = "one" }, want = { ["x-a"] = "one", ["x-c"] = false } },
+        { h = {}, want = { ["x-a"] = false } },
+        { h = nil, want = { ["x-a"] = false } },
+        { h = { ["Content-Type"] = "application/json" }, body = "{}",
+          want = { ["content-type"] = "application/json" } },
+        { h = nil, body = "{}", want = { ["content-type"] = false, expect = false } },
+        { h = { ["User-Agent"] = "mine/1" }, want = { ["user-agent"] = "mine/1" } },
+        { h = nil, want = { ["user-agent"] = "instantly-lua/" .. core.VERSION .. " libcurl/" .. core.curl_version } },
+      }
+      for i, row in ipairs(rows) do
+        local got = echo{ method = row.body and "POST" or "GET", headers = row.h, body = row.body }
+        for k, v in pairs(row.want) do
+          assert.equal(v or nil, got.headers[k], "request " .. i .. ", header " .. k)
+        end
+      end
+      h["X-B"] = "changed"
+      assert.equal("changed", echo{ headers = h }.headers["x-b"])
+      h["X-B"] = nil
+      assert.is_nil(echo{ headers = h }.headers["x-b"])
+    end)
+
     it("sends each method as given, with and without a body", function()
       local rows = {
         { method = "GET" }, { method = "DELETE" }, { method = "POST" },

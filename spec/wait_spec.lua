@@ -191,6 +191,24 @@ describe("waits", function()
       assert.has_error(function() client.email_verification:verify("a@b.co", { wiat = true }) end,
         "instantly: email_verification:verify: unknown option 'wiat'")
     end)
+
+    it("raises misuse at the caller's line", function()
+      -- (not tail calls: a tail call would leave no line of ours to name)
+      local cases = {
+        function() local r = client.email_verification:verify(nil); return r end,
+        function() local r = client.email_verification:wait("a@b.co", { wiat = true }); return r end,
+        function() local r = client.background_jobs:wait({}); return r end,
+        function() local r = client.oauth:wait(42); return r end,
+        function() local r = client.supersearch_enrichment:wait("r", 5); return r end,
+      }
+      for i, case in ipairs(cases) do
+        local line = debug.getinfo(case, "S").linedefined
+        local ok, err = pcall(case)
+        assert.is_false(ok)
+        assert.equal("wait_spec.lua:" .. line, tostring(err):match("([%w_]+%.lua:%d+): instantly:"),
+          "case " .. i .. ": " .. tostring(err))
+      end
+    end)
   end)
 
   describe("OAuth sessions", function()

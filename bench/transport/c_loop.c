@@ -9,6 +9,8 @@
  * BODYFILE is "-" for none. Prints "REQUESTS ELAPSED_S CPU_S" (CPU: the
  * process's user + system time in the loop, start-up excluded). The request
  * carries the same headers the Lua rows send; the body is counted, not kept.
+ * SECONDS written as "nCOUNT" (n520) makes exactly COUNT requests instead:
+ * what bench/transport/prof.sh runs under callgrind.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
     Conf c;
     double seconds, start, end;
     clock_t cpu;
-    long n = 0;
+    long n = 0, count = -1, started;
 
     if (argc < 6 || (strcmp(argv[1], "multi") == 0 && argc < 7)) {
         fprintf(stderr, "usage: c_loop easy|multi METHOD URL BODYFILE SECONDS [N]\n");
@@ -104,7 +106,11 @@ int main(int argc, char **argv)
     c.method = argv[2];
     c.url = argv[3];
     c.body = slurp(argv[4], &c.body_len);
-    seconds = atof(argv[5]);
+    if (argv[5][0] == 'n') {
+        count = atol(argv[5] + 1);
+        seconds = 1e9;
+    } else
+        seconds = atof(argv[5]);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     c.hdrs = curl_slist_append(NULL, "Authorization: Bearer bench-key");
     if (c.body) {
@@ -117,7 +123,7 @@ int main(int argc, char **argv)
     end = start + seconds;
     if (strcmp(argv[1], "easy") == 0) {
         CURL *e = make_handle(&c);
-        while (now() < end) {
+        while (count >= 0 ? n < count : now() < end) {
             check(e, curl_easy_perform(e));
             n++;
         }
@@ -126,6 +132,9 @@ int main(int argc, char **argv)
         int i, inflight = atoi(argv[6]), in_multi = 0, left;
         CURLM *m = curl_multi_init();
         CURL **hs = calloc((size_t)inflight, sizeof *hs);
+        if (count >= 0 && inflight > count)
+            inflight = (int)count;
+        started = inflight;
         for (i = 0; i < inflight; i++) {
             hs[i] = make_handle(&c);
             curl_multi_add_handle(m, hs[i]);
@@ -145,7 +154,8 @@ int main(int argc, char **argv)
                 finished++;
                 curl_multi_remove_handle(m, e);
                 in_multi--;
-                if (now() < end) {
+                if (count >= 0 ? started < count : now() < end) {
+                    started++;
                     curl_multi_add_handle(m, e);
                     in_multi++;
                 }

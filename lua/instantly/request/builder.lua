@@ -84,6 +84,7 @@ local mtype = math.type
 local null = core.null
 local route, escape = validate.route, validate.escape
 local send, decode = pipeline.send, pipeline.decode
+local json_encode, strip_listed = core.json_encode, record.strip_listed
 
 local M = {}
 
@@ -277,6 +278,15 @@ local function shared_for(def, op)
   local path_formats = {}
   for i, p in ipairs(op.path_params) do path_formats[i] = p.format or false end
   local checker = validate.compile(op)
+  -- A call without parameters routes to no query and (with a body) an
+  -- empty object whatever the validation mode, unless a parameter is
+  -- required: such calls skip the routing (see invoke).
+  local nil_ok = #checker.required == 0 and not op.unconfirmed
+  local nil_body
+  if nil_ok and op.body ~= nil then
+    local _, b = route(checker, nil, "off")
+    nil_body = assert(core.json_encode(b))
+  end
   s = {
     label = def.lua_name .. ":" .. op.lua_method,
     method = op.method, op = op, def = def,
@@ -284,6 +294,7 @@ local function shared_for(def, op)
     segs = segs, npath = idx, path_formats = path_formats,
     no_params = next(checker.params) == nil,
     has_body = op.body ~= nil,
+    nil_ok = nil_ok, nil_body = nil_body,
     kind = op.response.kind, item = item,
     error_field = error_field,
     -- Why the operation is in doubt (catalog `evidence_note`), or nil.
@@ -426,12 +437,12 @@ local function make_record(it, mt)
   return setmetatable(it, mt)
 end
 
--- `null_tables`: the objects of the response that hold a null, listed by
--- the decoder; their nulls go first, then each record is shaped.
-local function wrap(cop, v, null_tables)
+-- The decoded value of an operation whose items are records: each is
+-- shaped and given its metatable (the decoder listed the objects holding
+-- a null, and their nulls are out already: see invoke).
+local function wrap(cop, v)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
-  record.strip_listed(null_tables)
   local kind = cop.kind
   if kind == "list" then
     local items = v.items
@@ -484,36 +495,44 @@ local function route_for(ctx, cop, params, opts, level)
 end
 
 -- The one way every generated method, record method, page and iterator
--- calls the API. `level` is the stack level (relative to this function's
--- caller) that misuse errors blame.
+-- calls the API. `path` is the operation's path with its arguments in
+-- (without the API prefix). `level` is the stack level (relative to this
+-- function's caller) that misuse errors blame.
 local function invoke(_, cop, path, params, opts, level)
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
-  local query, body = route_for(cop.ctx, cop, params, opts, level + 1)
   local ctx = cop.ctx
-  local url = ctx.base .. path
-  if query and query ~= "" then url = url .. "?" .. query end
-  local text, headers
-  if cop.has_body then
-    local err
-    text, err = core.json_encode(body)
-    if not text then error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1) end
-    headers = ctx.headers_json
+  local query, text
+  if params == nil and cop.nil_ok then
+    text = cop.nil_body
   else
-    headers = ctx.headers
+    local body
+    query, body = route_for(ctx, cop, params, opts, level + 1)
+    if cop.has_body then
+      local err
+      text, err = json_encode(body)
+      if not text then
+        error("instantly: " .. cop.label .. ": cannot encode parameters: " .. tostring(err), level + 1)
+      end
+    end
   end
+  local headers = cop.has_body and ctx.headers_json or ctx.headers
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
-  local spec = {
-    method = cop.method, url = url, path = ctx.prefix .. path, body = text, headers = headers,
-    windows = cop.windows, label = cop.label, opts = opts, key = ctx.key,
-  }
-  local status, rtext, rheaders, attempts = send(ctx.pipe, spec)
+  local url, full
+  if path == cop.path0 then
+    url, full = cop.url0, cop.full0
+  else
+    url, full = ctx.base .. path, ctx.prefix .. path
+  end
+  if query and query ~= "" then url = url .. "?" .. query end
+  local pipe = ctx.pipe
+  local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
   -- A response that becomes records: the decoder lists the objects that
   -- hold a null, so records lose their nulls without a walk of each one.
-  local null_tables = cop.item_mt and {} or nil
-  local v, err = decode(status, rtext, rheaders, cop, attempts, spec, null_tables)
+  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts,
+                        cop.item_mt and strip_listed or nil)
   if v == nil then return nil, err end
-  return wrap(cop, v, null_tables), status, rheaders
+  return wrap(cop, v), status, rheaders
 end
 M.invoke = invoke
 
@@ -752,26 +771,25 @@ local function method_for(c, ent, cop, paged)
   local function misuse()
     error("instantly: call it with a colon: client." .. label .. "(...)", 3)
   end
-  local function finish(path, params, opts, a, b, d)
-    if paged and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
-    return a, b, d
-  end
+  local no_params = cop.no_params
   if npath == 0 then
     local path = cop.segs[1]
     return function(self, params, opts)
       if self ~= ent then misuse() end
-      params, opts = params_opts(cop, params, opts)
+      if no_params and opts == nil then params, opts = nil, params end
       local a, b, d = invoke(c, cop, path, params, opts, 2)
-      return finish(path, params, opts, a, b, d)
+      if paged and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
+      return a, b, d
     end
   elseif npath == 1 then
     local s1, s3 = cop.segs[1], cop.segs[3]
     return function(self, id, params, opts)
       if self ~= ent then misuse() end
       local path = s1 .. path_arg(cop, 1, id, 2) .. s3
-      params, opts = params_opts(cop, params, opts)
+      if no_params and opts == nil then params, opts = nil, params end
       local a, b, d = invoke(c, cop, path, params, opts, 2)
-      return finish(path, params, opts, a, b, d)
+      if paged and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
+      return a, b, d
     end
   end
   return function(self, ...)
@@ -779,7 +797,8 @@ local function method_for(c, ent, cop, paged)
     local path = build_path(cop, 2, ...)
     local params, opts = params_opts(cop, select(npath + 1, ...))
     local a, b, d = invoke(c, cop, path, params, opts, 2)
-    return finish(path, params, opts, a, b, d)
+    if paged and type(a) == "table" then a = make_page(a, c, cop, path, copy(params), opts) end
+    return a, b, d
   end
 end
 
@@ -1168,6 +1187,11 @@ local function cop_for(st, def, op)
   cop.windows = (st.ctx.endpoints and op.rate_limit)
     and ratelimit.windows_for(op.rate_limit, sh.label, ratelimit.shared_for(st.ctx.pipe.session)) or nil
   cop.make_page = make_page
+  if sh.npath == 0 then
+    -- the one URL of an operation without path arguments, made once
+    cop.path0 = sh.segs[1]
+    cop.url0, cop.full0 = st.ctx.base .. cop.path0, st.ctx.prefix .. cop.path0
+  end
   st.cops[op] = cop
   return cop
 end

@@ -266,16 +266,13 @@ function Client:request(method, path, args, opts)
     headers = builder.merge_headers(headers, args.headers)
   end
   if opts and opts.headers then headers = builder.merge_headers(headers, opts.headers) end
-  local spec = {
-    method = method, url = url, path = full, body = body, headers = headers,
-    label = "client:request", opts = opts, key = pv.ctx.key,
-  }
-  local status, text, rheaders, attempts = pipeline.send(pv.ctx.pipe, spec)
+  local op = { method = method, label = "client:request" }
+  local pipe = pv.ctx.pipe
+  local status, text, rheaders, attempts = pipeline.send(pipe, op, url, full, body, headers, opts)
   if not status then return nil, text end
-  local how = { kind = (rheaders and rheaders["content-type"] or "application/json"):find("json", 1, true)
-                and "json" or "text" }
-  if how.kind == "text" and text ~= "" and (text:match("^%s*[%[{]")) then how.kind = "json" end
-  local v, err = pipeline.decode(status, text, rheaders, how, attempts, spec)
+  op.kind = (rheaders and rheaders["content-type"] or "application/json"):find("json", 1, true) and "json" or "text"
+  if op.kind == "text" and text ~= "" and (text:match("^%s*[%[{]")) then op.kind = "json" end
+  local v, err = pipeline.decode(pipe, op, url, full, status, text, rheaders, attempts)
   if v == nil then return nil, err end
   return v, status, rheaders
 end
@@ -395,10 +392,9 @@ local function new(options)
 
   local limiter, endpoints = limiter_of(opts.rate_limit)
   local pipe = pipeline.new {
-    session = session, max_retries = opts.max_retries or 2, timeout = opts.timeout,
+    session = session, key = key, max_retries = opts.max_retries or 2, timeout = opts.timeout,
     connect_timeout = opts.connect_timeout, retry = retry, limiter = limiter,
     on_request = opts.on_request, on_response = opts.on_response, on_wait = opts.on_wait,
-    raw_headers = owns,
   }
   local ctx = {
     pipe = pipe, base = base_url .. catalog.path_prefix, prefix = catalog.path_prefix,

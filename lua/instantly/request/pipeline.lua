@@ -32,6 +32,7 @@ local concat = table.concat
 local monotime, sleep_plain = core.monotime, core.sleep
 local parse_headers, json_decode = core.parse_headers, core.json_decode
 local rawget, rawset, next = rawget, rawset, next
+local array_mt = core.array_mt
 
 local M = {}
 
@@ -54,20 +55,27 @@ end
 
 --- A sender: what `send` needs from a client, fixed when it is made.
 -- @tparam table cfg `session` (an object with `request(req)`, and
---   `submit`/`poll` for concurrency), `max_retries`, `timeout`,
---   `connect_timeout` (nil: the session's), `retry` (`{base =, cap =,
---   max_retry_after =}`), `limiter` (nil: no client-side rate limit, else
---   `{global = windows, max_wait =}`), `on_request`, `on_response`,
---   `on_wait` (hooks or nil), `raw_headers` (true: the session is a core
---   session; ask it for the header block as a string and parse it only
---   when a header is read)
+--   `submit`/`poll` for concurrency), `key` (the API key: errors are
+--   redacted with it), `max_retries`, `timeout`, `connect_timeout` (nil:
+--   the session's), `retry` (`{base =, cap =, max_retry_after =}`),
+--   `limiter` (nil: no client-side rate limit, else `{global = windows,
+--   max_wait =}`), `on_request`, `on_response`, `on_wait` (hooks or nil)
 -- @treturn table the sender (a plain table with those fields)
 function M.new(cfg)
+  local session = cfg.session
+  -- A core session (the SDK's own, or one shared with a workspace view)
+  -- answers with the header block as a string, parsed only when a header
+  -- is read; it copies what it needs from a request table before it
+  -- returns, so one table per sender carries every request. An injected
+  -- transport gets a fresh table per request (it may keep it) and answers
+  -- with a headers table.
+  local mt = type(session) == "userdata" and getmetatable(session)
+  local is_core = type(mt) == "table" and mt.__name == "instantly.Session"
   return {
-    session = cfg.session, max_retries = cfg.max_retries, timeout = cfg.timeout,
+    session = session, key = cfg.key, max_retries = cfg.max_retries, timeout = cfg.timeout,
     connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter,
     on_request = cfg.on_request, on_response = cfg.on_response, on_wait = cfg.on_wait,
-    raw_headers = cfg.raw_headers or nil,
+    req = is_core and { raw_headers = true } or nil,
   }
 end
 
@@ -76,26 +84,23 @@ end
 -- table that fills itself from the block the first time it is indexed,
 -- assigned to or walked with pairs (then the metatable is gone and it is
 -- a plain table). Building the table costs a tenth of a small request;
--- most calls never read a header.
--- The block rides in the table's own metatable (no side table, which
--- the collector would have to treat as an ephemeron table).
+-- most calls never read a header. The block waits in the table under a
+-- private key (a table no one else holds), so the metatable is one for
+-- every response and a response costs one small table.
+local RAW = setmetatable({}, { __name = "instantly.headers.raw" })
+local LAZY = { __name = "instantly.headers" }
 local function fill(t)
-  local mt = getmetatable(t)
-  local raw = type(mt) == "table" and mt.raw
-  if raw then
+  if getmetatable(t) == LAZY then
+    local raw = rawget(t, RAW)
     setmetatable(t, nil)
+    t[RAW] = nil
     parse_headers(raw, t)
   end
   return t
 end
-local function lazy_index(t, k) return rawget(fill(t), k) end
-local function lazy_newindex(t, k, v) rawset(fill(t), k, v) end
-local function lazy_pairs(t) return next, fill(t), nil end
-local function lazy_headers(h)
-  if type(h) ~= "string" then return h end
-  return setmetatable({}, { __index = lazy_index, __newindex = lazy_newindex, __pairs = lazy_pairs,
-                            __name = "instantly.headers", raw = h })
-end
+function LAZY.__index(t, k) return rawget(fill(t), k) end
+function LAZY.__newindex(t, k, v) rawset(fill(t), k, v) end
+function LAZY.__pairs(t) return next, fill(t), nil end
 
 --- The headers table of a response as a plain table (parsed now if it
 -- was parsed lazily); for code that walks it with `next`.
@@ -242,55 +247,61 @@ local function do_sleep(sched, seconds)
   if sched then sched:sleep(seconds) else sleep_plain(seconds) end
 end
 
+-- Where an error happened, for the error value: built only on a failure.
+local function where_of(p, op, url, path)
+  return { method = op.method, path = path, url = url, key = p.key }
+end
+
 --- Send one logical request with rate limiting and retries.
 --
--- `spec` fields: `method`, `url`, `path` (shown in errors and hooks),
--- `body` (string or nil), `headers` (table, not modified), `windows`
--- (the operation's rate-limit windows or nil), `label` (operation name for
--- hooks), `opts` (per-call `timeout`, `connect_timeout`, `max_retries`).
+-- `op` is what does not change between calls of one operation: `method`,
+-- `label` (the operation's name in hooks), `windows` (its rate-limit
+-- windows or nil). `url` is the full URL, `path` the path shown in errors
+-- and hooks, `body` a string or nil, `headers` a table (not modified) and
+-- `opts` the per-call options (`timeout`, `connect_timeout`,
+-- `max_retries`) or nil.
 --
--- Returns `status, body_text, headers, attempts` for any HTTP response
--- that is final (2xx or an error not worth retrying is returned as
--- `nil, err`), i.e. on success `status, text, headers`; on failure
--- `nil, instantly.Error`.
+-- Returns `status, body_text, headers, attempts` for a 2xx response; any
+-- other outcome (an HTTP error not worth retrying or out of retries, a
+-- transport failure, the rate limiter refusing the wait) is `nil, err`.
 -- @tparam table p a sender (`pipeline.new`)
--- @tparam table spec
--- @return status, text, headers | nil, err
-function M.send(p, spec)
+-- @tparam table op
+-- @tparam string url
+-- @tparam string path
+-- @tparam string|nil body
+-- @tparam table headers
+-- @tparam table|nil opts
+-- @return status, text, headers, attempts | nil, err
+function M.send(p, op, url, path, body, headers, opts)
   local sched = schedulers[running()]
   local session = p.session
-  local opts = spec.opts
   local max_retries, timeout, connect_timeout = p.max_retries, p.timeout, p.connect_timeout
   if opts then
     if opts.max_retries ~= nil then max_retries = opts.max_retries end
     if opts.timeout ~= nil then timeout = opts.timeout end
     if opts.connect_timeout ~= nil then connect_timeout = opts.connect_timeout end
   end
-  local method, path = spec.method, spec.path
-  local idempotent = IDEMPOTENT[method]
-  local retry = p.retry
+  local method = op.method
   local on_request, on_response, on_wait = p.on_request, p.on_response, p.on_wait
   local limiter = p.limiter
-  local req = { method = method, url = spec.url, headers = spec.headers, body = spec.body,
-                raw_headers = p.raw_headers,
-                timeout = timeout, connect_timeout = connect_timeout }
+  local req = p.req
   local attempt = 0
   local sleeper, notify
   if limiter then
     sleeper = sched and function(s) sched:sleep(s) end or sleep_plain
     notify = on_wait and function(seconds, window)
       on_wait { reason = "rate_limit", seconds = seconds, limit = window.label,
-                operation = spec.label, method = method, path = path, attempt = attempt }
+                operation = op.label, method = method, path = path, attempt = attempt }
     end
   end
   while true do
     attempt = attempt + 1
     if limiter then
-      local ok, need, window = ratelimit.acquire(limiter.global, spec.windows, monotime, sleeper,
+      local ok, need, window = ratelimit.acquire(limiter.global, op.windows, monotime, sleeper,
                                                  limiter.max_wait, notify)
       if not ok then
         return nil, Err.new("rate_limited", {
-          method = method, path = path, url = spec.url, attempts = attempt - 1,
+          method = method, path = path, url = url, attempts = attempt - 1,
           retry_after = need,
           message = "client-side rate limit " .. tostring(window and window.label) ..
             " would need a wait of " .. string.format("%.1f", need) .. "s (more than rate_limit.max_wait)",
@@ -299,83 +310,121 @@ function M.send(p, spec)
     end
     local t0
     if on_request then
-      on_request { method = method, url = spec.url, path = path, operation = spec.label,
-                   headers = redact.headers(spec.headers), body = spec.body, attempt = attempt }
+      on_request { method = method, url = url, path = path, operation = op.label,
+                   headers = redact.headers(headers), body = body, attempt = attempt }
     end
     if on_response then t0 = monotime() end
-    local status, text, headers
+    -- The sender's own table (a core session), filled anew for every
+    -- attempt: another task of a gather may have used it meanwhile.
+    local r = req or {}
+    r.method, r.url, r.headers, r.body, r.timeout, r.connect_timeout =
+      method, url, headers, body, timeout, connect_timeout
+    local status, text, rheaders
     if sched then
-      status, text, headers = sched:request(session, req)
+      status, text, rheaders = sched:request(session, r)
     else
-      status, text, headers = session:request(req)
+      status, text, rheaders = session:request(r)
     end
-    if status then headers = lazy_headers(headers) end
-    local err, retryable
-    if status == nil then
-      err = transport_error(text, spec, attempt)
-      local tk = err.transport_kind
-      retryable = RETRY_TRANSPORT[tk] and (idempotent or NEVER_SENT[tk])
-    elseif status >= 200 and status < 300 then
+    if req then
+      req.body = nil -- do not keep a large body alive until the next call
+      if status then rheaders = setmetatable({ [RAW] = rheaders }, LAZY) end
+    end
+    if status and status >= 200 and status < 300 then
       if on_response then
-        on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
-                      headers = redact.headers(M.headers(headers), spec.key), attempt = attempt,
+        on_response { method = method, url = url, path = path, operation = op.label, status = status,
+                      headers = redact.headers(M.headers(rheaders), p.key), attempt = attempt,
                       elapsed = monotime() - t0 }
       end
-      return status, text, headers, attempt
+      return status, text, rheaders, attempt
+    end
+    local err, retryable
+    if status == nil then
+      err = transport_error(text, where_of(p, op, url, path), attempt)
+      local tk = err.transport_kind
+      retryable = RETRY_TRANSPORT[tk] and (IDEMPOTENT[method] or NEVER_SENT[tk])
     else
-      headers = M.headers(headers)
-      err = http_error(status, text, headers, spec, attempt)
-      retryable = RETRY_STATUS[status] and (idempotent or status == 429)
+      err = http_error(status, text, M.headers(rheaders), where_of(p, op, url, path), attempt)
+      retryable = RETRY_STATUS[status] and (IDEMPOTENT[method] or status == 429)
     end
     if on_response then
-      on_response { method = method, url = spec.url, path = path, operation = spec.label, status = status,
+      on_response { method = method, url = url, path = path, operation = op.label, status = status,
                     headers = err.headers, attempt = attempt, elapsed = monotime() - t0, error = err }
     end
     if not retryable or attempt > max_retries then return nil, err end
     local delay = err.retry_after
     if delay then
-      if delay > retry.max_retry_after then return nil, err end
+      if delay > p.retry.max_retry_after then return nil, err end
     else
-      delay = M.backoff(retry, attempt)
+      delay = M.backoff(p.retry, attempt)
     end
     if on_wait then
-      on_wait { reason = "retry", seconds = delay, operation = spec.label, method = method, path = path,
+      on_wait { reason = "retry", seconds = delay, operation = op.label, method = method, path = path,
                 attempt = attempt, error = err }
     end
     do_sleep(sched, delay)
   end
 end
 
+-- The decoder's options for responses that become records: one table and
+-- one list reused by every call (decoding and stripping never yield in
+-- between); `busy` covers a decode started from inside another (a
+-- finalizer making a call), which gets fresh ones.
+local NULLS = {}
+local NULL_OPTS = { null_tables = NULLS }
+local nulls_busy = false
+
 --- Decode a successful response body.
 -- Empty bodies (204, some 202) give `true`; `text` responses give the
 -- string; JSON that cannot be decoded is a `decode` error; a JSON object
 -- with an `error` string (and no declared `error` field) is an `api` error.
+-- With `strip` (a function) the objects of the value that held a JSON
+-- null are listed by the decoder and handed to `strip(list)` before the
+-- value is returned (records leave their nulls out); strip must leave the
+-- list empty (it is used again).
+-- @tparam table p the sender (for the key errors are redacted with)
+-- @tparam table how `{kind =, error_field =, method =}` (an operation)
+-- @tparam string url
+-- @tparam string path
 -- @tparam integer status
 -- @tparam string text
 -- @tparam table headers
--- @tparam table how `{kind =, error_field =}`
 -- @tparam integer attempts
--- @tparam table where `{method =, path =, key =}` for errors
+-- @tparam[opt] function strip
 -- @return value | nil, err
-function M.decode(status, text, headers, how, attempts, where, null_tables)
+function M.decode(p, how, url, path, status, text, headers, attempts, strip)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
-  local v, msg, oom = decode_json(text, null_tables and { null_tables = null_tables })
+  local v, msg, oom
+  if strip == nil then
+    v, msg, oom = decode_json(text)
+  elseif nulls_busy then
+    local list = {}
+    v, msg, oom = decode_json(text, { null_tables = list })
+    if v ~= nil then strip(list) end
+  else
+    nulls_busy = true
+    v, msg, oom = decode_json(text, NULL_OPTS)
+    if NULLS[1] ~= nil then
+      -- strip empties the list; what a failed decode listed only goes
+      if v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
+    end
+    nulls_busy = false
+  end
   if v == nil then
     return nil, new_error("decode", {
-      status = status, method = where.method, path = where.path, url = where.url, attempts = attempts,
+      status = status, method = how.method, path = path, url = url, attempts = attempts,
       message = oom and msg or ("response is not valid JSON: " .. tostring(msg)),
-      body = raw_text(text, where.key), request_id = request_id(headers), headers = headers,
-    }, where.key)
+      body = raw_text(text, p.key), request_id = request_id(headers), headers = M.headers(headers),
+    }, p.key)
   end
   if type(v) == "table" and not how.error_field and type(v.error) == "string"
-     and getmetatable(v) ~= core.array_mt then
+     and getmetatable(v) ~= array_mt then
     local m = v.message
     return nil, new_error("api", {
-      status = status, code = v.error, method = where.method, path = where.path, url = where.url,
+      status = status, code = v.error, method = how.method, path = path, url = url,
       message = (type(m) == "string" or type(m) == "table") and message_of(v) or nil,
-      body = v, attempts = attempts, request_id = request_id(headers), headers = headers,
-    }, where.key)
+      body = v, attempts = attempts, request_id = request_id(headers), headers = M.headers(headers),
+    }, p.key)
   end
   return v
 end

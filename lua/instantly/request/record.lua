@@ -26,7 +26,7 @@ local pairs, ipairs, type, getmetatable, setmetatable, next, tostring =
   pairs, ipairs, type, getmetatable, setmetatable, next, tostring
 local sort = table.sort
 
-local null, array_mt = core.null, core.array_mt
+local null, array_mt, strip_nulls = core.null, core.array_mt, core.strip_nulls
 
 local M = {}
 
@@ -38,21 +38,11 @@ local renamed_of = setmetatable({}, { __mode = "k" })
 --- Take the null members out of the objects a decode listed (the JSON
 -- decoder's `null_tables` option: each object that holds a null, once),
 -- remembering their names for `nulls` and `raw`. Only the objects that
--- hold a null are visited, at any depth, with no walk of the records.
+-- hold a null are visited, at any depth, with no walk of the records; the
+-- walk is `core.strip_nulls`, which also empties `list` for the next use.
 -- @tparam table list objects
 function M.strip_listed(list)
-  for i = 1, #list do
-    local t = list[i]
-    local gone
-    for k, v in pairs(t) do
-      if v == null then
-        t[k] = nil
-        gone = gone or {}
-        gone[#gone + 1] = k
-      end
-    end
-    if gone then nulls_of[t] = gone end
-  end
+  strip_nulls(list, nulls_of)
 end
 
 --- The function that shapes a freshly decoded object into a record of

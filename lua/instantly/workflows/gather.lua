@@ -35,10 +35,10 @@ local core = require "instantly.core"
 local Err = require "instantly.request.error"
 local pipeline = require "instantly.request.pipeline"
 
-local type, error, pairs, tostring, xpcall, pcall =
-  type, error, pairs, tostring, xpcall, pcall
-local create, resume, yield, running, status =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.status
+local type, error, pairs, next, tostring, xpcall, pcall =
+  type, error, pairs, next, tostring, xpcall, pcall
+local create, resume, yield, running =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
 local traceback, setmetatable, assert, sort = debug.traceback, setmetatable, assert, table.sort
 local mtype, huge, min = math.type, math.huge, math.min
 local monotime, plain_sleep, wait_sessions = core.monotime, core.sleep, core.wait_sessions
@@ -48,8 +48,10 @@ local M = {}
 
 M.DEFAULT_CONCURRENCY = 8
 
--- A unique value that marks our yields apart from any other yield.
+-- A unique value that marks our yields apart from any other yield, and
+-- the one a worker returns when it ends (so no status() call per resume).
 local TOKEN = setmetatable({}, { __name = "instantly.workflows.gather.token" })
+local DONE = setmetatable({}, { __name = "instantly.workflows.gather.done" })
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -57,8 +59,10 @@ Scheduler.__name = "instantly.Scheduler"
 
 local function new_scheduler()
   return setmetatable({
-    waiting = {},     -- session -> {transfer id -> coroutine}
-    inflight = {},    -- session -> transfers in flight
+    -- the hooks the pipeline calls, found without going through __index
+    request = Scheduler.request, sleep = Scheduler.sleep,
+    waiting = {},     -- session -> {transfer id -> coroutine, n = transfers in flight,
+                      --             take = the session's take (nil: it has poll)}
     nsessions = 0,
     sleepers = {},    -- array of {wake, co}, unordered (few entries)
     -- the ready queue, as parallel arrays: coroutine and what to resume it with
@@ -74,21 +78,21 @@ end
 function Scheduler:request(session, req)
   -- A transport without the multi interface (an injected one) is driven
   -- one request at a time: same results, no overlap.
-  if not session.submit then return session:request(req) end
-  local id, err = session:submit(req)
+  local submit = session.submit
+  if not submit then return session:request(req) end
+  local id, err = submit(session, req)
   if id == nil then
     -- The transfer could not even start: answer as request() would.
     return nil, err
   end
   local w = self.waiting[session]
   if not w then
-    w = {}
+    w = { n = 0, take = session.take }
     self.waiting[session] = w
-    self.inflight[session] = 0
     self.nsessions = self.nsessions + 1
   end
   w[id] = running()
-  self.inflight[session] = self.inflight[session] + 1
+  w.n = w.n + 1
   return yield(TOKEN, "io")
 end
 
@@ -100,25 +104,26 @@ function Scheduler:sleep(seconds)
   yield(TOKEN, "sleep")
 end
 
-function Scheduler:_push(co, a, b, c)
+local function push(self, co, a, b, c)
   local t = self.qtail + 1
   self.qtail = t
   self.qco[t], self.qa[t], self.qb[t], self.qc[t] = co, a, b, c
 end
 
-function Scheduler:_transfer_done(session, id, a, b, c)
-  local w = self.waiting[session]
-  local co = w and w[id]
-  if not co then return end
+-- A transfer of `session` (whose entry in `waiting` is w) finished: the
+-- coroutine that waits for it (nil for one nobody waits for any more).
+local function transfer_done(self, session, w, id)
+  local co = w[id]
+  if not co then return nil end
   w[id] = nil
-  local n = self.inflight[session] - 1
+  local n = w.n - 1
   if n == 0 then
-    self.waiting[session], self.inflight[session] = nil, nil
+    self.waiting[session] = nil
     self.nsessions = self.nsessions - 1
   else
-    self.inflight[session] = n
+    w.n = n
   end
-  self:_push(co, a, b, c)
+  return co
 end
 
 local function task_name(key)
@@ -131,42 +136,42 @@ local function on_raise(e)
   return setmetatable({ e = e, tb = traceback(tostring(e), 2) }, Raised)
 end
 
--- Runs one task; returns value, err, raised with err naming the task.
-local function run_task(fn, key)
-  local ok, v, e = xpcall(fn, on_raise)
-  if not ok then
-    local r = v
-    if Err.is(r.e) then
-      if r.e.task == nil then r.e.task = key end
-      return nil, r.e, true
-    end
-    return nil, Err.new {
-      kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
-      cause = r.e, traceback = r.tb, task = key,
-    }, true
+-- The error result of a task that raised (r: what on_raise made).
+local function raised_error(r, key)
+  if Err.is(r.e) then
+    if r.e.task == nil then r.e.task = key end
+    return r.e
   end
-  -- SDK calls return value, status, headers on success: only a nil
-  -- value makes the second result an error.
-  if v ~= nil then return v, nil, false end
-  if Err.is(e) and e.task == nil then e.task = key end
-  return nil, e, false
-end
-
-local function report(group, key, v, e, raised)
-  if v == nil and e ~= nil then group.failed = group.failed + 1 end
-  group.on_result(key, v, e, raised)
+  return Err.new {
+    kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
+    cause = r.e, traceback = r.tb, task = key,
+  }
 end
 
 -- Body of a worker coroutine: runs tasks of its group until there are
--- none left. on_result runs here too; if it raises, the coroutine dies
--- with that error and the loop fails with it.
+-- none left, reporting each result (err naming the task). on_result runs
+-- here too; if it raises, the coroutine dies with that error and the loop
+-- fails with it.
 local function worker(self, group, key, fn)
-  local co = running()
+  local co, key_of, take = running(), self.key_of, group.take
   while key ~= nil do
-    self.key_of[co] = key
-    report(group, key, run_task(fn, key))
-    key, fn = group.take()
+    key_of[co] = key
+    local ok, v, e = xpcall(fn, on_raise)
+    local raised = not ok
+    if raised then
+      v, e = nil, raised_error(v, key)
+    elseif v ~= nil then
+      -- SDK calls return value, status, headers on success: only a nil
+      -- value makes the second result an error.
+      e = nil
+    elseif Err.is(e) and e.task == nil then
+      e.task = key
+    end
+    if v == nil and e ~= nil then group.failed = group.failed + 1 end
+    group.on_result(key, v, e, raised)
+    key, fn = take()
   end
+  return DONE
 end
 
 function Scheduler:_spawn(group, key, fn)
@@ -174,7 +179,7 @@ function Scheduler:_spawn(group, key, fn)
   self.group_of[co] = group
   attach(co, self)
   group.workers = group.workers + 1
-  self:_push(co)
+  push(self, co)
 end
 
 -- Starts workers for `group` while it has free slots and tasks left.
@@ -186,7 +191,7 @@ function Scheduler:_fill(group)
   end
   if group.exhausted and group.workers == 0 and not group.finished then
     group.finished = true
-    if group.waiter then self:_push(group.waiter, TOKEN) end
+    if group.waiter then push(self, group.waiter, TOKEN) end
   end
 end
 
@@ -199,43 +204,50 @@ function Scheduler:_worker_gone(co)
 end
 
 -- Resumes one coroutine and interprets what it yielded or returned.
-function Scheduler:_step(co, a, b, c)
+local function step(self, co, a, b, c)
   local ok, x, y, z = resume(co, a, b, c)
+  if x == TOKEN and ok then
+    if y == "join" then
+      -- A nested gather: z is its group; we are resumed when it ends.
+      z.waiter = co
+      self:_fill(z)
+    end
+    return
+  end
   if not ok then
     -- run_task catches what tasks raise: this is on_result, the task
     -- stream, or a bug of ours.
     error(x, 0)
   end
-  if status(co) == "dead" then
-    if self.group_of[co] then self:_worker_gone(co) end
-    return
-  end
-  if x ~= TOKEN then
+  if x == DONE then return self:_worker_gone(co) end
+  do
     -- A task yielded on its own (not through the SDK): it cannot be
     -- resumed meaningfully; fail it and let another worker take over.
     local group, key = self.group_of[co], self.key_of[co]
     if not group then error("instantly: gather: a coroutine yielded outside the SDK", 0) end
-    report(group, key, nil, Err.new {
+    group.failed = group.failed + 1
+    group.on_result(key, nil, Err.new {
       kind = "task", message = "task " .. task_name(key) ..
         " yielded outside the SDK (coroutine.yield inside a gathered task)",
       task = key,
     }, true)
     return self:_worker_gone(co)
   end
-  if y == "join" then
-    -- A nested gather: z is its group; we are resumed when it ends.
-    z.waiter = co
-    self:_fill(z)
-  end
 end
 
--- Finished transfers of one session, waiting up to `timeout` for the first.
-function Scheduler:_collect(session, timeout)
-  if session.take then
-    local id, a, b, c = session:take(timeout)
+-- Finished transfers of one session, waiting up to `timeout` for the
+-- first. Each waiting task is resumed at once with its result (straight
+-- from take to resume: no queue in between); what it submits meanwhile is
+-- still running, so take never hands it over in the same round.
+local function collect(self, session, timeout)
+  local w = self.waiting[session]
+  local take = w.take
+  if take then
+    local id, a, b, c = take(session, timeout)
     while id ~= nil do
-      self:_transfer_done(session, id, a, b, c)
-      id, a, b, c = session:take()
+      local co = transfer_done(self, session, w, id)
+      if co then step(self, co, a, b, c) end
+      id, a, b, c = take(session)
     end
     return
   end
@@ -243,10 +255,13 @@ function Scheduler:_collect(session, timeout)
   if type(done) == "table" then
     for j = 1, #done do
       local r = done[j]
-      if r.err ~= nil then
-        self:_transfer_done(session, r.id, nil, r.err)
-      else
-        self:_transfer_done(session, r.id, r.status, r.body, r.headers)
+      local co = transfer_done(self, session, w, r.id)
+      if co then
+        if r.err ~= nil then
+          step(self, co, nil, r.err)
+        else
+          step(self, co, r.status, r.body, r.headers)
+        end
       end
     end
   end
@@ -260,7 +275,7 @@ function Scheduler:_turn(root)
     local co, a, b, c = qco[h], qa[h], qb[h], qc[h]
     qco[h], qa[h], qb[h], qc[h] = nil, nil, nil, nil
     self.qhead = h + 1
-    self:_step(co, a, b, c)
+    step(self, co, a, b, c)
   end
   self.qhead, self.qtail = 1, 0
   if root.finished then return end
@@ -275,7 +290,7 @@ function Scheduler:_turn(root)
       if e[1] <= now then
         s[i] = s[#s]
         s[#s] = nil
-        self:_push(e[2])
+        push(self, e[2])
       else
         if e[1] < wake then wake = e[1] end
         i = i + 1
@@ -292,8 +307,8 @@ function Scheduler:_turn(root)
   end
   local timeout = wake < huge and (wake - now) or 1
   if self.nsessions == 1 then
-    for session in pairs(self.waiting) do self:_collect(session, timeout) end
-    return
+    -- (not a pairs loop: a resumed task may add a session meanwhile)
+    return collect(self, (next(self.waiting)), timeout)
   end
   -- Several sessions (tasks using several clients): wait on all their
   -- sockets at once, then collect from each without waiting. Transports
@@ -310,15 +325,20 @@ function Scheduler:_turn(root)
   else
     timeout = min(timeout, 0.002)
   end
-  for i = 1, #list do self:_collect(list[i], timeout) end
+  for i = 1, #list do
+    -- (a session may have nothing left in flight by its turn)
+    if self.waiting[list[i]] then collect(self, list[i], timeout) end
+  end
 end
 
 function Scheduler:_cancel_all()
   for session, w in pairs(self.waiting) do
-    for id in pairs(w) do pcall(session.cancel, session, id) end
+    for id in pairs(w) do
+      if mtype(id) == "integer" then pcall(session.cancel, session, id) end
+    end
   end
   for co in pairs(self.group_of) do attach(co, nil) end
-  self.waiting, self.inflight, self.nsessions = {}, {}, 0
+  self.waiting, self.nsessions = {}, 0
   self.group_of, self.key_of, self.sleepers = {}, {}, {}
   self.qco, self.qa, self.qb, self.qc, self.qhead, self.qtail = {}, {}, {}, {}, 1, 0
 end
@@ -334,24 +354,28 @@ function Scheduler:_run(group)
   end
 end
 
-local function check_opts(opts, level)
+-- Misuse is found by the helpers below, which return the message, and
+-- raised by M.gather at its caller's line.
+
+-- concurrency, on_result | nil, message
+local function check_opts(opts)
   if opts == nil then return M.DEFAULT_CONCURRENCY, nil end
   if type(opts) ~= "table" then
-    error("instantly: gather: opts must be a table, got " .. type(opts), level + 1)
+    return nil, "instantly: gather: opts must be a table, got " .. type(opts)
   end
   for k in pairs(opts) do
     if k ~= "concurrency" and k ~= "on_result" then
-      error("instantly: gather: unknown option '" .. tostring(k) .. "'", level + 1)
+      return nil, "instantly: gather: unknown option '" .. tostring(k) .. "'"
     end
   end
   local c = opts.concurrency
   if c == nil then
     c = M.DEFAULT_CONCURRENCY
   elseif mtype(c) ~= "integer" or c < 1 then
-    error("instantly: gather: concurrency must be a positive integer", level + 1)
+    return nil, "instantly: gather: concurrency must be a positive integer"
   end
   if opts.on_result ~= nil and type(opts.on_result) ~= "function" then
-    error("instantly: gather: on_result must be a function", level + 1)
+    return nil, "instantly: gather: on_result must be a function"
   end
   return c, opts.on_result
 end
@@ -366,8 +390,8 @@ local function key_order(a, b)
 end
 
 -- The task list of a table: an array, or named tasks when any key is not
--- one of 1..#tasks. Returns the keys in run order.
-local function task_keys(tasks, level)
+-- one of 1..#tasks. Returns the keys in run order, or nil, message.
+local function task_keys(tasks)
   local n, keyed = #tasks, false
   for k in pairs(tasks) do
     if mtype(k) ~= "integer" or k < 1 or k > n then
@@ -384,7 +408,7 @@ local function task_keys(tasks, level)
   end
   for _, k in pairs(keys) do
     if type(tasks[k]) ~= "function" then
-      error("instantly: gather: task " .. task_name(k) .. " is a " .. type(tasks[k]) .. ", not a function", level + 1)
+      return nil, "instantly: gather: task " .. task_name(k) .. " is a " .. type(tasks[k]) .. ", not a function"
     end
   end
   return keys
@@ -410,14 +434,15 @@ end
 --   second = function() return client.campaigns:get(id2) end,
 -- }, {concurrency = 8})
 -- print(values.first and values.first.name or tostring(errs.first))
-function M.gather(_client, tasks, opts, level)
-  level = (level or 1) + 1
-  local concurrency, on_result = check_opts(opts, level)
+function M.gather(_client, tasks, opts)
+  local concurrency, on_result = check_opts(opts)
+  if not concurrency then error(on_result, 2) end
   local take
   local group
   local tt = type(tasks)
   if tt == "table" then
-    local keys = task_keys(tasks, level)
+    local keys, msg = task_keys(tasks)
+    if not keys then error(msg, 2) end
     local i = 0
     take = function()
       i = i + 1
@@ -446,7 +471,7 @@ function M.gather(_client, tasks, opts, level)
     end
   else
     error("instantly: gather: tasks must be an array of functions, a table of named functions " ..
-      "or a function, got " .. tt, level)
+      "or a function, got " .. tt, 2)
   end
   local values, errs = {}, {}
   group = {

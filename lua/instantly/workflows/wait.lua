@@ -58,33 +58,35 @@ M.sleep = client_sleep
 
 local WAIT_OPTS = { timeout = true, interval = true, on_progress = true }
 
--- Validates wait options (raises on misuse, `level` frames up).
+-- Misuse is found by the checks below, which return the message, and
+-- raised by the public functions at the end of this file at their
+-- caller's line; the functions doing the waiting get checked arguments.
+
+-- Checks wait options: opts (never nil) or nil, message.
 -- @tparam string fname name shown in errors
 -- @param opts nil or a table
 -- @tparam[opt] table extra more accepted keys
--- @treturn table opts (never nil)
-local function check_opts(fname, opts, extra, level)
-  level = (level or 2) + 1
+local function check_opts(fname, opts, extra)
   if opts == nil then return {} end
   if type(opts) ~= "table" then
-    error(fmt("instantly: %s: options must be a table, got %s", fname, type(opts)), level)
+    return nil, fmt("instantly: %s: options must be a table, got %s", fname, type(opts))
   end
   for k in pairs(opts) do
     if not WAIT_OPTS[k] and not (extra and extra[k]) then
-      error(fmt("instantly: %s: unknown option '%s'", fname, tostring(k)), level)
+      return nil, fmt("instantly: %s: unknown option '%s'", fname, tostring(k))
     end
   end
   for _, k in pairs({ "timeout", "interval" }) do
     local v = opts[k]
     if v ~= nil and (type(v) ~= "number" or v ~= v or v < 0) then
-      error(fmt("instantly: %s: option '%s' must be a non-negative number of seconds", fname, k), level)
+      return nil, fmt("instantly: %s: option '%s' must be a non-negative number of seconds", fname, k)
     end
   end
   if opts.interval == 0 then
-    error(fmt("instantly: %s: option 'interval' must be more than 0", fname), level)
+    return nil, fmt("instantly: %s: option 'interval' must be more than 0", fname)
   end
   if opts.on_progress ~= nil and type(opts.on_progress) ~= "function" then
-    error(fmt("instantly: %s: option 'on_progress' must be a function", fname), level)
+    return nil, fmt("instantly: %s: option 'on_progress' must be a function", fname)
   end
   return opts
 end
@@ -157,15 +159,16 @@ function M.poll(client, spec)
   end
 end
 
-local function id_of(v, key, fname, level)
+-- id, the object it came from (or nil) | nil, nil, message
+local function id_of(v, key, fname)
   if type(v) == "string" and v ~= "" then return v, nil end
   if type(v) == "table" then
     local id = v[key]
     if type(id) == "string" and id ~= "" then return id, v end
-    error(fmt("instantly: %s: the object has no '%s'", fname, key), level + 1)
+    return nil, nil, fmt("instantly: %s: the object has no '%s'", fname, key)
   end
-  error(fmt("instantly: %s: expected a %s string or an object with one, got %s", fname, key,
-    v == nil and "nothing" or type(v)), level + 1)
+  return nil, nil, fmt("instantly: %s: expected a %s string or an object with one, got %s", fname, key,
+    v == nil and "nothing" or type(v))
 end
 
 local function pick(opts, kind, name)
@@ -203,15 +206,13 @@ end
 
 --- Wait for a background job to reach a terminal state.
 -- @tparam table client
--- @param job_or_id a job record (or any table with `id`) or a job id
--- @tparam[opt] table opts `timeout` (seconds, default 600), `interval`
+-- @tparam string id the job id
+-- @tparam table|nil rec the job record it came from
+-- @tparam table opts (checked) `timeout` (seconds, default 600), `interval`
 --   (default 2), `on_progress` (`fn(job)` after every poll)
 -- @tparam[opt] table call_opts per-call options for the polls
 -- @return the finished job, or nil, err (err.job is the last job seen)
-local function job_at(client, job_or_id, opts, call_opts, level)
-  level = (level or 1) + 1
-  opts = check_opts("background_jobs:wait", opts, nil, level)
-  local id, rec = id_of(job_or_id, "id", "background_jobs:wait", level)
+local function job_at(client, id, rec, opts, call_opts)
   local first
   if rec and rec.status ~= nil and M.JOB_TERMINAL[tostring(rec.status)] ~= nil then first = rec end
   local jobs = client.background_jobs
@@ -250,15 +251,13 @@ end
 --- Wait for the verdict on an email address (verification_status no
 -- longer "pending", catch_all known). "invalid" is a verdict, not an error.
 -- @tparam table client
--- @param email_or_result an address, or the result of a verification call
--- @tparam[opt] table opts `timeout` (default 180), `interval` (default 2),
---   `on_progress`
+-- @tparam string email the address
+-- @tparam table|nil rec the result of a verification call it came from
+-- @tparam table opts (checked) `timeout` (default 180), `interval`
+--   (default 2), `on_progress`
 -- @tparam[opt] table call_opts
 -- @return the verification, or nil, err (err.verification attached)
-local function verification_at(client, email_or_result, opts, call_opts, level)
-  level = (level or 1) + 1
-  opts = check_opts("email_verification:wait", opts, nil, level)
-  local email, rec = id_of(email_or_result, "email", "email_verification:wait", level)
+local function verification_at(client, email, rec, opts, call_opts)
   local ev = client.email_verification
   return M.poll(client, {
     what = "email verification of " .. email, field = "verification", first = rec,
@@ -274,17 +273,11 @@ local VERIFY_OPTS = { wait = true, webhook_url = true }
 
 --- Verify an address; with `wait = true`, poll until the verdict.
 -- @tparam table client
--- @tparam string email
--- @tparam[opt] table opts `wait` (default false), `webhook_url`,
+-- @tparam string email (checked)
+-- @tparam table opts (checked) `wait` (default false), `webhook_url`,
 --   `timeout`, `interval`, `on_progress` (the last three for the wait)
 -- @tparam[opt] table call_opts
-local function verify_at(client, email, opts, call_opts, level)
-  level = (level or 1) + 1
-  opts = check_opts("email_verification:verify", opts, VERIFY_OPTS, level)
-  if type(email) ~= "string" or email == "" then
-    error("instantly: email_verification:verify: email must be a non-empty string, got " ..
-      (email == nil and "nothing" or type(email)), level)
-  end
+local function verify_at(client, email, opts, call_opts)
   local res, err = client.email_verification:create({ email = email, webhook_url = opts.webhook_url }, call_opts)
   if res == nil then return nil, err end
   if type(res) ~= "table" then return res end
@@ -297,7 +290,7 @@ local function verify_at(client, email, opts, call_opts, level)
       classify = verification_state, reason = verification_reason, timeout = 0, interval = 1 })
   end
   local wopts = { timeout = opts.timeout, interval = opts.interval, on_progress = opts.on_progress }
-  return verification_at(client, email, wopts, call_opts, level)
+  return verification_at(client, email, nil, wopts, call_opts)
 end
 
 -------------------------------------------------------------------------------
@@ -351,14 +344,12 @@ end
 -- (already read, or expired): `nil, err` with `err.kind == "failed"`,
 -- `err.state == "gone"` and the HTTP error as `err.cause`.
 -- @tparam table client
--- @param session_or_id the init response ({session_id, expires_at, ...}) or the session id
--- @tparam[opt] table opts `timeout` (default 660 s), `interval` (default 5), `on_progress`
+-- @tparam string id the session id
+-- @tparam table|nil rec the init response ({session_id, expires_at, ...}) it came from
+-- @tparam table opts (checked) `timeout` (default 660 s), `interval` (default 5), `on_progress`
 -- @tparam[opt] table call_opts
 -- @return the final session status ({status = "success", email, ...}), or nil, err
-local function oauth_at(client, session_or_id, opts, call_opts, level)
-  level = (level or 1) + 1
-  opts = check_opts("oauth:wait", opts, nil, level)
-  local id, rec = id_of(session_or_id, "session_id", "oauth:wait", level)
+local function oauth_at(client, id, rec, opts, call_opts)
   local deadline, deadline_text
   if rec then
     local exp = parse_time(rec.expires_at)
@@ -407,20 +398,19 @@ local ENRICH_OPTS = { ai = true }
 -- the response of `enrich_leads` (whose `background_job_id` is then
 -- waited for as a background job). With `ai = true` it also waits until
 -- no AI enrichment is in progress on the resource.
--- @tparam table client
--- @param target resource id, or a table with resource_id / background_job_id
--- @tparam[opt] table opts `timeout` (default 1800), `interval` (default 5), `on_progress`, `ai`
--- @tparam[opt] table call_opts
--- @return the enrichment state of the resource (or the finished job), or nil, err
-local function enrichment_at(client, target, opts, call_opts, level)
-  level = (level or 1) + 1
-  opts = check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS, level)
+-- The response of `enrich_leads`, whose background job is waited for.
+local function enrichment_job(target)
   if type(target) == "table" and type(target.background_job_id) == "string" and target.background_job_id ~= "" then
-    return job_at(client, target.background_job_id,
-      { timeout = pick(opts, "enrichment", "timeout"), interval = opts.interval, on_progress = opts.on_progress },
-      call_opts, level)
+    return target.background_job_id
   end
-  local rid = id_of(target, "resource_id", "supersearch_enrichment:wait", level)
+end
+
+-- @tparam table client
+-- @tparam string rid the resource id
+-- @tparam table opts (checked) `timeout` (default 1800), `interval` (default 5), `on_progress`, `ai`
+-- @tparam[opt] table call_opts
+-- @return the enrichment state of the resource, or nil, err
+local function enrichment_at(client, rid, opts, call_opts)
   local se = client.supersearch_enrichment
   local ai = opts.ai
   return M.poll(client, {
@@ -454,37 +444,66 @@ local function enrichment_at(client, target, opts, call_opts, level)
   })
 end
 
--- The public functions tail-call the ones above with level 1, so misuse
--- raises at whoever called them (a tail call leaves no frame between).
+-- The public functions check their arguments and raise misuse at their
+-- caller's line (the extension methods tail-call them, so that is the
+-- user's line), then hand the checked values to the functions above.
 
 --- Poll a background job until it reaches a terminal state (see job_at above).
 -- @function job
 function M.job(client, job_or_id, opts, call_opts)
-  return job_at(client, job_or_id, opts, call_opts, 1)
+  local o, msg = check_opts("background_jobs:wait", opts)
+  if not o then error(msg, 2) end
+  local id, rec, msg2 = id_of(job_or_id, "id", "background_jobs:wait")
+  if not id then error(msg2, 2) end
+  return job_at(client, id, rec, o, call_opts)
 end
 
 --- Poll an email verification until the verdict is in.
 -- @function verification
 function M.verification(client, email_or_result, opts, call_opts)
-  return verification_at(client, email_or_result, opts, call_opts, 1)
+  local o, msg = check_opts("email_verification:wait", opts)
+  if not o then error(msg, 2) end
+  local email, rec, msg2 = id_of(email_or_result, "email", "email_verification:wait")
+  if not email then error(msg2, 2) end
+  return verification_at(client, email, rec, o, call_opts)
 end
 
 --- Start an email verification, optionally waiting for the verdict.
 -- @function verify
 function M.verify(client, email, opts, call_opts)
-  return verify_at(client, email, opts, call_opts, 1)
+  local o, msg = check_opts("email_verification:verify", opts, VERIFY_OPTS)
+  if not o then error(msg, 2) end
+  if type(email) ~= "string" or email == "" then
+    error("instantly: email_verification:verify: email must be a non-empty string, got " ..
+      (email == nil and "nothing" or type(email)), 2)
+  end
+  return verify_at(client, email, o, call_opts)
 end
 
 --- Poll an OAuth session until the user finished, it failed or expired.
 -- @function oauth
 function M.oauth(client, session_or_id, opts, call_opts)
-  return oauth_at(client, session_or_id, opts, call_opts, 1)
+  local o, msg = check_opts("oauth:wait", opts)
+  if not o then error(msg, 2) end
+  local id, rec, msg2 = id_of(session_or_id, "session_id", "oauth:wait")
+  if not id then error(msg2, 2) end
+  return oauth_at(client, id, rec, o, call_opts)
 end
 
 --- Poll until the enrichments of a list or campaign are done.
 -- @function enrichment
 function M.enrichment(client, target, opts, call_opts)
-  return enrichment_at(client, target, opts, call_opts, 1)
+  local o, msg = check_opts("supersearch_enrichment:wait", opts, ENRICH_OPTS)
+  if not o then error(msg, 2) end
+  local job = enrichment_job(target)
+  if job then
+    return job_at(client, job, nil,
+      { timeout = pick(o, "enrichment", "timeout"), interval = o.interval, on_progress = o.on_progress },
+      call_opts)
+  end
+  local rid, _, msg2 = id_of(target, "resource_id", "supersearch_enrichment:wait")
+  if not rid then error(msg2, 2) end
+  return enrichment_at(client, rid, o, call_opts)
 end
 
 return M

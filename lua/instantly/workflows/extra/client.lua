@@ -7,10 +7,9 @@ local gather = require "instantly.workflows.gather"
 return {
   client = {
     --- Run SDK calls concurrently; see `instantly.workflows.gather`.
+    -- (The method is that function itself, so misuse raises at the
+    -- caller's line without a level passed down.)
     -- @function gather
-    gather = function(client, tasks, opts)
-      local values, errs, failed = gather.gather(client, tasks, opts, 2)
-      return values, errs, failed
-    end,
+    gather = gather.gather,
   },
 }

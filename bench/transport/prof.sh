@@ -1,0 +1,99 @@
+#!/bin/sh
+# prof.sh - instructions per small GET (GET /api/v2/workspaces/current,
+# ~350 B, nginx on 127.0.0.1) for each layer, under callgrind:
+#   per request = (I(N2 requests) - I(N1 requests)) / (N2 - N1)
+# which leaves out start-up. Rows: c_easy and c_multi4 (plain libcurl,
+# bench/transport/c_loop.c), core_request, core_take4, sdk_client and
+# sdk_gather4 (bench/transport/prof_driver.lua). Instruction counts do not
+# depend on the neighbours, so this is the figure to compare before and
+# after a change.
+#   sh bench/transport/prof.sh [ROW...]     (default: every row)
+#   PROF_N1=20 PROF_N2=520                 request counts
+#   PROF_KEEP=1                            keep the callgrind files (printed)
+#   PROF_LUA=path                          the interpreter for the Lua rows (one
+#                                          with symbols makes the profile readable)
+set -eu
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+BUILD=${BUILD:-build}
+case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+LUA=${LUA:-lua5.4}
+N1=${PROF_N1:-20}
+N2=${PROF_N2:-520}
+ROWS=${*:-c_easy c_multi4 core_request core_take4 sdk_client sdk_gather4}
+
+tmp=$(mktemp -d)
+chmod 755 "$tmp"
+nginx_pid=
+cleanup() {
+    if [ -n "$nginx_pid" ]; then
+        kill "$nginx_pid" 2>/dev/null || true
+        wait "$nginx_pid" 2>/dev/null || true
+    fi
+    if [ -n "${PROF_KEEP:-}" ]; then echo "kept $tmp" >&2; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT INT TERM
+
+[ -f "$BUILD/instantly/core.so" ] || { echo "prof: build first (make)" >&2; exit 1; }
+export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
+export LUA_CPATH="$BUILD/?.so;;"
+
+cc -O2 -o "$tmp/c_loop" bench/transport/c_loop.c $(pkg-config --cflags --libs libcurl)
+mkdir -p "$tmp/www" "$tmp/logs"
+$LUA bench/transport/gen_bodies.lua "$tmp/www" >/dev/null
+port=$($LUA -e 'local s = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); print(p); s:close()')
+cat > "$tmp/nginx.conf" <<CONF
+worker_processes 1;
+pid $tmp/nginx.pid;
+error_log $tmp/logs/error.log warn;
+events { worker_connections 64; }
+http {
+    access_log off;
+    default_type application/json;
+    keepalive_requests 10000000;
+    client_body_temp_path $tmp/body;
+    proxy_temp_path $tmp/proxy;
+    fastcgi_temp_path $tmp/fastcgi;
+    uwsgi_temp_path $tmp/uwsgi;
+    scgi_temp_path $tmp/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        root $tmp/www;
+        location = /api/v2/workspaces/current { try_files /workspace.json =404; }
+    }
+}
+CONF
+nginx -p "$tmp" -c "$tmp/nginx.conf" -g "daemon off;" 2>"$tmp/logs/stderr" &
+nginx_pid=$!
+base="http://127.0.0.1:$port"
+ready=0
+for _ in $(seq 1 50); do
+    if $LUA -e "local c = require('socket').tcp(); c:settimeout(0.2); os.exit(c:connect('127.0.0.1', $port) and 0 or 1)" 2>/dev/null; then
+        ready=1; break
+    fi
+    sleep 0.1
+done
+[ "$ready" = 1 ] || { echo "prof: nginx did not start" >&2; exit 1; }
+
+total() { # file -> total instructions
+    sed -n 's/^summary: *\([0-9]*\).*/\1/p; s/^totals: *\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+run() { # row count -> callgrind file
+    out="$tmp/cg.$1.$2"
+    case "$1" in
+        c_easy) cmd="$tmp/c_loop easy GET $base/api/v2/workspaces/current - n$2" ;;
+        c_multi4) cmd="$tmp/c_loop multi GET $base/api/v2/workspaces/current - n$2 4" ;;
+        *) cmd="${PROF_LUA:-$LUA} bench/transport/prof_driver.lua $1 $2 $base" ;;
+    esac
+    # shellcheck disable=SC2086
+    valgrind --tool=callgrind --callgrind-out-file="$out" $cmd >/dev/null 2>"$tmp/vg.log" ||
+        { cat "$tmp/vg.log" >&2; exit 1; }
+    echo "$out"
+}
+printf '%-14s %12s\n' row "instr/req"
+for row in $ROWS; do
+    a=$(total "$(run "$row" "$N1")")
+    b=$(total "$(run "$row" "$N2")")
+    printf '%-14s %12.1f\n' "$row" "$(echo "($b - $a) / ($N2 - $N1)" | bc -l)"
+done
