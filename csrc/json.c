@@ -66,9 +66,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_NOINLINE __attribute__((noinline))
+#define JSON_INLINE static inline __attribute__((always_inline))
 #define JSON_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define JSON_NOINLINE
+#define JSON_INLINE static inline
 #define JSON_UNLIKELY(x) (x)
 #endif
 
@@ -198,7 +200,8 @@ static uint64_t special8(uint64_t x)
     return (((q - LO8) & ~q) | ((b - LO8) & ~b) | ((x - LO8 * 0x20) & ~x) | x) & HI8;
 }
 
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+JSON_INLINE const unsigned char *skip_plain(const unsigned char *p,
+                                                   const unsigned char *end)
 {
 #ifdef JSON_SSE2
     /* Sixteen bytes a step: a byte is special when it is a quote, a
@@ -298,9 +301,11 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * key, value pairs). n counts the values already moved into the table. */
 typedef struct dframe {
     lua_Integer n;
+    uint64_t serial; /* an object's number in the state (see kcache) */
     int tidx;
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
+    int maybe_dup;   /* an object key may repeat (see kcache) */
 } dframe;
 
 typedef struct dec {
@@ -310,7 +315,7 @@ typedef struct dec {
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
-    struct kentry *keys; /* the per-state key cache (KEY_CACHE entries) */
+    struct kcache *kc; /* the per-state key cache */
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
     lua_Integer nnull;
@@ -339,7 +344,28 @@ typedef struct kentry {
     unsigned n;
     unsigned victim; /* first way of a set: the next miss fills way 2 */
     uint64_t a, b;  /* its first and last 8 bytes */
+    uint64_t stamp; /* serial of the object that used it last */
 } kentry;
+
+/* The cache also tells an object whether a key may repeat in it, so that
+ * most objects move their members into the table from the stack top down
+ * (lua_rawset pops them, no copies), which would let the first of
+ * repeated keys win; objects that may repeat one go in input order. Each
+ * object gets the next serial of the state; a key's entry is stamped
+ * with the serial of the object using it. A key used in object O
+ * (serial s) sets its entry's stamp to s, and every later use of the
+ * entry while O is open comes from O or from an object opened after it
+ * (a nested decode from a finalizer too): so its stamp stays >= s until
+ * the entry is evicted, and an eviction records the evicted stamp in
+ * `evicted`. Hence a key that repeats in O finds either its entry
+ * stamped >= s, or evicted >= s when O closes; both mark O. Keys that
+ * bypass the cache mark their object too. False alarms only cost the
+ * copies. */
+typedef struct kcache {
+    uint64_t serial;  /* the last serial given to an object */
+    uint64_t evicted; /* the highest stamp an eviction has removed */
+    kentry e[KEY_CACHE];
+} kcache;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -504,18 +530,36 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
     }
 }
 
+/* Whether the cached key e holds s[0..n), n <= KEY_MAX, given that its
+ * first and last 8 bytes and its length already match: the middle is
+ * compared a word at a time (no call). */
+JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
+{
+    size_t i;
+    for (i = 8; i + 8 < n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, k + i, 8);
+        memcpy(&y, s + i, 8);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
 /* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
  * between the lookup and the push can run a finalizer (no allocation),
  * and a miss stores entry and table slot together after its string
  * exists, so a decode from a finalizer only ever sees consistent pairs.
  * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
  * which are the whole key up to 16 bytes: most keys compare in two words. */
-static void push_key(dec *d, const char *s, size_t n)
+static void push_key(dec *d, dframe *f, const char *s, size_t n)
 {
     lua_State *L = d->L;
+    kcache *kc = d->kc;
     uint64_t a = 0, b = 0, h;
     kentry *e;
     if (n > KEY_MAX) {
+        f->maybe_dup = 1;
         lua_pushlstring(L, s, n);
         return;
     }
@@ -533,21 +577,26 @@ static void push_key(dec *d, const char *s, size_t n)
     }
     /* two ways per set, so two keys that share a set both stay */
     h = (((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 7)) * 2;
-    e = &d->keys[h];
+    e = &kc->e[h];
     if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || memcmp(e->s + 8, s + 8, n - 16) == 0)) {
+        && (n <= 16 || key_middle_eq(e->s, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
         return;
     }
-    if (e[1].a == a && e[1].b == b && e[1].n == n && e[1].s != NULL
-        && (n <= 16 || memcmp(e[1].s + 8, s + 8, n - 16) == 0)) {
+    e++;
+    if (e->a == a && e->b == b && e->n == n && e->s != NULL
+        && (n <= 16 || key_middle_eq(e->s, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 2);
         return;
     }
     /* the ways of a set are filled in turn; the first one keeps the turn
      * (read again after lua_pushlstring, which may run a finalizer) */
     lua_pushlstring(L, s, n);
-    e = &d->keys[h];
+    e = &kc->e[h];
     if (e->victim) {
         e->victim = 0;
         e++;
@@ -557,6 +606,9 @@ static void push_key(dec *d, const char *s, size_t n)
     }
     lua_pushvalue(L, -1);
     lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
+    if (e->s != NULL && e->stamp > kc->evicted)
+        kc->evicted = e->stamp;
+    e->stamp = f->serial;
     e->s = lua_tostring(L, -1);
     e->n = (unsigned)n;
     e->a = a;
@@ -771,6 +823,20 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_createtable(L, 0, cnt / 2);
             lua_replace(L, t);
         }
+        f->n += cnt / 2;
+        if (!f->maybe_dup && d->kc->evicted < f->serial) {
+            /* No key repeats: from the top down, popping each pair. */
+            for (i = top - 1; i > t; i -= 2) {
+                if (d->null_tables && !f->null_listed && lua_type(L, -1) == LUA_TLIGHTUSERDATA
+                    && lua_touserdata(L, -1) == NULL) {
+                    f->null_listed = 1;
+                    lua_pushvalue(L, t);
+                    lua_rawseti(L, DEC_NULLS, ++d->nnull);
+                }
+                lua_rawset(L, t);
+            }
+            return;
+        }
         /* In input order, so the last of repeated keys wins. */
         for (i = t + 1; i < top; i += 2) {
             /* null_tables: the caller learns which objects hold a null
@@ -785,7 +851,6 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
-        f->n += cnt / 2;
     } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
@@ -812,7 +877,7 @@ static void parse_literal(dec *d, const char *word, size_t n)
 }
 
 /* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
-static void parse_key(dec *d, const char *p)
+static void parse_key(dec *d, dframe *f, const char *p)
 {
     const char *s, *q;
     if (JSON_UNLIKELY(p >= d->end || *p != '"'))
@@ -821,11 +886,17 @@ static void parse_key(dec *d, const char *p)
     q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
     if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
         d->p = s; /* escapes, UTF-8 or an error: the general path */
+        f->maybe_dup = 1;
         parse_string(d);
         q = d->p;
     } else {
-        push_key(d, s, (size_t)(q - s));
+        push_key(d, f, s, (size_t)(q - s));
         q++;
+    }
+    /* compact text: the colon, then the value */
+    if (q + 1 < d->end && *q == ':' && (unsigned char)q[1] > ' ') {
+        d->p = q + 1;
+        return;
     }
     p = skip_ws(q, d->end);
     if (JSON_UNLIKELY(p >= d->end || *p != ':'))
@@ -868,12 +939,14 @@ static void parse_document(dec *d)
             f = dec_push_frame(d);
             f->is_obj = is_obj;
             f->null_listed = 0;
+            f->maybe_dup = 0;
             f->n = 0;
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = lua_gettop(L);
             dec_ensure(d, f->tidx);
             if (is_obj) {
-                parse_key(d, p);
+                f->serial = ++d->kc->serial;
+                parse_key(d, f, p);
             } else {
                 d->p = p;
             }
@@ -916,7 +989,7 @@ static void parse_document(dec *d)
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
                 if (f->is_obj)
-                    parse_key(d, skip_ws(p + 1, d->end));
+                    parse_key(d, f, skip_ws(p + 1, d->end));
                 else
                     d->p = skip_ws(p + 1, d->end);
                 break;
@@ -973,7 +1046,7 @@ static int l_json_decode(lua_State *L)
      * decodes while it is in use: then a fresh one (slot 3). */
     scratch = jbox_acquire(L);
     d.scratch = &scratch->b;
-    d.keys = (kentry *)lua_touserdata(L, lua_upvalueindex(3));
+    d.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -1825,7 +1898,7 @@ void inst_json_open(lua_State *L)
      * key cache as upvalues. */
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(kentry), 1), 0, KEY_CACHE * sizeof(kentry));
+    memset(lua_newuserdatauv(L, sizeof(kcache), 1), 0, sizeof(kcache));
     lua_createtable(L, KEY_CACHE, 0);
     lua_setiuservalue(L, -2, 1);
     lua_pushcclosure(L, l_json_decode, 3);
