@@ -1660,7 +1660,7 @@ static int open_table(enc *e, int idx)
 
 /* Writes the scalar at idx, or opens the table there. Returns whether a
  * frame was opened (the value then stays on the stack as its table). */
-static int begin_value(enc *e, int idx)
+JSON_INLINE int begin_value(enc *e, int idx)
 {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
@@ -1707,7 +1707,7 @@ static int begin_value(enc *e, int idx)
  * the key cache. Nothing between the lookup and the copy can run a
  * finalizer, and a miss fills entry and table slot together once the key
  * is written, so a call from a finalizer only ever sees consistent pairs. */
-static void put_key(enc *e, eframe *f, int keyidx, int first)
+JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
