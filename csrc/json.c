@@ -1711,8 +1711,6 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
-    size_t kn, at;
-    const char *k;
     /* A string's lua_topointer is its address; other keys give NULL or
      * an address no cached (live) string can have. */
     const void *id = lua_topointer(L, keyidx);
@@ -1734,12 +1732,13 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
         memcpy(b->p + b->len, c->out, sizeof c->out);
         b->len += c->n;
     } else {
+        size_t kn, at = b->len;
+        const char *k;
         if (JSON_UNLIKELY(lua_type(L, keyidx) != LUA_TSTRING)) {
             lua_settop(L, f->tidx);
             bad_keys(e, f->tidx, e->depth - 1);
         }
         k = lua_tolstring(L, keyidx, &kn);
-        at = b->len;
         encode_string(e, k, kn);
         if (c->victim) { /* the set's ways are filled in turn */
             c->victim = 0;
