@@ -1108,7 +1108,8 @@ typedef struct enc {
 /* The encoder's key cache: the same keys come back in every record, and
  * each would be scanned and quoted again. Each state keeps the quoted,
  * escaped form of the last KEY_CACHE keys whose form fits EKEY_OUT bytes,
- * found by the address of the key's bytes. The key strings are anchored
+ * found by the key string's own address (lua_topointer), two ways per
+ * set as in the decoder's cache. The key strings are anchored
  * in a table (slot ENC_KEYS, the cache userdata's user value), so an
  * address in the cache is always that of a live string with those bytes:
  * no string can be freed and another made at its address while cached,
