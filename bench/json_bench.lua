@@ -8,6 +8,9 @@
 -- of seven interleaved rounds, so a busy machine skews both sides alike.
 --   LUA_CPATH='./build/?.so;;' lua5.4 bench/json_bench.lua [--check]
 -- --check exits 1 when a row misses its target.
+--   ... bench/json_bench.lua --run decode|encode ours|cjson N
+-- makes N calls of one side and nothing else, for instruction counts:
+--   valgrind --tool=callgrind lua5.4 bench/json_bench.lua --run encode ours 20
 local core = require "instantly.core"
 local cjson = require "cjson"
 
@@ -127,6 +130,13 @@ local rows = {
     function() return core.json_encode(body) end,
     function() return cjson.encode(body) end },
 }
+
+if arg[1] == "--run" then
+  local row = assert(({ decode = rows[1], encode = rows[2] })[arg[2]], "decode or encode")
+  local fn = assert(({ ours = row[4], cjson = row[5] })[arg[3]], "ours or cjson")
+  for _ = 1, assert(math.tointeger(tonumber(arg[4])), "a count") do fn() end
+  return
+end
 
 local ok = true
 print(("%-26s %9s %12s %12s %8s %8s"):format("json", "bytes", "ours MB/s", "cjson MB/s", "ratio", "target"))

@@ -66,9 +66,11 @@
 
 #if defined(__GNUC__) || defined(__clang__)
 #define JSON_NOINLINE __attribute__((noinline))
+#define JSON_INLINE static inline __attribute__((always_inline))
 #define JSON_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
 #define JSON_NOINLINE
+#define JSON_INLINE static inline
 #define JSON_UNLIKELY(x) (x)
 #endif
 
@@ -151,7 +153,7 @@ static const char esc_short[256] = {
 
 /* Length of the valid UTF-8 sequence at s (0 if invalid): no overlongs,
  * no surrogates, nothing above U+10FFFF. */
-static size_t utf8_seq(const unsigned char *s, const unsigned char *end)
+static inline size_t utf8_seq(const unsigned char *s, const unsigned char *end)
 {
     unsigned c = s[0];
     size_t avail = (size_t)(end - s);
@@ -198,7 +200,8 @@ static uint64_t special8(uint64_t x)
     return (((q - LO8) & ~q) | ((b - LO8) & ~b) | ((x - LO8 * 0x20) & ~x) | x) & HI8;
 }
 
-static const unsigned char *skip_plain(const unsigned char *p, const unsigned char *end)
+JSON_INLINE const unsigned char *skip_plain(const unsigned char *p,
+                                                   const unsigned char *end)
 {
 #ifdef JSON_SSE2
     /* Sixteen bytes a step: a byte is special when it is a quote, a
@@ -298,9 +301,11 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
  * key, value pairs). n counts the values already moved into the table. */
 typedef struct dframe {
     lua_Integer n;
+    uint64_t serial; /* an object's number in the state (see kcache) */
     int tidx;
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
+    int maybe_dup;   /* an object key may repeat (see kcache) */
 } dframe;
 
 typedef struct dec {
@@ -310,7 +315,7 @@ typedef struct dec {
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
-    struct kentry *keys; /* the per-state key cache (KEY_CACHE entries) */
+    struct kcache *kc; /* the per-state key cache */
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
     lua_Integer nnull;
@@ -336,9 +341,31 @@ typedef struct dec {
 
 typedef struct kentry {
     const char *s;  /* the bytes of the string in slot i + 1 of the table */
-    size_t n;
+    unsigned n;
+    unsigned victim; /* first way of a set: the next miss fills way 2 */
     uint64_t a, b;  /* its first and last 8 bytes */
+    uint64_t stamp; /* serial of the object that used it last */
 } kentry;
+
+/* The cache also tells an object whether a key may repeat in it, so that
+ * most objects move their members into the table from the stack top down
+ * (lua_rawset pops them, no copies), which would let the first of
+ * repeated keys win; objects that may repeat one go in input order. Each
+ * object gets the next serial of the state; a key's entry is stamped
+ * with the serial of the object using it. A key used in object O
+ * (serial s) sets its entry's stamp to s, and every later use of the
+ * entry while O is open comes from O or from an object opened after it
+ * (a nested decode from a finalizer too): so its stamp stays >= s until
+ * the entry is evicted, and an eviction records the evicted stamp in
+ * `evicted`. Hence a key that repeats in O finds either its entry
+ * stamped >= s, or evicted >= s when O closes; both mark O. Keys that
+ * bypass the cache mark their object too. False alarms only cost the
+ * copies. */
+typedef struct kcache {
+    uint64_t serial;  /* the last serial given to an object */
+    uint64_t evicted; /* the highest stamp an eviction has removed */
+    kentry e[KEY_CACHE];
+} kcache;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -503,18 +530,36 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
     }
 }
 
+/* Whether the cached key e holds s[0..n), n <= KEY_MAX, given that its
+ * first and last 8 bytes and its length already match: the middle is
+ * compared a word at a time (no call). */
+JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
+{
+    size_t i;
+    for (i = 8; i + 8 < n; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, k + i, 8);
+        memcpy(&y, s + i, 8);
+        if (x != y)
+            return 0;
+    }
+    return 1;
+}
+
 /* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
  * between the lookup and the push can run a finalizer (no allocation),
  * and a miss stores entry and table slot together after its string
  * exists, so a decode from a finalizer only ever sees consistent pairs.
  * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
  * which are the whole key up to 16 bytes: most keys compare in two words. */
-static void push_key(dec *d, const char *s, size_t n)
+static void push_key(dec *d, dframe *f, const char *s, size_t n)
 {
     lua_State *L = d->L;
+    kcache *kc = d->kc;
     uint64_t a = 0, b = 0, h;
     kentry *e;
     if (n > KEY_MAX) {
+        f->maybe_dup = 1;
         lua_pushlstring(L, s, n);
         return;
     }
@@ -530,18 +575,42 @@ static void push_key(dec *d, const char *s, size_t n)
 #endif
             memcpy(&a, s, n);
     }
-    h = ((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 8);
-    e = &d->keys[h];
+    /* two ways per set, so two keys that share a set both stay */
+    h = (((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 7)) * 2;
+    e = &kc->e[h];
     if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || memcmp(e->s + 8, s + 8, n - 16) == 0)) {
+        && (n <= 16 || key_middle_eq(e->s, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
         return;
     }
+    e++;
+    if (e->a == a && e->b == b && e->n == n && e->s != NULL
+        && (n <= 16 || key_middle_eq(e->s, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 2);
+        return;
+    }
+    /* the ways of a set are filled in turn; the first one keeps the turn
+     * (read again after lua_pushlstring, which may run a finalizer) */
     lua_pushlstring(L, s, n);
+    e = &kc->e[h];
+    if (e->victim) {
+        e->victim = 0;
+        e++;
+        h++;
+    } else {
+        e->victim = 1;
+    }
     lua_pushvalue(L, -1);
     lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
+    if (e->s != NULL && e->stamp > kc->evicted)
+        kc->evicted = e->stamp;
+    e->stamp = f->serial;
     e->s = lua_tostring(L, -1);
-    e->n = n;
+    e->n = (unsigned)n;
     e->a = a;
     e->b = b;
 }
@@ -754,6 +823,20 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_createtable(L, 0, cnt / 2);
             lua_replace(L, t);
         }
+        f->n += cnt / 2;
+        if (!f->maybe_dup && d->kc->evicted < f->serial) {
+            /* No key repeats: from the top down, popping each pair. */
+            for (i = top - 1; i > t; i -= 2) {
+                if (d->null_tables && !f->null_listed && lua_type(L, -1) == LUA_TLIGHTUSERDATA
+                    && lua_touserdata(L, -1) == NULL) {
+                    f->null_listed = 1;
+                    lua_pushvalue(L, t);
+                    lua_rawseti(L, DEC_NULLS, ++d->nnull);
+                }
+                lua_rawset(L, t);
+            }
+            return;
+        }
         /* In input order, so the last of repeated keys wins. */
         for (i = t + 1; i < top; i += 2) {
             /* null_tables: the caller learns which objects hold a null
@@ -768,7 +851,6 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
-        f->n += cnt / 2;
     } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
@@ -795,7 +877,7 @@ static void parse_literal(dec *d, const char *word, size_t n)
 }
 
 /* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
-static void parse_key(dec *d, const char *p)
+static void parse_key(dec *d, dframe *f, const char *p)
 {
     const char *s, *q;
     if (JSON_UNLIKELY(p >= d->end || *p != '"'))
@@ -804,11 +886,17 @@ static void parse_key(dec *d, const char *p)
     q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
     if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
         d->p = s; /* escapes, UTF-8 or an error: the general path */
+        f->maybe_dup = 1;
         parse_string(d);
         q = d->p;
     } else {
-        push_key(d, s, (size_t)(q - s));
+        push_key(d, f, s, (size_t)(q - s));
         q++;
+    }
+    /* compact text: the colon, then the value */
+    if (q + 1 < d->end && *q == ':' && (unsigned char)q[1] > ' ') {
+        d->p = q + 1;
+        return;
     }
     p = skip_ws(q, d->end);
     if (JSON_UNLIKELY(p >= d->end || *p != ':'))
@@ -851,12 +939,14 @@ static void parse_document(dec *d)
             f = dec_push_frame(d);
             f->is_obj = is_obj;
             f->null_listed = 0;
+            f->maybe_dup = 0;
             f->n = 0;
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = lua_gettop(L);
             dec_ensure(d, f->tidx);
             if (is_obj) {
-                parse_key(d, p);
+                f->serial = ++d->kc->serial;
+                parse_key(d, f, p);
             } else {
                 d->p = p;
             }
@@ -899,7 +989,7 @@ static void parse_document(dec *d)
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
                 if (f->is_obj)
-                    parse_key(d, skip_ws(p + 1, d->end));
+                    parse_key(d, f, skip_ws(p + 1, d->end));
                 else
                     d->p = skip_ws(p + 1, d->end);
                 break;
@@ -956,7 +1046,7 @@ static int l_json_decode(lua_State *L)
      * decodes while it is in use: then a fresh one (slot 3). */
     scratch = jbox_acquire(L);
     d.scratch = &scratch->b;
-    d.keys = (kentry *)lua_touserdata(L, lua_upvalueindex(3));
+    d.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
@@ -1003,6 +1093,7 @@ typedef struct enc {
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
+    struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
     eframe local[ENC_LOCAL_FRAMES];
@@ -1011,7 +1102,26 @@ typedef struct enc {
 /* Stack slots inside encode_protected. */
 #define ENC_VALUE 2
 #define ENC_ARRAY_MT 3
-#define ENC_FRAMES 4
+#define ENC_KEYS 4
+#define ENC_FRAMES 5
+
+/* The encoder's key cache: the same keys come back in every record, and
+ * each would be scanned and quoted again. Each state keeps the quoted,
+ * escaped form of the last KEY_CACHE keys whose form fits EKEY_OUT bytes,
+ * found by the key string's own address (lua_topointer), two ways per
+ * set as in the decoder's cache. The key strings are anchored
+ * in a table (slot ENC_KEYS, the cache userdata's user value), so an
+ * address in the cache is always that of a live string with those bytes:
+ * no string can be freed and another made at its address while cached,
+ * whatever finalizers do in between, within a call or across calls. */
+#define EKEY_OUT 54
+
+typedef struct ekey {
+    const void *s;  /* the string in slot i + 1 of the table (lua_topointer) */
+    unsigned char n;
+    unsigned char victim; /* first way of a set: the next miss fills way 2 */
+    char out[EKEY_OUT];
+} ekey;
 
 static int is_ident(const char *s, size_t n)
 {
@@ -1116,86 +1226,135 @@ static void put_newline(enc *e, int depth)
     e->b->len += n;
 }
 
+/* Input bytes encode_string escapes per reservation: the output of a
+ * chunk is at most 6 bytes per byte (\u00XX), plus the 16 bytes a vector
+ * store may overshoot and the 3 of a UTF-8 sequence that crosses the
+ * chunk's end; so the loop below checks no room per byte, and a long
+ * string never reserves more than about 25 KB ahead. */
+#define ENC_STR_CHUNK 4096
+#define ENC_STR_SLACK 24
+
+/* The byte at p needs care: a UTF-8 sequence is checked and copied, an
+ * ASCII byte escaped. Returns the new output position; p advances. */
+static inline char *encode_special(enc *e, const unsigned char **pp, const unsigned char *end,
+                                   char *o)
+{
+    const unsigned char *p = *pp;
+    unsigned c = *p;
+    if (c >= 0x80) {
+        size_t k = utf8_seq(p, end);
+        if (JSON_UNLIKELY(k == 0)) {
+            e->b->len = (size_t)(o - e->b->p);
+            enc_fail(e, e->depth, "invalid UTF-8 in string");
+        }
+        o[0] = (char)p[0];
+        o[1] = (char)p[1];
+        if (k > 2) {
+            o[2] = (char)p[2];
+            if (k > 3)
+                o[3] = (char)p[3];
+        }
+        *pp = p + k;
+        return o + k;
+    } else {
+        static const char hex[] = "0123456789abcdef";
+        char ch = esc_short[c];
+        o[0] = '\\';
+        if (ch == 'u') {
+            o[1] = 'u';
+            o[2] = '0';
+            o[3] = '0';
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+        } else {
+            o[1] = ch;
+            o += 2;
+        }
+        *pp = p + 1;
+        return o;
+    }
+}
+
+#ifdef JSON_SSE2
+/* The n < 16 bytes at p in a vector padded with a plain byte, read with
+ * fixed-size copies that overlap (no call, nothing read past p + n). */
+static inline __m128i load_short(const unsigned char *p, size_t n)
+{
+    unsigned char tmp[16];
+    memset(tmp, 'a', sizeof tmp);
+    if (n >= 8) {
+        memcpy(tmp, p, 8);
+        memcpy(tmp + n - 8, p + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(tmp, p, 4);
+        memcpy(tmp + n - 4, p + n - 4, 4);
+    } else if (n > 0) {
+        tmp[0] = p[0];
+        tmp[n / 2] = p[n / 2];
+        tmp[n - 1] = p[n - 1];
+    }
+    return _mm_loadu_si128((const __m128i *)(const void *)tmp);
+}
+#endif
+
 static void encode_string(enc *e, const char *s, size_t n)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
     const unsigned char *p = (const unsigned char *)s, *end = p + n;
     char *o;
-    inst_buf_need(L, b, n + 2 + 16);
-    /* Scan and copy in one pass while the string is plain (the usual
-     * case); the 16 bytes of slack let the last store overshoot. */
+    size_t chunk = n < ENC_STR_CHUNK ? n : ENC_STR_CHUNK;
+    inst_buf_need(L, b, 6 * chunk + ENC_STR_SLACK);
     o = b->p + b->len;
     *o++ = '"';
+    for (;;) {
+        const unsigned char *stop = end - p > ENC_STR_CHUNK ? p + ENC_STR_CHUNK : end;
+        while (p < stop) {
 #ifdef JSON_SSE2
-    {
-        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                      space = _mm_set1_epi8(0x20);
-        while (end - p >= 16) {
-            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+            /* Sixteen bytes a step, copied before they are looked at: a
+             * byte is special when it is a quote, a backslash, or (as a
+             * signed byte) below 0x20, which takes in the controls and
+             * every byte from 0x80 up. The last short block goes through
+             * a padded copy, so nothing is read past the string. */
+            const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                          space = _mm_set1_epi8(0x20);
+            __m128i x;
+            unsigned m;
+            size_t left = (size_t)(stop - p);
+            if (left >= 16) {
+                x = _mm_loadu_si128((const __m128i *)(const void *)p);
+                left = 16;
+            } else {
+                x = load_short(p, left);
+            }
             _mm_storeu_si128((__m128i *)(void *)o, x);
-            if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                                            _mm_cmpeq_epi8(x, bslash)),
-                                               _mm_cmplt_epi8(x, space))) != 0)
-                break; /* o and p stay at the block; the loops below finish it */
-            o += 16;
-            p += 16;
-        }
-    }
+            m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                                     _mm_cmpeq_epi8(x, bslash)),
+                                                        _mm_cmplt_epi8(x, space)));
+            if (m == 0) {
+                p += left;
+                o += left;
+                continue;
+            }
+            m = (unsigned)__builtin_ctz(m);
+            p += m;
+            o += m;
+#else
+            if (byte_class[*p] == C_PLAIN) {
+                *o++ = (char)*p++;
+                continue;
+            }
 #endif
-    while (end - p >= 8) {
-        uint64_t x;
-        memcpy(&x, p, 8);
-        if (special8(x))
-            break;
-        memcpy(o, &x, 8);
-        o += 8;
-        p += 8;
-    }
-    while (p < end && byte_class[*p] == C_PLAIN)
-        *o++ = (char)*p++;
-    b->len = (size_t)(o - b->p);
-    if (p == end) {
-        b->p[b->len++] = '"';
-        return;
-    }
-    while (p < end) {
-        const unsigned char *run = p;
-        p = skip_plain(p, end);
-        if (p > run) {
-            size_t k = (size_t)(p - run);
-            inst_buf_need(L, b, k + 1);
-            memcpy(b->p + b->len, run, k);
-            b->len += k;
+            o = encode_special(e, &p, end, o);
         }
+        b->len = (size_t)(o - b->p);
         if (p >= end)
             break;
-        if (*p >= 0x80) {
-            size_t k = utf8_seq(p, end);
-            if (k == 0)
-                enc_fail(e, e->depth, "invalid UTF-8 in string");
-            inst_buf_need(L, b, k);
-            memcpy(b->p + b->len, p, k);
-            b->len += k;
-            p += k;
-        } else {
-            char ch = esc_short[*p];
-            inst_buf_need(L, b, 6);
-            b->p[b->len++] = '\\';
-            if (ch == 'u') {
-                static const char hex[] = "0123456789abcdef";
-                b->p[b->len++] = 'u';
-                b->p[b->len++] = '0';
-                b->p[b->len++] = '0';
-                b->p[b->len++] = hex[*p >> 4];
-                b->p[b->len++] = hex[*p & 15];
-            } else {
-                b->p[b->len++] = ch;
-            }
-            p++;
-        }
+        chunk = (size_t)(end - p) < ENC_STR_CHUNK ? (size_t)(end - p) : ENC_STR_CHUNK;
+        inst_buf_need(L, b, 6 * chunk + ENC_STR_SLACK);
+        o = b->p + b->len;
     }
-    inst_buf_need(L, b, 1);
     b->p[b->len++] = '"';
 }
 
@@ -1369,20 +1528,19 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
 
 /* Returns the array length if the keys of the table at idx are exactly
  * 1..n, -1 if its first key is a string (the rest are checked while
- * writing), raises otherwise. Empty tables give 0. */
+ * writing; that key and its value are left on the stack, the object's
+ * first member), raises otherwise. Empty tables give 0. */
 static lua_Integer table_shape(enc *e, int idx)
 {
     lua_State *L = e->L;
     lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
     lua_pushnil(L);
     if (n == 0) {
-        int t;
         if (lua_next(L, idx) == 0)
             return 0;
-        t = lua_type(L, -2);
-        lua_pop(L, 2);
-        if (t == LUA_TSTRING)
+        if (lua_type(L, -2) == LUA_TSTRING)
             return -1;
+        lua_pop(L, 2);
         bad_keys(e, idx, e->depth);
     }
     while (lua_next(L, idx) != 0) {
@@ -1463,12 +1621,14 @@ static int open_table(enc *e, int idx)
     if (marked)
         enc_fail(e, e->depth, "mixed array/object keys");
     if (!e->sort_keys) {
+        /* the lua_next key and value of the first member are at idx + 1
+         * and idx + 2 */
         enc_push_frame(e, idx, F_OBJECT);
-        lua_pushnil(L); /* the lua_next key */
     } else {
         size_t count = 0, i = 0;
         skey *keys;
         eframe *f;
+        lua_settop(L, idx);
         lua_pushnil(L);
         while (lua_next(L, idx) != 0) {
             lua_pop(L, 1);
@@ -1501,7 +1661,7 @@ static int open_table(enc *e, int idx)
 
 /* Writes the scalar at idx, or opens the table there. Returns whether a
  * frame was opened (the value then stays on the stack as its table). */
-static int begin_value(enc *e, int idx)
+JSON_INLINE int begin_value(enc *e, int idx)
 {
     lua_State *L = e->L;
     switch (lua_type(L, idx)) {
@@ -1544,21 +1704,65 @@ static int begin_value(enc *e, int idx)
     }
 }
 
-/* Writes ,"key": for the key at keyidx of the innermost object. */
-static void put_key(enc *e, eframe *f, int keyidx, int first)
+/* Writes ,"key": for the key at keyidx of the innermost object, through
+ * the key cache. Nothing between the lookup and the copy can run a
+ * finalizer, and a miss fills entry and table slot together once the key
+ * is written, so a call from a finalizer only ever sees consistent pairs. */
+JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
 {
-    size_t kn;
-    const char *k = lua_tolstring(e->L, keyidx, &kn);
+    lua_State *L = e->L;
+    inst_buf *b = e->b;
+    /* A string's lua_topointer is its address; other keys give NULL or
+     * an address no cached (live) string can have. */
+    const void *id = lua_topointer(L, keyidx);
+    /* two ways per set, so two keys that share a set both stay */
+    uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
+    ekey *c = &e->keys[h];
+    f->keyidx = keyidx;
     if (!first)
         put_char(e, ',');
     if (e->indent)
         put_newline(e, e->depth);
-    f->keyidx = keyidx;
-    encode_string(e, k, kn);
-    if (e->indent)
-        put_lit(e->L, e->b, ": ", 2);
-    else
-        put_char(e, ':');
+    if (c->s != id && c[1].s == id) {
+        c++;
+        h++;
+    }
+    if (c->s == id && id != NULL) {
+        /* a fixed-size copy: the whole entry, then count what counts */
+        inst_buf_need(L, b, sizeof c->out + 2);
+        memcpy(b->p + b->len, c->out, sizeof c->out);
+        b->len += c->n;
+    } else {
+        size_t kn, at = b->len;
+        const char *k;
+        if (JSON_UNLIKELY(lua_type(L, keyidx) != LUA_TSTRING)) {
+            lua_settop(L, f->tidx);
+            bad_keys(e, f->tidx, e->depth - 1);
+        }
+        k = lua_tolstring(L, keyidx, &kn);
+        encode_string(e, k, kn);
+        if (c->victim) { /* the set's ways are filled in turn */
+            c->victim = 0;
+            c++;
+            h++;
+        } else {
+            c->victim = 1;
+        }
+        if (b->len - at <= EKEY_OUT) {
+            c->s = id;
+            c->n = (unsigned char)(b->len - at);
+            memcpy(c->out, b->p + at, c->n);
+            lua_pushvalue(L, keyidx);
+            lua_rawseti(L, ENC_KEYS, (lua_Integer)h + 1); /* in the array part: no allocation */
+        }
+        inst_buf_need(L, b, 2);
+    }
+    if (e->indent) {
+        b->p[b->len++] = ':';
+        b->p[b->len++] = ' ';
+    } else {
+        b->p[b->len++] = ':';
+    }
 }
 
 /* The whole value, without C recursion: open containers are frames. */
@@ -1580,15 +1784,12 @@ static void encode_document(enc *e)
             if (e->indent)
                 put_newline(e, e->depth);
             lua_rawgeti(L, f->tidx, f->i);
-            vidx = lua_gettop(L);
+            vidx = f->tidx + 1;
         } else if (f->kind == F_OBJECT) {
-            if (lua_next(L, f->tidx) == 0)
+            /* the first member is on the stack already (table_shape) */
+            if (f->i > 0 && lua_next(L, f->tidx) == 0)
                 goto close;
-            vidx = lua_gettop(L);
-            if (lua_type(L, vidx - 1) != LUA_TSTRING) {
-                lua_pop(L, 2);
-                bad_keys(e, f->tidx, e->depth - 1);
-            }
+            vidx = f->tidx + 2;
             put_key(e, f, vidx - 1, f->i++ == 0);
         } else {
             const skey *k;
@@ -1616,11 +1817,11 @@ static void encode_document(enc *e)
 }
 
 /* Arguments: the enc (light userdata), the value (ENC_VALUE), array_mt
- * (ENC_ARRAY_MT). */
+ * (ENC_ARRAY_MT), the key cache's table (ENC_KEYS). */
 static int encode_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 1);
-    lua_settop(L, ENC_ARRAY_MT);
+    lua_settop(L, ENC_KEYS);
     lua_pushnil(L);                 /* ENC_FRAMES, until the local ones run out */
     encode_document(e);
     return 0;
@@ -1649,11 +1850,13 @@ static int l_json_encode(lua_State *L)
      * made while it is busy (from a finalizer) gets a fresh one. */
     out = jbox_acquire(L); /* a fresh one goes to slot 3 */
     e.b = &out->b;
+    e.keys = (ekey *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, encode_protected);
     lua_pushlightuserdata(L, &e);
     lua_pushvalue(L, 1);
     lua_pushvalue(L, lua_upvalueindex(2));
-    status = lua_pcall(L, 3, 0, 0);
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    status = lua_pcall(L, 4, 0, 0);
     if (status == LUA_OK)
         lua_pushlstring(L, e.b->p, e.b->len);
     jbox_release(out);
@@ -1691,18 +1894,21 @@ void inst_json_open(lua_State *L)
 {
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
-    /* Each codec function keeps its per-state buffer and array_mt as
-     * upvalues; the decoder also its key cache. */
+    /* Each codec function keeps its per-state buffer, array_mt and its
+     * key cache as upvalues. */
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(kentry), 1), 0, KEY_CACHE * sizeof(kentry));
+    memset(lua_newuserdatauv(L, sizeof(kcache), 1), 0, sizeof(kcache));
     lua_createtable(L, KEY_CACHE, 0);
     lua_setiuservalue(L, -2, 1);
     lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    lua_pushcclosure(L, l_json_encode, 2);
+    memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(ekey), 1), 0, KEY_CACHE * sizeof(ekey));
+    lua_createtable(L, KEY_CACHE, 0);
+    lua_setiuservalue(L, -2, 1);
+    lua_pushcclosure(L, l_json_encode, 3);
     lua_setfield(L, -2, "json_encode");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
