@@ -106,11 +106,21 @@ static char *dupstr(const char *v)
     return p;
 }
 
-/* core.session([opts]) -> Session */
+/* core.session([opts]) -> Session
+ *
+ * write_max_idle: a POST or PATCH reuses a kept-alive connection only if
+ * it has been idle at most this many whole seconds (libcurl counts idle
+ * time in whole seconds, so 2 means "under 3 s"). A server closes idle
+ * connections on its own clock (Node 5 s, nginx 75 s, load balancers
+ * 60 s); a request sent as the close goes out is lost, and a write must
+ * not be sent again (see on_prereq), so it fails. A connection used
+ * moments ago is not about to be closed. Other methods reuse connections
+ * idle up to libcurl's default 118 s: they may be retried. */
 static int l_session(lua_State *L)
 {
     const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL;
     long timeout_ms = (long)(DEFAULT_TIMEOUT * 1000), connect_ms = (long)(DEFAULT_CONNECT_TIMEOUT * 1000);
+    long write_max_idle = DEFAULT_WRITE_MAX_IDLE;
     lua_Integer max_bytes = DEFAULT_MAX_RESPONSE, max_conns = 0;
     int insecure = 0, http2 = 1, fail = 0;
     char default_ua[128];
@@ -154,6 +164,10 @@ static int l_session(lua_State *L)
                 if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0)
                     luaL_argerror(L, 1, "option 'max_response_bytes' must be a positive integer");
                 max_bytes = lua_tointeger(L, -1);
+            } else if (strcmp(k, "write_max_idle") == 0) {
+                if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 0 || lua_tointeger(L, -1) > REUSE_MAX_IDLE)
+                    luaL_argerror(L, 1, "option 'write_max_idle' must be an integer from 0 to 118");
+                write_max_idle = (long)lua_tointeger(L, -1);
             } else if (strcmp(k, "max_connections") == 0) {
                 if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) <= 0 || lua_tointeger(L, -1) > INT_MAX)
                     luaL_argerror(L, 1, "option 'max_connections' must be a positive integer");
@@ -179,6 +193,7 @@ static int l_session(lua_State *L)
     s->stats = get_stats(L);
     s->timeout_ms = timeout_ms;
     s->connect_timeout_ms = connect_ms;
+    s->write_max_idle = write_max_idle;
     s->max_bytes = (curl_off_t)max_bytes;
     s->insecure = insecure;
     s->http2 = http2;

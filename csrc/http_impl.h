@@ -38,6 +38,8 @@
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_MAX_RESPONSE ((lua_Integer)64 * 1024 * 1024)
 #define MAX_REDIRS 5L
+#define DEFAULT_WRITE_MAX_IDLE 2L  /* seconds; see write_max_idle in http.c */
+#define REUSE_MAX_IDLE 118L         /* libcurl's own default for CURLOPT_MAXAGE_CONN */
 #define MAX_METHOD 24
 
 typedef struct Stats {
@@ -74,7 +76,7 @@ typedef struct Transfer {
      * change between two requests is not set again (see t_prepare). */
     struct {
         int mode, follow, pipewait, valid;
-        long timeout_ms, connect_ms;
+        long timeout_ms, connect_ms, max_idle;
         char custom[MAX_METHOD + 1];
         Buf url;
     } set;
@@ -93,6 +95,7 @@ typedef struct Session {
     char *ua_line; /* "User-Agent: ...", sent unless a request sets its own */
     char *ca_file, *ca_path, *proxy;
     long timeout_ms, connect_timeout_ms;
+    long write_max_idle; /* whole seconds: see write_max_idle in http.c */
     curl_off_t max_bytes;
     int insecure, http2, counted;
     lua_Integer next_id;

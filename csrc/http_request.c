@@ -292,6 +292,7 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     int pipewait = s->http2 && strncasecmp(r->url, "https:", 6) == 0;
     const char *custom = (head || post || (get && !r->has_body)) ? "" : r->method;
     size_t url_len = strlen(r->url);
+    long max_idle;
     if (!t_headers(L, s, t, r, mode == MODE_FIELDS)) {
         t->setup_rc = CURLE_OUT_OF_MEMORY;
         return 0;
@@ -302,7 +303,7 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     t->max_bytes = (size_t)s->max_bytes;
     if (!t->set.valid) {
         t->set.mode = t->set.follow = t->set.pipewait = -1;
-        t->set.timeout_ms = t->set.connect_ms = -1;
+        t->set.timeout_ms = t->set.connect_ms = t->set.max_idle = -1;
         t->set.custom[0] = '\0';
         t->set.url.len = 0;
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
@@ -346,6 +347,13 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
     if (r->connect_timeout_ms != t->set.connect_ms) {
         SET(CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms);
         t->set.connect_ms = r->connect_timeout_ms;
+    }
+    max_idle = t->once ? s->write_max_idle : REUSE_MAX_IDLE;
+    if (max_idle != t->set.max_idle) {
+        /* A write goes only on a connection used moments ago (see
+         * write_max_idle in http.c); other methods reuse as libcurl does. */
+        SET(CURLOPT_MAXAGE_CONN, max_idle);
+        t->set.max_idle = max_idle;
     }
     SET(CURLOPT_HTTPHEADER, t->hdrs);
     return 1;

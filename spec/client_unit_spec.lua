@@ -48,7 +48,7 @@ describe("instantly.new", function()
     assert.has_error(function() instantly.new { api_key = "k", tiemout = 3 } end,
       "instantly.new: unknown option 'tiemout' (known: api_key, base_url, ca_file, ca_path, connect_timeout, "
       .. "extensions, headers, max_response_bytes, max_retries, on_request, on_response, on_wait, on_warning, "
-      .. "proxy, rate_limit, retry, timeout, transport, user_agent, validate, workspace)")
+      .. "proxy, rate_limit, retry, timeout, transport, user_agent, validate, workspace, write_max_idle)")
   end)
 
   it("checks option types", function()

@@ -209,6 +209,36 @@ describe("transport", function()
       assert.equal(1, rec.connections)
     end)
 
+    -- A server closes idle connections on its own clock, and a write sent
+    -- as the close goes out is lost (and never sent again). So a POST or
+    -- PATCH reuses only a connection used moments ago; GET reuses as usual.
+    -- libcurl counts idle time in whole seconds: after 1.2 s idle a
+    -- connection is "1 s" idle, beyond write_max_idle = 0.
+    it("sends a write on a fresh connection once the kept one has been idle past write_max_idle", function()
+      local w <close> = core.session { write_max_idle = 0 }
+      fx.reset()
+      assert.equal(200, (w:request{ method = "POST", body = "{}", url = fx.url("/echo") }))
+      assert.equal(200, (w:request{ method = "PATCH", body = "{}", url = fx.url("/echo") }))
+      assert.equal(1, fx.stats().connections)        -- used just now: reused
+      core.sleep(1.2)
+      assert.equal(200, (w:request{ url = fx.url("/hello") }))
+      assert.equal(1, fx.stats().connections)        -- a GET reuses it still
+      core.sleep(1.2)
+      assert.equal(200, (w:request{ method = "POST", body = "{}", url = fx.url("/echo") }))
+      assert.equal(2, fx.stats().connections)        -- the write did not
+      assert.equal(200, (w:request{ method = "POST", body = "{}", url = fx.url("/echo") }))
+      assert.equal(2, fx.stats().connections)
+    end)
+
+    it("checks write_max_idle", function()
+      for _, bad in ipairs{ -1, 119, 1.5, "2" } do
+        local ok, err = pcall(core.session, { write_max_idle = bad })
+        assert.is_false(ok)
+        assert.matches("write_max_idle", err)
+      end
+      local d <close> = core.session { write_max_idle = 118 }
+    end)
+
     it("keeps separate sessions on separate connections", function()
       local other <close> = core.session()
       fx.reset()

@@ -76,6 +76,9 @@ local OPTIONS = {
   ca_file = function(v) return type(v) == "string" or "must be a string" end,
   ca_path = function(v) return type(v) == "string" or "must be a string" end,
   max_response_bytes = function(v) return (mtype(v) == "integer" and v > 0) or "must be an integer > 0" end,
+  write_max_idle = function(v)
+    return (mtype(v) == "integer" and v >= 0 and v <= 118) or "must be an integer from 0 to 118 (seconds)"
+  end,
   extensions = function(v)
     return type(v) == "table" or "must be a table mapping entity names (or \"client\") to extension modules"
   end,
@@ -372,7 +375,7 @@ local function new(options)
     session = core.session {
       user_agent = ua, timeout = opts.timeout, connect_timeout = opts.connect_timeout,
       proxy = opts.proxy, ca_file = opts.ca_file, ca_path = opts.ca_path,
-      max_response_bytes = opts.max_response_bytes,
+      max_response_bytes = opts.max_response_bytes, write_max_idle = opts.write_max_idle,
     }
     owns = true
   end
