@@ -122,9 +122,11 @@ print(("  %-42s %10.1f %12.0f  baseline; core is %.1fx"):format("io.lines + gmat
 -- Import and export ---------------------------------------------------------------
 local srv = assert(mock.start { seed = 1, rate_limits = false })
 
--- A client of its own each time: the bench's client sits idle while a
--- worker runs (longer than the mock's keep-alive timeout), and the SDK
--- does not resend a POST on a connection the server has closed.
+-- A client of its own for each list, so no row inherits the connections
+-- of the one before. (It was once needed: an idle connection outlived the
+-- mock's keep-alive timeout, and a POST is never resent. The server core
+-- now waits longer than libcurl reuses, and writes reuse only connections
+-- used moments ago: see write_max_idle in docs/transport.md.)
 local function fresh_list(name)
   srv:reset()
   local c <close> = instantly.new { api_key = srv.api_key, base_url = srv.url, rate_limit = false }
