@@ -7,7 +7,7 @@
 #   make fresh-check  both commands above on a bare Debian 12 root (mmdebstrap;
 #                 root, the package mirror and minutes; not part of .ci/run)
 #   make asan     the suite with AddressSanitizer + UBSan
-#   make valgrind the JSON and transport specs under valgrind
+#   make valgrind the JSON, transport, CSV, shape-test and record specs under valgrind
 #   make lint     luacheck + cppcheck
 #   make fuzz     libFuzzer on the JSON decoder (FUZZ_SECONDS=600)
 #   make bench    benchmarks, with ratios against baselines from the same run
@@ -97,7 +97,7 @@ asan:
 	    $(BUSTED) --lua=$(LUA) --cpath='./$(ASAN_BUILD)/?.so' $(BUSTED_ARGS); \
 	status=$$?; sh tools/asan-report.sh $(ASAN_BUILD)/reports || status=1; exit $$status
 
-VALGRIND_SPECS ?= spec/json_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua spec/csv_spec.lua
+VALGRIND_SPECS ?= spec/json_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua spec/csv_spec.lua spec/validate_compiled_spec.lua spec/records_spec.lua
 valgrind: all
 	@sh tools/deps.sh test valgrind
 	@for s in $(VALGRIND_SPECS); do \
