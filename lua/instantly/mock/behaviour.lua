@@ -55,6 +55,20 @@ local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
 
 local function search(param, fields) return { param, search = fields } end
 
+-- Inbox placement rows: spam, else in a category tab, else the inbox.
+local IPA_FILTERS = { { "date_from", after = "*" }, { "date_to", before = "*" }, { "recipient_geo" },
+  { "recipient_type" }, { "recipient_esp" }, { "sender_email" } }
+local function ipa_filters(extra)
+  local out = { extra }
+  for i, f in ipairs(IPA_FILTERS) do out[i + 1] = f end
+  return out
+end
+local SPAM, CATEGORY, INBOX = "is_spam", "has_category&!is_spam", "!is_spam&!has_category"
+local TEST_REF = { "test_id", "inbox_placement_tests", "Inbox placement test" }
+local EVENT_RANGE = { { "from", after = "*" }, { "to", before = "*" } }
+local DELIVERIES = { total_events = "*", successful_events = "success", failed_events = "!success" }
+local DELIVERY_RATES = { success_rate = "success" }
+
 -- Analytics views: "kind" counts events, "kind+" distinct leads,
 -- "$opportunity" the opportunities' value, a number is a constant.
 local CAMPAIGN_COUNTERS = {
@@ -148,6 +162,12 @@ return {
   removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
     set = { subsequence_id = null, timestamp_added_subsequence = null }, touch = false },
   deleteLeadList = { kind = "delete", cascade = { { "leads", "list_id" } } },
+  getVerificationStats = { kind = "tally", coll = "leads", src = "params",
+    refs = { { "id", "lead_lists", "Lead list" } }, filters = { { "id", field = "list_id" } },
+    count = { total_leads = "*", stats = { verified = "verification_status=1",
+      invalid = "verification_status=-1", risky = "verification_status=-2,-4", catch_all = "verification_status=-3",
+      verification_job_pending_user = "verification_status=11", job_change = 0,
+      verification_job_pending_leadfinder = 0 } } },
   listBackgroundJob = { kind = "list", filters = { { "ids", csv = "id" }, { "included_ids", csv = "id" },
     { "excluded_ids", csv = "id", negate = true }, { "type" }, { "entity_type" }, { "entity_id" }, { "status" } } },
   listCustomTag = { kind = "list", filters = { search("search", { "label", "description" }),
@@ -194,6 +214,11 @@ return {
   listWebhookEvent = { kind = "list", filters = { { "from", after = "*" }, { "to", before = "*" }, { "success" },
     search("search", { "webhook_url", "lead_email" }) } },
 
+  getWebhookEventsSummary = { kind = "tally", filters = EVENT_RANGE, count = DELIVERIES,
+    percent = { success_rate = "success", failure_rate = "!success" } },
+  getWebhookEventsSummaryByDate = { kind = "tally", filters = EVENT_RANGE,
+    by = { { "date", "timestamp_created_date" } }, count = DELIVERIES, percent = DELIVERY_RATES, wrap = "items" },
+
   -- Audit log, inbox placement, CRM numbers
   listAuditLog = { kind = "list", filters = { { "activity_type" },
     search("search", { "user_name", "ip_address", "user_agent" }),
@@ -202,6 +227,20 @@ return {
     refs = { { "test_id", "inbox_placement_tests", "Inbox placement test" } },
     filters = { { "test_id" }, { "recipient_geo" }, { "recipient_type" }, { "recipient_esp" }, { "sender_email" },
       { "date_from", after = "*" }, { "date_to", before = "*" } } },
+  getInboxPlacementAnalyticsStatsByTestId = { kind = "tally", src = "body", filters = IPA_FILTERS,
+    each = { "test_ids", "test_id" },
+    count = { count = "*", spam_count = SPAM, inbox_count = INBOX, category_count = CATEGORY },
+    percent = { spam_percent = SPAM, inbox_percent = INBOX, category_percent = CATEGORY } },
+  getInboxPlacementAnalyticsStatsByDate = { kind = "tally", src = "body", refs = { TEST_REF },
+    filters = ipa_filters{ "test_id" }, by = { "timestamp_created_date" },
+    count = { sent_count = "*", received_count = "*", spam_count = SPAM, inbox_count = INBOX,
+      category_count = CATEGORY } },
+  getInboxPlacementAnalyticsDeliverabilityInsights = { kind = "tally", src = "body", refs = { TEST_REF },
+    filters = ipa_filters{ "test_id" }, by = { "sender_esp", "recipient_esp" },
+    echo = { test_id = "test_id", from = "date_from", to = "date_to" },
+    percent = { spam_percentage = SPAM, category_percentage = CATEGORY, inbox_percentage = INBOX },
+    flags = { show_previous = { echo = { previous_from = "previous_date_from", previous_to = "previous_date_to" },
+      count = { prev_spam_percentage = 0, prev_inbox_percentage = 0, prev_category_percentage = 0 } } } },
   getInboxPlacementTest = { kind = "get", label = "Inbox placement test",
     omit = { { "with_metadata", "metadata", false } } },
   listInboxPlacementBlacklistAndSpamAssassinReport = { kind = "list",

@@ -130,11 +130,18 @@ local function check_refs(ctx, refs, src)
   end
 end
 
+-- The request values a row reads: src = "body", "params" or the query.
+local function source(ctx, row)
+  if row.src == "body" then return ctx.body or {} end
+  if row.src == "params" then return ctx.params end
+  return ctx.query
+end
+
 -- A row's checks: named functions from the special handlers, each
 -- returning nothing or status, message.
 local function run_checks(ctx, row)
   if row.refs then
-    local msg = check_refs(ctx, row.refs, ctx.body or ctx.query)
+    local msg = check_refs(ctx, row.refs, row.src and source(ctx, row) or ctx.body or ctx.query)
     if msg then return 404, msg end
   end
   for _, name in ipairs(row.checks or {}) do
@@ -341,6 +348,120 @@ end
 function M.count(ctx, row)
   local pred = M.filter(ctx, row.filters, ctx.query, coll_of(ctx, row))
   return 200, { count = coll_of(ctx, row):count(pred or nil) }
+end
+
+-- Tallies ----------------------------------------------------------------------------
+-- A condition names what an object must be to be counted: "*" anything,
+-- "f" field f set and not false, "!f" not, "f=1,2" f is 1 or 2; terms
+-- joined by "&" must all hold. Compiled once per text.
+
+local conditions = {}
+
+local function term(neg, field, values)
+  local set = values ~= "" and set_of(values) or nil
+  return function(o)
+    local v = o[field]
+    local hit
+    if set then hit = set[tostring(v)] == true else hit = present(v) and v ~= false end
+    return hit ~= neg
+  end
+end
+
+local function condition(text)
+  local c = conditions[text]
+  if c then return c end
+  local terms = {}
+  for t in text:gmatch("[^&]+") do
+    local neg, field, values = t:match("^(!?)([%w_]+)=?(.*)$")
+    if field then terms[#terms + 1] = term(neg == "!", field, values) end
+  end
+  c = function(o)
+    for i = 1, #terms do if not terms[i](o) then return false end end
+    return true
+  end
+  conditions[text] = c
+  return c
+end
+
+local function how_many(cond, list)
+  local holds, n = condition(cond), 0
+  for i = 1, #list do if holds(list[i]) then n = n + 1 end end
+  return n
+end
+
+local function counts(spec, list, out)
+  for k, c in pairs(spec) do
+    if type(c) == "number" then out[k] = c
+    elseif type(c) == "table" then out[k] = counts(c, list, {})
+    else out[k] = how_many(c, list) end
+  end
+  return out
+end
+
+local function percent(n, d) return d > 0 and math.floor(10000 * n / d + 0.5) / 100 or 0 end
+
+-- The fields a tally row (or one of its flags) writes for one group.
+local function tally_fields(part, list, src, out)
+  counts(part.count or {}, list, out)
+  for k, c in pairs(part.percent or {}) do out[k] = percent(how_many(c, list), #list) end
+  for k, p in pairs(part.echo or {}) do
+    local v = src[p]
+    out[k] = v == nil and null or v
+  end
+  return out
+end
+
+local function tally_row(row, list, src, out)
+  tally_fields(row, list, src, out)
+  for flag, part in pairs(row.flags or {}) do
+    if src[flag] == true then tally_fields(part, list, src, out) end
+  end
+  return out
+end
+
+-- The groups of a tally: one per value of the request list `each`, or
+-- one per distinct value of the `by` fields, in key order.
+local function groups_of(row, list, src)
+  local out = {}
+  if row.each then
+    local param, field = row.each[1], row.each[2]
+    for _, v in ipairs(src[param]) do
+      local g = { fields = { [field] = v } }
+      for _, o in ipairs(list) do if o[field] == v then g[#g + 1] = o end end
+      out[#out + 1] = g
+    end
+    return out
+  end
+  local by, keys = {}, {}
+  for _, o in ipairs(list) do
+    local parts, fields = {}, {}
+    for i, b in ipairs(row.by) do
+      local name, field = type(b) == "table" and b[1] or b, type(b) == "table" and b[2] or b
+      parts[i], fields[name] = tostring(o[field]), o[field]
+    end
+    local k = table.concat(parts, "\0")
+    if not by[k] then by[k] = { fields = fields }; keys[#keys + 1] = k end
+    local g = by[k]
+    g[#g + 1] = o
+  end
+  table.sort(keys)
+  for i, k in ipairs(keys) do out[i] = by[k] end
+  return out
+end
+
+-- kind = "tally": counts over the objects the filters keep, one answer or
+-- one row per group (by / each); see behaviour.lua for the row's fields.
+function M.tally(ctx, row)
+  local src, coll = source(ctx, row), coll_of(ctx, row)
+  local pred, msg = M.filter(ctx, row.filters, src, coll)
+  if pred == nil then return err(400, (row.src == "body" and "body/" or "querystring/") .. msg) end
+  local list = {}
+  for _, o in coll:each() do if not pred or pred(o) then list[#list + 1] = o end end
+  if not (row.by or row.each) then return 200, tally_row(row, list, src, {}) end
+  local rows = json.array({})
+  for i, g in ipairs(groups_of(row, list, src)) do rows[i] = tally_row(row, g, src, g.fields) end
+  if row.wrap then return 200, { [row.wrap] = rows } end
+  return 200, rows
 end
 
 function M.static(_, row)

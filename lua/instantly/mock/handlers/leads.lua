@@ -332,25 +332,6 @@ function M.mergeLeads(ctx)
   return 200, dst
 end
 
-local VERIFICATION = { [1] = "verified", [-1] = "invalid", [-3] = "catch_all", [11] = "verification_job_pending_user",
-  [-2] = "risky", [-4] = "risky" }
-
-function M.getVerificationStats(ctx)
-  local list = ctx.store:coll("lead_lists"):get(ctx.params.id)
-  if not list then return err(404, "Lead list not found") end
-  local s = { verified = 0, invalid = 0, risky = 0, catch_all = 0, job_change = 0,
-    verification_job_pending_leadfinder = 0, verification_job_pending_user = 0 }
-  local total = 0
-  for _, l in ctx.store:coll("leads"):each() do
-    if l.list_id == list.id then
-      total = total + 1
-      local k = VERIFICATION[l.verification_status]
-      if k then s[k] = s[k] + 1 end
-    end
-  end
-  return 200, { stats = s, total_leads = total }
-end
-
 -- Polling a job advances it; data_fields picks what its data shows.
 function M.getBackgroundJob(ctx)
   local job = ctx.store:coll("background_jobs"):get(ctx.params.id)
