@@ -36,6 +36,8 @@
 -- @module instantly.mock.behaviour
 
 local json = require "instantly.mock.json"
+local state = require "instantly.mock.state"
+local util = require "instantly.mock.util"
 
 local null, array = json.null, json.array
 
@@ -54,6 +56,18 @@ local WEBHOOK_FIELDS = { "campaign", "name", "target_hook_url", "event_type", "c
 local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
 
 local function search(param, fields) return { param, search = fields } end
+-- Placeholders in a static answer (generic.lua fills them per request).
+local function store_value(path) return { ["$store"] = path } end
+local function size(coll, from) return { ["$count"] = coll, from = from } end
+local WORKSPACE_ID = store_value("workspace_id")
+
+-- Billing: one plan, its period ending 40 days after the seeded clock.
+local PERIOD_END = util.iso(state.BASE_MS + 40 * 86400000)
+local function subscription(product, kind, price, price_id)
+  return { workspace_id = WORKSPACE_ID, interval = "month", quantity = 1, product_id = product, product_type = kind,
+    plan_type = "plt_primary", current_period_end = PERIOD_END, cancel_at_time = null,
+    price_in_dollars = price, price_id = price_id }
+end
 
 -- Inbox placement rows: spam, else in a category tab, else the inbox.
 local IPA_FILTERS = { { "date_from", after = "*" }, { "date_to", before = "*" }, { "recipient_geo" },
@@ -152,6 +166,11 @@ return {
   pauseAccount = { kind = "action", set = { status = 2 } },
   resumeAccount = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
   markAccountFixed = { kind = "action", set = { status = 1 }, unset = { "status_message" } },
+  -- the campaigns sending from an account
+  getAccountCampaignMapping = { kind = "list", coll = "campaigns", src = "params",
+    refs = { { "email", "accounts", "Account" } }, filters = { { "email", has = "email_list" } },
+    project = { campaign_id = "id", campaign_name = "name", timestamp_created = "timestamp_created",
+      status = "status" } },
   pauseAccountsBulk = { kind = "bulk", coll = "accounts", keys = "emails", set = { status = 2 },
     found = "paused_emails", missing = "failed_emails" },
 
@@ -161,6 +180,11 @@ return {
     stamp = { timestamp_added_subsequence = 0 }, touch = false },
   removeLeadFromSubsequence = { kind = "action", key = "id", key_src = "body", label = "Lead",
     set = { subsequence_id = null, timestamp_added_subsequence = null }, touch = false },
+  bulkDeleteLeads = { kind = "delete_where", coll = "leads", src = "body", one_of = { "campaign_id", "list_id" },
+    refs = { { "campaign_id", "campaigns", "Campaign" }, { "list_id", "lead_lists", "Lead list" } },
+    filters = { { "campaign_id", field = "campaign" }, { "list_id" }, { "status" },
+      { "ids", csv = "id", empty = false } },
+    limit = "limit", answer = "count" },
   deleteLeadList = { kind = "delete", cascade = { { "leads", "list_id" } } },
   getVerificationStats = { kind = "tally", coll = "leads", src = "params",
     refs = { { "id", "lead_lists", "Lead list" } }, filters = { { "id", field = "list_id" } },
@@ -181,11 +205,27 @@ return {
   deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
 
   -- Emails
+  patchEmail = { kind = "update", fields = { "is_unread", "reminder_ts" }, touch = false },
   countUnreadEmails = { kind = "count", coll = "emails", filters = { { field = "is_unread", value = 1 } } },
   markThreadAsRead = { kind = "set_where", coll = "emails", filters = { { "thread_id" } }, set = { is_unread = 0 },
     none = "Thread not found", value = { success = true } },
 
   -- Workspace, members, groups
+  getWorkspacePlanDetails = { kind = "static", value = {
+    organization_id = WORKSPACE_ID, organization_name = store_value("workspace.name"),
+    subscriptions = {
+      outreach = { plan_name = "Hypergrowth", addons_qty = 0, total_lead_limit = 25000,
+        current_lead_count = size("leads"), base_lead_limit = 25000, interval = "month",
+        current_period_end = PERIOD_END, cancel_at_time = null, price_in_dollars = 97, product_id = "pid_hypergrowth" },
+      credits = { plan_name = "Growth Leads", total_credits = 1000,
+        available_credits = size("email_verification", 1000), interval = "month", current_period_end = PERIOD_END,
+        product_id = "pid_growth_leads" },
+      crm = null, website_visitors = null, inbox_placement = null,
+    },
+    addons = { outreach = array{}, credits = array{} } } },
+  getWorkspaceSubscriptionDetails = { kind = "static", value = { all_subs_cancelled = false, subscriptions = array{
+    subscription("pid_hypergrowth", "prt_outreach", 97, "price_mock_hypergrowth"),
+    subscription("pid_growth_leads", "prt_leadfinder", 47, "price_mock_leads") } } },
   getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
   patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
     fields = { "name", "org_logo_url" } },
@@ -201,7 +241,7 @@ return {
   cancelWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",
     set = { scheduled_for_removal_at = null }, touch = false },
   listWorkspaceMember = { kind = "list", filters = { { "accepted" }, search("search", { "email", "user_email" }) } },
-  patchWorkspaceMember = { kind = "update", checks = { "member_role" }, fields = { "role" }, touch = false },
+  patchWorkspaceMember = { kind = "update", fields = { "role" }, touch = false },
 
   -- Webhooks and their event log
   createWebhook = { kind = "create", refs = { CAMPAIGN_REF }, checks = { "hook_url" }, fields = WEBHOOK_FIELDS,

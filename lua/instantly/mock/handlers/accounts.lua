@@ -17,7 +17,6 @@ M.checks = checks
 
 function checks.new_account(ctx)
   local email = ctx.body.email
-  if not util.is_email(email) then return 400, 'body/email must match format "email"' end
   if ctx.store:coll("accounts"):get(email) then return 400, "Account " .. email .. " already exists" end
 end
 
@@ -144,22 +143,6 @@ function M.testAccountVitals(ctx)
   return 200, { status = "success", success_list = ok_list, failure_list = bad }
 end
 
-function M.getAccountCampaignMapping(ctx)
-  local email, store = ctx.params.email, ctx.store
-  if not store:coll("accounts"):get(email) then return err(404, "Account not found") end
-  local rows = {}
-  for _, c in store:coll("campaigns"):each() do
-    for _, e in ipairs(c.email_list or {}) do
-      if e == email then
-        rows[#rows + 1] = { campaign_id = c.id, campaign_name = c.name,
-          timestamp_created = c.timestamp_created, status = c.status }
-        break
-      end
-    end
-  end
-  return common.page_array(ctx, rows, function(r) return r.campaign_id end)
-end
-
 -- OAuth: a session is pending for oauth_polls polls, then succeeds (adding
 -- an account) or fails as oauth_result says; it is read once, and expires.
 
@@ -223,7 +206,6 @@ end
 
 function M.createEmailVerification(ctx)
   local email, store = ctx.body.email, ctx.store
-  if not util.is_email(email) then return err(400, 'body/email must match format "email"') end
   local coll = store:coll("email_verification")
   coll:remove(email)
   local pending = ctx.settings.verification_polls > 0

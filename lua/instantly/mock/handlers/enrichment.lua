@@ -124,7 +124,6 @@ local AI_FIELDS = { "id", "organization_id", "resource_id", "resource_type", "ou
 function M.createAIEnrichment(ctx)
   local b, store = ctx.body, ctx.store
   if not resource(store, b.resource_id) then return missing(b.resource_id) end
-  if b.resource_type ~= 1 and b.resource_type ~= 2 then return err(400, "body/resource_type must be 1 or 2") end
   local row = {
     id = store:uuid(), organization_id = store.workspace_id, resource_id = b.resource_id,
     resource_type = b.resource_type, output_column = b.output_column, status = 1,

@@ -84,6 +84,8 @@ local function test(ctx, f, src, coll)
     return f.compiled
   end
   local v = src[f[1]]
+  -- empty = false: an empty list keeps nothing (instead of not filtering)
+  if f.empty == false and type(v) == "table" and next(v) == nil then return function() return false end end
   if v == nil or v == null or (type(v) == "table" and next(v) == nil) then return nil end
   if f.flag then return v == true and function(o) return o[f.flag] == true end or nil end
   if f.via then return via_filter(ctx, v, f.via) end
@@ -96,6 +98,12 @@ local function test(ctx, f, src, coll)
     return function(o) return present(o[f.present]) == v end
   end
   if f.after or f.before then return time_filter(f, v, coll) end
+  if f.has then
+    return function(o)
+      for _, x in ipairs(type(o[f.has]) == "table" and o[f.has] or {}) do if x == v then return true end end
+      return false
+    end
+  end
   if f.tag then return tag_filter(ctx, v, f.tag) end
   return common.eq_pred(f.field or f[1], v)
 end
@@ -140,6 +148,11 @@ end
 -- A row's checks: named functions from the special handlers, each
 -- returning nothing or status, message.
 local function run_checks(ctx, row)
+  if row.one_of then
+    local n, b = 0, ctx.body or {}
+    for _, f in ipairs(row.one_of) do if present(b[f]) then n = n + 1 end end
+    if n ~= 1 then return 400, "body must have exactly one of " .. table.concat(row.one_of, ", ") end
+  end
   if row.refs then
     local msg = check_refs(ctx, row.refs, row.src and source(ctx, row) or ctx.body or ctx.query)
     if msg then return 404, msg end
@@ -203,14 +216,21 @@ local function omitted(ctx, row, obj)
   return copy or obj
 end
 
+-- project = { out = field }: each item shown as those fields only.
+local function projected(row, obj)
+  local out = {}
+  for k, f in pairs(row.project) do out[k] = obj[f] end
+  return out
+end
+
 function M.list(ctx, row)
-  local src = row.src == "body" and (ctx.body or {}) or ctx.query
+  local src = source(ctx, row)
   local coll = coll_of(ctx, row)
   local pred, msg = M.filter(ctx, row.filters, src, coll)
   if pred == nil then return err(400, "querystring/" .. msg) end
   local status, page = common.page(ctx, coll, pred or nil, row.src == "body" and src or nil)
-  if status == 200 and row.omit then
-    for i, o in ipairs(page.items) do page.items[i] = omitted(ctx, row, o) end
+  if status == 200 and (row.omit or row.project) then
+    for i, o in ipairs(page.items) do page.items[i] = row.project and projected(row, o) or omitted(ctx, row, o) end
   end
   return status, page
 end
@@ -318,9 +338,21 @@ function M.set_where(ctx, row)
 end
 
 -- Remove what the query's filters keep; the answer is the removed array.
+-- Remove what the filters keep, at most the request's `limit` (the name of
+-- the value holding it); the answer is the removed array, or
+-- { count = n } with answer = "count".
 function M.delete_where(ctx, row)
-  local pred = M.filter(ctx, row.filters, ctx.query) or function() return true end
-  return 200, json.array(coll_of(ctx, row):remove_if(pred))
+  local src = source(ctx, row)
+  local keep = M.filter(ctx, row.filters, src) or function() return true end
+  local limit, n = row.limit and src[row.limit], 0
+  if limit == null then limit = nil end
+  local gone = coll_of(ctx, row):remove_if(function(o)
+    if (limit and n >= limit) or not keep(o) then return false end
+    n = n + 1
+    return true
+  end)
+  if row.answer == "count" then return 200, { count = #gone } end
+  return 200, json.array(gone)
 end
 
 -- A copy: every field but the identity ones, then `set`, then the body's
@@ -464,8 +496,23 @@ function M.tally(ctx, row)
   return 200, rows
 end
 
-function M.static(_, row)
-  return row.status or 200, util.deep_copy(row.value)
+-- A fixed answer's placeholders: { ["$store"] = "workspace.name" } is a
+-- store value; { ["$count"] = coll } the collection's size, or from = n
+-- minus it.
+local function filled(ctx, v)
+  if type(v) ~= "table" then return v end
+  if v["$store"] then return store_value(ctx.store, v["$store"]) end
+  if v["$count"] then
+    local n = ctx.store:coll(v["$count"]):count()
+    return v.from and v.from - n or n
+  end
+  local out = setmetatable({}, getmetatable(v))
+  for k, x in pairs(v) do out[k] = filled(ctx, x) end
+  return out
+end
+
+function M.static(ctx, row)
+  return row.status or 200, filled(ctx, row.value)
 end
 
 M.view = views.view

@@ -109,7 +109,6 @@ end
 
 function M.createLead(ctx)
   local b, store = ctx.body or {}, ctx.store
-  if b.email ~= nil and not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
   if b.email == nil and b.first_name == nil and b.last_name == nil then
     return err(400, "body must have one of email, first_name, last_name")
   end
@@ -228,23 +227,6 @@ function M.bulkAddLeads(ctx)
   end
   r.remaining_in_plan = math.max(0, 25000 - store:coll("leads"):count())
   return 200, r
-end
-
-function M.bulkDeleteLeads(ctx)
-  local b = ctx.body or {}
-  local cid, lid = b.campaign_id, b.list_id
-  local status, msg = target_check(ctx.store, cid, lid)
-  if status then return err(status, msg) end
-  local ids, n = set_of(b.ids or {}), 0
-  local gone = ctx.store:coll("leads"):remove_if(function(l)
-    if (b.limit and n >= b.limit) or (cid and l.campaign ~= cid) or (lid and l.list_id ~= lid)
-       or (b.status ~= nil and l.status ~= b.status) or (b.ids and not ids[l.id]) then
-      return false
-    end
-    n = n + 1
-    return true
-  end)
-  return 200, { count = #gone }
 end
 
 -- The ids of the leads a call selects, up to its limit.
