@@ -2,7 +2,8 @@
 -- served by the generic handlers in instantly.mock.handlers.generic.
 --
 -- kind: list | get | create | update | delete | action | count | all | static
---       | bulk | set_where | delete_where | copy | view (analytics, views.lua)
+--       | bulk | set_where | delete_where | copy | tally | job_status
+--       | view (analytics, views.lua)
 --   coll      collection (default: the operation's entity)
 --   label     "<label> not found" on a 404 (default: the entity's name)
 --   key       the path parameter naming the object (default: the first);
@@ -192,6 +193,7 @@ return {
       invalid = "verification_status=-1", risky = "verification_status=-2,-4", catch_all = "verification_status=-3",
       verification_job_pending_user = "verification_status=11", job_change = 0,
       verification_job_pending_leadfinder = 0 } } },
+  getBackgroundJob = { kind = "job_status", label = "Background job" },
   listBackgroundJob = { kind = "list", filters = { { "ids", csv = "id" }, { "included_ids", csv = "id" },
     { "excluded_ids", csv = "id", negate = true }, { "type" }, { "entity_type" }, { "entity_id" }, { "status" } } },
   listCustomTag = { kind = "list", filters = { search("search", { "label", "description" }),

@@ -101,7 +101,7 @@ local function warmup_job(value)
   return function(ctx)
     local targets = warmup_targets(ctx)
     if not targets then return err(400, "body must have required property 'emails' (or include_all_emails=true)") end
-    return 200, common.job(ctx, "update-warmup-accounts", "workspace", ctx.store.workspace_id,
+    return 200, generic.job(ctx, "update-warmup-accounts", "workspace", ctx.store.workspace_id,
       { emails = array(targets), warmup = value == 1 }, function(_, st)
         local done = 0
         for _, e in ipairs(targets) do

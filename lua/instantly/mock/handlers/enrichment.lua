@@ -5,6 +5,7 @@
 -- @module instantly.mock.handlers.enrichment
 
 local common = require "instantly.mock.handlers.common"
+local generic = require "instantly.mock.handlers.generic"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
@@ -194,7 +195,7 @@ function M.enrichLeadsFromSupersearch(ctx)
   local target, rtype = import_target(store, b)
   if not target then return missing(b.resource_id) end
   local n, tid = math.min(b.limit, count_for(b.search_filters), 200), target.id
-  local job = common.job(ctx, "import-leads", rtype == 2 and "list" or "campaign", tid, { total = n },
+  local job = generic.job(ctx, "import-leads", rtype == 2 and "list" or "campaign", tid, { total = n },
     function(_, st)
       for i = 1, n do
         st:create("leads", { email = fmt("supersearch%d.%d@leads.example", st.seq, i), first_name = "Lead",

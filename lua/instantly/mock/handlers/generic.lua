@@ -382,6 +382,71 @@ function M.count(ctx, row)
   return 200, { count = coll_of(ctx, row):count(pred or nil) }
 end
 
+-- Background jobs ----------------------------------------------------------------------
+-- A job is pending, then in progress, and succeeds (or fails, with the
+-- fail_jobs switch) after settings.job_steps reads; the operation that
+-- starts one passes what happens when it succeeds.
+
+--- Create a background job; `finish(job, store)` runs when it succeeds.
+function M.job(ctx, jtype, entity_type, entity_id, data, finish)
+  local store = ctx.store
+  local job = store:create("background_jobs", {
+    type = jtype, entity_type = entity_type or "workspace",
+    entity_id = entity_id or store.workspace_id,
+    data = data or {}, progress = 0, status = "pending",
+  })
+  store.job_finish = store.job_finish or {}
+  store.job_finish[job.id] = finish
+  store.job_polls = store.job_polls or {}
+  store.job_polls[job.id] = 0
+  return job
+end
+
+--- Advance a job by one poll; terminal after settings.job_steps polls.
+local function advance_job(ctx, job)
+  local store = ctx.store
+  if job.status == "success" or job.status == "failed" or job.status == "cancelled" then return job end
+  local polls = (store.job_polls[job.id] or 0) + 1
+  store.job_polls[job.id] = polls
+  local steps = math.max(1, math.tointeger(ctx.settings.job_steps) or 1)
+  if polls >= steps then
+    if ctx.settings.fail_jobs then
+      job.status = "failed"
+      job.progress = math.floor(100 * (steps - 1) / steps)
+      job.data = job.data or {}
+      job.data.error = "Job failed (mock fail_jobs switch)"
+    else
+      local finish = store.job_finish and store.job_finish[job.id]
+      if finish then
+        local extra = finish(job, store)
+        if type(extra) == "table" then
+          for k, v in pairs(extra) do job.data[k] = v end
+        end
+      end
+      job.status = "success"
+      job.progress = 100
+    end
+  else
+    job.status = "in-progress"
+    job.progress = math.floor(100 * polls / steps)
+  end
+  job.updated_at = store:now_iso()
+  return job
+end
+
+-- kind = "job": reading a job advances it; data_fields picks the keys of
+-- its data the answer shows.
+function M.job_status(ctx, row)
+  local job, msg = target(ctx, row)
+  if not job then return err(404, msg) end
+  advance_job(ctx, job)
+  if not ctx.query.data_fields then return 200, job end
+  local want, copy, data = set_of(ctx.query.data_fields), util.shallow_copy(job), {}
+  for k, v in pairs(job.data or {}) do if want[k] then data[k] = v end end
+  copy.data = data
+  return 200, copy
+end
+
 -- Tallies ----------------------------------------------------------------------------
 -- A condition names what an object must be to be counted: "*" anything,
 -- "f" field f set and not false, "!f" not, "f=1,2" f is 1 or 2; terms

@@ -10,7 +10,7 @@ local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
 local array, null, err, fail = json.array, json.null, common.err, common.fail
-local present, set_of = generic.present, generic.set_of
+local present = generic.present
 local fmt = string.format
 
 local M = {}
@@ -275,7 +275,7 @@ function M.moveLeads(ctx)
   local picked, e = pick(ctx, b)
   if not picked then return e end
   for i, l in ipairs(picked) do picked[i] = l.id end
-  return 200, common.job(ctx, "move-leads", to_c and "campaign" or "list", to_c or to_l,
+  return 200, generic.job(ctx, "move-leads", to_c and "campaign" or "list", to_c or to_l,
     { total = #picked, copy = b.copy_leads == true }, function(_, st)
       local moved = 0
       for _, id in ipairs(picked) do
@@ -290,7 +290,7 @@ function M.exportLeads(ctx)
   local picked, e = pick(ctx, ctx.body or {})
   if not picked then return e end
   local n = #picked
-  return 200, common.job(ctx, "export-leads", "workspace", ctx.store.workspace_id, { total = n }, function(job)
+  return 200, generic.job(ctx, "export-leads", "workspace", ctx.store.workspace_id, { total = n }, function(job)
     return { exported = n, file_url = "https://exports.mock.invalid/" .. job.id .. ".csv" }
   end)
 end
@@ -312,18 +312,6 @@ function M.mergeLeads(ctx)
   store:coll("leads"):remove(src.id)
   dst.timestamp_updated = store:now_iso()
   return 200, dst
-end
-
--- Polling a job advances it; data_fields picks what its data shows.
-function M.getBackgroundJob(ctx)
-  local job = ctx.store:coll("background_jobs"):get(ctx.params.id)
-  if not job then return err(404, "Background job not found") end
-  common.advance_job(ctx, job)
-  if not ctx.query.data_fields then return 200, job end
-  local want, copy, data = set_of(ctx.query.data_fields), util.shallow_copy(job), {}
-  for k, v in pairs(job.data or {}) do if want[k] then data[k] = v end end
-  copy.data = data
-  return 200, copy
 end
 
 return M
