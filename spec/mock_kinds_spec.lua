@@ -8,6 +8,47 @@ local client = require "instantly.mock.client"
 
 local ZERO = "00000000-0000-4000-8000-000000000000"
 
+describe("mock tally conditions", function()
+  local generic = require "instantly.mock.handlers.generic"
+  local state = require "instantly.mock.state"
+  local null = require("instantly.mock.json").null
+
+  local function ctx_with(rows)
+    local store = state.new(1)
+    local coll = store:coll("email_templates")
+    for i, r in ipairs(rows) do
+      r.id = "t" .. i
+      coll:insert(r)
+    end
+    return { store = store, query = {}, params = {}, body = {}, entity = { lua_name = "email_templates" } }
+  end
+
+  local ROWS = {
+    { a = true, b = true, n = 1, g = "x" }, { a = true, b = false, n = 2, g = "y" },
+    { a = false, b = null, n = -1, g = "x" }, { a = 0, n = 11, g = "x" },
+  }
+
+  it("counts by condition: all, set, not set, any of values, and both", function()
+    local status, out = generic.tally(ctx_with(ROWS), { count = { all = "*", a = "a", not_a = "!a", b = "b",
+      n = "n=1,11", a_not_b = "a&!b", const = 7, nested = { neg = "n=-1" } } })
+    assert.are.equal(200, status)
+    -- false and null are unset, 0 is set
+    assert.are.same({ all = 4, a = 3, not_a = 1, b = 1, n = 2, a_not_b = 2, const = 7, nested = { neg = 1 } }, out)
+  end)
+
+  it("groups by fields in key order, or by a request list; percentages of the group", function()
+    local ctx = ctx_with(ROWS)
+    local _, rows = generic.tally(ctx, { by = { { "group", "g" } }, count = { n = "*" }, percent = { a = "a" },
+      wrap = "items" })
+    assert.are.same({ items = { { group = "x", n = 3, a = 66.67 }, { group = "y", n = 1, a = 100.0 } } }, rows)
+    ctx.body = { gs = { "y", "z" }, flag = true, when = "now" }
+    _, rows = generic.tally(ctx, { src = "body", each = { "gs", "g" }, count = { n = "*" }, percent = { a = "a" },
+      flags = { flag = { echo = { at = "when", none = "missing" } } } })
+    assert.are.same({ { g = "y", n = 1, a = 100.0, at = "now", none = null },
+      { g = "z", n = 0, a = 0, at = "now", none = null } }, rows)
+  end)
+end)
+
 describe("mock generic kinds", function()
   local srv, c
 
