@@ -245,6 +245,39 @@ describe("mock generic kinds", function()
     end)
   end)
 
+  it("body checks: non-empty values and lists whose values must name accounts", function()
+    local acct = ok("GET", "/accounts", { query = { limit = 1 } }).items[1]
+    local base = { name = "t", type = 1, sending_method = 1, email_subject = "s", email_body = "b" }
+    local function test_with(extra)
+      local b = {}
+      for k, v in pairs(base) do b[k] = v end
+      for k, v in pairs(extra) do b[k] = v end
+      return call("POST", "/inbox-placement-tests", { body = b })
+    end
+    local status, body = test_with{ emails = {} }
+    assert.are.equal(400, status)
+    assert.are.equal("body/emails must NOT have fewer than 1 items", body.message)
+    status, body = test_with{ emails = { acct.email, "nobody@nowhere.example" } }
+    assert.are.equal(400, status)
+    assert.are.equal("body/emails/1 (nobody@nowhere.example) is not an account of this workspace", body.message)
+    status = test_with{ emails = { acct.email }, campaign_id = ZERO }
+    assert.are.equal(404, status)
+    local made = ok("POST", "/inbox-placement-tests", { body = (function()
+      local b = { emails = { acct.email }, run_immediately = true, status = 2 }
+      for k, v in pairs(base) do b[k] = v end
+      return b
+    end)() })
+    assert.are.equal(2, made.status)
+    assert.is_nil(made.run_immediately)
+    status, body = call("PATCH", "/campaigns/" .. ok("GET", "/campaigns", { query = { limit = 1 } }).items[1].id,
+      { body = { email_list = { "nobody@nowhere.example" } } })
+    assert.are.equal(400, status)
+    assert.are.equal("body/email_list/0 (nobody@nowhere.example) is not an account of this workspace", body.message)
+    status, body = call("PATCH", "/workspaces/current", { body = { name = "" } })
+    assert.are.equal(400, status)
+    assert.are.equal("body/name must NOT have fewer than 1 characters", body.message)
+  end)
+
   it("a job read through job_status advances to success, data_fields picking its data", function()
     local job = ok("POST", "/leads/export", { body = {} })
     assert.are.equal("pending", job.status)

@@ -55,6 +55,7 @@ end
 
 local WEBHOOK_FIELDS = { "campaign", "name", "target_hook_url", "event_type", "custom_interest_value", "headers" }
 local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
+local SENDERS = { "email_list", "accounts", "an account" }
 
 local function search(param, fields) return { param, search = fields } end
 -- Placeholders in a static answer (generic.lua fills them per request).
@@ -113,10 +114,10 @@ return {
   -- Campaigns and subsequences
   listCampaign = { kind = "list", filters = { { "status" }, search("search", { "name" }),
     { "tag_ids", tag = "id" }, { "ai_sales_agent_id", field = "ai_sdr_id" } } },
-  createCampaign = { kind = "create", fields = CAMPAIGN_FIELDS, checks = { "senders", "schedule" },
+  createCampaign = { kind = "create", fields = CAMPAIGN_FIELDS, checks = { "schedule" }, members = { SENDERS },
     defaults = { status = 0, not_sending_status = null, custom_variables = {}, core_variables = {},
       open_tracking = true } },
-  patchCampaign = { kind = "update", fields = CAMPAIGN_PATCH, checks = { "senders", "schedule" } },
+  patchCampaign = { kind = "update", fields = CAMPAIGN_PATCH, checks = { "schedule" }, members = { SENDERS } },
   activateCampaign = { kind = "action", checks = { "has_steps" }, set = { status = 1, not_sending_status = null } },
   pauseCampaign = { kind = "action", set = { status = 2 } },
   -- a copy starts as a draft
@@ -229,7 +230,7 @@ return {
     subscription("pid_hypergrowth", "prt_outreach", 97, "price_mock_hypergrowth"),
     subscription("pid_growth_leads", "prt_leadfinder", 47, "price_mock_leads") } } },
   getWorkspace = { kind = "get", coll = "workspaces", key = "workspace" },
-  patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", checks = { "workspace_name" },
+  patchWorkspace = { kind = "update", coll = "workspaces", key = "workspace", non_empty = { "name" },
     fields = { "name", "org_logo_url" } },
   addWorkspaceAgencyDomain = { kind = "update", coll = "workspaces", key = "workspace", checks = { "domain_name" },
     fields = { "domain" }, rename = { domain = "org_client_domain" }, touch = false },
@@ -283,6 +284,9 @@ return {
     percent = { spam_percentage = SPAM, category_percentage = CATEGORY, inbox_percentage = INBOX },
     flags = { show_previous = { echo = { previous_from = "previous_date_from", previous_to = "previous_date_to" },
       count = { prev_spam_percentage = 0, prev_inbox_percentage = 0, prev_category_percentage = 0 } } } },
+  createInboxPlacementTest = { kind = "create", non_empty = { "emails" },
+    members = { { "emails", "accounts", "an account" } }, refs = { { "campaign_id", "campaigns", "Campaign" } },
+    defaults = { status = 1, metadata = {}, recipients = array{} } },
   getInboxPlacementTest = { kind = "get", label = "Inbox placement test",
     omit = { { "with_metadata", "metadata", false } } },
   listInboxPlacementBlacklistAndSpamAssassinReport = { kind = "list",

@@ -145,14 +145,38 @@ local function source(ctx, row)
   return ctx.query
 end
 
--- A row's checks: named functions from the special handlers, each
--- returning nothing or status, message.
-local function run_checks(ctx, row)
+-- Checks on the body a row declares: one_of = { fields } (exactly one
+-- is given), non_empty = { fields } (a string or list that must not be
+-- empty), members = { { field, coll, what } } (every value of a body list
+-- names an object of coll).
+local function body_checks(ctx, row)
+  local b = ctx.body or {}
   if row.one_of then
-    local n, b = 0, ctx.body or {}
+    local n = 0
     for _, f in ipairs(row.one_of) do if present(b[f]) then n = n + 1 end end
-    if n ~= 1 then return 400, "body must have exactly one of " .. table.concat(row.one_of, ", ") end
+    if n ~= 1 then return "body must have exactly one of " .. table.concat(row.one_of, ", ") end
   end
+  for _, f in ipairs(row.non_empty or {}) do
+    if b[f] == "" then return "body/" .. f .. " must NOT have fewer than 1 characters" end
+    if type(b[f]) == "table" and b[f] ~= null and next(b[f]) == nil then
+      return "body/" .. f .. " must NOT have fewer than 1 items"
+    end
+  end
+  for _, m in ipairs(row.members or {}) do
+    local list = b[m[1]]
+    for i, v in ipairs(type(list) == "table" and list or {}) do
+      if not ctx.store:coll(m[2]):get(v) then
+        return string.format("body/%s/%d (%s) is not %s of this workspace", m[1], i - 1, tostring(v), m[3])
+      end
+    end
+  end
+end
+
+-- A row's checks: those on the body, its refs, then named functions from
+-- the special handlers, each returning nothing or status, message.
+local function run_checks(ctx, row)
+  local bad = body_checks(ctx, row)
+  if bad then return 400, bad end
   if row.refs then
     local msg = check_refs(ctx, row.refs, row.src and source(ctx, row) or ctx.body or ctx.query)
     if msg then return 404, msg end

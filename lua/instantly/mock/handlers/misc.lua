@@ -165,22 +165,4 @@ function M.generateSimilarDomains(ctx)
   return 200, { domains = out }
 end
 
--- Inbox placement --------------------------------------------------------------------------
-
-function M.createInboxPlacementTest(ctx)
-  local b, store = ctx.body, ctx.store
-  if #b.emails == 0 then return err(400, "body/emails must NOT have fewer than 1 items") end
-  for i, e in ipairs(b.emails) do
-    if not store:coll("accounts"):get(e) then
-      return err(400, fmt("body/emails/%d is not an account of this workspace", i - 1))
-    end
-  end
-  if b.campaign_id and not store:coll("campaigns"):get(b.campaign_id) then return err(404, "Campaign not found") end
-  local values = { status = b.status or 1, metadata = {}, recipients = array{} }
-  for _, f in ipairs(ctx.op.body.fields) do
-    if b[f.name] ~= nil and f.name ~= "run_immediately" and values[f.name] == nil then values[f.name] = b[f.name] end
-  end
-  return 200, store:create("inbox_placement_tests", values)
-end
-
 return M

@@ -15,10 +15,6 @@ M.checks = checks
 
 local DOMAIN = "^[%w-]+%.[%w.-]*%w$"
 
-function checks.workspace_name(ctx)
-  if (ctx.body or {}).name == "" then return 400, "body/name must NOT have fewer than 1 characters" end
-end
-
 function checks.domain_name(ctx)
   if not ctx.body.domain:match(DOMAIN) then return 400, "body/domain must be a domain name" end
 end
