@@ -207,6 +207,8 @@ return {
     filters = { { "domains_only", flag = "is_domain" }, search("search", { "bl_value" }) } },
   deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
 
+  checkVerificationStatus = { kind = "get", poll = true, label = "No verification found for %s" },
+
   -- Emails
   patchEmail = { kind = "update", fields = { "is_unread", "reminder_ts" }, touch = false },
   countUnreadEmails = { kind = "count", coll = "emails", filters = { { field = "is_unread", value = 1 } } },

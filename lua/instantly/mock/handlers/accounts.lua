@@ -210,23 +210,13 @@ function M.createEmailVerification(ctx)
   coll:remove(email)
   local pending = ctx.settings.verification_polls > 0
   local status, catch_all = verdict(email)
-  store.verify_polls = store.verify_polls or {}
-  store.verify_polls[email] = 0
-  return 200, store:create("email_verification", {
+  local v = store:create("email_verification", {
     email = email, verification_status = pending and "pending" or status, status = "success",
     catch_all = not pending and catch_all or nil, credits = 1000 - coll:count(), credits_used = 1,
   })
-end
-
-function M.checkVerificationStatus(ctx)
-  local store = ctx.store
-  local v = store:coll("email_verification"):get(ctx.params.email)
-  if not v then return err(404, "No verification found for " .. ctx.params.email) end
-  if v.verification_status == "pending" then
-    local n = (store.verify_polls[v.email] or 0) + 1
-    store.verify_polls[v.email] = n
-    if n >= ctx.settings.verification_polls then v.verification_status, v.catch_all = verdict(v.email) end
-  end
+  -- pending until read verification_polls times (checkVerificationStatus)
+  if pending then generic.later(store, v, "verification_polls", { verification_status = status,
+    catch_all = catch_all }) end
   return 200, v
 end
 

@@ -192,7 +192,6 @@ M.checks = {}
 -- The kinds ------------------------------------------------------------------------
 
 local function coll_of(ctx, row) return ctx.store:coll(row.coll or ctx.entity.lua_name) end
-local function label(ctx, row) return (row.label or ctx.entity.name) .. " not found" end
 
 -- The object a row acts on: the workspace itself, a body field (key_src =
 -- "body") or a path parameter (the first one by default).
@@ -201,6 +200,13 @@ local function key_of(ctx, row)
   if row.key_src == "body" then return (ctx.body or {})[row.key] end
   local name = row.key or (ctx.op.path_params[1] and ctx.op.path_params[1].name)
   return ctx.params[name]
+end
+
+-- The 404 message: "<label> not found", or the label itself with the key
+-- in place of a %s.
+local function label(ctx, row)
+  if row.label and row.label:find("%s", 1, true) then return row.label:format(key_of(ctx, row)) end
+  return (row.label or ctx.entity.name) .. " not found"
 end
 
 local function target(ctx, row)
@@ -259,9 +265,28 @@ function M.list(ctx, row)
   return status, page
 end
 
+-- Polled state: an object that changes after it has been read
+-- settings[setting] times. later() arms it with the fields it will take;
+-- poll() counts one read (a get row with poll = true does it).
+function M.later(store, obj, setting, final)
+  store.later = store.later or setmetatable({}, { __mode = "k" })
+  store.later[obj] = { setting = setting, final = final, polls = 0 }
+end
+
+function M.poll(ctx, obj)
+  local p = ctx.store.later and ctx.store.later[obj]
+  if not p then return end
+  p.polls = p.polls + 1
+  if p.polls >= ctx.settings[p.setting] then
+    for k, v in pairs(p.final) do obj[k] = v end
+    ctx.store.later[obj] = nil
+  end
+end
+
 function M.get(ctx, row)
   local obj, msg = target(ctx, row)
   if not obj then return err(404, msg) end
+  if row.poll then M.poll(ctx, obj) end
   return 200, omitted(ctx, row, obj)
 end
 
