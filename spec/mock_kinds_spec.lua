@@ -278,6 +278,31 @@ describe("mock generic kinds", function()
     assert.are.equal("body/name must NOT have fewer than 1 characters", body.message)
   end)
 
+  it("unique refuses a duplicate create; a %s label names the key in a 404", function()
+    local acct = ok("GET", "/accounts", { query = { limit = 1 } }).items[1]
+    local b = { email = acct.email, first_name = "A", last_name = "B", provider_code = 1, imap_username = "u",
+      imap_password = "p", imap_host = "h", imap_port = 1, smtp_username = "u", smtp_password = "p",
+      smtp_host = "h", smtp_port = 1 }
+    local status, body = call("POST", "/accounts", { body = b })
+    assert.are.equal(400, status)
+    assert.are.equal("Account " .. acct.email .. " already exists", body.message)
+    b.email = "fresh@mockmail.example"
+    ok("POST", "/accounts", { body = b })
+    assert.are.equal(400, (call("POST", "/accounts", { body = b })))
+    status, body = call("GET", "/email-verification/nobody@nowhere.example")
+    assert.are.equal(404, status)
+    assert.are.equal("No verification found for nobody@nowhere.example", body.message)
+  end)
+
+  it("a verification stays pending until read verification_polls times", function()
+    srv:set{ verification_polls = 3 }
+    assert.are.equal("pending", ok("POST", "/email-verification", { body = { email = "a@b.example" } })
+      .verification_status)
+    assert.are.equal("pending", ok("GET", "/email-verification/a@b.example").verification_status)
+    assert.are.equal("pending", ok("GET", "/email-verification/a@b.example").verification_status)
+    assert.are.equal("verified", ok("GET", "/email-verification/a@b.example").verification_status)
+  end)
+
   it("a job read through job_status advances to success, data_fields picking its data", function()
     local job = ok("POST", "/leads/export", { body = {} })
     assert.are.equal("pending", job.status)

@@ -153,7 +153,7 @@ return {
   getDailyAccountAnalytics = { kind = "view", group = "account_date", counters = ACCOUNT_DAILY },
 
   -- Accounts
-  createAccount = { kind = "create", checks = { "new_account" },
+  createAccount = { kind = "create", unique = { "email", "Account %s already exists" },
     fields = { "email", "first_name", "last_name", "provider_code", "warmup", "daily_limit", "sending_gap",
       "enable_slow_ramp", "tracking_domain_name", "tracking_domain_status", "signature", "reply_to",
       "inbox_placement_test_limit" },
@@ -238,7 +238,8 @@ return {
     fields = { "domain" }, rename = { domain = "org_client_domain" }, touch = false },
   deleteWorkspaceDomain = { kind = "action", coll = "workspaces", key = "workspace", checks = { "has_domain" },
     set = { org_client_domain = null }, touch = false },
-  createWorkspaceGroupMember = { kind = "create", checks = { "group_invite" }, fields = { "sub_workspace_id" },
+  createWorkspaceGroupMember = { kind = "create", checks = { "not_self" }, fields = { "sub_workspace_id" },
+    unique = { "sub_workspace_id", "Sub-workspace is already in the group" },
     defaults = { status = "pending", sub_workspace_name = null },
     from_store = { admin_workspace_id = "workspace_id", admin_workspace_name = "workspace.name" } },
   scheduleWorkspaceRemoval = { kind = "action", coll = "workspaces", key = "workspace",

@@ -12,13 +12,7 @@ local util = require "instantly.mock.util"
 local array, null, err = json.array, json.null, common.err
 local fmt = string.format
 
-local M, checks = {}, {}
-M.checks = checks
-
-function checks.new_account(ctx)
-  local email = ctx.body.email
-  if ctx.store:coll("accounts"):get(email) then return 400, "Account " .. email .. " already exists" end
-end
+local M = {}
 
 local LIST_FILTERS = { { "search", search = { "email", "first_name", "last_name" } }, { "status" },
   { "provider_code" }, { "tag_ids", tag = "email" } }

@@ -145,12 +145,30 @@ local function source(ctx, row)
   return ctx.query
 end
 
+-- unique = { field, message, ci = true }: a create refuses a body value
+-- that an object of the collection already has (ci: in any case); the
+-- message names it through %s.
+local function duplicate(ctx, row, b)
+  local u = row.unique
+  local v = b[u[1]]
+  if type(v) ~= "string" then return nil end
+  local want = u.ci and v:lower() or v
+  for _, o in ctx.store:coll(row.coll or ctx.entity.lua_name):each() do
+    local x = o[u[1]]
+    if x == want or (u.ci and type(x) == "string" and x:lower() == want) then return u[2]:format(v) end
+  end
+end
+
 -- Checks on the body a row declares: one_of = { fields } (exactly one
 -- is given), non_empty = { fields } (a string or list that must not be
 -- empty), members = { { field, coll, what } } (every value of a body list
--- names an object of coll).
+-- names an object of coll), unique (above).
 local function body_checks(ctx, row)
   local b = ctx.body or {}
+  if row.unique then
+    local dup = duplicate(ctx, row, b)
+    if dup then return dup end
+  end
   if row.one_of then
     local n = 0
     for _, f in ipairs(row.one_of) do if present(b[f]) then n = n + 1 end end

@@ -23,11 +23,9 @@ function checks.has_domain(ctx)
   if ctx.store.workspace.org_client_domain == null then return 404, "No white-label domain is set" end
 end
 
-function checks.group_invite(ctx)
-  local id, store = ctx.body.sub_workspace_id, ctx.store
-  if id == store.workspace_id then return 400, "A workspace cannot be its own sub-workspace" end
-  for _, m in store:coll("workspace_group_members"):each() do
-    if m.sub_workspace_id == id then return 400, "Sub-workspace is already in the group" end
+function checks.not_self(ctx)
+  if ctx.body.sub_workspace_id == ctx.store.workspace_id then
+    return 400, "A workspace cannot be its own sub-workspace"
   end
 end
 
