@@ -17,11 +17,6 @@ M.checks = checks
 
 -- Webhooks ----------------------------------------------------------------------------
 
-local EVENT_TYPES = { "all_events", "email_sent", "email_opened", "email_link_clicked", "reply_received",
-  "email_bounced", "lead_unsubscribed", "campaign_completed", "account_error", "lead_neutral",
-  "lead_interested", "lead_not_interested", "lead_meeting_booked", "lead_meeting_completed", "lead_closed",
-  "lead_out_of_office", "lead_wrong_person", "lead_no_show", "supersearch_enrichment_completed" }
-
 function checks.hook_url(ctx)
   local u = (ctx.body or {}).target_hook_url
   if (u ~= nil or ctx.op.method == "POST") and not (type(u) == "string" and u:match("^https?://[%w.-]+[%w]")) then
@@ -29,9 +24,13 @@ function checks.hook_url(ctx)
   end
 end
 
+-- The standard types are the catalog's enum for a webhook's event_type.
 function M.listWebhookEventTypes(ctx)
-  local out = array{}
-  for _, t in ipairs(EVENT_TYPES) do
+  local out, types = array{}, {}
+  for _, f in ipairs(ctx.entity.fields) do
+    if f.name == "event_type" then types = f.enum end
+  end
+  for _, t in ipairs(types) do
     out[#out + 1] = { id = t, label = t:gsub("_", " "):gsub("^%l", string.upper), type = "standard" }
   end
   for _, l in ctx.store:coll("lead_labels"):each() do
