@@ -84,9 +84,12 @@ local function test(ctx, f, src, coll)
     return f.compiled
   end
   local v = src[f[1]]
-  -- empty = false: an empty list keeps nothing (instead of not filtering)
-  if f.empty == false and type(v) == "table" and next(v) == nil then return function() return false end end
-  if v == nil or v == null or (type(v) == "table" and next(v) == nil) then return nil end
+  if v == nil or v == null then return nil end
+  if type(v) == "table" and next(v) == nil then
+    -- empty = false: an empty list keeps nothing (instead of not filtering)
+    if f.empty == false then return function() return false end end
+    return nil
+  end
   if f.flag then return v == true and function(o) return o[f.flag] == true end or nil end
   if f.via then return via_filter(ctx, v, f.via) end
   if f.search then return common.search_pred(v, f.search) end
@@ -193,13 +196,16 @@ end
 -- A row's checks: those on the body, its refs, then named functions from
 -- the special handlers, each returning nothing or status, message.
 local function run_checks(ctx, row)
-  local bad = body_checks(ctx, row)
-  if bad then return 400, bad end
+  if row.one_of or row.non_empty or row.members or row.unique then
+    local bad = body_checks(ctx, row)
+    if bad then return 400, bad end
+  end
   if row.refs then
     local msg = check_refs(ctx, row.refs, row.src and source(ctx, row) or ctx.body or ctx.query)
     if msg then return 404, msg end
   end
-  for _, name in ipairs(row.checks or {}) do
+  if not row.checks then return end
+  for _, name in ipairs(row.checks) do
     local status, msg = M.checks[name](ctx, row)
     if status then return status, msg end
   end
@@ -522,12 +528,18 @@ end
 local conditions = {}
 
 local function term(neg, field, values)
-  local set = values ~= "" and set_of(values) or nil
+  local set
+  if values ~= "" then
+    -- numbers under their numeric key too, so no tostring per object
+    set = set_of(values)
+    for part in pairs(set_of(values)) do
+      if tonumber(part) then set[tonumber(part)] = true end
+    end
+  end
+  if set then return function(o) return (set[o[field]] == true) ~= neg end end
   return function(o)
     local v = o[field]
-    local hit
-    if set then hit = set[tostring(v)] == true else hit = present(v) and v ~= false end
-    return hit ~= neg
+    return (v ~= nil and v ~= null and v ~= false) ~= neg
   end
 end
 
@@ -539,7 +551,7 @@ local function condition(text)
     local neg, field, values = t:match("^(!?)([%w_]+)=?(.*)$")
     if field then terms[#terms + 1] = term(neg == "!", field, values) end
   end
-  c = function(o)
+  c = #terms == 1 and terms[1] or function(o)
     for i = 1, #terms do if not terms[i](o) then return false end end
     return true
   end
@@ -547,17 +559,22 @@ local function condition(text)
   return c
 end
 
-local function how_many(cond, list)
+-- seen: the counts of this group so far, by condition
+local function how_many(cond, list, seen)
+  if seen[cond] then return seen[cond] end
   local holds, n = condition(cond), 0
-  for i = 1, #list do if holds(list[i]) then n = n + 1 end end
+  if cond == "*" then n = #list else
+    for i = 1, #list do if holds(list[i]) then n = n + 1 end end
+  end
+  seen[cond] = n
   return n
 end
 
-local function counts(spec, list, out)
+local function counts(spec, list, out, seen)
   for k, c in pairs(spec) do
     if type(c) == "number" then out[k] = c
-    elseif type(c) == "table" then out[k] = counts(c, list, {})
-    else out[k] = how_many(c, list) end
+    elseif type(c) == "table" then out[k] = counts(c, list, {}, seen)
+    else out[k] = how_many(c, list, seen) end
   end
   return out
 end
@@ -565,9 +582,9 @@ end
 local function percent(n, d) return d > 0 and math.floor(10000 * n / d + 0.5) / 100 or 0 end
 
 -- The fields a tally row (or one of its flags) writes for one group.
-local function tally_fields(part, list, src, out)
-  counts(part.count or {}, list, out)
-  for k, c in pairs(part.percent or {}) do out[k] = percent(how_many(c, list), #list) end
+local function tally_fields(part, list, src, out, seen)
+  counts(part.count or {}, list, out, seen)
+  for k, c in pairs(part.percent or {}) do out[k] = percent(how_many(c, list, seen), #list) end
   for k, p in pairs(part.echo or {}) do
     local v = src[p]
     out[k] = v == nil and null or v
@@ -576,9 +593,10 @@ local function tally_fields(part, list, src, out)
 end
 
 local function tally_row(row, list, src, out)
-  tally_fields(row, list, src, out)
+  local seen = {}
+  tally_fields(row, list, src, out, seen)
   for flag, part in pairs(row.flags or {}) do
-    if src[flag] == true then tally_fields(part, list, src, out) end
+    if src[flag] == true then tally_fields(part, list, src, out, seen) end
   end
   return out
 end
@@ -596,16 +614,20 @@ local function groups_of(row, list, src)
     end
     return out
   end
-  local by, keys = {}, {}
+  local names, fields = {}, {}
+  for i, b in ipairs(row.by) do
+    names[i], fields[i] = type(b) == "table" and b[1] or b, type(b) == "table" and b[2] or b
+  end
+  local by, keys, parts = {}, {}, {}
   for _, o in ipairs(list) do
-    local parts, fields = {}, {}
-    for i, b in ipairs(row.by) do
-      local name, field = type(b) == "table" and b[1] or b, type(b) == "table" and b[2] or b
-      parts[i], fields[name] = tostring(o[field]), o[field]
-    end
-    local k = table.concat(parts, "\0")
-    if not by[k] then by[k] = { fields = fields }; keys[#keys + 1] = k end
+    for i = 1, #fields do parts[i] = tostring(o[fields[i]]) end
+    local k = #parts == 1 and parts[1] or table.concat(parts, "\0")
     local g = by[k]
+    if not g then
+      g = { fields = {} }
+      for i = 1, #fields do g.fields[names[i]] = o[fields[i]] end
+      by[k], keys[#keys + 1] = g, k
+    end
     g[#g + 1] = o
   end
   table.sort(keys)
