@@ -5,35 +5,51 @@
 --       | bulk | set_where | delete_where | copy | tally | job_status
 --       | view (analytics, views.lua)
 --   coll      collection (default: the operation's entity)
---   label     "<label> not found" on a 404 (default: the entity's name)
+--   label     "<label> not found" on a 404 (default: the entity's name); a
+--             label with %s is the whole message, the key in its place
 --   key       the path parameter naming the object (default: the first);
 --             "workspace" for the workspace itself; key_src = "body" reads
 --             it from the body
---   filters   list/count: request values tested against each object (the
---             forms are listed in generic.lua); src = "body" for POST lists
+--   src       where filters and refs read request values: the query
+--             (default), "body" or "params" (the path parameters)
+--   filters   list/count/tally/delete_where: request values tested against
+--             each object (the forms are listed in generic.lua)
 --   refs      { field, coll, label }: a request value that must name an
 --             existing object (404)
---   checks    names of validations in handlers.special.checks
+--   one_of, non_empty, members, unique
+--             body checks (400): exactly one of the fields; a string or list
+--             that must not be empty; { field, coll, what }: every value of a
+--             body list names an object; { field, message }: a create refuses
+--             a value an object already has (ci = true: in any case)
+--   checks    names of special validations (M.checks of the handler modules)
 --   fields    the body fields create/update write (default: those the
 --             entity's schema has); defaults: values before the body's;
 --             from_store: fields copied from the store (workspace_id ...)
 --   set/unset action: fields set to constants / left out; stamp: date-times
 --             that many seconds from now; touch = false keeps timestamp_updated
 --   omit      list/get: { flag, field, when } leaves field out when the query
---             flag is `when`
+--             flag is `when`; project (list): { out = field } shows only those
+--   poll      get: the object may be armed (generic.later) to change after
+--             some reads; each read counts
 --   keys      bulk: the body field listing the keys; remove, or set with
 --             found/missing naming the answer's two lists
+--   limit, answer  delete_where: the request value capping how many go;
+--             answer = "count" answers { count = n }
 --   name, from_body  copy: { body = field, suffix = text } names the copy; body
 --             fields written over the source's (action: { field = body_field })
 --   cascade   delete: { coll, field } objects whose field held the key go too
 --   clears    update: { body_flag = { fields } } set to null when the flag is true;
 --             rename = { body_field = field } writes a body field under another name
+--   count, percent, echo, flags, by, each, wrap
+--             tally: see generic.lua (conditions such as "a&!b", "f=1,2")
+--   value     static: the answer; store_value(path) and size(coll[, from])
+--             placeholders are filled per request
 --   status    the answer's status (default 200)
 --
 -- Operations with no row whose shape is plain CRUD over their entity
 -- (GET/PATCH/DELETE /things/{id}, GET/POST /things) get the matching
--- generic kind; the few whose behaviour is truly special are functions in
--- handlers/special.lua, each saying why.
+-- generic kind; those whose behaviour is truly special are functions in
+-- handlers/<area>.lua, each module saying why.
 -- @module instantly.mock.behaviour
 
 local json = require "instantly.mock.json"
