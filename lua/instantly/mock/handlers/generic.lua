@@ -1,6 +1,9 @@
 --- The generic handlers: one per kind of behaviour an operation declares in
 -- instantly.mock.behaviour (list, get, create, update, delete, action,
--- count, static). Each takes the request context and the operation's row.
+-- copy, bulk, set_where, delete_where, count, tally, all, static,
+-- job_status, view), the checks a row declares, and the machinery the
+-- hand-written handlers share with them (filters, background jobs, polled
+-- state). Each kind takes the request context and the operation's row.
 -- @module instantly.mock.handlers.generic
 
 local common = require "instantly.mock.handlers.common"
