@@ -24,7 +24,8 @@ local M = {}
 --   { param, present = field }          true: field set; false: unset
 --   { param, after = field } / before   a date or date-time bound; field
 --                                        "*" is the creation time
---   { param, tag = key }                has a custom tag (resource = obj[key])
+--   { param, tag = key }                has a custom tag (resource = obj[key]);
+--                                        all = true: every tag named
 --   { param, flag = field }             true: field is true; false: no test
 --   { param, via = { coll, from, to } } some object of coll with its `from`
 --                                        in the value names this one's id
@@ -57,12 +58,21 @@ local function time_filter(f, v, coll)
   return function(o) local x = time_of(coll, o, f.before) return x ~= nil and x <= t end
 end
 
-local function tag_filter(ctx, v, key)
-  local want, tagged = set_of(v), {}
+-- Any of the tags, or (all = true) every one of them.
+local function tag_filter(ctx, v, key, all)
+  local want, tags = set_of(v), {}
   for _, m in ctx.store:coll("custom_tag_mappings"):each() do
-    if want[m.tag_id] then tagged[m.resource_id] = true end
+    if want[m.tag_id] then
+      tags[m.resource_id] = tags[m.resource_id] or {}
+      tags[m.resource_id][m.tag_id] = true
+    end
   end
-  return function(o) return tagged[o[key]] == true end
+  return function(o)
+    local have = tags[o[key]]
+    if not have or not all then return have ~= nil end
+    for id in pairs(want) do if not have[id] then return false end end
+    return true
+  end
 end
 
 local function via_filter(ctx, v, via)
@@ -110,7 +120,7 @@ local function test(ctx, f, src, coll)
       return false
     end
   end
-  if f.tag then return tag_filter(ctx, v, f.tag) end
+  if f.tag then return tag_filter(ctx, v, f.tag, f.all) end
   return common.eq_pred(f.field or f[1], v)
 end
 
