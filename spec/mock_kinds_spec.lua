@@ -303,6 +303,31 @@ describe("mock generic kinds", function()
     assert.are.equal("verified", ok("GET", "/email-verification/a@b.example").verification_status)
   end)
 
+  it("tag filters: tag_ids keeps accounts with any of the tags, tag_ids_all those with every one", function()
+    local accts = ok("GET", "/accounts", { query = { limit = 3 } }).items
+    local t1 = ok("POST", "/custom-tags", { body = { label = "kinds-one" } }).id
+    local t2 = ok("POST", "/custom-tags", { body = { label = "kinds-two" } }).id
+    local function tag(id, emails)
+      ok("POST", "/custom-tags/toggle-resource", { body = { tag_ids = { id }, resource_ids = emails,
+        resource_type = 1, assign = true } })
+    end
+    tag(t1, { accts[1].email, accts[2].email })
+    tag(t2, { accts[2].email, accts[3].email })
+    local function emails(query)
+      local out = {}
+      for _, a in ipairs(all("GET", "/accounts", { query = query })) do out[#out + 1] = a.email end
+      table.sort(out)
+      return out
+    end
+    local any = { accts[1].email, accts[2].email, accts[3].email }
+    table.sort(any)
+    assert.are.same(any, emails{ tag_ids = t1 .. "," .. t2 })
+    assert.are.same({ accts[2].email }, emails{ tag_ids_all = t1 .. "," .. t2 })
+    assert.are.same({}, emails{ tag_ids_all = t1 .. "," .. ZERO })
+    local page = ok("GET", "/accounts", { query = { tag_ids_all = t1 .. "," .. t2, include_tags = true } })
+    assert.are.equal(2, #page.items[1].tags)
+  end)
+
   it("a job read through job_status advances to success, data_fields picking its data", function()
     local job = ok("POST", "/leads/export", { body = {} })
     assert.are.equal("pending", job.status)
