@@ -12,17 +12,10 @@ local util = require "instantly.mock.util"
 local array, null, err = json.array, json.null, common.err
 local fmt = string.format
 
-local M, checks = {}, {}
-M.checks = checks
-
-function checks.new_account(ctx)
-  local email = ctx.body.email
-  if not util.is_email(email) then return 400, 'body/email must match format "email"' end
-  if ctx.store:coll("accounts"):get(email) then return 400, "Account " .. email .. " already exists" end
-end
+local M = {}
 
 local LIST_FILTERS = { { "search", search = { "email", "first_name", "last_name" } }, { "status" },
-  { "provider_code" }, { "tag_ids", tag = "email" } }
+  { "provider_code" }, { "tag_ids", tag = "email" }, { "tag_ids_all", tag = "email", all = true } }
 
 local function tags_of(store, email)
   local t = array{}
@@ -33,22 +26,11 @@ local function tags_of(store, email)
   return t
 end
 
--- tag_ids_all needs every tag; include_tags decorates copies of the page.
+-- include_tags decorates copies of the page with each account's tags
+-- (the only list that does, so it is not a row option).
 function M.listAccount(ctx)
   local q, store = ctx.query, ctx.store
-  local pred = generic.filter(ctx, LIST_FILTERS, q) or nil
-  if q.tag_ids_all then
-    local all = generic.set_of(q.tag_ids_all)
-    local any = pred
-    pred = function(a)
-      if any and not any(a) then return false end
-      local have = {}
-      for _, t in ipairs(tags_of(store, a.email)) do have[t.id] = true end
-      for id in pairs(all) do if not have[id] then return false end end
-      return true
-    end
-  end
-  local status, page = common.page(ctx, store:coll("accounts"), pred)
+  local status, page = common.page(ctx, store:coll("accounts"), generic.filter(ctx, LIST_FILTERS, q) or nil)
   if status == 200 and q.include_tags then
     for i, a in ipairs(page.items) do
       page.items[i] = util.shallow_copy(a)
@@ -102,7 +84,7 @@ local function warmup_job(value)
   return function(ctx)
     local targets = warmup_targets(ctx)
     if not targets then return err(400, "body must have required property 'emails' (or include_all_emails=true)") end
-    return 200, common.job(ctx, "update-warmup-accounts", "workspace", ctx.store.workspace_id,
+    return 200, generic.job(ctx, "update-warmup-accounts", "workspace", ctx.store.workspace_id,
       { emails = array(targets), warmup = value == 1 }, function(_, st)
         local done = 0
         for _, e in ipairs(targets) do
@@ -142,22 +124,6 @@ function M.testAccountVitals(ctx)
     into[#into + 1] = row
   end
   return 200, { status = "success", success_list = ok_list, failure_list = bad }
-end
-
-function M.getAccountCampaignMapping(ctx)
-  local email, store = ctx.params.email, ctx.store
-  if not store:coll("accounts"):get(email) then return err(404, "Account not found") end
-  local rows = {}
-  for _, c in store:coll("campaigns"):each() do
-    for _, e in ipairs(c.email_list or {}) do
-      if e == email then
-        rows[#rows + 1] = { campaign_id = c.id, campaign_name = c.name,
-          timestamp_created = c.timestamp_created, status = c.status }
-        break
-      end
-    end
-  end
-  return common.page_array(ctx, rows, function(r) return r.campaign_id end)
 end
 
 -- OAuth: a session is pending for oauth_polls polls, then succeeds (adding
@@ -223,28 +189,17 @@ end
 
 function M.createEmailVerification(ctx)
   local email, store = ctx.body.email, ctx.store
-  if not util.is_email(email) then return err(400, 'body/email must match format "email"') end
   local coll = store:coll("email_verification")
   coll:remove(email)
   local pending = ctx.settings.verification_polls > 0
   local status, catch_all = verdict(email)
-  store.verify_polls = store.verify_polls or {}
-  store.verify_polls[email] = 0
-  return 200, store:create("email_verification", {
+  local v = store:create("email_verification", {
     email = email, verification_status = pending and "pending" or status, status = "success",
     catch_all = not pending and catch_all or nil, credits = 1000 - coll:count(), credits_used = 1,
   })
-end
-
-function M.checkVerificationStatus(ctx)
-  local store = ctx.store
-  local v = store:coll("email_verification"):get(ctx.params.email)
-  if not v then return err(404, "No verification found for " .. ctx.params.email) end
-  if v.verification_status == "pending" then
-    local n = (store.verify_polls[v.email] or 0) + 1
-    store.verify_polls[v.email] = n
-    if n >= ctx.settings.verification_polls then v.verification_status, v.catch_all = verdict(v.email) end
-  end
+  -- pending until read verification_polls times (checkVerificationStatus)
+  if pending then generic.later(store, v, "verification_polls", { verification_status = status,
+    catch_all = catch_all }) end
   return 200, v
 end
 

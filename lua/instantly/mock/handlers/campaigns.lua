@@ -17,14 +17,6 @@ local function campaign(ctx, id)
   return c
 end
 
-function checks.senders(ctx)
-  for _, e in ipairs((ctx.body or {}).email_list or {}) do
-    if not ctx.store:coll("accounts"):get(e) then
-      return 400, "body/email_list contains " .. tostring(e) .. ", which is not an account of this workspace"
-    end
-  end
-end
-
 function checks.schedule(ctx)
   local s = (ctx.body or {}).campaign_schedule
   local list = s and s.schedules

@@ -1,5 +1,5 @@
 --- What the operation handlers share: error answers, cursor pages over
--- collections and derived arrays, search and equality filters, jobs.
+-- collections and derived arrays, search and equality filters.
 -- @module instantly.mock.handlers.common
 
 local json = require "instantly.mock.json"
@@ -112,53 +112,6 @@ function M.eq_pred(field, want)
     return function(o) return set[o[field]] == true end
   end
   return function(o) return o[field] == want end
-end
-
---- Create a background job; `finish(job, store)` runs when it succeeds.
-function M.job(ctx, jtype, entity_type, entity_id, data, finish)
-  local store = ctx.store
-  local job = store:create("background_jobs", {
-    type = jtype, entity_type = entity_type or "workspace",
-    entity_id = entity_id or store.workspace_id,
-    data = data or {}, progress = 0, status = "pending",
-  })
-  store.job_finish = store.job_finish or {}
-  store.job_finish[job.id] = finish
-  store.job_polls = store.job_polls or {}
-  store.job_polls[job.id] = 0
-  return job
-end
-
---- Advance a job by one poll; terminal after settings.job_steps polls.
-function M.advance_job(ctx, job)
-  local store = ctx.store
-  if job.status == "success" or job.status == "failed" or job.status == "cancelled" then return job end
-  local polls = (store.job_polls[job.id] or 0) + 1
-  store.job_polls[job.id] = polls
-  local steps = math.max(1, math.tointeger(ctx.settings.job_steps) or 1)
-  if polls >= steps then
-    if ctx.settings.fail_jobs then
-      job.status = "failed"
-      job.progress = math.floor(100 * (steps - 1) / steps)
-      job.data = job.data or {}
-      job.data.error = "Job failed (mock fail_jobs switch)"
-    else
-      local finish = store.job_finish and store.job_finish[job.id]
-      if finish then
-        local extra = finish(job, store)
-        if type(extra) == "table" then
-          for k, v in pairs(extra) do job.data[k] = v end
-        end
-      end
-      job.status = "success"
-      job.progress = 100
-    end
-  else
-    job.status = "in-progress"
-    job.progress = math.floor(100 * polls / steps)
-  end
-  job.updated_at = store:now_iso()
-  return job
 end
 
 return M

@@ -134,19 +134,4 @@ function M.sendTestEmail(ctx)
   return 200, { status = "success", message = "Test email sent from " .. a.email }
 end
 
-function M.patchEmail(ctx)
-  local e = ctx.store:coll("emails"):get(ctx.params.id)
-  if not e then return err(404, "Email not found") end
-  local b = ctx.body or {}
-  if b.is_unread ~= nil and b.is_unread ~= 0 and b.is_unread ~= 1 then
-    return err(400, "body/is_unread must be 0 or 1")
-  end
-  if b.reminder_ts ~= nil and b.reminder_ts ~= null and not util.parse_time(b.reminder_ts) then
-    return err(400, 'body/reminder_ts must match format "date-time"')
-  end
-  if b.is_unread ~= nil then e.is_unread = b.is_unread end
-  if b.reminder_ts ~= nil then e.reminder_ts = b.reminder_ts end
-  return 200, e
-end
-
 return M

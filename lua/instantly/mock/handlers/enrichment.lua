@@ -5,6 +5,7 @@
 -- @module instantly.mock.handlers.enrichment
 
 local common = require "instantly.mock.handlers.common"
+local generic = require "instantly.mock.handlers.generic"
 local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
@@ -46,8 +47,7 @@ end
 
 local function restart(store, e)
   e.in_progress = true
-  store.enrich_polls = store.enrich_polls or {}
-  store.enrich_polls[e.resource_id] = 0
+  generic.later(store, e, "job_steps", { in_progress = false })
 end
 
 function M.createSuperSearchEnrichment(ctx)
@@ -75,11 +75,7 @@ function M.getEnrichmentForResource(ctx)
   local out = { resource_id = id, in_progress = false, has_no_leads = leads_of(store, id) == 0, exists = e ~= nil,
     enrichment_payload = {}, auto_update = false, is_evergreen = false, search_filters = null }
   if not e then return 200, out end
-  if e.in_progress then
-    local n = (store.enrich_polls[id] or 0) + 1
-    store.enrich_polls[id] = n
-    if n >= ctx.settings.job_steps then e.in_progress = false end
-  end
+  generic.poll(ctx, e)
   out.in_progress, out.enrichment_payload, out.auto_update = e.in_progress, e.enrichment_payload, e.auto_update
   out.is_evergreen = store.enrich_evergreen and store.enrich_evergreen[id] or false
   return 200, out
@@ -124,7 +120,6 @@ local AI_FIELDS = { "id", "organization_id", "resource_id", "resource_type", "ou
 function M.createAIEnrichment(ctx)
   local b, store = ctx.body, ctx.store
   if not resource(store, b.resource_id) then return missing(b.resource_id) end
-  if b.resource_type ~= 1 and b.resource_type ~= 2 then return err(400, "body/resource_type must be 1 or 2") end
   local row = {
     id = store:uuid(), organization_id = store.workspace_id, resource_id = b.resource_id,
     resource_type = b.resource_type, output_column = b.output_column, status = 1,
@@ -133,7 +128,8 @@ function M.createAIEnrichment(ctx)
     template_id = b.template_id or null,
   }
   store.ai_enrichments = store.ai_enrichments or {}
-  store.ai_enrichments[#store.ai_enrichments + 1] = { row = row, polls = 0 }
+  store.ai_enrichments[#store.ai_enrichments + 1] = row
+  generic.later(store, row, "job_steps", { status = 2 })
   return 200, util.shallow_copy(row)
 end
 
@@ -143,11 +139,10 @@ function M.getAiEnrichmentForResource(ctx)
   if not resource(store, id) then return missing(id) end
   local out = array{}
   for _, r in ipairs(store.ai_enrichments or {}) do
-    if r.row.resource_id == id and r.row.status == 1 then
-      r.polls = r.polls + 1
-      if r.polls >= ctx.settings.job_steps then r.row.status = 2 end
+    if r.resource_id == id and r.status == 1 then
+      generic.poll(ctx, r)
       local view = {}
-      for _, k in ipairs(AI_FIELDS) do view[k] = r.row[k] end
+      for _, k in ipairs(AI_FIELDS) do view[k] = r[k] end
       out[#out + 1] = view
     end
   end
@@ -195,7 +190,7 @@ function M.enrichLeadsFromSupersearch(ctx)
   local target, rtype = import_target(store, b)
   if not target then return missing(b.resource_id) end
   local n, tid = math.min(b.limit, count_for(b.search_filters), 200), target.id
-  local job = common.job(ctx, "import-leads", rtype == 2 and "list" or "campaign", tid, { total = n },
+  local job = generic.job(ctx, "import-leads", rtype == 2 and "list" or "campaign", tid, { total = n },
     function(_, st)
       for i = 1, n do
         st:create("leads", { email = fmt("supersearch%d.%d@leads.example", st.seq, i), first_name = "Lead",

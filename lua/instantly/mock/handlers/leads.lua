@@ -10,7 +10,7 @@ local json = require "instantly.mock.json"
 local util = require "instantly.mock.util"
 
 local array, null, err, fail = json.array, json.null, common.err, common.fail
-local present, set_of = generic.present, generic.set_of
+local present = generic.present
 local fmt = string.format
 
 local M = {}
@@ -109,7 +109,6 @@ end
 
 function M.createLead(ctx)
   local b, store = ctx.body or {}, ctx.store
-  if b.email ~= nil and not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
   if b.email == nil and b.first_name == nil and b.last_name == nil then
     return err(400, "body must have one of email, first_name, last_name")
   end
@@ -230,23 +229,6 @@ function M.bulkAddLeads(ctx)
   return 200, r
 end
 
-function M.bulkDeleteLeads(ctx)
-  local b = ctx.body or {}
-  local cid, lid = b.campaign_id, b.list_id
-  local status, msg = target_check(ctx.store, cid, lid)
-  if status then return err(status, msg) end
-  local ids, n = set_of(b.ids or {}), 0
-  local gone = ctx.store:coll("leads"):remove_if(function(l)
-    if (b.limit and n >= b.limit) or (cid and l.campaign ~= cid) or (lid and l.list_id ~= lid)
-       or (b.status ~= nil and l.status ~= b.status) or (b.ids and not ids[l.id]) then
-      return false
-    end
-    n = n + 1
-    return true
-  end)
-  return 200, { count = #gone }
-end
-
 -- The ids of the leads a call selects, up to its limit.
 local function pick(ctx, b)
   local pred, e = lead_pred(ctx, b)
@@ -293,7 +275,7 @@ function M.moveLeads(ctx)
   local picked, e = pick(ctx, b)
   if not picked then return e end
   for i, l in ipairs(picked) do picked[i] = l.id end
-  return 200, common.job(ctx, "move-leads", to_c and "campaign" or "list", to_c or to_l,
+  return 200, generic.job(ctx, "move-leads", to_c and "campaign" or "list", to_c or to_l,
     { total = #picked, copy = b.copy_leads == true }, function(_, st)
       local moved = 0
       for _, id in ipairs(picked) do
@@ -308,7 +290,7 @@ function M.exportLeads(ctx)
   local picked, e = pick(ctx, ctx.body or {})
   if not picked then return e end
   local n = #picked
-  return 200, common.job(ctx, "export-leads", "workspace", ctx.store.workspace_id, { total = n }, function(job)
+  return 200, generic.job(ctx, "export-leads", "workspace", ctx.store.workspace_id, { total = n }, function(job)
     return { exported = n, file_url = "https://exports.mock.invalid/" .. job.id .. ".csv" }
   end)
 end
@@ -330,37 +312,6 @@ function M.mergeLeads(ctx)
   store:coll("leads"):remove(src.id)
   dst.timestamp_updated = store:now_iso()
   return 200, dst
-end
-
-local VERIFICATION = { [1] = "verified", [-1] = "invalid", [-3] = "catch_all", [11] = "verification_job_pending_user",
-  [-2] = "risky", [-4] = "risky" }
-
-function M.getVerificationStats(ctx)
-  local list = ctx.store:coll("lead_lists"):get(ctx.params.id)
-  if not list then return err(404, "Lead list not found") end
-  local s = { verified = 0, invalid = 0, risky = 0, catch_all = 0, job_change = 0,
-    verification_job_pending_leadfinder = 0, verification_job_pending_user = 0 }
-  local total = 0
-  for _, l in ctx.store:coll("leads"):each() do
-    if l.list_id == list.id then
-      total = total + 1
-      local k = VERIFICATION[l.verification_status]
-      if k then s[k] = s[k] + 1 end
-    end
-  end
-  return 200, { stats = s, total_leads = total }
-end
-
--- Polling a job advances it; data_fields picks what its data shows.
-function M.getBackgroundJob(ctx)
-  local job = ctx.store:coll("background_jobs"):get(ctx.params.id)
-  if not job then return err(404, "Background job not found") end
-  common.advance_job(ctx, job)
-  if not ctx.query.data_fields then return 200, job end
-  local want, copy, data = set_of(ctx.query.data_fields), util.shallow_copy(job), {}
-  for k, v in pairs(job.data or {}) do if want[k] then data[k] = v end end
-  copy.data = data
-  return 200, copy
 end
 
 return M

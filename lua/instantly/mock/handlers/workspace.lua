@@ -13,12 +13,7 @@ local array, null, err = json.array, json.null, common.err
 local M, checks = {}, {}
 M.checks = checks
 
-local ROLES = { owner = true, admin = true, editor = true, view = true, client = true }
 local DOMAIN = "^[%w-]+%.[%w.-]*%w$"
-
-function checks.workspace_name(ctx)
-  if (ctx.body or {}).name == "" then return 400, "body/name must NOT have fewer than 1 characters" end
-end
 
 function checks.domain_name(ctx)
   if not ctx.body.domain:match(DOMAIN) then return 400, "body/domain must be a domain name" end
@@ -28,17 +23,10 @@ function checks.has_domain(ctx)
   if ctx.store.workspace.org_client_domain == null then return 404, "No white-label domain is set" end
 end
 
-function checks.group_invite(ctx)
-  local id, store = ctx.body.sub_workspace_id, ctx.store
-  if id == store.workspace_id then return 400, "A workspace cannot be its own sub-workspace" end
-  for _, m in store:coll("workspace_group_members"):each() do
-    if m.sub_workspace_id == id then return 400, "Sub-workspace is already in the group" end
+function checks.not_self(ctx)
+  if ctx.body.sub_workspace_id == ctx.store.workspace_id then
+    return 400, "A workspace cannot be its own sub-workspace"
   end
-end
-
-function checks.member_role(ctx)
-  local role = (ctx.body or {}).role
-  if role ~= nil and not ROLES[role] then return 400, "body/role must be one of admin, editor, view, client" end
 end
 
 function M.changeWorkspaceOwner(ctx)
@@ -65,9 +53,6 @@ end
 
 function M.createWorkspaceMember(ctx)
   local b, store = ctx.body, ctx.store
-  if not util.is_email(b.email) then return err(400, 'body/email must match format "email"') end
-  local status, msg = checks.member_role(ctx)
-  if status or not b.role then return err(400, msg or "body/role must be one of admin, editor, view, client") end
   for _, m in store:coll("workspace_members"):each() do
     if m.email == b.email then return err(400, b.email .. " is already a member") end
   end
@@ -117,42 +102,6 @@ function M.deleteAPIKey(ctx)
   local secret = store.hidden.api_keys[key.id]
   if secret then ctx.app.keys[secret] = nil end
   return 200, key
-end
-
--- Billing ------------------------------------------------------------------------------
-
-local function period_end()
-  return util.iso(require("instantly.mock.state").BASE_MS + 40 * 86400000)
-end
-
-function M.getWorkspacePlanDetails(ctx)
-  local store, ends = ctx.store, period_end()
-  return 200, {
-    organization_id = store.workspace_id, organization_name = store.workspace.name,
-    subscriptions = {
-      outreach = { plan_name = "Hypergrowth", addons_qty = 0, total_lead_limit = 25000,
-        current_lead_count = store:coll("leads"):count(), base_lead_limit = 25000, interval = "month",
-        current_period_end = ends, cancel_at_time = null, price_in_dollars = 97, product_id = "pid_hypergrowth" },
-      credits = { plan_name = "Growth Leads", total_credits = 1000,
-        available_credits = 1000 - store:coll("email_verification"):count(), interval = "month",
-        current_period_end = ends, product_id = "pid_growth_leads" },
-      crm = null, website_visitors = null, inbox_placement = null,
-    },
-    addons = { outreach = array{}, credits = array{} },
-  }
-end
-
-local function subscription(ws, product, kind, price, price_id)
-  return { workspace_id = ws, interval = "month", quantity = 1, product_id = product, product_type = kind,
-    plan_type = "plt_primary", current_period_end = period_end(), cancel_at_time = null,
-    price_in_dollars = price, price_id = price_id }
-end
-
-function M.getWorkspaceSubscriptionDetails(ctx)
-  local ws = ctx.store.workspace_id
-  return 200, { all_subs_cancelled = false, subscriptions = array{
-    subscription(ws, "pid_hypergrowth", "prt_outreach", 97, "price_mock_hypergrowth"),
-    subscription(ws, "pid_growth_leads", "prt_leadfinder", 47, "price_mock_leads") } }
 end
 
 return M
