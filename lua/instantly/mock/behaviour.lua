@@ -29,6 +29,8 @@
 --             that many seconds from now; touch = false keeps timestamp_updated
 --   omit      list/get: { flag, field, when } leaves field out when the query
 --             flag is `when`; project (list): { out = field } shows only those
+--   number    create: { field, from = n } numbers the new object one above
+--             the collection's highest field (and n)
 --   poll      get: the object may be armed (generic.later) to change after
 --             some reads; each read counts
 --   keys      bulk: the body field listing the keys; remove, or set with
@@ -222,6 +224,10 @@ return {
   deleteallBlockListEntry = { kind = "delete_where", coll = "block_list_entries",
     filters = { { "domains_only", flag = "is_domain" }, search("search", { "bl_value" }) } },
   deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
+  -- lead labels: custom interest statuses numbered from 101
+  createLeadLabel = { kind = "create", unique = { "label", "A label named %s already exists", ci = true },
+    fields = { "label", "interest_status_label", "description", "use_with_ai" },
+    defaults = { description = null, use_with_ai = false }, number = { "interest_status", from = 100 } },
 
   checkVerificationStatus = { kind = "get", poll = true, label = "No verification found for %s" },
 

@@ -341,6 +341,15 @@ function M.create(ctx, row)
     if b[name] ~= nil then values[name] = b[name] end
   end
   for k, v in pairs(row.from_store or {}) do values[k] = store_value(ctx.store, v) end
+  -- number = { field, from = n }: one more than the highest number the
+  -- collection holds in field, and than n
+  if row.number then
+    local f, top = row.number[1], row.number.from or 0
+    for _, o in coll_of(ctx, row):each() do
+      if type(o[f]) == "number" and o[f] > top then top = o[f] end
+    end
+    values[f] = top + 1
+  end
   return row.status or 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
 end
 

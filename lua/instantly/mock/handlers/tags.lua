@@ -1,6 +1,6 @@
 --- Custom tag assignment, the block list and lead labels: the parts with
 -- rules beyond a row of data (toggling mappings over a selection, value
--- validation and dedupe, CSV download, label numbering and reassignment,
+-- validation and dedupe, CSV download, label reassignment,
 -- the reply classifier).
 -- @module instantly.mock.handlers.tags
 
@@ -112,20 +112,7 @@ function M.downloadBlockListEntry(ctx)
                 ["Content-Disposition"] = 'attachment; filename="blocklist.csv"' } }
 end
 
--- Lead labels: custom interest statuses numbered from 101 ----------------------------
-
-function M.createLeadLabel(ctx)
-  local b, store = ctx.body, ctx.store
-  local max = 100
-  for _, l in store:coll("lead_labels"):each() do
-    if l.label:lower() == b.label:lower() then return err(400, "A label named " .. b.label .. " already exists") end
-    if type(l.interest_status) == "number" and l.interest_status > max then max = l.interest_status end
-  end
-  return 200, store:create("lead_labels", {
-    label = b.label, interest_status_label = b.interest_status_label, description = b.description or null,
-    use_with_ai = b.use_with_ai or false, interest_status = max + 1,
-  })
-end
+-- Lead labels -------------------------------------------------------------------------
 
 -- Leads carrying the label's status get reassigned_status (or none).
 function M.deleteLeadLabel(ctx)
