@@ -294,6 +294,46 @@ describe("mock generic kinds", function()
     assert.are.equal("No verification found for nobody@nowhere.example", body.message)
   end)
 
+  it("number gives a new lead label the next interest status; unique refuses a name in any case", function()
+    local top = 100
+    for _, l in ipairs(all("GET", "/lead-labels")) do
+      if type(l.interest_status) == "number" and l.interest_status > top then top = l.interest_status end
+    end
+    local a = ok("POST", "/lead-labels", { body = { label = "Numbered", interest_status_label = "positive" } })
+    assert.are.equal(top + 1, a.interest_status)
+    assert.are.equal(false, a.use_with_ai)
+    local b = ok("POST", "/lead-labels", { body = { label = "Numbered 2", interest_status_label = "neutral" } })
+    assert.are.equal(top + 2, b.interest_status)
+    ok("DELETE", "/lead-labels/" .. b.id)
+    -- the number follows what the collection holds now, not a counter
+    assert.are.equal(top + 2, ok("POST", "/lead-labels",
+      { body = { label = "Numbered 3", interest_status_label = "neutral" } }).interest_status)
+    local status, body = call("POST", "/lead-labels",
+      { body = { label = "NUMBERED", interest_status_label = "positive" } })
+    assert.are.equal(400, status)
+    assert.are.equal("A label named NUMBERED already exists", body.message)
+  end)
+
+  it("matches derives is_domain from bl_value on create and patch; bad values are refused", function()
+    local d = ok("POST", "/block-lists-entries", { body = { bl_value = "blocked.example" } })
+    assert.is_true(d.is_domain)
+    local e = ok("PATCH", "/block-lists-entries/" .. d.id, { body = { bl_value = "who@blocked.example" } })
+    assert.is_false(e.is_domain)
+    assert.is_false(ok("PATCH", "/block-lists-entries/" .. d.id, { body = {} }).is_domain)
+    local status, body = call("PATCH", "/block-lists-entries/" .. d.id, { body = { bl_value = "not a value" } })
+    assert.are.equal(400, status)
+    assert.are.equal("body/bl_value must be an email address or a domain", body.message)
+    assert.are.equal("who@blocked.example", ok("GET", "/block-lists-entries/" .. d.id).bl_value)
+    -- a missing entry is a 404 even when the value is bad too
+    status = call("PATCH", "/block-lists-entries/00000000-0000-4000-8000-000000000000",
+      { body = { bl_value = "not a value" } })
+    assert.are.equal(404, status)
+    status, body = call("POST", "/block-lists-entries", { body = { bl_value = "WHO@blocked.example" } })
+    assert.are.equal(400, status)
+    assert.are.equal("Block list entry WHO@blocked.example already exists", body.message)
+    assert.are.equal(400, (call("POST", "/block-lists-entries", { body = { bl_value = "a@" } })))
+  end)
+
   it("a verification stays pending until read verification_polls times", function()
     srv:set{ verification_polls = 3 }
     assert.are.equal("pending", ok("POST", "/email-verification", { body = { email = "a@b.example" } })

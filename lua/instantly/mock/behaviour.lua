@@ -29,6 +29,10 @@
 --             that many seconds from now; touch = false keeps timestamp_updated
 --   omit      list/get: { flag, field, when } leaves field out when the query
 --             flag is `when`; project (list): { out = field } shows only those
+--   number    create: { field, from = n } numbers the new object one above
+--             the collection's highest field (and n)
+--   matches   create/update: { field = { body_field, pattern } } sets field to
+--             whether the body's string matches the Lua pattern
 --   poll      get: the object may be armed (generic.later) to change after
 --             some reads; each read counts
 --   keys      bulk: the body field listing the keys; remove, or set with
@@ -73,6 +77,8 @@ local WEBHOOK_FIELDS = { "campaign", "name", "target_hook_url", "event_type", "c
 local CAMPAIGN_REF = { "campaign", "campaigns", "Campaign" }
 local SENDERS = { "email_list", "accounts", "an account" }
 
+-- a block list value without an @ is a domain
+local NOT_EMAIL = { "bl_value", "^[^@]*$" }
 local function search(param, fields) return { param, search = fields } end
 -- Placeholders in a static answer (generic.lua fills them per request).
 local function store_value(path) return { ["$store"] = path } end
@@ -221,7 +227,15 @@ return {
     search("search", { "bl_value" }) } },
   deleteallBlockListEntry = { kind = "delete_where", coll = "block_list_entries",
     filters = { { "domains_only", flag = "is_domain" }, search("search", { "bl_value" }) } },
+  createBlockListEntry = { kind = "create", checks = { "bl_value" }, fields = { "bl_value" },
+    unique = { "bl_value", "Block list entry %s already exists", ci = true }, matches = { is_domain = NOT_EMAIL } },
+  patchBlockListEntry = { kind = "update", label = "Block list entry", checks = { "bl_value" },
+    fields = { "bl_value" }, matches = { is_domain = NOT_EMAIL }, touch = false },
   deletebulkBlockListEntry = { kind = "bulk", coll = "block_list_entries", keys = "ids", remove = true },
+  -- lead labels: custom interest statuses numbered from 101
+  createLeadLabel = { kind = "create", unique = { "label", "A label named %s already exists", ci = true },
+    fields = { "label", "interest_status_label", "description", "use_with_ai" },
+    defaults = { description = null, use_with_ai = false }, number = { "interest_status", from = 100 } },
 
   checkVerificationStatus = { kind = "get", poll = true, label = "No verification found for %s" },
 

@@ -11,12 +11,6 @@ local array, null, err = json.array, json.null, common.err
 local M, checks = {}, {}
 M.checks = checks
 
-local function campaign(ctx, id)
-  local c = ctx.store:coll("campaigns"):get(id or ctx.params.id)
-  if not c then return nil, common.fail(404, "Campaign not found") end
-  return c
-end
-
 function checks.schedule(ctx)
   local s = (ctx.body or {}).campaign_schedule
   local list = s and s.schedules
@@ -42,8 +36,8 @@ end
 
 -- New names join the map with an empty value; existing ones keep theirs.
 function M.addVariables(ctx)
-  local c, e = campaign(ctx)
-  if not c then return e end
+  local c = ctx.store:coll("campaigns"):get(ctx.params.id)
+  if not c then return err(404, "Campaign not found") end
   if c.custom_variables == null then c.custom_variables = {} end
   for i, v in ipairs(ctx.body and ctx.body.variables or {}) do
     if type(v) ~= "string" or v == "" then
@@ -91,8 +85,8 @@ local function sending_status(ctx, c, subsequence_id)
 end
 
 function M.getCampaignSendingStatus(ctx)
-  local c, e = campaign(ctx)
-  if not c then return e end
+  local c = ctx.store:coll("campaigns"):get(ctx.params.id)
+  if not c then return err(404, "Campaign not found") end
   return sending_status(ctx, c)
 end
 

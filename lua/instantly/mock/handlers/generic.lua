@@ -334,6 +334,14 @@ local function store_value(store, path)
   return v
 end
 
+-- matches = { field = { body_field, pattern } }: field says whether the
+-- body's string body_field (when given) matches the Lua pattern.
+local function derive(obj, row, b)
+  for k, m in pairs(row.matches or {}) do
+    if type(b[m[1]]) == "string" then obj[k] = b[m[1]]:match(m[2]) ~= nil end
+  end
+end
+
 function M.create(ctx, row)
   local b = ctx.body or {}
   local values = util.deep_copy(row.defaults or {})
@@ -341,6 +349,16 @@ function M.create(ctx, row)
     if b[name] ~= nil then values[name] = b[name] end
   end
   for k, v in pairs(row.from_store or {}) do values[k] = store_value(ctx.store, v) end
+  derive(values, row, b)
+  -- number = { field, from = n }: one more than the highest number the
+  -- collection holds in field, and than n
+  if row.number then
+    local f, top = row.number[1], row.number.from or 0
+    for _, o in coll_of(ctx, row):each() do
+      if type(o[f]) == "number" and o[f] > top then top = o[f] end
+    end
+    values[f] = top + 1
+  end
   return row.status or 200, ctx.store:create(row.coll or ctx.entity.lua_name, values)
 end
 
@@ -351,6 +369,7 @@ function M.update(ctx, row)
   for _, name in ipairs(writable(ctx, row)) do
     if b[name] ~= nil then obj[(row.rename or {})[name] or name] = b[name] end
   end
+  derive(obj, row, b)
   -- clears = { flag = { fields } }: a true body flag sets the fields to null
   for flag, fields in pairs(row.clears or {}) do
     if b[flag] == true then

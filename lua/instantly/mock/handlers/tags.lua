@@ -1,6 +1,6 @@
 --- Custom tag assignment, the block list and lead labels: the parts with
 -- rules beyond a row of data (toggling mappings over a selection, value
--- validation and dedupe, CSV download, label numbering and reassignment,
+-- validation and dedupe, CSV download, label reassignment,
 -- the reply classifier).
 -- @module instantly.mock.handlers.tags
 
@@ -12,7 +12,8 @@ local util = require "instantly.mock.util"
 local array, null, err = json.array, json.null, common.err
 local fmt = string.format
 
-local M = {}
+local M, checks = {}, {}
+M.checks = checks
 
 -- Resources a toggle applies to: the listed ones, or all but the excluded.
 local function toggle_targets(store, b)
@@ -67,23 +68,11 @@ end
 
 local BAD_VALUE = "body/bl_value must be an email address or a domain"
 
-function M.createBlockListEntry(ctx)
-  local v = ctx.body.bl_value
-  if not bl_valid(v) then return err(400, BAD_VALUE) end
-  local e, existed = bl_entry(ctx.store, v)
-  if existed then return err(400, "Block list entry " .. v .. " already exists") end
-  return 200, e
-end
-
-function M.patchBlockListEntry(ctx)
-  local e = ctx.store:coll("block_list_entries"):get(ctx.params.id)
-  if not e then return err(404, "Block list entry not found") end
+-- Before a create or an update (of an entry that exists) writes bl_value.
+function checks.bl_value(ctx)
   local v = (ctx.body or {}).bl_value
-  if v ~= nil then
-    if not bl_valid(v) then return err(400, BAD_VALUE) end
-    e.bl_value, e.is_domain = v, not v:find("@", 1, true)
-  end
-  return 200, e
+  local gone = ctx.op.method == "PATCH" and not ctx.store:coll("block_list_entries"):get(ctx.params.id)
+  if v ~= nil and not gone and not bl_valid(v) then return 400, BAD_VALUE end
 end
 
 function M.createblukBlockListEntry(ctx)
@@ -112,20 +101,7 @@ function M.downloadBlockListEntry(ctx)
                 ["Content-Disposition"] = 'attachment; filename="blocklist.csv"' } }
 end
 
--- Lead labels: custom interest statuses numbered from 101 ----------------------------
-
-function M.createLeadLabel(ctx)
-  local b, store = ctx.body, ctx.store
-  local max = 100
-  for _, l in store:coll("lead_labels"):each() do
-    if l.label:lower() == b.label:lower() then return err(400, "A label named " .. b.label .. " already exists") end
-    if type(l.interest_status) == "number" and l.interest_status > max then max = l.interest_status end
-  end
-  return 200, store:create("lead_labels", {
-    label = b.label, interest_status_label = b.interest_status_label, description = b.description or null,
-    use_with_ai = b.use_with_ai or false, interest_status = max + 1,
-  })
-end
+-- Lead labels -------------------------------------------------------------------------
 
 -- Leads carrying the label's status get reassigned_status (or none).
 function M.deleteLeadLabel(ctx)
