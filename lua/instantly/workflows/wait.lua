@@ -448,23 +448,27 @@ end
 -- caller's line (the extension methods tail-call them, so that is the
 -- user's line), then hand the checked values to the functions above.
 
+-- The options and the id (a string, or a record's `key` field) of a wait
+-- on one object; misuse raises at the caller of the public function.
+local function checked(fname, opts, v, key)
+  local o, msg = check_opts(fname, opts)
+  if not o then error(msg, 3) end
+  local id, rec, msg2 = id_of(v, key, fname)
+  if not id then error(msg2, 3) end
+  return o, id, rec
+end
+
 --- Poll a background job until it reaches a terminal state (see job_at above).
 -- @function job
 function M.job(client, job_or_id, opts, call_opts)
-  local o, msg = check_opts("background_jobs:wait", opts)
-  if not o then error(msg, 2) end
-  local id, rec, msg2 = id_of(job_or_id, "id", "background_jobs:wait")
-  if not id then error(msg2, 2) end
+  local o, id, rec = checked("background_jobs:wait", opts, job_or_id, "id")
   return job_at(client, id, rec, o, call_opts)
 end
 
 --- Poll an email verification until the verdict is in.
 -- @function verification
 function M.verification(client, email_or_result, opts, call_opts)
-  local o, msg = check_opts("email_verification:wait", opts)
-  if not o then error(msg, 2) end
-  local email, rec, msg2 = id_of(email_or_result, "email", "email_verification:wait")
-  if not email then error(msg2, 2) end
+  local o, email, rec = checked("email_verification:wait", opts, email_or_result, "email")
   return verification_at(client, email, rec, o, call_opts)
 end
 
@@ -483,10 +487,7 @@ end
 --- Poll an OAuth session until the user finished, it failed or expired.
 -- @function oauth
 function M.oauth(client, session_or_id, opts, call_opts)
-  local o, msg = check_opts("oauth:wait", opts)
-  if not o then error(msg, 2) end
-  local id, rec, msg2 = id_of(session_or_id, "session_id", "oauth:wait")
-  if not id then error(msg2, 2) end
+  local o, id, rec = checked("oauth:wait", opts, session_or_id, "session_id")
   return oauth_at(client, id, rec, o, call_opts)
 end
 
