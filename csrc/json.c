@@ -47,6 +47,7 @@
 
 #include "buf.h"
 #include "core.h"
+#include "shape.h"
 
 /* x86-64 always has SSE2: the string scanners use it there. */
 #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
@@ -1084,6 +1085,8 @@ typedef struct eframe {
     const void *table;
     int tidx, kind, keyidx, keysidx;
     lua_Integer i, n;    /* array: position, length; sorted: next key, count */
+    lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
+    lua_Integer seen;    /* shape_encode: required fields met so far */
 } eframe;
 
 #define ENC_LOCAL_FRAMES 64
@@ -1094,6 +1097,9 @@ typedef struct enc {
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
+    const Shape *shape;  /* shape_encode: the program checked, else NULL */
+    int base;            /* its refs on the stack: refs[i] at base + i */
+    int refuted;         /* the value does not fit the shape */
     struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
@@ -1104,7 +1110,8 @@ typedef struct enc {
 #define ENC_VALUE 2
 #define ENC_ARRAY_MT 3
 #define ENC_KEYS 4
-#define ENC_FRAMES 5
+#define ENC_REFS 5
+#define ENC_FRAMES 6
 
 /* The encoder's key cache: the same keys come back in every record, and
  * each would be scanned and quoted again. Each state keeps the quoted,
@@ -1590,12 +1597,49 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
     f->kind = kind;
     f->keyidx = f->keysidx = 0;
     f->i = f->n = 0;
+    f->node = -1;
+    f->seen = 0;
     return f;
 }
 
-/* Starts the table at idx: writes it whole if empty, else opens a frame
- * (and pushes its iteration state). Returns whether a frame was opened. */
-static int open_table(enc *e, int idx)
+/* shape_encode: the value does not fit its shape. The walker decides. */
+static JSON_NOINLINE void enc_refute(enc *e)
+{
+    e->refuted = 1;
+    lua_pushboolean(e->L, 0);
+    lua_error(e->L);
+}
+
+/* shape_encode: does the table at idx, with no metatable but array_mt
+ * (`marked`) and table_shape's n, fit the container record at `node`?
+ * What the walker would refuse or convert is a no: a table with another
+ * metatable (it may have __pairs), an array where an object goes or the
+ * reverse, an empty array not marked (the walker sends a marked copy), an
+ * empty object that lacks a required field. */
+static int table_fits(enc *e, lua_Integer node, lua_Integer n, int marked)
+{
+    const lua_Integer *p = e->shape->code + node;
+    const ShapeObj *o;
+    switch (p[F_KIND]) {
+    case K_ARRAY:
+        return n > 0 || (n == 0 && marked);
+    case K_OBJECT:
+        o = e->shape->obj[node];
+        if (o->unprovable)
+            return 0;
+        return !marked && (n < 0 || (n == 0 && o->nreq == 0));
+    case K_MAP:
+    case K_ANYOBJECT:
+        return !marked && n <= 0;
+    default:
+        return 0;
+    }
+}
+
+/* Starts the table at idx (checked against the record at `node` unless it
+ * is -1): writes it whole if empty, else opens a frame (and pushes its
+ * iteration state). Returns whether a frame was opened. */
+static int open_table(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
     lua_Integer n;
@@ -1607,11 +1651,16 @@ static int open_table(enc *e, int idx)
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
         lua_pop(L, 1);
+        if (node >= 0 && !marked)
+            enc_refute(e);
     }
     n = table_shape(e, idx);
+    if (node >= 0 && !table_fits(e, node, n, marked))
+        enc_refute(e);
     if (n > 0) {
         eframe *f = enc_push_frame(e, idx, F_ARRAY);
         f->n = n;
+        f->node = node;
         put_char(e, '[');
         return 1;
     }
@@ -1624,7 +1673,7 @@ static int open_table(enc *e, int idx)
     if (!e->sort_keys) {
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
-        enc_push_frame(e, idx, F_OBJECT);
+        enc_push_frame(e, idx, F_OBJECT)->node = node;
     } else {
         size_t count = 0, i = 0;
         skey *keys;
@@ -1660,12 +1709,16 @@ static int open_table(enc *e, int idx)
     return 1;
 }
 
-/* Writes the scalar at idx, or opens the table there. Returns whether a
- * frame was opened (the value then stays on the stack as its table). */
-JSON_INLINE int begin_value(enc *e, int idx)
+/* Writes the scalar at idx, or opens the table there; checks it against
+ * the record at `node` first unless that is -1. Returns whether a frame
+ * was opened (the value then stays on the stack as its table). */
+JSON_INLINE int begin_value(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
+    int t = lua_type(L, idx);
+    if (node >= 0 && !shape_value(L, e->shape->code + node, idx, t, e->base))
+        enc_refute(e);
+    switch (t) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
@@ -1679,7 +1732,7 @@ JSON_INLINE int begin_value(enc *e, int idx)
             encode_float(e, lua_tonumber(L, idx));
         return 0;
     case LUA_TTABLE:
-        return open_table(e, idx);
+        return open_table(e, idx, node);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
             put_lit(L, e->b, "true", 4);
@@ -1709,13 +1762,10 @@ JSON_INLINE int begin_value(enc *e, int idx)
  * the key cache. Nothing between the lookup and the copy can run a
  * finalizer, and a miss fills entry and table slot together once the key
  * is written, so a call from a finalizer only ever sees consistent pairs. */
-JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
+JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int first)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
-    /* A string's lua_topointer is its address; other keys give NULL or
-     * an address no cached (live) string can have. */
-    const void *id = lua_topointer(L, keyidx);
     /* two ways per set, so two keys that share a set both stay */
     uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
     ekey *c = &e->keys[h];
@@ -1766,17 +1816,40 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
     }
 }
 
+/* shape_encode: the record of the member whose key is at `key` (a
+ * string: put_key refuses other keys), -1 for a key the object does not
+ * declare (let through unchecked, as the walker does). */
+static lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
+{
+    lua_State *L = e->L;
+    const lua_Integer *p = e->shape->code + f->node;
+    if (p[F_KIND] == K_OBJECT) {
+        const ShapeSlot *sl = shape_field(L, e->shape->obj[f->node], id, key);
+        if (sl == NULL)
+            return -1;
+        f->seen += sl->required;
+        return sl->child;
+    }
+    if (p[F_KIND] == K_MAP) {
+        if (p[F_KEYS] && !shape_in_set(L, e->base, p[F_KEYS], key))
+            enc_refute(e);
+        return p[F_CHILD];
+    }
+    return -1;
+}
+
 /* The whole value, without C recursion: open containers are frames. */
 static void encode_document(enc *e)
 {
     lua_State *L = e->L;
     /* Values are always opened on the stack top, the root as well. */
     lua_pushvalue(L, ENC_VALUE);
-    if (!begin_value(e, lua_gettop(L)))
+    if (!begin_value(e, lua_gettop(L), e->shape != NULL ? 0 : -1))
         return;
     while (e->depth > 0) {
         eframe *f = &e->fr[e->depth - 1];
         int vidx;
+        lua_Integer node = -1;
         if (f->kind == F_ARRAY) {
             if (f->i == f->n)
                 goto close;
@@ -1786,12 +1859,20 @@ static void encode_document(enc *e)
                 put_newline(e, e->depth);
             lua_rawgeti(L, f->tidx, f->i);
             vidx = f->tidx + 1;
+            if (f->node >= 0)
+                node = e->shape->code[f->node + F_CHILD];
         } else if (f->kind == F_OBJECT) {
+            const void *id;
             /* the first member is on the stack already (table_shape) */
             if (f->i > 0 && lua_next(L, f->tidx) == 0)
                 goto close;
             vidx = f->tidx + 2;
-            put_key(e, f, vidx - 1, f->i++ == 0);
+            /* A string's lua_topointer is its address; other keys give
+             * NULL or an address no cached (live) string can have. */
+            id = lua_topointer(L, vidx - 1);
+            put_key(e, f, vidx - 1, id, f->i++ == 0);
+            if (f->node >= 0)
+                node = member_node(e, f, vidx - 1, id);
         } else {
             const skey *k;
             if (f->i == f->n)
@@ -1802,12 +1883,15 @@ static void encode_document(enc *e)
             lua_pushvalue(L, -1);
             lua_rawget(L, f->tidx);
             vidx = lua_gettop(L);
-            put_key(e, f, vidx - 1, f->i++ == 0);
+            put_key(e, f, vidx - 1, lua_topointer(L, vidx - 1), f->i++ == 0);
         }
-        if (!begin_value(e, vidx))
+        if (!begin_value(e, vidx, node))
             lua_settop(L, vidx - 1);
         continue;
     close:
+        if (f->node >= 0 && f->kind == F_OBJECT && e->shape->code[f->node + F_KIND] == K_OBJECT &&
+            f->seen != e->shape->obj[f->node]->nreq)
+            enc_refute(e); /* a required field missing */
         /* frames are never empty: empty tables were written whole */
         if (e->indent)
             put_newline(e, e->depth - 1);
@@ -1818,56 +1902,103 @@ static void encode_document(enc *e)
 }
 
 /* Arguments: the enc (light userdata), the value (ENC_VALUE), array_mt
- * (ENC_ARRAY_MT), the key cache's table (ENC_KEYS). */
+ * (ENC_ARRAY_MT), the key cache's table (ENC_KEYS), the shape's refs
+ * (ENC_REFS, a table for shape_encode). */
 static int encode_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 1);
-    lua_settop(L, ENC_KEYS);
+    lua_settop(L, ENC_REFS);
     lua_pushnil(L);                 /* ENC_FRAMES, until the local ones run out */
+    if (e->shape != NULL) {
+        /* refs[i] at base + i, one stack slot away while checking */
+        lua_Integer i;
+        luaL_checkstack(L, (int)e->shape->nrefs + 8, "shape refs");
+        e->base = lua_gettop(L);
+        for (i = 1; i <= e->shape->nrefs; i++)
+            lua_rawgeti(L, ENC_REFS, i);
+    }
     encode_document(e);
     return 0;
+}
+
+/* Encodes the value at index v with json_encode's options o, checked
+ * against the shape at index `si` unless that is 0: pushes the text and
+ * returns LUA_OK, or leaves the error (e->failed: an encode error;
+ * e->refuted: the value does not fit) and returns the pcall's status. */
+static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
+{
+    const Shape *shape = si ? (const Shape *)luaL_checkudata(L, si, SHAPE_MT) : NULL;
+    jbox *out;
+    int status;
+    e->L = L;
+    e->max_depth = o->max_depth;
+    e->sort_keys = o->sort_keys;
+    e->indent = o->indent;
+    e->decpoint = localeconv()->decimal_point[0];
+    e->failed = 0;
+    e->shape = shape;
+    e->base = 0;
+    e->refuted = 0;
+    e->fr = e->local;
+    e->depth = 0;
+    e->cap = ENC_LOCAL_FRAMES;
+    /* The state's own buffer keeps its capacity from call to call; a call
+     * made while it is busy (from a finalizer) gets a fresh one. */
+    out = jbox_acquire(L); /* a fresh one goes on the stack */
+    e->b = &out->b;
+    e->keys = (ekey *)lua_touserdata(L, lua_upvalueindex(3));
+    lua_pushcfunction(L, encode_protected);
+    lua_pushlightuserdata(L, e);
+    lua_pushvalue(L, v);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    if (shape != NULL)
+        lua_getiuservalue(L, si, 1);
+    else
+        lua_pushnil(L);
+    status = lua_pcall(L, 5, 0, 0);
+    if (status == LUA_OK)
+        lua_pushlstring(L, e->b->p, e->b->len);
+    jbox_release(out);
+    return status;
 }
 
 /* core.json_encode(value [, opts]) -> text | nil, message */
 static int l_json_encode(lua_State *L)
 {
     enc e;
-    jbox *out;
     jopts o;
-    int status;
     luaL_checkany(L, 1);
     read_opts(L, 2, 1, &o);
     lua_settop(L, 2);
-    e.L = L;
-    e.max_depth = o.max_depth;
-    e.sort_keys = o.sort_keys;
-    e.indent = o.indent;
-    e.decpoint = localeconv()->decimal_point[0];
-    e.failed = 0;
-    e.fr = e.local;
-    e.depth = 0;
-    e.cap = ENC_LOCAL_FRAMES;
-    /* The state's own buffer keeps its capacity from call to call; a call
-     * made while it is busy (from a finalizer) gets a fresh one. */
-    out = jbox_acquire(L); /* a fresh one goes to slot 3 */
-    e.b = &out->b;
-    e.keys = (ekey *)lua_touserdata(L, lua_upvalueindex(3));
-    lua_pushcfunction(L, encode_protected);
-    lua_pushlightuserdata(L, &e);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_getiuservalue(L, lua_upvalueindex(3), 1);
-    status = lua_pcall(L, 4, 0, 0);
-    if (status == LUA_OK)
-        lua_pushlstring(L, e.b->p, e.b->len);
-    jbox_release(out);
-    if (status == LUA_OK)
+    if (encode_call(L, &e, &o, 1, 0) == LUA_OK)
         return 1;
     if (!e.failed)
         return lua_error(L);
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
+}
+
+/* core.shape_encode(shape, value) -> text | false: json_encode(value)
+ * when the value fits the shape (shape.c) as core.shape_test would have
+ * it, valid with nothing to convert; false for anything else, a value
+ * json_encode would refuse included. One walk does both: the SDK checks
+ * and encodes a body in the time encoding alone took. */
+static int l_shape_encode(lua_State *L)
+{
+    enc e;
+    jopts o;
+    luaL_checkudata(L, 1, SHAPE_MT);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    read_opts(L, 3, 1, &o); /* the defaults */
+    if (encode_call(L, &e, &o, 2, 1) == LUA_OK)
+        return 1;
+    if (!e.failed && !e.refuted)
+        return lua_error(L);
+    lua_pushboolean(L, 0);
+    return 1;
 }
 
 /* core.array(t) -> t, marked so that it encodes as a JSON array. */
@@ -1959,8 +2090,15 @@ void inst_json_open(lua_State *L)
     memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(ekey), 1), 0, KEY_CACHE * sizeof(ekey));
     lua_createtable(L, KEY_CACHE, 0);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
     lua_pushcclosure(L, l_json_encode, 3);
-    lua_setfield(L, -2, "json_encode");
+    lua_setfield(L, -5, "json_encode");
+    /* the same buffer and key cache: the keys of bodies are the keys of
+     * bodies, whichever of the two writes them */
+    lua_pushcclosure(L, l_shape_encode, 3);
+    lua_setfield(L, -2, "shape_encode");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     luaL_setfuncs(L, json_funcs, 0);
