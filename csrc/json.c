@@ -1284,77 +1284,142 @@ static inline char *encode_special(enc *e, const unsigned char **pp, const unsig
     }
 }
 
-#ifdef JSON_SSE2
-/* The n < 16 bytes at p in a vector padded with a plain byte, read with
- * fixed-size copies that overlap (no call, nothing read past p + n). */
-static inline __m128i load_short(const unsigned char *p, size_t n)
+/* The n < 16 bytes at p copied to o when none of them needs care
+ * (returns 1); else 0, and o holds nothing that counts. Fixed-size loads
+ * and stores that overlap: no call, nothing touched past p + n or o + n. */
+JSON_INLINE int short_plain(const unsigned char *p, size_t n, char *o)
 {
-    unsigned char tmp[16];
-    memset(tmp, 'a', sizeof tmp);
-    if (n >= 8) {
-        memcpy(tmp, p, 8);
-        memcpy(tmp + n - 8, p + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(tmp, p, 4);
-        memcpy(tmp + n - 4, p + n - 4, 4);
-    } else if (n > 0) {
-        tmp[0] = p[0];
-        tmp[n / 2] = p[n / 2];
-        tmp[n - 1] = p[n - 1];
+#ifdef JSON_SSE2
+    if (n >= 4) {
+        /* two halves that overlap, in one vector: special bytes as in
+         * encode_string's loop */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+        __m128i x;
+        if (n >= 8) {
+            x = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)p),
+                                   _mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8)));
+        } else {
+            uint32_t lo, hi;
+            memcpy(&lo, p, 4);
+            memcpy(&hi, p + n - 4, 4);
+            x = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)lo), _mm_cvtsi32_si128((int)hi));
+            x = _mm_unpacklo_epi64(x, _mm_set1_epi8('a'));
+        }
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                           _mm_cmplt_epi8(x, space))) != 0)
+            return 0;
+        if (n >= 8) {
+            _mm_storel_epi64((__m128i *)(void *)o, x);
+            _mm_storel_epi64((__m128i *)(void *)(o + n - 8), _mm_unpackhi_epi64(x, x));
+        } else {
+            memcpy(o, p, 4);
+            memcpy(o + n - 4, p + n - 4, 4);
+        }
+        return 1;
     }
-    return _mm_loadu_si128((const __m128i *)(const void *)tmp);
-}
+#else
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + n - 8, 8);
+        if (special8(x) | special8(y))
+            return 0;
+        memcpy(o, &x, 8);
+        memcpy(o + n - 8, &y, 8);
+        return 1;
+    }
+    if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        if (special8((uint64_t)x | (uint64_t)y << 32))
+            return 0;
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+        return 1;
+    }
 #endif
+    {
+        size_t i;
+        for (i = 0; i < n; i++) {
+            if (byte_class[p[i]] != C_PLAIN)
+                return 0;
+            o[i] = (char)p[i];
+        }
+    }
+    return 1;
+}
 
-static void encode_string(enc *e, const char *s, size_t n)
+static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, const unsigned char *end,
+                                             char *o);
+
+/* Most strings of a body are short and plain: one check, one copy, no
+ * call; the rest goes through encode_string_long. */
+JSON_INLINE void encode_string(enc *e, const char *s, size_t n)
+{
+    inst_buf *b = e->b;
+    size_t chunk = n < ENC_STR_CHUNK ? n : ENC_STR_CHUNK;
+    char *o;
+    inst_buf_need(e->L, b, 6 * chunk + ENC_STR_SLACK);
+    o = b->p + b->len;
+    *o++ = '"';
+    if (n < 16 && short_plain((const unsigned char *)s, n, o)) {
+        o[n] = '"';
+        b->len += n + 2;
+        return;
+    }
+    encode_string_long(e, (const unsigned char *)s, (const unsigned char *)s + n, o);
+}
+
+/* The string from p to end, its opening quote written and room made for
+ * its first chunk at o. */
+static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, const unsigned char *end,
+                                             char *o)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    char *o;
-    size_t chunk = n < ENC_STR_CHUNK ? n : ENC_STR_CHUNK;
-    inst_buf_need(L, b, 6 * chunk + ENC_STR_SLACK);
-    o = b->p + b->len;
-    *o++ = '"';
+    size_t chunk;
     for (;;) {
         const unsigned char *stop = end - p > ENC_STR_CHUNK ? p + ENC_STR_CHUNK : end;
         while (p < stop) {
+            size_t left = (size_t)(stop - p);
 #ifdef JSON_SSE2
             /* Sixteen bytes a step, copied before they are looked at: a
              * byte is special when it is a quote, a backslash, or (as a
              * signed byte) below 0x20, which takes in the controls and
-             * every byte from 0x80 up. The last short block goes through
-             * a padded copy, so nothing is read past the string. */
-            const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                          space = _mm_set1_epi8(0x20);
-            __m128i x;
-            unsigned m;
-            size_t left = (size_t)(stop - p);
+             * every byte from 0x80 up. */
             if (left >= 16) {
-                x = _mm_loadu_si128((const __m128i *)(const void *)p);
-                left = 16;
-            } else {
-                x = load_short(p, left);
-            }
-            _mm_storeu_si128((__m128i *)(void *)o, x);
-            m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                                                     _mm_cmpeq_epi8(x, bslash)),
-                                                        _mm_cmplt_epi8(x, space)));
-            if (m == 0) {
-                p += left;
-                o += left;
-                continue;
-            }
-            m = (unsigned)__builtin_ctz(m);
-            p += m;
-            o += m;
-#else
-            if (byte_class[*p] == C_PLAIN) {
-                *o++ = (char)*p++;
+                const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                              space = _mm_set1_epi8(0x20);
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+                unsigned m;
+                _mm_storeu_si128((__m128i *)(void *)o, x);
+                m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                                         _mm_cmpeq_epi8(x, bslash)),
+                                                            _mm_cmplt_epi8(x, space)));
+                if (m == 0) {
+                    p += 16;
+                    o += 16;
+                    continue;
+                }
+                m = (unsigned)__builtin_ctz(m);
+                p += m;
+                o += m;
+                o = encode_special(e, &p, end, o);
                 continue;
             }
 #endif
-            o = encode_special(e, &p, end, o);
+            /* the short rest (every byte, without SSE2): plain as a
+             * whole, or byte by byte up to the one that needs care */
+            if (left < 16 && short_plain(p, left, o)) {
+                p += left;
+                o += left;
+                break;
+            }
+            while (p < stop && byte_class[*p] == C_PLAIN)
+                *o++ = (char)*p++;
+            if (p < stop)
+                o = encode_special(e, &p, end, o);
         }
         b->len = (size_t)(o - b->p);
         if (p >= end)
