@@ -1781,7 +1781,7 @@ JSON_INLINE int begin_value(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
     int t = lua_type(L, idx);
-    if (node >= 0 && !shape_value(L, e->shape->code + node, idx, t, e->base))
+    if (node >= 0 && !(e->shape->accept[node] >> t & 1) && !shape_value(L, e->shape->code + node, idx, t, e->base))
         enc_refute(e);
     switch (t) {
     case LUA_TSTRING: {

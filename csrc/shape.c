@@ -272,10 +272,34 @@ static ShapeSlot *find_name(lua_State *L, const ShapeObj *o, int refs, lua_Integ
     return found;
 }
 
-/* Builds the field table of every object record (see shape.h) in a
- * userdata pushed on the stack; refs is the shape's own refs table, which
- * keeps every name (so every address in a table) alive with the shape. */
-static void index_fields(lua_State *L, Shape *s, int refs)
+/* The Lua types the record p takes without a further look: a lone
+ * lightuserdata can only be null (any other fails to encode). */
+static unsigned short accepted_types(const lua_Integer *p)
+{
+    unsigned short m = p[F_NULLABLE] ? 1u << LUA_TLIGHTUSERDATA : 0;
+    int bare = !p[F_FORMAT] && !p[F_ENUM] && !p[F_MIN] && !p[F_MAX];
+    switch (p[F_KIND]) {
+    case K_STRING:
+        return m | (bare ? 1u << LUA_TSTRING : 0);
+    case K_BOOLEAN:
+        return m | (bare ? 1u << LUA_TBOOLEAN : 0);
+    case K_SCALAR:
+        return m | (bare ? 1u << LUA_TSTRING | 1u << LUA_TBOOLEAN : 0);
+    case K_ARRAY:
+    case K_OBJECT:
+    case K_MAP:
+    case K_ANYOBJECT:
+        return m | 1u << LUA_TTABLE;
+    default:
+        return m;
+    }
+}
+
+/* Builds the field table of every object record and the accepted types
+ * of every record (see shape.h) in a userdata pushed on the stack; refs
+ * is the shape's own refs table, which keeps every name (so every address
+ * in a table) alive with the shape. */
+static void index_program(lua_State *L, Shape *s, int refs)
 {
     const lua_Integer *c = s->code;
     lua_Integer at, nobj = 0, nslots = 0;
@@ -291,15 +315,18 @@ static void index_fields(lua_State *L, Shape *s, int refs)
         nobj++;
         nslots += (lua_Integer)1 << bits;
     }
-    size = (size_t)s->n * sizeof(ShapeObj *) + (size_t)nobj * sizeof(ShapeObj) + (size_t)nslots * sizeof(ShapeSlot);
+    size = (size_t)s->n * sizeof(ShapeObj *) + (size_t)nobj * sizeof(ShapeObj) +
+           (size_t)nslots * sizeof(ShapeSlot) + (size_t)s->n * sizeof(unsigned short);
     s->obj = (ShapeObj **)lua_newuserdatauv(L, size, 0);
     memset(s->obj, 0, size);
     objs = (ShapeObj *)(void *)(s->obj + s->n);
     slots = (ShapeSlot *)(void *)(objs + nobj);
+    s->accept = (unsigned short *)(void *)(slots + nslots);
     for (at = 0; at < s->n; at += HEAD + 2 * c[at + F_NFIELDS] + c[at + F_NREQ]) {
         const lua_Integer *f = c + at + HEAD;
         ShapeObj *o;
         lua_Integer k;
+        s->accept[at] = accepted_types(c + at);
         if (c[at + F_KIND] != K_OBJECT)
             continue;
         o = objs++;
@@ -374,6 +401,7 @@ static int l_shape_new(lua_State *L)
     s = (Shape *)lua_newuserdatauv(L, sizeof(Shape) + len * sizeof(lua_Integer), 2); /* 3 */
     s->n = n;
     s->obj = NULL;
+    s->accept = NULL;
     for (i = 0; i < n; i++) {
         int isint;
         lua_rawgeti(L, 1, i + 1);
@@ -396,7 +424,7 @@ static int l_shape_new(lua_State *L)
         lua_rawgeti(L, 2, i);
         lua_rawseti(L, 4, i);
     }
-    index_fields(L, s, 4); /* 5 */
+    index_program(L, s, 4); /* 5 */
     lua_setiuservalue(L, 3, 2);
     lua_setiuservalue(L, 3, 1);
     luaL_setmetatable(L, SHAPE_MT);

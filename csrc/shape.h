@@ -7,7 +7,9 @@
  * for how core.shape_new proves one safe to run). core.shape_new also
  * builds, for every object record, a small table from a field name's
  * address to the field, so a runner that walks the keys a table holds
- * finds the field of each key without hashing the name again.
+ * finds the field of each key without hashing the name again; and for
+ * every record the Lua types it takes with no further look (a plain
+ * string field takes any string).
  *
  * Header-only (static inline), like buf.h: json.c builds alone for the
  * fuzzers, so what it runs must come with the header.
@@ -51,6 +53,9 @@ typedef struct Shape {
     lua_Integer n;
     lua_Integer nrefs;
     ShapeObj **obj;      /* obj[at]: the table of the object record at `at` */
+    unsigned short *accept; /* accept[at] bit t: a value of Lua type t fits
+                               the record at `at` with nothing more to see
+                               (a container's own test is its runner's) */
     lua_Integer code[1]; /* n of them */
 } Shape;
 
