@@ -1082,7 +1082,6 @@ static int l_json_decode(lua_State *L)
 enum { F_ARRAY, F_OBJECT, F_SORTED };
 
 typedef struct eframe {
-    const void *table;
     int tidx, kind, keyidx, keysidx;
     lua_Integer i, n;    /* array: position, length; sorted: next key, count */
     lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
@@ -1103,6 +1102,7 @@ typedef struct enc {
     struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
+    int stack_ok;        /* lua_checkstack made room up to this index */
     eframe local[ENC_LOCAL_FRAMES];
 } enc;
 
@@ -1557,7 +1557,8 @@ static JSON_NOINLINE void enc_too_deep(enc *e, int idx)
     char what[64];
     lua_createtable(L, 0, e->depth + 1);
     for (j = 0; j <= e->depth; j++) {
-        const void *t = j < e->depth ? e->fr[j].table : lua_topointer(L, idx);
+        /* every open container's table is still on the stack */
+        const void *t = lua_topointer(L, j < e->depth ? e->fr[j].tidx : idx);
         lua_pushlightuserdata(L, (void *)(uintptr_t)t);
         if (lua_rawget(L, -2) != LUA_TNIL)
             enc_fail(e, j, "circular reference");
@@ -1657,7 +1658,6 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
         e->cap = ncap;
     }
     f = &e->fr[e->depth++];
-    f->table = lua_topointer(e->L, idx);
     f->tidx = idx;
     f->kind = kind;
     f->keyidx = f->keysidx = 0;
@@ -1711,8 +1711,13 @@ static int open_table(enc *e, int idx, lua_Integer node)
     int marked = 0;
     if (e->depth >= e->max_depth)
         enc_too_deep(e, idx);
-    if (!lua_checkstack(L, 8))
-        enc_fail(e, e->depth, "out of Lua stack");
+    /* room for this level's key, value and checks; a stack never shrinks
+     * below what a running C function asked for, so each depth asks once */
+    if (idx + 8 > e->stack_ok) {
+        if (!lua_checkstack(L, 8))
+            enc_fail(e, e->depth, "out of Lua stack");
+        e->stack_ok = idx + 8;
+    }
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
         lua_pop(L, 1);
@@ -1835,14 +1840,26 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
     uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
     ekey *c = &e->keys[h];
     f->keyidx = keyidx;
-    if (!first)
-        put_char(e, ',');
-    if (e->indent)
-        put_newline(e, e->depth);
     if (c->s != id && c[1].s == id) {
         c++;
         h++;
     }
+    if (c->s == id && id != NULL && !e->indent) {
+        /* the usual member: comma, key and colon in one reservation */
+        char *o;
+        inst_buf_need(L, b, sizeof c->out + 2);
+        o = b->p + b->len;
+        *o = ',';
+        o += !first;
+        memcpy(o, c->out, sizeof c->out);
+        o[c->n] = ':';
+        b->len = (size_t)(o - b->p) + c->n + 1;
+        return;
+    }
+    if (!first)
+        put_char(e, ',');
+    if (e->indent)
+        put_newline(e, e->depth);
     if (c->s == id && id != NULL) {
         /* a fixed-size copy: the whole entry, then count what counts */
         inst_buf_need(L, b, sizeof c->out + 2);
@@ -2007,6 +2024,7 @@ static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
     e->fr = e->local;
     e->depth = 0;
     e->cap = ENC_LOCAL_FRAMES;
+    e->stack_ok = 0;
     /* The state's own buffer keeps its capacity from call to call; a call
      * made while it is busy (from a finalizer) gets a fresh one. */
     out = jbox_acquire(L); /* a fresh one goes on the stack */
