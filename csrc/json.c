@@ -1353,6 +1353,31 @@ JSON_INLINE int short_plain(const unsigned char *p, size_t n, char *o)
 static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, const unsigned char *end,
                                              char *o);
 
+#ifdef JSON_SSE2
+/* The 16 <= n <= 48 bytes at p copied to o when none of them needs care
+ * (returns 1): two or three blocks of 16, the last one ending at p + n
+ * (so it may overlap the one before). */
+JSON_INLINE int medium_plain(const unsigned char *p, size_t n, char *o)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p),
+            y = _mm_loadu_si128((const __m128i *)(const void *)(p + (n > 32 ? 16 : 0))),
+            z = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+    __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(y, quote)),
+                             _mm_cmpeq_epi8(z, quote));
+    __m128i k = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, bslash), _mm_cmpeq_epi8(y, bslash)),
+                             _mm_cmpeq_epi8(z, bslash));
+    __m128i c = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmplt_epi8(y, space)),
+                             _mm_cmplt_epi8(z, space));
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, k), c)) != 0)
+        return 0;
+    _mm_storeu_si128((__m128i *)(void *)o, x);
+    _mm_storeu_si128((__m128i *)(void *)(o + (n > 32 ? 16 : 0)), y);
+    _mm_storeu_si128((__m128i *)(void *)(o + n - 16), z);
+    return 1;
+}
+#endif
+
 /* Most strings of a body are short and plain: one check, one copy, no
  * call; the rest goes through encode_string_long. */
 JSON_INLINE void encode_string(enc *e, const char *s, size_t n)
@@ -1363,7 +1388,13 @@ JSON_INLINE void encode_string(enc *e, const char *s, size_t n)
     inst_buf_need(e->L, b, 6 * chunk + ENC_STR_SLACK);
     o = b->p + b->len;
     *o++ = '"';
-    if (n < 16 && short_plain((const unsigned char *)s, n, o)) {
+    if (n < 16 ? short_plain((const unsigned char *)s, n, o)
+#ifdef JSON_SSE2
+               : n <= 48 && medium_plain((const unsigned char *)s, n, o)
+#else
+               : 0
+#endif
+    ) {
         o[n] = '"';
         b->len += n + 2;
         return;
