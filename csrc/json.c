@@ -1085,6 +1085,7 @@ typedef struct eframe {
     int tidx, kind, keyidx, keysidx;
     lua_Integer i, n;    /* array: position, length; sorted: next key, count */
     lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
+    const ShapeObj *obj; /* and its fields, when it is an object record */
     lua_Integer seen;    /* shape_encode: required fields met so far */
 } eframe;
 
@@ -1694,6 +1695,7 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
     f->keyidx = f->keysidx = 0;
     f->i = f->n = 0;
     f->node = -1;
+    f->obj = NULL;
     f->seen = 0;
     return f;
 }
@@ -1774,7 +1776,10 @@ static int open_table(enc *e, int idx, lua_Integer node)
     if (!e->sort_keys) {
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
-        enc_push_frame(e, idx, F_OBJECT)->node = node;
+        eframe *f = enc_push_frame(e, idx, F_OBJECT);
+        f->node = node;
+        if (node >= 0)
+            f->obj = e->shape->obj[node];
     } else {
         size_t count = 0, i = 0;
         skey *keys;
@@ -1932,17 +1937,18 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
 /* shape_encode: the record of the member whose key is at `key` (a
  * string: put_key refuses other keys), -1 for a key the object does not
  * declare (let through unchecked, as the walker does). */
-static lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
+JSON_INLINE lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
 {
     lua_State *L = e->L;
-    const lua_Integer *p = e->shape->code + f->node;
-    if (p[F_KIND] == K_OBJECT) {
-        const ShapeSlot *sl = shape_field(L, e->shape->obj[f->node], id, key);
+    const lua_Integer *p;
+    if (f->obj != NULL) {
+        const ShapeSlot *sl = shape_field(L, f->obj, id, key);
         if (sl == NULL)
             return -1;
         f->seen += sl->required;
         return sl->child;
     }
+    p = e->shape->code + f->node;
     if (p[F_KIND] == K_MAP) {
         if (p[F_KEYS] && !shape_in_set(L, e->base, p[F_KEYS], key))
             enc_refute(e);
@@ -2002,8 +2008,7 @@ static void encode_document(enc *e)
             lua_settop(L, vidx - 1);
         continue;
     close:
-        if (f->node >= 0 && f->kind == F_OBJECT && e->shape->code[f->node + F_KIND] == K_OBJECT &&
-            f->seen != e->shape->obj[f->node]->nreq)
+        if (f->obj != NULL && f->seen != f->obj->nreq)
             enc_refute(e); /* a required field missing */
         /* frames are never empty: empty tables were written whole */
         if (e->indent)

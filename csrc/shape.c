@@ -257,7 +257,7 @@ static const char *check_program(const lua_Integer *c, lua_Integer n, lua_Intege
  * by bytes; NULL when it is not a field. */
 static ShapeSlot *find_name(lua_State *L, const ShapeObj *o, int refs, lua_Integer ref)
 {
-    size_t mask = ((size_t)1 << o->bits) - 1;
+    size_t mask = o->mask;
     ShapeSlot *found = NULL;
     if (lua_rawgeti(L, refs, ref) == LUA_TSTRING) {
         size_t i, n;
@@ -335,9 +335,10 @@ static void index_program(lua_State *L, Shape *s, int refs)
         o->bits = 1;
         while (((lua_Integer)1 << o->bits) < 2 * c[at + F_NFIELDS])
             o->bits++;
+        o->mask = ((size_t)1 << o->bits) - 1;
         slots += (size_t)1 << o->bits;
         for (k = 0; k < c[at + F_NFIELDS]; k++) {
-            size_t mask = ((size_t)1 << o->bits) - 1, i, n;
+            size_t mask = o->mask, i, n;
             const char *name;
             const void *id;
             if (lua_rawgeti(L, refs, f[2 * k]) != LUA_TSTRING || find_name(L, o, refs, f[2 * k]) != NULL) {

@@ -44,6 +44,7 @@ typedef struct ShapeSlot {
 typedef struct ShapeObj {
     ShapeSlot *slots;
     unsigned bits;      /* 2^bits slots, at least twice the fields */
+    size_t mask;        /* 2^bits - 1 */
     int unprovable;     /* a required name is not a field: left to the walker */
     lua_Integer nreq;   /* distinct required fields */
     uint64_t lens;      /* bit i set: a name of length i (63: 63 or more) */
@@ -64,6 +65,8 @@ static inline size_t shape_hash(const void *id, unsigned bits)
     return (size_t)(((uint64_t)(uintptr_t)id * UINT64_C(0x9E3779B97F4A7C15)) >> (64 - bits));
 }
 
+static inline const ShapeSlot *shape_field_bytes(lua_State *L, const ShapeObj *o, int key);
+
 /* The field of the string key at stack index `key`, whose address is
  * `id` (its bytes are read only when the address is not a field's), or
  * NULL for a key not declared.
@@ -71,21 +74,27 @@ static inline size_t shape_hash(const void *id, unsigned bits)
  * name (not interned) is found by its bytes. */
 static inline const ShapeSlot *shape_field(lua_State *L, const ShapeObj *o, const void *id, int key)
 {
-    size_t mask = ((size_t)1 << o->bits) - 1, h = shape_hash(id, o->bits), i, n;
-    const char *s;
+    size_t i;
     if (id == NULL)
         return NULL;
-    for (i = h;; i = (i + 1) & mask) {
+    for (i = shape_hash(id, o->bits);; i = (i + 1) & o->mask) {
         const ShapeSlot *sl = &o->slots[i];
         if (sl->id == id)
             return sl;
         if (sl->id == NULL)
-            break;
+            return shape_field_bytes(L, o, key);
     }
-    s = lua_tolstring(L, key, &n);
+}
+
+/* A key not found by its address: a long name (not interned) is found by
+ * its bytes, when some field has a name of that length. */
+static inline const ShapeSlot *shape_field_bytes(lua_State *L, const ShapeObj *o, int key)
+{
+    size_t i, n;
+    const char *s = lua_tolstring(L, key, &n);
     if (!(o->lens >> (n < 63 ? n : 63) & 1))
         return NULL;
-    for (i = 0; i <= mask; i++) {
+    for (i = 0; i <= o->mask; i++) {
         const ShapeSlot *sl = &o->slots[i];
         if (sl->id != NULL && sl->len == n && memcmp(sl->name, s, n) == 0)
             return sl;
