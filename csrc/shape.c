@@ -6,19 +6,21 @@
  * it for every value of a 1000-lead body costs more than encoding it. So
  * the Lua side flattens each schema node once into a program (integers,
  * plus a table of the Lua values they refer to: field names, enum sets,
- * format functions, bounds) and this file runs the program. It answers
- * only "valid, nothing to convert" (true) or false, which means "let the
- * walker decide": anything unusual (a metatable, a float where an integer
- * goes, a sequence whose keys do not come in order) is false. It knows
- * nothing about the API; the Lua side owns the schema.
+ * bounds) and this file runs the program (core.shape_test; json.c's
+ * core.shape_encode runs it while encoding). It answers only "valid,
+ * nothing to convert" (true) or false, which means "let the walker
+ * decide": anything unusual (a metatable, a float where an integer goes,
+ * a sequence whose keys do not come in order) is false. It knows nothing
+ * about the API; the Lua side owns the schema.
  *
  * A program: node records, each starting with HEAD integers
- *   kind, nullable, enum_ref, format_ref, min_ref, max_ref, child,
+ *   kind, nullable, enum_ref, format, min_ref, max_ref, child,
  *   keys_ref, nfields, nrequired
  * then nfields pairs (name_ref, node offset) and nrequired name_refs.
  * Offsets are 0-based into the program; a child always lies after its
  * parent, so running a checked program ends. A ref indexes the table;
- * refs 1 and 2 are the array metatable and the null sentinel.
+ * refs 1 and 2 are the array metatable and the null sentinel. A format is
+ * one of shape.h's FMT_ numbers, checked in C (no Lua call per value).
  */
 #include <math.h>
 #include <string.h>
@@ -233,7 +235,8 @@ static const char *check_program(const lua_Integer *c, lua_Integer n, lua_Intege
         end = at + HEAD + 2 * nf + c[at + F_NREQ];
         if (c[at + F_CHILD] != -1 && (c[at + F_CHILD] < end || c[at + F_CHILD] >= n || !start[c[at + F_CHILD]]))
             return "bad child offset";
-        if (bad_ref(c[at + F_ENUM], nrefs) || bad_ref(c[at + F_FORMAT], nrefs) || bad_ref(c[at + F_MIN], nrefs) ||
+        if (bad_ref(c[at + F_ENUM], nrefs) || c[at + F_FORMAT] < 0 || c[at + F_FORMAT] >= FMT_COUNT ||
+            bad_ref(c[at + F_MIN], nrefs) ||
             bad_ref(c[at + F_MAX], nrefs) || bad_ref(c[at + F_KEYS], nrefs) || c[at + F_NULLABLE] < 0 ||
             c[at + F_NULLABLE] > 1)
             return "bad ref";

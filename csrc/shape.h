@@ -17,6 +17,7 @@
 #ifndef INSTANTLY_SHAPE_H
 #define INSTANTLY_SHAPE_H
 
+#include <ctype.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +31,8 @@ enum { K_NEVER, K_STRING, K_INTEGER, K_NUMBER, K_BOOLEAN, K_SCALAR, K_ARRAY, K_O
        K_COUNT };
 enum { F_KIND, F_NULLABLE, F_ENUM, F_FORMAT, F_MIN, F_MAX, F_CHILD, F_KEYS, F_NFIELDS, F_NREQ, HEAD };
 enum { REF_ARRAY_MT = 1, REF_NULL = 2 };
+/* F_FORMAT: 0 none, else one of these (validate.lua's FORMAT_ID) */
+enum { FMT_NONE, FMT_UUID, FMT_EMAIL, FMT_DATE, FMT_DATE_TIME, FMT_URI, FMT_HHMM, FMT_COUNT };
 
 /* One declared field of an object record, found by its name's address. */
 typedef struct ShapeSlot {
@@ -127,18 +130,140 @@ static inline int shape_outside(lua_State *L, int base, lua_Integer ref, int v, 
     return is_max ? lua_compare(L, SHAPE_REF(base, ref), v, LUA_OPLT) : lua_compare(L, v, SHAPE_REF(base, ref), LUA_OPLT);
 }
 
-/* The format function refs[ref] says yes to the string at v. */
-static inline int shape_format(lua_State *L, int base, lua_Integer ref, int v)
+/* The formats, as validate.lua's Lua patterns say them, byte for byte:
+ * the classes are the C library's (isdigit, isxdigit, isalpha, isalnum,
+ * isspace), as in Lua's own pattern matcher, so the two agree whatever
+ * the locale. */
+
+static inline int fmt_digits(const char *s, size_t n)
 {
-    int yes;
-    if (lua_type(L, SHAPE_REF(base, ref)) != LUA_TFUNCTION)
+    size_t i;
+    for (i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return 0;
+    }
+    return 1;
+}
+
+static inline int fmt_num2(const char *s)
+{
+    return (s[0] - '0') * 10 + (s[1] - '0');
+}
+
+/* ^(%d%d%d%d)%-(%d%d)%-(%d%d), and a day the month has */
+static inline int fmt_date10(const char *s)
+{
+    static const int days_in[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    int y, m, d;
+    if (!fmt_digits(s, 4) || s[4] != '-' || !fmt_digits(s + 5, 2) || s[7] != '-' || !fmt_digits(s + 8, 2))
         return 0;
-    lua_pushvalue(L, SHAPE_REF(base, ref));
-    lua_pushvalue(L, v);
-    lua_call(L, 1, 1);
-    yes = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return yes;
+    y = fmt_num2(s) * 100 + fmt_num2(s + 2);
+    m = fmt_num2(s + 5);
+    d = fmt_num2(s + 8);
+    if (m < 1 || m > 12 || d < 1 || d > days_in[m - 1])
+        return 0;
+    return !(m == 2 && d == 29 && !(y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)));
+}
+
+/* the tail of a date-time after HH:MM */
+static inline int fmt_zone(const char *s, size_t n)
+{
+    size_t i = 0;
+    if (n - i >= 3 && s[i] == ':' && s[i + 1] >= '0' && s[i + 1] <= '5' && isdigit((unsigned char)s[i + 2]))
+        i += 3; /* ^:[0-5]%d */
+    if (n - i >= 3 && s[i] == ':' && s[i + 1] == '6' && s[i + 2] == '0')
+        i += 3; /* then ^:60 */
+    if (n - i >= 2 && s[i] == '.' && isdigit((unsigned char)s[i + 1])) {
+        i += 2; /* then ^%.%d+ */
+        while (i < n && isdigit((unsigned char)s[i]))
+            i++;
+    }
+    s += i;
+    n -= i;
+    if (n == 0 || (n == 1 && (s[0] == 'Z' || s[0] == 'z')))
+        return 1;
+    /* ^[+-][01]%d:?[0-5]%d$ */
+    if ((n != 5 && n != 6) || (s[0] != '+' && s[0] != '-') || (s[1] != '0' && s[1] != '1') ||
+        !isdigit((unsigned char)s[2]))
+        return 0;
+    if (n == 6 && s[3] != ':')
+        return 0;
+    s += n - 2;
+    return s[0] >= '0' && s[0] <= '5' && isdigit((unsigned char)s[1]);
+}
+
+static inline int shape_format_ok(lua_Integer id, const char *s, size_t n)
+{
+    size_t i;
+    switch (id) {
+    case FMT_UUID:
+        if (n != 36)
+            return 0;
+        for (i = 0; i < 36; i++) {
+            if (i == 8 || i == 13 || i == 18 || i == 23 ? s[i] != '-' : !isxdigit((unsigned char)s[i]))
+                return 0;
+        }
+        return 1;
+    case FMT_EMAIL: {
+        /* ^[^%s@]+@[^%s@]+%.[^%s@.]+$, no "..", at most 254 bytes: one
+         * @ after something, no space, a dot after the @ with something
+         * on both sides of the last one */
+        size_t at = n, dot = n;
+        if (n > 254)
+            return 0;
+        for (i = 0; i < n; i++) {
+            unsigned char c = (unsigned char)s[i];
+            if (isspace(c))
+                return 0;
+            if (c == '@') {
+                if (at != n)
+                    return 0;
+                at = i;
+            } else if (c == '.') {
+                if (i > 0 && s[i - 1] == '.')
+                    return 0;
+                if (at != n)
+                    dot = i;
+            }
+        }
+        return at > 0 && at < n && dot != n && dot > at + 1 && dot < n - 1;
+    }
+    case FMT_DATE:
+        return n == 10 && fmt_date10(s);
+    case FMT_DATE_TIME:
+        if (n < 10 || !fmt_date10(s))
+            return 0;
+        if (n == 10)
+            return 1;
+        /* ^[Tt ](%d%d):(%d%d)(.*)$ with hours to 23, minutes to 59 */
+        s += 10;
+        n -= 10;
+        if (n < 6 || (s[0] != 'T' && s[0] != 't' && s[0] != ' ') || !fmt_digits(s + 1, 2) || s[3] != ':' ||
+            !fmt_digits(s + 4, 2) || fmt_num2(s + 1) > 23 || fmt_num2(s + 4) > 59)
+            return 0;
+        return fmt_zone(s + 6, n - 6);
+    case FMT_URI:
+        /* ^%a[%w+.-]*://[^%s/?#]+[^%s]*$ */
+        if (n == 0 || !isalpha((unsigned char)s[0]))
+            return 0;
+        for (i = 1; i < n && (isalnum((unsigned char)s[i]) || s[i] == '+' || s[i] == '.' || s[i] == '-'); i++)
+            ;
+        if (n - i < 4 || s[i] != ':' || s[i + 1] != '/' || s[i + 2] != '/')
+            return 0;
+        i += 3;
+        if (s[i] == '/' || s[i] == '?' || s[i] == '#')
+            return 0;
+        for (; i < n; i++) {
+            if (isspace((unsigned char)s[i]))
+                return 0;
+        }
+        return 1;
+    case FMT_HHMM:
+        return n == 5 && fmt_digits(s, 2) && s[2] == ':' && fmt_digits(s + 3, 2) && fmt_num2(s) <= 23 &&
+               fmt_num2(s + 3) <= 59;
+    default:
+        return 0;
+    }
 }
 
 static inline int shape_finite(lua_Number x)
@@ -154,8 +279,12 @@ static inline int shape_scalar(lua_State *L, const lua_Integer *p, int v, int t,
     case K_STRING:
         if (t != LUA_TSTRING)
             return 0;
-        if (p[F_FORMAT] && !shape_format(L, base, p[F_FORMAT], v))
-            return 0;
+        if (p[F_FORMAT]) {
+            size_t n;
+            const char *str = lua_tolstring(L, v, &n);
+            if (!shape_format_ok(p[F_FORMAT], str, n))
+                return 0;
+        }
         break;
     case K_INTEGER:
         if (!lua_isinteger(L, v))

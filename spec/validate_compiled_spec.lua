@@ -628,3 +628,74 @@ describe("core.shape_encode", function()
     assert.is_false(core.shape_encode(shape, setmetatable({ a = "x" }, { __index = { b = "y" } })))
   end)
 end)
+
+describe("formats checked in C", function()
+  -- csrc/shape.h checks each catalog format itself; it must answer what
+  -- validate.lua's Lua pattern answers, on the valid samples and on every
+  -- string one edit away from them (each byte replaced, dropped or
+  -- doubled, a byte inserted anywhere), plus a deterministic random set.
+  local SEEDS = {
+    uuid = { "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "ABCDEF01-2345-6789-abcd-ef0123456789" },
+    email = { "ada@example.com", "a.b@c.d", "x@y.z", "first.last@sub.domain.org", "a@b..c", "a@.b", "a@b.",
+              "@b.c", "a@@b.c", "a b@c.d", "a@b.c\n", ("a"):rep(246) .. "@b.cd", ("a"):rep(247) .. "@b.cd",
+              ("a"):rep(248) .. "@b.cd" },
+    date = { "2026-02-28", "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "2026-12-31", "2026-13-01",
+             "2026-04-31", "0000-01-01" },
+    ["date-time"] = { "2026-01-31T09:00:00Z", "2026-01-31t09:00", "2026-01-31 23:59:60.123+05:30",
+                      "2026-01-31T09:00:30:60Z", "2026-01-31T09:00:00.5-1130", "2026-01-31T24:00",
+                      "2026-01-31T09:00:00.Z", "2026-01-31T09:00:00+2400", "2026-01-31", "2024-02-29T00:00z",
+                      "2026-01-31T09:00:60:60", "2026-01-31T09:00+19:59" },
+    uri = { "https://example.com/x", "a://b", "h+t.t-p://x?y#z", "1http://x", "http:/x", "http:///x",
+            "http://?x", "http://x y", "http://#", "ftp://host", "A://b/c d" },
+    ["hh:mm"] = { "09:30", "23:59", "24:00", "00:60", "9:30", "09:3", "19:59" },
+  }
+  local ALPHABET = { "0", "1", "2", "3", "5", "6", "9", "a", "f", "g", "A", "F", "Z", "z", "T", "t", " ", "\t",
+                     "\v", "-", "+", ":", ".", "@", "/", "?", "#", "\0", "\x80", "\xe9", "\xff" }
+
+  local function variants(seed)
+    local out = { seed, "" }
+    for i = 1, #seed do
+      local before, after = seed:sub(1, i - 1), seed:sub(i + 1)
+      out[#out + 1] = before .. after
+      out[#out + 1] = before .. seed:sub(i, i):rep(2) .. after
+      for _, c in ipairs(ALPHABET) do out[#out + 1] = before .. c .. after end
+    end
+    for i = 1, #seed + 1 do
+      for _, c in ipairs(ALPHABET) do out[#out + 1] = seed:sub(1, i - 1) .. c .. seed:sub(i) end
+    end
+    return out
+  end
+
+  for name, seeds in pairs(SEEDS) do
+    it(name, function()
+      local node = validate.prepare({ name = "f", type = "string", format = name })
+      local accepts = validate.accepts(node)
+      local shape = core.shape_new(validate.program(node))
+      local seen, yes = 0, 0
+      local function same(s)
+        local want = validate.format_ok(name, s)
+        assert.equal(want, accepts(s), ("%s %q"):format(name, s))
+        if core.json_encode(s) then -- (else no text whatever the format says)
+          assert.equal(want, core.shape_encode(shape, s) ~= false, ("%s %q (shape_encode)"):format(name, s))
+        end
+        seen = seen + 1
+        if want then yes = yes + 1 end
+      end
+      for _, seed in ipairs(seeds) do
+        for _, s in ipairs(variants(seed)) do same(s) end
+      end
+      -- a deterministic random set over the alphabet, lengths 0 to 40
+      local x = 12345
+      for _ = 1, 3000 do
+        local t = {}
+        x = (x * 1103515245 + 12345) % 2147483648
+        for j = 1, x % 41 do
+          x = (x * 1103515245 + 12345) % 2147483648
+          t[j] = ALPHABET[x % #ALPHABET + 1]
+        end
+        same(table.concat(t))
+      end
+      assert.is_true(yes > 20 and yes < seen, name .. ": " .. yes .. " of " .. seen .. " valid")
+    end)
+  end
+end)

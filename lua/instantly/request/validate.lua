@@ -442,6 +442,8 @@ local K = { never = 0, string = 1, integer = 2, number = 3, boolean = 4, scalar 
             map = 8, any_object = 9 }
 local HEAD = 10 -- kind, nullable, enum, format, min, max, child, keys, nfields, nrequired
 local REF_ARRAY_MT, REF_NULL = 1, 2
+-- the formats csrc/shape.h checks itself, the same way as FORMATS
+local FORMAT_ID = { uuid = 1, email = 2, date = 3, ["date-time"] = 4, uri = 5, ["hh:mm"] = 6 }
 
 local function ref(prog, value)
   local i = prog.index[value]
@@ -467,7 +469,7 @@ local function kind_of(node)
   -- string against a bound: the walker decides)
   if (node.min or node.max) and t ~= "integer" and t ~= "number" then return K.never end
   if node.min ~= node.min or node.max ~= node.max then return K.never end
-  if node.format and not FORMATS[node.format] then return K.string end
+  if node.format and not FORMAT_ID[node.format] then return K.string end
   return k
 end
 
@@ -483,7 +485,7 @@ local function flatten(prog, node)
   local rec = {
     kind, node.nullable and 1 or 0,
     kind ~= K.array and node.enum_set and ref(prog, node.enum_set) or 0,
-    kind == K.string and node.format and FORMATS[node.format] and ref(prog, FORMATS[node.format]) or 0,
+    kind == K.string and node.format and FORMAT_ID[node.format] or 0,
     node.min and ref(prog, node.min) or 0, node.max and ref(prog, node.max) or 0,
     -1, kind == K.map and node.keys and node.keys.enum_set and ref(prog, node.keys.enum_set) or 0,
     #names, #req,
