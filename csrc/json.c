@@ -1415,12 +1415,21 @@ static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, con
         const unsigned char *stop = end - p > ENC_STR_CHUNK ? p + ENC_STR_CHUNK : end;
         while (p < stop) {
             size_t left = (size_t)(stop - p);
+            if (left < 16) {
+                /* the short rest: plain as a whole, or byte by byte up to
+                 * the one that needs care */
+                if (short_plain(p, left, o)) {
+                    p += left;
+                    o += left;
+                    break;
+                }
+            }
 #ifdef JSON_SSE2
-            /* Sixteen bytes a step, copied before they are looked at: a
-             * byte is special when it is a quote, a backslash, or (as a
-             * signed byte) below 0x20, which takes in the controls and
-             * every byte from 0x80 up. */
-            if (left >= 16) {
+            else {
+                /* Sixteen bytes a step, copied before they are looked at:
+                 * a byte is special when it is a quote, a backslash, or
+                 * (as a signed byte) below 0x20, which takes in the
+                 * controls and every byte from 0x80 up. */
                 const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
                               space = _mm_set1_epi8(0x20);
                 __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
@@ -1441,13 +1450,6 @@ static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, con
                 continue;
             }
 #endif
-            /* the short rest (every byte, without SSE2): plain as a
-             * whole, or byte by byte up to the one that needs care */
-            if (left < 16 && short_plain(p, left, o)) {
-                p += left;
-                o += left;
-                break;
-            }
             while (p < stop && byte_class[*p] == C_PLAIN)
                 *o++ = (char)*p++;
             if (p < stop)
