@@ -1817,13 +1817,12 @@ static int open_table(enc *e, int idx, lua_Integer node)
     return 1;
 }
 
-/* Writes the scalar at idx, or opens the table there; checks it against
+/* Writes the scalar at idx (of type t), or opens the table there; checks it against
  * the record at `node` first unless that is -1. Returns whether a frame
  * was opened (the value then stays on the stack as its table). */
-JSON_INLINE int begin_value(enc *e, int idx, lua_Integer node)
+JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
 {
     lua_State *L = e->L;
-    int t = lua_type(L, idx);
     if (node >= 0 && !(e->shape->accept[node] >> t & 1) && !shape_value(L, e->shape->code + node, idx, t, e->base))
         enc_refute(e);
     switch (t) {
@@ -1965,11 +1964,11 @@ static void encode_document(enc *e)
     lua_State *L = e->L;
     /* Values are always opened on the stack top, the root as well. */
     lua_pushvalue(L, ENC_VALUE);
-    if (!begin_value(e, lua_gettop(L), e->shape != NULL ? 0 : -1))
+    if (!begin_value(e, lua_gettop(L), lua_type(L, ENC_VALUE), e->shape != NULL ? 0 : -1))
         return;
     while (e->depth > 0) {
         eframe *f = &e->fr[e->depth - 1];
-        int vidx;
+        int vidx, t;
         lua_Integer node = -1;
         if (f->kind == F_ARRAY) {
             if (f->i == f->n)
@@ -1978,7 +1977,7 @@ static void encode_document(enc *e)
                 put_char(e, ',');
             if (e->indent)
                 put_newline(e, e->depth);
-            lua_rawgeti(L, f->tidx, f->i);
+            t = lua_rawgeti(L, f->tidx, f->i);
             vidx = f->tidx + 1;
             if (f->node >= 0)
                 node = e->shape->code[f->node + F_CHILD];
@@ -1994,6 +1993,7 @@ static void encode_document(enc *e)
             put_key(e, f, vidx - 1, id, f->i++ == 0);
             if (f->node >= 0)
                 node = member_node(e, f, vidx - 1, id);
+            t = lua_type(L, vidx);
         } else {
             const skey *k;
             if (f->i == f->n)
@@ -2002,11 +2002,11 @@ static void encode_document(enc *e)
             lua_settop(L, f->keysidx + 1); /* drops the previous key */
             lua_pushlstring(L, k->s, k->n);
             lua_pushvalue(L, -1);
-            lua_rawget(L, f->tidx);
+            t = lua_rawget(L, f->tidx);
             vidx = lua_gettop(L);
             put_key(e, f, vidx - 1, lua_topointer(L, vidx - 1), f->i++ == 0);
         }
-        if (!begin_value(e, vidx, node))
+        if (!begin_value(e, vidx, t, node))
             lua_settop(L, vidx - 1);
         continue;
     close:
