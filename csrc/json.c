@@ -1300,10 +1300,10 @@ JSON_INLINE int short_plain(const unsigned char *p, size_t n, char *o)
             x = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)p),
                                    _mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8)));
         } else {
-            uint32_t lo, hi;
+            int lo, hi; /* 4 bytes wherever SSE2 is */
             memcpy(&lo, p, 4);
             memcpy(&hi, p + n - 4, 4);
-            x = _mm_unpacklo_epi32(_mm_cvtsi32_si128((int)lo), _mm_cvtsi32_si128((int)hi));
+            x = _mm_unpacklo_epi32(_mm_cvtsi32_si128(lo), _mm_cvtsi32_si128(hi));
             x = _mm_unpacklo_epi64(x, _mm_set1_epi8('a'));
         }
         if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
