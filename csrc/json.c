@@ -1817,13 +1817,14 @@ static int open_table(enc *e, int idx, lua_Integer node)
     return 1;
 }
 
-/* Writes the scalar at idx (of type t), or opens the table there; checks it against
- * the record at `node` first unless that is -1. Returns whether a frame
- * was opened (the value then stays on the stack as its table). */
+/* Writes the scalar at idx (of type t), or opens the table there; checks
+ * it against the record at `node` first unless that is -1. Returns whether
+ * a frame was opened (the value then stays on the stack as its table). */
 JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
 {
     lua_State *L = e->L;
-    if (node >= 0 && !(e->shape->accept[node] >> t & 1) && !shape_value(L, e->shape->code + node, idx, t, e->base))
+    if (node >= 0 && !(e->shape->accept[node] >> t & 1) &&
+        !shape_value(L, e->shape->code + node, idx, t, e->base))
         enc_refute(e);
     switch (t) {
     case LUA_TSTRING: {

@@ -154,7 +154,7 @@ static int test_typed(Run *r, lua_Integer at, int v, int t)
     const lua_Integer *p = r->code + at;
     int ok;
     if (t != LUA_TTABLE || p[F_KIND] < K_ARRAY)
-        return shape_value(L, p, v, t, r->base) && t != LUA_TTABLE;
+        return shape_value(L, p, v, t, r->base);
     /* each level holds a key, a value and one more; a program nested
      * deeper than any schema (only a hand-made one) is simply said no to */
     if (r->depth >= MAX_DEPTH || !lua_checkstack(L, 4))
@@ -398,7 +398,8 @@ static int l_shape_new(lua_State *L)
         return luaL_argerror(L, 2, "refs size out of range");
     lua_rawgeti(L, 2, REF_ARRAY_MT);
     luaL_getmetatable(L, "instantly.array");
-    ok = lua_rawequal(L, -1, -2) && lua_rawgeti(L, 2, REF_NULL) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL;
+    ok = lua_rawequal(L, -1, -2) && lua_rawgeti(L, 2, REF_NULL) == LUA_TLIGHTUSERDATA &&
+         lua_touserdata(L, -1) == NULL;
     lua_settop(L, 2);
     if (!ok)
         return luaL_argerror(L, 2, "refs[1] must be core.array_mt and refs[2] core.null");

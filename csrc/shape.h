@@ -127,7 +127,8 @@ static inline int shape_outside(lua_State *L, int base, lua_Integer ref, int v, 
 {
     if (lua_type(L, SHAPE_REF(base, ref)) != LUA_TNUMBER)
         return 1;
-    return is_max ? lua_compare(L, SHAPE_REF(base, ref), v, LUA_OPLT) : lua_compare(L, v, SHAPE_REF(base, ref), LUA_OPLT);
+    return is_max ? lua_compare(L, SHAPE_REF(base, ref), v, LUA_OPLT)
+                  : lua_compare(L, v, SHAPE_REF(base, ref), LUA_OPLT);
 }
 
 /* The formats, as validate.lua's Lua patterns say them, byte for byte:
