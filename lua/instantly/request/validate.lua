@@ -469,7 +469,9 @@ local function kind_of(node)
   -- string against a bound: the walker decides)
   if (node.min or node.max) and t ~= "integer" and t ~= "number" then return K.never end
   if node.min ~= node.min or node.max ~= node.max then return K.never end
-  if node.format and not FORMAT_ID[node.format] then return K.string end
+  -- a format C does not know: any string when the walker does not know it
+  -- either, else always the walker's
+  if node.format and not FORMAT_ID[node.format] then return FORMATS[node.format] and K.never or K.string end
   return k
 end
 
