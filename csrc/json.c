@@ -47,6 +47,7 @@
 
 #include "buf.h"
 #include "core.h"
+#include "shape.h"
 
 /* x86-64 always has SSE2: the string scanners use it there. */
 #if defined(__SSE2__) && (defined(__GNUC__) || defined(__clang__))
@@ -1081,9 +1082,11 @@ static int l_json_decode(lua_State *L)
 enum { F_ARRAY, F_OBJECT, F_SORTED };
 
 typedef struct eframe {
-    const void *table;
     int tidx, kind, keyidx, keysidx;
     lua_Integer i, n;    /* array: position, length; sorted: next key, count */
+    lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
+    const ShapeObj *obj; /* and its fields, when it is an object record */
+    lua_Integer seen;    /* shape_encode: required fields met so far */
 } eframe;
 
 #define ENC_LOCAL_FRAMES 64
@@ -1094,9 +1097,13 @@ typedef struct enc {
     int max_depth, sort_keys, indent;
     char decpoint;
     int failed;
+    const Shape *shape;  /* shape_encode: the program checked, else NULL */
+    int base;            /* its refs on the stack: refs[i] at base + i */
+    int refuted;         /* the value does not fit the shape */
     struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
+    int stack_ok;        /* lua_checkstack made room up to this index */
     eframe local[ENC_LOCAL_FRAMES];
 } enc;
 
@@ -1104,7 +1111,8 @@ typedef struct enc {
 #define ENC_VALUE 2
 #define ENC_ARRAY_MT 3
 #define ENC_KEYS 4
-#define ENC_FRAMES 5
+#define ENC_REFS 5
+#define ENC_FRAMES 6
 
 /* The encoder's key cache: the same keys come back in every record, and
  * each would be scanned and quoted again. Each state keeps the quoted,
@@ -1277,77 +1285,175 @@ static inline char *encode_special(enc *e, const unsigned char **pp, const unsig
     }
 }
 
-#ifdef JSON_SSE2
-/* The n < 16 bytes at p in a vector padded with a plain byte, read with
- * fixed-size copies that overlap (no call, nothing read past p + n). */
-static inline __m128i load_short(const unsigned char *p, size_t n)
+/* The n < 16 bytes at p copied to o when none of them needs care
+ * (returns 1); else 0, and o holds nothing that counts. Fixed-size loads
+ * and stores that overlap: no call, nothing touched past p + n or o + n. */
+JSON_INLINE int short_plain(const unsigned char *p, size_t n, char *o)
 {
-    unsigned char tmp[16];
-    memset(tmp, 'a', sizeof tmp);
-    if (n >= 8) {
-        memcpy(tmp, p, 8);
-        memcpy(tmp + n - 8, p + n - 8, 8);
-    } else if (n >= 4) {
-        memcpy(tmp, p, 4);
-        memcpy(tmp + n - 4, p + n - 4, 4);
-    } else if (n > 0) {
-        tmp[0] = p[0];
-        tmp[n / 2] = p[n / 2];
-        tmp[n - 1] = p[n - 1];
+#ifdef JSON_SSE2
+    if (n >= 4) {
+        /* two halves that overlap, in one vector: special bytes as in
+         * encode_string's loop */
+        const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+        __m128i x;
+        if (n >= 8) {
+            x = _mm_unpacklo_epi64(_mm_loadl_epi64((const __m128i *)(const void *)p),
+                                   _mm_loadl_epi64((const __m128i *)(const void *)(p + n - 8)));
+        } else {
+            int lo, hi; /* 4 bytes wherever SSE2 is */
+            memcpy(&lo, p, 4);
+            memcpy(&hi, p + n - 4, 4);
+            x = _mm_unpacklo_epi32(_mm_cvtsi32_si128(lo), _mm_cvtsi32_si128(hi));
+            x = _mm_unpacklo_epi64(x, _mm_set1_epi8('a'));
+        }
+        if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, bslash)),
+                                           _mm_cmplt_epi8(x, space))) != 0)
+            return 0;
+        if (n >= 8) {
+            _mm_storel_epi64((__m128i *)(void *)o, x);
+            _mm_storel_epi64((__m128i *)(void *)(o + n - 8), _mm_unpackhi_epi64(x, x));
+        } else {
+            memcpy(o, p, 4);
+            memcpy(o + n - 4, p + n - 4, 4);
+        }
+        return 1;
     }
-    return _mm_loadu_si128((const __m128i *)(const void *)tmp);
+#else
+    if (n >= 8) {
+        uint64_t x, y;
+        memcpy(&x, p, 8);
+        memcpy(&y, p + n - 8, 8);
+        if (special8(x) | special8(y))
+            return 0;
+        memcpy(o, &x, 8);
+        memcpy(o + n - 8, &y, 8);
+        return 1;
+    }
+    if (n >= 4) {
+        uint32_t x, y;
+        memcpy(&x, p, 4);
+        memcpy(&y, p + n - 4, 4);
+        if (special8((uint64_t)x | (uint64_t)y << 32))
+            return 0;
+        memcpy(o, &x, 4);
+        memcpy(o + n - 4, &y, 4);
+        return 1;
+    }
+#endif
+    {
+        size_t i;
+        for (i = 0; i < n; i++) {
+            if (byte_class[p[i]] != C_PLAIN)
+                return 0;
+            o[i] = (char)p[i];
+        }
+    }
+    return 1;
+}
+
+static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, const unsigned char *end,
+                                             char *o);
+
+#ifdef JSON_SSE2
+/* The 16 <= n <= 48 bytes at p copied to o when none of them needs care
+ * (returns 1): two or three blocks of 16, the last one ending at p + n
+ * (so it may overlap the one before). */
+JSON_INLINE int medium_plain(const unsigned char *p, size_t n, char *o)
+{
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'), space = _mm_set1_epi8(0x20);
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p),
+            y = _mm_loadu_si128((const __m128i *)(const void *)(p + (n > 32 ? 16 : 0))),
+            z = _mm_loadu_si128((const __m128i *)(const void *)(p + n - 16));
+    __m128i q = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(y, quote)),
+                             _mm_cmpeq_epi8(z, quote));
+    __m128i k = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, bslash), _mm_cmpeq_epi8(y, bslash)),
+                             _mm_cmpeq_epi8(z, bslash));
+    __m128i c = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, space), _mm_cmplt_epi8(y, space)),
+                             _mm_cmplt_epi8(z, space));
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(q, k), c)) != 0)
+        return 0;
+    _mm_storeu_si128((__m128i *)(void *)o, x);
+    _mm_storeu_si128((__m128i *)(void *)(o + (n > 32 ? 16 : 0)), y);
+    _mm_storeu_si128((__m128i *)(void *)(o + n - 16), z);
+    return 1;
 }
 #endif
 
-static void encode_string(enc *e, const char *s, size_t n)
+/* Most strings of a body are short and plain: one check, one copy, no
+ * call; the rest goes through encode_string_long. */
+JSON_INLINE void encode_string(enc *e, const char *s, size_t n)
+{
+    inst_buf *b = e->b;
+    size_t chunk = n < ENC_STR_CHUNK ? n : ENC_STR_CHUNK;
+    char *o;
+    inst_buf_need(e->L, b, 6 * chunk + ENC_STR_SLACK);
+    o = b->p + b->len;
+    *o++ = '"';
+    if (n < 16 ? short_plain((const unsigned char *)s, n, o)
+#ifdef JSON_SSE2
+               : n <= 48 && medium_plain((const unsigned char *)s, n, o)
+#else
+               : 0
+#endif
+    ) {
+        o[n] = '"';
+        b->len += n + 2;
+        return;
+    }
+    encode_string_long(e, (const unsigned char *)s, (const unsigned char *)s + n, o);
+}
+
+/* The string from p to end, its opening quote written and room made for
+ * its first chunk at o. */
+static JSON_NOINLINE void encode_string_long(enc *e, const unsigned char *p, const unsigned char *end,
+                                             char *o)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
-    const unsigned char *p = (const unsigned char *)s, *end = p + n;
-    char *o;
-    size_t chunk = n < ENC_STR_CHUNK ? n : ENC_STR_CHUNK;
-    inst_buf_need(L, b, 6 * chunk + ENC_STR_SLACK);
-    o = b->p + b->len;
-    *o++ = '"';
+    size_t chunk;
     for (;;) {
         const unsigned char *stop = end - p > ENC_STR_CHUNK ? p + ENC_STR_CHUNK : end;
         while (p < stop) {
-#ifdef JSON_SSE2
-            /* Sixteen bytes a step, copied before they are looked at: a
-             * byte is special when it is a quote, a backslash, or (as a
-             * signed byte) below 0x20, which takes in the controls and
-             * every byte from 0x80 up. The last short block goes through
-             * a padded copy, so nothing is read past the string. */
-            const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
-                          space = _mm_set1_epi8(0x20);
-            __m128i x;
-            unsigned m;
             size_t left = (size_t)(stop - p);
-            if (left >= 16) {
-                x = _mm_loadu_si128((const __m128i *)(const void *)p);
-                left = 16;
-            } else {
-                x = load_short(p, left);
+            if (left < 16) {
+                /* the short rest: plain as a whole, or byte by byte up to
+                 * the one that needs care */
+                if (short_plain(p, left, o)) {
+                    p += left;
+                    o += left;
+                    break;
+                }
             }
-            _mm_storeu_si128((__m128i *)(void *)o, x);
-            m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
-                                                                     _mm_cmpeq_epi8(x, bslash)),
-                                                        _mm_cmplt_epi8(x, space)));
-            if (m == 0) {
-                p += left;
-                o += left;
-                continue;
-            }
-            m = (unsigned)__builtin_ctz(m);
-            p += m;
-            o += m;
-#else
-            if (byte_class[*p] == C_PLAIN) {
-                *o++ = (char)*p++;
+#ifdef JSON_SSE2
+            else {
+                /* Sixteen bytes a step, copied before they are looked at:
+                 * a byte is special when it is a quote, a backslash, or
+                 * (as a signed byte) below 0x20, which takes in the
+                 * controls and every byte from 0x80 up. */
+                const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\'),
+                              space = _mm_set1_epi8(0x20);
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+                unsigned m;
+                _mm_storeu_si128((__m128i *)(void *)o, x);
+                m = (unsigned)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, quote),
+                                                                         _mm_cmpeq_epi8(x, bslash)),
+                                                            _mm_cmplt_epi8(x, space)));
+                if (m == 0) {
+                    p += 16;
+                    o += 16;
+                    continue;
+                }
+                m = (unsigned)__builtin_ctz(m);
+                p += m;
+                o += m;
+                o = encode_special(e, &p, end, o);
                 continue;
             }
 #endif
-            o = encode_special(e, &p, end, o);
+            while (p < stop && byte_class[*p] == C_PLAIN)
+                *o++ = (char)*p++;
+            if (p < stop)
+                o = encode_special(e, &p, end, o);
         }
         b->len = (size_t)(o - b->p);
         if (p >= end)
@@ -1485,7 +1591,8 @@ static JSON_NOINLINE void enc_too_deep(enc *e, int idx)
     char what[64];
     lua_createtable(L, 0, e->depth + 1);
     for (j = 0; j <= e->depth; j++) {
-        const void *t = j < e->depth ? e->fr[j].table : lua_topointer(L, idx);
+        /* every open container's table is still on the stack */
+        const void *t = lua_topointer(L, j < e->depth ? e->fr[j].tidx : idx);
         lua_pushlightuserdata(L, (void *)(uintptr_t)t);
         if (lua_rawget(L, -2) != LUA_TNIL)
             enc_fail(e, j, "circular reference");
@@ -1585,33 +1692,80 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
         e->cap = ncap;
     }
     f = &e->fr[e->depth++];
-    f->table = lua_topointer(e->L, idx);
     f->tidx = idx;
     f->kind = kind;
     f->keyidx = f->keysidx = 0;
     f->i = f->n = 0;
+    f->node = -1;
+    f->obj = NULL;
+    f->seen = 0;
     return f;
 }
 
-/* Starts the table at idx: writes it whole if empty, else opens a frame
- * (and pushes its iteration state). Returns whether a frame was opened. */
-static int open_table(enc *e, int idx)
+/* shape_encode: the value does not fit its shape. The walker decides. */
+static JSON_NOINLINE void enc_refute(enc *e)
+{
+    e->refuted = 1;
+    lua_pushboolean(e->L, 0);
+    lua_error(e->L);
+}
+
+/* shape_encode: does the table at idx, with no metatable but array_mt
+ * (`marked`) and table_shape's n, fit the container record at `node`?
+ * What the walker would refuse or convert is a no: a table with another
+ * metatable (it may have __pairs), an array where an object goes or the
+ * reverse, an empty array not marked (the walker sends a marked copy), an
+ * empty object that lacks a required field. */
+static int table_fits(enc *e, lua_Integer node, lua_Integer n, int marked)
+{
+    const lua_Integer *p = e->shape->code + node;
+    const ShapeObj *o;
+    switch (p[F_KIND]) {
+    case K_ARRAY:
+        return n > 0 || (n == 0 && marked);
+    case K_OBJECT:
+        o = e->shape->obj[node];
+        if (o->unprovable)
+            return 0;
+        return !marked && (n < 0 || (n == 0 && o->nreq == 0));
+    case K_MAP:
+    case K_ANYOBJECT:
+        return !marked && n <= 0;
+    default:
+        return 0;
+    }
+}
+
+/* Starts the table at idx (checked against the record at `node` unless it
+ * is -1): writes it whole if empty, else opens a frame (and pushes its
+ * iteration state). Returns whether a frame was opened. */
+static int open_table(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
     lua_Integer n;
     int marked = 0;
     if (e->depth >= e->max_depth)
         enc_too_deep(e, idx);
-    if (!lua_checkstack(L, 8))
-        enc_fail(e, e->depth, "out of Lua stack");
+    /* room for this level's key, value and checks; a stack never shrinks
+     * below what a running C function asked for, so each depth asks once */
+    if (idx + 8 > e->stack_ok) {
+        if (!lua_checkstack(L, 8))
+            enc_fail(e, e->depth, "out of Lua stack");
+        e->stack_ok = idx + 8;
+    }
     if (lua_getmetatable(L, idx)) {
         marked = lua_rawequal(L, -1, ENC_ARRAY_MT);
         lua_pop(L, 1);
+        if (node >= 0 && !marked)
+            enc_refute(e);
     }
     n = table_shape(e, idx);
+    if (node >= 0 && !table_fits(e, node, n, marked))
+        enc_refute(e);
     if (n > 0) {
         eframe *f = enc_push_frame(e, idx, F_ARRAY);
         f->n = n;
+        f->node = node;
         put_char(e, '[');
         return 1;
     }
@@ -1624,7 +1778,10 @@ static int open_table(enc *e, int idx)
     if (!e->sort_keys) {
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
-        enc_push_frame(e, idx, F_OBJECT);
+        eframe *f = enc_push_frame(e, idx, F_OBJECT);
+        f->node = node;
+        if (node >= 0)
+            f->obj = e->shape->obj[node];
     } else {
         size_t count = 0, i = 0;
         skey *keys;
@@ -1660,12 +1817,16 @@ static int open_table(enc *e, int idx)
     return 1;
 }
 
-/* Writes the scalar at idx, or opens the table there. Returns whether a
- * frame was opened (the value then stays on the stack as its table). */
-JSON_INLINE int begin_value(enc *e, int idx)
+/* Writes the scalar at idx (of type t), or opens the table there; checks
+ * it against the record at `node` first unless that is -1. Returns whether
+ * a frame was opened (the value then stays on the stack as its table). */
+JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
 {
     lua_State *L = e->L;
-    switch (lua_type(L, idx)) {
+    if (node >= 0 && !(e->shape->accept[node] >> t & 1) &&
+        !shape_value(L, e->shape->code + node, idx, t, e->base))
+        enc_refute(e);
+    switch (t) {
     case LUA_TSTRING: {
         size_t n;
         const char *s = lua_tolstring(L, idx, &n);
@@ -1679,7 +1840,7 @@ JSON_INLINE int begin_value(enc *e, int idx)
             encode_float(e, lua_tonumber(L, idx));
         return 0;
     case LUA_TTABLE:
-        return open_table(e, idx);
+        return open_table(e, idx, node);
     case LUA_TBOOLEAN:
         if (lua_toboolean(L, idx))
             put_lit(L, e->b, "true", 4);
@@ -1709,25 +1870,34 @@ JSON_INLINE int begin_value(enc *e, int idx)
  * the key cache. Nothing between the lookup and the copy can run a
  * finalizer, and a miss fills entry and table slot together once the key
  * is written, so a call from a finalizer only ever sees consistent pairs. */
-JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
+JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int first)
 {
     lua_State *L = e->L;
     inst_buf *b = e->b;
-    /* A string's lua_topointer is its address; other keys give NULL or
-     * an address no cached (live) string can have. */
-    const void *id = lua_topointer(L, keyidx);
     /* two ways per set, so two keys that share a set both stay */
     uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
     ekey *c = &e->keys[h];
     f->keyidx = keyidx;
-    if (!first)
-        put_char(e, ',');
-    if (e->indent)
-        put_newline(e, e->depth);
     if (c->s != id && c[1].s == id) {
         c++;
         h++;
     }
+    if (c->s == id && id != NULL && !e->indent) {
+        /* the usual member: comma, key and colon in one reservation */
+        char *o;
+        inst_buf_need(L, b, sizeof c->out + 2);
+        o = b->p + b->len;
+        *o = ',';
+        o += !first;
+        memcpy(o, c->out, sizeof c->out);
+        o[c->n] = ':';
+        b->len = (size_t)(o - b->p) + c->n + 1;
+        return;
+    }
+    if (!first)
+        put_char(e, ',');
+    if (e->indent)
+        put_newline(e, e->depth);
     if (c->s == id && id != NULL) {
         /* a fixed-size copy: the whole entry, then count what counts */
         inst_buf_need(L, b, sizeof c->out + 2);
@@ -1766,17 +1936,41 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, int first)
     }
 }
 
+/* shape_encode: the record of the member whose key is at `key` (a
+ * string: put_key refuses other keys), -1 for a key the object does not
+ * declare (let through unchecked, as the walker does). */
+JSON_INLINE lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
+{
+    lua_State *L = e->L;
+    const lua_Integer *p;
+    if (f->obj != NULL) {
+        const ShapeSlot *sl = shape_field(L, f->obj, id, key);
+        if (sl == NULL)
+            return -1;
+        f->seen += sl->required;
+        return sl->child;
+    }
+    p = e->shape->code + f->node;
+    if (p[F_KIND] == K_MAP) {
+        if (p[F_KEYS] && !shape_in_set(L, e->base, p[F_KEYS], key))
+            enc_refute(e);
+        return p[F_CHILD];
+    }
+    return -1;
+}
+
 /* The whole value, without C recursion: open containers are frames. */
 static void encode_document(enc *e)
 {
     lua_State *L = e->L;
     /* Values are always opened on the stack top, the root as well. */
     lua_pushvalue(L, ENC_VALUE);
-    if (!begin_value(e, lua_gettop(L)))
+    if (!begin_value(e, lua_gettop(L), lua_type(L, ENC_VALUE), e->shape != NULL ? 0 : -1))
         return;
     while (e->depth > 0) {
         eframe *f = &e->fr[e->depth - 1];
-        int vidx;
+        int vidx, t;
+        lua_Integer node = -1;
         if (f->kind == F_ARRAY) {
             if (f->i == f->n)
                 goto close;
@@ -1784,14 +1978,23 @@ static void encode_document(enc *e)
                 put_char(e, ',');
             if (e->indent)
                 put_newline(e, e->depth);
-            lua_rawgeti(L, f->tidx, f->i);
+            t = lua_rawgeti(L, f->tidx, f->i);
             vidx = f->tidx + 1;
+            if (f->node >= 0)
+                node = e->shape->code[f->node + F_CHILD];
         } else if (f->kind == F_OBJECT) {
+            const void *id;
             /* the first member is on the stack already (table_shape) */
             if (f->i > 0 && lua_next(L, f->tidx) == 0)
                 goto close;
             vidx = f->tidx + 2;
-            put_key(e, f, vidx - 1, f->i++ == 0);
+            /* A string's lua_topointer is its address; other keys give
+             * NULL or an address no cached (live) string can have. */
+            id = lua_topointer(L, vidx - 1);
+            put_key(e, f, vidx - 1, id, f->i++ == 0);
+            if (f->node >= 0)
+                node = member_node(e, f, vidx - 1, id);
+            t = lua_type(L, vidx);
         } else {
             const skey *k;
             if (f->i == f->n)
@@ -1800,14 +2003,16 @@ static void encode_document(enc *e)
             lua_settop(L, f->keysidx + 1); /* drops the previous key */
             lua_pushlstring(L, k->s, k->n);
             lua_pushvalue(L, -1);
-            lua_rawget(L, f->tidx);
+            t = lua_rawget(L, f->tidx);
             vidx = lua_gettop(L);
-            put_key(e, f, vidx - 1, f->i++ == 0);
+            put_key(e, f, vidx - 1, lua_topointer(L, vidx - 1), f->i++ == 0);
         }
-        if (!begin_value(e, vidx))
+        if (!begin_value(e, vidx, t, node))
             lua_settop(L, vidx - 1);
         continue;
     close:
+        if (f->obj != NULL && f->seen != f->obj->nreq)
+            enc_refute(e); /* a required field missing */
         /* frames are never empty: empty tables were written whole */
         if (e->indent)
             put_newline(e, e->depth - 1);
@@ -1818,56 +2023,104 @@ static void encode_document(enc *e)
 }
 
 /* Arguments: the enc (light userdata), the value (ENC_VALUE), array_mt
- * (ENC_ARRAY_MT), the key cache's table (ENC_KEYS). */
+ * (ENC_ARRAY_MT), the key cache's table (ENC_KEYS), the shape's refs
+ * (ENC_REFS, a table for shape_encode). */
 static int encode_protected(lua_State *L)
 {
     enc *e = (enc *)lua_touserdata(L, 1);
-    lua_settop(L, ENC_KEYS);
+    lua_settop(L, ENC_REFS);
     lua_pushnil(L);                 /* ENC_FRAMES, until the local ones run out */
+    if (e->shape != NULL) {
+        /* refs[i] at base + i, one stack slot away while checking */
+        lua_Integer i;
+        luaL_checkstack(L, (int)e->shape->nrefs + 8, "shape refs");
+        e->base = lua_gettop(L);
+        for (i = 1; i <= e->shape->nrefs; i++)
+            lua_rawgeti(L, ENC_REFS, i);
+    }
     encode_document(e);
     return 0;
+}
+
+/* Encodes the value at index v with json_encode's options o, checked
+ * against the shape at index `si` unless that is 0: pushes the text and
+ * returns LUA_OK, or leaves the error (e->failed: an encode error;
+ * e->refuted: the value does not fit) and returns the pcall's status. */
+static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
+{
+    const Shape *shape = si ? (const Shape *)luaL_checkudata(L, si, SHAPE_MT) : NULL;
+    jbox *out;
+    int status;
+    e->L = L;
+    e->max_depth = o->max_depth;
+    e->sort_keys = o->sort_keys;
+    e->indent = o->indent;
+    e->decpoint = localeconv()->decimal_point[0];
+    e->failed = 0;
+    e->shape = shape;
+    e->base = 0;
+    e->refuted = 0;
+    e->fr = e->local;
+    e->depth = 0;
+    e->cap = ENC_LOCAL_FRAMES;
+    e->stack_ok = 0;
+    /* The state's own buffer keeps its capacity from call to call; a call
+     * made while it is busy (from a finalizer) gets a fresh one. */
+    out = jbox_acquire(L); /* a fresh one goes on the stack */
+    e->b = &out->b;
+    e->keys = (ekey *)lua_touserdata(L, lua_upvalueindex(3));
+    lua_pushcfunction(L, encode_protected);
+    lua_pushlightuserdata(L, e);
+    lua_pushvalue(L, v);
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    if (shape != NULL)
+        lua_getiuservalue(L, si, 1);
+    else
+        lua_pushnil(L);
+    status = lua_pcall(L, 5, 0, 0);
+    if (status == LUA_OK)
+        lua_pushlstring(L, e->b->p, e->b->len);
+    jbox_release(out);
+    return status;
 }
 
 /* core.json_encode(value [, opts]) -> text | nil, message */
 static int l_json_encode(lua_State *L)
 {
     enc e;
-    jbox *out;
     jopts o;
-    int status;
     luaL_checkany(L, 1);
     read_opts(L, 2, 1, &o);
     lua_settop(L, 2);
-    e.L = L;
-    e.max_depth = o.max_depth;
-    e.sort_keys = o.sort_keys;
-    e.indent = o.indent;
-    e.decpoint = localeconv()->decimal_point[0];
-    e.failed = 0;
-    e.fr = e.local;
-    e.depth = 0;
-    e.cap = ENC_LOCAL_FRAMES;
-    /* The state's own buffer keeps its capacity from call to call; a call
-     * made while it is busy (from a finalizer) gets a fresh one. */
-    out = jbox_acquire(L); /* a fresh one goes to slot 3 */
-    e.b = &out->b;
-    e.keys = (ekey *)lua_touserdata(L, lua_upvalueindex(3));
-    lua_pushcfunction(L, encode_protected);
-    lua_pushlightuserdata(L, &e);
-    lua_pushvalue(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_getiuservalue(L, lua_upvalueindex(3), 1);
-    status = lua_pcall(L, 4, 0, 0);
-    if (status == LUA_OK)
-        lua_pushlstring(L, e.b->p, e.b->len);
-    jbox_release(out);
-    if (status == LUA_OK)
+    if (encode_call(L, &e, &o, 1, 0) == LUA_OK)
         return 1;
     if (!e.failed)
         return lua_error(L);
     lua_pushnil(L);
     lua_insert(L, -2);
     return 2;
+}
+
+/* core.shape_encode(shape, value) -> text | false: json_encode(value)
+ * when the value fits the shape (shape.c) as core.shape_test would have
+ * it, valid with nothing to convert; false for anything else, a value
+ * json_encode would refuse included. One walk does both: the SDK checks
+ * and encodes a body in the time encoding alone took. */
+static int l_shape_encode(lua_State *L)
+{
+    enc e;
+    jopts o;
+    luaL_checkudata(L, 1, SHAPE_MT);
+    luaL_checkany(L, 2);
+    lua_settop(L, 2);
+    read_opts(L, 3, 1, &o); /* the defaults */
+    if (encode_call(L, &e, &o, 2, 1) == LUA_OK)
+        return 1;
+    if (!e.failed && !e.refuted)
+        return lua_error(L);
+    lua_pushboolean(L, 0);
+    return 1;
 }
 
 /* core.array(t) -> t, marked so that it encodes as a JSON array. */
@@ -1959,8 +2212,15 @@ void inst_json_open(lua_State *L)
     memset(lua_newuserdatauv(L, KEY_CACHE * sizeof(ekey), 1), 0, KEY_CACHE * sizeof(ekey));
     lua_createtable(L, KEY_CACHE, 0);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
     lua_pushcclosure(L, l_json_encode, 3);
-    lua_setfield(L, -2, "json_encode");
+    lua_setfield(L, -5, "json_encode");
+    /* the same buffer and key cache: the keys of bodies are the keys of
+     * bodies, whichever of the two writes them */
+    lua_pushcclosure(L, l_shape_encode, 3);
+    lua_setfield(L, -2, "shape_encode");
     lua_pushlightuserdata(L, NULL);
     lua_setfield(L, -2, "null");
     luaL_setfuncs(L, json_funcs, 0);

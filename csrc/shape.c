@@ -6,39 +6,30 @@
  * it for every value of a 1000-lead body costs more than encoding it. So
  * the Lua side flattens each schema node once into a program (integers,
  * plus a table of the Lua values they refer to: field names, enum sets,
- * format functions, bounds) and this file runs the program. It answers
- * only "valid, nothing to convert" (true) or false, which means "let the
- * walker decide": anything unusual (a metatable, a float where an integer
- * goes, a sequence whose keys do not come in order) is false. It knows
- * nothing about the API; the Lua side owns the schema.
+ * bounds) and this file runs the program (core.shape_test; json.c's
+ * core.shape_encode runs it while encoding). It answers only "valid,
+ * nothing to convert" (true) or false, which means "let the walker
+ * decide": anything unusual (a metatable, a float where an integer goes,
+ * a sequence whose keys do not come in order) is false. It knows nothing
+ * about the API; the Lua side owns the schema.
  *
  * A program: node records, each starting with HEAD integers
- *   kind, nullable, enum_ref, format_ref, min_ref, max_ref, child,
+ *   kind, nullable, enum_ref, format, min_ref, max_ref, child,
  *   keys_ref, nfields, nrequired
  * then nfields pairs (name_ref, node offset) and nrequired name_refs.
  * Offsets are 0-based into the program; a child always lies after its
  * parent, so running a checked program ends. A ref indexes the table;
- * refs 1 and 2 are the array metatable and the null sentinel.
+ * refs 1 and 2 are the array metatable and the null sentinel. A format is
+ * one of shape.h's FMT_ numbers, checked in C (no Lua call per value).
  */
 #include <math.h>
 #include <string.h>
 
 #include "core.h"
+#include "shape.h"
 
-#define SHAPE_MT "instantly.Shape"
 #define MAX_PROGRAM ((size_t)1 << 24)
 #define MAX_REFS ((size_t)1 << 16) /* all pushed on the stack for a run */
-
-enum { K_NEVER, K_STRING, K_INTEGER, K_NUMBER, K_BOOLEAN, K_SCALAR, K_ARRAY, K_OBJECT, K_MAP, K_ANYOBJECT,
-       K_COUNT };
-enum { F_KIND, F_NULLABLE, F_ENUM, F_FORMAT, F_MIN, F_MAX, F_CHILD, F_KEYS, F_NFIELDS, F_NREQ, HEAD };
-enum { REF_ARRAY_MT = 1, REF_NULL = 2 };
-
-typedef struct Shape {
-    lua_Integer n;
-    lua_Integer nrefs;
-    lua_Integer code[1]; /* n of them */
-} Shape;
 
 /* One run of a program: the refs are pushed once, refs[i] at base + i, so
  * a field name, an enum set or a bound is one stack slot away. */
@@ -49,98 +40,12 @@ typedef struct Run {
     int depth; /* containers entered; the catalog nests a few levels */
 } Run;
 
+#define REF(r, i) SHAPE_REF((r)->base, i)
+
 #define MAX_DEPTH 100
-
-#define REF(r, i) ((r)->base + (int)(i))
-
-static int finite(lua_Number x)
-{
-    return x == x && x != HUGE_VAL && x != -HUGE_VAL;
-}
-
-/* Is the value at v a key of the set refs[ref]? */
-static int in_set(const Run *r, lua_Integer ref, int v)
-{
-    lua_State *L = r->L;
-    int yes;
-    if (lua_type(L, REF(r, ref)) != LUA_TTABLE)
-        return 0;
-    lua_pushvalue(L, v);
-    lua_rawget(L, REF(r, ref));
-    yes = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return yes;
-}
-
-/* Is the number at v outside the bound refs[ref] (below a minimum, or
- * above a maximum when `is_max`)? Not a number bound: yes, say no. */
-static int outside(const Run *r, lua_Integer ref, int v, int is_max)
-{
-    lua_State *L = r->L;
-    if (lua_type(L, REF(r, ref)) != LUA_TNUMBER)
-        return 1;
-    return is_max ? lua_compare(L, REF(r, ref), v, LUA_OPLT) : lua_compare(L, v, REF(r, ref), LUA_OPLT);
-}
-
-/* The format function refs[ref] says yes to the string at v. */
-static int format_ok(const Run *r, lua_Integer ref, int v)
-{
-    lua_State *L = r->L;
-    int yes;
-    if (lua_type(L, REF(r, ref)) != LUA_TFUNCTION)
-        return 0;
-    lua_pushvalue(L, REF(r, ref));
-    lua_pushvalue(L, v);
-    lua_call(L, 1, 1);
-    yes = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    return yes;
-}
 
 static int test(Run *r, lua_Integer at, int v);
 static int test_typed(Run *r, lua_Integer at, int v, int t);
-
-static int test_scalar(const Run *r, const lua_Integer *p, int v, int t)
-{
-    lua_State *L = r->L;
-    switch (p[F_KIND]) {
-    case K_STRING:
-        if (t != LUA_TSTRING)
-            return 0;
-        if (p[F_FORMAT] && !format_ok(r, p[F_FORMAT], v))
-            return 0;
-        break;
-    case K_INTEGER:
-        if (!lua_isinteger(L, v))
-            return 0;
-        break;
-    case K_NUMBER:
-        if (t != LUA_TNUMBER || !finite(lua_tonumber(L, v)))
-            return 0;
-        break;
-    case K_BOOLEAN:
-        if (t != LUA_TBOOLEAN)
-            return 0;
-        break;
-    case K_SCALAR:
-        if (t != LUA_TSTRING && t != LUA_TBOOLEAN && (t != LUA_TNUMBER || !finite(lua_tonumber(L, v))))
-            return 0;
-        break;
-    default:
-        return 0;
-    }
-    if (p[F_ENUM] && !in_set(r, p[F_ENUM], v))
-        return 0;
-    if (p[F_MIN] || p[F_MAX]) {
-        if (t != LUA_TNUMBER)
-            return 0;
-        if (p[F_MIN] && outside(r, p[F_MIN], v, 0))
-            return 0;
-        if (p[F_MAX] && outside(r, p[F_MAX], v, 1))
-            return 0;
-    }
-    return 1;
-}
 
 /* A string, or scalar, with no format, enum or bound takes any string. */
 static int plain_string(const lua_Integer *p)
@@ -228,7 +133,7 @@ static int test_map(Run *r, const lua_Integer *p, int v)
     int key = lua_gettop(L) + 1; /* and the value above it */
     lua_pushnil(L);
     while (lua_next(L, v)) {
-        int ok = !p[F_KEYS] || in_set(r, p[F_KEYS], key);
+        int ok = !p[F_KEYS] || shape_in_set(L, r->base, p[F_KEYS], key);
         if (ok && child) {
             int t = lua_type(L, key + 1);
             ok = (t == LUA_TSTRING && plain_string(child)) || test_typed(r, p[F_CHILD], key + 1, t);
@@ -248,10 +153,8 @@ static int test_typed(Run *r, lua_Integer at, int v, int t)
     lua_State *L = r->L;
     const lua_Integer *p = r->code + at;
     int ok;
-    if (p[F_NULLABLE] && (t == LUA_TUSERDATA || t == LUA_TLIGHTUSERDATA) && lua_rawequal(L, v, REF(r, REF_NULL)))
-        return 1;
-    if (p[F_KIND] < K_ARRAY)
-        return test_scalar(r, p, v, t);
+    if (t != LUA_TTABLE || p[F_KIND] < K_ARRAY)
+        return shape_value(L, p, v, t, r->base);
     /* each level holds a key, a value and one more; a program nested
      * deeper than any schema (only a hand-made one) is simply said no to */
     if (r->depth >= MAX_DEPTH || !lua_checkstack(L, 4))
@@ -332,7 +235,8 @@ static const char *check_program(const lua_Integer *c, lua_Integer n, lua_Intege
         end = at + HEAD + 2 * nf + c[at + F_NREQ];
         if (c[at + F_CHILD] != -1 && (c[at + F_CHILD] < end || c[at + F_CHILD] >= n || !start[c[at + F_CHILD]]))
             return "bad child offset";
-        if (bad_ref(c[at + F_ENUM], nrefs) || bad_ref(c[at + F_FORMAT], nrefs) || bad_ref(c[at + F_MIN], nrefs) ||
+        if (bad_ref(c[at + F_ENUM], nrefs) || c[at + F_FORMAT] < 0 || c[at + F_FORMAT] >= FMT_COUNT ||
+            bad_ref(c[at + F_MIN], nrefs) ||
             bad_ref(c[at + F_MAX], nrefs) || bad_ref(c[at + F_KEYS], nrefs) || c[at + F_NULLABLE] < 0 ||
             c[at + F_NULLABLE] > 1)
             return "bad ref";
@@ -352,8 +256,127 @@ static const char *check_program(const lua_Integer *c, lua_Integer n, lua_Intege
     return NULL;
 }
 
+/* The slot of the name refs[ref] (stack index refs) in o, by address or
+ * by bytes; NULL when it is not a field. */
+static ShapeSlot *find_name(lua_State *L, const ShapeObj *o, int refs, lua_Integer ref)
+{
+    size_t mask = o->mask;
+    ShapeSlot *found = NULL;
+    if (lua_rawgeti(L, refs, ref) == LUA_TSTRING) {
+        size_t i, n;
+        const char *name = lua_tolstring(L, -1, &n);
+        for (i = 0; i <= mask; i++) {
+            ShapeSlot *sl = &o->slots[i];
+            if (sl->id != NULL && sl->len == n && memcmp(sl->name, name, n) == 0)
+                found = sl;
+        }
+    }
+    lua_pop(L, 1);
+    return found;
+}
+
+/* The Lua types the record p takes without a further look: a lone
+ * lightuserdata can only be null (any other fails to encode). */
+static unsigned short accepted_types(const lua_Integer *p)
+{
+    unsigned short m = p[F_NULLABLE] ? 1u << LUA_TLIGHTUSERDATA : 0;
+    int bare = !p[F_FORMAT] && !p[F_ENUM] && !p[F_MIN] && !p[F_MAX];
+    switch (p[F_KIND]) {
+    case K_STRING:
+        return m | (bare ? 1u << LUA_TSTRING : 0);
+    case K_BOOLEAN:
+        return m | (bare ? 1u << LUA_TBOOLEAN : 0);
+    case K_SCALAR:
+        return m | (bare ? 1u << LUA_TSTRING | 1u << LUA_TBOOLEAN : 0);
+    case K_ARRAY:
+    case K_OBJECT:
+    case K_MAP:
+    case K_ANYOBJECT:
+        return m | 1u << LUA_TTABLE;
+    default:
+        return m;
+    }
+}
+
+/* Builds the field table of every object record and the accepted types
+ * of every record (see shape.h) in a userdata pushed on the stack; refs
+ * is the shape's own refs table, which keeps every name (so every address
+ * in a table) alive with the shape. */
+static void index_program(lua_State *L, Shape *s, int refs)
+{
+    const lua_Integer *c = s->code;
+    lua_Integer at, nobj = 0, nslots = 0;
+    size_t size;
+    ShapeObj *objs;
+    ShapeSlot *slots;
+    for (at = 0; at < s->n; at += HEAD + 2 * c[at + F_NFIELDS] + c[at + F_NREQ]) {
+        unsigned bits = 1;
+        if (c[at + F_KIND] != K_OBJECT)
+            continue;
+        while (((lua_Integer)1 << bits) < 2 * c[at + F_NFIELDS])
+            bits++;
+        nobj++;
+        nslots += (lua_Integer)1 << bits;
+    }
+    size = (size_t)s->n * sizeof(ShapeObj *) + (size_t)nobj * sizeof(ShapeObj) +
+           (size_t)nslots * sizeof(ShapeSlot) + (size_t)s->n * sizeof(unsigned short);
+    s->obj = (ShapeObj **)lua_newuserdatauv(L, size, 0);
+    memset(s->obj, 0, size);
+    objs = (ShapeObj *)(void *)(s->obj + s->n);
+    slots = (ShapeSlot *)(void *)(objs + nobj);
+    s->accept = (unsigned short *)(void *)(slots + nslots);
+    for (at = 0; at < s->n; at += HEAD + 2 * c[at + F_NFIELDS] + c[at + F_NREQ]) {
+        const lua_Integer *f = c + at + HEAD;
+        ShapeObj *o;
+        lua_Integer k;
+        s->accept[at] = accepted_types(c + at);
+        if (c[at + F_KIND] != K_OBJECT)
+            continue;
+        o = objs++;
+        s->obj[at] = o;
+        o->slots = slots;
+        o->bits = 1;
+        while (((lua_Integer)1 << o->bits) < 2 * c[at + F_NFIELDS])
+            o->bits++;
+        o->mask = ((size_t)1 << o->bits) - 1;
+        slots += (size_t)1 << o->bits;
+        for (k = 0; k < c[at + F_NFIELDS]; k++) {
+            size_t mask = o->mask, i, n;
+            const char *name;
+            const void *id;
+            if (lua_rawgeti(L, refs, f[2 * k]) != LUA_TSTRING || find_name(L, o, refs, f[2 * k]) != NULL) {
+                /* a name that is not a string, or twice: not a program the
+                 * validator builds, so objects of it go to the walker */
+                o->unprovable = 1;
+                lua_pop(L, 1);
+                continue;
+            }
+            name = lua_tolstring(L, -1, &n);
+            id = lua_topointer(L, -1);
+            lua_pop(L, 1); /* still held by refs */
+            for (i = shape_hash(id, o->bits); o->slots[i].id != NULL; i = (i + 1) & mask)
+                ;
+            o->slots[i].id = id;
+            o->slots[i].name = name;
+            o->slots[i].len = n;
+            o->slots[i].child = f[2 * k + 1];
+            o->lens |= (uint64_t)1 << (n < 63 ? n : 63);
+        }
+        for (k = 0; k < c[at + F_NREQ]; k++) {
+            ShapeSlot *sl = find_name(L, o, refs, f[2 * c[at + F_NFIELDS] + k]);
+            if (sl == NULL)
+                o->unprovable = 1;
+            else if (!sl->required) {
+                sl->required = 1;
+                o->nreq++;
+            }
+        }
+    }
+}
+
 /* core.shape_new(code, refs) -> shape: code is a sequence of integers (the
- * program above), refs the table its refs index. */
+ * program above), refs the table its refs index (refs[1] core.array_mt,
+ * refs[2] core.null). The shape keeps a copy of refs. */
 static int l_shape_new(lua_State *L)
 {
     lua_Integer n, i;
@@ -361,8 +384,10 @@ static int l_shape_new(lua_State *L)
     Shape *s;
     unsigned char *start;
     const char *bad;
+    int ok;
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TTABLE);
+    lua_settop(L, 2);
     len = lua_rawlen(L, 1);
     /* a schema node's program is a few hundred integers */
     if (len < HEAD || len > MAX_PROGRAM)
@@ -371,8 +396,17 @@ static int l_shape_new(lua_State *L)
     nrefs = lua_rawlen(L, 2);
     if (nrefs < 2 || nrefs > MAX_REFS)
         return luaL_argerror(L, 2, "refs size out of range");
-    s = (Shape *)lua_newuserdatauv(L, sizeof(Shape) + len * sizeof(lua_Integer), 1);
+    lua_rawgeti(L, 2, REF_ARRAY_MT);
+    luaL_getmetatable(L, "instantly.array");
+    ok = lua_rawequal(L, -1, -2) && lua_rawgeti(L, 2, REF_NULL) == LUA_TLIGHTUSERDATA &&
+         lua_touserdata(L, -1) == NULL;
+    lua_settop(L, 2);
+    if (!ok)
+        return luaL_argerror(L, 2, "refs[1] must be core.array_mt and refs[2] core.null");
+    s = (Shape *)lua_newuserdatauv(L, sizeof(Shape) + len * sizeof(lua_Integer), 2); /* 3 */
     s->n = n;
+    s->obj = NULL;
+    s->accept = NULL;
     for (i = 0; i < n; i++) {
         int isint;
         lua_rawgeti(L, 1, i + 1);
@@ -389,9 +423,16 @@ static int l_shape_new(lua_State *L)
     lua_pop(L, 1);
     if (bad)
         return luaL_argerror(L, 1, bad);
+    /* its own copy of refs: the caller may change theirs */
+    lua_createtable(L, (int)nrefs, 0); /* 4 */
+    for (i = 1; i <= (lua_Integer)nrefs; i++) {
+        lua_rawgeti(L, 2, i);
+        lua_rawseti(L, 4, i);
+    }
+    index_program(L, s, 4); /* 5 */
+    lua_setiuservalue(L, 3, 2);
+    lua_setiuservalue(L, 3, 1);
     luaL_setmetatable(L, SHAPE_MT);
-    lua_pushvalue(L, 2);
-    lua_setiuservalue(L, -2, 1);
     return 1;
 }
 

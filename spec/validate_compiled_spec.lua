@@ -167,6 +167,32 @@ local function set_at(root, path, value)
   return root
 end
 
+-- The checking encoder (core.shape_encode) on the node's own program.
+local shapes = setmetatable({}, { __mode = "k" })
+local function shape_of(node)
+  local s = shapes[node]
+  if not s then
+    s = core.shape_new(validate.program(node))
+    shapes[node] = s
+  end
+  return s
+end
+
+-- core.shape_encode may answer text only where the walker finds nothing
+-- to report and nothing to convert, and that text must be json_encode's,
+-- byte for byte; where json_encode refuses the value it answers false.
+local function encodes_same(node, v, label)
+  local text = core.shape_encode(shape_of(node), v)
+  local want = core.json_encode(v)
+  if text == false then return false end
+  assert.is_string(text, label)
+  assert.equal(want, text, label .. ": shape_encode wrote other text than json_encode")
+  local out, probs = validate.walk(node, v, {})
+  assert.equal(0, #probs, label .. " encoded by shape_encode, refused by the walker")
+  assert.is_true(rawequal(out, v), label .. " encoded by shape_encode, converted by the walker")
+  return true
+end
+
 -- check (compiled tests first) and walk (walker alone) agree on `v`.
 local function agree(node, v, name)
   local before = dump(v)
@@ -184,7 +210,35 @@ local function agree(node, v, name)
     assert.equal(0, #probs_w, name .. " = " .. before .. " accepted by the test, refused by the walker")
     assert.is_true(rawequal(out_w, v), name .. " = " .. before .. " accepted by the test, converted by the walker")
   end
+  local encoded = encodes_same(node, v, name .. " = " .. before)
+  assert.equal(before, dump(v), name .. ": shape_encode changed the caller's value")
+  -- what the compiled test takes, the checking encoder takes too (it may
+  -- take more: a sequence whose keys come out of order)
+  if validate.accepts(node)(v) and core.json_encode(v) then
+    assert.is_true(encoded, name .. " = " .. before .. ": taken by shape_test, not by shape_encode")
+  end
   return #probs_w
+end
+
+-- A whole call: when route checked the body while encoding it, the text
+-- is json_encode's of the body it returns, every parameter passes the
+-- walker unchanged, and nothing was reported.
+local function route_agrees(c, args, mode)
+  local query, body, err, warnings, text = validate.route(c, args, mode)
+  if text == nil then return false end
+  assert.is_nil(err)
+  assert.is_nil(warnings)
+  assert.equal(core.json_encode(body), text)
+  for k, v in pairs(args) do
+    local out, probs = validate.walk(c.params[k], v, { k })
+    assert.equal(0, #probs, k .. " sent encoded, refused by the walker")
+    assert.is_true(rawequal(out, v), k .. " sent encoded, converted by the walker")
+    if c.params[k].where == "body" then assert.is_true(rawequal(v, body[k]), k .. " not sent as given") end
+  end
+  local q2, b2 = validate.route(c, args, "off")
+  assert.equal(q2, query)
+  assert.equal(core.json_encode(b2), text)
+  return true
 end
 
 describe("compiled tests agree with the walker", function()
@@ -206,12 +260,20 @@ describe("compiled tests agree with the walker", function()
             -- takes it itself (the fast path is the one used)
             assert.equal(0, agree(node, good, name))
             assert.is_true(validate.accepts(node)(good), name .. " = " .. dump(good) .. " not accepted")
+            assert.is_string(core.shape_encode(shape_of(node), good), name .. " = " .. dump(good) .. " not encoded")
             for _, place in ipairs(places(node, good, { name }, {})) do
               local here = good
               for i = 2, #place.path do here = here[place.path[i]] end
               for _, bad in ipairs(replacements(place.node, here)) do
                 local v = set_at(deep_copy(good), place.path, bad)
                 agree(node, v, name)
+                if c.has_body then
+                  -- the same value in a whole call, the other parameters valid
+                  local call = {}
+                  for _, n2 in ipairs(names) do call[n2] = valid(c.params[n2]) end
+                  call[name] = v
+                  route_agrees(c, call, "strict")
+                end
               end
               if #place.path > 1 then
                 -- the field left out (a required one is then missing)
@@ -223,6 +285,11 @@ describe("compiled tests agree with the walker", function()
           -- warn reports all of them; a valid call passes
           local _, _, err = validate.route(c, args)
           assert.is_nil(err)
+          if c.has_body then
+            -- the valid call takes the one-walk path, in both checking modes
+            assert.is_true(route_agrees(c, args, "strict"), "valid call not encoded in one walk")
+            assert.is_true(route_agrees(c, args, "warn"), "valid call not encoded in one walk (warn)")
+          end
           local name = names[1]
           local bad = deep_copy(args)
           bad[name] = print
@@ -430,4 +497,205 @@ describe("a 1000-lead body", function()
     assert.equal("leads[200].first_name: must be a string, got integer", warnings[20])
     assert.equal(b.leads, sent.leads)
   end)
+end)
+
+describe("core.shape_encode", function()
+  -- Shapes that let nearly anything through, so what is written comes
+  -- from the encoder's own walk: the text must be json_encode's.
+  local open_shapes = {
+    any = validate.prepare({ name = "any", type = "object" }),
+    list = validate.prepare({ name = "list", type = "array" }),
+    field = validate.prepare({ name = "f", type = "object", fields = {
+      { name = "x", type = "object" }, { name = "s", type = "string", nullable = true },
+      { name = ("long"):rep(20), type = "integer" } } }),
+    map = validate.prepare({ name = "m", type = "object", values = { type = "scalar", nullable = true } }),
+  }
+
+  local function all_bytes()
+    local b = {}
+    for i = 0, 255 do b[#b + 1] = string.char(i) end
+    return table.concat(b)
+  end
+
+  local function nest(levels, leaf)
+    local v = leaf
+    for _ = 1, levels do v = { x = v } end
+    return v
+  end
+
+  local cyclic = { x = {} }
+  cyclic.x.back = cyclic
+  local self_list = {}
+  self_list[1] = self_list
+
+  local hostile = {
+    {}, { x = {} }, { x = core.null }, { s = core.null }, { x = { 1, 2, core.null } },
+    { x = cyclic }, cyclic, { self_list }, self_list,
+    nest(998, "leaf"), nest(999, "leaf"), nest(1000, "leaf"), nest(1200, {}),
+    { x = { big = ("\u{10348}a\"\\\n"):rep(50000) } }, { s = ("x"):rep(1 << 20) },
+    { x = { n = 0 / 0 } }, { x = { n = math.huge } }, { x = { n = -math.huge } }, { x = { n = 1.5, i = 1 << 62 } },
+    { x = { [2] = "b" } }, { x = { "a", [3] = "c" } }, { x = { [true] = 1 } }, { x = { [1.5] = 1 } },
+    { x = { a = 1, [1] = 2 } }, { [5] = "five" }, { [true] = 1 },
+    setmetatable({ x = {} }, { __index = function() return "ghost" end }),
+    setmetatable({ x = {} }, { __pairs = function() return next, { s = 5 }, nil end }),
+    { x = setmetatable({ a = 1 }, { __pairs = function() return next, {}, nil end }) },
+    { x = setmetatable({}, { __index = { a = 1 } }) },
+    { x = core.array({}) }, { x = core.array({ 1, 2 }) }, core.array({}),
+    { x = setmetatable({ a = 1 }, core.array_mt) },
+    { s = all_bytes() }, { x = { [all_bytes()] = 1 } }, { s = "\xff" }, { s = "\xc0\x80" }, { s = "\xed\xa0\x80" },
+    { s = "ok\xf4\x90\x80\x80" }, { s = "\xe2\x82" }, { x = { ["\xff"] = 1 } },
+    { x = print }, { x = coroutine.create(function() end) }, { x = io.stdout }, print, "str", 5, true, core.null,
+    { 1, 2, 3 }, { "a", { b = { "c" } } }, { [1] = "a", [2] = "b", [3] = "c" },
+    { [("long"):rep(20)] = 5 }, { [("long"):rep(20)] = "five" }, { [("long"):rep(20)] = 5.0 },
+    { k = "v", j = false, n = 1, f = 2.5 }, { k = {} }, { k = core.null },
+    { { 1, 2 }, { "a" } }, core.array({ core.null }), { "a", ("\0"):rep(10), { [all_bytes()] = true } },
+    { 0 / 0 }, { { [2] = 1 } }, { "x", print },
+  }
+  for i = 0, 255 do hostile[#hostile + 1] = { s = string.char(i) } end
+  for i = 0, 255 do hostile[#hostile + 1] = { s = "ab" .. string.char(i) .. ("c"):rep(20) } end
+
+  for name, node in pairs(open_shapes) do
+    it("writes json_encode's text or says false: " .. name, function()
+      local shape = core.shape_new(validate.program(node))
+      local taken = 0
+      for i, v in ipairs(hostile) do
+        local want = core.json_encode(v)
+        local text = core.shape_encode(shape, v)
+        if not want then
+          assert.is_false(text, "case " .. i .. " encoded where json_encode refuses")
+        elseif text then
+          taken = taken + 1
+          assert.equal(want, text, "case " .. i)
+          local out, probs = validate.walk(node, v, {})
+          assert.same({}, probs, "case " .. i)
+          assert.is_true(rawequal(out, v), "case " .. i)
+        else
+          assert.is_false(text)
+        end
+      end
+      assert.is_true(taken > 5, name .. " took only " .. taken)
+    end)
+  end
+
+  it("takes every valid value json_encode can write, under an open shape", function()
+    local shape = core.shape_new(validate.program(open_shapes.any))
+    for i, v in ipairs(hostile) do
+      if type(v) == "table" and getmetatable(v) == nil and next(v) ~= nil and type(next(v)) == "string" then
+        local want = core.json_encode(v)
+        if want then assert.equal(want, core.shape_encode(shape, v), "case " .. i) end
+      end
+    end
+  end)
+
+  it("keeps the key cache right for json_encode after a refusal halfway", function()
+    local shape = core.shape_new(validate.program(open_shapes.field))
+    local v = { x = { alpha = 1, beta = 2 }, s = 5 }
+    assert.is_false(core.shape_encode(shape, v))
+    local w = { x = { alpha = 1, beta = 2 } }
+    assert.equal(core.json_encode(w), core.shape_encode(shape, w))
+    assert.equal('{"alpha":1,"beta":2}', core.json_encode(w.x, { sort_keys = true }))
+  end)
+
+  it("raises on misuse only", function()
+    local shape = core.shape_new(validate.program(open_shapes.any))
+    assert.has_error(function() core.shape_encode({}, {}) end)
+    assert.has_error(function() core.shape_encode(shape) end)
+    assert.has_error(function() core.shape_new({ 1, 0, 0, 0, 0, 0, -1, 0, 0, 0 }, { {}, null }) end,
+      "bad argument #2 to 'shape_new' (refs[1] must be core.array_mt and refs[2] core.null)")
+    assert.has_error(function() core.shape_new({ 1, 0, 0, 0, 0, 0, -1, 0, 0, 0 }, { array_mt, false }) end)
+  end)
+
+  it("finds a field whose name Lua does not intern by its bytes", function()
+    local long = ("n"):rep(100)
+    local node = validate.prepare({ name = "o", type = "object", fields = {
+      { name = long, type = "integer", required = true } } })
+    local shape = core.shape_new(validate.program(node))
+    -- a different string object with the same bytes
+    local key = ("n"):rep(50) .. ("n"):rep(50)
+    assert.equal('{"' .. long .. '":1}', core.shape_encode(shape, { [key] = 1 }))
+    assert.is_false(core.shape_encode(shape, { [key] = "one" }))
+    assert.is_false(core.shape_encode(shape, { [long:sub(2)] = 1 }))
+  end)
+
+  it("refuses an object that lacks a required field, or has one only through __index", function()
+    local node = validate.prepare({ name = "o", type = "object", fields = {
+      { name = "a", type = "string", required = true }, { name = "b", type = "string", required = true } } })
+    local shape = core.shape_new(validate.program(node))
+    local both = { a = "x", b = "y" }
+    assert.equal(core.json_encode(both), core.shape_encode(shape, both))
+    assert.is_false(core.shape_encode(shape, { a = "x", c = "y" }))
+    assert.is_false(core.shape_encode(shape, {}))
+    assert.is_false(core.shape_encode(shape, setmetatable({ a = "x" }, { __index = { b = "y" } })))
+  end)
+end)
+
+describe("formats checked in C", function()
+  -- csrc/shape.h checks each catalog format itself; it must answer what
+  -- validate.lua's Lua pattern answers, on the valid samples and on every
+  -- string one edit away from them (each byte replaced, dropped or
+  -- doubled, a byte inserted anywhere), plus a deterministic random set.
+  local SEEDS = {
+    uuid = { "0b6f4a8e-1c2d-4e5f-8a9b-0c1d2e3f4a5b", "ABCDEF01-2345-6789-abcd-ef0123456789" },
+    email = { "ada@example.com", "a.b@c.d", "x@y.z", "first.last@sub.domain.org", "a@b..c", "a@.b", "a@b.",
+              "@b.c", "a@@b.c", "a b@c.d", "a@b.c\n", ("a"):rep(246) .. "@b.cd", ("a"):rep(247) .. "@b.cd",
+              ("a"):rep(248) .. "@b.cd" },
+    date = { "2026-02-28", "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "2026-12-31", "2026-13-01",
+             "2026-04-31", "0000-01-01" },
+    ["date-time"] = { "2026-01-31T09:00:00Z", "2026-01-31t09:00", "2026-01-31 23:59:60.123+05:30",
+                      "2026-01-31T09:00:30:60Z", "2026-01-31T09:00:00.5-1130", "2026-01-31T24:00",
+                      "2026-01-31T09:00:00.Z", "2026-01-31T09:00:00+2400", "2026-01-31", "2024-02-29T00:00z",
+                      "2026-01-31T09:00:60:60", "2026-01-31T09:00+19:59" },
+    uri = { "https://example.com/x", "a://b", "h+t.t-p://x?y#z", "1http://x", "http:/x", "http:///x",
+            "http://?x", "http://x y", "http://#", "ftp://host", "A://b/c d" },
+    ["hh:mm"] = { "09:30", "23:59", "24:00", "00:60", "9:30", "09:3", "19:59" },
+  }
+  local ALPHABET = { "0", "1", "2", "3", "5", "6", "9", "a", "f", "g", "A", "F", "Z", "z", "T", "t", " ", "\t",
+                     "\v", "-", "+", ":", ".", "@", "/", "?", "#", "\0", "\x80", "\xe9", "\xff" }
+
+  local function variants(seed)
+    local out = { seed, "" }
+    for i = 1, #seed do
+      local before, after = seed:sub(1, i - 1), seed:sub(i + 1)
+      out[#out + 1] = before .. after
+      out[#out + 1] = before .. seed:sub(i, i):rep(2) .. after
+      for _, c in ipairs(ALPHABET) do out[#out + 1] = before .. c .. after end
+    end
+    for i = 1, #seed + 1 do
+      for _, c in ipairs(ALPHABET) do out[#out + 1] = seed:sub(1, i - 1) .. c .. seed:sub(i) end
+    end
+    return out
+  end
+
+  for name, seeds in pairs(SEEDS) do
+    it(name, function()
+      local node = validate.prepare({ name = "f", type = "string", format = name })
+      local accepts = validate.accepts(node)
+      local shape = core.shape_new(validate.program(node))
+      local seen, yes = 0, 0
+      local function same(s)
+        local want = validate.format_ok(name, s)
+        assert.equal(want, accepts(s), ("%s %q"):format(name, s))
+        if core.json_encode(s) then -- (else no text whatever the format says)
+          assert.equal(want, core.shape_encode(shape, s) ~= false, ("%s %q (shape_encode)"):format(name, s))
+        end
+        seen = seen + 1
+        if want then yes = yes + 1 end
+      end
+      for _, seed in ipairs(seeds) do
+        for _, s in ipairs(variants(seed)) do same(s) end
+      end
+      -- a deterministic random set over the alphabet, lengths 0 to 40
+      local x = 12345
+      for _ = 1, 3000 do
+        local t = {}
+        x = (x * 1103515245 + 12345) % 2147483648
+        for j = 1, x % 41 do
+          x = (x * 1103515245 + 12345) % 2147483648
+          t[j] = ALPHABET[x % #ALPHABET + 1]
+        end
+        same(table.concat(t))
+      end
+      assert.is_true(yes > 20 and yes < seen, name .. ": " .. yes .. " of " .. seen .. " valid")
+    end)
+  end
 end)

@@ -482,7 +482,7 @@ M.warn_once = warn_once
 
 local function route_for(ctx, cop, params, opts, level)
   local mode = opts and opts.validate or ctx.validate
-  local query, body, msg, warnings = route(cop.checker, params, mode)
+  local query, body, msg, warnings, text = route(cop.checker, params, mode)
   if msg then error("instantly: " .. cop.label .. ": " .. msg, level + 1) end
   if warnings then
     for i = 1, #warnings do warn_once(ctx, cop.label .. ": " .. warnings[i]) end
@@ -491,7 +491,7 @@ local function route_for(ctx, cop, params, opts, level)
     warn_once(ctx, cop.label .. ": " .. cop.op.method .. " " .. cop.op.path ..
       " is unconfirmed: " .. cop.unconfirmed .. " It may answer 404 in production.")
   end
-  return query, body
+  return query, body, text
 end
 
 -- The one way every generated method, record method, page and iterator
@@ -506,8 +506,9 @@ local function invoke(_, cop, path, params, opts, level)
     text = cop.nil_body
   else
     local body
-    query, body = route_for(ctx, cop, params, opts, level + 1)
-    if cop.has_body then
+    -- text: the body checked and encoded in one walk, when route could
+    query, body, text = route_for(ctx, cop, params, opts, level + 1)
+    if cop.has_body and not text then
       local err
       text, err = json_encode(body)
       if not text then

@@ -46,7 +46,7 @@ local format, gsub, byte, tonumber = string.format, string.gsub, string.byte, to
 
 local null = core.null
 local array_mt = core.array_mt
-local shape_new, shape_test = core.shape_new, core.shape_test
+local shape_new, shape_test, shape_encode = core.shape_new, core.shape_test, core.shape_encode
 
 local M = {}
 
@@ -442,6 +442,8 @@ local K = { never = 0, string = 1, integer = 2, number = 3, boolean = 4, scalar 
             map = 8, any_object = 9 }
 local HEAD = 10 -- kind, nullable, enum, format, min, max, child, keys, nfields, nrequired
 local REF_ARRAY_MT, REF_NULL = 1, 2
+-- the formats csrc/shape.h checks itself, the same way as FORMATS
+local FORMAT_ID = { uuid = 1, email = 2, date = 3, ["date-time"] = 4, uri = 5, ["hh:mm"] = 6 }
 
 local function ref(prog, value)
   local i = prog.index[value]
@@ -467,7 +469,9 @@ local function kind_of(node)
   -- string against a bound: the walker decides)
   if (node.min or node.max) and t ~= "integer" and t ~= "number" then return K.never end
   if node.min ~= node.min or node.max ~= node.max then return K.never end
-  if node.format and not FORMATS[node.format] then return K.string end
+  -- a format C does not know: any string when the walker does not know it
+  -- either, else always the walker's
+  if node.format and not FORMAT_ID[node.format] then return FORMATS[node.format] and K.never or K.string end
   return k
 end
 
@@ -483,7 +487,7 @@ local function flatten(prog, node)
   local rec = {
     kind, node.nullable and 1 or 0,
     kind ~= K.array and node.enum_set and ref(prog, node.enum_set) or 0,
-    kind == K.string and node.format and FORMATS[node.format] and ref(prog, FORMATS[node.format]) or 0,
+    kind == K.string and node.format and FORMAT_ID[node.format] or 0,
     node.min and ref(prog, node.min) or 0, node.max and ref(prog, node.max) or 0,
     -1, kind == K.map and node.keys and node.keys.enum_set and ref(prog, node.keys.enum_set) or 0,
     #names, #req,
@@ -680,6 +684,7 @@ function M.compile(op)
     end
   end
   if op.body then
+    local names = {}
     for _, p in ipairs(op.body.fields or {}) do
       if c.params[p.name] then
         error("catalog: " .. op.id .. " declares '" .. p.name .. "' in both query and body")
@@ -688,11 +693,15 @@ function M.compile(op)
       q.where = "body"
       c.params[p.name] = q
       c.body_fields[p.name] = q
+      names[#names + 1] = p.name
       if p.required then
         c.required[#c.required + 1] = p.name
         c.body_required[#c.body_required + 1] = p.name
       end
     end
+    -- the body as one object node, for checking while encoding (`route`);
+    -- route itself sees to unknown and missing parameters
+    c.body_node = { type = "object", field_map = c.body_fields, field_names = names, required = {} }
   end
   cache[op] = c
   return c
@@ -700,6 +709,56 @@ end
 
 local MODES = { strict = true, warn = true, off = true }
 M.MODES = MODES
+
+local function query_string(c, qvals)
+  local buf = {}
+  local order = c.query_order
+  for i = 1, #order do
+    local v = qvals[order[i]]
+    if v ~= nil then
+      M.add_query(buf, order[i], v)
+      qvals[order[i]] = nil
+    end
+  end
+  -- Unknown parameters (warn/off) follow in name order.
+  local rest = {}
+  for k in pairs(qvals) do rest[#rest + 1] = k end
+  sort(rest)
+  for _, k in ipairs(rest) do M.add_query(buf, k, qvals[k]) end
+  return concat(buf, "&")
+end
+
+-- The usual call, in one pass: every parameter known, each query value
+-- taken by its compiled test, none required missing; then the body is
+-- checked against its compiled test while it is encoded (core.shape_encode:
+-- the same walk writes the JSON). Returns the query, the body and its
+-- text; nil when anything needs more than that (the full route below then
+-- runs from the start, and answers as it always did).
+local function route_fused(c, args)
+  local params = c.params
+  local body, qvals = {}, nil
+  for k, v in pairs(args) do
+    local p = params[k]
+    if not p then return nil end
+    if p.where == "body" then
+      body[k] = v
+    else
+      if not shape_test(p.shape or shape_of(p), v) then return nil end
+      qvals = qvals or {}
+      qvals[k] = v
+    end
+  end
+  local req = c.required
+  for i = 1, #req do
+    if args[req[i]] == nil then return nil end
+  end
+  local node = c.body_node
+  local text = shape_encode(node.shape or shape_of(node), body)
+  if not text then return nil end
+  local query
+  if qvals then query = query_string(c, qvals) end
+  return query, body, text
+end
 
 --- Check and route one call's arguments.
 -- @tparam table c compiled checker
@@ -709,8 +768,14 @@ M.MODES = MODES
 -- @treturn table|nil body table (only when the operation has a body)
 -- @treturn string|nil on misuse: the message (the two values above are nil)
 -- @treturn table|nil under "warn": the messages of the problems found
+-- @treturn string|nil the body already encoded (`instantly.core.json_encode`
+-- of the body returned), when it was checked while being encoded
 function M.route(c, args, mode)
   mode = mode or "strict"
+  if mode ~= "off" and c.body_node and type(args) == "table" and getmetatable(args) ~= array_mt then
+    local query, body, text = route_fused(c, args)
+    if text then return query, body, nil, nil, text end
+  end
   local body = c.has_body and {} or nil
   local qvals
   local warnings
@@ -777,23 +842,7 @@ function M.route(c, args, mode)
     end
   end
   local query
-  if qvals then
-    local buf = {}
-    local order = c.query_order
-    for i = 1, #order do
-      local v = qvals[order[i]]
-      if v ~= nil then
-        M.add_query(buf, order[i], v)
-        qvals[order[i]] = nil
-      end
-    end
-    -- Unknown parameters (warn/off) follow in name order.
-    local rest = {}
-    for k in pairs(qvals) do rest[#rest + 1] = k end
-    sort(rest)
-    for _, k in ipairs(rest) do M.add_query(buf, k, qvals[k]) end
-    query = concat(buf, "&")
-  end
+  if qvals then query = query_string(c, qvals) end
   return query, body, nil, warnings
 end
 
