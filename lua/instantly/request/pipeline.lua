@@ -394,26 +394,33 @@ local nulls_busy = false
 function M.decode(p, how, url, path, status, text, headers, attempts, strip)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
-  local v, msg, oom
+  -- (pcall of the decoder itself, not decode_json: one call less per response)
+  local ok, v, msg
   if strip == nil then
-    v, msg, oom = decode_json(text)
+    ok, v, msg = pcall(json_decode, text)
   elseif nulls_busy then
     local list = {}
-    v, msg, oom = decode_json(text, { null_tables = list })
-    if v ~= nil then strip(list) end
+    ok, v, msg = pcall(json_decode, text, { null_tables = list })
+    if ok and v ~= nil then strip(list) end
   else
     nulls_busy = true
-    v, msg, oom = decode_json(text, NULL_OPTS)
+    ok, v, msg = pcall(json_decode, text, NULL_OPTS)
     if NULLS[1] ~= nil then
       -- strip empties the list; what a failed decode listed only goes
-      if v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
+      if ok and v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
     end
     nulls_busy = false
+  end
+  if not ok then
+    -- the decoder raises only when memory runs out (see decode_json)
+    v, msg = nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)
+  elseif v == nil then
+    msg = "response is not valid JSON: " .. tostring(msg)
   end
   if v == nil then
     return nil, new_error("decode", {
       status = status, method = how.method, path = path, url = url, attempts = attempts,
-      message = oom and msg or ("response is not valid JSON: " .. tostring(msg)),
+      message = msg,
       body = raw_text(text, p.key), request_id = request_id(headers), headers = M.headers(headers),
     }, p.key)
   end

@@ -47,9 +47,9 @@ end
 
 --- The function that shapes a freshly decoded object into a record of
 -- entity `def`: booleans and renamed fields (its nulls are out already,
--- see `strip_listed`).
+-- see `strip_listed`), or false when the entity has neither.
 -- @tparam table def entity definition
--- @treturn function `shape(t)`
+-- @treturn function|false `shape(t)`
 function M.shaper(def)
   local bools, renames = {}, {}
   for _, f in ipairs(def.fields or {}) do
@@ -57,6 +57,7 @@ function M.shaper(def)
     if f.record_name then renames[f.name] = f.record_name end
   end
   local has_renames = next(renames) ~= nil
+  if #bools == 0 and not has_renames then return false end
   return function(t)
     for i = 1, #bools do
       local k = bools[i]
@@ -80,12 +81,12 @@ end
 
 local shapers = setmetatable({}, { __mode = "k" })
 
---- The shaper of entity `def`, made once per process.
+--- The shaper of entity `def` (or false), made once per process.
 -- @tparam table def entity definition
--- @treturn function
+-- @treturn function|false
 function M.shaper_for(def)
   local s = shapers[def]
-  if not s then
+  if s == nil then
     s = M.shaper(def)
     shapers[def] = s
   end
