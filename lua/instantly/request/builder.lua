@@ -542,7 +542,7 @@ local function invoke(_, cop, path, params, opts, level)
       end
     end
   end
-  local headers = cop.has_body and ctx.headers_json or ctx.headers
+  local headers = cop.headers
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
   local url, full
   if path == cop.path0 then
@@ -555,9 +555,9 @@ local function invoke(_, cop, path, params, opts, level)
   local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
   -- A response that becomes records: the decoder lists the objects that
-  -- hold a null, so records lose their nulls without a walk of each one.
-  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts,
-                        cop.item_mt and strip_listed or nil)
+  -- hold a null, so records lose their nulls without a walk of each one
+  -- (cop.strip is strip_listed for those operations).
+  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts, cop.strip)
   if v == nil then return nil, err end
   return wrap(cop, v), status, rheaders
 end
@@ -1240,6 +1240,9 @@ local function cop_for(st, def, op)
   for k, v in pairs(sh) do cop[k] = v end
   cop.ctx = st.ctx
   cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
+  cop.strip = cop.item_mt and strip_listed or nil
+  -- the request headers of every call without the `headers` option
+  cop.headers = sh.has_body and st.ctx.headers_json or st.ctx.headers
   -- per-endpoint windows; the ones the API counts per IP are shared by
   -- every client (and workspace view) on the same session
   cop.windows = (st.ctx.endpoints and op.rate_limit)

@@ -253,8 +253,15 @@ local function collect(self, session, timeout)
   if take then
     local id, a, b, c = take(session, timeout)
     while id ~= nil do
-      local co = transfer_done(self, w, id)
-      if co then step(self, co, a, b, c) end
+      -- (transfer_done, inline: this runs once per request)
+      local co = w[id]
+      if co then
+        w[id] = nil
+        local n = w.n - 1
+        w.n = n
+        if n == 0 then self.nsessions = self.nsessions - 1 end
+        step(self, co, a, b, c)
+      end
       id, a, b, c = take(session)
     end
     return
