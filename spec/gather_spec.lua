@@ -537,6 +537,28 @@ describe("client:gather worker reuse", function()
     assert.equal("1", values[3])
   end)
 
+  it("lets a raising task's __close make an SDK call (outside the loop: it cannot yield there)", function()
+    local c, t = multi_client()
+    local plain = 0
+    t.request = function()
+      plain = plain + 1
+      return 200, '{"id":"plain"}', { ["content-type"] = "application/json" }
+    end
+    local got
+    local values, errs, failed = c:gather({
+      function()
+        local _ <close> = setmetatable({}, { __close = function() got = assert(c.workspaces:get()).id end })
+        error("boom")
+      end,
+      function() return assert(c.workspaces:get()).id end,
+    }, { concurrency = 1 })
+    assert.equal(1, failed)
+    assert.matches("task 1 raised: .*boom", errs[1].message)
+    assert.equal("plain", got)
+    assert.equal(1, plain)
+    assert.equal("1", values[2])
+  end)
+
   it("fails the loop when on_result raises, and cancels what is in flight", function()
     local c, t = multi_client()
     local cancelled = {}

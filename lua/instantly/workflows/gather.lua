@@ -201,10 +201,12 @@ end
 -- to-be-closed variables are closed, and another worker takes its place.
 local function task_raised(self, co, group, key, e)
   local tb = traceback(co, tostring(e))
+  -- (detached first: an SDK call in a __close handler cannot yield from
+  -- here, so it runs as it would outside gather)
+  attach(co, nil)
   local closed, ce = close(co)
   if not closed then e = ce end -- a __close that raised has the last word, as under pcall
   self.group_of[co], self.key_of[co] = nil, nil
-  attach(co, nil)
   group.workers = group.workers - 1
   group.failed = group.failed + 1
   group.on_result(key, nil, raised_error(e, tb, key), true)
@@ -233,6 +235,7 @@ local function step(self, co, a, b, c)
   -- A task yielded on its own (not through the SDK): it cannot be
   -- resumed meaningfully; fail it (closing what it left to be closed)
   -- and let another worker take over.
+  attach(co, nil)
   close(co)
   group.failed = group.failed + 1
   group.on_result(key, nil, Err.new {
