@@ -231,6 +231,69 @@ describe("calling convention", function()
   end
 end)
 
+describe("what a client loads", function()
+  -- In a fresh process: package.loaded of this one has everything.
+  local function fresh(script)
+    local f = assert(io.popen("lua5.4 -e " .. ("%q"):format(
+      "package.path = './lua/?.lua;./lua/?/init.lua;' .. package.path; " ..
+      "package.cpath = './build/?.so;' .. package.cpath; " .. script) .. " 2>&1"))
+    local out = f:read("a")
+    f:close()
+    return out
+  end
+
+  it("is only the entities it uses, and the extensions of those", function()
+    local out = fresh([[
+      local instantly = require "instantly"
+      local t = { request = function() return 200, '{"id":"x","name":"W"}', {} end }
+      local c = instantly.new { api_key = "k", transport = t, rate_limit = false }
+      assert(c.workspaces:get())
+      local names = {}
+      for k in pairs(package.loaded) do
+        if k:match("^instantly%.entities%.") or k:match("^instantly%.workflows%.") then names[#names + 1] = k end
+      end
+      table.sort(names)
+      print(table.concat(names, " "))]])
+    -- the client's own extension (gather) and the one entity called
+    assert.equal("instantly.entities.workspaces instantly.workflows.extra.client instantly.workflows.gather\n", out)
+  end)
+
+  it("finds a record's relations, docs and other entities' items when they are first used", function()
+    local out = fresh([[
+      local instantly = require "instantly"
+      local C = "00000000-0000-4000-8000-0000000000c1"
+      local t = { request = function(_, req)
+        if req.url:find("/leads/list", 1, true) then return 200, '{"items":[{"id":"l1","email":"a@b.io"}]}', {} end
+        if req.url:find("/warmup/enable", 1, true) then return 200, '{"id":"j1","status":"pending"}', {} end
+        return 200, '{"id":"' .. C .. '","name":"A"}', {}
+      end }
+      local c = instantly.new { api_key = "k", transport = t, rate_limit = false }
+      local camp = assert(c.campaigns:get(C))
+      assert(camp.no_such_field == nil)
+      local lead = camp:leads()()
+      assert(lead.email == "a@b.io" and getmetatable(lead) == c.leads.record_mt, "a lead record")
+      local seen = {}
+      for k in pairs(c.accounts.record_mt.__methods) do seen[k] = true end
+      assert(seen.pause and seen.resume, "record methods walked with pairs")
+      assert(c.accounts.docs.enable_warmup.returns:find("background_jobs record", 1, true))
+      local job = assert(c.accounts:enable_warmup { emails = { "a@b.io" } })
+      assert(getmetatable(job) == c.background_jobs.record_mt, "an item of another entity")
+      print("ok")]])
+    assert.equal("ok\n", out)
+  end)
+
+  it("of the SDK's own extensions, none takes a name the builder generates", function()
+    -- loaded one by one as entities are built; checked together here
+    local builder = require "instantly.request.builder"
+    local mods = builder.static_extensions()
+    for _, n in ipairs(require("instantly.entities").extensions) do
+      assert.equal(require("instantly.workflows.extra." .. n), mods[n])
+      assert.equal(mods[n], builder.static_extension(n))
+    end
+    assert.is_nil(builder.static_extension("workspaces"))
+  end)
+end)
+
 describe("records", function()
   it("are plain data with the entity's methods", function()
     local c, t = H.fake_client(H.const(200, '{"id":"' .. C1 .. '","name":"A","status":0}', JSON))

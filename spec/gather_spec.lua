@@ -418,3 +418,161 @@ describe("client:gather results by name", function()
       "instantly: gather: task 'two' is a string, not a function")
   end)
 end)
+
+-- Workers are reused: one coroutine runs task after task. A task that
+-- ends badly must not leave anything behind for the next one.
+describe("client:gather worker reuse", function()
+  -- A transport with the multi interface in Lua: every transfer answers
+  -- 200 with `{"id":"<n>"}` at the next take, in submission order.
+  local function multi_client()
+    local q, head, tail, nid = {}, 1, 0, 0
+    local t = {
+      request = function() error("the multi interface should be used") end,
+      submit = function() nid = nid + 1; tail = tail + 1; q[tail] = nid; return nid end,
+      take = function()
+        if head > tail then return nil end
+        local id = q[head]
+        q[head], head = nil, head + 1
+        return id, 200, '{"id":"' .. id .. '"}', { ["content-type"] = "application/json" }
+      end,
+    }
+    return instantly.new { api_key = "k", transport = t, rate_limit = false, max_retries = 0 }, t
+  end
+
+  it("runs tasks one after another on one coroutine while they succeed", function()
+    local c = multi_client()
+    local cos = {}
+    local tasks = {}
+    for i = 1, 3 do
+      tasks[i] = function()
+        cos[i] = coroutine.running()
+        return assert(c.workspaces:get())
+      end
+    end
+    local values, _, failed = c:gather(tasks, { concurrency = 1 })
+    assert.equal(0, failed)
+    assert.equal(cos[1], cos[2])
+    assert.equal(cos[1], cos[3])
+    for i = 1, 3 do assert.equal(tostring(i), values[i].id) end
+  end)
+
+  it("closes a raising task's to-be-closed variables, reports it, and runs the next on a fresh coroutine", function()
+    local c = multi_client()
+    local events, cos = {}, {}
+    local function closer(name)
+      return setmetatable({}, { __close = function() events[#events + 1] = "closed " .. name end })
+    end
+    local tasks = {
+      function()
+        cos[1] = coroutine.running()
+        local _ <close> = closer("one")
+        assert(c.workspaces:get()) -- suspended once before raising
+        error("one failed")
+      end,
+      function()
+        cos[2] = coroutine.running()
+        events[#events + 1] = "two starts"
+        local _ <close> = closer("two")
+        return assert(c.workspaces:get())
+      end,
+      function()
+        cos[3] = coroutine.running()
+        local _ <close> = setmetatable({}, { __close = function() error("close failed", 0) end })
+        error("three failed")
+      end,
+      function() cos[4] = coroutine.running(); return "four" end,
+    }
+    local seen = {}
+    local failed = c:gather(tasks, { concurrency = 1, on_result = function(k, v, err)
+      events[#events + 1] = "result " .. k
+      seen[k] = { v = v, err = err }
+    end })
+    assert.equal(2, failed)
+    assert.same({ "closed one", "result 1", "two starts", "closed two", "result 2", "result 3", "result 4" }, events)
+    assert.equal("task", seen[1].err.kind)
+    assert.matches("one failed", seen[1].err.message)
+    assert.matches("one failed", seen[1].err.traceback)
+    assert.equal(1, seen[1].err.task)
+    -- a __close that raises has the last word, as it would under pcall
+    assert.matches("close failed", seen[3].err.message)
+    assert.equal("four", seen[4].v)
+    assert.equal("dead", coroutine.status(cos[1]))
+    assert.are_not.equal(cos[1], cos[2])
+    assert.are_not.equal(cos[3], cos[4])
+    -- the fresh worker has the scheduler: its calls still go through take
+    assert.equal("2", seen[2].v.id)
+  end)
+
+  it("gives the next task a clean coroutine after one yields from a nested coroutine or outside the SDK", function()
+    local c = multi_client()
+    local closed = false
+    local cos = {}
+    local values, errs, failed = c:gather({
+      function()
+        -- a coroutine of its own: its yields are its business
+        local inner = coroutine.wrap(function(a)
+          local b = coroutine.yield(a + 1)
+          return b * 2
+        end)
+        local one = inner(1)
+        return one + inner(10)
+      end,
+      function()
+        cos[2] = coroutine.running()
+        local _ <close> = setmetatable({}, { __close = function() closed = true end })
+        coroutine.yield("not ours")
+        return "never"
+      end,
+      function()
+        cos[3] = coroutine.running()
+        return assert(c.workspaces:get()).id
+      end,
+    }, { concurrency = 1 })
+    assert.equal(1, failed)
+    assert.equal(22, values[1])
+    assert.matches("yielded outside the SDK", errs[2].message)
+    assert.is_true(closed)
+    assert.equal("dead", coroutine.status(cos[2]))
+    assert.are_not.equal(cos[2], cos[3])
+    assert.equal("1", values[3])
+  end)
+
+  it("lets a raising task's __close make an SDK call (outside the loop: it cannot yield there)", function()
+    local c, t = multi_client()
+    local plain = 0
+    t.request = function()
+      plain = plain + 1
+      return 200, '{"id":"plain"}', { ["content-type"] = "application/json" }
+    end
+    local got
+    local values, errs, failed = c:gather({
+      function()
+        local _ <close> = setmetatable({}, { __close = function() got = assert(c.workspaces:get()).id end })
+        error("boom")
+      end,
+      function() return assert(c.workspaces:get()).id end,
+    }, { concurrency = 1 })
+    assert.equal(1, failed)
+    assert.matches("task 1 raised: .*boom", errs[1].message)
+    assert.equal("plain", got)
+    assert.equal(1, plain)
+    assert.equal("1", values[2])
+  end)
+
+  it("fails the loop when on_result raises, and cancels what is in flight", function()
+    local c, t = multi_client()
+    local cancelled = {}
+    t.cancel = function(_, id) cancelled[#cancelled + 1] = id end
+    local started = 0
+    assert.has_error(function()
+      c:gather(function()
+        started = started + 1
+        if started <= 6 then return function() return assert(c.workspaces:get()) end end
+      end, { concurrency = 3, on_result = function(k) if k == 2 then error("on_result broke", 0) end end })
+    end, "on_result broke")
+    -- 1, 2 and 3 sent; 1 answered (4 sent in its place), then 2 broke the loop
+    table.sort(cancelled)
+    assert.same({ 3, 4 }, cancelled)
+    assert.equal(4, started)
+  end)
+end)

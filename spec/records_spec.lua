@@ -98,6 +98,35 @@ describe("records and booleans", function()
     assert.is_true(camp.open_tracking)
   end)
 
+  it("convert every boolean field of every entity, and only 0 and 1", function()
+    local record = require "instantly.request.record"
+    local builder = require "instantly.request.builder"
+    for _, def in ipairs(builder.definitions()) do
+      local shape = record.shaper_for(def)
+      local t, want, n = {}, {}, 0
+      for _, f in ipairs(def.fields) do
+        if f.type == "boolean" then
+          n = n + 1
+          local v = ({ 0, 1, 2, "1", true })[n % 5 + 1]
+          t[f.name], want[f.name] = v, v
+          if v == 1 then want[f.name] = true elseif v == 0 then want[f.name] = false end
+        elseif f.type == "integer" then
+          t[f.name], want[f.name] = 1, 1
+        end
+      end
+      if shape then shape(t) end
+      assert.same(want, t, def.name)
+      assert.equal(n > 0 or record.aliases(def) ~= nil, shape ~= false, def.name)
+    end
+    -- names are quoted in the code the shaper is made of
+    local odd = 'we"ird]] name\n' .. "'"
+    local shape = record.shaper { name = "Odd",
+                                  fields = { { name = odd, type = "boolean" }, { name = "b", type = "boolean" } } }
+    local t = { [odd] = 1, b = 0 }
+    shape(t)
+    assert.same({ [odd] = true, b = false }, t)
+  end)
+
   it("keep the 0/1 email flags as numbers (the API takes them back as numbers)", function()
     local c, t = H.fake_client(H.const(200, '{"id":"' .. ID .. '","is_auto_reply":0,"is_unread":1}', JSON))
     local e = assert(c.emails:get(ID))

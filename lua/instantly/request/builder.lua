@@ -124,6 +124,38 @@ function M.definitions()
   return list, by_name
 end
 
+-- Making a client and calling one entity loads only what that needs:
+-- the entity files are the bulk of the SDK (parsing all of them costs
+-- more than a thousand small requests), so one is required when first
+-- used, and everything (`definitions`) only for what spans the catalog
+-- (relations, other entities' item types, extension checks).
+local catalog_set
+
+--- The definition of the entity whose lua name is `lua_name`, or nil
+-- when the catalog has none.
+-- @tparam string lua_name
+-- @treturn table|nil
+function M.definition(lua_name)
+  if not catalog_set then
+    catalog_set = {}
+    for _, n in ipairs(catalog.entities) do catalog_set[n] = true end
+  end
+  if type(lua_name) ~= "string" or not catalog_set[lua_name] then return nil end
+  local d = require("instantly.entities." .. lua_name)
+  if d.lua_name ~= lua_name then
+    error("catalog: entity module " .. lua_name .. " has lua_name " .. tostring(d.lua_name))
+  end
+  return d
+end
+
+-- The definition of the entity named `name` (the catalog's `name`, as in
+-- a response's `item`); `near` is a definition that is likely it.
+local function def_named(name, near)
+  if near and near.name == name then return near end
+  local _, by_name = M.definitions()
+  return by_name[name]
+end
+
 local function type_text(p)
   local t = p.type
   if t == "array" and p.items then t = p.items .. "[]" end
@@ -138,9 +170,9 @@ local function type_text(p)
   return t
 end
 
-local function returns_text(op, defs_by_name)
+local function returns_text(op, def)
   local r = op.response
-  local item = r.item and defs_by_name[r.item]
+  local item = r.item and def_named(r.item, def)
   local rec = item and (item.lua_name .. " record") or "table"
   if r.kind == "list" then
     return "page {items = {" .. rec .. "...}, next_starting_after}, status, headers"
@@ -164,7 +196,6 @@ end
 -- @tparam table op operation
 -- @treturn table `{name, summary, signature, http, params, returns, iterator, rate_limit, async, scopes, id}`
 function M.doc_for(def, op)
-  local _, by_name = M.definitions()
   local params = {}
   for _, p in ipairs(op.path_params) do
     params[#params + 1] = { name = p.name, where = "path", type = type_text(p), required = true,
@@ -183,7 +214,7 @@ function M.doc_for(def, op)
     signature = "client." .. def.lua_name .. ":" .. op.lua_method .. M.arglist(op),
     http = op.method .. " " .. catalog.path_prefix .. op.path,
     params = params,
-    returns = returns_text(op, by_name),
+    returns = returns_text(op, def),
     iterator = op.paginated and M.iterator_name(op.lua_method) or nil,
     rate_limit = op.rate_limit, async = op.async, scopes = op.scopes,
     notes = op.response.notes, evidence = op.evidence,
@@ -253,8 +284,7 @@ local shared_cache = setmetatable({}, { __mode = "k" })
 local function shared_for(def, op)
   local s = shared_cache[op]
   if s then return s end
-  local _, by_name = M.definitions()
-  local item = op.response.item and by_name[op.response.item]
+  local item = op.response.item and def_named(op.response.item, def)
   local error_field = false
   -- An operation whose object declares an `error` field returns it as data.
   for _, f in ipairs((item or def).fields) do if f.name == "error" then error_field = true end end
@@ -430,35 +460,32 @@ local function build_path(cop, level, a1, ...)
   return concat(parts)
 end
 
--- A decoded object becomes a record: shaped (nulls left out, booleans,
--- field names; see instantly.request.record), then given its entity's metatable.
-local function make_record(it, mt)
-  mt.__shape(it)
-  return setmetatable(it, mt)
-end
-
--- The decoded value of an operation whose items are records: each is
--- shaped and given its metatable (the decoder listed the objects holding
--- a null, and their nulls are out already: see invoke).
+-- The decoded value of an operation whose items are records: each object
+-- is shaped (nulls left out, booleans, field names; see
+-- instantly.request.record: the decoder listed the objects holding a
+-- null, and their nulls are out already, see invoke), then given its
+-- entity's metatable. `__shape` is false for an entity with nothing to
+-- shape. (Inline, not a helper per record: a page has a hundred.)
 local function wrap(cop, v)
   local mt = cop.item_mt
   if not mt or type(v) ~= "table" then return v end
+  local shape = mt.__shape
   local kind = cop.kind
-  if kind == "list" then
-    local items = v.items
+  if kind == "list" or kind == "array" then
+    local items = v
+    if kind == "list" then items = v.items end
     if type(items) == "table" then
       for i = 1, #items do
         local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
+        if type(it) == "table" and getmetatable(it) == nil then
+          if shape then shape(it) end
+          setmetatable(it, mt)
+        end
       end
     end
-  elseif kind == "array" then
-    for i = 1, #v do
-      local it = v[i]
-      if type(it) == "table" and getmetatable(it) == nil then make_record(it, mt) end
-    end
   elseif getmetatable(v) == nil then
-    make_record(v, mt)
+    if shape then shape(v) end
+    setmetatable(v, mt)
   end
   return v
 end
@@ -516,7 +543,7 @@ local function invoke(_, cop, path, params, opts, level)
       end
     end
   end
-  local headers = cop.has_body and ctx.headers_json or ctx.headers
+  local headers = cop.headers
   if opts and opts.headers then headers = merge_headers(headers, opts.headers) end
   local url, full
   if path == cop.path0 then
@@ -529,9 +556,9 @@ local function invoke(_, cop, path, params, opts, level)
   local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
   -- A response that becomes records: the decoder lists the objects that
-  -- hold a null, so records lose their nulls without a walk of each one.
-  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts,
-                        cop.item_mt and strip_listed or nil)
+  -- hold a null, so records lose their nulls without a walk of each one
+  -- (cop.strip is strip_listed for those operations).
+  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts, cop.strip)
   if v == nil then return nil, err end
   return wrap(cop, v), status, rheaders
 end
@@ -949,20 +976,30 @@ local function field_set(def)
   return fs
 end
 
--- The docs table of an entity (`client.<entity>.docs`), shared by clients.
+-- The docs table of an entity (`client.<entity>.docs`), shared by
+-- clients. It is written the first time it is read (indexed or walked
+-- with pairs; then it is a plain table): a client that only calls the
+-- API never pays for its help texts.
 local function docs_of(def)
   local d = docs_cache[def]
-  if not d then
-    d = {}
+  if d then return d end
+  local function fill(t)
+    setmetatable(t, nil)
     for _, op in ipairs(def.operations) do
-      d[op.lua_method] = M.doc_for(def, op)
+      t[op.lua_method] = M.doc_for(def, op)
       if op.paginated then
-        d[M.iterator_name(op.lua_method)] = iterator_doc(def, op)
-        d[M.collector_name(op.lua_method)] = collector_doc(def, op)
+        t[M.iterator_name(op.lua_method)] = iterator_doc(def, op)
+        t[M.collector_name(op.lua_method)] = collector_doc(def, op)
       end
     end
-    docs_cache[def] = d
+    return t
   end
+  d = setmetatable({}, {
+    __name = "instantly.docs",
+    __index = function(t, k) return rawget(fill(t), k) end,
+    __pairs = function(t) return next, fill(t), nil end,
+  })
+  docs_cache[def] = d
   return d
 end
 
@@ -1073,11 +1110,32 @@ local function check_extension(modname, mod, names, seen)
   end
 end
 
-local static_cache
+local static_cache, static_one = nil, {}
+
+-- One of the SDK's own extension modules (nil when `name`, an entity's
+-- lua name or "client", has none), loaded when its entity (or the
+-- client's methods) is first built. They are checked against the names
+-- the builder generates all at once by `static_extensions`, which a spec
+-- runs (spec/client_unit_spec.lua) and a client with the `extensions`
+-- option needs; a process that only calls the API loads none it does
+-- not use.
+local function static_extension(name)
+  if static_cache then return static_cache[name] end
+  local mod = static_one[name]
+  if mod == nil then
+    mod = false
+    for _, n in ipairs(catalog.extensions or {}) do
+      if n == name then mod = require("instantly.workflows.extra." .. name) end
+    end
+    static_one[name] = mod
+  end
+  return mod or nil
+end
+M.static_extension = static_extension
 
 -- The SDK's own extensions (catalog.extensions, generated with the
--- entities from the files in lua/instantly/workflows/extra/), loaded and checked
--- once per process: `{[entity lua_name or "client"] = module}`.
+-- entities from the files in lua/instantly/workflows/extra/), loaded and
+-- checked: `{[entity lua_name or "client"] = module}`, made once.
 local function static_extensions()
   if static_cache then return static_cache end
   local _, by_name = M.definitions()
@@ -1133,7 +1191,7 @@ end
 -- Building a client: entities are built on first use
 -------------------------------------------------------------------------------
 
--- Per-client build state `st`: `{c =, ctx =, statics =, users =,
+-- Per-client build state `st`: `{c =, ctx =, users =,
 -- shells = {def -> shell}, cops = {op -> client op}, done = {def -> true}}`.
 local build_entity
 
@@ -1183,6 +1241,9 @@ local function cop_for(st, def, op)
   for k, v in pairs(sh) do cop[k] = v end
   cop.ctx = st.ctx
   cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
+  cop.strip = cop.item_mt and strip_listed or nil
+  -- the request headers of every call without the `headers` option
+  cop.headers = sh.has_body and st.ctx.headers_json or st.ctx.headers
   -- per-endpoint windows; the ones the API counts per IP are shared by
   -- every client (and workspace view) on the same session
   cop.windows = (st.ctx.endpoints and op.rate_limit)
@@ -1222,10 +1283,21 @@ function build_entity(st, def)
     local first = op.path_params[1]
     if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
   end
-  for _, r in ipairs(relations()[def.name]) do
-    recs[r.name] = relation_for(c, cop_for(st, r.def, r.op), r.param, "id")
+  -- Relations span the catalog (every entity's list operations), so they
+  -- are made when the record methods are first missed or walked: until
+  -- then the table answers through a metatable that fills it.
+  local function fill_relations(t)
+    setmetatable(t, nil)
+    for _, r in ipairs(relations()[def.name]) do
+      if rawget(t, r.name) == nil then t[r.name] = relation_for(c, cop_for(st, r.def, r.op), r.param, "id") end
+    end
+    return t
   end
-  for _, mod in ipairs({ st.statics[def.lua_name] or false, st.users[def.lua_name] or false }) do
+  setmetatable(recs, {
+    __index = function(t, k) return rawget(fill_relations(t), k) end,
+    __pairs = function(t) return next, fill_relations(t), nil end,
+  })
+  for _, mod in ipairs({ static_extension(def.lua_name) or false, st.users[def.lua_name] or false }) do
     if mod then
       for k, fn in pairs(mod.entity or {}) do methods[k] = fn end
       for k, fn in pairs(mod.record or {}) do recs[k] = fn end
@@ -1236,8 +1308,6 @@ function build_entity(st, def)
     end
   end
 end
-
-local by_lua_cache
 
 --- Set up client `c`: its entities (`c.<lua_name>`) are built the first
 -- time they are used (a record of an entity counts as a use), so making a
@@ -1255,16 +1325,9 @@ local by_lua_cache
 --   `lua_name`, `definition`, `docs` and `record_mt` (the metatable of its
 --   records, whose `__index` holds the record methods).
 function M.build(c, ctx)
-  local by_lua = by_lua_cache
-  if not by_lua then
-    by_lua = {}
-    for _, def in ipairs(M.definitions()) do by_lua[def.lua_name] = def end
-    by_lua_cache = by_lua
-  end
-  local st = { c = c, ctx = ctx, statics = static_extensions(), users = ctx.extensions or {},
-               shells = {}, cops = {}, done = {} }
+  local st = { c = c, ctx = ctx, users = ctx.extensions or {}, shells = {}, cops = {}, done = {} }
   return function(k)
-    local def = by_lua[k]
+    local def = M.definition(k)
     if not def then return nil end
     build_entity(st, def)
     return shell(st, def).ent

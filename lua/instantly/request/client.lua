@@ -287,7 +287,7 @@ local function client_methods(exts)
   if shared_methods == nil then
     shared_methods = {}
     for k, v in pairs(Client) do shared_methods[k] = v end
-    local mod = builder.static_extensions().client
+    local mod = builder.static_extension("client")
     for k, fn in pairs(mod and mod.client or {}) do
       if shared_methods[k] ~= nil then
         fail("extension instantly.workflows.extra.client defines client method '" .. k .. "', which already exists")

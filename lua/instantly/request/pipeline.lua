@@ -275,19 +275,20 @@ end
 function M.send(p, op, url, path, body, headers, opts)
   local sched = schedulers[running()]
   local session = p.session
-  local max_retries, timeout, connect_timeout = p.max_retries, p.timeout, p.connect_timeout
+  local timeout, connect_timeout = p.timeout, p.connect_timeout
   if opts then
-    if opts.max_retries ~= nil then max_retries = opts.max_retries end
     if opts.timeout ~= nil then timeout = opts.timeout end
     if opts.connect_timeout ~= nil then connect_timeout = opts.connect_timeout end
   end
   local method = op.method
-  local on_request, on_response, on_wait = p.on_request, p.on_response, p.on_wait
+  local on_request, on_response = p.on_request, p.on_response
   local limiter = p.limiter
   local req = p.req
   local attempt = 0
-  local sleeper, notify
+  -- (what only a retry or the rate limiter reads is looked up there)
+  local on_wait, sleeper, notify
   if limiter then
+    on_wait = p.on_wait
     sleeper = sched and function(s) sched:sleep(s) end or sleep_plain
     notify = on_wait and function(seconds, window)
       on_wait { reason = "rate_limit", seconds = seconds, limit = window.label,
@@ -350,6 +351,8 @@ function M.send(p, op, url, path, body, headers, opts)
       on_response { method = method, url = url, path = path, operation = op.label, status = status,
                     headers = err.headers, attempt = attempt, elapsed = monotime() - t0, error = err }
     end
+    local max_retries = p.max_retries
+    if opts and opts.max_retries ~= nil then max_retries = opts.max_retries end
     if not retryable or attempt > max_retries then return nil, err end
     local delay = err.retry_after
     if delay then
@@ -357,6 +360,7 @@ function M.send(p, op, url, path, body, headers, opts)
     else
       delay = M.backoff(p.retry, attempt)
     end
+    on_wait = p.on_wait
     if on_wait then
       on_wait { reason = "retry", seconds = delay, operation = op.label, method = method, path = path,
                 attempt = attempt, error = err }
@@ -394,26 +398,33 @@ local nulls_busy = false
 function M.decode(p, how, url, path, status, text, headers, attempts, strip)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
-  local v, msg, oom
+  -- (pcall of the decoder itself, not decode_json: one call less per response)
+  local ok, v, msg
   if strip == nil then
-    v, msg, oom = decode_json(text)
+    ok, v, msg = pcall(json_decode, text)
   elseif nulls_busy then
     local list = {}
-    v, msg, oom = decode_json(text, { null_tables = list })
-    if v ~= nil then strip(list) end
+    ok, v, msg = pcall(json_decode, text, { null_tables = list })
+    if ok and v ~= nil then strip(list) end
   else
     nulls_busy = true
-    v, msg, oom = decode_json(text, NULL_OPTS)
+    ok, v, msg = pcall(json_decode, text, NULL_OPTS)
     if NULLS[1] ~= nil then
       -- strip empties the list; what a failed decode listed only goes
-      if v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
+      if ok and v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
     end
     nulls_busy = false
+  end
+  if not ok then
+    -- the decoder raises only when memory runs out (see decode_json)
+    v, msg = nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)
+  elseif v == nil then
+    msg = "response is not valid JSON: " .. tostring(msg)
   end
   if v == nil then
     return nil, new_error("decode", {
       status = status, method = how.method, path = path, url = url, attempts = attempts,
-      message = oom and msg or ("response is not valid JSON: " .. tostring(msg)),
+      message = msg,
       body = raw_text(text, p.key), request_id = request_id(headers), headers = M.headers(headers),
     }, p.key)
   end

@@ -35,10 +35,10 @@ local core = require "instantly.core"
 local Err = require "instantly.request.error"
 local pipeline = require "instantly.request.pipeline"
 
-local type, error, pairs, next, tostring, xpcall, pcall =
-  type, error, pairs, next, tostring, xpcall, pcall
-local create, resume, yield, running =
-  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running
+local type, error, pairs, next, tostring, pcall =
+  type, error, pairs, next, tostring, pcall
+local create, resume, yield, running, close =
+  coroutine.create, coroutine.resume, coroutine.yield, coroutine.running, coroutine.close
 local traceback, setmetatable, assert, sort = debug.traceback, setmetatable, assert, table.sort
 local mtype, huge, min = math.type, math.huge, math.min
 local monotime, plain_sleep, wait_sessions = core.monotime, core.sleep, core.wait_sessions
@@ -62,6 +62,7 @@ local function new_scheduler()
     -- the hooks the pipeline calls, found without going through __index
     request = Scheduler.request, sleep = Scheduler.sleep,
     waiting = {},     -- session -> {transfer id -> coroutine, n = transfers in flight,
+                      --             (kept while the loop lasts, also when n is 0)
                       --             take = the session's take (nil: it has poll)}
     nsessions = 0,
     sleepers = {},    -- array of {wake, co}, unordered (few entries)
@@ -89,8 +90,8 @@ function Scheduler:request(session, req)
   if not w then
     w = { n = 0, take = session.take }
     self.waiting[session] = w
-    self.nsessions = self.nsessions + 1
   end
+  if w.n == 0 then self.nsessions = self.nsessions + 1 end
   w[id] = running()
   w.n = w.n + 1
   return yield(TOKEN, "io")
@@ -110,19 +111,15 @@ local function push(self, co, a, b, c)
   self.qco[t], self.qa[t], self.qb[t], self.qc[t] = co, a, b, c
 end
 
--- A transfer of `session` (whose entry in `waiting` is w) finished: the
+-- A transfer whose session's entry in `waiting` is w finished: the
 -- coroutine that waits for it (nil for one nobody waits for any more).
-local function transfer_done(self, session, w, id)
+local function transfer_done(self, w, id)
   local co = w[id]
   if not co then return nil end
   w[id] = nil
   local n = w.n - 1
-  if n == 0 then
-    self.waiting[session] = nil
-    self.nsessions = self.nsessions - 1
-  else
-    w.n = n
-  end
+  w.n = n
+  if n == 0 then self.nsessions = self.nsessions - 1 end
   return co
 end
 
@@ -130,45 +127,41 @@ local function task_name(key)
   return type(key) == "string" and ("'" .. key .. "'") or tostring(key)
 end
 
--- What xpcall's handler returns: the raised value and its traceback.
-local Raised = {}
-local function on_raise(e)
-  return setmetatable({ e = e, tb = traceback(tostring(e), 2) }, Raised)
-end
-
--- The error result of a task that raised (r: what on_raise made).
-local function raised_error(r, key)
-  if Err.is(r.e) then
-    if r.e.task == nil then r.e.task = key end
-    return r.e
+-- The error result of a task that raised `e` (traceback: its text).
+local function raised_error(e, tb, key)
+  if Err.is(e) then
+    if e.task == nil then e.task = key end
+    return e
   end
   return Err.new {
-    kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(r.e),
-    cause = r.e, traceback = r.tb, task = key,
+    kind = "task", message = "task " .. task_name(key) .. " raised: " .. tostring(e),
+    cause = e, traceback = tb, task = key,
   }
 end
 
--- Body of a worker coroutine: runs tasks of its group until there are
--- none left, reporting each result (err naming the task). on_result runs
--- here too; if it raises, the coroutine dies with that error and the loop
--- fails with it.
+-- Body of a worker coroutine: runs tasks of its group one after another
+-- until there are none left, reporting each result (err naming the task).
+-- The task runs unprotected: one that raises kills the coroutine, and
+-- `step` reports it (its key is in key_of while it runs) and starts a
+-- fresh worker for the rest, so nothing a failed task left on its stack
+-- is seen by the next task, and a task that succeeds costs no pcall.
+-- on_result and the task stream run here too, outside any task (key_of
+-- cleared): if they raise, the loop fails with that error.
 local function worker(self, group, key, fn)
   local co, key_of, take = running(), self.key_of, group.take
   while key ~= nil do
     key_of[co] = key
-    local ok, v, e = xpcall(fn, on_raise)
-    local raised = not ok
-    if raised then
-      v, e = nil, raised_error(v, key)
-    elseif v ~= nil then
+    local v, e = fn()
+    key_of[co] = nil
+    if v ~= nil then
       -- SDK calls return value, status, headers on success: only a nil
       -- value makes the second result an error.
       e = nil
-    elseif Err.is(e) and e.task == nil then
-      e.task = key
+    elseif e ~= nil then
+      if Err.is(e) and e.task == nil then e.task = key end
+      group.failed = group.failed + 1
     end
-    if v == nil and e ~= nil then group.failed = group.failed + 1 end
-    group.on_result(key, v, e, raised)
+    group.on_result(key, v, e, false)
     key, fn = take()
   end
   return DONE
@@ -203,6 +196,23 @@ function Scheduler:_worker_gone(co)
   self:_fill(group)
 end
 
+-- A worker died in task `key` of `group` with error `e`: the task's
+-- result is that error (with the coroutine's traceback), its
+-- to-be-closed variables are closed, and another worker takes its place.
+local function task_raised(self, co, group, key, e)
+  local tb = traceback(co, tostring(e))
+  -- (detached first: an SDK call in a __close handler cannot yield from
+  -- here, so it runs as it would outside gather)
+  attach(co, nil)
+  local closed, ce = close(co)
+  if not closed then e = ce end -- a __close that raised has the last word, as under pcall
+  self.group_of[co], self.key_of[co] = nil, nil
+  group.workers = group.workers - 1
+  group.failed = group.failed + 1
+  group.on_result(key, nil, raised_error(e, tb, key), true)
+  self:_fill(group)
+end
+
 -- Resumes one coroutine and interprets what it yielded or returned.
 local function step(self, co, a, b, c)
   local ok, x, y, z = resume(co, a, b, c)
@@ -214,25 +224,26 @@ local function step(self, co, a, b, c)
     end
     return
   end
-  if not ok then
-    -- run_task catches what tasks raise: this is on_result, the task
-    -- stream, or a bug of ours.
-    error(x, 0)
+  if x == DONE and ok then return self:_worker_gone(co) end
+  local group, key = self.group_of[co], self.key_of[co]
+  if group == nil or key == nil then
+    -- Not inside a task: on_result, the task stream, or a bug of ours.
+    if not ok then error(x, 0) end
+    error("instantly: gather: a coroutine yielded outside the SDK", 0)
   end
-  if x == DONE then return self:_worker_gone(co) end
-  do
-    -- A task yielded on its own (not through the SDK): it cannot be
-    -- resumed meaningfully; fail it and let another worker take over.
-    local group, key = self.group_of[co], self.key_of[co]
-    if not group then error("instantly: gather: a coroutine yielded outside the SDK", 0) end
-    group.failed = group.failed + 1
-    group.on_result(key, nil, Err.new {
-      kind = "task", message = "task " .. task_name(key) ..
-        " yielded outside the SDK (coroutine.yield inside a gathered task)",
-      task = key,
-    }, true)
-    return self:_worker_gone(co)
-  end
+  if not ok then return task_raised(self, co, group, key, x) end
+  -- A task yielded on its own (not through the SDK): it cannot be
+  -- resumed meaningfully; fail it (closing what it left to be closed)
+  -- and let another worker take over.
+  attach(co, nil)
+  close(co)
+  group.failed = group.failed + 1
+  group.on_result(key, nil, Err.new {
+    kind = "task", message = "task " .. task_name(key) ..
+      " yielded outside the SDK (coroutine.yield inside a gathered task)",
+    task = key,
+  }, true)
+  return self:_worker_gone(co)
 end
 
 -- Finished transfers of one session, waiting up to `timeout` for the
@@ -245,8 +256,15 @@ local function collect(self, session, timeout)
   if take then
     local id, a, b, c = take(session, timeout)
     while id ~= nil do
-      local co = transfer_done(self, session, w, id)
-      if co then step(self, co, a, b, c) end
+      -- (transfer_done, inline: this runs once per request)
+      local co = w[id]
+      if co then
+        w[id] = nil
+        local n = w.n - 1
+        w.n = n
+        if n == 0 then self.nsessions = self.nsessions - 1 end
+        step(self, co, a, b, c)
+      end
       id, a, b, c = take(session)
     end
     return
@@ -255,7 +273,7 @@ local function collect(self, session, timeout)
   if type(done) == "table" then
     for j = 1, #done do
       local r = done[j]
-      local co = transfer_done(self, session, w, r.id)
+      local co = transfer_done(self, w, r.id)
       if co then
         if r.err ~= nil then
           step(self, co, nil, r.err)
@@ -307,17 +325,23 @@ function Scheduler:_turn(root)
   end
   local timeout = wake < huge and (wake - now) or 1
   if self.nsessions == 1 then
-    -- (not a pairs loop: a resumed task may add a session meanwhile)
-    return collect(self, (next(self.waiting)), timeout)
+    -- (found first, not collected in a pairs loop: a resumed task may
+    -- add a session meanwhile)
+    local waiting = self.waiting
+    local session, w = next(waiting)
+    while w.n == 0 do session, w = next(waiting, session) end
+    return collect(self, session, timeout)
   end
   -- Several sessions (tasks using several clients): wait on all their
   -- sockets at once, then collect from each without waiting. Transports
   -- that are not core sessions cannot be waited on together: take turns
   -- in short slices.
   local list, all_core = {}, true
-  for session in pairs(self.waiting) do
-    list[#list + 1] = session
-    if type(session) ~= "userdata" then all_core = false end
+  for session, w in pairs(self.waiting) do
+    if w.n > 0 then
+      list[#list + 1] = session
+      if type(session) ~= "userdata" then all_core = false end
+    end
   end
   if all_core then
     wait_sessions(list, timeout)
@@ -327,7 +351,7 @@ function Scheduler:_turn(root)
   end
   for i = 1, #list do
     -- (a session may have nothing left in flight by its turn)
-    if self.waiting[list[i]] then collect(self, list[i], timeout) end
+    if self.waiting[list[i]].n > 0 then collect(self, list[i], timeout) end
   end
 end
 
