@@ -330,22 +330,30 @@ typedef struct dec {
 #define DEC_NULLS 4
 #define DEC_FRAMES 5
 
-/* The key cache: object keys repeat from record to record, and making a
- * Lua string of one means hashing it and walking Lua's string table. Each
- * state keeps the last KEY_CACHE plain keys of at most KEY_MAX bytes (Lua's
- * interned short strings), anchored in a table (slot DEC_KEYS, the cache
- * userdata's user value) that the entries' pointers read from: a repeated
- * key costs a cheap hash, a memcmp and a table read. At most 256 strings
- * of 40 bytes stay alive between calls. */
-#define KEY_CACHE 256
-#define KEY_MAX 40
+/* The string cache: object keys repeat from record to record, and so do
+ * many short values ("email", "America/Chicago"); making a Lua string of
+ * one means hashing it and walking Lua's string table. Each state keeps
+ * up to STR_SLOTS plain keys and as many plain values of at most STR_MAX
+ * bytes (Lua's interned short strings), anchored in a table (slot
+ * DEC_KEYS, the cache userdata's user value: keys in 1..STR_SLOTS, values
+ * after) that the entries' pointers read from: a repeated string costs a
+ * cheap hash, two word compares and a table read. Each string may sit in
+ * one of two slots (two hashes), so a few keys that share one slot do not
+ * push each other out in turn; a miss replaces the least recently used of
+ * the two. A value is only kept the second time it is seen (`seen`), so
+ * that unique strings (ids, timestamps) cost a miss and nothing more. At
+ * most 512 strings of 40 bytes stay alive between calls. */
+#define KEY_CACHE 256 /* the encoder's cache */
+#define STR_BITS 9
+#define STR_SLOTS (1 << STR_BITS)
+#define STR_MAX 40
 
 typedef struct kentry {
-    const char *s;  /* the bytes of the string in slot i + 1 of the table */
-    unsigned n;
-    unsigned victim; /* first way of a set: the next miss fills way 2 */
+    const char *s;  /* the bytes of the string in its slot of the table */
     uint64_t a, b;  /* its first and last 8 bytes */
-    uint64_t stamp; /* serial of the object that used it last */
+    uint64_t stamp; /* keys: serial of the object that used it last; values: tick */
+    unsigned n;
+    unsigned alt;   /* the string's other slot */
 } kentry;
 
 /* The cache also tells an object whether a key may repeat in it, so that
@@ -365,7 +373,10 @@ typedef struct kentry {
 typedef struct kcache {
     uint64_t serial;  /* the last serial given to an object */
     uint64_t evicted; /* the highest stamp an eviction has removed */
-    kentry e[KEY_CACHE];
+    uint64_t tick;    /* value uses, for least recently used */
+    kentry key[STR_SLOTS];
+    kentry val[STR_SLOTS];
+    uint32_t seen[STR_SLOTS]; /* tag of the last value missed, per slot */
 } kcache;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
@@ -531,7 +542,7 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
     }
 }
 
-/* Whether the cached key e holds s[0..n), n <= KEY_MAX, given that its
+/* Whether the cached key e holds s[0..n), n <= STR_MAX, given that its
  * first and last 8 bytes and its length already match: the middle is
  * compared a word at a time (no call). */
 JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
@@ -547,73 +558,148 @@ JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
     return 1;
 }
 
-/* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
- * between the lookup and the push can run a finalizer (no allocation),
- * and a miss stores entry and table slot together after its string
- * exists, so a decode from a finalizer only ever sees consistent pairs.
- * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
- * which are the whole key up to 16 bytes: most keys compare in two words. */
-static void push_key(dec *d, dframe *f, const char *s, size_t n)
+/* A string's place in the cache: its first and last 8 bytes (fewer:
+ * zero-padded), which are the whole string up to 16 bytes, and its two
+ * slots. */
+typedef struct kslot {
+    uint64_t a, b;
+    unsigned i1, i2;
+    uint32_t tag;
+} kslot;
+
+JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
 {
-    lua_State *L = d->L;
-    kcache *kc = d->kc;
-    uint64_t a = 0, b = 0, h;
-    kentry *e;
-    if (n > KEY_MAX) {
-        f->maybe_dup = 1;
-        lua_pushlstring(L, s, n);
-        return;
-    }
+    uint64_t a = 0, b = 0, x;
     if (n >= 8) {
         memcpy(&a, s, 8);
         memcpy(&b, s + n - 8, 8);
     } else {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        if (d->end - s >= 8) { /* one load; the key is its low bytes */
+        if (end - s >= 8) { /* one load; the string is its low bytes */
             memcpy(&a, s, 8);
             a &= ((uint64_t)1 << (8 * n)) - 1;
         } else
 #endif
             memcpy(&a, s, n);
     }
-    /* two ways per set, so two keys that share a set both stay */
-    h = (((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 7)) * 2;
-    e = &kc->e[h];
-    if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || key_middle_eq(e->s, s, n))) {
-        f->maybe_dup |= e->stamp >= f->serial;
-        e->stamp = f->serial;
-        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
-        return;
-    }
-    e++;
-    if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || key_middle_eq(e->s, s, n))) {
-        f->maybe_dup |= e->stamp >= f->serial;
-        e->stamp = f->serial;
-        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 2);
-        return;
-    }
-    /* the ways of a set are filled in turn; the first one keeps the turn
-     * (read again after lua_pushlstring, which may run a finalizer) */
-    lua_pushlstring(L, s, n);
-    e = &kc->e[h];
-    if (e->victim) {
-        e->victim = 0;
-        e++;
-        h++;
-    } else {
-        e->victim = 1;
-    }
+    x = a ^ ((b << 29) | (b >> 35)) ^ n;
+    k->a = a;
+    k->b = b;
+    k->i1 = (unsigned)((x * 0x9E3779B97F4A7C15u) >> (64 - STR_BITS));
+    k->i2 = (unsigned)((x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
+    if (k->i2 == k->i1)
+        k->i2 ^= 1;
+    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+}
+
+JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t n)
+{
+    return e->a == k->a && e->b == k->b && e->n == n && e->s != NULL
+           && (n <= 16 || key_middle_eq(e->s, s, n));
+}
+
+/* Moves the entry in slot `from` to its other slot, if that one is
+ * free, and frees `from`. */
+static int cache_move(lua_State *L, kentry *tab, int base, unsigned from)
+{
+    unsigned to = tab[from].alt;
+    if (tab[to].s != NULL)
+        return 0;
+    lua_rawgeti(L, DEC_KEYS, (lua_Integer)(base + from + 1));
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)(base + to + 1));
+    tab[to] = tab[from];
+    tab[to].alt = from;
+    tab[from].s = NULL;
+    return 1;
+}
+
+/* Stores the string on the stack top in one of its two slots (in the
+ * table at `base`): a free one, else one whose occupant can move to its
+ * own other slot (one step of cuckoo hashing), else the least recently
+ * used; returns the entry, with the stamp it evicted in *old (0 if none).
+ * Called after the string exists, so a decode from a finalizer only ever
+ * sees consistent pairs: nothing here allocates (every slot is in the
+ * table's array part). */
+static kentry *cache_store(dec *d, kentry *tab, int base, const kslot *k, size_t n,
+                           uint64_t *old)
+{
+    lua_State *L = d->L;
+    kentry *e;
+    unsigned i;
+    if (tab[k->i1].s == NULL || cache_move(L, tab, base, k->i1))
+        i = k->i1;
+    else if (tab[k->i2].s == NULL || cache_move(L, tab, base, k->i2))
+        i = k->i2;
+    else
+        i = tab[k->i1].stamp <= tab[k->i2].stamp ? k->i1 : k->i2;
+    e = &tab[i];
     lua_pushvalue(L, -1);
-    lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
-    if (e->s != NULL && e->stamp > kc->evicted)
-        kc->evicted = e->stamp;
-    e->stamp = f->serial;
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)(base + i + 1));
+    *old = e->s != NULL ? e->stamp : 0;
     e->s = lua_tostring(L, -1);
     e->n = (unsigned)n;
-    e->a = a;
-    e->b = b;
+    e->a = k->a;
+    e->b = k->b;
+    e->alt = i == k->i1 ? k->i2 : k->i1;
+    return e;
+}
+
+/* Pushes the key s[0..n), plain ASCII, through the cache. Nothing
+ * between the lookup and the push can run a finalizer (no allocation). */
+static void push_key(dec *d, dframe *f, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    kcache *kc = d->kc;
+    kentry *e;
+    kslot k;
+    uint64_t old;
+    unsigned i;
+    if (n > STR_MAX) {
+        f->maybe_dup = 1;
+        lua_pushlstring(L, s, n);
+        return;
+    }
+    kslot_of(&k, s, n, d->end);
+    i = k.i1;
+    e = &kc->key[i];
+    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->key[i], entry_is(e, &k, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)i + 1);
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    e = cache_store(d, kc->key, 0, &k, n, &old);
+    if (old > kc->evicted)
+        kc->evicted = old;
+    e->stamp = f->serial;
+}
+
+/* Pushes the value string s[0..n) (no escapes, at most STR_MAX bytes)
+ * through the cache. */
+static void push_value(dec *d, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    kcache *kc = d->kc;
+    kentry *e;
+    kslot k;
+    uint64_t old;
+    unsigned i;
+    kslot_of(&k, s, n, d->end);
+    i = k.i1;
+    e = &kc->val[i];
+    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->val[i], entry_is(e, &k, s, n))) {
+        e->stamp = ++kc->tick;
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)(STR_SLOTS + i + 1));
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    if (kc->seen[k.i1] != k.tag) { /* first sight: only remembered */
+        kc->seen[k.i1] = k.tag;
+        return;
+    }
+    e = cache_store(d, kc->val, STR_SLOTS, &k, n, &old);
+    e->stamp = ++kc->tick;
 }
 
 /* d->p is just after the opening quote; pushes the string. */
@@ -627,7 +713,10 @@ static void parse_string(dec *d)
             dec_unexpected(d, p);
         switch (byte_class[(unsigned char)*p]) {
         case C_QUOTE:
-            lua_pushlstring(d->L, s, (size_t)(p - s));
+            if ((size_t)(p - s) <= STR_MAX)
+                push_value(d, s, (size_t)(p - s));
+            else
+                lua_pushlstring(d->L, s, (size_t)(p - s));
             d->p = p + 1;
             return;
         case C_HIGH: {
@@ -1950,7 +2039,7 @@ void inst_json_open(lua_State *L)
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
     memset(lua_newuserdatauv(L, sizeof(kcache), 1), 0, sizeof(kcache));
-    lua_createtable(L, KEY_CACHE, 0);
+    lua_createtable(L, 2 * STR_SLOTS, 0);
     lua_setiuservalue(L, -2, 1);
     lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
