@@ -307,6 +307,9 @@ typedef struct dframe {
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
     int maybe_dup;   /* an object key may repeat (see kcache) */
+    int kprev;       /* cache slot of the object's last key, or -1 */
+    int owner;       /* cache slot of the key this container is the value of
+                      * (through arrays), or -1 */
 } dframe;
 
 typedef struct dec {
@@ -354,6 +357,8 @@ typedef struct kentry {
     uint64_t stamp; /* keys: serial of the object that used it last; values: tick */
     unsigned n;
     unsigned alt;   /* the string's other slot */
+    unsigned next;  /* key: slot of the key that followed it last time */
+    unsigned child; /* key: slot of the first key of an object under it */
 } kentry;
 
 /* The cache also tells an object whether a key may repeat in it, so that
@@ -598,6 +603,32 @@ JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t 
            && (n <= 16 || key_middle_eq(e->s, s, n));
 }
 
+/* Whether the input at s holds the cached string e followed by its
+ * closing quote: the check of a predicted key. */
+JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
+{
+    size_t n = e->n;
+    uint64_t a = 0;
+    if (e->s == NULL || (size_t)(end - s) <= (n > 8 ? n : 8))
+        return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&a, s, 8);
+    if (n < 8)
+        a &= ((uint64_t)1 << (8 * n)) - 1;
+#else
+    memcpy(&a, s, n < 8 ? n : 8);
+#endif
+    if (a != e->a || s[n] != '"')
+        return 0;
+    if (n > 8) {
+        uint64_t b;
+        memcpy(&b, s + n - 8, 8);
+        if (b != e->b || (n > 16 && !key_middle_eq(e->s, s, n)))
+            return 0;
+    }
+    return 1;
+}
+
 /* Moves the entry in slot `from` to its other slot, if that one is
  * free, and frees `from`. */
 static int cache_move(lua_State *L, kentry *tab, int base, unsigned from)
@@ -644,9 +675,10 @@ static kentry *cache_store(dec *d, kentry *tab, int base, const kslot *k, size_t
     return e;
 }
 
-/* Pushes the key s[0..n), plain ASCII, through the cache. Nothing
- * between the lookup and the push can run a finalizer (no allocation). */
-static void push_key(dec *d, dframe *f, const char *s, size_t n)
+/* Pushes the key s[0..n), plain ASCII, through the cache; returns its
+ * slot, or -1 if it is not cached. Nothing between the lookup and the
+ * push can run a finalizer (no allocation). */
+static int push_key(dec *d, dframe *f, const char *s, size_t n)
 {
     lua_State *L = d->L;
     kcache *kc = d->kc;
@@ -657,7 +689,7 @@ static void push_key(dec *d, dframe *f, const char *s, size_t n)
     if (n > STR_MAX) {
         f->maybe_dup = 1;
         lua_pushlstring(L, s, n);
-        return;
+        return -1;
     }
     kslot_of(&k, s, n, d->end);
     i = k.i1;
@@ -666,13 +698,14 @@ static void push_key(dec *d, dframe *f, const char *s, size_t n)
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)i + 1);
-        return;
+        return (int)i;
     }
     lua_pushlstring(L, s, n);
     e = cache_store(d, kc->key, 0, &k, n, &old);
     if (old > kc->evicted)
         kc->evicted = old;
     e->stamp = f->serial;
+    return (int)(e - kc->key);
 }
 
 /* Pushes the value string s[0..n) (no escapes, at most STR_MAX bytes)
@@ -966,23 +999,47 @@ static void parse_literal(dec *d, const char *word, size_t n)
     d->p += n;
 }
 
-/* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
+/* Expects '"' at p: reads a key and its ':' and leaves d->p at the value.
+ * Objects of one kind list their keys in the same order, so each cached
+ * key remembers the key that followed it (and the first key of an object
+ * under it): the predicted key is checked in place, with no scan and no
+ * hash. */
 static void parse_key(dec *d, dframe *f, const char *p)
 {
+    kcache *kc = d->kc;
     const char *s, *q;
+    kentry *e;
+    int slot;
     if (JSON_UNLIKELY(p >= d->end || *p != '"'))
         dec_unexpected(d, p);
     s = p + 1;
-    q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
-    if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
-        d->p = s; /* escapes, UTF-8 or an error: the general path */
-        f->maybe_dup = 1;
-        parse_string(d);
-        q = d->p;
+    slot = f->kprev >= 0 ? (int)kc->key[f->kprev].next
+         : f->owner >= 0 ? (int)kc->key[f->owner].child : -1;
+    if (slot >= 0 && entry_at(e = &kc->key[slot], s, d->end)) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
+        lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
+        q = s + e->n + 1;
     } else {
-        push_key(d, f, s, (size_t)(q - s));
-        q++;
+        q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
+        if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
+            d->p = s; /* escapes, UTF-8 or an error: the general path */
+            f->maybe_dup = 1;
+            parse_string(d);
+            q = d->p;
+            slot = -1;
+        } else {
+            slot = push_key(d, f, s, (size_t)(q - s));
+            q++;
+        }
+        if (slot >= 0) {
+            if (f->kprev >= 0)
+                kc->key[f->kprev].next = (unsigned)slot;
+            else if (f->owner >= 0)
+                kc->key[f->owner].child = (unsigned)slot;
+        }
     }
+    f->kprev = slot;
     /* compact text: the colon, then the value */
     if (q + 1 < d->end && *q == ':' && (unsigned char)q[1] > ' ') {
         d->p = q + 1;
@@ -1031,6 +1088,12 @@ static void parse_document(dec *d)
             f->null_listed = 0;
             f->maybe_dup = 0;
             f->n = 0;
+            f->kprev = -1;
+            f->owner = -1;
+            if (d->depth > 1) {
+                const dframe *up = f - 1;
+                f->owner = up->is_obj ? up->kprev : up->owner;
+            }
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = lua_gettop(L);
             dec_ensure(d, f->tidx);
