@@ -428,6 +428,42 @@ describe("core.json_decode", function()
       end
     end)
 
+    -- Each cached key remembers the key that followed it (csrc/json.c
+    -- parse_key) and checks it in place first: a document that breaks the
+    -- pattern must read exactly as one that does not.
+    it("follow objects that change their key order, or use prefixes of the expected key", function()
+      local rows = {
+        { "abc", "abd" }, { "abc", "ab" }, { "abc", "abdx" }, { "abc", "abd\\u0078", "abdx" },
+        { "abc", "abd" }, { "abd", "abc" }, { "abc", "" }, { "abc", "abd_and_a_long_tail_of_text_x" },
+        { "abc", "abd_and_a_long_tail_of_text_y" }, { "abc", "abd_and_a_lonG_tail_of_text_y" },
+        { "abc", "abd" },
+      }
+      local parts = {}
+      for i, r in ipairs(rows) do
+        parts[i] = ('{"%s":%d,"%s":{"%s":%d}}'):format(r[1], i, r[2], r[1], -i)
+      end
+      local text = "[" .. table.concat(parts, ",") .. "]"
+      for _ = 1, 3 do
+        local v = assert(decode(text))
+        for i, r in ipairs(rows) do
+          local second = r[3] or r[2]
+          assert.equal(i, v[i][r[1]])
+          assert.equal(-i, v[i][second][r[1]], text)
+          local n = 0
+          for _ in pairs(v[i]) do n = n + 1 end
+          assert.equal(2, n)
+        end
+      end
+      -- the expected key cut short by the end of the input
+      for cut = 1, 12 do
+        local t = '[{"abc":1,"abd":2},{"abc":1,"abd":2}]'
+        local head = t:sub(1, 20 + cut)
+        local v, err = decode(head)
+        assert.is_nil(v)
+        assert.equal("unexpected end of input at byte " .. #head + 1, err)
+      end
+    end)
+
     it("read right at the end of the input", function()
       assert.same({ a = 1 }, decode('{"a":1}'))
       assert.same({ ab = 1 }, decode('{"ab":1}'))
