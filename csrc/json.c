@@ -403,9 +403,11 @@ static JSON_NOINLINE void dec_unexpected(dec *d, const char *at)
     dec_fail_at(d, at, what);
 }
 
-static const char *skip_ws(const char *p, const char *end)
+JSON_INLINE const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    /* most text is compact: one compare leaves at anything above ' ' */
+    while (p < end && (unsigned char)*p <= ' '
+           && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
 }
@@ -974,6 +976,7 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
+        lua_settop(L, t);
     } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
@@ -988,8 +991,8 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_rawseti(L, t, f->n + i);
         }
         f->n += cnt;
+        lua_settop(L, t);
     }
-    lua_settop(L, t);
 }
 
 static void parse_literal(dec *d, const char *word, size_t n)
@@ -999,12 +1002,39 @@ static void parse_literal(dec *d, const char *word, size_t n)
     d->p += n;
 }
 
+/* The key at s (after its quote) when it is not the predicted one:
+ * scanned, then through the cache or the general path. Returns the byte
+ * after its closing quote. */
+static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s)
+{
+    kcache *kc = d->kc;
+    const char *q;
+    int slot;
+    q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
+    if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
+        d->p = s; /* escapes, UTF-8 or an error: the general path */
+        f->maybe_dup = 1;
+        parse_string(d);
+        f->kprev = -1;
+        return d->p;
+    }
+    slot = push_key(d, f, s, (size_t)(q - s));
+    if (slot >= 0) {
+        if (f->kprev >= 0)
+            kc->key[f->kprev].next = (unsigned)slot;
+        else if (f->owner >= 0)
+            kc->key[f->owner].child = (unsigned)slot;
+    }
+    f->kprev = slot;
+    return q + 1;
+}
+
 /* Expects '"' at p: reads a key and its ':' and leaves d->p at the value.
  * Objects of one kind list their keys in the same order, so each cached
  * key remembers the key that followed it (and the first key of an object
  * under it): the predicted key is checked in place, with no scan and no
  * hash. */
-static void parse_key(dec *d, dframe *f, const char *p)
+JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
 {
     kcache *kc = d->kc;
     const char *s, *q;
@@ -1018,28 +1048,12 @@ static void parse_key(dec *d, dframe *f, const char *p)
     if (slot >= 0 && entry_at(e = &kc->key[slot], s, d->end)) {
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
+        f->kprev = slot;
         lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
         q = s + e->n + 1;
     } else {
-        q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
-        if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
-            d->p = s; /* escapes, UTF-8 or an error: the general path */
-            f->maybe_dup = 1;
-            parse_string(d);
-            q = d->p;
-            slot = -1;
-        } else {
-            slot = push_key(d, f, s, (size_t)(q - s));
-            q++;
-        }
-        if (slot >= 0) {
-            if (f->kprev >= 0)
-                kc->key[f->kprev].next = (unsigned)slot;
-            else if (f->owner >= 0)
-                kc->key[f->owner].child = (unsigned)slot;
-        }
+        q = parse_key_scan(d, f, s);
     }
-    f->kprev = slot;
     /* compact text: the colon, then the value */
     if (q + 1 < d->end && *q == ':' && (unsigned char)q[1] > ' ') {
         d->p = q + 1;
@@ -1057,6 +1071,7 @@ static void parse_document(dec *d)
 {
     lua_State *L = d->L;
     const char *p;
+    int top = lua_gettop(L); /* kept here: one value or key pushed, one more */
     for (;;) {
         /* one value at d->p */
         p = d->p;
@@ -1095,11 +1110,12 @@ static void parse_document(dec *d)
                 f->owner = up->is_obj ? up->kprev : up->owner;
             }
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
-            f->tidx = lua_gettop(L);
-            dec_ensure(d, f->tidx);
+            f->tidx = ++top;
+            dec_ensure(d, top);
             if (is_obj) {
                 f->serial = ++d->kc->serial;
                 parse_key(d, f, p);
+                top++;
             } else {
                 d->p = p;
             }
@@ -1124,16 +1140,15 @@ static void parse_document(dec *d)
         default:
             dec_unexpected(d, p);
         }
+        top++;
 
         /* A complete value is on the stack top, waiting in its container:
          * close every container that ends here. */
         for (;;) {
             dframe *f;
-            int top;
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            top = lua_gettop(L);
             if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
                 dec_flush(d, f, top);
                 top = f->tidx;
@@ -1141,15 +1156,17 @@ static void parse_document(dec *d)
             dec_ensure(d, top);
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
-                if (f->is_obj)
+                if (f->is_obj) {
                     parse_key(d, f, skip_ws(p + 1, d->end));
-                else
+                    top++;
+                } else
                     d->p = skip_ws(p + 1, d->end);
                 break;
             }
             if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
                 dec_unexpected(d, p);
             dec_flush(d, f, top);
+            top = f->tidx; /* the container is a value of its parent now */
             d->p = p + 1;
             d->depth--;
         }
