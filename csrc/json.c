@@ -306,6 +306,7 @@ typedef struct dframe {
     int tidx;
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
+    int has_null;    /* a null was read into this container */
     int maybe_dup;   /* an object key may repeat (see kcache) */
     int kprev;       /* cache slot of the object's last key, or -1 */
     int owner;       /* cache slot of the key this container is the value of
@@ -949,29 +950,21 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_replace(L, t);
         }
         f->n += cnt / 2;
+        /* null_tables: the caller learns which objects hold a null
+         * without walking the document (one entry per object). */
+        if (d->null_tables && f->has_null && !f->null_listed) {
+            f->null_listed = 1;
+            lua_pushvalue(L, t);
+            lua_rawseti(L, DEC_NULLS, ++d->nnull);
+        }
         if (!f->maybe_dup && d->kc->evicted < f->serial) {
             /* No key repeats: from the top down, popping each pair. */
-            for (i = top - 1; i > t; i -= 2) {
-                if (d->null_tables && !f->null_listed && lua_type(L, -1) == LUA_TLIGHTUSERDATA
-                    && lua_touserdata(L, -1) == NULL) {
-                    f->null_listed = 1;
-                    lua_pushvalue(L, t);
-                    lua_rawseti(L, DEC_NULLS, ++d->nnull);
-                }
+            for (i = top - 1; i > t; i -= 2)
                 lua_rawset(L, t);
-            }
             return;
         }
         /* In input order, so the last of repeated keys wins. */
         for (i = t + 1; i < top; i += 2) {
-            /* null_tables: the caller learns which objects hold a null
-             * without walking the document (one entry per object). */
-            if (d->null_tables && !f->null_listed && lua_type(L, i + 1) == LUA_TLIGHTUSERDATA
-                && lua_touserdata(L, i + 1) == NULL) {
-                f->null_listed = 1;
-                lua_pushvalue(L, t);
-                lua_rawseti(L, DEC_NULLS, ++d->nnull);
-            }
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
@@ -1101,6 +1094,7 @@ static void parse_document(dec *d)
             f = dec_push_frame(d);
             f->is_obj = is_obj;
             f->null_listed = 0;
+            f->has_null = 0;
             f->maybe_dup = 0;
             f->n = 0;
             f->kprev = -1;
@@ -1132,6 +1126,8 @@ static void parse_document(dec *d)
         case 'n':
             parse_literal(d, "null", 4);
             lua_pushlightuserdata(L, NULL);
+            if (d->depth > 0)
+                d->fr[d->depth - 1].has_null = 1;
             break;
         case '-': case '0': case '1': case '2': case '3': case '4':
         case '5': case '6': case '7': case '8': case '9':
