@@ -945,7 +945,7 @@ static void dec_flush(dec *d, dframe *f, int top)
     lua_State *L = d->L;
     int t = f->tidx, cnt = top - t, i;
     if (f->is_obj) {
-        if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+        if (f->n == 0) { /* the first move: every move has values to move */
             lua_createtable(L, 0, cnt / 2);
             lua_replace(L, t);
         }
@@ -970,7 +970,7 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_rawset(L, t);
         }
         lua_settop(L, t);
-    } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+    } else if (f->n == 0) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
         lua_setmetatable(L, -2);
@@ -988,7 +988,7 @@ static void dec_flush(dec *d, dframe *f, int top)
     }
 }
 
-static void parse_literal(dec *d, const char *word, size_t n)
+JSON_INLINE void parse_literal(dec *d, const char *word, size_t n)
 {
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
         dec_fail_at(d, d->p, "invalid literal");
