@@ -351,12 +351,15 @@ typedef struct dec {
 #define STR_BITS 9
 #define STR_SLOTS (1 << STR_BITS)
 #define STR_MAX 40
+/* The length of a free slot: no input span is that long (entry_at). */
+#define KENTRY_EMPTY (SIZE_MAX / 2)
 
 typedef struct kentry {
     const char *s;  /* the bytes of the string in its slot of the table */
     uint64_t a, b;  /* its first and last 8 bytes */
+    uint64_t mask;  /* the bytes of the first word that belong to it */
     uint64_t stamp; /* keys: serial of the object that used it last; values: tick */
-    unsigned n;
+    size_t n;       /* its length; KENTRY_EMPTY in a free slot */
     unsigned alt;   /* the string's other slot */
     unsigned next;  /* key: slot of the key that followed it last time */
     unsigned child; /* key: slot of the first key of an object under it */
@@ -602,7 +605,7 @@ JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
 
 JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t n)
 {
-    return e->a == k->a && e->b == k->b && e->n == n && e->s != NULL
+    return e->a == k->a && e->b == k->b && e->n == n
            && (n <= 16 || key_middle_eq(e->s, s, n));
 }
 
@@ -612,12 +615,11 @@ JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
 {
     size_t n = e->n;
     uint64_t a = 0;
-    if (e->s == NULL || (size_t)(end - s) <= (n > 8 ? n : 8))
+    if ((size_t)(end - s) <= n + 8) /* also a free slot */
         return 0;
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(&a, s, 8);
-    if (n < 8)
-        a &= ((uint64_t)1 << (8 * n)) - 1;
+    a &= e->mask;
 #else
     memcpy(&a, s, n < 8 ? n : 8);
 #endif
@@ -644,6 +646,7 @@ static int cache_move(lua_State *L, kentry *tab, int base, unsigned from)
     tab[to] = tab[from];
     tab[to].alt = from;
     tab[from].s = NULL;
+    tab[from].n = KENTRY_EMPTY;
     return 1;
 }
 
@@ -671,7 +674,8 @@ static kentry *cache_store(dec *d, kentry *tab, int base, const kslot *k, size_t
     lua_rawseti(L, DEC_KEYS, (lua_Integer)(base + i + 1));
     *old = e->s != NULL ? e->stamp : 0;
     e->s = lua_tostring(L, -1);
-    e->n = (unsigned)n;
+    e->n = n;
+    e->mask = n < 8 ? ((uint64_t)1 << (8 * n)) - 1 : ~(uint64_t)0;
     e->a = k->a;
     e->b = k->b;
     e->alt = i == k->i1 ? k->i2 : k->i1;
@@ -2108,13 +2112,18 @@ static const luaL_Reg json_funcs[] = {
 
 void inst_json_open(lua_State *L)
 {
+    kcache *kc;
+    int i;
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
     /* Each codec function keeps its per-state buffer, array_mt and its
      * key cache as upvalues. */
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    memset(lua_newuserdatauv(L, sizeof(kcache), 1), 0, sizeof(kcache));
+    kc = (kcache *)lua_newuserdatauv(L, sizeof(kcache), 1);
+    memset(kc, 0, sizeof(kcache));
+    for (i = 0; i < STR_SLOTS; i++)
+        kc->key[i].n = kc->val[i].n = KENTRY_EMPTY;
     lua_createtable(L, 2 * STR_SLOTS, 0);
     lua_setiuservalue(L, -2, 1);
     lua_pushcclosure(L, l_json_decode, 3);
