@@ -1037,8 +1037,11 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
     const char *s, *q;
     kentry *e;
     int slot;
-    if (JSON_UNLIKELY(p >= d->end || *p != '"'))
-        dec_unexpected(d, p);
+    if (JSON_UNLIKELY(p >= d->end || *p != '"')) {
+        p = skip_ws(p, d->end); /* callers leave the white space to us */
+        if (p >= d->end || *p != '"')
+            dec_unexpected(d, p);
+    }
     s = p + 1;
     slot = f->kprev >= 0 ? (int)kc->key[f->kprev].next
          : f->owner >= 0 ? (int)kc->key[f->owner].child : -1;
@@ -1137,8 +1140,14 @@ static void parse_document(dec *d)
         case '5': case '6': case '7': case '8': case '9':
             parse_number(d);
             break;
-        default:
+        default: {
+            const char *w = skip_ws(p, d->end);
+            if (w != p) { /* after a comma: white space is rare */
+                d->p = w;
+                continue;
+            }
             dec_unexpected(d, p);
+        }
         }
         top++;
 
@@ -1157,10 +1166,10 @@ static void parse_document(dec *d)
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
                 if (f->is_obj) {
-                    parse_key(d, f, skip_ws(p + 1, d->end));
+                    parse_key(d, f, p + 1);
                     top++;
                 } else
-                    d->p = skip_ws(p + 1, d->end);
+                    d->p = p + 1;
                 break;
             }
             if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
