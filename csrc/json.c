@@ -1051,6 +1051,11 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
         f->kprev = slot;
         lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
         q = s + e->n + 1;
+        /* entry_at saw 8 more bytes: no bound to check */
+        if (*q == ':' && (unsigned char)q[1] > ' ') {
+            d->p = q + 1;
+            return;
+        }
     } else {
         q = parse_key_scan(d, f, s);
     }
