@@ -821,6 +821,19 @@ static void parse_number(dec *d)
     int neg = 0, isfloat = 0, mdigits = 0, fracdigits = 0;
     uint64_t m = 0;
     long exp10 = 0;
+    if (*p >= '1' && *p <= '9') {
+        /* most numbers: a positive integer of up to 18 digits */
+        const char *q = p + 1;
+        m = (uint64_t)(*p - '0');
+        while (q < end && (unsigned)(*q - '0') < 10 && q - p < 18)
+            m = m * 10 + (uint64_t)(*q++ - '0');
+        if (q >= end || (*q != '.' && *q != 'e' && *q != 'E' && (unsigned)(*q - '0') >= 10)) {
+            d->p = q;
+            lua_pushinteger(d->L, (lua_Integer)m);
+            return;
+        }
+        m = 0;
+    }
     if (*p == '-') {
         neg = 1;
         p++;
