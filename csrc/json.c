@@ -503,7 +503,13 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
             size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)d->end);
             if (n == 0)
                 dec_fail_at(d, p, "invalid UTF-8");
-            memcpy(o, p, n);
+            o[0] = p[0]; /* 2 to 4 bytes: no call */
+            o[1] = p[1];
+            if (n > 2) {
+                o[2] = p[2];
+                if (n > 3)
+                    o[3] = p[3];
+            }
             o += n;
             p += n;
             break;
