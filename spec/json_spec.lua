@@ -695,6 +695,34 @@ describe("core.json_decode", function()
       end)
     end
 
+    -- docs/json.md "Kept between calls": the decoder's caches anchor at
+    -- most 1024 strings of up to 40 bytes (Lua counts 24 + 41 bytes for
+    -- the longest) once the decoded value is gone. The baseline is taken
+    -- after a document of the same shape whose strings are too long to
+    -- cache, so the Lua stack has grown the same way in both.
+    it("keeps at most 1024 short strings alive between calls", function()
+      local function doc(pad)
+        local parts = {}
+        for i = 1, 6000 do
+          local k = ("k%05d_%s%s"):format(i, ("x"):rep(i % 30), pad)
+          parts[i] = ('{"%s":"v%s","%s":"v%s"}'):format(k, k, k .. "y", k)
+        end
+        return "[" .. table.concat(parts, ",") .. "," .. table.concat(parts, ",") .. "]"
+      end
+      local function kept_after(text)
+        local v = assert(decode(text))
+        assert.equal(12000, #v)
+        v = nil -- luacheck: ignore
+        collectgarbage()
+        collectgarbage()
+        return collectgarbage("count") * 1024
+      end
+      local long, short = doc(("z"):rep(40)), doc("")
+      local before = kept_after(long)
+      local kept = kept_after(short) - before
+      assert(kept <= 1024 * 65 + 4096, ("%d bytes kept after the value is gone"):format(kept))
+    end)
+
     it("adds at most 48 bytes per repeated key", function()
       if not ok_cjson then return pending("lua-cjson not installed") end
       for _, text in ipairs {
