@@ -320,7 +320,7 @@ typedef struct dec {
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
-    struct kcache *kc; /* the per-state key cache */
+    struct kcache *kc; /* the per-state string cache (keys and values) */
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
     lua_Integer nnull;
