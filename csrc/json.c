@@ -307,7 +307,11 @@ typedef struct dframe {
     int tidx;
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
+    int has_null;    /* a null was read into this container */
     int maybe_dup;   /* an object key may repeat (see kcache) */
+    int kprev;       /* cache slot of the object's last key, or -1 */
+    int owner;       /* cache slot of the key this container is the value of
+                      * (through arrays), or -1 */
 } dframe;
 
 typedef struct dec {
@@ -317,7 +321,7 @@ typedef struct dec {
     int max_depth;
     int failed;     /* set when the error is ours, not a memory error */
     int room;       /* stack height lua_checkstack has granted */
-    struct kcache *kc; /* the per-state key cache */
+    struct kcache *kc; /* the per-state string cache (keys and values) */
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
     lua_Integer nnull;
@@ -331,22 +335,35 @@ typedef struct dec {
 #define DEC_NULLS 4
 #define DEC_FRAMES 5
 
-/* The key cache: object keys repeat from record to record, and making a
- * Lua string of one means hashing it and walking Lua's string table. Each
- * state keeps the last KEY_CACHE plain keys of at most KEY_MAX bytes (Lua's
- * interned short strings), anchored in a table (slot DEC_KEYS, the cache
- * userdata's user value) that the entries' pointers read from: a repeated
- * key costs a cheap hash, a memcmp and a table read. At most 256 strings
- * of 40 bytes stay alive between calls. */
-#define KEY_CACHE 256
-#define KEY_MAX 40
+/* The string cache: object keys repeat from record to record, and so do
+ * many short values ("email", "America/Chicago"); making a Lua string of
+ * one means hashing it and walking Lua's string table. Each state keeps
+ * up to STR_SLOTS plain keys and as many plain values of at most STR_MAX
+ * bytes (Lua's interned short strings), anchored in a table (slot
+ * DEC_KEYS, the cache userdata's user value: keys in 1..STR_SLOTS, values
+ * after) that the entries' pointers read from: a repeated string costs a
+ * cheap hash, two word compares and a table read. Each string may sit in
+ * one of two slots (two hashes), so a few keys that share one slot do not
+ * push each other out in turn; a miss replaces the least recently used of
+ * the two. A value is only kept the second time it is seen (`seen`), so
+ * that unique strings (ids, timestamps) cost a miss and nothing more. At
+ * most 512 strings of 40 bytes stay alive between calls. */
+#define KEY_CACHE 256 /* the encoder's cache */
+#define STR_BITS 9
+#define STR_SLOTS (1 << STR_BITS)
+#define STR_MAX 40
+/* The length of a free slot: no input span is that long (entry_at). */
+#define KENTRY_EMPTY (SIZE_MAX / 2)
 
 typedef struct kentry {
-    const char *s;  /* the bytes of the string in slot i + 1 of the table */
-    unsigned n;
-    unsigned victim; /* first way of a set: the next miss fills way 2 */
+    const char *s;  /* the bytes of the string in its slot of the table */
     uint64_t a, b;  /* its first and last 8 bytes */
-    uint64_t stamp; /* serial of the object that used it last */
+    uint64_t mask;  /* the bytes of the first word that belong to it */
+    uint64_t stamp; /* keys: serial of the object that used it last; values: tick */
+    size_t n;       /* its length; KENTRY_EMPTY in a free slot */
+    unsigned alt;   /* the string's other slot */
+    unsigned next;  /* key: slot of the key that followed it last time */
+    unsigned child; /* key: slot of the first key of an object under it */
 } kentry;
 
 /* The cache also tells an object whether a key may repeat in it, so that
@@ -366,7 +383,10 @@ typedef struct kentry {
 typedef struct kcache {
     uint64_t serial;  /* the last serial given to an object */
     uint64_t evicted; /* the highest stamp an eviction has removed */
-    kentry e[KEY_CACHE];
+    uint64_t tick;    /* value uses, for least recently used */
+    kentry key[STR_SLOTS];
+    kentry val[STR_SLOTS];
+    uint32_t seen[STR_SLOTS]; /* tag of the last value missed, per slot */
 } kcache;
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
@@ -388,9 +408,11 @@ static JSON_NOINLINE void dec_unexpected(dec *d, const char *at)
     dec_fail_at(d, at, what);
 }
 
-static const char *skip_ws(const char *p, const char *end)
+JSON_INLINE const char *skip_ws(const char *p, const char *end)
 {
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+    /* most text is compact: one compare leaves at anything above ' ' */
+    while (p < end && (unsigned char)*p <= ' '
+           && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
         p++;
     return p;
 }
@@ -482,7 +504,13 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
             size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)d->end);
             if (n == 0)
                 dec_fail_at(d, p, "invalid UTF-8");
-            memcpy(o, p, n);
+            o[0] = p[0]; /* 2 to 4 bytes: no call */
+            o[1] = p[1];
+            if (n > 2) {
+                o[2] = p[2];
+                if (n > 3)
+                    o[3] = p[3];
+            }
             o += n;
             p += n;
             break;
@@ -532,7 +560,7 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
     }
 }
 
-/* Whether the cached key e holds s[0..n), n <= KEY_MAX, given that its
+/* Whether the cached key e holds s[0..n), n <= STR_MAX, given that its
  * first and last 8 bytes and its length already match: the middle is
  * compared a word at a time (no call). */
 JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
@@ -548,73 +576,177 @@ JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
     return 1;
 }
 
-/* Pushes the key s[0..n), plain ASCII, through the key cache. Nothing
- * between the lookup and the push can run a finalizer (no allocation),
- * and a miss stores entry and table slot together after its string
- * exists, so a decode from a finalizer only ever sees consistent pairs.
- * An entry keeps the key's first and last 8 bytes (fewer: zero-padded),
- * which are the whole key up to 16 bytes: most keys compare in two words. */
-static void push_key(dec *d, dframe *f, const char *s, size_t n)
+/* A string's place in the cache: its first and last 8 bytes (fewer:
+ * zero-padded), which are the whole string up to 16 bytes, and its two
+ * slots. */
+typedef struct kslot {
+    uint64_t a, b;
+    unsigned i1, i2;
+    uint32_t tag;
+} kslot;
+
+JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
 {
-    lua_State *L = d->L;
-    kcache *kc = d->kc;
-    uint64_t a = 0, b = 0, h;
-    kentry *e;
-    if (n > KEY_MAX) {
-        f->maybe_dup = 1;
-        lua_pushlstring(L, s, n);
-        return;
-    }
+    uint64_t a = 0, b = 0, x;
     if (n >= 8) {
         memcpy(&a, s, 8);
         memcpy(&b, s + n - 8, 8);
     } else {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        if (d->end - s >= 8) { /* one load; the key is its low bytes */
+        if (end - s >= 8) { /* one load; the string is its low bytes */
             memcpy(&a, s, 8);
             a &= ((uint64_t)1 << (8 * n)) - 1;
         } else
 #endif
             memcpy(&a, s, n);
     }
-    /* two ways per set, so two keys that share a set both stay */
-    h = (((a ^ (b >> 7) ^ n) * 0x9E3779B97F4A7C15u) >> (64 - 7)) * 2;
-    e = &kc->e[h];
-    if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || key_middle_eq(e->s, s, n))) {
-        f->maybe_dup |= e->stamp >= f->serial;
-        e->stamp = f->serial;
-        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 1);
-        return;
+    x = a ^ ((b << 29) | (b >> 35)) ^ n;
+    k->a = a;
+    k->b = b;
+    k->i1 = (unsigned)((x * 0x9E3779B97F4A7C15u) >> (64 - STR_BITS));
+    k->i2 = (unsigned)((x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
+    if (k->i2 == k->i1)
+        k->i2 ^= 1;
+    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+}
+
+JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t n)
+{
+    return e->a == k->a && e->b == k->b && e->n == n
+           && (n <= 16 || key_middle_eq(e->s, s, n));
+}
+
+/* Whether the input at s holds the cached string e followed by its
+ * closing quote: the check of a predicted key. */
+JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
+{
+    size_t n = e->n;
+    uint64_t a = 0;
+    if ((size_t)(end - s) <= n + 8) /* also a free slot */
+        return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&a, s, 8);
+    a &= e->mask;
+#else
+    memcpy(&a, s, n < 8 ? n : 8);
+#endif
+    if (a != e->a || s[n] != '"')
+        return 0;
+    if (n > 8) {
+        uint64_t b;
+        memcpy(&b, s + n - 8, 8);
+        if (b != e->b || (n > 16 && !key_middle_eq(e->s, s, n)))
+            return 0;
     }
-    e++;
-    if (e->a == a && e->b == b && e->n == n && e->s != NULL
-        && (n <= 16 || key_middle_eq(e->s, s, n))) {
-        f->maybe_dup |= e->stamp >= f->serial;
-        e->stamp = f->serial;
-        lua_rawgeti(L, DEC_KEYS, (lua_Integer)h + 2);
-        return;
-    }
-    /* the ways of a set are filled in turn; the first one keeps the turn
-     * (read again after lua_pushlstring, which may run a finalizer) */
-    lua_pushlstring(L, s, n);
-    e = &kc->e[h];
-    if (e->victim) {
-        e->victim = 0;
-        e++;
-        h++;
-    } else {
-        e->victim = 1;
-    }
+    return 1;
+}
+
+/* Moves the entry in slot `from` to its other slot, if that one is
+ * free, and frees `from`. */
+static int cache_move(lua_State *L, kentry *tab, int base, unsigned from)
+{
+    unsigned to = tab[from].alt;
+    if (tab[to].s != NULL)
+        return 0;
+    lua_rawgeti(L, DEC_KEYS, (lua_Integer)(base + from + 1));
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)(base + to + 1));
+    tab[to] = tab[from];
+    tab[to].alt = from;
+    tab[from].s = NULL;
+    tab[from].n = KENTRY_EMPTY;
+    return 1;
+}
+
+/* Stores the string on the stack top in one of its two slots (in the
+ * table at `base`): a free one, else one whose occupant can move to its
+ * own other slot (one step of cuckoo hashing), else the least recently
+ * used; returns the entry, with the stamp it evicted in *old (0 if none).
+ * Called after the string exists, so a decode from a finalizer only ever
+ * sees consistent pairs: nothing here allocates (every slot is in the
+ * table's array part). */
+static kentry *cache_store(dec *d, kentry *tab, int base, const kslot *k, size_t n,
+                           uint64_t *old)
+{
+    lua_State *L = d->L;
+    kentry *e;
+    unsigned i;
+    if (tab[k->i1].s == NULL || cache_move(L, tab, base, k->i1))
+        i = k->i1;
+    else if (tab[k->i2].s == NULL || cache_move(L, tab, base, k->i2))
+        i = k->i2;
+    else
+        i = tab[k->i1].stamp <= tab[k->i2].stamp ? k->i1 : k->i2;
+    e = &tab[i];
     lua_pushvalue(L, -1);
-    lua_rawseti(L, DEC_KEYS, (lua_Integer)h + 1); /* within the array part: no allocation */
-    if (e->s != NULL && e->stamp > kc->evicted)
-        kc->evicted = e->stamp;
-    e->stamp = f->serial;
+    lua_rawseti(L, DEC_KEYS, (lua_Integer)(base + i + 1));
+    *old = e->s != NULL ? e->stamp : 0;
     e->s = lua_tostring(L, -1);
-    e->n = (unsigned)n;
-    e->a = a;
-    e->b = b;
+    e->n = n;
+    e->mask = n < 8 ? ((uint64_t)1 << (8 * n)) - 1 : ~(uint64_t)0;
+    e->a = k->a;
+    e->b = k->b;
+    e->alt = i == k->i1 ? k->i2 : k->i1;
+    return e;
+}
+
+/* Pushes the key s[0..n), plain ASCII, through the cache; returns its
+ * slot, or -1 if it is not cached. Nothing between the lookup and the
+ * push can run a finalizer (no allocation). */
+static int push_key(dec *d, dframe *f, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    kcache *kc = d->kc;
+    kentry *e;
+    kslot k;
+    uint64_t old;
+    unsigned i;
+    if (n > STR_MAX) {
+        f->maybe_dup = 1;
+        lua_pushlstring(L, s, n);
+        return -1;
+    }
+    kslot_of(&k, s, n, d->end);
+    i = k.i1;
+    e = &kc->key[i];
+    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->key[i], entry_is(e, &k, s, n))) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)i + 1);
+        return (int)i;
+    }
+    lua_pushlstring(L, s, n);
+    e = cache_store(d, kc->key, 0, &k, n, &old);
+    if (old > kc->evicted)
+        kc->evicted = old;
+    e->stamp = f->serial;
+    return (int)(e - kc->key);
+}
+
+/* Pushes the value string s[0..n) (no escapes, at most STR_MAX bytes)
+ * through the cache. */
+static void push_value(dec *d, const char *s, size_t n)
+{
+    lua_State *L = d->L;
+    kcache *kc = d->kc;
+    kentry *e;
+    kslot k;
+    uint64_t old;
+    unsigned i;
+    kslot_of(&k, s, n, d->end);
+    i = k.i1;
+    e = &kc->val[i];
+    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->val[i], entry_is(e, &k, s, n))) {
+        e->stamp = ++kc->tick;
+        lua_rawgeti(L, DEC_KEYS, (lua_Integer)(STR_SLOTS + i + 1));
+        return;
+    }
+    lua_pushlstring(L, s, n);
+    if (kc->seen[k.i1] != k.tag) { /* first sight: only remembered */
+        kc->seen[k.i1] = k.tag;
+        return;
+    }
+    e = cache_store(d, kc->val, STR_SLOTS, &k, n, &old);
+    e->stamp = ++kc->tick;
 }
 
 /* d->p is just after the opening quote; pushes the string. */
@@ -628,7 +760,10 @@ static void parse_string(dec *d)
             dec_unexpected(d, p);
         switch (byte_class[(unsigned char)*p]) {
         case C_QUOTE:
-            lua_pushlstring(d->L, s, (size_t)(p - s));
+            if ((size_t)(p - s) <= STR_MAX)
+                push_value(d, s, (size_t)(p - s));
+            else
+                lua_pushlstring(d->L, s, (size_t)(p - s));
             d->p = p + 1;
             return;
         case C_HIGH: {
@@ -693,6 +828,19 @@ static void parse_number(dec *d)
     int neg = 0, isfloat = 0, mdigits = 0, fracdigits = 0;
     uint64_t m = 0;
     long exp10 = 0;
+    if (*p >= '1' && *p <= '9') {
+        /* most numbers: a positive integer of up to 18 digits */
+        const char *q = p + 1;
+        m = (uint64_t)(*p - '0');
+        while (q < end && (unsigned)(*q - '0') < 10 && q - p < 18)
+            m = m * 10 + (uint64_t)(*q++ - '0');
+        if (q >= end || (*q != '.' && *q != 'e' && *q != 'E' && (unsigned)(*q - '0') >= 10)) {
+            d->p = q;
+            lua_pushinteger(d->L, (lua_Integer)m);
+            return;
+        }
+        m = 0;
+    }
     if (*p == '-') {
         neg = 1;
         p++;
@@ -821,39 +969,32 @@ static void dec_flush(dec *d, dframe *f, int top)
     lua_State *L = d->L;
     int t = f->tidx, cnt = top - t, i;
     if (f->is_obj) {
-        if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+        if (f->n == 0) { /* the first move: every move has values to move */
             lua_createtable(L, 0, cnt / 2);
             lua_replace(L, t);
         }
         f->n += cnt / 2;
+        /* null_tables: the caller learns which objects hold a null
+         * without walking the document (one entry per object). */
+        if (d->null_tables && f->has_null && !f->null_listed) {
+            f->null_listed = 1;
+            lua_pushvalue(L, t);
+            lua_rawseti(L, DEC_NULLS, ++d->nnull);
+        }
         if (!f->maybe_dup && d->kc->evicted < f->serial) {
             /* No key repeats: from the top down, popping each pair. */
-            for (i = top - 1; i > t; i -= 2) {
-                if (d->null_tables && !f->null_listed && lua_type(L, -1) == LUA_TLIGHTUSERDATA
-                    && lua_touserdata(L, -1) == NULL) {
-                    f->null_listed = 1;
-                    lua_pushvalue(L, t);
-                    lua_rawseti(L, DEC_NULLS, ++d->nnull);
-                }
+            for (i = top - 1; i > t; i -= 2)
                 lua_rawset(L, t);
-            }
             return;
         }
         /* In input order, so the last of repeated keys wins. */
         for (i = t + 1; i < top; i += 2) {
-            /* null_tables: the caller learns which objects hold a null
-             * without walking the document (one entry per object). */
-            if (d->null_tables && !f->null_listed && lua_type(L, i + 1) == LUA_TLIGHTUSERDATA
-                && lua_touserdata(L, i + 1) == NULL) {
-                f->null_listed = 1;
-                lua_pushvalue(L, t);
-                lua_rawseti(L, DEC_NULLS, ++d->nnull);
-            }
             lua_pushvalue(L, i);
             lua_pushvalue(L, i + 1);
             lua_rawset(L, t);
         }
-    } else if (f->n == 0 && lua_type(L, t) == LUA_TNIL) {
+        lua_settop(L, t);
+    } else if (f->n == 0) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
         lua_setmetatable(L, -2);
@@ -867,33 +1008,76 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_rawseti(L, t, f->n + i);
         }
         f->n += cnt;
+        lua_settop(L, t);
     }
-    lua_settop(L, t);
 }
 
-static void parse_literal(dec *d, const char *word, size_t n)
+JSON_INLINE void parse_literal(dec *d, const char *word, size_t n)
 {
     if ((size_t)(d->end - d->p) < n || memcmp(d->p, word, n) != 0)
         dec_fail_at(d, d->p, "invalid literal");
     d->p += n;
 }
 
-/* Expects '"' at p: reads a key and its ':' and leaves d->p at the value. */
-static void parse_key(dec *d, dframe *f, const char *p)
+/* The key at s (after its quote) when it is not the predicted one:
+ * scanned, then through the cache or the general path. Returns the byte
+ * after its closing quote. */
+static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s)
 {
-    const char *s, *q;
-    if (JSON_UNLIKELY(p >= d->end || *p != '"'))
-        dec_unexpected(d, p);
-    s = p + 1;
+    kcache *kc = d->kc;
+    const char *q;
+    int slot;
     q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
     if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
         d->p = s; /* escapes, UTF-8 or an error: the general path */
         f->maybe_dup = 1;
         parse_string(d);
-        q = d->p;
+        f->kprev = -1;
+        return d->p;
+    }
+    slot = push_key(d, f, s, (size_t)(q - s));
+    if (slot >= 0) {
+        if (f->kprev >= 0)
+            kc->key[f->kprev].next = (unsigned)slot;
+        else if (f->owner >= 0)
+            kc->key[f->owner].child = (unsigned)slot;
+    }
+    f->kprev = slot;
+    return q + 1;
+}
+
+/* Expects '"' at p: reads a key and its ':' and leaves d->p at the value.
+ * Objects of one kind list their keys in the same order, so each cached
+ * key remembers the key that followed it (and the first key of an object
+ * under it): the predicted key is checked in place, with no scan and no
+ * hash. */
+JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
+{
+    kcache *kc = d->kc;
+    const char *s, *q;
+    kentry *e;
+    int slot;
+    if (JSON_UNLIKELY(p >= d->end || *p != '"')) {
+        p = skip_ws(p, d->end); /* callers leave the white space to us */
+        if (p >= d->end || *p != '"')
+            dec_unexpected(d, p);
+    }
+    s = p + 1;
+    slot = f->kprev >= 0 ? (int)kc->key[f->kprev].next
+         : f->owner >= 0 ? (int)kc->key[f->owner].child : -1;
+    if (slot >= 0 && entry_at(e = &kc->key[slot], s, d->end)) {
+        f->maybe_dup |= e->stamp >= f->serial;
+        e->stamp = f->serial;
+        f->kprev = slot;
+        lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
+        q = s + e->n + 1;
+        /* entry_at saw 8 more bytes: no bound to check */
+        if (*q == ':' && (unsigned char)q[1] > ' ') {
+            d->p = q + 1;
+            return;
+        }
     } else {
-        push_key(d, f, s, (size_t)(q - s));
-        q++;
+        q = parse_key_scan(d, f, s);
     }
     /* compact text: the colon, then the value */
     if (q + 1 < d->end && *q == ':' && (unsigned char)q[1] > ' ') {
@@ -908,22 +1092,32 @@ static void parse_key(dec *d, dframe *f, const char *p)
 
 /* The whole document, without C recursion: open containers are frames;
  * their slots and the values read into them sit on the Lua stack. */
+/* What the first byte of a value starts: a dense switch (one table
+ * read and one jump) rather than a tree of compares. */
+enum { V_BAD = 0, V_STRING, V_OPEN, V_TRUE, V_FALSE, V_NULL, V_NUMBER };
+static const unsigned char value_class[256] = {
+    ['"'] = V_STRING, ['{'] = V_OPEN, ['['] = V_OPEN, ['t'] = V_TRUE, ['f'] = V_FALSE,
+    ['n'] = V_NULL, ['-'] = V_NUMBER, ['0'] = V_NUMBER, ['1'] = V_NUMBER, ['2'] = V_NUMBER,
+    ['3'] = V_NUMBER, ['4'] = V_NUMBER, ['5'] = V_NUMBER, ['6'] = V_NUMBER, ['7'] = V_NUMBER,
+    ['8'] = V_NUMBER, ['9'] = V_NUMBER,
+};
+
 static void parse_document(dec *d)
 {
     lua_State *L = d->L;
     const char *p;
+    int top = lua_gettop(L); /* kept here: one value or key pushed, one more */
     for (;;) {
         /* one value at d->p */
         p = d->p;
         if (JSON_UNLIKELY(p >= d->end))
             dec_unexpected(d, p);
-        switch (*p) {
-        case '"':
+        switch (value_class[(unsigned char)*p]) {
+        case V_STRING:
             d->p = p + 1;
             parse_string(d);
             break;
-        case '{':
-        case '[': {
+        case V_OPEN: {
             dframe *f;
             int is_obj = *p == '{';
             if (JSON_UNLIKELY(d->depth >= d->max_depth))
@@ -941,48 +1135,62 @@ static void parse_document(dec *d)
             f = dec_push_frame(d);
             f->is_obj = is_obj;
             f->null_listed = 0;
+            f->has_null = 0;
             f->maybe_dup = 0;
             f->n = 0;
+            f->kprev = -1;
+            f->owner = -1;
+            if (d->depth > 1) {
+                const dframe *up = f - 1;
+                f->owner = up->is_obj ? up->kprev : up->owner;
+            }
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
-            f->tidx = lua_gettop(L);
-            dec_ensure(d, f->tidx);
+            f->tidx = ++top;
+            dec_ensure(d, top);
             if (is_obj) {
                 f->serial = ++d->kc->serial;
                 parse_key(d, f, p);
+                top++;
             } else {
                 d->p = p;
             }
             continue; /* to the first value */
         }
-        case 't':
+        case V_TRUE:
             parse_literal(d, "true", 4);
             lua_pushboolean(L, 1);
             break;
-        case 'f':
+        case V_FALSE:
             parse_literal(d, "false", 5);
             lua_pushboolean(L, 0);
             break;
-        case 'n':
+        case V_NULL:
             parse_literal(d, "null", 4);
             lua_pushlightuserdata(L, NULL);
+            if (d->depth > 0)
+                d->fr[d->depth - 1].has_null = 1;
             break;
-        case '-': case '0': case '1': case '2': case '3': case '4':
-        case '5': case '6': case '7': case '8': case '9':
+        case V_NUMBER:
             parse_number(d);
             break;
-        default:
+        default: {
+            const char *w = skip_ws(p, d->end);
+            if (w != p) { /* after a comma: white space is rare */
+                d->p = w;
+                continue;
+            }
             dec_unexpected(d, p);
         }
+        }
+        top++;
 
         /* A complete value is on the stack top, waiting in its container:
          * close every container that ends here. */
         for (;;) {
             dframe *f;
-            int top;
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            top = lua_gettop(L);
             if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
                 dec_flush(d, f, top);
                 top = f->tidx;
@@ -990,15 +1198,17 @@ static void parse_document(dec *d)
             dec_ensure(d, top);
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
-                if (f->is_obj)
-                    parse_key(d, f, skip_ws(p + 1, d->end));
-                else
-                    d->p = skip_ws(p + 1, d->end);
+                if (f->is_obj) {
+                    parse_key(d, f, p + 1);
+                    top++;
+                } else
+                    d->p = p + 1;
                 break;
             }
             if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
                 dec_unexpected(d, p);
             dec_flush(d, f, top);
+            top = f->tidx; /* the container is a value of its parent now */
             d->p = p + 1;
             d->depth--;
         }
@@ -2196,14 +2406,19 @@ static const luaL_Reg json_funcs[] = {
 
 void inst_json_open(lua_State *L)
 {
+    kcache *kc;
+    int i;
     luaL_newmetatable(L, ARRAY_MT); /* __name = "instantly.array" */
     lua_setfield(L, -2, "array_mt");
     /* Each codec function keeps its per-state buffer, array_mt and its
      * key cache as upvalues. */
     inst_buf_box(L, sizeof(jbox));
     luaL_getmetatable(L, ARRAY_MT);
-    memset(lua_newuserdatauv(L, sizeof(kcache), 1), 0, sizeof(kcache));
-    lua_createtable(L, KEY_CACHE, 0);
+    kc = (kcache *)lua_newuserdatauv(L, sizeof(kcache), 1);
+    memset(kc, 0, sizeof(kcache));
+    for (i = 0; i < STR_SLOTS; i++)
+        kc->key[i].n = kc->val[i].n = KENTRY_EMPTY;
+    lua_createtable(L, 2 * STR_SLOTS, 0);
     lua_setiuservalue(L, -2, 1);
     lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
