@@ -189,6 +189,7 @@ void http_t_recycle(Session *s, Transfer *t)
     if (t->state == T_ACTIVE)
         curl_multi_remove_handle(s->multi, t->easy);
     http_list_unlink(list_of(s, t), t);
+    s->epoch++;
     /* t->hdrs stays: the next request on t most likely sends the same
      * headers (see t_headers); t_free frees it. */
     t->body.len = t->head.len = 0;
@@ -208,6 +209,7 @@ void http_t_recycle(Session *s, Transfer *t)
 void http_session_release(Session *s)
 {
     Transfer *t;
+    s->epoch++;
     while ((t = s->active.head) != NULL) {
         curl_multi_remove_handle(s->multi, t->easy);
         http_list_unlink(&s->active, t);

@@ -150,6 +150,81 @@ describe("transport", function()
       assert.is_nil(echo{ headers = h }.headers["x-b"])
     end)
 
+    it("asks for exactly the encodings libcurl decodes, once, unless the request names its own", function()
+      -- The core writes the Accept-Encoding line itself (csrc/http.c says
+      -- why); it must be the line libcurl would have sent. The curl tool
+      -- on the same libcurl sends libcurl's own (--compressed).
+      local ae = echo{}.headers["accept-encoding"]
+      local seen = {}
+      for token in ae:gmatch("[^, ]+") do
+        assert.is_nil(seen[token], "sent twice: " .. ae)
+        seen[token] = true
+        assert.truthy(({ deflate = true, gzip = true, br = true, zstd = true, identity = true })[token], ae)
+      end
+      local tool = io.popen("curl -V 2>/dev/null"):read("a") or ""
+      if tool:find("libcurl/" .. core.curl_version, 1, true) then
+        local p = io.popen("curl -s --compressed " .. fx.url("/echo"))
+        local out = p:read("a")
+        p:close()
+        assert.equal(cjson.decode(out).headers["accept-encoding"], ae)
+      end
+      -- the request's own line replaces it (once, in any case), and what
+      -- comes back is still decoded
+      assert.equal("identity", echo{ headers = { ["Accept-Encoding"] = "identity" } }.headers["accept-encoding"])
+      assert.equal("gzip", echo{ headers = { ["accept-encoding"] = "gzip" } }.headers["accept-encoding"])
+      local status, body, headers = s:request{ url = fx.url("/gzip"), headers = { ["ACCEPT-ENCODING"] = "gzip" } }
+      assert.equal(200, status)
+      assert.equal("gzip", headers["content-encoding"])
+      assert.equal(fixture.GZIP_TEXT, body)
+      assert.equal(ae, echo{}.headers["accept-encoding"])
+    end)
+
+    it("gives each request its own options when one handle carries them in turn", function()
+      -- A transfer's easy handle keeps the options of its last request and
+      -- is given only those that change: nothing of one request may leak
+      -- into the next (method, body, redirects, timeouts, header form).
+      local got = echo{ method = "POST", body = '{"a":1}' }
+      assert.same({ "POST", 7 }, { got.method, got.body_length })
+      got = echo{ method = "GET" }
+      assert.same({ "GET", 0 }, { got.method, got.body_length })
+      got = echo{ method = "PUT", body = "xyz" }
+      assert.same({ "PUT", 3 }, { got.method, got.body_length })
+      got = echo{ method = "DELETE" }
+      assert.same({ "DELETE", 0 }, { got.method, got.body_length })
+      got = echo{ method = "PATCH", body = "{}" }
+      assert.same({ "PATCH", 2 }, { got.method, got.body_length })
+      got = echo{}
+      assert.same({ "GET", 0 }, { got.method, got.body_length })
+      local status, body = s:request{ method = "HEAD", url = fx.url("/hello") }
+      assert.same({ 200, "" }, { status, body })
+      status, body = s:request{ url = fx.url("/hello") }
+      assert.same({ 200, "hello world" }, { status, body })
+      -- redirects: followed for GET only, whatever came before
+      assert.equal(302, (s:request{ method = "POST", body = "{}", url = fx.url("/redirect?to=/hello") }))
+      assert.equal(200, (s:request{ url = fx.url("/redirect?to=/hello") }))
+      assert.equal(302, (s:request{ method = "DELETE", url = fx.url("/redirect?to=/hello") }))
+      -- raw_headers one request, a table the next
+      local _, _, h = s:request{ url = fx.url("/hello"), raw_headers = true }
+      assert.is_string(h)
+      _, _, h = s:request{ url = fx.url("/hello") }
+      assert.equal("text/plain", h["content-type"])
+      -- a shorter timeout takes effect after a longer one, and the
+      -- session's comes back when a request names none
+      assert.equal(200, (s:request{ url = fx.url("/slow?ms=300"), timeout = 10 }))
+      local st, err = s:request{ url = fx.url("/slow?ms=3000"), timeout = 0.2 }
+      assert.is_nil(st)
+      assert.equal("timeout", err.kind)
+      assert.equal(200, (s:request{ url = fx.url("/slow?ms=300") }))
+      -- likewise connect_timeout: the 0.2 s limit fires, not the request's
+      -- 5 s total (libcurl's message names the time waited)
+      assert.equal(200, (s:request{ url = fx.url("/hello"), connect_timeout = 30 }))
+      st, err = s:request{ url = "http://127.0.0.1:" .. fx.blackhole_port .. "/", connect_timeout = 0.2, timeout = 5 }
+      assert.is_nil(st)
+      assert.equal("connect", err.kind)
+      assert.truthy(tonumber(err.message:match("after (%d+) m")) < 4000, err.message)
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+    end)
+
     it("sends each method as given, with and without a body", function()
       local rows = {
         { method = "GET" }, { method = "DELETE" }, { method = "POST" },
