@@ -206,17 +206,12 @@ static void fill_headers(lua_State *L, const char *p, size_t len, int tbl, int f
     }
 }
 
-/* Room for the headers of a block: its line count less the status line,
- * at most 64 (a block of empty lines must not reserve a huge table). */
-static int count_lines(const char *p, size_t len)
+/* Room for the headers of a block, guessed from its length (a header
+ * line is some 30 bytes; a hint only, so the block is not walked for
+ * it), at most 64 (a huge block must not reserve a huge table). */
+static int headers_hint(size_t len)
 {
-    const char *end = p + len;
-    int n = 0;
-    while (n <= 64 && p < end && (p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-        p++;
-        n++;
-    }
-    return n > 1 ? n - 1 : 0;
+    return len / 24 > 64 ? 64 : (int)(len / 24);
 }
 
 /* The final response's header block: a {lower-case name = value} table,
@@ -229,7 +224,7 @@ static void push_headers(lua_State *L, const Transfer *t)
         lua_pushlstring(L, t->head.p ? t->head.p : "", t->head.len);
         return;
     }
-    lua_createtable(L, 0, t->head.p ? count_lines(t->head.p, t->head.len) : 0);
+    lua_createtable(L, 0, headers_hint(t->head.len));
     fill_headers(L, t->head.p, t->head.len, lua_gettop(L), 1);
 }
 
@@ -242,7 +237,7 @@ int http_parse_headers(lua_State *L)
     const char *p = luaL_checklstring(L, 1, &len);
     int fresh = lua_isnoneornil(L, 2);
     if (fresh)
-        lua_createtable(L, 0, count_lines(p, len));
+        lua_createtable(L, 0, headers_hint(len));
     else {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_settop(L, 2);
