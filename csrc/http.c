@@ -144,6 +144,42 @@ static char *dupstr(const char *v)
     return p;
 }
 
+/* A proxy variable as libcurl reads it: the lower-case name, then the
+ * upper-case one if given; an empty value counts as unset. */
+static const char *env_var(const char *lower, const char *upper)
+{
+    const char *v = getenv(lower);
+    if ((!v || !*v) && upper)
+        v = getenv(upper);
+    return v && *v ? v : NULL;
+}
+
+/* The proxy environment is read once, when the session is made: left to
+ * itself, libcurl reads it for every request (five getenv calls, ~1.7 k
+ * instructions, a tenth of what request() costs on top of libcurl). The
+ * rules are libcurl's (7.88, url.c: detect_proxy and its no_proxy check):
+ * http:// URLs use http_proxy (never HTTP_PROXY, which a CGI client may
+ * have set from a request header), https:// ones https_proxy or
+ * HTTPS_PROXY, both fall back to all_proxy or ALL_PROXY, and no_proxy or
+ * NO_PROXY lists hosts that go direct, even with the proxy option. The
+ * session's proxy is "" (none) when no variable names one, the value when
+ * both schemes get the same one; only when they differ is the choice
+ * left to libcurl, per request, as before. */
+static const char *env_proxy(void)
+{
+    const char *all = env_var("all_proxy", "ALL_PROXY");
+    const char *http = env_var("http_proxy", NULL), *https = env_var("https_proxy", "HTTPS_PROXY");
+    if (!http)
+        http = all;
+    if (!https)
+        https = all;
+    if (!http && !https)
+        return "";
+    if (http && https && strcmp(http, https) == 0)
+        return http;
+    return NULL;
+}
+
 /* core.session([opts]) -> Session
  *
  * write_max_idle: a POST or PATCH reuses a kept-alive connection only if
@@ -156,7 +192,7 @@ static char *dupstr(const char *v)
  * idle up to libcurl's default 118 s: they may be retried. */
 static int l_session(lua_State *L)
 {
-    const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL;
+    const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL, *no_proxy;
     long timeout_ms = (long)(DEFAULT_TIMEOUT * 1000), connect_ms = (long)(DEFAULT_CONNECT_TIMEOUT * 1000);
     long write_max_idle = DEFAULT_WRITE_MAX_IDLE;
     lua_Integer max_bytes = DEFAULT_MAX_RESPONSE, max_conns = 0;
@@ -217,6 +253,9 @@ static int l_session(lua_State *L)
     }
     if (!curl_http2)
         http2 = 0;
+    if (!proxy)
+        proxy = env_proxy();
+    no_proxy = env_var("no_proxy", "NO_PROXY");
     if (!ua) {
         snprintf(default_ua, sizeof default_ua, "instantly-lua/%s libcurl/%s", INSTANTLY_VERSION, curl_ver);
         ua = default_ua;
@@ -244,7 +283,9 @@ static int l_session(lua_State *L)
     s->ca_file = dupstr(ca_file);
     s->ca_path = dupstr(ca_path);
     s->proxy = dupstr(proxy);
-    if (!s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
+    s->no_proxy = dupstr(no_proxy ? no_proxy : "");
+    if (!s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy) ||
+        !s->no_proxy)
         fail = 1;
     if (!fail) {
         s->share = curl_share_init();

@@ -95,7 +95,8 @@ typedef struct Session {
     Stats *stats;
     char *ua_line; /* "User-Agent: ...", sent unless a request sets its own */
     const char *ae_line; /* "Accept-Encoding: ...", the same (see http.c) */
-    char *ca_file, *ca_path, *proxy;
+    char *ca_file, *ca_path, *proxy; /* proxy NULL: libcurl picks per request */
+    char *no_proxy;
     long timeout_ms, connect_timeout_ms;
     long write_max_idle; /* whole seconds: see write_max_idle in http.c */
     curl_off_t max_bytes;

@@ -151,8 +151,11 @@ static int t_setup(Session *s, Transfer *t)
         SET(CURLOPT_CAINFO, s->ca_file);
     if (s->ca_path)
         SET(CURLOPT_CAPATH, s->ca_path);
-    if (s->proxy) /* otherwise libcurl reads http_proxy, https_proxy, no_proxy */
+    /* Both set, libcurl reads no proxy variable per request (env_proxy in
+     * http.c); a NULL proxy leaves the choice per scheme to libcurl. */
+    if (s->proxy)
         SET(CURLOPT_PROXY, s->proxy);
+    SET(CURLOPT_NOPROXY, s->no_proxy);
     if (s->http2) {
         SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     } else {
@@ -233,7 +236,8 @@ void http_session_release(Session *s)
     free(s->ca_file);
     free(s->ca_path);
     free(s->proxy);
-    s->ua_line = s->ca_file = s->ca_path = s->proxy = NULL;
+    free(s->no_proxy);
+    s->ua_line = s->ca_file = s->ca_path = s->proxy = s->no_proxy = NULL;
     if (s->counted) {
         s->stats->sessions--;
         s->counted = 0;

@@ -741,6 +741,49 @@ describe("transport", function()
       assert.equal("http://api.example.invalid/echo", cjson.decode(body).target)
     end)
 
+    it("follows libcurl's rules for the proxy environment variables", function()
+      -- Each row runs a fresh process with only the variables given (and
+      -- none of the others); the echo's target says whether the request
+      -- went through the fixture as a proxy (absolute form) or straight.
+      local fxp = fx.url("")
+      local names = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                      "no_proxy", "NO_PROXY" }
+      local rows = {
+        { env = { http_proxy = fxp }, proxied = true },
+        { env = { HTTP_PROXY = fxp }, proxied = false }, -- never for http:// (httpoxy)
+        { env = { HTTP_PROXY = fxp, https_proxy = fxp }, proxied = false },
+        { env = { all_proxy = fxp }, proxied = true },
+        { env = { ALL_PROXY = fxp }, proxied = true },
+        { env = { http_proxy = "", all_proxy = fxp }, proxied = true }, -- empty counts as unset
+        { env = { http_proxy = fxp, no_proxy = "127.0.0.1" }, proxied = false },
+        { env = { http_proxy = fxp, NO_PROXY = "127.0.0.1" }, proxied = false },
+        { env = { http_proxy = fxp, no_proxy = "example.invalid" }, proxied = true },
+        { env = { http_proxy = fxp, https_proxy = "http://127.0.0.1:9" }, proxied = true },
+        { env = { https_proxy = fxp, HTTPS_PROXY = fxp }, proxied = false },
+        { env = { no_proxy = "127.0.0.1" }, opts = "{proxy = '" .. fxp .. "'}", proxied = false },
+        { env = {}, opts = "{proxy = '" .. fxp .. "'}", proxied = true },
+        { env = { http_proxy = fxp }, opts = "{proxy = ''}", proxied = false },
+      }
+      for i, row in ipairs(rows) do
+        local script = ("local c = require 'instantly.core'; local s = c.session(%s); "
+          .. "local st, b = s:request{url = %q}; io.write(tostring(st), ' ', tostring(b))"):format(
+          row.opts or "", fx.url("/echo"))
+        local unset, set = {}, {}
+        for _, n in ipairs(names) do
+          if row.env[n] then set[#set + 1] = n .. "=" .. row.env[n] else unset[#unset + 1] = "-u " .. n end
+        end
+        local cmd = ("env %s %s LUA_CPATH=%q %s -e %q"):format(table.concat(unset, " "), table.concat(set, " "),
+          package.cpath, os.getenv("LUA") or "lua5.4", script)
+        local p = assert(io.popen(cmd, "r"))
+        local out = p:read("a")
+        p:close()
+        local status, body = out:match("^(%d+) (.*)$")
+        assert.equal("200", status, "row " .. i .. ": " .. out)
+        local target = cjson.decode(body).target
+        assert.equal(row.proxied and fx.url("/echo") or "/echo", target, "row " .. i)
+      end
+    end)
+
     it("reads the proxy from the standard environment variables", function()
       local script = ("local c = require 'instantly.core'; local s = c.session(); "
         .. "local st, b = s:request{url = 'http://api.example.invalid/echo'}; io.write(st, ' ', b)")

@@ -5,7 +5,7 @@
 --
 -- ROW is core_request (session:request in a loop), core_raw (the same
 -- with raw_headers, as the SDK asks), core_take4
--- (submit/take, 4 in flight), sdk_client (client.workspaces:get() in a
+-- (submit/take, 4 in flight), core_poll4 (submit/poll, 4 in flight), sdk_client (client.workspaces:get() in a
 -- loop) or sdk_gather4 (the same through client:gather, 4 in flight).
 -- URL is the server's base (http://127.0.0.1:PORT); the core rows GET
 -- $PROF_PATH (default /api/v2/workspaces/current). Every answer must be a 200.
@@ -53,6 +53,26 @@ function rows.core_take4()
         started = started + 1
       end
       id, status, body = s:take()
+    end
+  end
+end
+
+-- submit/poll, 4 in flight (bench/20-transport.sh's core_submit_poll).
+function rows.core_poll4()
+  local s <close> = core.session()
+  local req = { method = "GET", url = url, headers = headers }
+  local started = 0
+  while started < 4 and started < count do
+    s:submit(req)
+    started = started + 1
+  end
+  while s:pending() > 0 do
+    for _, r in ipairs(s:poll(1)) do
+      expect(r.status, r.body or r.err)
+      if started < count then
+        s:submit(req)
+        started = started + 1
+      end
     end
   end
 end
