@@ -59,6 +59,7 @@ typedef struct Transfer {
     struct Transfer *prev, *next;
     struct Session *s;
     CURL *easy;
+    CURLU *uh;      /* the URL, parsed once for as long as it stays the same */
     struct curl_slist *hdrs;
     lua_Integer id;
     int state;

@@ -93,6 +93,7 @@ static void t_free(Session *s, Transfer *t)
 {
     if (t->easy)
         curl_easy_cleanup(t->easy);
+    curl_url_cleanup(t->uh); /* after the easy handle that points to it */
     curl_slist_free_all(t->hdrs);
     inst_buf_free(&t->body);
     inst_buf_free(&t->head);

@@ -390,6 +390,21 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
         t->set.valid = 1;
     }
     if (t->set.url.len != r->url_len + 1 || memcmp(t->set.url.p, r->url, r->url_len + 1) != 0) {
+        /* libcurl parses a URL given as a string for every transfer and
+         * builds it back as a string (~13 k instructions): given it parsed
+         * (CURLOPT_CURLU, parsed here once with the flags libcurl uses), it
+         * only copies the parts; redirects and retries start from that
+         * copy. The string goes in too, so that what libcurl reports as
+         * the transfer's URL is this request's. A URL this parser refuses
+         * goes in as a string alone, for libcurl to report as it always
+         * has. */
+        if (!t->uh)
+            t->uh = curl_url();
+        if (t->uh && curl_url_set(t->uh, CURLUPART_URL, r->url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+                         CURLUE_OK)
+            SET(CURLOPT_CURLU, t->uh);
+        else
+            SET(CURLOPT_CURLU, (CURLU *)NULL);
         SET(CURLOPT_URL, r->url);
         t->set.url.len = 0;
         /* a failed copy only means the next request sets the URL again */

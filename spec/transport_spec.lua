@@ -206,6 +206,19 @@ describe("transport", function()
       assert.equal(302, (s:request{ method = "POST", body = "{}", url = fx.url("/redirect?to=/hello") }))
       assert.equal(200, (s:request{ url = fx.url("/redirect?to=/hello") }))
       assert.equal(302, (s:request{ method = "DELETE", url = fx.url("/redirect?to=/hello") }))
+      -- the URL: a relative redirect resolves against this request's URL,
+      -- not the one the handle was given before (/status/echo is no route)
+      assert.equal(200, (s:request{ url = fx.url("/redirect?to=/hello") }))
+      assert.equal(201, (s:request{ url = fx.url("/status/201") }))
+      status, body = s:request{ url = fx.url("/redirect?to=echo") }
+      assert.equal(200, status, body)
+      assert.equal("/echo", cjson.decode(body).target)
+      -- a URL libcurl's parser refuses (the core then hands libcurl the
+      -- string alone) fails as libcurl reports it, and the next one works
+      local st0, err0 = s:request{ url = "http://[::1/" }
+      assert.is_nil(st0)
+      assert.equal("internal", err0.kind)
+      assert.equal("/echo?after=1", echo{ url = fx.url("/echo?after=1") }.target)
       -- raw_headers one request, a table the next
       local _, _, h = s:request{ url = fx.url("/hello"), raw_headers = true }
       assert.is_string(h)
@@ -285,6 +298,47 @@ describe("transport", function()
       local rec = fx.stats()
       assert.equal(100, rec.requests)
       assert.equal(1, rec.connections)
+    end)
+
+    it("sends a GET again to its own URL when the kept connection drops it", function()
+      -- A server that answers one request, takes the next on the same
+      -- connection and closes without answering: libcurl sends that GET
+      -- again on a new connection, to the URL it holds for the transfer
+      -- (which the core must have given it for this request, not kept
+      -- from the last one).
+      local script = [[
+        local socket = require "socket"
+        local srv = assert(socket.bind("127.0.0.1", 0))
+        local _, port = srv:getsockname()
+        io.write(port, "\n")
+        io.flush()
+        srv:settimeout(10)
+        local function target(c)
+          c:settimeout(10)
+          local line = c:receive("*l")
+          repeat local h = c:receive("*l") until not h or h == ""
+          return line and line:match("^%u+ (%S+)") or "?"
+        end
+        local function answer(c, body, close)
+          c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. (close and "\r\nConnection: close" or "")
+            .. "\r\n\r\n" .. body)
+        end
+        local c1 = assert(srv:accept())
+        answer(c1, target(c1))
+        target(c1)
+        c1:close()
+        local c2 = assert(srv:accept())
+        answer(c2, target(c2), true)
+        c2:close()
+      ]]
+      local p = assert(io.popen((os.getenv("LUA") or "lua5.4") .. " -e " .. ("%q"):format(script), "r"))
+      local port = assert(tonumber(p:read("l")))
+      local base = "http://127.0.0.1:" .. port
+      local st1, b1 = s:request{ url = base .. "/first" }
+      local st2, b2 = s:request{ url = base .. "/second" }
+      p:close()
+      assert.same({ 200, "/first" }, { st1, b1 })
+      assert.same({ 200, "/second" }, { st2, b2 })
     end)
 
     -- A server closes idle connections on its own clock, and a write sent
