@@ -46,6 +46,34 @@ static unsigned int curl_num;
 static int curl_too_old;
 static int curl_http2;
 static char curl_ver[32];
+static char accept_encoding[64];
+
+/* The Accept-Encoding line libcurl would build for CURLOPT_ACCEPT_ENCODING
+ * "" (every decoder it has, in its own order), sent by the core as one of
+ * the request's header lines instead: libcurl formats its own line afresh
+ * for every request and then copies it once more into the request, byte
+ * by byte through its printf, which costs about 3.5 k instructions a
+ * request (more than all of request()'s own work). The decoders are still
+ * enabled by CURLOPT_ACCEPT_ENCODING, so what comes back is decoded. */
+static void set_accept_encoding(long features)
+{
+    char *p = accept_encoding, *end = accept_encoding + sizeof accept_encoding;
+    p += snprintf(p, (size_t)(end - p), "Accept-Encoding: ");
+    if (features & CURL_VERSION_LIBZ)
+        p += snprintf(p, (size_t)(end - p), "deflate, gzip, ");
+#ifdef CURL_VERSION_BROTLI
+    if (features & CURL_VERSION_BROTLI)
+        p += snprintf(p, (size_t)(end - p), "br, ");
+#endif
+#ifdef CURL_VERSION_ZSTD
+    if (features & CURL_VERSION_ZSTD)
+        p += snprintf(p, (size_t)(end - p), "zstd, ");
+#endif
+    if (p[-1] == ' ')
+        p[-2] = '\0';
+    else
+        snprintf(p, (size_t)(end - p), "identity");
+}
 
 static void global_init(void)
 {
@@ -56,6 +84,7 @@ static void global_init(void)
     curl_too_old = curl_num < MIN_CURL_NUM;
     curl_http2 = (ci->features & CURL_VERSION_HTTP2) != 0;
     snprintf(curl_ver, sizeof curl_ver, "%s", ci->version);
+    set_accept_encoding((long)ci->features);
 }
 
 /* The libcurl version string, read once: safe from any thread. */
@@ -85,9 +114,18 @@ static Stats *get_stats(lua_State *L)
 /* ------------------------------------------------------------------ */
 /* Lua-facing helpers                                                  */
 
+/* The session methods carry the metatable as their upvalue: comparing
+ * with it is what luaL_checkudata does, without looking the metatable up
+ * by name in the registry on every call (a tenth of a small request's own
+ * cost in the core, for a submit/take loop making four calls a request). */
 static Session *check_open(lua_State *L)
 {
-    Session *s = (Session *)luaL_checkudata(L, 1, SESSION_MT);
+    Session *s = (Session *)lua_touserdata(L, 1);
+    if (lua_type(L, 1) != LUA_TUSERDATA || !lua_getmetatable(L, 1))
+        luaL_typeerror(L, 1, SESSION_MT);
+    if (!lua_rawequal(L, -1, lua_upvalueindex(1)))
+        luaL_typeerror(L, 1, SESSION_MT);
+    lua_pop(L, 1);
     if (!s->multi)
         luaL_error(L, "attempt to use a closed session");
     return s;
@@ -106,6 +144,42 @@ static char *dupstr(const char *v)
     return p;
 }
 
+/* A proxy variable as libcurl reads it: the lower-case name, then the
+ * upper-case one if given; an empty value counts as unset. */
+static const char *env_var(const char *lower, const char *upper)
+{
+    const char *v = getenv(lower);
+    if ((!v || !*v) && upper)
+        v = getenv(upper);
+    return v && *v ? v : NULL;
+}
+
+/* The proxy environment is read once, when the session is made: left to
+ * itself, libcurl reads it for every request (five getenv calls, ~1.7 k
+ * instructions, a tenth of what request() costs on top of libcurl). The
+ * rules are libcurl's (7.88, url.c: detect_proxy and its no_proxy check):
+ * http:// URLs use http_proxy (never HTTP_PROXY, which a CGI client may
+ * have set from a request header), https:// ones https_proxy or
+ * HTTPS_PROXY, both fall back to all_proxy or ALL_PROXY, and no_proxy or
+ * NO_PROXY lists hosts that go direct, even with the proxy option. The
+ * session's proxy is "" (none) when no variable names one, the value when
+ * both schemes get the same one; only when they differ is the choice
+ * left to libcurl, per request, as before. */
+static const char *env_proxy(void)
+{
+    const char *all = env_var("all_proxy", "ALL_PROXY");
+    const char *http = env_var("http_proxy", NULL), *https = env_var("https_proxy", "HTTPS_PROXY");
+    if (!http)
+        http = all;
+    if (!https)
+        https = all;
+    if (!http && !https)
+        return "";
+    if (http && https && strcmp(http, https) == 0)
+        return http;
+    return NULL;
+}
+
 /* core.session([opts]) -> Session
  *
  * write_max_idle: a POST or PATCH reuses a kept-alive connection only if
@@ -118,7 +192,7 @@ static char *dupstr(const char *v)
  * idle up to libcurl's default 118 s: they may be retried. */
 static int l_session(lua_State *L)
 {
-    const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL;
+    const char *ua = NULL, *ca_file = NULL, *ca_path = NULL, *proxy = NULL, *no_proxy;
     long timeout_ms = (long)(DEFAULT_TIMEOUT * 1000), connect_ms = (long)(DEFAULT_CONNECT_TIMEOUT * 1000);
     long write_max_idle = DEFAULT_WRITE_MAX_IDLE;
     lua_Integer max_bytes = DEFAULT_MAX_RESPONSE, max_conns = 0;
@@ -179,6 +253,9 @@ static int l_session(lua_State *L)
     }
     if (!curl_http2)
         http2 = 0;
+    if (!proxy)
+        proxy = env_proxy();
+    no_proxy = env_var("no_proxy", "NO_PROXY");
     if (!ua) {
         snprintf(default_ua, sizeof default_ua, "instantly-lua/%s libcurl/%s", INSTANTLY_VERSION, curl_ver);
         ua = default_ua;
@@ -191,6 +268,7 @@ static int l_session(lua_State *L)
     lua_newtable(L); /* anchors: id -> body string of submitted requests */
     lua_setiuservalue(L, -2, 1);
     s->stats = get_stats(L);
+    s->ae_line = accept_encoding;
     s->timeout_ms = timeout_ms;
     s->connect_timeout_ms = connect_ms;
     s->write_max_idle = write_max_idle;
@@ -205,7 +283,9 @@ static int l_session(lua_State *L)
     s->ca_file = dupstr(ca_file);
     s->ca_path = dupstr(ca_path);
     s->proxy = dupstr(proxy);
-    if (!s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy))
+    s->no_proxy = dupstr(no_proxy ? no_proxy : "");
+    if (!s->ua_line || (ca_file && !s->ca_file) || (ca_path && !s->ca_path) || (proxy && !s->proxy) ||
+        !s->no_proxy)
         fail = 1;
     if (!fail) {
         s->share = curl_share_init();
@@ -472,7 +552,9 @@ void inst_http_open(lua_State *L)
     pthread_once(&init_once, global_init);
     if (luaL_newmetatable(L, SESSION_MT)) {
         luaL_setfuncs(L, metamethods, 0);
-        luaL_newlib(L, methods);
+        luaL_newlibtable(L, methods);
+        lua_pushvalue(L, -2);
+        luaL_setfuncs(L, methods, 1); /* the metatable, for check_open */
         lua_setfield(L, -2, "__index");
     }
     lua_pop(L, 1);

@@ -59,6 +59,7 @@ typedef struct Transfer {
     struct Transfer *prev, *next;
     struct Session *s;
     CURL *easy;
+    CURLU *uh;      /* the URL, parsed once for as long as it stays the same */
     struct curl_slist *hdrs;
     lua_Integer id;
     int state;
@@ -77,6 +78,7 @@ typedef struct Transfer {
     struct {
         int mode, follow, pipewait, valid;
         long timeout_ms, connect_ms, max_idle;
+        const struct curl_slist *hdrs;
         char custom[MAX_METHOD + 1];
         Buf url;
     } set;
@@ -93,27 +95,43 @@ typedef struct Session {
     CURLSH *share;
     Stats *stats;
     char *ua_line; /* "User-Agent: ...", sent unless a request sets its own */
-    char *ca_file, *ca_path, *proxy;
+    const char *ae_line; /* "Accept-Encoding: ...", the same (see http.c) */
+    char *ca_file, *ca_path, *proxy; /* proxy NULL: libcurl picks per request */
+    char *no_proxy;
     long timeout_ms, connect_timeout_ms;
     long write_max_idle; /* whole seconds: see write_max_idle in http.c */
     curl_off_t max_bytes;
     int insecure, http2, counted;
     lua_Integer next_id;
+    unsigned long epoch; /* changes whenever a transfer is taken or given back */
     List active, done, idle;
 } Session;
 
+enum { M_GET = 1, M_HEAD, M_POST, M_PATCH, M_OTHER };
+
 typedef struct Req {
     const char *url;
+    size_t url_len;
     const char *body;
     size_t body_len;
     int has_body;
+    int fields;        /* a request body goes out (POST, or any body) */
     int headers;       /* stack index of the headers table, 0 if none */
     int has_ctype;     /* the caller set Content-Type */
     int has_expect;
     int has_ua;
+    int has_ae;        /* the caller set Accept-Encoding */
     int raw_headers;   /* answer with the header block as a string */
     long timeout_ms, connect_timeout_ms;
+    int mcode;         /* M_GET ... M_OTHER */
     char method[MAX_METHOD + 1];
+    /* The header lines, compared while they are validated with those
+     * kept by the transfer the request will most likely run on (see
+     * t_headers in http_request.c). */
+    const struct Transfer *cand;
+    const struct curl_slist *cmp;
+    unsigned long epoch;
+    int differs;
 } Req;
 
 /* Sets an option; on failure keeps libcurl's code for the error message

@@ -93,6 +93,7 @@ static void t_free(Session *s, Transfer *t)
 {
     if (t->easy)
         curl_easy_cleanup(t->easy);
+    curl_url_cleanup(t->uh); /* after the easy handle that points to it */
     curl_slist_free_all(t->hdrs);
     inst_buf_free(&t->body);
     inst_buf_free(&t->head);
@@ -151,8 +152,11 @@ static int t_setup(Session *s, Transfer *t)
         SET(CURLOPT_CAINFO, s->ca_file);
     if (s->ca_path)
         SET(CURLOPT_CAPATH, s->ca_path);
-    if (s->proxy) /* otherwise libcurl reads http_proxy, https_proxy, no_proxy */
+    /* Both set, libcurl reads no proxy variable per request (env_proxy in
+     * http.c); a NULL proxy leaves the choice per scheme to libcurl. */
+    if (s->proxy)
         SET(CURLOPT_PROXY, s->proxy);
+    SET(CURLOPT_NOPROXY, s->no_proxy);
     if (s->http2) {
         SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
     } else {
@@ -189,6 +193,7 @@ void http_t_recycle(Session *s, Transfer *t)
     if (t->state == T_ACTIVE)
         curl_multi_remove_handle(s->multi, t->easy);
     http_list_unlink(list_of(s, t), t);
+    s->epoch++;
     /* t->hdrs stays: the next request on t most likely sends the same
      * headers (see t_headers); t_free frees it. */
     t->body.len = t->head.len = 0;
@@ -208,6 +213,7 @@ void http_t_recycle(Session *s, Transfer *t)
 void http_session_release(Session *s)
 {
     Transfer *t;
+    s->epoch++;
     while ((t = s->active.head) != NULL) {
         curl_multi_remove_handle(s->multi, t->easy);
         http_list_unlink(&s->active, t);
@@ -231,7 +237,8 @@ void http_session_release(Session *s)
     free(s->ca_file);
     free(s->ca_path);
     free(s->proxy);
-    s->ua_line = s->ca_file = s->ca_path = s->proxy = NULL;
+    free(s->no_proxy);
+    s->ua_line = s->ca_file = s->ca_path = s->proxy = s->no_proxy = NULL;
     if (s->counted) {
         s->stats->sessions--;
         s->counted = 0;

@@ -70,6 +70,11 @@ static void check_method(lua_State *L, int arg, Req *r)
         r->method[i] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
     }
     r->method[len] = '\0';
+    r->mcode = strcmp(r->method, "GET") == 0    ? M_GET
+               : strcmp(r->method, "HEAD") == 0 ? M_HEAD
+               : strcmp(r->method, "POST") == 0 ? M_POST
+               : strcmp(r->method, "PATCH") == 0 ? M_PATCH
+                                                 : M_OTHER;
 }
 
 /* A cheap shape check (libcurl parses the URL again anyway, and a full
@@ -91,82 +96,176 @@ static void check_url(lua_State *L, int arg, const char *url)
         luaL_argerror(L, arg, lua_pushfstring(L, "field 'url' is not an http(s) URL: '%s'", url));
 }
 
-static void check_headers(lua_State *L, int arg, Req *r)
+/* The header lines of a request go to libcurl in this order: the
+ * caller's headers (in table order), the User-Agent and Accept-Encoding
+ * unless the caller set them, and for a request with a body the two lines
+ * that stop libcurl's own Content-Type and Expect. Building that list is
+ * a malloc and a copy
+ * per line, and a client sends the same lines on every call; so while
+ * the caller's headers are validated, each line is compared with the list
+ * kept by the transfer the request will most likely run on (the first
+ * idle one), and only a difference makes t_headers build a new list.
+ *
+ * line_is: does the next kept line read "k: v" (v NULL: k is the whole
+ * line; an empty value: "k;", or "k:" when libcurl's own header of that
+ * name is to go)? k and v contain no NUL (validated), so no kept line is
+ * read past its terminating NUL. */
+static void line_is(Req *r, const char *k, size_t kl, const char *v, size_t vl, int remove)
 {
-    int tbl = lua_gettop(L);
+    const char *kept;
+    if (r->differs)
+        return;
+    if (!r->cmp || strncmp(kept = r->cmp->data, k, kl) != 0)
+        goto differs;
+    kept += kl;
+    if (!v) {
+        if (*kept)
+            goto differs;
+    } else if (vl == 0) {
+        if (kept[0] != (remove ? ':' : ';') || kept[1])
+            goto differs;
+    } else if (kept[0] != ':' || kept[1] != ' ' || strncmp(kept + 2, v, vl) != 0 || kept[2 + vl])
+        goto differs;
+    r->cmp = r->cmp->next;
+    return;
+differs:
+    r->differs = 1;
+}
+
+/* The lines after the caller's headers; see line_is. */
+static void tail_lines_are(Session *s, Req *r)
+{
+    if (!r->has_ua)
+        line_is(r, s->ua_line, strlen(s->ua_line), NULL, 0, 0);
+    if (!r->has_ae)
+        line_is(r, s->ae_line, strlen(s->ae_line), NULL, 0, 0);
+    if (r->fields) {
+        if (!r->has_ctype)
+            line_is(r, "Content-Type", 12, "", 0, 1);
+        if (!r->has_expect)
+            line_is(r, "Expect", 6, "", 0, 1);
+    }
+    if (r->cmp)
+        r->differs = 1; /* the kept list has more lines */
+}
+
+static void check_headers(lua_State *L, int arg, Req *r, int tbl)
+{
     if (!lua_istable(L, tbl))
         luaL_argerror(L, arg, lua_pushfstring(L, "field 'headers' must be a table, got %s", luaL_typename(L, tbl)));
     lua_pushnil(L);
     while (lua_next(L, tbl)) {
-        size_t len, i;
+        size_t kl, vl, i;
         const char *k, *v;
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_argerror(L, arg, "header names must be strings");
-        k = lua_tolstring(L, -2, &len);
-        if (len == 0)
+        k = lua_tolstring(L, -2, &kl);
+        if (kl == 0)
             luaL_argerror(L, arg, "header names must not be empty");
-        for (i = 0; i < len; i++)
+        for (i = 0; i < kl; i++)
             if (!is_tchar((unsigned char)k[i]))
                 luaL_argerror(L, arg, lua_pushfstring(L, "header name '%s' is not a valid token", k));
         if (lua_type(L, -1) != LUA_TSTRING)
             luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' must be a string, got %s", k,
                                                   luaL_typename(L, -1)));
-        v = lua_tolstring(L, -1, &len);
-        for (i = 0; i < len; i++)
+        v = lua_tolstring(L, -1, &vl);
+        for (i = 0; i < vl; i++)
             if (v[i] == '\r' || v[i] == '\n' || v[i] == '\0')
                 luaL_argerror(L, arg, lua_pushfstring(L, "header '%s' contains CR, LF or NUL", k));
-        if (strcasecmp(k, "content-type") == 0)
+        if (kl == 12 && strcasecmp(k, "content-type") == 0)
             r->has_ctype = 1;
-        else if (strcasecmp(k, "expect") == 0)
+        else if (kl == 6 && strcasecmp(k, "expect") == 0)
             r->has_expect = 1;
-        else if (strcasecmp(k, "user-agent") == 0)
+        else if (kl == 10 && strcasecmp(k, "user-agent") == 0)
             r->has_ua = 1;
+        else if (kl == 15 && strcasecmp(k, "accept-encoding") == 0)
+            r->has_ae = 1;
+        line_is(r, k, kl, v, vl, 0);
         lua_pop(L, 1);
     }
     r->headers = tbl; /* stays on the stack until the request is built */
 }
 
-/* Phase A for a request table at idx: validates, may raise, acquires nothing. */
+enum { F_UNKNOWN, F_URL, F_METHOD, F_BODY, F_HEADERS, F_TIMEOUT, F_CONNECT_TIMEOUT, F_RAW_HEADERS };
+
+/* Which request field a key names, by length first. */
+static int field_of(const char *k, size_t n)
+{
+    switch (n) {
+    case 3: return memcmp(k, "url", 3) == 0 ? F_URL : F_UNKNOWN;
+    case 4: return memcmp(k, "body", 4) == 0 ? F_BODY : F_UNKNOWN;
+    case 6: return memcmp(k, "method", 6) == 0 ? F_METHOD : F_UNKNOWN;
+    case 7: return memcmp(k, "headers", 7) == 0 ? F_HEADERS : memcmp(k, "timeout", 7) == 0 ? F_TIMEOUT : F_UNKNOWN;
+    case 11: return memcmp(k, "raw_headers", 11) == 0 ? F_RAW_HEADERS : F_UNKNOWN;
+    case 15: return memcmp(k, "connect_timeout", 15) == 0 ? F_CONNECT_TIMEOUT : F_UNKNOWN;
+    default: return F_UNKNOWN;
+    }
+}
+
+/* Phase A for a request table at idx: validates, may raise, acquires
+ * nothing. Leaves one slot on the stack (the headers table or nil). */
 static void parse_req(lua_State *L, Session *s, int idx, Req *r)
 {
+    int slot;
     memset(r, 0, sizeof *r);
     strcpy(r->method, "GET");
+    r->mcode = M_GET;
     r->timeout_ms = s->timeout_ms;
     r->connect_timeout_ms = s->connect_timeout_ms;
     luaL_checktype(L, idx, LUA_TTABLE);
+    lua_pushnil(L); /* the slot for the headers field */
+    slot = lua_gettop(L);
     lua_pushnil(L);
     while (lua_next(L, idx)) {
+        size_t kl;
         const char *k;
         if (lua_type(L, -2) != LUA_TSTRING)
             luaL_argerror(L, idx, "field names must be strings");
-        k = lua_tostring(L, -2);
-        if (strcmp(k, "url") == 0)
+        k = lua_tolstring(L, -2, &kl);
+        switch (field_of(k, kl)) {
+        case F_URL:
             r->url = http_opt_string(L, idx, "field", k);
-        else if (strcmp(k, "method") == 0)
+            break;
+        case F_METHOD:
             check_method(L, idx, r);
-        else if (strcmp(k, "body") == 0) {
+            break;
+        case F_BODY:
             if (lua_type(L, -1) != LUA_TSTRING)
                 luaL_argerror(L, idx, lua_pushfstring(L, "field 'body' must be a string, got %s",
                                                       luaL_typename(L, -1)));
             r->body = lua_tolstring(L, -1, &r->body_len);
             r->has_body = 1;
-        } else if (strcmp(k, "timeout") == 0)
+            break;
+        case F_HEADERS:
+            lua_pushvalue(L, -1);
+            lua_replace(L, slot);
+            break;
+        case F_TIMEOUT:
             r->timeout_ms = http_opt_seconds(L, idx, "field", k);
-        else if (strcmp(k, "connect_timeout") == 0)
+            break;
+        case F_CONNECT_TIMEOUT:
             r->connect_timeout_ms = http_opt_seconds(L, idx, "field", k);
-        else if (strcmp(k, "raw_headers") == 0)
+            break;
+        case F_RAW_HEADERS:
             r->raw_headers = http_opt_boolean(L, idx, "field", k);
-        else if (strcmp(k, "headers") != 0)
+            break;
+        default:
             luaL_argerror(L, idx, lua_pushfstring(L, "unknown field '%s'", k));
+        }
         lua_pop(L, 1);
     }
     if (!r->url)
         luaL_argerror(L, idx, "field 'url' is required");
     check_url(L, idx, r->url);
-    if (lua_getfield(L, idx, "headers") != LUA_TNIL)
-        check_headers(L, idx, r); /* leaves the table on the stack */
-    else
-        lua_pop(L, 1);
+    r->url_len = strlen(r->url);
+    r->fields = r->mcode != M_HEAD && (r->has_body || r->mcode == M_POST);
+    r->cand = s->idle.head;
+    r->epoch = s->epoch;
+    r->cmp = r->cand ? r->cand->hdrs : NULL;
+    r->differs = r->cmp == NULL; /* nothing kept to compare with */
+    if (!lua_isnil(L, slot))
+        check_headers(L, idx, r, slot);
+    tail_lines_are(s, r);
 }
 
 /* One header line as libcurl takes it: "name: value"; an empty value is
@@ -197,78 +296,60 @@ static char *header_line(char *small, size_t small_len, const char *k, size_t kl
     return line;
 }
 
-/* The header lines of a request, in the order they go to libcurl, are
- * walked twice with the same code: once comparing them with the list the
- * transfer kept from its last request (a client sends the same headers
- * every time, and building the list is a malloc and a copy per line),
- * and only on a difference once more building a new list. */
 typedef struct Lines {
-    struct curl_slist *cmp; /* compare mode: the next kept line (NULL: past the end) */
-    struct curl_slist *out; /* build mode: the list being built */
-    int build, differs, oom;
+    struct curl_slist *out;
+    int oom;
 } Lines;
 
 static void put_line(Lines *ls, const char *k, size_t kl, const char *v, size_t vl, int remove)
 {
     char small[512], *line;
-    if (ls->oom || (!ls->build && ls->differs))
+    struct curl_slist *n;
+    if (ls->oom)
         return;
     if (!(line = header_line(small, sizeof small, k, kl, v, vl, remove))) {
         ls->oom = 1;
         return;
     }
-    if (!ls->build) {
-        if (!ls->cmp || strcmp(ls->cmp->data, line) != 0)
-            ls->differs = 1;
-        else
-            ls->cmp = ls->cmp->next;
-    } else {
-        struct curl_slist *n = curl_slist_append(ls->out, line);
-        if (n)
-            ls->out = n;
-        else
-            ls->oom = 1;
-    }
+    if ((n = curl_slist_append(ls->out, line)) != NULL)
+        ls->out = n;
+    else
+        ls->oom = 1;
     if (line != small)
         free(line);
 }
 
-static void put_lines(lua_State *L, Session *s, const Req *r, int fields, Lines *ls)
+/* Makes t->hdrs the request's header list: the kept one when parse_req
+ * found it the same (and t is the transfer it compared with, untouched
+ * since), else a new one built in the order line_is describes. 0 when
+ * out of memory (t->hdrs is then intact). */
+static int t_headers(lua_State *L, Session *s, Transfer *t, const Req *r)
 {
+    Lines ls;
+    if (!r->differs && t == r->cand && s->epoch == r->epoch + 1 && t->hdrs)
+        return 1;
+    memset(&ls, 0, sizeof ls);
     if (r->headers) {
         lua_pushnil(L);
         while (lua_next(L, r->headers)) {
             size_t kl, vl;
             const char *k = lua_tolstring(L, -2, &kl), *v = lua_tolstring(L, -1, &vl);
             lua_pop(L, 1);
-            put_line(ls, k, kl, v, vl, 0);
+            put_line(&ls, k, kl, v, vl, 0);
         }
     }
     if (!r->has_ua)
-        put_line(ls, s->ua_line, strlen(s->ua_line), NULL, 0, 0);
-    if (fields) {
+        put_line(&ls, s->ua_line, strlen(s->ua_line), NULL, 0, 0);
+    if (!r->has_ae)
+        put_line(&ls, s->ae_line, strlen(s->ae_line), NULL, 0, 0);
+    if (r->fields) {
         /* libcurl would otherwise claim a form body, and wait a second for
          * "100 Continue" before sending a large one. */
         if (!r->has_ctype)
-            put_line(ls, "Content-Type", 12, "", 0, 1);
+            put_line(&ls, "Content-Type", 12, "", 0, 1);
         if (!r->has_expect)
-            put_line(ls, "Expect", 6, "", 0, 1);
+            put_line(&ls, "Expect", 6, "", 0, 1);
     }
-}
-
-/* Makes t->hdrs the request's header list: the kept one when it is the
- * same, else a new one. 0 when out of memory (t->hdrs is then intact). */
-static int t_headers(lua_State *L, Session *s, Transfer *t, const Req *r, int fields)
-{
-    Lines ls;
-    memset(&ls, 0, sizeof ls);
-    ls.cmp = t->hdrs;
-    put_lines(L, s, r, fields, &ls);
-    if (!ls.oom && !ls.differs && ls.cmp == NULL && t->hdrs)
-        return 1;
-    memset(&ls, 0, sizeof ls);
-    ls.build = 1;
-    put_lines(L, s, r, fields, &ls);
     if (ls.oom) {
         curl_slist_free_all(ls.out);
         return 0;
@@ -285,20 +366,18 @@ enum { MODE_GET = 1, MODE_HEAD, MODE_FIELDS };
 static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
 {
     CURL *e = t->easy;
-    int head = strcmp(r->method, "HEAD") == 0, post = strcmp(r->method, "POST") == 0;
-    int get = strcmp(r->method, "GET") == 0;
-    int mode = head ? MODE_HEAD : (r->has_body || post) ? MODE_FIELDS : MODE_GET;
+    int head = r->mcode == M_HEAD, post = r->mcode == M_POST, get = r->mcode == M_GET;
+    int mode = head ? MODE_HEAD : r->fields ? MODE_FIELDS : MODE_GET;
     int follow = get || head;
     int pipewait = s->http2 && strncasecmp(r->url, "https:", 6) == 0;
     const char *custom = (head || post || (get && !r->has_body)) ? "" : r->method;
-    size_t url_len = strlen(r->url);
     long max_idle;
-    if (!t_headers(L, s, t, r, mode == MODE_FIELDS)) {
+    if (!t_headers(L, s, t, r)) {
         t->setup_rc = CURLE_OUT_OF_MEMORY;
         return 0;
     }
     t->errbuf[0] = '\0';
-    t->once = post || strcmp(r->method, "PATCH") == 0;
+    t->once = post || r->mcode == M_PATCH;
     t->sends = 0;
     t->max_bytes = (size_t)s->max_bytes;
     if (!t->set.valid) {
@@ -306,14 +385,30 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
         t->set.timeout_ms = t->set.connect_ms = t->set.max_idle = -1;
         t->set.custom[0] = '\0';
         t->set.url.len = 0;
+        t->set.hdrs = NULL;
         SET(CURLOPT_CUSTOMREQUEST, (char *)NULL);
         t->set.valid = 1;
     }
-    if (t->set.url.len != url_len + 1 || memcmp(t->set.url.p, r->url, url_len + 1) != 0) {
+    if (t->set.url.len != r->url_len + 1 || memcmp(t->set.url.p, r->url, r->url_len + 1) != 0) {
+        /* libcurl parses a URL given as a string for every transfer and
+         * builds it back as a string (~13 k instructions): given it parsed
+         * (CURLOPT_CURLU, parsed here once with the flags libcurl uses), it
+         * only copies the parts; redirects and retries start from that
+         * copy. The string goes in too, so that what libcurl reports as
+         * the transfer's URL is this request's. A URL this parser refuses
+         * goes in as a string alone, for libcurl to report as it always
+         * has. */
+        if (!t->uh)
+            t->uh = curl_url();
+        if (t->uh && curl_url_set(t->uh, CURLUPART_URL, r->url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) ==
+                         CURLUE_OK)
+            SET(CURLOPT_CURLU, t->uh);
+        else
+            SET(CURLOPT_CURLU, (CURLU *)NULL);
         SET(CURLOPT_URL, r->url);
         t->set.url.len = 0;
         /* a failed copy only means the next request sets the URL again */
-        (void)inst_buf_append(&t->set.url, r->url, url_len + 1);
+        (void)inst_buf_append(&t->set.url, r->url, r->url_len + 1);
     }
     if (mode != t->set.mode) {
         SET(CURLOPT_NOBODY, head ? 1L : 0L);
@@ -355,7 +450,10 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
         SET(CURLOPT_MAXAGE_CONN, max_idle);
         t->set.max_idle = max_idle;
     }
-    SET(CURLOPT_HTTPHEADER, t->hdrs);
+    if (t->hdrs != t->set.hdrs) {
+        SET(CURLOPT_HTTPHEADER, t->hdrs);
+        t->set.hdrs = t->hdrs;
+    }
     return 1;
 }
 
@@ -379,6 +477,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
         anchored = 1;
     }
     t = s->idle.head;
+    s->epoch++;
     if (t)
         http_list_unlink(&s->idle, t);
     else if (!(t = http_t_new(s, &rc))) {

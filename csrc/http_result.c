@@ -128,13 +128,30 @@ static void push_lower(lua_State *L, const char *name, size_t n)
         luaL_pushresultsize(&b, n);
 }
 
+/* Names already set, for a table that started empty (see fill_headers). */
+#define SEEN_MAX 48
+
+static int seen_before(const char *const *names, const size_t *lens, int n, const char *name, size_t len)
+{
+    int i;
+    for (i = 0; i < n; i++)
+        if (lens[i] == len && strncasecmp(names[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
 /* Adds the header lines of p[0..len) to the table at tbl: lower-case
  * names, values trimmed, repeated headers joined with ", ", obsolete line
- * folding joined with " ", status lines skipped. */
-static void fill_headers(lua_State *L, const char *p, size_t len, int tbl)
+ * folding joined with " ", status lines skipped. When the table started
+ * empty (fresh), a name is looked up in the table only if an earlier line
+ * of the block had it: a response seldom repeats one, and the look-up
+ * costs as much as the insertion. */
+static void fill_headers(lua_State *L, const char *p, size_t len, int tbl, int fresh)
 {
     const char *end = p + len, *prev = NULL;
-    size_t prev_len = 0;
+    const char *names[SEEN_MAX];
+    size_t prev_len = 0, lens[SEEN_MAX];
+    int n = 0;
     while (p && p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p)), *line = p, *lend, *colon, *v, *ve;
         lend = eol ? eol : end;
@@ -170,17 +187,31 @@ static void fill_headers(lua_State *L, const char *p, size_t len, int tbl)
         while (ve > v && is_ows(ve[-1]))
             ve--;
         push_lower(L, prev, prev_len);
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, tbl) == LUA_TSTRING) { /* repeated: join */
-            lua_pushliteral(L, ", ");
+        if (fresh && n < SEEN_MAX && !seen_before(names, lens, n, prev, prev_len)) {
+            names[n] = prev;
+            lens[n++] = prev_len;
             lua_pushlstring(L, v, (size_t)(ve - v));
-            lua_concat(L, 3);
         } else {
-            lua_pop(L, 1);
-            lua_pushlstring(L, v, (size_t)(ve - v));
+            lua_pushvalue(L, -1);
+            if (lua_rawget(L, tbl) == LUA_TSTRING) { /* repeated: join */
+                lua_pushliteral(L, ", ");
+                lua_pushlstring(L, v, (size_t)(ve - v));
+                lua_concat(L, 3);
+            } else {
+                lua_pop(L, 1);
+                lua_pushlstring(L, v, (size_t)(ve - v));
+            }
         }
         lua_rawset(L, tbl);
     }
+}
+
+/* Room for the headers of a block, guessed from its length (a header
+ * line is some 30 bytes; a hint only, so the block is not walked for
+ * it), at most 64 (a huge block must not reserve a huge table). */
+static int headers_hint(size_t len)
+{
+    return len / 24 > 64 ? 64 : (int)(len / 24);
 }
 
 /* The final response's header block: a {lower-case name = value} table,
@@ -193,8 +224,8 @@ static void push_headers(lua_State *L, const Transfer *t)
         lua_pushlstring(L, t->head.p ? t->head.p : "", t->head.len);
         return;
     }
-    lua_createtable(L, 0, 12);
-    fill_headers(L, t->head.p, t->head.len, lua_gettop(L));
+    lua_createtable(L, 0, headers_hint(t->head.len));
+    fill_headers(L, t->head.p, t->head.len, lua_gettop(L), 1);
 }
 
 /* core.parse_headers(block [, into]) -> table: the header lines of a raw
@@ -204,13 +235,14 @@ int http_parse_headers(lua_State *L)
 {
     size_t len;
     const char *p = luaL_checklstring(L, 1, &len);
-    if (lua_isnoneornil(L, 2))
-        lua_createtable(L, 0, 12);
+    int fresh = lua_isnoneornil(L, 2);
+    if (fresh)
+        lua_createtable(L, 0, headers_hint(len));
     else {
         luaL_checktype(L, 2, LUA_TTABLE);
         lua_settop(L, 2);
     }
-    fill_headers(L, p, len, lua_gettop(L));
+    fill_headers(L, p, len, lua_gettop(L), fresh);
     return 1;
 }
 

@@ -150,6 +150,97 @@ describe("transport", function()
       assert.is_nil(echo{ headers = h }.headers["x-b"])
     end)
 
+    it("asks for exactly the encodings libcurl decodes, once, unless the request names its own", function()
+      -- The core writes the Accept-Encoding line itself (csrc/http.c says
+      -- why); it must be the line libcurl would have sent. The curl tool
+      -- on the same libcurl sends libcurl's own (--compressed).
+      local ae = echo{}.headers["accept-encoding"]
+      local seen = {}
+      for token in ae:gmatch("[^, ]+") do
+        assert.is_nil(seen[token], "sent twice: " .. ae)
+        seen[token] = true
+        assert.truthy(({ deflate = true, gzip = true, br = true, zstd = true, identity = true })[token], ae)
+      end
+      -- (outside any sanitizer runtime the suite itself may run under)
+      local p = io.popen("env -u LD_PRELOAD curl -V 2>/dev/null")
+      local tool = p:read("a") or ""
+      p:close()
+      if tool:find("libcurl/" .. core.curl_version, 1, true) then
+        p = io.popen("env -u LD_PRELOAD curl -s --compressed " .. fx.url("/echo"))
+        local out = p:read("a")
+        p:close()
+        assert.equal(cjson.decode(out).headers["accept-encoding"], ae)
+      end
+      -- the request's own line replaces it (once, in any case), and what
+      -- comes back is still decoded
+      assert.equal("identity", echo{ headers = { ["Accept-Encoding"] = "identity" } }.headers["accept-encoding"])
+      assert.equal("gzip", echo{ headers = { ["accept-encoding"] = "gzip" } }.headers["accept-encoding"])
+      local status, body, headers = s:request{ url = fx.url("/gzip"), headers = { ["ACCEPT-ENCODING"] = "gzip" } }
+      assert.equal(200, status)
+      assert.equal("gzip", headers["content-encoding"])
+      assert.equal(fixture.GZIP_TEXT, body)
+      assert.equal(ae, echo{}.headers["accept-encoding"])
+    end)
+
+    it("gives each request its own options when one handle carries them in turn", function()
+      -- A transfer's easy handle keeps the options of its last request and
+      -- is given only those that change: nothing of one request may leak
+      -- into the next (method, body, redirects, timeouts, header form).
+      local got = echo{ method = "POST", body = '{"a":1}' }
+      assert.same({ "POST", 7 }, { got.method, got.body_length })
+      got = echo{ method = "GET" }
+      assert.same({ "GET", 0 }, { got.method, got.body_length })
+      got = echo{ method = "PUT", body = "xyz" }
+      assert.same({ "PUT", 3 }, { got.method, got.body_length })
+      got = echo{ method = "DELETE" }
+      assert.same({ "DELETE", 0 }, { got.method, got.body_length })
+      got = echo{ method = "PATCH", body = "{}" }
+      assert.same({ "PATCH", 2 }, { got.method, got.body_length })
+      got = echo{}
+      assert.same({ "GET", 0 }, { got.method, got.body_length })
+      local status, body = s:request{ method = "HEAD", url = fx.url("/hello") }
+      assert.same({ 200, "" }, { status, body })
+      status, body = s:request{ url = fx.url("/hello") }
+      assert.same({ 200, "hello world" }, { status, body })
+      -- redirects: followed for GET only, whatever came before
+      assert.equal(302, (s:request{ method = "POST", body = "{}", url = fx.url("/redirect?to=/hello") }))
+      assert.equal(200, (s:request{ url = fx.url("/redirect?to=/hello") }))
+      assert.equal(302, (s:request{ method = "DELETE", url = fx.url("/redirect?to=/hello") }))
+      -- the URL: a relative redirect resolves against this request's URL,
+      -- not the one the handle was given before (/status/echo is no route)
+      assert.equal(200, (s:request{ url = fx.url("/redirect?to=/hello") }))
+      assert.equal(201, (s:request{ url = fx.url("/status/201") }))
+      status, body = s:request{ url = fx.url("/redirect?to=echo") }
+      assert.equal(200, status, body)
+      assert.equal("/echo", cjson.decode(body).target)
+      -- a URL libcurl's parser refuses (the core then hands libcurl the
+      -- string alone) fails as libcurl reports it, and the next one works
+      local st0, err0 = s:request{ url = "http://[::1/" }
+      assert.is_nil(st0)
+      assert.equal("internal", err0.kind)
+      assert.equal("/echo?after=1", echo{ url = fx.url("/echo?after=1") }.target)
+      -- raw_headers one request, a table the next
+      local _, _, h = s:request{ url = fx.url("/hello"), raw_headers = true }
+      assert.is_string(h)
+      _, _, h = s:request{ url = fx.url("/hello") }
+      assert.equal("text/plain", h["content-type"])
+      -- a shorter timeout takes effect after a longer one, and the
+      -- session's comes back when a request names none
+      assert.equal(200, (s:request{ url = fx.url("/slow?ms=300"), timeout = 10 }))
+      local st, err = s:request{ url = fx.url("/slow?ms=3000"), timeout = 0.2 }
+      assert.is_nil(st)
+      assert.equal("timeout", err.kind)
+      assert.equal(200, (s:request{ url = fx.url("/slow?ms=300") }))
+      -- likewise connect_timeout: the 0.2 s limit fires, not the request's
+      -- 5 s total (libcurl's message names the time waited)
+      assert.equal(200, (s:request{ url = fx.url("/hello"), connect_timeout = 30 }))
+      st, err = s:request{ url = "http://127.0.0.1:" .. fx.blackhole_port .. "/", connect_timeout = 0.2, timeout = 5 }
+      assert.is_nil(st)
+      assert.equal("connect", err.kind)
+      assert.truthy(tonumber(err.message:match("after (%d+) m")) < 4000, err.message)
+      assert.equal(200, (s:request{ url = fx.url("/hello") }))
+    end)
+
     it("sends each method as given, with and without a body", function()
       local rows = {
         { method = "GET" }, { method = "DELETE" }, { method = "POST" },
@@ -207,6 +298,47 @@ describe("transport", function()
       local rec = fx.stats()
       assert.equal(100, rec.requests)
       assert.equal(1, rec.connections)
+    end)
+
+    it("sends a GET again to its own URL when the kept connection drops it", function()
+      -- A server that answers one request, takes the next on the same
+      -- connection and closes without answering: libcurl sends that GET
+      -- again on a new connection, to the URL it holds for the transfer
+      -- (which the core must have given it for this request, not kept
+      -- from the last one).
+      local script = [[
+        local socket = require "socket"
+        local srv = assert(socket.bind("127.0.0.1", 0))
+        local _, port = srv:getsockname()
+        io.write(port, "\n")
+        io.flush()
+        srv:settimeout(10)
+        local function target(c)
+          c:settimeout(10)
+          local line = c:receive("*l")
+          repeat local h = c:receive("*l") until not h or h == ""
+          return line and line:match("^%u+ (%S+)") or "?"
+        end
+        local function answer(c, body, close)
+          c:send("HTTP/1.1 200 OK\r\nContent-Length: " .. #body .. (close and "\r\nConnection: close" or "")
+            .. "\r\n\r\n" .. body)
+        end
+        local c1 = assert(srv:accept())
+        answer(c1, target(c1))
+        target(c1)
+        c1:close()
+        local c2 = assert(srv:accept())
+        answer(c2, target(c2), true)
+        c2:close()
+      ]]
+      local p = assert(io.popen((os.getenv("LUA") or "lua5.4") .. " -e " .. ("%q"):format(script), "r"))
+      local port = assert(tonumber(p:read("l")))
+      local base = "http://127.0.0.1:" .. port
+      local st1, b1 = s:request{ url = base .. "/first" }
+      local st2, b2 = s:request{ url = base .. "/second" }
+      p:close()
+      assert.same({ 200, "/first" }, { st1, b1 })
+      assert.same({ 200, "/second" }, { st2, b2 })
     end)
 
     -- A server closes idle connections on its own clock, and a write sent
@@ -661,6 +793,49 @@ describe("transport", function()
       local status, body = p:request{ url = "http://api.example.invalid/echo" }
       assert.equal(200, status)
       assert.equal("http://api.example.invalid/echo", cjson.decode(body).target)
+    end)
+
+    it("follows libcurl's rules for the proxy environment variables", function()
+      -- Each row runs a fresh process with only the variables given (and
+      -- none of the others); the echo's target says whether the request
+      -- went through the fixture as a proxy (absolute form) or straight.
+      local fxp = fx.url("")
+      local names = { "http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY",
+                      "no_proxy", "NO_PROXY" }
+      local rows = {
+        { env = { http_proxy = fxp }, proxied = true },
+        { env = { HTTP_PROXY = fxp }, proxied = false }, -- never for http:// (httpoxy)
+        { env = { HTTP_PROXY = fxp, https_proxy = fxp }, proxied = false },
+        { env = { all_proxy = fxp }, proxied = true },
+        { env = { ALL_PROXY = fxp }, proxied = true },
+        { env = { http_proxy = "", all_proxy = fxp }, proxied = true }, -- empty counts as unset
+        { env = { http_proxy = fxp, no_proxy = "127.0.0.1" }, proxied = false },
+        { env = { http_proxy = fxp, NO_PROXY = "127.0.0.1" }, proxied = false },
+        { env = { http_proxy = fxp, no_proxy = "example.invalid" }, proxied = true },
+        { env = { http_proxy = fxp, https_proxy = "http://127.0.0.1:9" }, proxied = true },
+        { env = { https_proxy = fxp, HTTPS_PROXY = fxp }, proxied = false },
+        { env = { no_proxy = "127.0.0.1" }, opts = "{proxy = '" .. fxp .. "'}", proxied = false },
+        { env = {}, opts = "{proxy = '" .. fxp .. "'}", proxied = true },
+        { env = { http_proxy = fxp }, opts = "{proxy = ''}", proxied = false },
+      }
+      for i, row in ipairs(rows) do
+        local script = ("local c = require 'instantly.core'; local s = c.session(%s); "
+          .. "local st, b = s:request{url = %q}; io.write(tostring(st), ' ', tostring(b))"):format(
+          row.opts or "", fx.url("/echo"))
+        local unset, set = {}, {}
+        for _, n in ipairs(names) do
+          if row.env[n] then set[#set + 1] = n .. "=" .. row.env[n] else unset[#unset + 1] = "-u " .. n end
+        end
+        local cmd = ("env %s %s LUA_CPATH=%q %s -e %q"):format(table.concat(unset, " "), table.concat(set, " "),
+          package.cpath, os.getenv("LUA") or "lua5.4", script)
+        local p = assert(io.popen(cmd, "r"))
+        local out = p:read("a")
+        p:close()
+        local status, body = out:match("^(%d+) (.*)$")
+        assert.equal("200", status, "row " .. i .. ": " .. out)
+        local target = cjson.decode(body).target
+        assert.equal(row.proxied and fx.url("/echo") or "/echo", target, "row " .. i)
+      end
     end)
 
     it("reads the proxy from the standard environment variables", function()

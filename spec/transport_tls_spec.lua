@@ -102,18 +102,29 @@ describe("transport over TLS", function()
     assert.equal("127.0.0.1:" .. port, rec.last_tunnel)
   end)
 
-  it("tunnels https through the https_proxy environment variable", function()
-    fx.reset()
-    local script = ("local c = require 'instantly.core'; local s = c.session{ ca_file = %q }; "
-      .. "local st, b = s:request{ url = %q }; io.write(tostring(st), ' ', tostring(b))"):format(
-      dir .. "/cert.pem", url)
-    local cmd = ("env -u no_proxy -u NO_PROXY https_proxy=%s LUA_CPATH=%q %s -e %q"):format(
-      fx.url(""), package.cpath, os.getenv("LUA") or "lua5.4", script)
-    local p = assert(io.popen(cmd, "r"))
-    local out = p:read("a")
-    p:close()
-    assert.equal("200", out:match("^(%d+) "), out)
-    assert.equal(1, fx.stats().tunnels)
+  it("tunnels https through the proxy environment variables", function()
+    -- https_proxy, HTTPS_PROXY or all_proxy; with http_proxy the same, the
+    -- session takes the proxy once for both schemes (see env_proxy)
+    local fxp = fx.url("")
+    local rows = {
+      "https_proxy=" .. fxp,
+      "HTTPS_PROXY=" .. fxp,
+      "all_proxy=" .. fxp,
+      "http_proxy=" .. fxp .. " https_proxy=" .. fxp,
+    }
+    for i, vars in ipairs(rows) do
+      fx.reset()
+      local script = ("local c = require 'instantly.core'; local s = c.session{ ca_file = %q }; "
+        .. "local st, b = s:request{ url = %q }; io.write(tostring(st), ' ', tostring(b))"):format(
+        dir .. "/cert.pem", url)
+      local cmd = ("env -u no_proxy -u NO_PROXY -u http_proxy -u https_proxy -u HTTPS_PROXY -u all_proxy "
+        .. "-u ALL_PROXY %s LUA_CPATH=%q %s -e %q"):format(vars, package.cpath, os.getenv("LUA") or "lua5.4", script)
+      local p = assert(io.popen(cmd, "r"))
+      local out = p:read("a")
+      p:close()
+      assert.equal("200", out:match("^(%d+) "), "row " .. i .. ": " .. out)
+      assert.equal(1, fx.stats().tunnels, "row " .. i)
+    end
   end)
 
   it("reports an unreadable ca_file as a tls error", function()

@@ -3,16 +3,17 @@
 --
 --   lua5.4 prof_driver.lua ROW COUNT URL
 --
--- ROW is core_request (session:request in a loop), core_take4
--- (submit/take, 4 in flight), sdk_client (client.workspaces:get() in a
+-- ROW is core_request (session:request in a loop), core_raw (the same
+-- with raw_headers, as the SDK asks), core_take4
+-- (submit/take, 4 in flight), core_poll4 (submit/poll, 4 in flight), sdk_client (client.workspaces:get() in a
 -- loop) or sdk_gather4 (the same through client:gather, 4 in flight).
--- URL is the server's base (http://127.0.0.1:PORT); the request is GET
--- /api/v2/workspaces/current. Every answer must be a 200.
+-- URL is the server's base (http://127.0.0.1:PORT); the core rows GET
+-- $PROF_PATH (default /api/v2/workspaces/current). Every answer must be a 200.
 local core = require "instantly.core"
 
 local row, count, base = arg[1], math.tointeger(tonumber(arg[2])), arg[3]
 assert(row and count and base, "usage: lua5.4 prof_driver.lua ROW COUNT URL")
-local url = base .. "/api/v2/workspaces/current"
+local url = base .. (os.getenv("PROF_PATH") or "/api/v2/workspaces/current")
 local headers = { Authorization = "Bearer bench-key" }
 
 local function expect(status, body)
@@ -24,6 +25,14 @@ local rows = {}
 function rows.core_request()
   local s <close> = core.session()
   local req = { method = "GET", url = url, headers = headers }
+  for _ = 1, count do expect(s:request(req)) end
+end
+
+-- As core_request, answering with the raw header block (what the SDK asks
+-- for): the transport without building a headers table.
+function rows.core_raw()
+  local s <close> = core.session()
+  local req = { method = "GET", url = url, headers = headers, raw_headers = true }
   for _ = 1, count do expect(s:request(req)) end
 end
 
@@ -44,6 +53,26 @@ function rows.core_take4()
         started = started + 1
       end
       id, status, body = s:take()
+    end
+  end
+end
+
+-- submit/poll, 4 in flight (bench/20-transport.sh's core_submit_poll).
+function rows.core_poll4()
+  local s <close> = core.session()
+  local req = { method = "GET", url = url, headers = headers }
+  local started = 0
+  while started < 4 and started < count do
+    s:submit(req)
+    started = started + 1
+  end
+  while s:pending() > 0 do
+    for _, r in ipairs(s:poll(1)) do
+      expect(r.status, r.body or r.err)
+      if started < count then
+        s:submit(req)
+        started = started + 1
+      end
     end
   end
 end
