@@ -121,6 +121,23 @@ describe("records and booleans", function()
     assert.same({ [odd] = true, b = false }, t)
   end)
 
+  it("convert a number equal to 0 or 1 (floats too, as Lua's ==), nothing else, only at the record's level", function()
+    local text = '{"id":"' .. ID .. '","is_evergreen":1.0,"stop_on_reply":-0.0,"open_tracking":0.5,'
+      .. '"link_tracking":"1","stop_on_auto_reply":null,"text_only":1e0,'
+      .. '"campaign_schedule":{"is_evergreen":1,"schedules":[{"stop_on_reply":0}]}}'
+    local c = H.fake_client(H.const(200, text, JSON))
+    local camp = assert(c.campaigns:get(ID))
+    assert.is_true(camp.is_evergreen)
+    assert.is_false(camp.stop_on_reply)
+    assert.equal(0.5, camp.open_tracking)
+    assert.equal("1", camp.link_tracking)
+    assert.is_nil(camp.stop_on_auto_reply)
+    assert.same({ "stop_on_auto_reply" }, instantly.nulls(camp))
+    assert.is_true(camp.text_only)
+    assert.equal(1, camp.campaign_schedule.is_evergreen, "nested objects are not the record")
+    assert.equal(0, camp.campaign_schedule.schedules[1].stop_on_reply)
+  end)
+
   it("keep the 0/1 email flags as numbers (the API takes them back as numbers)", function()
     local c, t = H.fake_client(H.const(200, '{"id":"' .. ID .. '","is_auto_reply":0,"is_unread":1}', JSON))
     local e = assert(c.emails:get(ID))
