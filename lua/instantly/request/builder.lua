@@ -462,8 +462,8 @@ end
 
 -- The decoded value of an operation whose items are records: each object
 -- is shaped (nulls left out, booleans, field names; see
--- instantly.request.record: the decoder listed the objects holding a
--- null, and their nulls are out already, see invoke), then given its
+-- instantly.request.record: the decoder left the nulls out already, see
+-- invoke), then given its
 -- entity's metatable. `__shape` is false for an entity with nothing to
 -- shape. (Inline, not a helper per record: a page has a hundred.)
 local function wrap(cop, v)
