@@ -1,9 +1,8 @@
 /*
  * json.c - the JSON codec of instantly.core.
  *
- * Owns core.json_decode, core.json_encode, core.null, core.array_mt,
- * core.array and core.strip_nulls (the null members of listed objects
- * taken out). The rules (see README "JSON"):
+ * Owns core.json_decode, core.json_encode, core.null, core.array_mt and
+ * core.array. The rules (see README "JSON"):
  *   - integers are exact over int64 both ways; other numbers are floats and
  *     every finite float round-trips bit-exactly;
  *   - JSON null is core.null (lightuserdata NULL, the same value as
@@ -239,6 +238,7 @@ typedef struct jopts {
     int sort_keys;
     int indent;
     int null_tables; /* decode: the option was given (a table) */
+    int nulls;       /* decode: the option was given (a table) */
 } jopts;
 
 static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
@@ -247,6 +247,7 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
     o->sort_keys = 0;
     o->indent = 0;
     o->null_tables = 0;
+    o->nulls = 0;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -269,6 +270,10 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
             if (!lua_istable(L, -1))
                 luaL_argerror(L, idx, "option 'null_tables' must be a table");
             o->null_tables = 1;
+        } else if (!for_encode && k != NULL && strcmp(k, "nulls") == 0) {
+            if (!lua_istable(L, -1))
+                luaL_argerror(L, idx, "option 'nulls' must be a table");
+            o->nulls = 1;
         } else if (for_encode && k != NULL && strcmp(k, "indent") == 0) {
             lua_Integer v;
             int isint;
@@ -285,6 +290,8 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
         }
         lua_pop(L, 1);
     }
+    if (o->nulls && o->null_tables)
+        luaL_argerror(L, idx, "options 'nulls' and 'null_tables' exclude each other");
 }
 
 /* ======================================================================
@@ -308,6 +315,8 @@ typedef struct dframe {
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
     int has_null;    /* a null was read into this container */
+    int nnull;       /* option nulls: null members waiting on the stack */
+    uint64_t nullbits; /* and which of the first 64 waiting pairs they are */
     int maybe_dup;   /* an object key may repeat (see kcache) */
     int kprev;       /* cache slot of the object's last key, or -1 */
     int owner;       /* cache slot of the key this container is the value of
@@ -324,6 +333,7 @@ typedef struct dec {
     struct kcache *kc; /* the per-state string cache (keys and values) */
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
+    int nulls;       /* leave null members out, naming them in slot DEC_NULLS */
     lua_Integer nnull;
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
@@ -334,6 +344,7 @@ typedef struct dec {
 #define DEC_KEYS 3
 #define DEC_NULLS 4
 #define DEC_FRAMES 5
+#define DEC_GONE 6 /* option nulls: the names of the object being moved */
 
 /* The string cache: object keys repeat from record to record, and so do
  * many short values ("email", "America/Chicago"); making a Lua string of
@@ -959,16 +970,83 @@ static JSON_NOINLINE void dec_grow_stack(dec *d, int top)
 #define dec_ensure(d, top) \
     do { if (JSON_UNLIKELY((top) + DEC_SLACK > (d)->room)) dec_grow_stack((d), (top)); } while (0)
 
+/* Option nulls, the general case (an object whose keys may repeat, or
+ * that was moved in several steps): its null members went into the
+ * table like any value, so the last of repeated keys wins; now that it
+ * is complete they come out, and their names go to nulls[t]. */
+static JSON_NOINLINE void dec_strip_table(dec *d, int t)
+{
+    lua_State *L = d->L;
+    lua_Integer ngone = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) { /* the decoder's only one */
+            if (ngone == 0) {
+                lua_createtable(L, 2, 0);
+                lua_replace(L, DEC_GONE);
+            }
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, DEC_GONE, ++ngone);
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, t); /* clearing a field during the walk is allowed */
+        }
+        lua_pop(L, 1);
+    }
+    if (ngone > 0) {
+        lua_pushvalue(L, t);
+        lua_pushvalue(L, DEC_GONE);
+        lua_rawset(L, DEC_NULLS);
+    }
+}
+
+/* Option nulls, the common case: an object that closes in one move and
+ * repeats no key. Its table is made for the members that have a value;
+ * the null ones leave their names in a list (input order), nulls[t], in
+ * the same pass from the stack top down. The first 64 pairs are known
+ * from nullbits; a null beyond them is told by its type. */
+static void dec_flush_nulls(dec *d, dframe *f, int top)
+{
+    lua_State *L = d->L;
+    int t = f->tidx, j = (top - t) / 2;
+    lua_Integer ngone = f->nnull;
+    lua_createtable(L, 0, j - f->nnull);
+    lua_replace(L, t);
+    lua_createtable(L, f->nnull, 0);
+    lua_replace(L, DEC_GONE);
+    while (j-- > 0) {
+        if (j < 64 ? (int)((f->nullbits >> j) & 1) : lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+            lua_pop(L, 1);
+            lua_rawseti(L, DEC_GONE, ngone--);
+        } else {
+            lua_rawset(L, t);
+        }
+    }
+    lua_pushvalue(L, t);
+    lua_pushvalue(L, DEC_GONE);
+    lua_rawset(L, DEC_NULLS);
+    lua_pushnil(L);
+    lua_replace(L, DEC_GONE); /* the list lives in nulls now */
+}
+
 /* Moves the values waiting above the container's slot (top is the stack
- * height) into its table. The first move creates the table at exactly
+ * height) into its table; last is true when the container closes. The first move creates the table at exactly
  * their count, so a container that closes in one move (up to DEC_CHUNK
  * stack slots) gets a table of its final size with no guessing and no
  * regrowth; a longer one then grows the way Lua grows any table. */
-static void dec_flush(dec *d, dframe *f, int top)
+static void dec_flush(dec *d, dframe *f, int top, int last)
 {
     lua_State *L = d->L;
     int t = f->tidx, cnt = top - t, i;
     if (f->is_obj) {
+        if (f->nnull > 0) { /* option nulls */
+            if (last && f->n == 0 && !f->maybe_dup && d->kc->evicted < f->serial) {
+                dec_flush_nulls(d, f, top);
+                return;
+            }
+            f->nnull = 0; /* the general case: the bits are per move */
+            f->nullbits = 0;
+        }
         if (f->n == 0) { /* the first move: every move has values to move */
             lua_createtable(L, 0, cnt / 2);
             lua_replace(L, t);
@@ -985,6 +1063,8 @@ static void dec_flush(dec *d, dframe *f, int top)
             /* No key repeats: from the top down, popping each pair. */
             for (i = top - 1; i > t; i -= 2)
                 lua_rawset(L, t);
+            if (last && d->nulls && f->has_null) /* moved in several steps */
+                dec_strip_table(d, t);
             return;
         }
         /* In input order, so the last of repeated keys wins. */
@@ -994,6 +1074,8 @@ static void dec_flush(dec *d, dframe *f, int top)
             lua_rawset(L, t);
         }
         lua_settop(L, t);
+        if (last && d->nulls && f->has_null)
+            dec_strip_table(d, t);
     } else if (f->n == 0) {
         lua_createtable(L, cnt, 0);
         lua_pushvalue(L, DEC_ARRAY_MT);
@@ -1136,6 +1218,8 @@ static void parse_document(dec *d)
             f->is_obj = is_obj;
             f->null_listed = 0;
             f->has_null = 0;
+            f->nnull = 0;
+            f->nullbits = 0;
             f->maybe_dup = 0;
             f->n = 0;
             f->kprev = -1;
@@ -1167,8 +1251,17 @@ static void parse_document(dec *d)
         case V_NULL:
             parse_literal(d, "null", 4);
             lua_pushlightuserdata(L, NULL);
-            if (d->depth > 0)
-                d->fr[d->depth - 1].has_null = 1;
+            if (d->depth > 0) {
+                dframe *f = &d->fr[d->depth - 1];
+                f->has_null = 1;
+                if (d->nulls && f->is_obj) {
+                    /* the key is on the top: pair number j of this move */
+                    int j = (top - f->tidx - 1) / 2;
+                    if (j < 64)
+                        f->nullbits |= (uint64_t)1 << j;
+                    f->nnull++;
+                }
+            }
             break;
         case V_NUMBER:
             parse_number(d);
@@ -1192,7 +1285,7 @@ static void parse_document(dec *d)
                 return;
             f = &d->fr[d->depth - 1];
             if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
-                dec_flush(d, f, top);
+                dec_flush(d, f, top, 0);
                 top = f->tidx;
             }
             dec_ensure(d, top);
@@ -1207,7 +1300,7 @@ static void parse_document(dec *d)
             }
             if (JSON_UNLIKELY(p >= d->end || *p != (f->is_obj ? '}' : ']')))
                 dec_unexpected(d, p);
-            dec_flush(d, f, top);
+            dec_flush(d, f, top, 1);
             top = f->tidx; /* the container is a value of its parent now */
             d->p = p + 1;
             d->depth--;
@@ -1216,13 +1309,15 @@ static void parse_document(dec *d)
 }
 
 /* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
- * cache's table (DEC_KEYS), the null_tables list or nil (DEC_NULLS). */
+ * cache's table (DEC_KEYS), the null_tables list, the nulls table or nil
+ * (DEC_NULLS). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
     lua_settop(L, DEC_NULLS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
-    dec_ensure(d, DEC_FRAMES);
+    lua_pushnil(L);                 /* DEC_GONE */
+    dec_ensure(d, DEC_GONE);
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
     d->p = skip_ws(d->p, d->end);
@@ -1252,6 +1347,7 @@ static int l_json_decode(lua_State *L)
     d.cap = DEC_LOCAL_FRAMES;
     d.room = 0;
     d.null_tables = o.null_tables;
+    d.nulls = o.nulls;
     d.nnull = 0;
     lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
@@ -1267,6 +1363,9 @@ static int l_json_decode(lua_State *L)
         lua_pushliteral(L, "null_tables");
         lua_rawget(L, 2);
         d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
+    } else if (o.nulls) {
+        lua_pushliteral(L, "nulls");
+        lua_rawget(L, 2);
     } else {
         lua_pushnil(L);
     }
@@ -2349,58 +2448,8 @@ static int l_array(lua_State *L)
     return 1;
 }
 
-/* core.strip_nulls(list, gone_of): for each table of the array `list`
- * (the objects json_decode's null_tables option listed), removes the
- * members whose value is core.null and records their names as an array in
- * gone_of[t]; empties `list` on the way, so one list serves every decode.
- * What the SDK's records go through: a walk in C costs a fraction of the
- * same pairs loop in Lua. Raises only when memory runs out. */
-static int l_strip_nulls(lua_State *L)
-{
-    lua_Integer i, n;
-    luaL_checktype(L, 1, LUA_TTABLE);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    lua_settop(L, 2);
-    n = (lua_Integer)lua_rawlen(L, 1);
-    for (i = 1; i <= n; i++) {
-        lua_Integer ngone = 0;
-        if (lua_rawgeti(L, 1, i) != LUA_TTABLE) { /* 3: the object */
-            lua_pop(L, 1);
-            continue;
-        }
-        lua_pushnil(L); /* 4: the gone list, made on the first null */
-        lua_pushnil(L);
-        while (lua_next(L, 3)) {
-            if (lua_type(L, -1) == LUA_TLIGHTUSERDATA && lua_touserdata(L, -1) == NULL) {
-                if (ngone == 0) {
-                    lua_createtable(L, 2, 0);
-                    lua_replace(L, 4);
-                }
-                lua_pushvalue(L, -2);
-                lua_rawseti(L, 4, ++ngone);
-                lua_pushvalue(L, -2);
-                lua_pushnil(L);
-                lua_rawset(L, 3); /* clearing a field during the walk is allowed */
-            }
-            lua_pop(L, 1);
-        }
-        if (ngone > 0) {
-            lua_pushvalue(L, 3);
-            lua_pushvalue(L, 4);
-            lua_rawset(L, 2);
-        }
-        lua_pop(L, 2);
-    }
-    for (i = n; i >= 1; i--) {
-        lua_pushnil(L);
-        lua_rawseti(L, 1, i);
-    }
-    return 0;
-}
-
 static const luaL_Reg json_funcs[] = {
     {"array", l_array},
-    {"strip_nulls", l_strip_nulls},
     {NULL, NULL}
 };
 

@@ -60,6 +60,220 @@ describe("core.json_decode", function()
     end)
   end)
 
+  describe("the nulls option", function()
+    -- What a decode gives and then a walk takes out (what the SDK did
+    -- before the option): every object member holding null, at any depth,
+    -- leaves the object and its name goes to gone[object]; arrays keep
+    -- theirs. The option must give the same value and the same names.
+    local function reference(text)
+      local v = assert(decode(text))
+      local gone = {}
+      local function walk(t)
+        if type(t) ~= "table" then return end
+        local is_array = getmetatable(t) == core.array_mt
+        local names
+        for k, x in pairs(t) do
+          if x == null and not is_array then
+            names = names or {}
+            names[#names + 1] = k
+            t[k] = nil
+          else
+            walk(x)
+          end
+        end
+        if names then
+          table.sort(names)
+          gone[t] = names
+        end
+      end
+      walk(v)
+      return v, gone
+    end
+
+    -- Compares the two values and the names recorded for each object.
+    local function check(text)
+      local W = setmetatable({}, { __mode = "k" })
+      local ours = assert(decode(text, { nulls = W }))
+      local theirs, gone = reference(text)
+      assert(same(theirs, ours), text)
+      local function walk(a, b, path)
+        if type(a) ~= "table" then return end
+        local names = W[b] and { table.unpack(W[b]) } or nil
+        if names then table.sort(names) end
+        assert.same(gone[a], names, text .. " at " .. path)
+        for k, x in pairs(a) do walk(x, b[k], path .. "." .. tostring(k)) end
+      end
+      walk(theirs, ours, "(root)")
+      return ours, W
+    end
+
+    local function keys(t)
+      local ks = {}
+      for k in pairs(t) do ks[#ks + 1] = k end
+      table.sort(ks)
+      return ks
+    end
+
+    it("leaves null members out of objects at any depth, names them in input order, keeps array nulls", function()
+      local W = setmetatable({}, { __mode = "k" })
+      local v = assert(decode('{"z":null,"b":1,"a":null,"c":{"d":null,"e":{"f":null,"g":[null,{"h":null}]}},'
+        .. '"i":[null,null],"j":{},"k":{"l":2}}', { nulls = W }))
+      assert.same({ "z", "a" }, W[v])
+      assert.same({ "b", "c", "i", "j", "k" }, keys(v))
+      assert.same({ "d" }, W[v.c])
+      assert.same({ "e" }, keys(v.c))
+      assert.same({ "f" }, W[v.c.e])
+      assert.same({ "h" }, W[v.c.e.g[2]])
+      assert.is_nil(next(v.c.e.g[2]))
+      assert.equal(null, v.c.e.g[1])
+      assert.is_nil(W[v.c.e.g], "arrays keep their positions")
+      assert.equal(2, #v.i)
+      assert.equal(null, v.i[2])
+      assert.is_nil(W[v.j])
+      assert.is_nil(W[v.k])
+      -- a document that is null, or an array of them, stays as it is
+      assert.equal(null, decode("null", { nulls = W }))
+      assert.equal(null, decode("[null]", { nulls = W })[1])
+    end)
+
+    it("gives what decoding and then taking nulls out gives, repeated keys included", function()
+      for _, text in ipairs {
+        '{"a":null,"a":1}', '{"a":1,"a":null}', '{"a":null,"a":null}', '{"a":null,"b":2,"a":3,"b":null}',
+        '{"a":{"x":null},"a":null}', '{"a":null,"a":{"x":null,"x":0}}', '[{"a":null},{"a":1,"a":null}]',
+        '{"a\\u0062":null,"ab":1}', '{"ab":1,"a\\u0062":null}', '{"\\u00e9":null}',
+      } do
+        check(text)
+      end
+      -- objects with more than 64 members (where the decoder stops keeping
+      -- a bit per member), with nulls before and after the 64th
+      for _, at in ipairs { { 1 }, { 64 }, { 65 }, { 1, 64, 65, 200 }, { 200 } } do
+        local parts, isnull = {}, {}
+        for _, i in ipairs(at) do isnull[i] = true end
+        for i = 1, 200 do parts[i] = ('"k%d":%s'):format(i, isnull[i] and "null" or i) end
+        check("{" .. table.concat(parts, ",") .. "}")
+        check("[{" .. table.concat(parts, ",") .. '},{"k1":null}]')
+      end
+    end)
+
+    it("gives the same on objects moved in several steps, a key repeated across them", function()
+      local parts = {}
+      for i = 1, 9000 do parts[i] = ('"k%d":%s'):format(i, i % 3000 == 0 and "null" or "1") end
+      parts[#parts + 1] = '"k3000":5'   -- null in the first step, a value in the last
+      parts[#parts + 1] = '"k2":null'   -- a value in the first step, null in the last
+      local v, W = check("{" .. table.concat(parts, ",") .. "}")
+      assert.equal(5, v.k3000)
+      assert.is_nil(v.k2)
+      local names = { table.unpack(W[v]) }
+      table.sort(names)
+      assert.same({ "k2", "k6000", "k9000" }, names)
+    end)
+
+    it("gives the same on generated documents (repeated keys, depth, many keys)", function()
+      local seed = 14
+      local function rnd(n)
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed % n + 1
+      end
+      local gen
+      gen = function(depth)
+        local r = rnd(10)
+        if depth > 4 or r <= 3 then
+          return ({ "null", "1", '"s"', "true", "0", "null" })[rnd(6)]
+        elseif r <= 5 then
+          local t = {}
+          for i = 1, rnd(5) - 1 do t[i] = gen(depth + 1) end
+          return "[" .. table.concat(t, ",") .. "]"
+        end
+        -- one object in ten is wide (past 64 members), with scalar members
+        local t, wide = {}, r == 10
+        for i = 1, rnd(wide and 90 or 8) - 1 do
+          t[i] = ('"k%d":%s'):format(rnd(wide and 80 or 6), gen(wide and 9 or depth + 1))
+        end
+        return "{" .. table.concat(t, ",") .. "}"
+      end
+      for _ = 1, 300 do check(gen(0)) end
+    end)
+
+    it("stays right when a finalizer decodes with the same table in the middle of a decode", function()
+      local script = [==[
+        local core = require("instantly.core")
+        local decode, null = core.json_decode, core.null
+        local W = setmetatable({}, { __mode = "k" })
+        local inner, during, in_outer = 0, 0, false
+        for r = 0, 7 do
+          local n, parts = 400 << r, {}
+          for i = 1, n do
+            parts[i] = ('{"id":%d,"a_%d":null,"k%d":[%d,null],"z":null}'):format(i, i % 50, i % 70, i)
+          end
+          local text = "[" .. table.concat(parts, ",") .. "]"
+          collectgarbage("incremental", 10, 400)
+          for i = 1, 200 do
+            setmetatable({}, { __gc = function()
+              if in_outer then during = during + 1 end
+              local t = decode(('{"k%d":null,"a_%d":1}'):format(i % 70, i % 50), { nulls = W })
+              assert(t["k" .. i % 70] == nil and t["a_" .. i % 50] == 1)
+              assert(#W[t] == 1 and W[t][1] == "k" .. i % 70)
+              inner = inner + 1
+            end })
+          end
+          in_outer = true
+          local v = decode(text, { nulls = W })
+          in_outer = false
+          collectgarbage("incremental", 200, 100)
+          for i = 1, n do
+            local o = v[i]
+            assert(o.id == i and o["a_" .. i % 50] == nil and o.z == nil and o["k" .. i % 70][2] == null,
+              "record " .. i)
+            assert(#W[o] == 2 and W[o][1] == "a_" .. i % 50 and W[o][2] == "z", "names of record " .. i)
+          end
+          if during > 0 then break end
+        end
+        collectgarbage()
+        io.write("during ", during, " inner ", inner, "\n")
+      ]==]
+      local during, inner = finalizer_rounds(script)
+      assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
+      assert.is_true(tonumber(inner) > 0)
+    end)
+
+    it("holds no more than decoding and then taking nulls out: objects that only hold a null", function()
+      local text = "[" .. ('{"a":null},'):rep(99999) .. '{"a":null}]'
+      local function held(fn)
+        collectgarbage()
+        collectgarbage()
+        local before = collectgarbage("count")
+        local keep = { fn() }
+        collectgarbage()
+        collectgarbage()
+        local bytes = (collectgarbage("count") - before) * 1024
+        assert.is_not_nil(keep[2])
+        return bytes
+      end
+      local ours = held(function()
+        local W = setmetatable({}, { __mode = "k" })
+        return assert(decode(text, { nulls = W })), W
+      end)
+      local theirs = held(function() return reference(text) end)
+      assert(ours <= theirs, ("%d bytes held, decode and strip %d"):format(ours, theirs))
+    end)
+
+    it("refuses a value that is not a table, and null_tables with it", function()
+      assert.has_error(function() decode("{}", { nulls = true }) end,
+        "bad argument #2 to 'decode' (option 'nulls' must be a table)")
+      assert.has_error(function() decode("{}", { nulls = {}, null_tables = {} }) end,
+        "bad argument #2 to 'decode' (options 'nulls' and 'null_tables' exclude each other)")
+      assert.has_error(function() encode({}, { nulls = {} }) end)
+    end)
+
+    it("leaves what a failed decode named to the collector", function()
+      local W = setmetatable({}, { __mode = "k" })
+      assert.is_nil(decode('{"a":{"b":null},"c":null,', { nulls = W }))
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(W))
+    end)
+  end)
+
   describe("values", function()
     local rows = {
       { "0", 0 },

@@ -53,31 +53,25 @@ describe("records and JSON null", function()
     assert.same({ "none", 1 }, seen)
   end)
 
-  it("core.strip_nulls takes out the nulls of the listed objects, names them and empties the list", function()
-    local list = {}
-    local v = assert(core.json_decode('{"a":null,"b":1,"c":{"d":null,"e":null,"f":[null]},"g":[{"h":null}]}',
-      { null_tables = list }))
-    assert.equal(3, #list)
-    local gone = setmetatable({}, { __mode = "k" })
-    core.strip_nulls(list, gone)
-    assert.equal(0, #list)
-    assert.same({ "a" }, gone[v])
-    local ce = gone[v.c]
-    table.sort(ce)
-    assert.same({ "d", "e" }, ce)
-    assert.same({ "h" }, gone[v.g[1]])
-    assert.is_nil(gone[v.c.f], "arrays keep their positions")
-    assert.equal(core.null, v.c.f[1])
-    assert.is_nil(next(v.g[1]))
-    assert.same({ b = 1, c = { f = core.json_decode("[null]") }, g = core.json_decode("[{}]") },
-      { b = v.b, c = { f = v.c.f }, g = v.g })
-    -- a list the decoder reuses: a second decode after a failed one
-    assert.is_nil(core.json_decode('{"x":null,', { null_tables = list }))
-    for i = #list, 1, -1 do list[i] = nil end
-    local w = assert(core.json_decode('{"y":null}', { null_tables = list }))
-    core.strip_nulls(list, gone)
-    assert.same({ "y" }, gone[w])
-    assert.has_error(function() core.strip_nulls(nil, gone) end)
+  it("follow the last of repeated keys, at any depth, and name only the fields left null", function()
+    local text = '{"id":"' .. ID .. '","email":null,"email":"a@b.co","company_name":"X","company_name":null,'
+      .. '"payload":{"a":{"b":{"c":null,"d":[null,{"e":null,"f":1}]}}}}'
+    local c = H.fake_client(H.const(200, text, JSON))
+    local lead = assert(c.leads:get(ID))
+    assert.equal("a@b.co", lead.email)
+    assert.is_nil(rawget(lead, "company_name"))
+    assert.same({ "company_name" }, instantly.nulls(lead))
+    local b = lead.custom_variables.a.b
+    assert.same({ "c" }, instantly.nulls(b))
+    assert.equal(instantly.null, b.d[1], "arrays keep their positions")
+    assert.same({}, instantly.nulls(b.d))
+    assert.same({ "e" }, instantly.nulls(b.d[2]))
+    assert.same({ f = 1 }, b.d[2])
+    local raw = instantly.raw(lead)
+    assert.equal(instantly.null, raw.company_name)
+    assert.equal("a@b.co", raw.email)
+    assert.equal(instantly.null, raw.payload.a.b.c)
+    assert.equal(instantly.null, raw.payload.a.b.d[2].e)
   end)
 
   it("leave an explicit null possible when sending (clearing a field)", function()
@@ -125,6 +119,23 @@ describe("records and booleans", function()
     local t = { [odd] = 1, b = 0 }
     shape(t)
     assert.same({ [odd] = true, b = false }, t)
+  end)
+
+  it("convert a number equal to 0 or 1 (floats too, as Lua's ==), nothing else, only at the record's level", function()
+    local text = '{"id":"' .. ID .. '","is_evergreen":1.0,"stop_on_reply":-0.0,"open_tracking":0.5,'
+      .. '"link_tracking":"1","stop_on_auto_reply":null,"text_only":1e0,'
+      .. '"campaign_schedule":{"is_evergreen":1,"schedules":[{"stop_on_reply":0}]}}'
+    local c = H.fake_client(H.const(200, text, JSON))
+    local camp = assert(c.campaigns:get(ID))
+    assert.is_true(camp.is_evergreen)
+    assert.is_false(camp.stop_on_reply)
+    assert.equal(0.5, camp.open_tracking)
+    assert.equal("1", camp.link_tracking)
+    assert.is_nil(camp.stop_on_auto_reply)
+    assert.same({ "stop_on_auto_reply" }, instantly.nulls(camp))
+    assert.is_true(camp.text_only)
+    assert.equal(1, camp.campaign_schedule.is_evergreen, "nested objects are not the record")
+    assert.equal(0, camp.campaign_schedule.schedules[1].stop_on_reply)
   end)
 
   it("keep the 0/1 email flags as numbers (the API takes them back as numbers)", function()

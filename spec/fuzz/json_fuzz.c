@@ -296,6 +296,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         __builtin_trap();
 
 done:
+    /* Option nulls: fails exactly when the plain decode fails, and leaves
+     * no null member in any object (its canonical text, decoded with
+     * null_tables, lists no object). */
+    {
+        int top = lua_gettop(L);
+        lua_getfield(L, 1, "json_decode");
+        lua_pushvalue(L, 2);
+        lua_createtable(L, 0, 1);
+        lua_newtable(L);
+        lua_setfield(L, -2, "nulls");
+        if (lua_pcall(L, 2, 2, 0) != LUA_OK)
+            __builtin_trap();
+        if (lua_isnil(L, top + 1) != lua_isnil(L, 3))
+            __builtin_trap();
+        if (!lua_isnil(L, top + 1)) {
+            call("json_encode", top + 1, 1, 0, 0);
+            if (!lua_isstring(L, top + 3))
+                __builtin_trap();
+            lua_getfield(L, 1, "json_decode");
+            lua_pushvalue(L, top + 3);
+            lua_createtable(L, 0, 1);
+            lua_newtable(L);
+            lua_pushvalue(L, -1);
+            lua_replace(L, top + 4); /* the list */
+            lua_setfield(L, -2, "null_tables");
+            if (lua_pcall(L, 2, 2, 0) != LUA_OK || lua_isnil(L, -2) || lua_rawlen(L, top + 4) != 0)
+                __builtin_trap();
+        }
+        lua_settop(L, top);
+    }
     /* A shallow limit either fails cleanly or agrees. */
     call("json_decode", 2, 0, 0, 4);
     if (!lua_isnil(L, -2) && lua_isnil(L, 3))

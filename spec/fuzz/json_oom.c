@@ -56,16 +56,27 @@ static const char *DOC =
     "\"sequences\":[{\"steps\":[{\"variants\":[{\"subject\":\"Hi\\n\\\"x\\\"\","
     "\"body\":\"<p>line</p>\\n<p>\\u00fcber</p>\"}]}]}]}],\"next\":null}";
 
+/* Option nulls: both of its paths (an object that repeats a key, one
+ * that does not), at two depths. */
+static const char *NULLS = "{\"a\":null,\"a\":1,\"b\":2,\"b\":null,\"c\":{\"d\":null,\"e\":"
+    "[null,{\"f\":null,\"g\":\"long enough to allocate a string\"}]},\"h\":null}";
+
 static const char *BAD = "{\"a\":[1,2,{\"b\":\"\\u00e9 long enough to allocate\",\"c\":[1,2,3,}]}";
 
-/* Calls core[fname](value at idx, opts) in protected mode. Returns 0 if
- * the outcome is acceptable. */
+/* Calls core[fname](value at idx, opts) in protected mode (max_depth -1:
+ * the decoder's option nulls instead). Returns 0 if the outcome is
+ * acceptable. */
 static int try_call(lua_State *L, const char *fname, int idx, int sorted, int indent, int max_depth)
 {
     int status, top = lua_gettop(L);
     lua_getfield(L, 1, fname);
     lua_pushvalue(L, idx);
     lua_createtable(L, 0, 3);
+    if (max_depth < 0) {
+        lua_newtable(L);
+        lua_setfield(L, -2, "nulls");
+        max_depth = 0;
+    }
     if (sorted) {
         lua_pushboolean(L, 1);
         lua_setfield(L, -2, "sort_keys");
@@ -125,18 +136,21 @@ static int run(long fail_at, int *refused)
     lua_pushstring(L, DOC);           /* 2 */
     lua_pushstring(L, BAD);           /* 3 */
     push_cyclic(L);                   /* 4 */
+    lua_pushstring(L, NULLS);         /* 5 */
     lua_getfield(L, 1, "json_decode");
     lua_pushvalue(L, 2);
     if (lua_pcall(L, 1, 1, 0) != LUA_OK) {
         fprintf(stderr, "setup decode failed\n");
         return 1;
-    }                                 /* 5: decoded DOC */
+    }                                 /* 6: decoded DOC */
     c.fail_at = fail_at;
     bad |= try_call(L, "json_decode", 2, 0, 0, 0);
     bad |= try_call(L, "json_decode", 3, 0, 0, 0);
-    bad |= try_call(L, "json_encode", 5, 0, 0, 0);
-    bad |= try_call(L, "json_encode", 5, 1, 0, 0);
-    bad |= try_call(L, "json_encode", 5, 1, 2, 0);
+    bad |= try_call(L, "json_decode", 2, 0, 0, -1);
+    bad |= try_call(L, "json_decode", 5, 0, 0, -1);
+    bad |= try_call(L, "json_encode", 6, 0, 0, 0);
+    bad |= try_call(L, "json_encode", 6, 1, 0, 0);
+    bad |= try_call(L, "json_encode", 6, 1, 2, 0);
     /* the cycle: found at the depth limit, kept small to keep this quick */
     bad |= try_call(L, "json_encode", 4, 0, 0, 80);
     bad |= try_call(L, "json_encode", 4, 1, 0, 80);

@@ -84,7 +84,7 @@ local mtype = math.type
 local null = core.null
 local route, escape = validate.route, validate.escape
 local send, decode = pipeline.send, pipeline.decode
-local json_encode, strip_listed = core.json_encode, record.strip_listed
+local json_encode, record_decode = core.json_encode, record.DECODE
 
 local M = {}
 
@@ -462,8 +462,8 @@ end
 
 -- The decoded value of an operation whose items are records: each object
 -- is shaped (nulls left out, booleans, field names; see
--- instantly.request.record: the decoder listed the objects holding a
--- null, and their nulls are out already, see invoke), then given its
+-- instantly.request.record: the decoder left the nulls out already, see
+-- invoke), then given its
 -- entity's metatable. `__shape` is false for an entity with nothing to
 -- shape. (Inline, not a helper per record: a page has a hundred.)
 local function wrap(cop, v)
@@ -555,10 +555,9 @@ local function invoke(_, cop, path, params, opts, level)
   local pipe = ctx.pipe
   local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
-  -- A response that becomes records: the decoder lists the objects that
-  -- hold a null, so records lose their nulls without a walk of each one
-  -- (cop.strip is strip_listed for those operations).
-  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts, cop.strip)
+  -- A response that becomes records: the decoder leaves null members out
+  -- of its objects (cop.dopts is record.DECODE for those operations).
+  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts, cop.dopts)
   if v == nil then return nil, err end
   return wrap(cop, v), status, rheaders
 end
@@ -1241,7 +1240,7 @@ local function cop_for(st, def, op)
   for k, v in pairs(sh) do cop[k] = v end
   cop.ctx = st.ctx
   cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
-  cop.strip = cop.item_mt and strip_listed or nil
+  cop.dopts = cop.item_mt and record_decode or nil
   -- the request headers of every call without the `headers` option
   cop.headers = sh.has_body and st.ctx.headers_json or st.ctx.headers
   -- per-endpoint windows; the ones the API counts per IP are shared by

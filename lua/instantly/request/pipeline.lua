@@ -369,22 +369,13 @@ function M.send(p, op, url, path, body, headers, opts)
   end
 end
 
--- The decoder's options for responses that become records: one table and
--- one list reused by every call (decoding and stripping never yield in
--- between); `busy` covers a decode started from inside another (a
--- finalizer making a call), which gets fresh ones.
-local NULLS = {}
-local NULL_OPTS = { null_tables = NULLS }
-local nulls_busy = false
-
 --- Decode a successful response body.
 -- Empty bodies (204, some 202) give `true`; `text` responses give the
 -- string; JSON that cannot be decoded is a `decode` error; a JSON object
 -- with an `error` string (and no declared `error` field) is an `api` error.
--- With `strip` (a function) the objects of the value that held a JSON
--- null are listed by the decoder and handed to `strip(list)` before the
--- value is returned (records leave their nulls out); strip must leave the
--- list empty (it is used again).
+-- `dopts` are the decoder's options: for a response that becomes records,
+-- `record.DECODE` (null members are left out of objects and named in
+-- `record`'s table, see `record.nulls`).
 -- @tparam table p the sender (for the key errors are redacted with)
 -- @tparam table how `{kind =, error_field =, method =}` (an operation)
 -- @tparam string url
@@ -393,28 +384,13 @@ local nulls_busy = false
 -- @tparam string text
 -- @tparam table headers
 -- @tparam integer attempts
--- @tparam[opt] function strip
+-- @tparam[opt] table dopts
 -- @return value | nil, err
-function M.decode(p, how, url, path, status, text, headers, attempts, strip)
+function M.decode(p, how, url, path, status, text, headers, attempts, dopts)
   if text == nil or text == "" or status == 204 then return true end
   if how.kind == "text" then return text end
   -- (pcall of the decoder itself, not decode_json: one call less per response)
-  local ok, v, msg
-  if strip == nil then
-    ok, v, msg = pcall(json_decode, text)
-  elseif nulls_busy then
-    local list = {}
-    ok, v, msg = pcall(json_decode, text, { null_tables = list })
-    if ok and v ~= nil then strip(list) end
-  else
-    nulls_busy = true
-    ok, v, msg = pcall(json_decode, text, NULL_OPTS)
-    if NULLS[1] ~= nil then
-      -- strip empties the list; what a failed decode listed only goes
-      if ok and v ~= nil then strip(NULLS) else for i = #NULLS, 1, -1 do NULLS[i] = nil end end
-    end
-    nulls_busy = false
-  end
+  local ok, v, msg = pcall(json_decode, text, dopts)
   if not ok then
     -- the decoder raises only when memory runs out (see decode_json)
     v, msg = nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)

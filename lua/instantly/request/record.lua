@@ -27,7 +27,7 @@ local pairs, ipairs, type, getmetatable, setmetatable, next, tostring =
 local sort, concat = table.sort, table.concat
 local load, assert = load, assert
 
-local null, array_mt, strip_nulls = core.null, core.array_mt, core.strip_nulls
+local null, array_mt = core.null, core.array_mt
 
 local M = {}
 
@@ -36,19 +36,16 @@ local nulls_of = setmetatable({}, { __mode = "k" })
 -- record -> { record name -> API name }
 local renamed_of = setmetatable({}, { __mode = "k" })
 
---- Take the null members out of the objects a decode listed (the JSON
--- decoder's `null_tables` option: each object that holds a null, once),
--- remembering their names for `nulls` and `raw`. Only the objects that
--- hold a null are visited, at any depth, with no walk of the records; the
--- walk is `core.strip_nulls`, which also empties `list` for the next use.
--- @tparam table list objects
-function M.strip_listed(list)
-  strip_nulls(list, nulls_of)
-end
+--- The decoder's options for a response that becomes records: objects
+-- leave their null members out, and the decoder names them in `nulls_of`
+-- (for `nulls` and `raw`) as it builds each object, at any depth.
+-- Arrays keep their nulls (positions matter). One table serves every
+-- decode, a nested one (a finalizer making a call) too.
+M.DECODE = { nulls = nulls_of }
 
 --- The function that shapes a freshly decoded object into a record of
 -- entity `def`: booleans and renamed fields (its nulls are out already,
--- see `strip_listed`), or false when the entity has neither.
+-- see `DECODE`), or false when the entity has neither.
 -- @tparam table def entity definition
 -- @treturn function|false `shape(t)`
 function M.shaper(def)
