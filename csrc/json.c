@@ -1427,7 +1427,7 @@ typedef struct enc {
  * each would be scanned and quoted again. Each state keeps the quoted,
  * escaped form of the last KEY_CACHE keys whose form fits EKEY_OUT bytes,
  * found by the key string's own address (lua_topointer), two ways per
- * set as in the decoder's cache. The key strings are anchored
+ * set. The key strings are anchored
  * in a table (slot ENC_KEYS, the cache userdata's user value), so an
  * address in the cache is always that of a live string with those bytes:
  * no string can be freed and another made at its address while cached,
