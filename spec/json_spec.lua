@@ -21,6 +21,47 @@ local function finalizer_rounds(script)
   assert(during, out)
   return during, inner
 end
+
+-- A decode interrupted by finalizers that decode too, in a fresh process
+-- (whether a finalizer runs inside the outer decode depends on the heap,
+-- so only the core is loaded); rounds double the outer work (400 to 51200
+-- items) until a finalizer has run inside it. `p` holds Lua snippets:
+-- setup (optional), part (the i-th item's text), inner (a finalizer's
+-- decode and checks, with i), outer (the outer decode of `text`) and
+-- check (of item `o`, the i-th of the outer value). Returns the counts
+-- of finalizers that ran during an outer decode, and of all of them.
+local function decode_under_finalizers(p)
+  return finalizer_rounds(([==[
+    local core = require("instantly.core")
+    local decode, null = core.json_decode, core.null
+    %s
+    local inner, during, in_outer = 0, 0, false
+    for r = 0, 7 do
+      local n, parts = 400 << r, {}
+      for i = 1, n do parts[i] = %s end
+      local text = "[" .. table.concat(parts, ",") .. "]"
+      collectgarbage("incremental", 10, 400)
+      for i = 1, 200 do
+        setmetatable({}, { __gc = function()
+          if in_outer then during = during + 1 end
+          %s
+          inner = inner + 1
+        end })
+      end
+      in_outer = true
+      local v = %s
+      in_outer = false
+      collectgarbage("incremental", 200, 100)
+      for i = 1, n do
+        local o = v[i]
+        %s
+      end
+      if during > 0 then break end
+    end
+    collectgarbage()
+    io.write("during ", during, " inner ", inner, "\n")
+  ]==]):format(p.setup or "", p.part, p.inner, p.outer, p.check))
+end
 local null = core.null
 
 local same = require "support.same_value"
@@ -195,43 +236,17 @@ describe("core.json_decode", function()
     end)
 
     it("stays right when a finalizer decodes with the same table in the middle of a decode", function()
-      local script = [==[
-        local core = require("instantly.core")
-        local decode, null = core.json_decode, core.null
-        local W = setmetatable({}, { __mode = "k" })
-        local inner, during, in_outer = 0, 0, false
-        for r = 0, 7 do
-          local n, parts = 400 << r, {}
-          for i = 1, n do
-            parts[i] = ('{"id":%d,"a_%d":null,"k%d":[%d,null],"z":null}'):format(i, i % 50, i % 70, i)
-          end
-          local text = "[" .. table.concat(parts, ",") .. "]"
-          collectgarbage("incremental", 10, 400)
-          for i = 1, 200 do
-            setmetatable({}, { __gc = function()
-              if in_outer then during = during + 1 end
-              local t = decode(('{"k%d":null,"a_%d":1}'):format(i % 70, i % 50), { nulls = W })
-              assert(t["k" .. i % 70] == nil and t["a_" .. i % 50] == 1)
-              assert(#W[t] == 1 and W[t][1] == "k" .. i % 70)
-              inner = inner + 1
-            end })
-          end
-          in_outer = true
-          local v = decode(text, { nulls = W })
-          in_outer = false
-          collectgarbage("incremental", 200, 100)
-          for i = 1, n do
-            local o = v[i]
-            assert(o.id == i and o["a_" .. i % 50] == nil and o.z == nil and o["k" .. i % 70][2] == null,
-              "record " .. i)
-            assert(#W[o] == 2 and W[o][1] == "a_" .. i % 50 and W[o][2] == "z", "names of record " .. i)
-          end
-          if during > 0 then break end
-        end
-        collectgarbage()
-        io.write("during ", during, " inner ", inner, "\n")
-      ]==]
-      local during, inner = finalizer_rounds(script)
+      local during, inner = decode_under_finalizers {
+        setup = [[local W = setmetatable({}, { __mode = "k" })]],
+        part = [[('{"id":%d,"a_%d":null,"k%d":[%d,null],"z":null}'):format(i, i % 50, i % 70, i)]],
+        inner = [[local t = decode(('{"k%d":null,"a_%d":1}'):format(i % 70, i % 50), { nulls = W })
+          assert(t["k" .. i % 70] == nil and t["a_" .. i % 50] == 1)
+          assert(#W[t] == 1 and W[t][1] == "k" .. i % 70)]],
+        outer = [[decode(text, { nulls = W })]],
+        check = [[assert(o.id == i and o["a_" .. i % 50] == nil and o.z == nil and o["k" .. i % 70][2] == null,
+          "record " .. i)
+        assert(#W[o] == 2 and W[o][1] == "a_" .. i % 50 and W[o][2] == "z", "names of record " .. i)]],
+      }
       assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
       assert.is_true(tonumber(inner) > 0)
     end)
@@ -695,40 +710,13 @@ describe("core.json_decode", function()
     end)
 
     it("stay right when a finalizer decodes in the middle of a decode", function()
-      -- Whether a finalizer runs inside the outer decode depends on the
-      -- heap, so the scenario runs in a fresh process with only the core
-      -- loaded; rounds double the outer work (400 to 51200 records) until
-      -- a finalizer has run inside the outer decode.
-      local script = [==[
-        local decode = require("instantly.core").json_decode
-        local inner, during, in_outer = 0, 0, false
-        for r = 0, 7 do
-          local n, parts = 400 << r, {}
-          for i = 1, n do parts[i] = ('{"id":%d,"name_%d":"n","k%d":[%d]}'):format(i, i % 50, i % 70, i) end
-          local text = "[" .. table.concat(parts, ",") .. "]"
-          collectgarbage("incremental", 10, 400)
-          for i = 1, 200 do
-            setmetatable({}, { __gc = function()
-              if in_outer then during = during + 1 end
-              local t = decode(('{"k%d":%d,"name_%d":1}'):format(i % 70, i, i % 50))
-              assert(t["k" .. i % 70] == i and t["name_" .. i % 50] == 1)
-              inner = inner + 1
-            end })
-          end
-          in_outer = true
-          local v = decode(text)
-          in_outer = false
-          collectgarbage("incremental", 200, 100)
-          for i = 1, n do
-            local o = v[i]
-            assert(o.id == i and o["name_" .. i % 50] == "n" and o["k" .. i % 70][1] == i, "record " .. i)
-          end
-          if during > 0 then break end
-        end
-        collectgarbage()
-        io.write("during ", during, " inner ", inner, "\n")
-      ]==]
-      local during, inner = finalizer_rounds(script)
+      local during, inner = decode_under_finalizers {
+        part = [[('{"id":%d,"name_%d":"n","k%d":[%d]}'):format(i, i % 50, i % 70, i)]],
+        inner = [[local t = decode(('{"k%d":%d,"name_%d":1}'):format(i % 70, i, i % 50))
+          assert(t["k" .. i % 70] == i and t["name_" .. i % 50] == 1)]],
+        outer = [[decode(text)]],
+        check = [[assert(o.id == i and o["name_" .. i % 50] == "n" and o["k" .. i % 70][1] == i, "record " .. i)]],
+      }
       assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
       assert.is_true(tonumber(inner) > 0)
     end)
@@ -828,36 +816,13 @@ describe("core.json_decode", function()
     end)
 
     it("stay right when a finalizer decodes in the middle of a decode", function()
-      local script = [==[
-        local decode = require("instantly.core").json_decode
-        local inner, during, in_outer = 0, 0, false
-        for r = 0, 7 do
-          local n, parts = 400 << r, {}
-          for i = 1, n do parts[i] = ('["v%d","w%d","v%d"]'):format(i % 40, i % 90, i % 40) end
-          local text = "[" .. table.concat(parts, ",") .. "]"
-          collectgarbage("incremental", 10, 400)
-          for i = 1, 200 do
-            setmetatable({}, { __gc = function()
-              if in_outer then during = during + 1 end
-              local t = decode(('["w%d","v%d","x%d","w%d"]'):format(i % 90, i % 40, i, i % 90))
-              assert(t[1] == "w" .. i % 90 and t[2] == "v" .. i % 40 and t[3] == "x" .. i and t[4] == t[1])
-              inner = inner + 1
-            end })
-          end
-          in_outer = true
-          local v = decode(text)
-          in_outer = false
-          collectgarbage("incremental", 200, 100)
-          for i = 1, n do
-            local o = v[i]
-            assert(o[1] == "v" .. i % 40 and o[2] == "w" .. i % 90 and o[3] == o[1], "row " .. i)
-          end
-          if during > 0 then break end
-        end
-        collectgarbage()
-        io.write("during ", during, " inner ", inner, "\n")
-      ]==]
-      local during, inner = finalizer_rounds(script)
+      local during, inner = decode_under_finalizers {
+        part = [[('["v%d","w%d","v%d"]'):format(i % 40, i % 90, i % 40)]],
+        inner = [[local t = decode(('["w%d","v%d","x%d","w%d"]'):format(i % 90, i % 40, i, i % 90))
+          assert(t[1] == "w" .. i % 90 and t[2] == "v" .. i % 40 and t[3] == "x" .. i and t[4] == t[1])]],
+        outer = [[decode(text)]],
+        check = [[assert(o[1] == "v" .. i % 40 and o[2] == "w" .. i % 90 and o[3] == o[1], "row " .. i)]],
+      }
       assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
       assert.is_true(tonumber(inner) > 0)
     end)

@@ -36,14 +36,20 @@ function rows.core_raw()
   for _ = 1, count do expect(s:request(req)) end
 end
 
-function rows.core_take4()
-  local s <close> = core.session()
-  local req = { method = "GET", url = url, headers = headers }
+-- Submits the first (up to) 4 requests; returns how many.
+local function start4(s, req)
   local started = 0
   while started < 4 and started < count do
     s:submit(req)
     started = started + 1
   end
+  return started
+end
+
+function rows.core_take4()
+  local s <close> = core.session()
+  local req = { method = "GET", url = url, headers = headers }
+  local started = start4(s, req)
   while s:pending() > 0 do
     local id, status, body = s:take(1)
     while id do
@@ -61,11 +67,7 @@ end
 function rows.core_poll4()
   local s <close> = core.session()
   local req = { method = "GET", url = url, headers = headers }
-  local started = 0
-  while started < 4 and started < count do
-    s:submit(req)
-    started = started + 1
-  end
+  local started = start4(s, req)
   while s:pending() > 0 do
     for _, r in ipairs(s:poll(1)) do
       expect(r.status, r.body or r.err)
