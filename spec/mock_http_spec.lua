@@ -4,6 +4,7 @@
 local socket = require "socket"
 local mock = require "instantly.mock"
 local client = require "instantly.mock.client"
+local mock_fixture = require "support.mock_fixture"
 local json = require "instantly.mock.json"
 local ratelimit = require "instantly.mock.ratelimit"
 
@@ -190,20 +191,9 @@ end)
 describe("instantly-mock faults", function()
   local srv, c
 
-  setup(function()
-    srv = assert(mock.start{ seed = 2, rate_limits = false })
-    c = client.new(srv.url, { api_key = srv.api_key })
-  end)
+  mock_fixture({ seed = 2, rate_limits = false }, function(s, cl) srv, c = s, cl end)
 
-  teardown(function()
-    c:close()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-    c:close()
-  end)
+  before_each(function() c:close() end)
 
   it("answers a status with Retry-After for the next count matches, then recovers", function()
     srv:fault{ method = "GET", path = "/campaigns", status = 503, retry_after = 7, count = 2 }

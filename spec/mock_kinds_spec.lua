@@ -3,8 +3,7 @@
 -- job_status), attacked through HTTP: every figure is recomputed here from
 -- the plain list endpoints, so a tally that miscounts cannot pass.
 
-local mock = require "instantly.mock"
-local client = require "instantly.mock.client"
+local mock_fixture = require "support.mock_fixture"
 
 local ZERO = "00000000-0000-4000-8000-000000000000"
 
@@ -52,17 +51,7 @@ end)
 describe("mock generic kinds", function()
   local srv, c
 
-  setup(function()
-    srv = assert(mock.start{ seed = 1, rate_limits = false })
-    c = client.new(srv.url, { api_key = srv.api_key })
-  end)
-
-  teardown(function()
-    c:close()
-    srv:stop()
-  end)
-
-  before_each(function() srv:reset() end)
+  mock_fixture({ seed = 1, rate_limits = false }, function(s, cl) srv, c = s, cl end)
 
   local function call(method, path, opts)
     local status, body, _, raw = c:request(method, path, opts)

@@ -3,6 +3,7 @@
 
 local mock = require "instantly.mock"
 local client = require "instantly.mock.client"
+local mock_fixture = require "support.mock_fixture"
 local json = require "instantly.mock.json"
 
 local null, is_array = json.null, json.is_array
@@ -98,19 +99,7 @@ end)
 describe("instantly-mock API behaviour", function()
   local srv, c
 
-  setup(function()
-    srv = assert(mock.start{ seed = 1, rate_limits = false })
-    c = client.new(srv.url, { api_key = srv.api_key })
-  end)
-
-  teardown(function()
-    c:close()
-    srv:stop()
-  end)
-
-  before_each(function()
-    srv:reset()
-  end)
+  mock_fixture({ seed = 1, rate_limits = false }, function(s, cl) srv, c = s, cl end)
 
   local function req(method, path, opts)
     local status, body, headers, raw = c:request(method, path, opts)

@@ -2,8 +2,8 @@
 -- its own data; x-as-workspace honoured on every operation, unknown and
 -- foreign ids refused; events for the webhook seam.
 
-local mock = require "instantly.mock"
 local client = require "instantly.mock.client"
+local mock_fixture = require "support.mock_fixture"
 local json = require "instantly.mock.json"
 
 local E = require "instantly.entities"
@@ -21,18 +21,9 @@ describe("instantly-mock sub-workspaces", function()
     return body
   end
 
-  setup(function()
-    srv = assert(mock.start{ seed = 5, rate_limits = false })
-    c = client.new(srv.url, { api_key = srv.api_key })
-  end)
-
-  teardown(function()
-    c:close()
-    srv:stop()
-  end)
+  mock_fixture({ seed = 5, rate_limits = false }, function(s, cl) srv, c = s, cl end)
 
   before_each(function()
-    srv:reset()
     subs = srv:state().sub_workspaces
     local members = get("/workspace-group-members").items
     for _, m in ipairs(members) do
