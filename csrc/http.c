@@ -377,20 +377,26 @@ static int l_take(lua_State *L)
     return n + 1;
 }
 
-/* The first finished transfer submitted with `owner`'s token, or NULL;
- * *left: how many such transfers are pending (finished or not). */
-static Transfer *done_of(Session *s, const void *owner, lua_Integer *left)
+/* The first finished transfer submitted with `owner`'s token, or NULL. */
+static Transfer *done_of(const Session *s, const void *owner)
 {
-    Transfer *t, *first = NULL;
+    Transfer *t;
+    for (t = s->done.head; t; t = t->next)
+        if (t->tag && t->owner == owner)
+            return t;
+    return NULL;
+}
+
+/* How many transfers submitted with `owner`'s token are pending. */
+static lua_Integer owned(const Session *s, const void *owner)
+{
+    const Transfer *t;
     lua_Integer n = 0;
     for (t = s->done.head; t; t = t->next)
-        if (t->tag && t->owner == owner && n++ == 0)
-            first = t;
+        n += t->tag && t->owner == owner;
     for (t = s->active.head; t; t = t->next)
-        if (t->tag && t->owner == owner)
-            n++;
-    *left = n;
-    return first;
+        n += t->tag && t->owner == owner;
+    return n;
 }
 
 /* session:dispatch(token [, timeout]) -> pending [, co, ok, ...]
@@ -411,7 +417,6 @@ static int l_dispatch(lua_State *L)
     int drive = !lua_isnoneornil(L, 3);
     double wait = luaL_optnumber(L, 3, 0);
     const void *owner;
-    lua_Integer left;
     Transfer *t;
     luaL_checktype(L, 2, LUA_TTABLE);
     luaL_argcheck(L, wait >= 0, 3, "timeout must be a non-negative number of seconds");
@@ -419,9 +424,9 @@ static int l_dispatch(lua_State *L)
     lua_settop(L, 3);
     lua_getiuservalue(L, 1, 2); /* 4: the tags */
     http_drop_orphans(s);
-    if (drive && !done_of(s, owner, &left) && left > 0)
+    if (drive && !done_of(s, owner) && owned(s, owner) > 0)
         http_await_done(s, wait);
-    while ((t = done_of(s, owner, &left)) != NULL) {
+    while ((t = done_of(s, owner)) != NULL) {
         lua_State *co;
         int nargs, status, nres;
         lua_rawgeti(L, 4, t->tag); /* 5: the coroutine */
@@ -429,11 +434,10 @@ static int l_dispatch(lua_State *L)
         nargs = http_push_result(L, t); /* 6..: may raise; t is still linked */
         http_unanchor(L, t);
         http_t_recycle(s, t);
-        left--;
         if (!co || lua_status(co) != LUA_YIELD || !lua_checkstack(co, nargs)) {
             /* (not suspended in a yield: running, normal or dead) */
             lua_settop(L, 5);
-            lua_pushinteger(L, left);
+            lua_pushinteger(L, owned(s, owner));
             lua_insert(L, 5);
             lua_pushboolean(L, 0);
             lua_pushliteral(L, "cannot resume non-suspended coroutine");
@@ -447,16 +451,14 @@ static int l_dispatch(lua_State *L)
                 lua_settop(L, 4);
                 continue;
             }
-            (void)done_of(s, owner, &left);
-            lua_pushinteger(L, left);
+            lua_pushinteger(L, owned(s, owner));
             lua_pushvalue(L, 5);
             lua_pushboolean(L, 1);
             lua_rotate(L, 6, -1); /* left, co, true, value */
             return 4;
         }
-        (void)done_of(s, owner, &left);
         if (status != LUA_OK && status != LUA_YIELD) {
-            lua_pushinteger(L, left);
+            lua_pushinteger(L, owned(s, owner));
             lua_pushvalue(L, 5);
             lua_pushboolean(L, 0);
             lua_xmove(co, L, 1); /* the error value */
@@ -466,13 +468,13 @@ static int l_dispatch(lua_State *L)
             lua_pop(co, nres);
             return luaL_error(L, "too many results to resume");
         }
-        lua_pushinteger(L, left);
+        lua_pushinteger(L, owned(s, owner));
         lua_pushvalue(L, 5);
         lua_pushboolean(L, 1);
         lua_xmove(co, L, nres);
         return 3 + nres;
     }
-    lua_pushinteger(L, left);
+    lua_pushinteger(L, owned(s, owner));
     return 1;
 }
 

@@ -172,6 +172,7 @@ end
 -- cleared): if they raise, the loop fails with that error.
 local function worker(self, group, key, fn)
   local co, key_of, take, on_result = running(), self.key_of, group.take, group.on_result
+  local stream = group.stream
   while key ~= nil do
     key_of[co] = key
     local v, e = fn()
@@ -185,7 +186,18 @@ local function worker(self, group, key, fn)
       group.failed = group.failed + 1
     end
     on_result(key, v, e, false)
-    key, fn = take()
+    if stream and not group.exhausted then
+      -- (take(), inline while the stream gives functions: once per task)
+      fn = stream()
+      if type(fn) == "function" then
+        key = group.started + 1
+        group.started = key
+      else
+        key, fn = take(fn, true)
+      end
+    else
+      key, fn = take()
+    end
   end
   return DONE
 end
@@ -535,20 +547,21 @@ function M.gather(_client, tasks, opts)
       return k, tasks[k]
     end
   elseif tt == "function" then
-    local started = 0
-    take = function()
-      if group.exhausted then return nil end
-      local fn = tasks()
-      if fn == nil then
-        group.exhausted = true
-        return nil
+    -- (the worker makes the next task itself while the stream gives
+    -- functions, see worker; with got, made is what the stream gave it)
+    take = function(made, got)
+      if not got then
+        if group.exhausted then return nil end
+        made = tasks()
+        if type(made) == "function" then
+          local n = group.started + 1
+          group.started = n
+          return n, made
+        end
       end
-      started = started + 1
-      if type(fn) ~= "function" then
-        group.exhausted = true
-        error(("instantly: gather: task %d is a %s, not a function"):format(started, type(fn)), 0)
-      end
-      return started, fn
+      group.exhausted = true
+      if made == nil then return nil end
+      error(("instantly: gather: task %d is a %s, not a function"):format(group.started + 1, type(made)), 0)
     end
   else
     error("instantly: gather: tasks must be an array of functions, a table of named functions " ..
@@ -557,6 +570,7 @@ function M.gather(_client, tasks, opts)
   local values, errs = {}, {}
   group = {
     take = take, concurrency = concurrency, workers = 0, failed = 0,
+    stream = tt == "function" and tasks or nil, started = 0,
     on_result = on_result or function(k, v, e)
       values[k] = v
       if v == nil then errs[k] = e end
