@@ -424,8 +424,23 @@ static int l_dispatch(lua_State *L)
     lua_settop(L, 3);
     lua_getiuservalue(L, 1, 2); /* 4: the tags */
     http_drop_orphans(s);
-    if (drive && !done_of(s, owner) && owned(s, owner) > 0)
-        http_await_done(s, wait);
+    if (drive) {
+        /* As http_await_done, but what counts is a transfer of ours: one
+         * of another owner waiting in the done list must not make this a
+         * busy loop. The clock is read only when there is a wait. */
+        double deadline = 0;
+        http_drive(s);
+        while (!done_of(s, owner) && owned(s, owner) > 0 && wait > 0) {
+            double now = inst_monotime(), rest;
+            if (deadline == 0)
+                deadline = now + (wait > 1e9 ? 1e9 : wait);
+            rest = deadline - now;
+            if (rest <= 0)
+                break;
+            http_wait_activity(s, rest > 1.0 ? 1000 : (int)ceil(rest * 1000.0));
+            http_drive(s);
+        }
+    }
     while ((t = done_of(s, owner)) != NULL) {
         lua_State *co;
         int nargs, status, nres;
