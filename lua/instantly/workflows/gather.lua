@@ -54,6 +54,8 @@ M.DEFAULT_CONCURRENCY = 8
 -- no status() call per resume).
 local TOKEN_MT = { __name = "instantly.workflows.gather.token" }
 local DONE = setmetatable({}, { __name = "instantly.workflows.gather.done" })
+-- A worker's key between tasks (see worker)
+local OUTSIDE = setmetatable({}, { __name = "instantly.workflows.gather.outside" })
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -75,8 +77,8 @@ local function new_scheduler()
     -- the ready queue, as parallel arrays: coroutine and what to resume it with
     qco = {}, qa = {}, qb = {}, qc = {},
     qhead = 1, qtail = 0,
-    group_of = {},    -- worker coroutine -> its group
-    key_of = {},      -- worker coroutine -> key of the task it runs
+    workers = {},     -- worker coroutine -> {key of the task it runs (OUTSIDE
+                      --   between tasks), its group}
   }, Scheduler)
 end
 
@@ -165,18 +167,18 @@ end
 -- Body of a worker coroutine: runs tasks of its group one after another
 -- until there are none left, reporting each result (err naming the task).
 -- The task runs unprotected: one that raises kills the coroutine, and
--- `settle` reports it (its key is in key_of while it runs) and starts a
+-- `settle` reports it (its key is in st[1] while it runs) and starts a
 -- fresh worker for the rest, so nothing a failed task left on its stack
 -- is seen by the next task, and a task that succeeds costs no pcall.
--- on_result and the task stream run here too, outside any task (key_of
--- cleared): if they raise, the loop fails with that error.
-local function worker(self, group, key, fn)
-  local co, key_of, take, on_result = running(), self.key_of, group.take, group.on_result
-  local stream = group.stream
+-- on_result and the task stream run here too, outside any task (st[1]
+-- is OUTSIDE): if they raise, the loop fails with that error. (st is the
+-- worker's entry in `workers`: an array slot set in place, twice a task.)
+local function worker(st, group, key, fn)
+  local take, on_result, stream = group.take, group.on_result, group.stream
   while key ~= nil do
-    key_of[co] = key
+    st[1] = key
     local v, e = fn()
-    key_of[co] = nil
+    st[1] = OUTSIDE
     if v ~= nil then
       -- SDK calls return value, status, headers on success: only a nil
       -- value makes the second result an error.
@@ -203,8 +205,9 @@ local function worker(self, group, key, fn)
 end
 
 function Scheduler:_spawn(group, key, fn)
-  local co = create(function() return worker(self, group, key, fn) end)
-  self.group_of[co] = group
+  local st = { OUTSIDE, group }
+  local co = create(function() return worker(st, group, key, fn) end)
+  self.workers[co] = st
   attach(co, self)
   group.workers = group.workers + 1
   push(self, co)
@@ -224,8 +227,8 @@ function Scheduler:_fill(group)
 end
 
 function Scheduler:_worker_gone(co)
-  local group = self.group_of[co]
-  self.group_of[co], self.key_of[co] = nil, nil
+  local group = self.workers[co][2]
+  self.workers[co] = nil
   attach(co, nil)
   group.workers = group.workers - 1
   self:_fill(group)
@@ -241,7 +244,7 @@ local function task_raised(self, co, group, key, e)
   attach(co, nil)
   local closed, ce = close(co)
   if not closed then e = ce end -- a __close that raised has the last word, as under pcall
-  self.group_of[co], self.key_of[co] = nil, nil
+  self.workers[co] = nil
   group.workers = group.workers - 1
   group.failed = group.failed + 1
   group.on_result(key, nil, raised_error(e, tb, key), true)
@@ -259,8 +262,9 @@ local function settle(self, co, ok, x, y, z)
     return
   end
   if x == DONE and ok then return self:_worker_gone(co) end
-  local group, key = self.group_of[co], self.key_of[co]
-  if group == nil or key == nil then
+  local st = self.workers[co]
+  local group, key = st and st[2], st and st[1]
+  if st == nil or key == OUTSIDE then
     -- Not inside a task: on_result, the task stream, or a bug of ours.
     if not ok then error(x, 0) end
     error("instantly: gather: a coroutine yielded outside the SDK", 0)
@@ -430,9 +434,9 @@ function Scheduler:_cancel_all()
       end
     end
   end
-  for co in pairs(self.group_of) do attach(co, nil) end
+  for co in pairs(self.workers) do attach(co, nil) end
   self.waiting, self.nsessions, self.last = {}, 0, nil
-  self.group_of, self.key_of, self.sleepers = {}, {}, {}
+  self.workers, self.sleepers = {}, {}
   self.qco, self.qa, self.qb, self.qc, self.qhead, self.qtail = {}, {}, {}, {}, 1, 0
 end
 
