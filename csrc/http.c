@@ -262,11 +262,13 @@ static int l_session(lua_State *L)
     }
 
     /* Phase B: a closed handle with its metatable first, then acquire. */
-    s = (Session *)lua_newuserdatauv(L, sizeof *s, 1);
+    s = (Session *)lua_newuserdatauv(L, sizeof *s, 2);
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, SESSION_MT);
     lua_newtable(L); /* anchors: id -> body string of submitted requests */
     lua_setiuservalue(L, -2, 1);
+    lua_newtable(L); /* tags: luaL_ref -> coroutine of a submit(req, co, token) */
+    lua_setiuservalue(L, -2, 2);
     s->stats = get_stats(L);
     s->ae_line = accept_encoding;
     s->timeout_ms = timeout_ms;
@@ -316,7 +318,7 @@ static int l_request(lua_State *L)
     Session *s = check_open(L);
     Transfer *t;
     http_drop_orphans(s);
-    t = http_start(L, s, 2, 1);
+    t = http_start(L, s, 2, 1, 0);
     int n;
     http_drive(s);
     while (t->state != T_DONE) {
@@ -328,11 +330,23 @@ static int l_request(lua_State *L)
     return n;
 }
 
-/* session:submit(req) -> id */
+/* session:submit(req [, token]) -> id
+ * With a token (a table, compared by identity), the transfer belongs to
+ * the calling coroutine: dispatch(token) resumes it with the result. */
 static int l_submit(lua_State *L)
 {
     Session *s = check_open(L);
-    Transfer *t = http_start(L, s, 2, 0);
+    Transfer *t;
+    int tag = 0;
+    if (!lua_isnoneornil(L, 3)) {
+        luaL_checktype(L, 3, LUA_TTABLE);
+        lua_settop(L, 3);
+        if (lua_pushthread(L)) /* 4: the coroutine, 5: the token */
+            return luaL_error(L, "submit with a token outside a coroutine");
+        lua_pushvalue(L, 3);
+        tag = 4;
+    }
+    t = http_start(L, s, 2, 0, tag);
     lua_pushinteger(L, t->id);
     return 1;
 }
@@ -361,6 +375,122 @@ static int l_take(lua_State *L)
     http_unanchor(L, t);
     http_t_recycle(s, t);
     return n + 1;
+}
+
+/* The first finished transfer submitted with `owner`'s token, or NULL. */
+static Transfer *done_of(const Session *s, const void *owner)
+{
+    Transfer *t;
+    for (t = s->done.head; t; t = t->next)
+        if (t->tag && t->owner == owner)
+            return t;
+    return NULL;
+}
+
+/* How many transfers submitted with `owner`'s token are pending. */
+static lua_Integer owned(const Session *s, const void *owner)
+{
+    const Transfer *t;
+    lua_Integer n = 0;
+    for (t = s->done.head; t; t = t->next)
+        n += t->tag && t->owner == owner;
+    for (t = s->active.head; t; t = t->next)
+        n += t->tag && t->owner == owner;
+    return n;
+}
+
+/* session:dispatch(token [, timeout]) -> pending [, co, ok, ...]
+ * The hot loop of client:gather's scheduler. Runs the transfers as
+ * take(timeout) does (without a timeout: only hands over what is
+ * finished), then for each finished transfer submitted with this token
+ * (submit(req, token)) resumes its coroutine with what take returns after
+ * the id (status, body, headers or nil, err), the transfer released
+ * first. A coroutine that yields exactly one value, the token, has done
+ * what the caller expects of it (submitted its next transfer, say) and
+ * the loop goes on; anything else (a return, an error, other values)
+ * stops it. Returns how many transfers with this token are still
+ * pending, then, if a coroutine stopped the loop, that coroutine and what
+ * coroutine.resume returned. Other transfers are left alone. */
+static int l_dispatch(lua_State *L)
+{
+    Session *s = check_open(L);
+    int drive = !lua_isnoneornil(L, 3);
+    double wait = luaL_optnumber(L, 3, 0);
+    const void *owner;
+    Transfer *t;
+    luaL_checktype(L, 2, LUA_TTABLE);
+    luaL_argcheck(L, wait >= 0, 3, "timeout must be a non-negative number of seconds");
+    owner = lua_topointer(L, 2);
+    lua_settop(L, 3);
+    lua_getiuservalue(L, 1, 2); /* 4: the tags */
+    http_drop_orphans(s);
+    if (drive) {
+        /* As http_await_done, but what counts is a transfer of ours: one
+         * of another owner waiting in the done list must not make this a
+         * busy loop. The clock is read only when there is a wait. */
+        double deadline = 0;
+        http_drive(s);
+        while (!done_of(s, owner) && owned(s, owner) > 0 && wait > 0) {
+            double now = inst_monotime(), rest;
+            if (deadline == 0)
+                deadline = now + (wait > 1e9 ? 1e9 : wait);
+            rest = deadline - now;
+            if (rest <= 0)
+                break;
+            http_wait_activity(s, rest > 1.0 ? 1000 : (int)ceil(rest * 1000.0));
+            http_drive(s);
+        }
+    }
+    while ((t = done_of(s, owner)) != NULL) {
+        lua_State *co;
+        int nargs, status, nres;
+        lua_rawgeti(L, 4, t->tag); /* 5: the coroutine */
+        co = lua_tothread(L, 5);
+        nargs = http_push_result(L, t); /* 6..: may raise; t is still linked */
+        http_unanchor(L, t);
+        http_t_recycle(s, t);
+        if (!co || lua_status(co) != LUA_YIELD || !lua_checkstack(co, nargs)) {
+            /* (not suspended in a yield: running, normal or dead) */
+            lua_settop(L, 5);
+            lua_pushinteger(L, owned(s, owner));
+            lua_insert(L, 5);
+            lua_pushboolean(L, 0);
+            lua_pushliteral(L, "cannot resume non-suspended coroutine");
+            return 4;
+        }
+        lua_xmove(L, co, nargs);
+        status = lua_resume(co, L, nargs, &nres);
+        if (status == LUA_YIELD && nres == 1) {
+            lua_xmove(co, L, 1); /* 6 */
+            if (lua_rawequal(L, 6, 2)) {
+                lua_settop(L, 4);
+                continue;
+            }
+            lua_pushinteger(L, owned(s, owner));
+            lua_pushvalue(L, 5);
+            lua_pushboolean(L, 1);
+            lua_rotate(L, 6, -1); /* left, co, true, value */
+            return 4;
+        }
+        if (status != LUA_OK && status != LUA_YIELD) {
+            lua_pushinteger(L, owned(s, owner));
+            lua_pushvalue(L, 5);
+            lua_pushboolean(L, 0);
+            lua_xmove(co, L, 1); /* the error value */
+            return 4;
+        }
+        if (!lua_checkstack(L, nres + 3)) {
+            lua_pop(co, nres);
+            return luaL_error(L, "too many results to resume");
+        }
+        lua_pushinteger(L, owned(s, owner));
+        lua_pushvalue(L, 5);
+        lua_pushboolean(L, 1);
+        lua_xmove(co, L, nres);
+        return 3 + nres;
+    }
+    lua_pushinteger(L, owned(s, owner));
+    return 1;
 }
 
 /* session:poll([timeout]) -> { {id=, status=, body=, headers=} | {id=, err=} ... } */
@@ -406,27 +536,37 @@ static int l_pending(lua_State *L)
     return 1;
 }
 
-/* session:cancel(id) -> true if it was pending (it will not be reported) */
+/* session:cancel(id) -> true if it was pending (it will not be reported)
+ * session:cancel(token) -> how many pending transfers submitted with that
+ * token (submit(req, co, token)) were stopped */
 static int l_cancel(lua_State *L)
 {
     Session *s = check_open(L);
-    lua_Integer id = luaL_checkinteger(L, 2);
+    const void *owner = lua_type(L, 2) == LUA_TTABLE ? lua_topointer(L, 2) : NULL;
+    lua_Integer id = owner ? 0 : luaL_checkinteger(L, 2), n = 0;
     List *lists[2];
     int i;
     lists[0] = &s->active;
     lists[1] = &s->done;
     for (i = 0; i < 2; i++) {
-        Transfer *t;
-        for (t = lists[i]->head; t; t = t->next) {
-            if (t->id == id && !t->sync) {
+        Transfer *t, *next;
+        for (t = lists[i]->head; t; t = next) {
+            next = t->next;
+            if (owner ? (t->tag && t->owner == owner) : (t->id == id && !t->sync)) {
                 http_unanchor(L, t);
                 http_t_recycle(s, t);
-                lua_pushboolean(L, 1);
-                return 1;
+                if (!owner) {
+                    lua_pushboolean(L, 1);
+                    return 1;
+                }
+                n++;
             }
         }
     }
-    lua_pushboolean(L, 0);
+    if (owner)
+        lua_pushinteger(L, n);
+    else
+        lua_pushboolean(L, 0);
     return 1;
 }
 
@@ -437,6 +577,8 @@ static int l_close(lua_State *L)
     http_session_release(s);
     lua_pushnil(L);
     lua_setiuservalue(L, 1, 1); /* drop the anchored bodies now */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 2); /* and the coroutines of pending transfers */
     return 0;
 }
 
@@ -526,6 +668,7 @@ static const luaL_Reg methods[] = {
     {"submit", l_submit},
     {"poll", l_poll},
     {"take", l_take},
+    {"dispatch", l_dispatch},
     {"pending", l_pending},
     {"cancel", l_cancel},
     {"close", l_close},

@@ -67,6 +67,9 @@ typedef struct Transfer {
     int raw_head;   /* report the header block as one string (see raw_headers) */
     int too_large;
     int anchored;   /* its body is held in the session's anchor table */
+    int tag;        /* submit(req, co, token): co's reference in the session's
+                     * tag table (0: none), resumed by dispatch(token) */
+    const void *owner; /* that token (compared, never dereferenced) */
     CURLcode result;
     size_t max_bytes;
     Buf body, head;
@@ -160,11 +163,11 @@ void http_drop_orphans(Session *s);
 const char *http_opt_string(lua_State *L, int arg, const char *what, const char *name);
 long http_opt_seconds(lua_State *L, int arg, const char *what, const char *name);
 int http_opt_boolean(lua_State *L, int arg, const char *what, const char *name);
-Transfer *http_start(lua_State *L, Session *s, int idx, int sync);
+Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag);
 
 /* http_result.c */
 int http_push_result(lua_State *L, Transfer *t);
 int http_parse_headers(lua_State *L);
-void http_unanchor(lua_State *L, const Transfer *t);
+void http_unanchor(lua_State *L, Transfer *t);
 
 #endif

@@ -460,13 +460,13 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
 #undef SET
 
 /* Validates the request at idx and starts it. Raises on misuse. */
-Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
+Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag)
 {
     Req r;
     Transfer *t;
     CURLcode rc;
     CURLMcode mrc = CURLM_OK;
-    int top = lua_gettop(L), anchored = 0;
+    int top = lua_gettop(L), anchored = 0, ref = 0;
     parse_req(L, s, idx, &r);
     if (!sync && r.has_body) {
         /* submit() returns before curl reads the body: keep it alive. */
@@ -476,11 +476,24 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
         lua_pop(L, 1);
         anchored = 1;
     }
+    if (tag) {
+        /* The coroutine to resume, referenced until the result is handed
+         * over (released without allocating: luaL_unref). */
+        lua_getiuservalue(L, 1, 2);
+        lua_pushvalue(L, tag);
+        ref = luaL_ref(L, -2);
+        lua_pop(L, 1);
+    }
     t = s->idle.head;
     s->epoch++;
     if (t)
         http_list_unlink(&s->idle, t);
     else if (!(t = http_t_new(s, &rc))) {
+        if (ref) {
+            lua_getiuservalue(L, 1, 2);
+            luaL_unref(L, -1, ref);
+            lua_pop(L, 1);
+        }
         luaL_error(L, "instantly.core: cannot set up a transfer: %s", curl_easy_strerror(rc));
         return NULL;
     }
@@ -491,6 +504,8 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
     t->sync = sync;
     t->raw_head = r.raw_headers;
     t->anchored = anchored;
+    t->tag = ref;
+    t->owner = ref ? lua_topointer(L, tag + 1) : NULL;
     if (!t_prepare(L, s, t, &r) || (mrc = curl_multi_add_handle(s->multi, t->easy)) != CURLM_OK) {
         /* Not in the multi handle: park it as done, then recycle. */
         const char *why = mrc != CURLM_OK ? curl_multi_strerror(mrc) : curl_easy_strerror(t->setup_rc);
@@ -498,6 +513,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync)
         http_list_unlink(&s->active, t);
         t->state = T_DONE;
         http_list_push(&s->done, t);
+        http_unanchor(L, t);
         http_t_recycle(s, t);
         lua_settop(L, top);
         luaL_error(L, "instantly.core: cannot start the request: %s", why);

@@ -262,8 +262,16 @@ int http_push_result(lua_State *L, Transfer *t)
     return 3;
 }
 
-void http_unanchor(lua_State *L, const Transfer *t)
+/* Lets go of what the session (at stack index 1) holds for t in Lua: its
+ * anchored body and the coroutine it was submitted with. Never raises. */
+void http_unanchor(lua_State *L, Transfer *t)
 {
+    if (t->tag) {
+        if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE)
+            luaL_unref(L, -1, t->tag); /* existing keys: never allocates */
+        lua_pop(L, 1);
+        t->tag = 0;
+    }
     if (!t->anchored)
         return;
     if (lua_getiuservalue(L, 1, 1) == LUA_TTABLE) {

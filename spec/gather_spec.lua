@@ -169,6 +169,121 @@ describe("client:gather", function()
     for i = 1, 12 do assert.equal(campaigns[(i - 1) % 4 + 1].id, seen[i]) end
   end)
 
+  it("stops calling a stream once it ends, and fails the loop naming a non-function it gives", function()
+    local calls, made = 0, 0
+    local got = {}
+    local failed = client:gather(function()
+      calls = calls + 1
+      if made < 5 then
+        made = made + 1
+        local id = campaigns[(made - 1) % 4 + 1].id
+        return function() return client.campaigns:get(id) end
+      end
+    end, { concurrency = 2, on_result = function(k, v) got[k] = v.id end })
+    assert.equal(0, failed)
+    assert.equal(6, calls) -- five tasks and the nil, never again
+    for i = 1, 5 do assert.equal(campaigns[(i - 1) % 4 + 1].id, got[i]) end
+    made = 0
+    local session <close> = require("instantly.core").session()
+    local c = new_client(srv, { transport = session })
+    assert.has_error(function()
+      c:gather(function()
+        made = made + 1
+        if made == 4 then return "four" end
+        return function() return c.campaigns:get(campaigns[1].id) end
+      end, { concurrency = 2, on_result = function() end })
+    end, "instantly: gather: task 4 is a string, not a function")
+    assert.equal(0, session:pending())
+  end)
+
+  it("hands each of many tasks answered together its own answer", function()
+    local session <close> = require("instantly.core").session()
+    local c = new_client(srv, { transport = session })
+    local tasks = {}
+    for i = 1, 24 do
+      local id = campaigns[(i - 1) % #campaigns + 1].id
+      tasks[i] = function()
+        local a = assert(c.campaigns:get(id))
+        local b = assert(c.campaigns:get(id)) -- a second request from the same task
+        return a.id .. "/" .. b.id
+      end
+    end
+    local values, errs, failed = c:gather(tasks, { concurrency = 8 })
+    assert.equal(0, failed, tostring((select(2, next(errs)))))
+    for i = 1, 24 do
+      local id = campaigns[(i - 1) % #campaigns + 1].id
+      assert.equal(id .. "/" .. id, values[i])
+    end
+    assert.equal(0, session:pending())
+  end)
+
+  it("reports a task that raises while others are in flight, and the others still finish", function()
+    srv:fault { method = "GET", path = "/campaigns/" .. campaigns[2].id, delay = 0.3 }
+    srv:fault { method = "GET", path = "/campaigns/" .. campaigns[3].id, delay = 0.3 }
+    local events = {}
+    local tasks = {
+      function()
+        local _ <close> = setmetatable({}, { __close = function() events[#events + 1] = "closed 1" end })
+        local v = assert(client.campaigns:get(campaigns[1].id))
+        error("after " .. v.id, 0)
+      end,
+      function() return client.campaigns:get(campaigns[2].id) end,
+      function() return client.campaigns:get(campaigns[3].id) end,
+      function() return client.campaigns:get(campaigns[4].id) end,
+    }
+    local results = {}
+    local failed = client:gather(tasks, { concurrency = 3, on_result = function(k, v, e)
+      events[#events + 1] = "result " .. k
+      results[k] = { v = v, e = e }
+    end })
+    assert.equal(1, failed)
+    -- task 1 failed first (2 and 3 were still held), its __close ran before
+    -- its result, and a fresh worker ran task 4 meanwhile
+    assert.same({ "closed 1", "result 1" }, { events[1], events[2] })
+    assert.equal("task", results[1].e.kind)
+    assert.equal("task 1 raised: after " .. campaigns[1].id, results[1].e.message)
+    assert.matches("after", results[1].e.traceback)
+    for i = 2, 4 do assert.equal(campaigns[i].id, results[i].v.id) end
+    assert.equal(5, #events)
+  end)
+
+  it("keeps the loop's answers from a gather run in a raising task's __close", function()
+    -- The __close runs outside the loop, so its gather is a loop of its
+    -- own on the same session, while the outer tasks' transfers are in
+    -- flight (they are answered while it waits for its own): each loop
+    -- must get its own answers.
+    srv:fault { method = "GET", path = "/campaigns/" .. campaigns[2].id, delay = 0.1 }
+    srv:fault { method = "GET", path = "/campaigns/" .. campaigns[3].id, delay = 0.1 }
+    srv:fault { method = "GET", path = "/campaigns/" .. campaigns[4].id, delay = 0.5 }
+    local inner
+    -- (a loop that lost its answers would spin for ever: a count hook
+    -- turns that into a failure)
+    local hook = table.pack(debug.gethook())
+    debug.sethook(function() error("gather: runaway loop", 0) end, "", 200000000)
+    local ok, values, errs, failed = pcall(client.gather, client, {
+      function()
+        local _ <close> = setmetatable({}, { __close = function()
+          inner = client:gather {
+            function() return client.campaigns:get(campaigns[4].id) end,
+            function() return client.campaigns:get(campaigns[1].id) end,
+          }
+        end })
+        assert(client.campaigns:get(campaigns[1].id)) -- (2 and 3 are in flight by now)
+        error("boom", 0)
+      end,
+      function() return client.campaigns:get(campaigns[2].id) end,
+      function() return client.campaigns:get(campaigns[3].id) end,
+    }, { concurrency = 3 })
+    debug.sethook(table.unpack(hook, 1, hook.n))
+    assert(ok, values)
+    assert.equal(1, failed)
+    assert.equal("task 1 raised: boom", errs[1].message)
+    assert.equal(campaigns[4].id, inner[1].id)
+    assert.equal(campaigns[1].id, inner[2].id)
+    assert.equal(campaigns[2].id, values[2].id)
+    assert.equal(campaigns[3].id, values[3].id)
+  end)
+
   it("returns the error an iterator ended with as the task's error", function()
     srv:fault { method = "POST", path = "/leads/list", status = 400, count = 1 }
     local values, errs, failed = client:gather {

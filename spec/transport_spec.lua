@@ -657,6 +657,239 @@ describe("transport", function()
     end)
   end)
 
+  describe("dispatch: coroutines resumed by the core", function()
+    -- A coroutine that submits `reqs` one after another with `token`,
+    -- yielding the token after each submit, and records what it is
+    -- resumed with; then does what `finish` says.
+    local function submitter(token, reqs, log, finish)
+      return coroutine.create(function()
+        for i, req in ipairs(reqs) do
+          s:submit(req, token)
+          local got = table.pack(coroutine.yield(token))
+          log[#log + 1] = { i = i, n = got.n, status = got[1], body = got[2], headers = got[3] }
+        end
+        if finish then return finish() end
+      end)
+    end
+
+    -- dispatch with a timeout until nothing of `token` is pending; returns
+    -- the coroutines that stopped it, with what they returned.
+    local function run(token, stops)
+      stops = stops or {}
+      for _ = 1, 400 do
+        local got = table.pack(s:dispatch(token, 0.05))
+        if got[2] ~= nil then stops[#stops + 1] = got end
+        if got[1] == 0 then return stops end
+      end
+      error("dispatch never drained")
+    end
+
+    it("resumes the submitting coroutine with what take returns after the id", function()
+      fx.reset()
+      local token = {}
+      local logs, cos = {}, {}
+      for i = 1, 3 do
+        logs[i] = {}
+        cos[i] = submitter(token, {
+          { url = fx.url("/barrier?name=disp&n=3"), raw_headers = true },
+          { method = "POST", url = fx.url("/echo"), body = string.rep("x", 1000 * i) },
+          { url = "http://127.0.0.1:" .. fx.blackhole_port .. "/x", connect_timeout = 0.2 },
+        }, logs[i])
+        assert.is_true(coroutine.resume(cos[i]))
+      end
+      collectgarbage() -- the coroutines are held by the session alone
+      assert.equal(3, s:pending())
+      -- each returns after its third answer: a return stops the loop
+      local stops = run(token)
+      assert.equal(3, #stops)
+      for _, st in ipairs(stops) do
+        assert.equal(3, st.n)
+        assert.is_true(st[3])
+      end
+      assert.equal(0, s:pending())
+      for i = 1, 3 do
+        local log = logs[i]
+        assert.equal(3, #log)
+        assert.same({ 1, 3, 200, "released 3" }, { log[1].i, log[1].n, log[1].status, log[1].body })
+        assert.is_string(log[1].headers) -- raw_headers honoured
+        assert.equal(200, log[2].status)
+        assert.equal(1000 * i, cjson.decode(log[2].body).body_length)
+        assert.is_table(log[2].headers)
+        -- a transport failure: nil, err
+        assert.equal(2, log[3].n)
+        assert.is_nil(log[3].status)
+        assert.equal("connect", log[3].body.kind)
+        assert.equal("dead", coroutine.status(cos[i]))
+      end
+      -- nothing of ours pending: at once, without waiting
+      assert.same({ 0 }, { s:dispatch(token, 5) })
+    end)
+
+    it("hands over every transfer finished by the time it is called, without running any", function()
+      fx.reset()
+      local token, log = {}, {}
+      local function wait() return coroutine.yield(token) end -- (goes on)
+      for _ = 1, 3 do
+        assert.is_true(coroutine.resume(submitter(token, { { url = fx.url("/barrier?name=many&n=4") } }, log, wait)))
+      end
+      -- The fourth at the barrier releases all four; the blocking
+      -- requests run the others meanwhile (a request drives every
+      -- transfer of its session).
+      local status, body = s:request{ url = fx.url("/barrier?name=many&n=4") }
+      assert.same({ 200, "released 4" }, { status, body })
+      assert.equal(200, (s:request{ url = fx.url("/slow?ms=300") }))
+      assert.same({ 0 }, { s:dispatch(token) })
+      assert.equal(3, #log)
+      for _, r in ipairs(log) do assert.same({ 200, "released 4" }, { r.status, r.body }) end
+      -- without a timeout, dispatch runs nothing
+      local later = {}
+      assert.is_true(coroutine.resume(submitter(token, { { url = fx.url("/hello") } }, later, wait)))
+      assert.same({ 1 }, { s:dispatch(token) })
+      assert.same({}, later)
+      run(token)
+      assert.equal("hello world", later[1].body)
+    end)
+
+    it("goes on while coroutines yield exactly the token and hands back any other", function()
+      local token = {}
+      local logs = { {}, {}, {}, {} }
+      local returns = submitter(token, { { url = fx.url("/hello") } }, logs[1], function() return "all", "done" end)
+      local raises = submitter(token, { { url = fx.url("/hello") } }, logs[2], function() error({ code = 7 }) end)
+      local more = submitter(token, { { url = fx.url("/hello") } }, logs[3], function()
+        return coroutine.yield(token, "and more")
+      end)
+      local other = submitter(token, { { url = fx.url("/hello") } }, logs[4], function()
+        return coroutine.yield("not the token")
+      end)
+      local chained = submitter(token, { { url = fx.url("/hello") }, { url = fx.url("/status/404") } }, {})
+      for _, co in ipairs { returns, raises, more, other, chained } do assert.is_true(coroutine.resume(co)) end
+      local stops = run(token)
+      local by = {}
+      for _, st in ipairs(stops) do by[st[2]] = st end
+      assert.equal(5, #stops)
+      assert.same({ true, "all", "done" }, { by[returns][3], by[returns][4], by[returns][5] })
+      assert.equal(5, by[returns].n)
+      assert.same({ false, { code = 7 } }, { by[raises][3], by[raises][4] })
+      assert.equal(4, by[raises].n)
+      -- the coroutine is left as coroutine.resume leaves it: its traceback can still be read
+      assert.equal("dead", coroutine.status(raises))
+      assert.is_string(debug.traceback(raises))
+      assert.same({ true, token, "and more" }, { by[more][3], by[more][4], by[more][5] })
+      assert.same({ true, "not the token" }, { by[other][3], by[other][4] })
+      -- (after both its answers, through the loop)
+      assert.same({ 3, chained, true }, { by[chained].n, by[chained][2], by[chained][3] })
+      assert.equal("dead", coroutine.status(chained))
+      for i = 1, 4 do assert.equal("hello world", logs[i][1].body) end
+    end)
+
+    it("leaves the transfers of another token and untagged ones alone", function()
+      local mine, theirs = {}, {}
+      local log_m, log_t = {}, {}
+      assert.is_true(coroutine.resume(submitter(mine, { { url = fx.url("/hello") } }, log_m)))
+      local co_t = submitter(theirs, { { url = fx.url("/status/404") } }, log_t)
+      assert.is_true(coroutine.resume(co_t))
+      local plain = s:submit{ url = fx.url("/hello") }
+      run(mine)
+      assert.equal(1, #log_m)
+      assert.same({}, log_t)
+      assert.equal(2, s:pending())
+      -- take and poll hand over a tagged transfer too (its coroutine is
+      -- then never resumed)
+      local seen = {}
+      for _ = 1, 200 do
+        local id, status = s:take(0.05)
+        if id then seen[id] = status end
+        if s:pending() == 0 then break end
+      end
+      assert.equal(200, seen[plain])
+      seen[plain] = nil
+      local _, st = next(seen)
+      assert.equal(404, st)
+      assert.same({ 0 }, { s:dispatch(theirs, 0.01) })
+      assert.same({}, log_t)
+      assert.equal("suspended", coroutine.status(co_t))
+    end)
+
+    it("cancels every transfer of a token, and only those, letting go of their coroutines", function()
+      local token, other = {}, {}
+      local weak = setmetatable({}, { __mode = "k" })
+      for _ = 1, 3 do
+        local co = submitter(token, { { url = fx.url("/slow?ms=3000") } }, {})
+        weak[co] = true
+        assert.is_true(coroutine.resume(co))
+      end
+      local keep = submitter(other, { { url = fx.url("/hello") } }, {})
+      assert.is_true(coroutine.resume(keep))
+      assert.equal(4, s:pending())
+      assert.equal(3, s:cancel(token))
+      assert.equal(0, s:cancel(token))
+      assert.equal(1, s:pending())
+      collectgarbage()
+      collectgarbage()
+      assert.is_nil(next(weak))
+      assert.same({ 0 }, { s:dispatch(token, 0.01) })
+      run(other)
+      assert.equal("dead", coroutine.status(keep))
+    end)
+
+    it("does not resume a coroutine that is not suspended in a yield", function()
+      local token = {}
+      -- submits and returns without yielding: dead when its answer comes
+      local dead = coroutine.create(function() s:submit({ url = fx.url("/hello") }, token) end)
+      assert.is_true(coroutine.resume(dead))
+      local got = run(token)[1]
+      assert.same({ dead, false, "cannot resume non-suspended coroutine" }, { got[2], got[3], got[4] })
+      -- dispatching from the very coroutine the transfer belongs to
+      local inner
+      local self_co = coroutine.create(function()
+        s:submit({ url = fx.url("/hello") }, token)
+        for _ = 1, 400 do
+          inner = table.pack(s:dispatch(token, 0.05))
+          if inner[2] then return end
+        end
+      end)
+      assert.is_true(coroutine.resume(self_co))
+      assert.same({ 0, self_co, false, "cannot resume non-suspended coroutine" },
+        { inner[1], inner[2], inner[3], inner[4] })
+      assert.equal(0, s:pending())
+    end)
+
+    it("stops cleanly when a resumed coroutine closes the session", function()
+      fx.reset()
+      local token, resumed = {}, 0
+      for _ = 1, 2 do
+        local co = coroutine.create(function()
+          s:submit({ url = fx.url("/barrier?name=shut&n=2") }, token)
+          coroutine.yield(token)
+          resumed = resumed + 1
+          s:close()
+          coroutine.yield(token)
+        end)
+        assert.is_true(coroutine.resume(co))
+      end
+      local got
+      for _ = 1, 400 do
+        got = table.pack(s:dispatch(token, 0.05))
+        if resumed > 0 then break end
+      end
+      assert.equal(1, resumed)
+      assert.same({ 0 }, { got[1] })
+      assert.has_error(function() s:dispatch(token) end, "attempt to use a closed session")
+    end)
+
+    it("raises on misuse, naming the argument", function()
+      assert.has_error(function() s:submit({ url = fx.url("/hello") }, {}) end,
+        "submit with a token outside a coroutine")
+      assert.has_error(function() s:submit({ url = fx.url("/hello") }, "tok") end,
+        "bad argument #2 to 'submit' (table expected, got string)")
+      assert.has_error(function() s:dispatch() end, "bad argument #1 to 'dispatch' (table expected, got no value)")
+      assert.has_error(function() s:dispatch({}, -1) end,
+        "bad argument #2 to 'dispatch' (timeout must be a non-negative number of seconds)")
+      assert.has_error(function() s:cancel("x") end)
+      assert.equal(0, s:pending())
+    end)
+  end)
+
   describe("lifetime", function()
     it("raises on any use of a closed session; close is idempotent", function()
       local t = core.session()

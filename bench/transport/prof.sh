@@ -3,9 +3,9 @@
 # ~350 B, nginx on 127.0.0.1) for each layer, under callgrind:
 #   per request = (I(N2 requests) - I(N1 requests)) / (N2 - N1)
 # which leaves out start-up. Rows: c_easy and c_multi4 (plain libcurl,
-# bench/transport/c_loop.c), core_request, core_raw, core_take4, core_poll4,
-# sdk_client and sdk_gather4 (bench/transport/prof_driver.lua). Instruction
-# counts do not depend on the neighbours, so this is the figure to compare
+# bench/transport/c_loop.c), core_request, core_raw, core_take4,
+# core_take4_raw, core_poll4, sdk_client and sdk_gather4
+# (bench/transport/prof_driver.lua). Instruction counts do not depend on the neighbours, so this is the figure to compare
 # before and after a change; BUILD=dir measures the core in dir.
 #   sh bench/transport/prof.sh [ROW...]     (default: every row but core_poll4)
 #   PROF_N1=20 PROF_N2=520                 request counts

@@ -4,9 +4,11 @@
 --   lua5.4 prof_driver.lua ROW COUNT URL
 --
 -- ROW is core_request (session:request in a loop), core_raw (the same
--- with raw_headers, as the SDK asks), core_take4
--- (submit/take, 4 in flight), core_poll4 (submit/poll, 4 in flight), sdk_client (client.workspaces:get() in a
--- loop) or sdk_gather4 (the same through client:gather, 4 in flight).
+-- with raw_headers, as the SDK asks), core_take4 (submit/take, 4 in
+-- flight), core_take4_raw (the same with raw_headers, as gather asks),
+-- core_poll4 (submit/poll, 4 in flight), sdk_client
+-- (client.workspaces:get() in a loop) or sdk_gather4 (the same through
+-- client:gather, 4 in flight).
 -- URL is the server's base (http://127.0.0.1:PORT); the core rows GET
 -- $PROF_PATH (default /api/v2/workspaces/current). Every answer must be a 200.
 local core = require "instantly.core"
@@ -46,9 +48,8 @@ local function start4(s, req)
   return started
 end
 
-function rows.core_take4()
+local function take4(req)
   local s <close> = core.session()
-  local req = { method = "GET", url = url, headers = headers }
   local started = start4(s, req)
   while s:pending() > 0 do
     local id, status, body = s:take(1)
@@ -62,6 +63,11 @@ function rows.core_take4()
     end
   end
 end
+
+function rows.core_take4() take4 { method = "GET", url = url, headers = headers } end
+
+-- As core_take4, answering with the raw header block (what gather asks for).
+function rows.core_take4_raw() take4 { method = "GET", url = url, headers = headers, raw_headers = true } end
 
 -- submit/poll, 4 in flight (bench/20-transport.sh's core_submit_poll).
 function rows.core_poll4()

@@ -48,10 +48,14 @@ local M = {}
 
 M.DEFAULT_CONCURRENCY = 8
 
--- A unique value that marks our yields apart from any other yield, and
--- the one a worker returns when it ends (so no status() call per resume).
-local TOKEN = setmetatable({}, { __name = "instantly.workflows.gather.token" })
+-- Every scheduler yields its own token (a table), so its yields are told
+-- apart from any other yield, and the core's dispatch resumes only the
+-- transfers it submitted; DONE is what a worker returns when it ends (so
+-- no status() call per resume).
+local TOKEN_MT = { __name = "instantly.workflows.gather.token" }
 local DONE = setmetatable({}, { __name = "instantly.workflows.gather.done" })
+-- A worker's key between tasks (see worker)
+local OUTSIDE = setmetatable({}, { __name = "instantly.workflows.gather.outside" })
 
 local Scheduler = {}
 Scheduler.__index = Scheduler
@@ -61,40 +65,65 @@ local function new_scheduler()
   return setmetatable({
     -- the hooks the pipeline calls, found without going through __index
     request = Scheduler.request, sleep = Scheduler.sleep,
-    waiting = {},     -- session -> {transfer id -> coroutine, n = transfers in flight,
-                      --             (kept while the loop lasts, also when n is 0)
-                      --             take = the session's take (nil: it has poll)}
-    nsessions = 0,
+    token = setmetatable({}, TOKEN_MT),
+    waiting = {},     -- session -> {n = transfers in flight, submit =, and one of
+                      --             dispatch = the core session's (its transfers
+                      --             carry their coroutine), take = the session's,
+                      --             or neither (poll); [transfer id] = coroutine
+                      --             for the last two} (kept while the loop lasts)
+    nsessions = 0,    -- sessions with n > 0
+    last = nil,       -- the session collected last
     sleepers = {},    -- array of {wake, co}, unordered (few entries)
     -- the ready queue, as parallel arrays: coroutine and what to resume it with
     qco = {}, qa = {}, qb = {}, qc = {},
     qhead = 1, qtail = 0,
-    group_of = {},    -- worker coroutine -> its group
-    key_of = {},      -- worker coroutine -> key of the task it runs
+    workers = {},     -- worker coroutine -> {key of the task it runs (OUTSIDE
+                      --   between tasks), its group}
   }, Scheduler)
+end
+
+-- The entry of `waiting` for a session seen for the first time.
+local function watch(self, session)
+  local w = {
+    n = 0, submit = session.submit,
+    -- (dispatch only on a core session: an injected transport's method of
+    -- that name is not ours to interpret)
+    dispatch = type(session) == "userdata" and session.dispatch or nil,
+    take = session.take,
+  }
+  self.waiting[session] = w
+  return w
 end
 
 --- The scheduler hook: submit a transfer and suspend the calling task
 -- until it completes. Returns what `session:request(req)` returns.
 function Scheduler:request(session, req)
+  local w = self.waiting[session] or watch(self, session)
+  if w.dispatch then
+    -- The core keeps the calling coroutine with the transfer and resumes
+    -- it itself (see collect); w.n is only "some in flight" until then.
+    local token = self.token
+    w.submit(session, req, token)
+    if w.n == 0 then
+      w.n = 1
+      self.nsessions = self.nsessions + 1
+    end
+    return yield(token)
+  end
+  local submit = w.submit
   -- A transport without the multi interface (an injected one) is driven
   -- one request at a time: same results, no overlap.
-  local submit = session.submit
   if not submit then return session:request(req) end
   local id, err = submit(session, req)
   if id == nil then
     -- The transfer could not even start: answer as request() would.
     return nil, err
   end
-  local w = self.waiting[session]
-  if not w then
-    w = { n = 0, take = session.take }
-    self.waiting[session] = w
-  end
-  if w.n == 0 then self.nsessions = self.nsessions + 1 end
   w[id] = running()
-  w.n = w.n + 1
-  return yield(TOKEN, "io")
+  local n = w.n
+  if n == 0 then self.nsessions = self.nsessions + 1 end
+  w.n = n + 1
+  return yield(self.token)
 end
 
 --- The scheduler hook: suspend the calling task for `seconds`.
@@ -102,7 +131,7 @@ function Scheduler:sleep(seconds)
   if seconds ~= seconds or seconds <= 0 then return end
   local s = self.sleepers
   s[#s + 1] = { monotime() + seconds, running() }
-  yield(TOKEN, "sleep")
+  yield(self.token)
 end
 
 local function push(self, co, a, b, c)
@@ -111,16 +140,12 @@ local function push(self, co, a, b, c)
   self.qco[t], self.qa[t], self.qb[t], self.qc[t] = co, a, b, c
 end
 
--- A transfer whose session's entry in `waiting` is w finished: the
--- coroutine that waits for it (nil for one nobody waits for any more).
-local function transfer_done(self, w, id)
-  local co = w[id]
-  if not co then return nil end
-  w[id] = nil
-  local n = w.n - 1
+-- `count` transfers of the session whose entry in `waiting` is w were
+-- handed over.
+local function handed(self, w, count)
+  local n = w.n - count
   w.n = n
   if n == 0 then self.nsessions = self.nsessions - 1 end
-  return co
 end
 
 local function task_name(key)
@@ -142,17 +167,18 @@ end
 -- Body of a worker coroutine: runs tasks of its group one after another
 -- until there are none left, reporting each result (err naming the task).
 -- The task runs unprotected: one that raises kills the coroutine, and
--- `step` reports it (its key is in key_of while it runs) and starts a
+-- `settle` reports it (its key is in st[1] while it runs) and starts a
 -- fresh worker for the rest, so nothing a failed task left on its stack
 -- is seen by the next task, and a task that succeeds costs no pcall.
--- on_result and the task stream run here too, outside any task (key_of
--- cleared): if they raise, the loop fails with that error.
-local function worker(self, group, key, fn)
-  local co, key_of, take = running(), self.key_of, group.take
+-- on_result and the task stream run here too, outside any task (st[1]
+-- is OUTSIDE): if they raise, the loop fails with that error. (st is the
+-- worker's entry in `workers`: an array slot set in place, twice a task.)
+local function worker(st, group, key, fn)
+  local take, on_result, stream = group.take, group.on_result, group.stream
   while key ~= nil do
-    key_of[co] = key
+    st[1] = key
     local v, e = fn()
-    key_of[co] = nil
+    st[1] = OUTSIDE
     if v ~= nil then
       -- SDK calls return value, status, headers on success: only a nil
       -- value makes the second result an error.
@@ -161,15 +187,27 @@ local function worker(self, group, key, fn)
       if Err.is(e) and e.task == nil then e.task = key end
       group.failed = group.failed + 1
     end
-    group.on_result(key, v, e, false)
-    key, fn = take()
+    on_result(key, v, e, false)
+    if stream and not group.exhausted then
+      -- (take(), inline while the stream gives functions: once per task)
+      fn = stream()
+      if type(fn) == "function" then
+        key = group.started + 1
+        group.started = key
+      else
+        key, fn = take(fn, true)
+      end
+    else
+      key, fn = take()
+    end
   end
   return DONE
 end
 
 function Scheduler:_spawn(group, key, fn)
-  local co = create(function() return worker(self, group, key, fn) end)
-  self.group_of[co] = group
+  local st = { OUTSIDE, group }
+  local co = create(function() return worker(st, group, key, fn) end)
+  self.workers[co] = st
   attach(co, self)
   group.workers = group.workers + 1
   push(self, co)
@@ -184,13 +222,13 @@ function Scheduler:_fill(group)
   end
   if group.exhausted and group.workers == 0 and not group.finished then
     group.finished = true
-    if group.waiter then push(self, group.waiter, TOKEN) end
+    if group.waiter then push(self, group.waiter, self.token) end
   end
 end
 
 function Scheduler:_worker_gone(co)
-  local group = self.group_of[co]
-  self.group_of[co], self.key_of[co] = nil, nil
+  local group = self.workers[co][2]
+  self.workers[co] = nil
   attach(co, nil)
   group.workers = group.workers - 1
   self:_fill(group)
@@ -206,17 +244,16 @@ local function task_raised(self, co, group, key, e)
   attach(co, nil)
   local closed, ce = close(co)
   if not closed then e = ce end -- a __close that raised has the last word, as under pcall
-  self.group_of[co], self.key_of[co] = nil, nil
+  self.workers[co] = nil
   group.workers = group.workers - 1
   group.failed = group.failed + 1
   group.on_result(key, nil, raised_error(e, tb, key), true)
   self:_fill(group)
 end
 
--- Resumes one coroutine and interprets what it yielded or returned.
-local function step(self, co, a, b, c)
-  local ok, x, y, z = resume(co, a, b, c)
-  if x == TOKEN and ok then
+-- Interprets what resuming coroutine co returned (ok, x, y, z).
+local function settle(self, co, ok, x, y, z)
+  if x == self.token and ok then
     if y == "join" then
       -- A nested gather: z is its group; we are resumed when it ends.
       z.waiter = co
@@ -225,8 +262,9 @@ local function step(self, co, a, b, c)
     return
   end
   if x == DONE and ok then return self:_worker_gone(co) end
-  local group, key = self.group_of[co], self.key_of[co]
-  if group == nil or key == nil then
+  local st = self.workers[co]
+  local group, key = st and st[2], st and st[1]
+  if st == nil or key == OUTSIDE then
     -- Not inside a task: on_result, the task stream, or a bug of ours.
     if not ok then error(x, 0) end
     error("instantly: gather: a coroutine yielded outside the SDK", 0)
@@ -246,23 +284,45 @@ local function step(self, co, a, b, c)
   return self:_worker_gone(co)
 end
 
+-- Resumes one coroutine and interprets what it yielded or returned.
+local function step(self, co, a, b, c)
+  return settle(self, co, resume(co, a, b, c))
+end
+
 -- Finished transfers of one session, waiting up to `timeout` for the
--- first. Each waiting task is resumed at once with its result (straight
--- from take to resume: no queue in between); what it submits meanwhile is
--- still running, so take never hands it over in the same round.
-local function collect(self, session, timeout)
-  local w = self.waiting[session]
+-- first. Each waiting task is resumed at once with its result; what it
+-- submits meanwhile is still running, so it is not handed over in the
+-- same round.
+local function collect(self, session, w, timeout)
+  self.last = session
+  local dispatch = w.dispatch
+  if dispatch then
+    -- The core resumes the tasks itself as long as each yields our token
+    -- (it submitted its next transfer or went to sleep); one that does
+    -- anything else is handed back here. It answers how many of our
+    -- transfers are still in flight.
+    local token = self.token
+    local left, co, ok, x, y, z = dispatch(session, token, timeout)
+    while co ~= nil do
+      settle(self, co, ok, x, y, z)
+      left, co, ok, x, y, z = dispatch(session, token)
+    end
+    if left == 0 then
+      if w.n > 0 then self.nsessions = self.nsessions - 1 end
+      w.n = 0
+    else
+      w.n = left
+    end
+    return
+  end
   local take = w.take
   if take then
     local id, a, b, c = take(session, timeout)
     while id ~= nil do
-      -- (transfer_done, inline: this runs once per request)
       local co = w[id]
       if co then
         w[id] = nil
-        local n = w.n - 1
-        w.n = n
-        if n == 0 then self.nsessions = self.nsessions - 1 end
+        handed(self, w, 1)
         step(self, co, a, b, c)
       end
       id, a, b, c = take(session)
@@ -273,8 +333,10 @@ local function collect(self, session, timeout)
   if type(done) == "table" then
     for j = 1, #done do
       local r = done[j]
-      local co = transfer_done(self, w, r.id)
+      local co = w[r.id]
       if co then
+        w[r.id] = nil
+        handed(self, w, 1)
         if r.err ~= nil then
           step(self, co, nil, r.err)
         else
@@ -287,16 +349,18 @@ end
 
 -- Runs everything ready, then waits for transfers or sleepers.
 function Scheduler:_turn(root)
-  local qco, qa, qb, qc = self.qco, self.qa, self.qb, self.qc
-  while self.qhead <= self.qtail do
-    local h = self.qhead
-    local co, a, b, c = qco[h], qa[h], qb[h], qc[h]
-    qco[h], qa[h], qb[h], qc[h] = nil, nil, nil, nil
-    self.qhead = h + 1
-    step(self, co, a, b, c)
+  if self.qtail > 0 then
+    local qco, qa, qb, qc = self.qco, self.qa, self.qb, self.qc
+    while self.qhead <= self.qtail do
+      local h = self.qhead
+      local co, a, b, c = qco[h], qa[h], qb[h], qc[h]
+      qco[h], qa[h], qb[h], qc[h] = nil, nil, nil, nil
+      self.qhead = h + 1
+      step(self, co, a, b, c)
+    end
+    self.qhead, self.qtail = 1, 0
+    if root.finished then return end
   end
-  self.qhead, self.qtail = 1, 0
-  if root.finished then return end
   local s = self.sleepers
   local now, wake = nil, huge
   if #s > 0 then
@@ -316,7 +380,8 @@ function Scheduler:_turn(root)
     end
     if self.qtail > 0 then return end
   end
-  if self.nsessions == 0 then
+  local nsessions = self.nsessions
+  if nsessions == 0 then
     if wake == huge then
       error("instantly: gather: every task is waiting and nothing can wake them", 0)
     end
@@ -324,20 +389,23 @@ function Scheduler:_turn(root)
     return
   end
   local timeout = wake < huge and (wake - now) or 1
-  if self.nsessions == 1 then
-    -- (found first, not collected in a pairs loop: a resumed task may
-    -- add a session meanwhile)
-    local waiting = self.waiting
-    local session, w = next(waiting)
-    while w.n == 0 do session, w = next(waiting, session) end
-    return collect(self, session, timeout)
+  local waiting = self.waiting
+  if nsessions == 1 then
+    -- (the one with transfers in flight: most likely the last one)
+    local session = self.last
+    local w = waiting[session]
+    if w == nil or w.n == 0 then
+      session, w = next(waiting)
+      while w.n == 0 do session, w = next(waiting, session) end
+    end
+    return collect(self, session, w, timeout)
   end
   -- Several sessions (tasks using several clients): wait on all their
   -- sockets at once, then collect from each without waiting. Transports
   -- that are not core sessions cannot be waited on together: take turns
   -- in short slices.
   local list, all_core = {}, true
-  for session, w in pairs(self.waiting) do
+  for session, w in pairs(waiting) do
     if w.n > 0 then
       list[#list + 1] = session
       if type(session) ~= "userdata" then all_core = false end
@@ -351,19 +419,24 @@ function Scheduler:_turn(root)
   end
   for i = 1, #list do
     -- (a session may have nothing left in flight by its turn)
-    if self.waiting[list[i]].n > 0 then collect(self, list[i], timeout) end
+    local w = waiting[list[i]]
+    if w.n > 0 then collect(self, list[i], w, timeout) end
   end
 end
 
 function Scheduler:_cancel_all()
   for session, w in pairs(self.waiting) do
-    for id in pairs(w) do
-      if mtype(id) == "integer" then pcall(session.cancel, session, id) end
+    if w.dispatch then
+      pcall(session.cancel, session, self.token)
+    else
+      for id in pairs(w) do
+        if mtype(id) == "integer" then pcall(session.cancel, session, id) end
+      end
     end
   end
-  for co in pairs(self.group_of) do attach(co, nil) end
-  self.waiting, self.nsessions = {}, 0
-  self.group_of, self.key_of, self.sleepers = {}, {}, {}
+  for co in pairs(self.workers) do attach(co, nil) end
+  self.waiting, self.nsessions, self.last = {}, 0, nil
+  self.workers, self.sleepers = {}, {}
   self.qco, self.qa, self.qb, self.qc, self.qhead, self.qtail = {}, {}, {}, {}, 1, 0
 end
 
@@ -478,20 +551,21 @@ function M.gather(_client, tasks, opts)
       return k, tasks[k]
     end
   elseif tt == "function" then
-    local started = 0
-    take = function()
-      if group.exhausted then return nil end
-      local fn = tasks()
-      if fn == nil then
-        group.exhausted = true
-        return nil
+    -- (the worker makes the next task itself while the stream gives
+    -- functions, see worker; with got, made is what the stream gave it)
+    take = function(made, got)
+      if not got then
+        if group.exhausted then return nil end
+        made = tasks()
+        if type(made) == "function" then
+          local n = group.started + 1
+          group.started = n
+          return n, made
+        end
       end
-      started = started + 1
-      if type(fn) ~= "function" then
-        group.exhausted = true
-        error(("instantly: gather: task %d is a %s, not a function"):format(started, type(fn)), 0)
-      end
-      return started, fn
+      group.exhausted = true
+      if made == nil then return nil end
+      error(("instantly: gather: task %d is a %s, not a function"):format(group.started + 1, type(made)), 0)
     end
   else
     error("instantly: gather: tasks must be an array of functions, a table of named functions " ..
@@ -500,6 +574,7 @@ function M.gather(_client, tasks, opts)
   local values, errs = {}, {}
   group = {
     take = take, concurrency = concurrency, workers = 0, failed = 0,
+    stream = tt == "function" and tasks or nil, started = 0,
     on_result = on_result or function(k, v, e)
       values[k] = v
       if v == nil then errs[k] = e end
@@ -508,8 +583,8 @@ function M.gather(_client, tasks, opts)
   local outer = scheduler_of()
   if outer then
     -- Nested: run on the loop already driving this task.
-    local tok = yield(TOKEN, "join", group)
-    assert(tok == TOKEN)
+    local tok = yield(outer.token, "join", group)
+    assert(tok == outer.token)
   else
     new_scheduler():_run(group)
   end
@@ -518,5 +593,4 @@ function M.gather(_client, tasks, opts)
 end
 
 M.Scheduler = Scheduler
-M.TOKEN = TOKEN
 return M
