@@ -239,6 +239,7 @@ typedef struct jopts {
     int indent;
     int null_tables; /* decode: the option was given (a table) */
     int nulls;       /* decode: the option was given (a table) */
+    int memory_return; /* decode: memory_error = "return" */
 } jopts;
 
 static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
@@ -248,6 +249,7 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
     o->indent = 0;
     o->null_tables = 0;
     o->nulls = 0;
+    o->memory_return = 0;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -274,6 +276,11 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
             if (!lua_istable(L, -1))
                 luaL_argerror(L, idx, "option 'nulls' must be a table");
             o->nulls = 1;
+        } else if (!for_encode && k != NULL && strcmp(k, "memory_error") == 0) {
+            const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (strcmp(v, "return") != 0 && strcmp(v, "raise") != 0)
+                luaL_argerror(L, idx, "option 'memory_error' must be \"raise\" or \"return\"");
+            o->memory_return = v[1] == 'e';
         } else if (for_encode && k != NULL && strcmp(k, "indent") == 0) {
             lua_Integer v;
             int isint;
@@ -981,12 +988,20 @@ static JSON_NOINLINE void dec_strip_table(dec *d, int t)
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) { /* the decoder's only one */
-            if (ngone == 0) {
-                lua_createtable(L, 2, 0);
+            if (ngone == 0) { /* the first name waits alone in DEC_GONE */
+                lua_pushvalue(L, -2);
                 lua_replace(L, DEC_GONE);
+            } else {
+                if (ngone == 1) { /* a second one: now a list */
+                    lua_createtable(L, 2, 0);
+                    lua_pushvalue(L, DEC_GONE);
+                    lua_rawseti(L, -2, 1);
+                    lua_replace(L, DEC_GONE);
+                }
+                lua_pushvalue(L, -2);
+                lua_rawseti(L, DEC_GONE, ngone + 1);
             }
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, DEC_GONE, ++ngone);
+            ngone++;
             lua_pushvalue(L, -2);
             lua_pushnil(L);
             lua_rawset(L, t); /* clearing a field during the walk is allowed */
@@ -997,14 +1012,18 @@ static JSON_NOINLINE void dec_strip_table(dec *d, int t)
         lua_pushvalue(L, t);
         lua_pushvalue(L, DEC_GONE);
         lua_rawset(L, DEC_NULLS);
+        lua_pushnil(L);
+        lua_replace(L, DEC_GONE);
     }
 }
 
 /* Option nulls, the common case: an object that closes in one move and
  * repeats no key. Its table is made for the members that have a value;
- * the null ones leave their names in a list (input order), nulls[t], in
- * the same pass from the stack top down. The first 64 pairs are known
- * from nullbits; a null beyond them is told by its type. */
+ * the null ones leave their names, nulls[t], in the same pass from the
+ * stack top down: the name itself when there is one (most objects that
+ * hold a null hold one; no list to make), else a list in input order.
+ * The first 64 pairs are known from nullbits; a null beyond them is told
+ * by its type. */
 static void dec_flush_nulls(dec *d, dframe *f, int top)
 {
     lua_State *L = d->L;
@@ -1012,6 +1031,19 @@ static void dec_flush_nulls(dec *d, dframe *f, int top)
     lua_Integer ngone = f->nnull;
     lua_createtable(L, 0, j - f->nnull);
     lua_replace(L, t);
+    if (ngone == 1) {
+        while (j-- > 0) {
+            if (j < 64 ? (int)((f->nullbits >> j) & 1) : lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, t);
+                lua_insert(L, -2);
+                lua_rawset(L, DEC_NULLS); /* nulls[t] = the name */
+            } else {
+                lua_rawset(L, t);
+            }
+        }
+        return;
+    }
     lua_createtable(L, f->nnull, 0);
     lua_replace(L, DEC_GONE);
     while (j-- > 0) {
@@ -1317,7 +1349,15 @@ static int decode_protected(lua_State *L)
     lua_settop(L, DEC_NULLS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     lua_pushnil(L);                 /* DEC_GONE */
-    dec_ensure(d, DEC_GONE);
+    if (d->scratch == NULL) {
+        /* The state's scratch box is busy (a decode from a finalizer):
+         * a fresh one, slot DEC_GONE + 1, freed by its __gc. Made here,
+         * so that running out of memory for it is a decode's failure. */
+        jbox *x = (jbox *)inst_buf_box(L, sizeof(jbox));
+        x->busy = 1;
+        d->scratch = &x->b;
+    }
+    dec_ensure(d, lua_gettop(L));
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
     d->p = skip_ws(d->p, d->end);
@@ -1326,58 +1366,120 @@ static int decode_protected(lua_State *L)
     return 1;
 }
 
-/* core.json_decode(text [, opts]) -> value | nil, message */
-static int l_json_decode(lua_State *L)
+/* The decode of the string at index 1 with options o; nulls is the index
+ * of the table of option nulls or null_tables (0: none). Uses the
+ * upvalues of json_decode (1 the scratch box, 2 array_mt, 3 the string
+ * cache), which every decoder shares. */
+static int decode_call(lua_State *L, const jopts *o, int nulls)
 {
     dec d;
-    jbox *scratch;
-    jopts o;
+    jbox *own;
     size_t len;
     int status;
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_typeerror(L, 1, "string");
-    read_opts(L, 2, 0, &o);
     d.start = d.p = lua_tolstring(L, 1, &len);
     d.end = d.start + len;
     d.L = L;
-    d.max_depth = o.max_depth;
+    d.max_depth = o->max_depth;
     d.failed = 0;
     d.fr = d.local;
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
     d.room = 0;
-    d.null_tables = o.null_tables;
-    d.nulls = o.nulls;
+    d.null_tables = o->null_tables;
+    d.nulls = o->nulls;
     d.nnull = 0;
-    lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
-     * decodes while it is in use: then a fresh one (slot 3). */
-    scratch = jbox_acquire(L);
-    d.scratch = &scratch->b;
+     * decodes while it is in use: then decode_protected makes one. */
+    own = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    if (own->busy) {
+        own = NULL;
+        d.scratch = NULL;
+    } else {
+        own->busy = 1;
+        own->b.len = 0;
+        d.scratch = &own->b;
+    }
     d.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, lua_upvalueindex(2));
     lua_getiuservalue(L, lua_upvalueindex(3), 1);
-    if (o.null_tables) {
-        lua_pushliteral(L, "null_tables");
-        lua_rawget(L, 2);
-        d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
-    } else if (o.nulls) {
-        lua_pushliteral(L, "nulls");
-        lua_rawget(L, 2);
+    if (nulls) {
+        lua_pushvalue(L, nulls);
+        if (o->null_tables)
+            d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
     } else {
         lua_pushnil(L);
     }
     status = lua_pcall(L, 4, 1, 0);
-    jbox_release(scratch);
+    if (own)
+        jbox_release(own);
     if (status == LUA_OK)
         return 1;
-    if (!d.failed)
+    if (!d.failed && !(status == LUA_ERRMEM && o->memory_return))
         return lua_error(L); /* memory errors and the like propagate */
+    /* nil, message (and true when memory ran out: nothing allocates here) */
     lua_pushnil(L);
     lua_insert(L, -2);
-    return 2;
+    if (d.failed)
+        return 2;
+    lua_pushboolean(L, 1);
+    return 3;
+}
+
+/* core.json_decode(text [, opts]) -> value | nil, message */
+static int l_json_decode(lua_State *L)
+{
+    jopts o;
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    read_opts(L, 2, 0, &o);
+    lua_settop(L, 2);
+    if (o.null_tables || o.nulls) {
+        if (o.null_tables)
+            lua_pushliteral(L, "null_tables");
+        else
+            lua_pushliteral(L, "nulls");
+        lua_rawget(L, 2);
+        return decode_call(L, &o, 3);
+    }
+    return decode_call(L, &o, 0);
+}
+
+/* A decoder made by json_decoder: upvalues 1-3 as json_decode's, 4 its
+ * options (a jopts), 5 the nulls or null_tables table (or nil). */
+static int l_json_bound(lua_State *L)
+{
+    const jopts *o = (const jopts *)lua_touserdata(L, lua_upvalueindex(4));
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    lua_settop(L, 1);
+    return decode_call(L, o, o->nulls || o->null_tables ? lua_upvalueindex(5) : 0);
+}
+
+/* core.json_decoder([opts]) -> function(text): json_decode with these
+ * options, read once (a change to the table afterwards does nothing). */
+static int l_json_decoder(lua_State *L)
+{
+    jopts o, *po;
+    read_opts(L, 1, 0, &o);
+    lua_settop(L, 1);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_pushvalue(L, lua_upvalueindex(3));
+    po = (jopts *)lua_newuserdatauv(L, sizeof o, 0);
+    *po = o;
+    if (o.null_tables || o.nulls) {
+        if (o.null_tables)
+            lua_pushliteral(L, "null_tables");
+        else
+            lua_pushliteral(L, "nulls");
+        lua_rawget(L, 1);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushcclosure(L, l_json_bound, 5);
+    return 1;
 }
 
 /* ======================================================================
@@ -2469,6 +2571,11 @@ void inst_json_open(lua_State *L)
         kc->key[i].n = kc->val[i].n = KENTRY_EMPTY;
     lua_createtable(L, 2 * STR_SLOTS, 0);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, l_json_decoder, 3);
+    lua_setfield(L, -5, "json_decoder");
     lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
     inst_buf_box(L, sizeof(jbox));
