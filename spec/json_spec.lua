@@ -193,7 +193,8 @@ describe("core.json_decode", function()
       -- names that are empty, hold a NUL, come through escapes or bypass the key cache
       local long = ("n"):rep(60)
       for text, name in pairs {
-        ['{"":null,"x":1}'] = "", ['{"a\\u0000b":null}'] = "a\0b", ['{"\\u00e9t\\u00e9":null,"b":[]}'] = "\u{e9}t\u{e9}",
+        ['{"":null,"x":1}'] = "", ['{"a\\u0000b":null}'] = "a\0b",
+        ['{"\\u00e9t\\u00e9":null,"b":[]}'] = "\u{e9}t\u{e9}",
         ['{"' .. long .. '":null,"y":2}'] = long,
         -- repeated keys (the general path): the last one decides
         ['{"a":1,"a":null,"b":2}'] = "a", ['{"a":null,"b":2,"a":3,"b":null}'] = "b",
