@@ -327,7 +327,8 @@ typedef struct dframe {
     int maybe_dup;   /* an object key may repeat (see kcache) */
     int kprev;       /* cache slot of the object's last key, or -1 */
     int owner;       /* cache slot of the key this container is the value of
-                      * (through arrays), or -1 */
+                      * (through arrays), or -1; OWNER_ROOT at the top
+                      * (see kcache.root_child) */
 } dframe;
 
 typedef struct dec {
@@ -405,7 +406,12 @@ typedef struct kcache {
     kentry key[STR_SLOTS];
     kentry val[STR_SLOTS];
     uint32_t seen[STR_SLOTS]; /* tag of the last value missed, per slot */
+    unsigned root_child; /* slot of the first key of the last object at the
+                          * top (the document, or an item of a top array) */
 } kcache;
+
+/* The owner of a container at the top of the document. */
+#define OWNER_ROOT (-2)
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -1155,6 +1161,8 @@ static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s
             kc->key[f->kprev].next = (unsigned)slot;
         else if (f->owner >= 0)
             kc->key[f->owner].child = (unsigned)slot;
+        else if (f->owner == OWNER_ROOT)
+            kc->root_child = (unsigned)slot;
     }
     f->kprev = slot;
     return q + 1;
@@ -1178,7 +1186,8 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
     }
     s = p + 1;
     slot = f->kprev >= 0 ? (int)kc->key[f->kprev].next
-         : f->owner >= 0 ? (int)kc->key[f->owner].child : -1;
+         : f->owner >= 0 ? (int)kc->key[f->owner].child
+         : f->owner == OWNER_ROOT ? (int)kc->root_child : -1;
     if (slot >= 0 && entry_at(e = &kc->key[slot], s, d->end)) {
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
@@ -1255,7 +1264,7 @@ static void parse_document(dec *d)
             f->maybe_dup = 0;
             f->n = 0;
             f->kprev = -1;
-            f->owner = -1;
+            f->owner = OWNER_ROOT;
             if (d->depth > 1) {
                 const dframe *up = f - 1;
                 f->owner = up->is_obj ? up->kprev : up->owner;

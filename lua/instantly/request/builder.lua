@@ -526,7 +526,7 @@ local function invoke(_, cop, path, params, opts, level)
   local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
   local dec = cop.decoder
-  if not dec or rtext == "" or status == 204 or rtext == nil then
+  if not dec or not rtext or rtext == "" or status == 204 then
     local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts)
     if v == nil then return nil, err end
     return v, status, rheaders
@@ -535,7 +535,7 @@ local function invoke(_, cop, path, params, opts, level)
   -- with its null members left out of its objects (record.decode); only
   -- a value that is not a table without an `error` member goes to judge.
   local v, msg, oom = dec(rtext)
-  if type(v) ~= "table" or (v.error ~= nil and not cop.error_field) then
+  if type(v) ~= "table" or (v.error and not cop.error_field) then
     v, msg = judge(pipe, cop, url, full, status, rtext, rheaders, attempts, v, msg, oom)
     if v == nil then return nil, msg end
     if type(v) ~= "table" then return v, status, rheaders end
@@ -547,20 +547,19 @@ local function invoke(_, cop, path, params, opts, level)
   local mt = cop.item_mt
   if not mt then return v, status, rheaders end
   local shape = mt.__shape
-  local kind = cop.kind
-  if kind ~= "list" and kind ~= "array" then -- one record
-    if getmetatable(v) == nil then
+  if not cop.many then -- one record
+    if not getmetatable(v) then
       if shape then shape(v) end
       setmetatable(v, mt)
     end
     return v, status, rheaders
   end
   local items = v
-  if kind == "list" then items = v.items end
+  if cop.kind == "list" then items = v.items end
   if type(items) == "table" then
     for i = 1, #items do
       local it = items[i]
-      if type(it) == "table" and getmetatable(it) == nil then
+      if type(it) == "table" and not getmetatable(it) then
         if shape then shape(it) end
         setmetatable(it, mt)
       end
@@ -1267,6 +1266,7 @@ local function cop_for(st, def, op)
   -- the body's decoder (false: the text is the result)
   cop.decoder = sh.kind ~= "text" and (cop.item_mt and record_decode or plain_decode)
   cop.pipe = st.ctx.pipe
+  cop.many = sh.kind == "list" or sh.kind == "array" -- items that are records, not one
   -- the request headers of every call without the `headers` option
   cop.headers = sh.has_body and st.ctx.headers_json or st.ctx.headers
   -- per-endpoint windows; the ones the API counts per IP are shared by

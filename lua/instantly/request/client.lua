@@ -380,7 +380,7 @@ local function new(options)
     owns = true
   end
 
-  local headers = { authorization = "Bearer " .. key, accept = "application/json" }
+  local headers = { authorization = "Bearer " .. key }
   -- A session the SDK opened already sends the user agent; an injected
   -- transport gets it as a header.
   if not owns then headers["user-agent"] = ua end
