@@ -1008,6 +1008,108 @@ describe("core.json_decode", function()
   end)
 end)
 
+describe("core.json_decoder", function()
+  it("decodes as json_decode with the same options", function()
+    local texts = {
+      '{"a":1,"b":[1,null,{"c":null,"d":"x"}],"e":null,"f":{"g":null,"h":null}}', "[]", "{}", "null", '"s"',
+      "12.5", '[{"a":null},{"a":1,"a":null}]', '{"a":1,}', "[[[[1]]]]", '{"\\u00e9":null}',
+    }
+    for _, opts in ipairs {
+      {}, { max_depth = 3 }, { nulls = setmetatable({}, { __mode = "k" }) }, { null_tables = {} },
+      { memory_error = "raise" }, { memory_error = "return", max_depth = 2 },
+    } do
+      local d = core.json_decoder(opts)
+      local nulls2 = opts.nulls and setmetatable({}, { __mode = "k" })
+      local list2 = opts.null_tables and {}
+      local o2 = {}
+      for k, v in pairs(opts) do o2[k] = v end
+      o2.nulls, o2.null_tables = nulls2 or nil, list2 or nil
+      for _, text in ipairs(texts) do
+        local a, amsg = d(text)
+        local b, bmsg = decode(text, o2)
+        assert(same(a, b), text)
+        assert.equal(bmsg, amsg, text)
+        if nulls2 and type(a) == "table" then
+          assert.same(nulls2[b], opts.nulls[a], text)
+          if type(a.f) == "table" then assert.same(nulls2[b.f], opts.nulls[a.f], text) end
+        end
+        if list2 then assert.equal(#list2, #opts.null_tables, text) end
+      end
+    end
+  end)
+
+  it("reads its options once: changing the table afterwards changes nothing", function()
+    local W = setmetatable({}, { __mode = "k" })
+    local opts = { nulls = W, max_depth = 2 }
+    local d = core.json_decoder(opts)
+    opts.nulls, opts.max_depth, opts.bogus = nil, 100, true
+    local v = assert(d('{"a":null,"b":[1]}'))
+    assert.is_nil(v.a)
+    assert.equal("a", W[v])
+    local none, msg = d('[[[1]]]')
+    assert.is_nil(none)
+    assert.equal("nesting deeper than max_depth (2) at byte 3", msg)
+    -- each decoder its own options; all share the state's caches
+    local plain = core.json_decoder()
+    assert.equal(null, plain('{"a":null}').a)
+    assert.is_nil(d('{"a":null}').a)
+  end)
+
+  it("refuses what json_decode refuses, when it is made", function()
+    for opts, msg in pairs {
+      [5] = "bad argument #1 to 'json_decoder' (table expected, got number)",
+      [{ foo = 1 }] = "bad argument #1 to 'json_decoder' (unknown option 'foo')",
+      [{ indent = 2 }] = "bad argument #1 to 'json_decoder' (unknown option 'indent')",
+      [{ nulls = {}, null_tables = {} }] = "bad argument #1 to 'json_decoder' (options 'nulls' and 'null_tables' exclude each other)",
+      [{ memory_error = "ignore" }] = "bad argument #1 to 'json_decoder' (option 'memory_error' must be \"raise\" or \"return\")",
+      [{ memory_error = true }] = "bad argument #1 to 'json_decoder' (option 'memory_error' must be \"raise\" or \"return\")",
+    } do
+      assert.has_error(function() core.json_decoder(opts) end, msg)
+    end
+    local d = core.json_decoder()
+    assert.error_matches(function() d(42) end, "bad argument #1 to '%w+' %(string expected, got number%)")
+    assert.error_matches(function() d() end, "bad argument #1 to '%w+' %(string expected, got no value%)")
+    assert.has_error(function() decode("1", { memory_error = "maybe" }) end,
+      "bad argument #2 to 'decode' (option 'memory_error' must be \"raise\" or \"return\")")
+    assert.has_error(function() encode({}, { memory_error = "return" }) end)
+  end)
+
+  it("stays right when a finalizer decodes with it in the middle of a decode", function()
+    local during, inner = decode_under_finalizers {
+      setup = [[local W = setmetatable({}, { __mode = "k" })
+        local d = core.json_decoder { nulls = W, memory_error = "return" }]],
+      part = [[('{"id":%d,"s":"a\\n%d","a_%d":null,"z":null}'):format(i, i, i % 50)]],
+      inner = [[local t = d(('{"k%d":null,"e":"x\\ty%d"}'):format(i % 70, i))
+        assert(t["k" .. i % 70] == nil and t.e == "x\ty" .. i and W[t] == "k" .. i % 70)]],
+      outer = [[d(text)]],
+      check = [[assert(o.id == i and o.s == "a\n" .. i and o["a_" .. i % 50] == nil, "record " .. i)
+        assert(#W[o] == 2 and W[o][1] == "a_" .. i % 50 and W[o][2] == "z", "names of record " .. i)]],
+    }
+    assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
+    assert.is_true(tonumber(inner) > 0)
+  end)
+
+  it("with memory_error = \"return\", running out of memory is nil, message, true (not raised)", function()
+    if (os.getenv("LD_PRELOAD") or ""):find("libasan", 1, true) then
+      pending("an address-space limit cannot run under AddressSanitizer")
+      return
+    end
+    -- In a child limited to 150 MB of address space: 3,000,000 empty
+    -- objects (9 MB of JSON) need more than that as Lua tables.
+    local code = "local core = require 'instantly.core'; local text = '[' .. ('{},'):rep(3000000) .. '{}]'; " ..
+      "local v, msg, oom = core.json_decoder { memory_error = 'return' }(text); print('bound', v, msg, oom); " ..
+      "v, msg, oom = core.json_decode(text, { memory_error = 'return' }); print('call', v, msg, oom); " ..
+      "print('raise', pcall(core.json_decoder(), text)); " ..
+      "collectgarbage(); print('after', core.json_decoder { memory_error = 'return' }('[1,2]')[2])"
+    local p = assert(io.popen("ulimit -v 150000; LUA_CPATH='" .. package.cpath:gsub("'", "") ..
+      "' lua5.4 -e \"" .. code .. "\" 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.equal("bound\tnil\tnot enough memory\ttrue\ncall\tnil\tnot enough memory\ttrue\n" ..
+      "raise\tfalse\tnot enough memory\nafter\t2\n", out)
+  end)
+end)
+
 describe("core.json_encode", function()
   describe("values", function()
     local rows = {
