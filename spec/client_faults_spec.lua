@@ -162,6 +162,8 @@ describe("against the mock", function()
     srv:clear_requests()
     assert(c2.workspaces:get())
     assert.equal("application/json", srv:requests()[1].headers.accept)
+    assert.equal("instantly-lua/" .. instantly.VERSION .. " libcurl/" .. require("instantly.core").curl_version,
+      srv:requests()[1].headers["user-agent"])
     assert(c2.workspaces:get({ headers = { accept = "application/vnd.x+json" } }))
     assert.equal("application/vnd.x+json", srv:requests()[2].headers.accept)
   end)
