@@ -1351,11 +1351,10 @@ static void parse_document(dec *d)
 
 /* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
  * cache's table (DEC_KEYS), the null_tables list, the nulls table or nil
- * (DEC_NULLS). */
+ * (DEC_NULLS): exactly these four (decode_call). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    lua_settop(L, DEC_NULLS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     lua_pushnil(L);                 /* DEC_GONE */
     if (d->scratch == NULL) {
@@ -1375,31 +1374,37 @@ static int decode_protected(lua_State *L)
     return 1;
 }
 
-/* The decode of the string at index 1 with options o; nulls is the index
- * of the table of option nulls or null_tables (0: none). Uses the
- * upvalues of json_decode (1 the scratch box, 2 array_mt, 3 the string
- * cache), which every decoder shares. */
-static int decode_call(lua_State *L, const jopts *o, int nulls)
+/* What a decode needs besides the text: its options, the state's scratch
+ * box and string cache (the upvalues of json_decode, which every decoder
+ * shares), and the stack indices of array_mt, of the cache's table and of
+ * the table of option nulls or null_tables (0: none). */
+typedef struct dsetup {
+    jopts o;
+    jbox *box;
+    kcache *kc;
+} dsetup;
+
+/* The decode of the string at index 1. */
+static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nulls)
 {
     dec d;
-    jbox *own;
+    jbox *own = ds->box;
     size_t len;
     int status;
     d.start = d.p = lua_tolstring(L, 1, &len);
     d.end = d.start + len;
     d.L = L;
-    d.max_depth = o->max_depth;
+    d.max_depth = ds->o.max_depth;
     d.failed = 0;
     d.fr = d.local;
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
     d.room = 0;
-    d.null_tables = o->null_tables;
-    d.nulls = o->nulls;
+    d.null_tables = ds->o.null_tables;
+    d.nulls = ds->o.nulls;
     d.nnull = 0;
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then decode_protected makes one. */
-    own = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
     if (own->busy) {
         own = NULL;
         d.scratch = NULL;
@@ -1408,14 +1413,14 @@ static int decode_call(lua_State *L, const jopts *o, int nulls)
         own->b.len = 0;
         d.scratch = &own->b;
     }
-    d.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
+    d.kc = ds->kc;
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, keys);
     if (nulls) {
         lua_pushvalue(L, nulls);
-        if (o->null_tables)
+        if (ds->o.null_tables)
             d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
     } else {
         lua_pushnil(L);
@@ -1425,7 +1430,7 @@ static int decode_call(lua_State *L, const jopts *o, int nulls)
         jbox_release(own);
     if (status == LUA_OK)
         return 1;
-    if (!d.failed && !(status == LUA_ERRMEM && o->memory_return))
+    if (!d.failed && !(status == LUA_ERRMEM && ds->o.memory_return))
         return lua_error(L); /* memory errors and the like propagate */
     /* nil, message (and true when memory ran out: nothing allocates here) */
     lua_pushnil(L);
@@ -1439,45 +1444,53 @@ static int decode_call(lua_State *L, const jopts *o, int nulls)
 /* core.json_decode(text [, opts]) -> value | nil, message */
 static int l_json_decode(lua_State *L)
 {
-    jopts o;
+    dsetup ds;
     if (lua_type(L, 1) != LUA_TSTRING)
         return luaL_typeerror(L, 1, "string");
-    read_opts(L, 2, 0, &o);
+    read_opts(L, 2, 0, &ds.o);
     lua_settop(L, 2);
-    if (o.null_tables || o.nulls) {
-        if (o.null_tables)
+    ds.box = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    ds.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
+    lua_getiuservalue(L, lua_upvalueindex(3), 1); /* 3: the cache's table */
+    if (ds.o.null_tables || ds.o.nulls) {
+        if (ds.o.null_tables)
             lua_pushliteral(L, "null_tables");
         else
             lua_pushliteral(L, "nulls");
         lua_rawget(L, 2);
-        return decode_call(L, &o, 3);
+        return decode_call(L, &ds, lua_upvalueindex(2), 3, 4);
     }
-    return decode_call(L, &o, 0);
+    return decode_call(L, &ds, lua_upvalueindex(2), 3, 0);
 }
 
-/* A decoder made by json_decoder: upvalues 1-3 as json_decode's, 4 its
- * options (a jopts), 5 the nulls or null_tables table (or nil). */
+/* A decoder made by json_decoder. Upvalues: 1 its dsetup, 2 array_mt,
+ * 3 the cache's table, 4 the nulls or null_tables table (or nil), then
+ * what the dsetup points to, anchored: 5 the scratch box, 6 the cache. */
 static int l_json_bound(lua_State *L)
 {
-    const jopts *o = (const jopts *)lua_touserdata(L, lua_upvalueindex(4));
+    const dsetup *ds = (const dsetup *)lua_touserdata(L, lua_upvalueindex(1));
     if (lua_type(L, 1) != LUA_TSTRING)
         return luaL_typeerror(L, 1, "string");
-    lua_settop(L, 1);
-    return decode_call(L, o, o->nulls || o->null_tables ? lua_upvalueindex(5) : 0);
+    if (lua_gettop(L) != 1)
+        lua_settop(L, 1);
+    return decode_call(L, ds, lua_upvalueindex(2), lua_upvalueindex(3),
+                       ds->o.nulls || ds->o.null_tables ? lua_upvalueindex(4) : 0);
 }
 
 /* core.json_decoder([opts]) -> function(text): json_decode with these
  * options, read once (a change to the table afterwards does nothing). */
 static int l_json_decoder(lua_State *L)
 {
-    jopts o, *po;
+    dsetup *ds;
+    jopts o;
     read_opts(L, 1, 0, &o);
     lua_settop(L, 1);
-    lua_pushvalue(L, lua_upvalueindex(1));
+    ds = (dsetup *)lua_newuserdatauv(L, sizeof *ds, 0);
+    ds->o = o;
+    ds->box = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    ds->kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
     lua_pushvalue(L, lua_upvalueindex(2));
-    lua_pushvalue(L, lua_upvalueindex(3));
-    po = (jopts *)lua_newuserdatauv(L, sizeof o, 0);
-    *po = o;
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
     if (o.null_tables || o.nulls) {
         if (o.null_tables)
             lua_pushliteral(L, "null_tables");
@@ -1487,7 +1500,9 @@ static int l_json_decoder(lua_State *L)
     } else {
         lua_pushnil(L);
     }
-    lua_pushcclosure(L, l_json_bound, 5);
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_pushcclosure(L, l_json_bound, 6);
     return 1;
 }
 
