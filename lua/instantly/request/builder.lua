@@ -491,6 +491,8 @@ local function route_for(ctx, cop, params, opts, level)
   return query, body, text
 end
 
+local finish
+
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `path` is the operation's path with its arguments in
 -- (without the API prefix). `level` is the stack level (relative to this
@@ -522,6 +524,15 @@ local function invoke(_, cop, path, params, opts, level)
     url, full = ctx.base .. path, ctx.prefix .. path
   end
   if query and query ~= "" then url = url .. "?" .. query end
+  return finish(cop, url, full, text, headers, opts)
+end
+M.invoke = invoke
+
+-- The rest of a call once its URL, path (as errors show it), body text
+-- and headers are known: send, decode, shape the records. A method
+-- called without parameters or options comes straight here (see
+-- method_for).
+function finish(cop, url, full, text, headers, opts)
   local pipe = cop.pipe
   local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   if not status then return nil, rtext end
@@ -567,7 +578,6 @@ local function invoke(_, cop, path, params, opts, level)
   end
   return v, status, rheaders
 end
-M.invoke = invoke
 
 -------------------------------------------------------------------------------
 -- Pages and iterators
@@ -805,20 +815,30 @@ local function method_for(c, ent, cop, paged)
     error("instantly: call it with a colon: client." .. label .. "(...)", 3)
   end
   local no_params = cop.no_params
+  -- A call without parameters or options needs no checks and no routing
+  -- when the operation requires no parameter (cop.nil_ok, see invoke):
+  -- it goes straight to finish.
+  local nil_ok, nil_body, headers = cop.nil_ok, cop.nil_body, cop.headers
   if npath == 0 and not paged then
-    -- the commonest method: a tail call (so invoke blames level 1 for
+    -- the commonest method: tail calls (so invoke blames level 1 for
     -- misuse: this function's frame is gone)
     local path = cop.segs[1]
+    local url, full = cop.url0, cop.full0
     return function(self, params, opts)
       if self ~= ent then misuse() end
+      if nil_ok and params == nil and opts == nil then return finish(cop, url, full, nil_body, headers) end
       if no_params and opts == nil then params, opts = nil, params end
       return invoke(c, cop, path, params, opts, 1)
     end
   elseif npath == 1 and not paged then
     local s1, s3 = cop.segs[1], cop.segs[3]
+    local ctx = cop.ctx
     return function(self, id, params, opts)
       if self ~= ent then misuse() end
       local path = s1 .. path_arg(cop, 1, id, 2) .. s3
+      if nil_ok and params == nil and opts == nil then
+        return finish(cop, ctx.base .. path, ctx.prefix .. path, nil_body, headers)
+      end
       if no_params and opts == nil then params, opts = nil, params end
       return invoke(c, cop, path, params, opts, 1)
     end
