@@ -239,6 +239,7 @@ typedef struct jopts {
     int indent;
     int null_tables; /* decode: the option was given (a table) */
     int nulls;       /* decode: the option was given (a table) */
+    int memory_return; /* decode: memory_error = "return" */
 } jopts;
 
 static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
@@ -248,6 +249,7 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
     o->indent = 0;
     o->null_tables = 0;
     o->nulls = 0;
+    o->memory_return = 0;
     if (lua_isnoneornil(L, idx))
         return;
     luaL_checktype(L, idx, LUA_TTABLE);
@@ -274,6 +276,11 @@ static void read_opts(lua_State *L, int idx, int for_encode, jopts *o)
             if (!lua_istable(L, -1))
                 luaL_argerror(L, idx, "option 'nulls' must be a table");
             o->nulls = 1;
+        } else if (!for_encode && k != NULL && strcmp(k, "memory_error") == 0) {
+            const char *v = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "";
+            if (strcmp(v, "return") != 0 && strcmp(v, "raise") != 0)
+                luaL_argerror(L, idx, "option 'memory_error' must be \"raise\" or \"return\"");
+            o->memory_return = v[1] == 'e';
         } else if (for_encode && k != NULL && strcmp(k, "indent") == 0) {
             lua_Integer v;
             int isint;
@@ -320,7 +327,8 @@ typedef struct dframe {
     int maybe_dup;   /* an object key may repeat (see kcache) */
     int kprev;       /* cache slot of the object's last key, or -1 */
     int owner;       /* cache slot of the key this container is the value of
-                      * (through arrays), or -1 */
+                      * (through arrays), or -1; OWNER_ROOT at the top
+                      * (see kcache.root_child) */
 } dframe;
 
 typedef struct dec {
@@ -398,7 +406,12 @@ typedef struct kcache {
     kentry key[STR_SLOTS];
     kentry val[STR_SLOTS];
     uint32_t seen[STR_SLOTS]; /* tag of the last value missed, per slot */
+    unsigned root_child; /* slot of the first key of the last object at the
+                          * top (the document, or an item of a top array) */
 } kcache;
+
+/* The owner of a container at the top of the document. */
+#define OWNER_ROOT (-2)
 
 static void dec_fail_at(dec *d, const char *at, const char *what)
 {
@@ -981,12 +994,20 @@ static JSON_NOINLINE void dec_strip_table(dec *d, int t)
     lua_pushnil(L);
     while (lua_next(L, t)) {
         if (lua_type(L, -1) == LUA_TLIGHTUSERDATA) { /* the decoder's only one */
-            if (ngone == 0) {
-                lua_createtable(L, 2, 0);
+            if (ngone == 0) { /* the first name waits alone in DEC_GONE */
+                lua_pushvalue(L, -2);
                 lua_replace(L, DEC_GONE);
+            } else {
+                if (ngone == 1) { /* a second one: now a list */
+                    lua_createtable(L, 2, 0);
+                    lua_pushvalue(L, DEC_GONE);
+                    lua_rawseti(L, -2, 1);
+                    lua_replace(L, DEC_GONE);
+                }
+                lua_pushvalue(L, -2);
+                lua_rawseti(L, DEC_GONE, ngone + 1);
             }
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, DEC_GONE, ++ngone);
+            ngone++;
             lua_pushvalue(L, -2);
             lua_pushnil(L);
             lua_rawset(L, t); /* clearing a field during the walk is allowed */
@@ -997,14 +1018,18 @@ static JSON_NOINLINE void dec_strip_table(dec *d, int t)
         lua_pushvalue(L, t);
         lua_pushvalue(L, DEC_GONE);
         lua_rawset(L, DEC_NULLS);
+        lua_pushnil(L);
+        lua_replace(L, DEC_GONE);
     }
 }
 
 /* Option nulls, the common case: an object that closes in one move and
  * repeats no key. Its table is made for the members that have a value;
- * the null ones leave their names in a list (input order), nulls[t], in
- * the same pass from the stack top down. The first 64 pairs are known
- * from nullbits; a null beyond them is told by its type. */
+ * the null ones leave their names, nulls[t], in the same pass from the
+ * stack top down: the name itself when there is one (most objects that
+ * hold a null hold one; no list to make), else a list in input order.
+ * The first 64 pairs are known from nullbits; a null beyond them is told
+ * by its type. */
 static void dec_flush_nulls(dec *d, dframe *f, int top)
 {
     lua_State *L = d->L;
@@ -1012,6 +1037,19 @@ static void dec_flush_nulls(dec *d, dframe *f, int top)
     lua_Integer ngone = f->nnull;
     lua_createtable(L, 0, j - f->nnull);
     lua_replace(L, t);
+    if (ngone == 1) {
+        while (j-- > 0) {
+            if (j < 64 ? (int)((f->nullbits >> j) & 1) : lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
+                lua_pop(L, 1);
+                lua_pushvalue(L, t);
+                lua_insert(L, -2);
+                lua_rawset(L, DEC_NULLS); /* nulls[t] = the name */
+            } else {
+                lua_rawset(L, t);
+            }
+        }
+        return;
+    }
     lua_createtable(L, f->nnull, 0);
     lua_replace(L, DEC_GONE);
     while (j-- > 0) {
@@ -1123,6 +1161,8 @@ static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s
             kc->key[f->kprev].next = (unsigned)slot;
         else if (f->owner >= 0)
             kc->key[f->owner].child = (unsigned)slot;
+        else if (f->owner == OWNER_ROOT)
+            kc->root_child = (unsigned)slot;
     }
     f->kprev = slot;
     return q + 1;
@@ -1146,7 +1186,8 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
     }
     s = p + 1;
     slot = f->kprev >= 0 ? (int)kc->key[f->kprev].next
-         : f->owner >= 0 ? (int)kc->key[f->owner].child : -1;
+         : f->owner >= 0 ? (int)kc->key[f->owner].child
+         : f->owner == OWNER_ROOT ? (int)kc->root_child : -1;
     if (slot >= 0 && entry_at(e = &kc->key[slot], s, d->end)) {
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
@@ -1223,7 +1264,7 @@ static void parse_document(dec *d)
             f->maybe_dup = 0;
             f->n = 0;
             f->kprev = -1;
-            f->owner = -1;
+            f->owner = OWNER_ROOT;
             if (d->depth > 1) {
                 const dframe *up = f - 1;
                 f->owner = up->is_obj ? up->kprev : up->owner;
@@ -1310,14 +1351,21 @@ static void parse_document(dec *d)
 
 /* Arguments: the dec (light userdata), array_mt (DEC_ARRAY_MT), the key
  * cache's table (DEC_KEYS), the null_tables list, the nulls table or nil
- * (DEC_NULLS). */
+ * (DEC_NULLS): exactly these four (decode_call). */
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
-    lua_settop(L, DEC_NULLS);
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     lua_pushnil(L);                 /* DEC_GONE */
-    dec_ensure(d, DEC_GONE);
+    if (d->scratch == NULL) {
+        /* The state's scratch box is busy (a decode from a finalizer):
+         * a fresh one, slot DEC_GONE + 1, freed by its __gc. Made here,
+         * so that running out of memory for it is a decode's failure. */
+        jbox *x = (jbox *)inst_buf_box(L, sizeof(jbox));
+        x->busy = 1;
+        d->scratch = &x->b;
+    }
+    dec_ensure(d, lua_gettop(L));
     d->p = skip_ws(d->p, d->end);
     parse_document(d);
     d->p = skip_ws(d->p, d->end);
@@ -1326,58 +1374,136 @@ static int decode_protected(lua_State *L)
     return 1;
 }
 
-/* core.json_decode(text [, opts]) -> value | nil, message */
-static int l_json_decode(lua_State *L)
+/* What a decode needs besides the text: its options, the state's scratch
+ * box and string cache (the upvalues of json_decode, which every decoder
+ * shares), and the stack indices of array_mt, of the cache's table and of
+ * the table of option nulls or null_tables (0: none). */
+typedef struct dsetup {
+    jopts o;
+    jbox *box;
+    kcache *kc;
+} dsetup;
+
+/* The decode of the string at index 1. */
+static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nulls)
 {
     dec d;
-    jbox *scratch;
-    jopts o;
+    jbox *own = ds->box;
     size_t len;
     int status;
-    if (lua_type(L, 1) != LUA_TSTRING)
-        return luaL_typeerror(L, 1, "string");
-    read_opts(L, 2, 0, &o);
     d.start = d.p = lua_tolstring(L, 1, &len);
     d.end = d.start + len;
     d.L = L;
-    d.max_depth = o.max_depth;
+    d.max_depth = ds->o.max_depth;
     d.failed = 0;
     d.fr = d.local;
     d.depth = 0;
     d.cap = DEC_LOCAL_FRAMES;
     d.room = 0;
-    d.null_tables = o.null_tables;
-    d.nulls = o.nulls;
+    d.null_tables = ds->o.null_tables;
+    d.nulls = ds->o.nulls;
     d.nnull = 0;
-    lua_settop(L, 2);
     /* The state's scratch box for escaped strings, unless a finalizer
-     * decodes while it is in use: then a fresh one (slot 3). */
-    scratch = jbox_acquire(L);
-    d.scratch = &scratch->b;
-    d.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
+     * decodes while it is in use: then decode_protected makes one. */
+    if (own->busy) {
+        own = NULL;
+        d.scratch = NULL;
+    } else {
+        own->busy = 1;
+        own->b.len = 0;
+        d.scratch = &own->b;
+    }
+    d.kc = ds->kc;
     lua_pushcfunction(L, decode_protected);
     lua_pushlightuserdata(L, &d);
-    lua_pushvalue(L, lua_upvalueindex(2));
-    lua_getiuservalue(L, lua_upvalueindex(3), 1);
-    if (o.null_tables) {
-        lua_pushliteral(L, "null_tables");
-        lua_rawget(L, 2);
-        d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
-    } else if (o.nulls) {
-        lua_pushliteral(L, "nulls");
-        lua_rawget(L, 2);
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, keys);
+    if (nulls) {
+        lua_pushvalue(L, nulls);
+        if (ds->o.null_tables)
+            d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
     } else {
         lua_pushnil(L);
     }
     status = lua_pcall(L, 4, 1, 0);
-    jbox_release(scratch);
+    if (own)
+        jbox_release(own);
     if (status == LUA_OK)
         return 1;
-    if (!d.failed)
+    if (!d.failed && !(status == LUA_ERRMEM && ds->o.memory_return))
         return lua_error(L); /* memory errors and the like propagate */
+    /* nil, message (and true when memory ran out: nothing allocates here) */
     lua_pushnil(L);
     lua_insert(L, -2);
-    return 2;
+    if (d.failed)
+        return 2;
+    lua_pushboolean(L, 1);
+    return 3;
+}
+
+/* core.json_decode(text [, opts]) -> value | nil, message */
+static int l_json_decode(lua_State *L)
+{
+    dsetup ds;
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    read_opts(L, 2, 0, &ds.o);
+    lua_settop(L, 2);
+    ds.box = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    ds.kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
+    lua_getiuservalue(L, lua_upvalueindex(3), 1); /* 3: the cache's table */
+    if (ds.o.null_tables || ds.o.nulls) {
+        if (ds.o.null_tables)
+            lua_pushliteral(L, "null_tables");
+        else
+            lua_pushliteral(L, "nulls");
+        lua_rawget(L, 2);
+        return decode_call(L, &ds, lua_upvalueindex(2), 3, 4);
+    }
+    return decode_call(L, &ds, lua_upvalueindex(2), 3, 0);
+}
+
+/* A decoder made by json_decoder. Upvalues: 1 its dsetup, 2 array_mt,
+ * 3 the cache's table, 4 the nulls or null_tables table (or nil), then
+ * what the dsetup points to, anchored: 5 the scratch box, 6 the cache. */
+static int l_json_bound(lua_State *L)
+{
+    const dsetup *ds = (const dsetup *)lua_touserdata(L, lua_upvalueindex(1));
+    if (lua_type(L, 1) != LUA_TSTRING)
+        return luaL_typeerror(L, 1, "string");
+    if (lua_gettop(L) != 1)
+        lua_settop(L, 1);
+    return decode_call(L, ds, lua_upvalueindex(2), lua_upvalueindex(3),
+                       ds->o.nulls || ds->o.null_tables ? lua_upvalueindex(4) : 0);
+}
+
+/* core.json_decoder([opts]) -> function(text): json_decode with these
+ * options, read once (a change to the table afterwards does nothing). */
+static int l_json_decoder(lua_State *L)
+{
+    dsetup *ds;
+    jopts o;
+    read_opts(L, 1, 0, &o);
+    lua_settop(L, 1);
+    ds = (dsetup *)lua_newuserdatauv(L, sizeof *ds, 0);
+    ds->o = o;
+    ds->box = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
+    ds->kc = (kcache *)lua_touserdata(L, lua_upvalueindex(3));
+    lua_pushvalue(L, lua_upvalueindex(2));
+    lua_getiuservalue(L, lua_upvalueindex(3), 1);
+    if (o.null_tables || o.nulls) {
+        if (o.null_tables)
+            lua_pushliteral(L, "null_tables");
+        else
+            lua_pushliteral(L, "nulls");
+        lua_rawget(L, 1);
+    } else {
+        lua_pushnil(L);
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_pushvalue(L, lua_upvalueindex(3));
+    lua_pushcclosure(L, l_json_bound, 6);
+    return 1;
 }
 
 /* ======================================================================
@@ -2469,6 +2595,11 @@ void inst_json_open(lua_State *L)
         kc->key[i].n = kc->val[i].n = KENTRY_EMPTY;
     lua_createtable(L, 2 * STR_SLOTS, 0);
     lua_setiuservalue(L, -2, 1);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushvalue(L, -3);
+    lua_pushcclosure(L, l_json_decoder, 3);
+    lua_setfield(L, -5, "json_decoder");
     lua_pushcclosure(L, l_json_decode, 3);
     lua_setfield(L, -2, "json_decode");
     inst_buf_box(L, sizeof(jbox));

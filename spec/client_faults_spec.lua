@@ -155,7 +155,17 @@ describe("against the mock", function()
     local r = srv:requests()[1]
     assert.matches("^instantly%-lua/[%d%.]+ .* myapp/2%.1$", r.headers["user-agent"])
     assert.equal(child, r.headers["x-as-workspace"])
-    assert.equal("application/json", r.headers.accept)
+    -- no Accept line of the SDK's own (the API answers JSON; libcurl's
+    -- "*/*" costs less than a caller's line), unless the caller adds one
+    assert.equal("*/*", r.headers.accept)
+    local c2 = H.mock_client(srv, { headers = { Accept = "application/json" } })
+    srv:clear_requests()
+    assert(c2.workspaces:get())
+    assert.equal("application/json", srv:requests()[1].headers.accept)
+    assert.equal("instantly-lua/" .. instantly.VERSION .. " libcurl/" .. require("instantly.core").curl_version,
+      srv:requests()[1].headers["user-agent"])
+    assert(c2.workspaces:get({ headers = { accept = "application/vnd.x+json" } }))
+    assert.equal("application/vnd.x+json", srv:requests()[2].headers.accept)
   end)
 
   it("a refused connection is kind transport (connect), retried even for POST", function()

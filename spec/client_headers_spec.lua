@@ -42,6 +42,12 @@ describe("response headers through the client", function()
     assert.equal(plain["content-type"], rawget(h, "content-type"))
 
     h = headers()
+    assert.equal(0, #h) -- the length fills it too (header names are not 1..n)
+    assert.is_nil(getmetatable(h))
+    assert.equal(plain["content-type"], rawget(h, "content-type"))
+    assert.is_nil(rawget(h, 1))
+
+    h = headers()
     assert.equal(h, pipeline.headers(h))
     assert.equal(plain["content-type"], rawget(h, "content-type"))
     assert.is_not_nil(next(h))

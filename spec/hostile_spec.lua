@@ -298,6 +298,7 @@ describe("a decode that runs out of memory", function()
     local out = p:read("a")
     p:close()
     assert.matches("^true\tdecode\t", out)
+    assert.matches("cannot decode %d+ bytes: not enough memory", out) -- not "not valid JSON"
     assert.matches("after\ttrue", out, 1, true)
     assert.matches("json\ttrue\t", out, 1, true) -- instantly.json.decode keeps the same rule
     assert_no_key(out, "child output")

@@ -131,6 +131,14 @@ describe("core.json_decode", function()
       return v, gone
     end
 
+    -- The names recorded for an object as a fresh array: one name is
+    -- recorded as the string itself, several as an array.
+    local function listed(names)
+      if type(names) == "string" then return { names } end
+      assert(names == nil or type(names) == "table", "a string or an array of names")
+      return names and { table.unpack(names) } or nil
+    end
+
     -- Compares the two values and the names recorded for each object.
     local function check(text)
       local W = setmetatable({}, { __mode = "k" })
@@ -139,8 +147,11 @@ describe("core.json_decode", function()
       assert(same(theirs, ours), text)
       local function walk(a, b, path)
         if type(a) ~= "table" then return end
-        local names = W[b] and { table.unpack(W[b]) } or nil
-        if names then table.sort(names) end
+        local names = listed(W[b])
+        if names then
+          assert(#names > 1 or type(W[b]) == "string", "one name is the name itself")
+          table.sort(names)
+        end
         assert.same(gone[a], names, text .. " at " .. path)
         for k, x in pairs(a) do walk(x, b[k], path .. "." .. tostring(k)) end
       end
@@ -161,10 +172,10 @@ describe("core.json_decode", function()
         .. '"i":[null,null],"j":{},"k":{"l":2}}', { nulls = W }))
       assert.same({ "z", "a" }, W[v])
       assert.same({ "b", "c", "i", "j", "k" }, keys(v))
-      assert.same({ "d" }, W[v.c])
+      assert.equal("d", W[v.c]) -- one name: the name itself, no list
       assert.same({ "e" }, keys(v.c))
-      assert.same({ "f" }, W[v.c.e])
-      assert.same({ "h" }, W[v.c.e.g[2]])
+      assert.equal("f", W[v.c.e])
+      assert.equal("h", W[v.c.e.g[2]])
       assert.is_nil(next(v.c.e.g[2]))
       assert.equal(null, v.c.e.g[1])
       assert.is_nil(W[v.c.e.g], "arrays keep their positions")
@@ -175,6 +186,39 @@ describe("core.json_decode", function()
       -- a document that is null, or an array of them, stays as it is
       assert.equal(null, decode("null", { nulls = W }))
       assert.equal(null, decode("[null]", { nulls = W })[1])
+    end)
+
+    it("names one null by the name itself and several by an array, whatever the path", function()
+      local W = setmetatable({}, { __mode = "k" })
+      -- names that are empty, hold a NUL, come through escapes or bypass the key cache
+      local long = ("n"):rep(60)
+      for text, name in pairs {
+        ['{"":null,"x":1}'] = "", ['{"a\\u0000b":null}'] = "a\0b",
+        ['{"\\u00e9t\\u00e9":null,"b":[]}'] = "\u{e9}t\u{e9}",
+        ['{"' .. long .. '":null,"y":2}'] = long,
+        -- repeated keys (the general path): the last one decides
+        ['{"a":1,"a":null,"b":2}'] = "a", ['{"a":null,"b":2,"a":3,"b":null}'] = "b",
+      } do
+        local v = assert(decode(text, { nulls = W }))
+        assert.equal(name, W[v], text)
+        assert.is_nil(v[name], text)
+      end
+      local v = assert(decode('{"a":null,"a":null,"b":null}', { nulls = W }))
+      local names = { table.unpack(W[v]) }
+      table.sort(names)
+      assert.same({ "a", "b" }, names)
+      -- nested objects each get their own entry
+      v = assert(decode('{"p":{"q":null,"r":{"s":null,"t":null}},"u":null}', { nulls = W }))
+      assert.equal("u", W[v])
+      assert.equal("q", W[v.p])
+      assert.same({ "s", "t" }, W[v.p.r])
+      -- one null beyond the 64 members the decoder keeps a bit for
+      local parts = {}
+      for i = 1, 100 do parts[i] = ('"k%d":%s'):format(i, i == 80 and "null" or i) end
+      v = assert(decode("{" .. table.concat(parts, ",") .. "}", { nulls = W }))
+      assert.equal("k80", W[v])
+      assert.equal(79, v.k79)
+      assert.equal(81, v.k81)
     end)
 
     it("gives what decoding and then taking nulls out gives, repeated keys included", function()
@@ -207,6 +251,12 @@ describe("core.json_decode", function()
       local names = { table.unpack(W[v]) }
       table.sort(names)
       assert.same({ "k2", "k6000", "k9000" }, names)
+      -- one null across the steps: the name alone
+      parts = {}
+      for i = 1, 9000 do parts[i] = ('"k%d":%s'):format(i, i == 4500 and "null" or "1") end
+      v, W = check("{" .. table.concat(parts, ",") .. "}")
+      assert.equal("k4500", W[v])
+      assert.is_nil(v.k4500)
     end)
 
     it("gives the same on generated documents (repeated keys, depth, many keys)", function()
@@ -241,7 +291,7 @@ describe("core.json_decode", function()
         part = [[('{"id":%d,"a_%d":null,"k%d":[%d,null],"z":null}'):format(i, i % 50, i % 70, i)]],
         inner = [[local t = decode(('{"k%d":null,"a_%d":1}'):format(i % 70, i % 50), { nulls = W })
           assert(t["k" .. i % 70] == nil and t["a_" .. i % 50] == 1)
-          assert(#W[t] == 1 and W[t][1] == "k" .. i % 70)]],
+          assert(W[t] == "k" .. i % 70)]],
         outer = [[decode(text, { nulls = W })]],
         check = [[assert(o.id == i and o["a_" .. i % 50] == nil and o.z == nil and o["k" .. i % 70][2] == null,
           "record " .. i)
@@ -955,6 +1005,109 @@ describe("core.json_decode", function()
         assert.has_error(row[1], row[2])
       end)
     end
+  end)
+end)
+
+describe("core.json_decoder", function()
+  it("decodes as json_decode with the same options", function()
+    local texts = {
+      '{"a":1,"b":[1,null,{"c":null,"d":"x"}],"e":null,"f":{"g":null,"h":null}}', "[]", "{}", "null", '"s"',
+      "12.5", '[{"a":null},{"a":1,"a":null}]', '{"a":1,}', "[[[[1]]]]", '{"\\u00e9":null}',
+    }
+    for _, opts in ipairs {
+      {}, { max_depth = 3 }, { nulls = setmetatable({}, { __mode = "k" }) }, { null_tables = {} },
+      { memory_error = "raise" }, { memory_error = "return", max_depth = 2 },
+    } do
+      local d = core.json_decoder(opts)
+      local nulls2 = opts.nulls and setmetatable({}, { __mode = "k" })
+      local list2 = opts.null_tables and {}
+      local o2 = {}
+      for k, v in pairs(opts) do o2[k] = v end
+      o2.nulls, o2.null_tables = nulls2 or nil, list2 or nil
+      for _, text in ipairs(texts) do
+        local a, amsg = d(text)
+        local b, bmsg = decode(text, o2)
+        assert(same(a, b), text)
+        assert.equal(bmsg, amsg, text)
+        if nulls2 and type(a) == "table" then
+          assert.same(nulls2[b], opts.nulls[a], text)
+          if type(a.f) == "table" then assert.same(nulls2[b.f], opts.nulls[a.f], text) end
+        end
+        if list2 then assert.equal(#list2, #opts.null_tables, text) end
+      end
+    end
+  end)
+
+  it("reads its options once: changing the table afterwards changes nothing", function()
+    local W = setmetatable({}, { __mode = "k" })
+    local opts = { nulls = W, max_depth = 2 }
+    local d = core.json_decoder(opts)
+    opts.nulls, opts.max_depth, opts.bogus = nil, 100, true
+    local v = assert(d('{"a":null,"b":[1]}'))
+    assert.is_nil(v.a)
+    assert.equal("a", W[v])
+    local none, msg = d('[[[1]]]')
+    assert.is_nil(none)
+    assert.equal("nesting deeper than max_depth (2) at byte 3", msg)
+    -- each decoder its own options; all share the state's caches
+    local plain = core.json_decoder()
+    assert.equal(null, plain('{"a":null}').a)
+    assert.is_nil(d('{"a":null}').a)
+  end)
+
+  it("refuses what json_decode refuses, when it is made", function()
+    local MEM = "option 'memory_error' must be \"raise\" or \"return\""
+    for opts, msg in pairs {
+      [5] = "table expected, got number",
+      [{ foo = 1 }] = "unknown option 'foo'",
+      [{ indent = 2 }] = "unknown option 'indent'",
+      [{ nulls = {}, null_tables = {} }] = "options 'nulls' and 'null_tables' exclude each other",
+      [{ memory_error = "ignore" }] = MEM,
+      [{ memory_error = true }] = MEM,
+    } do
+      assert.has_error(function() core.json_decoder(opts) end, "bad argument #1 to 'json_decoder' (" .. msg .. ")")
+    end
+    local d = core.json_decoder()
+    assert.error_matches(function() d(42) end, "bad argument #1 to '%w+' %(string expected, got number%)")
+    assert.error_matches(function() d() end, "bad argument #1 to '%w+' %(string expected, got no value%)")
+    assert.has_error(function() decode("1", { memory_error = "maybe" }) end,
+      "bad argument #2 to 'decode' (option 'memory_error' must be \"raise\" or \"return\")")
+    assert.has_error(function() encode({}, { memory_error = "return" }) end)
+  end)
+
+  it("stays right when a finalizer decodes with it in the middle of a decode", function()
+    local during, inner = decode_under_finalizers {
+      setup = [[local W = setmetatable({}, { __mode = "k" })
+        local d = core.json_decoder { nulls = W, memory_error = "return" }]],
+      part = [[('{"id":%d,"s":"a\\n%d","a_%d":null,"z":null}'):format(i, i, i % 50)]],
+      inner = [[local t = d(('{"k%d":null,"e":"x\\ty%d"}'):format(i % 70, i))
+        assert(t["k" .. i % 70] == nil and t.e == "x\ty" .. i and W[t] == "k" .. i % 70)]],
+      outer = [[d(text)]],
+      check = [[assert(o.id == i and o.s == "a\n" .. i and o["a_" .. i % 50] == nil, "record " .. i)
+        assert(#W[o] == 2 and W[o][1] == "a_" .. i % 50 and W[o][2] == "z", "names of record " .. i)]],
+    }
+    assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
+    assert.is_true(tonumber(inner) > 0)
+  end)
+
+  it("with memory_error = \"return\", running out of memory is nil, message, true (not raised)", function()
+    if (os.getenv("LD_PRELOAD") or ""):find("libasan", 1, true) then
+      pending("an address-space limit cannot run under AddressSanitizer")
+      return
+    end
+    -- In a child limited to 150 MB of address space: 3,000,000 empty
+    -- objects (9 MB of JSON) need more than that as Lua tables.
+    local code = "local core = require 'instantly.core'; local text = '[' .. ('{},'):rep(3000000) .. '{}]'; " ..
+      "local v, msg, oom = core.json_decoder { memory_error = 'return' }(text); print('bound', v, msg, oom); " ..
+      "v, msg, oom = core.json_decode(text, { memory_error = 'return' }); print('call', v, msg, oom); " ..
+      "print('raise', pcall(core.json_decoder(), text)); " ..
+      "collectgarbage(); print('after', core.json_decoder { memory_error = 'return' }('[1,2]')[2])"
+    local p = assert(io.popen("ulimit -v 150000; LUA_CPATH='" .. package.cpath:gsub("'", "") ..
+      "' lua5.4 -e \"" .. code .. "\" 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.equal("bound\tnil\tnot enough memory\ttrue\ncall\tnil\tnot enough memory\ttrue\n" ..
+      "raise\tfalse\tnot enough memory\nafter\t2\n", out)
   end)
 end)
 

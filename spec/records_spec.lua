@@ -74,6 +74,69 @@ describe("records and JSON null", function()
     assert.equal(instantly.null, raw.payload.a.b.d[2].e)
   end)
 
+  it("name one null or many, past 64 members, through nulls, raw, re-encoding and collections", function()
+    -- a lead with 100 members (nulls at 1, 64, 65 and 100), its payload
+    -- with one null and an object under it with two
+    local parts, want = { '"id":"' .. ID .. '"' }, {}
+    for i = 1, 99 do
+      local null = i == 1 or i == 63 or i == 64 or i == 99
+      parts[#parts + 1] = ('"x%02d":%s'):format(i, null and "null" or i)
+      if null then want[#want + 1] = ("x%02d"):format(i) end
+    end
+    parts[#parts + 1] = '"payload":{"one":null,"two":{"a":null,"b":null,"c":3},"k":"v"}'
+    local text = "{" .. table.concat(parts, ",") .. "}"
+    local c = H.fake_client(H.const(200, text, JSON))
+    local lead = assert(c.leads:get(ID))
+    collectgarbage()
+    collectgarbage()
+    assert.same(want, instantly.nulls(lead))
+    assert.same({ "one" }, instantly.nulls(lead.custom_variables))
+    assert.same({ "a", "b" }, instantly.nulls(lead.custom_variables.two))
+    assert.same({}, instantly.nulls({ plain = "table" }))
+    -- the list nulls gives is the caller's: changing it changes nothing
+    table.insert(instantly.nulls(lead.custom_variables), "mine")
+    assert.same({ "one" }, instantly.nulls(lead.custom_variables))
+    local raw = instantly.raw(lead)
+    assert.equal(instantly.null, raw.x01)
+    assert.equal(instantly.null, raw.x99)
+    assert.equal(2, raw.x02)
+    assert.equal(instantly.null, raw.payload.one)
+    assert.equal(instantly.null, raw.payload.two.b)
+    assert.same(core.json_decode(text), core.json_decode(assert(core.json_encode(raw))))
+    -- the record itself encodes without its nulls
+    local back = core.json_decode(assert(core.json_encode(lead)))
+    assert.is_nil(back.x01)
+    assert.equal(2, back.x02)
+    assert.equal("v", back.custom_variables.k)
+  end)
+
+  it("let their null names go with them", function()
+    local items = {}
+    for i = 1, 2000 do items[i] = ('{"id":"l%d","lt_interest_status":null,"n":%d}'):format(i, i) end
+    local page = '{"items":[' .. table.concat(items, ",") .. '],"next_starting_after":null}'
+    local c = H.fake_client(H.const(200, page, JSON))
+    local function held(fn)
+      collectgarbage()
+      collectgarbage()
+      local before = collectgarbage("count")
+      fn()
+      collectgarbage()
+      collectgarbage()
+      return (collectgarbage("count") - before) * 1024
+    end
+    local kept
+    local with = held(function()
+      kept = assert(c.leads:list())
+      assert.same({ "lt_interest_status" }, instantly.nulls(kept.items[2000]))
+    end)
+    assert(with > 2000 * 40, "the page is held: " .. with)
+    assert.same({ "lt_interest_status" }, instantly.nulls(kept.items[1]))
+    local after = held(function() kept = nil end)
+    -- the records and every name recorded for them are gone (what stays
+    -- is the weak table's room for 2000 entries, 64 KB)
+    assert(after < -0.7 * with, ("%d bytes held, %d freed"):format(with, -after))
+  end)
+
   it("leave an explicit null possible when sending (clearing a field)", function()
     local c, t = H.fake_client(H.const(200, '{"id":"' .. ID .. '","daily_limit":null}', JSON))
     local camp = assert(c.campaigns:update(ID, { daily_limit = instantly.null }))

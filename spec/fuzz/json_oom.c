@@ -22,6 +22,7 @@ typedef struct ctl {
     size_t used;     /* bytes currently allocated */
     long growths;    /* growing calls so far */
     long fail_at;    /* refuse growth number fail_at (counted from 1); 0 = never */
+    long fail_from;  /* refuse every growth from this number on; 0 = never */
     int refused;
 } ctl;
 
@@ -36,9 +37,12 @@ static void *alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     /* Lua requires that shrinking never fails. */
-    if (nsize > old && c->fail_at > 0 && ++c->growths == c->fail_at) {
-        c->refused = 1;
-        return NULL;
+    if (nsize > old && (c->fail_at > 0 || c->fail_from > 0)) {
+        ++c->growths;
+        if (c->growths == c->fail_at || (c->fail_from > 0 && c->growths >= c->fail_from)) {
+            c->refused = 1;
+            return NULL;
+        }
     }
     p = realloc(ptr, nsize);
     if (p == NULL)
@@ -123,10 +127,66 @@ static void push_cyclic(lua_State *L)
     lua_pop(L, 1);
 }
 
+/* A decoder made by json_decoder{nulls = {}, memory_error = "return"}
+ * when memory runs out for good at its growth number k (Lua's emergency
+ * collection absorbs a single refusal, so this refuses every growth from
+ * k on): its call must end in a value, nil plus a message, or nil, "not
+ * enough memory", true, never in a raised error, and every byte must
+ * come back. Returns 0 if so; *refused tells whether growth k happened,
+ * *soft counts the nil, "not enough memory", true outcomes. */
+static int run_bound(long k, int *refused, long *soft)
+{
+    ctl c = {0, 0, 0, 0, 0};
+    lua_State *L = lua_newstate(alloc, &c);
+    int status, bad = 0;
+    if (L == NULL)
+        return 1;
+    lua_newtable(L);
+    inst_json_open(L);
+    lua_getfield(L, 1, "json_decoder");
+    lua_createtable(L, 0, 2);
+    lua_newtable(L);
+    lua_setfield(L, -2, "nulls");
+    lua_pushliteral(L, "return");
+    lua_setfield(L, -2, "memory_error");
+    lua_call(L, 1, 1);                /* 2: the decoder */
+    lua_pushstring(L, DOC);           /* 3 */
+    lua_pushvalue(L, 2);              /* a first call: what the call itself needs exists */
+    lua_pushstring(L, NULLS);
+    lua_call(L, 1, 0);
+    c.growths = 0;
+    c.fail_from = k;
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    status = lua_pcall(L, 1, 3, 0);
+    c.fail_from = 0;
+    *refused = c.refused;
+    if (status != LUA_OK) {
+        fprintf(stderr, "bound decoder raised: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+        bad = 1;
+    } else if (lua_isnil(L, -3) && lua_toboolean(L, -1)) {
+        if (strcmp(lua_tostring(L, -2), "not enough memory") != 0) {
+            fprintf(stderr, "bound decoder: nil, %s, true\n", lua_tostring(L, -2));
+            bad = 1;
+        }
+        ++*soft;
+    } else if (lua_isnil(L, -3)) {
+        fprintf(stderr, "bound decoder: nil, %s on a valid document\n", lua_tostring(L, -2));
+        bad = 1;
+    }
+    lua_close(L);
+    if (c.used != 0) {
+        fprintf(stderr, "bound decoder, refusing from growth %ld: %lu bytes not released\n", k,
+                (unsigned long)c.used);
+        bad = 1;
+    }
+    return bad;
+}
+
 /* One run with growth number fail_at refused (0: none). */
 static int run(long fail_at, int *refused)
 {
-    ctl c = {0, 0, 0, 0};
+    ctl c = {0, 0, 0, 0, 0};
     lua_State *L = lua_newstate(alloc, &c);
     int bad = 0;
     if (L == NULL)
@@ -173,6 +233,21 @@ int main(void)
             fprintf(stderr, "json_oom: failed when refusing growth %ld\n", k);
             return 1;
         }
+    }
+    {
+        long j, soft = 0;
+        refused = 1;
+        for (j = 1; refused; j++) {
+            if (run_bound(j, &refused, &soft) != 0) {
+                fprintf(stderr, "json_oom: bound decoder failed when refusing from growth %ld\n", j);
+                return 1;
+            }
+        }
+        if (soft == 0) {
+            fprintf(stderr, "json_oom: the bound decoder never returned a memory failure\n");
+            return 1;
+        }
+        k += j - 1;
     }
     printf("json_oom: %ld allocation-failure points, all clean\n", k - 1);
     return 0;

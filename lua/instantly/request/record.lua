@@ -31,7 +31,8 @@ local null, array_mt = core.null, core.array_mt
 
 local M = {}
 
--- table -> array of the keys that held null (for `raw` and `nulls`)
+-- table -> the key that held null (a string), or the array of them when
+-- there were several (for `raw` and `nulls`)
 local nulls_of = setmetatable({}, { __mode = "k" })
 -- record -> { record name -> API name }
 local renamed_of = setmetatable({}, { __mode = "k" })
@@ -42,6 +43,12 @@ local renamed_of = setmetatable({}, { __mode = "k" })
 -- Arrays keep their nulls (positions matter). One table serves every
 -- decode, a nested one (a finalizer making a call) too.
 M.DECODE = { nulls = nulls_of }
+
+--- The decoder of a response that becomes records: `core.json_decode`
+-- with `DECODE` (options read once), and with running out of memory an
+-- expected failure (`nil, "not enough memory", true`, see
+-- `pipeline.judge`).
+M.decode = core.json_decoder { nulls = nulls_of, memory_error = "return" }
 
 --- The function that shapes a freshly decoded object into a record of
 -- entity `def`: booleans and renamed fields (its nulls are out already,
@@ -115,8 +122,10 @@ end
 -- @tparam table rec a record (or any object nested in one)
 -- @treturn table array of names
 function M.nulls(rec)
+  local names = nulls_of[rec]
+  if type(names) ~= "table" then return { names } end -- one name, or none
   local out = {}
-  for i, k in ipairs(nulls_of[rec] or {}) do out[i] = k end
+  for i, k in ipairs(names) do out[i] = k end
   sort(out, function(a, b) return tostring(a) < tostring(b) end)
   return out
 end
@@ -129,8 +138,13 @@ local function raw(v, depth)
   if type(v) ~= "table" or depth > RAW_DEPTH then return v end
   local out = {}
   for k, x in pairs(v) do out[k] = raw(x, depth + 1) end
-  for _, k in ipairs(nulls_of[v] or {}) do
-    if out[k] == nil then out[k] = null end
+  local names = nulls_of[v]
+  if type(names) == "table" then
+    for _, k in ipairs(names) do
+      if out[k] == nil then out[k] = null end
+    end
+  elseif names ~= nil and out[names] == nil then
+    out[names] = null
   end
   local ren = renamed_of[v]
   if ren then
