@@ -126,6 +126,7 @@ local function target(load, label, row, base, want)
   local ratio, cpu = paired(r, b)
   if not (ratio and cpu) then
     io.write(("target: %s: not measured (row %s or %s missing or failed)\n"):format(label, row, base))
+    io.write(("ISSUE14|%s [%s]|%s|not measured||%g\n"):format(label, row, base, want))
     return
   end
   local b_rps = over_rounds(rounds_of(b), function(i) return b.slices[i].rps end).median
