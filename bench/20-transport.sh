@@ -9,24 +9,27 @@
 # (~350 B), "page" GET /api/v2/campaigns (100 campaigns, ~230 KB) and
 # "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up).
 #
-# Lockstep: this machine's CPU speed drifts by up to 2x within minutes, so
-# rows measured one after the other are not comparable. For each load every
+# Lockstep: this machine's CPU speed drifts by up to 2x, and fast: the CPU
+# per request of one row measured in back-to-back 0.05 s slices correlates
+# 0.92 with itself 0.1 s later, 0.71 after 0.5 s, 0.17 after 2.5 s. Rows
+# measured one after the other are not comparable, so for each load every
 # row is started once as a long-lived process (start-up, module loading and
 # connection set-up stay out of the figures) and bench/transport/lockstep.c
 # drives them in rounds: one warm-up slice each, then in every round each
-# row runs one slice of BENCH_SLICE seconds (default 0.25), in an order
-# shuffled afresh each round. A row's ratio to its baseline (c_easy for
-# sequential rows, c_multi for 4 in flight) is taken per round, from the two
-# slices of that round, by req/s and by CPU per request (user + system time
-# of the client in its loop); report.lua prints the median over the rounds,
-# the interquartile range, and for each issue-14 target how many rounds met
-# it. The verdict is the median req/s ratio; the CPU ratio stands next to it.
+# row runs one slice of BENCH_SLICE seconds (default 0.05, so a round of the
+# nine rows lasts ~0.5 s), in an order shuffled afresh each round. A row's
+# ratio to its baseline (c_easy for sequential rows, c_multi for 4 in
+# flight) is taken per round, from the two slices of that round, by req/s
+# and by CPU per request (user + system time of the client in its loop);
+# report.lua prints the median over the rounds, the interquartile range,
+# and for each issue-14 target how many rounds met it. The verdict is the
+# median req/s ratio; the CPU ratio stands next to it.
 # Peak RSS is the whole row process's (wait4 when it exits).
 #   BENCH_SECONDS x BENCH_REPS  seconds each row is measured per load
 #                               (default 1 x 3), cut into slices:
 #   BENCH_ROUNDS                rounds (default BENCH_SECONDS x BENCH_REPS /
-#                               BENCH_SLICE, i.e. 12)
-#   BENCH_SLICE                 seconds per slice (default 0.25)
+#                               BENCH_SLICE, i.e. 60)
+#   BENCH_SLICE                 seconds per slice (default 0.05)
 #   BENCH_TIMEOUT               a row silent for a slice + this (default 30 s)
 #                               is killed and left out
 # The scaling rows (page size, concurrency) still run once each, one-shot,
@@ -49,7 +52,7 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 LUA=${LUA:-lua5.4}
 SECONDS_PER=${BENCH_SECONDS:-1}
 REPS=${BENCH_REPS:-3}
-SLICE=${BENCH_SLICE:-0.25}
+SLICE=${BENCH_SLICE:-0.05}
 ROUNDS=${BENCH_ROUNDS:-}
 [ -n "$ROUNDS" ] || ROUNDS=$(awk -v s="$SECONDS_PER" -v r="$REPS" -v l="$SLICE" \
     'BEGIN { n = int(s * r / l + 0.5); print (n < 1 ? 1 : n) }')

@@ -8,11 +8,12 @@
  * stdin ("t SECONDS": requests for SECONDS; "n COUNT": COUNT requests; "q"
  * or end of input: exit) and answers each with one line
  * "REQUESTS ELAPSED_S CPU_S" on its stdout. The driver gives every row one
- * warm-up slice (not reported: connections, caches, the first GC cycles),
- * then ROUNDS rounds; in a round every live row runs one slice of SLICE_S,
- * one after the other, in an order shuffled afresh each round (fixed seed,
- * so runs are alike) so that no row always runs next to the same neighbour.
- * A row and its baseline thus run within a round's length of each other.
+ * warm-up slice of at least 0.25 s (not reported: connections, caches, the
+ * first GC cycles), then ROUNDS rounds; in a round every live row runs one
+ * slice of SLICE_S, one after the other, in an order shuffled afresh each
+ * round (fixed seed, so runs are alike) so that no row always runs next to
+ * the same neighbour. A row and its baseline thus run within a round's
+ * length of each other.
  * Prints on stdout:
  *   row NAME KIND             one per row, in ROWS order, first
  *   slice ROUND NAME KIND REQUESTS ELAPSED_S CPU_S
@@ -329,11 +330,12 @@ int main(int argc, char **argv)
         start(&rows[i]);
         order[i] = i;
     }
-    /* warm-up, in list order; the first answer also means "started" */
+    /* warm-up, in list order, at least 0.25 s each; the first answer also
+     * means "started" */
     for (i = 0; i < nrows && !stopping; i++) {
         long n;
         double e, c;
-        slice(&rows[i], seconds, timeout, &n, &e, &c);
+        slice(&rows[i], seconds < 0.25 ? 0.25 : seconds, timeout, &n, &e, &c);
     }
     for (round = 1; round <= rounds && !stopping; round++) {
         for (i = nrows - 1; i > 0; i--) {   /* Fisher-Yates, an LCG for the dice */
