@@ -31,7 +31,7 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static size_t count(char *p, size_t size, size_t n, void *ud)
+static size_t count_body(char *p, size_t size, size_t n, void *ud)
 {
     (void)p;
     *(size_t *)ud += size * n;
@@ -76,7 +76,7 @@ static CURL *make_handle(Conf *c)
     CURL *e = curl_easy_init();
     curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, count);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, count_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &c->received);
     curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, c->hdrs);
@@ -200,9 +200,8 @@ static void serve(Conf *c)
 int main(int argc, char **argv)
 {
     Conf c;
-    double seconds = 0, start;
-    clock_t cpu;
-    long n, count = -1;
+    double seconds = 0;
+    long count = -1;
     int serving = 0;
 
     if (argc < 6 || (strcmp(argv[1], "multi") == 0 && argc < 7)) {
@@ -235,8 +234,9 @@ int main(int argc, char **argv)
     if (serving)
         serve(&c);
     else {
-        start = now();
-        cpu = clock();
+        double start = now();
+        clock_t cpu = clock();
+        long n;
         setup(&c);
         n = run(&c, start + seconds, count);
         teardown(&c);
