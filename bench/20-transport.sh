@@ -7,17 +7,35 @@
 #   py_requests         /usr/bin/python3 requests.Session + .json()
 # Three loads shaped like the API: "small" GET /api/v2/workspaces/current
 # (~350 B), "page" GET /api/v2/campaigns (100 campaigns, ~230 KB) and
-# "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up). Each row runs
-# BENCH_SECONDS (default 1) per repetition, BENCH_REPS (default 3) times in
-# turn with the others; the best req/s, the least CPU per request (user +
-# system time of the client process in its request loop, start-up excluded)
-# and the largest peak RSS (whole process, /usr/bin/time) are kept. The
-# ratio to the C baseline is the median over repetitions of row / baseline
-# measured in the same repetition. On a shared machine req/s swings with
-# the neighbours; CPU per request is the steadier figure, so the targets
-# are shown on both.
-# nginx runs from a temporary prefix and is stopped at the end. Not a test:
-# it reports, it does not fail on a missed target.
+# "leads" POST /api/v2/leads/add (1000 leads, ~330 KB up).
+#
+# Lockstep: this machine's CPU speed drifts by up to 2x, and fast: the CPU
+# per request of one row measured in back-to-back 0.05 s slices correlates
+# 0.92 with itself 0.1 s later, 0.71 after 0.5 s, 0.17 after 2.5 s. Rows
+# measured one after the other are not comparable, so for each load every
+# row is started once as a long-lived process (start-up, module loading and
+# connection set-up stay out of the figures) and bench/transport/lockstep.c
+# drives them in rounds: one warm-up slice each, then in every round each
+# row runs one slice of BENCH_SLICE seconds (default 0.05, so a round of the
+# nine rows lasts ~0.5 s), in an order shuffled afresh each round. A row's
+# ratio to its baseline (c_easy for sequential rows, c_multi for 4 in
+# flight) is taken per round, from the two slices of that round, by req/s
+# and by CPU per request (user + system time of the client in its loop);
+# report.lua prints the median over the rounds, the interquartile range,
+# and for each issue-14 target how many rounds met it. The verdict is the
+# median req/s ratio; the CPU ratio stands next to it.
+# Peak RSS is the whole row process's (wait4 when it exits).
+#   BENCH_SECONDS x BENCH_REPS  seconds each row is measured per load
+#                               (default 1 x 3), cut into slices:
+#   BENCH_ROUNDS                rounds (default BENCH_SECONDS x BENCH_REPS /
+#                               BENCH_SLICE, i.e. 60)
+#   BENCH_SLICE                 seconds per slice (default 0.05)
+#   BENCH_TIMEOUT               a row silent for a slice + this (default 30 s)
+#                               is killed and left out
+# The scaling rows (page size, concurrency) still run once each, one-shot,
+# BENCH_SECONDS apiece. nginx runs from a temporary prefix and every process
+# is stopped at the end, also on failure or Ctrl-C. Not a test: it reports,
+# it does not fail on a missed target.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,6 +52,11 @@ case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
 LUA=${LUA:-lua5.4}
 SECONDS_PER=${BENCH_SECONDS:-1}
 REPS=${BENCH_REPS:-3}
+SLICE=${BENCH_SLICE:-0.05}
+ROUNDS=${BENCH_ROUNDS:-}
+[ -n "$ROUNDS" ] || ROUNDS=$(awk -v s="$SECONDS_PER" -v r="$REPS" -v l="$SLICE" \
+    'BEGIN { n = int(s * r / l + 0.5); print (n < 1 ? 1 : n) }')
+TIMEOUT=${BENCH_TIMEOUT:-30}
 INFLIGHT=4
 PY=/usr/bin/python3          # Debian's, which has python3-requests
 TIME=/usr/bin/time
@@ -41,7 +64,13 @@ TIME=/usr/bin/time
 tmp=$(mktemp -d)
 chmod 755 "$tmp"             # nginx workers may run as nobody
 nginx_pid=
+driver_pid=
 cleanup() {
+    # the driver kills its rows when it gets TERM
+    if [ -n "$driver_pid" ]; then
+        kill "$driver_pid" 2>/dev/null || true
+        wait "$driver_pid" 2>/dev/null || true
+    fi
     if [ -n "$nginx_pid" ]; then
         kill "$nginx_pid" 2>/dev/null || true
         wait "$nginx_pid" 2>/dev/null || true
@@ -49,7 +78,9 @@ cleanup() {
     [ -n "${BENCH_KEEP:-}" ] && echo "kept $tmp" >&2 && return
     rm -rf "$tmp"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' HUP TERM
 
 [ -f "$BUILD/instantly/core.so" ] || { echo "20-transport: build first (make BUILD=$BUILD)" >&2; exit 1; }
 export LUA_PATH="$ROOT/lua/?.lua;$ROOT/lua/?/init.lua;;"
@@ -59,8 +90,11 @@ tag=20-transport
 . bench/transport/nginx.sh
 cat "$tmp/bodies.txt"
 
-# name kind command... (the command gets METHOD URL BODYFILE SECONDS appended,
-# plus INFLIGHT for multi rows); written one row per line to $tmp/rows.
+cc -O2 -o "$tmp/lockstep" bench/transport/lockstep.c
+
+# "name kind command..." one row per line to $tmp/rows; each command gets
+# "METHOD URL BODYFILE serve" appended (slice mode), plus INFLIGHT for
+# multi rows, and @WORKLOAD@ replaced by the load's name.
 {
     echo "c_easy seq $tmp/c_loop easy"
     echo "c_multi multi $tmp/c_loop multi"
@@ -77,29 +111,26 @@ cat "$tmp/bodies.txt"
     fi
 } > "$tmp/rows"
 
-: > "$tmp/results"
+# Lines "WORKLOAD row|slice|rss|fail ..." (lockstep.c's output, per load).
+: > "$tmp/slices"
 for load in "small GET /api/v2/workspaces/current -" \
             "page GET /api/v2/campaigns -" \
             "leads POST /api/v2/leads/add $tmp/www/leads_body.json"; do
     set -- $load
     w=$1 method=$2 path=$3 bodyfile=$4
-    : > "$tmp/raw"
-    rep=1
-    while [ "$rep" -le "$REPS" ]; do
-        while read -r name kind cmd; do
-            cmd=$(echo "$cmd" | sed "s|@WORKLOAD@|$w|")
-            extra=
-            [ "$kind" = multi ] && extra=$INFLIGHT
-            # shellcheck disable=SC2086
-            if out=$($TIME -f "%M %U %S" -o "$tmp/rss" $cmd "$method" "$base$path" "$bodyfile" "$SECONDS_PER" $extra); then
-                echo "$w $name $kind $out $(tail -n 1 "$tmp/rss") $rep" >> "$tmp/raw"
-            else
-                echo "20-transport: row $name failed on $w" >&2
-            fi
-        done < "$tmp/rows"
-        rep=$((rep + 1))
-    done
-    $LUA bench/transport/best.lua "$tmp/raw" >> "$tmp/results"
+    while read -r name kind cmd; do
+        extra=
+        [ "$kind" = multi ] && extra=" $INFLIGHT"
+        echo "$name $kind $(echo "$cmd" | sed "s|@WORKLOAD@|$w|") $method $base$path $bodyfile serve$extra"
+    done < "$tmp/rows" > "$tmp/rows.$w"
+    # in the background, so that a signal reaches the trap at once
+    "$tmp/lockstep" "$tmp/rows.$w" "$ROUNDS" "$SLICE" "$TIMEOUT" > "$tmp/raw.$w" &
+    driver_pid=$!
+    status=0
+    wait "$driver_pid" || status=$?
+    driver_pid=
+    [ "$status" = 0 ] || echo "20-transport: the driver failed on $w (status $status)" >&2
+    sed "s|^|$w |" "$tmp/raw.$w" >> "$tmp/slices"
 done
 
 # Scaling, one repetition each: page size (the SDK fetching and decoding a
@@ -127,5 +158,5 @@ for c in 1 2 4 8 16; do
 done
 newcost=$($LUA bench/transport/new_cost.lua)
 
-echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), ${SECONDS_PER}s x $REPS per row, $INFLIGHT in flight for multi rows"
-$LUA bench/transport/report.lua "$tmp/results" "$tmp/scale" "$newcost"
+echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), lockstep: $ROUNDS rounds of one ${SLICE}s slice per row, $INFLIGHT in flight for multi rows"
+$LUA bench/transport/report.lua "$tmp/slices" "$tmp/scale" "$newcost"

@@ -1,63 +1,142 @@
--- report.lua RESULTS - prints the table of bench/20-transport.sh from the
--- lines best.lua wrote ("WORKLOAD ROW KIND REQ_PER_S CPU_US RSS_KB REPS"),
--- with each row's req/s ratio to its C baseline (c_easy for sequential
--- rows, c_multi for rows with requests in flight): the median, over the
--- repetitions, of the row's req/s over the baseline's in the same one.
-local path = assert(arg[1], "usage: lua5.4 report.lua RESULTS")
-local order, by = {}, {}
+-- report.lua SLICES [SCALE [NEWCOST]] - prints the tables of
+-- bench/20-transport.sh. SLICES holds bench/transport/lockstep.c's lines,
+-- each after its load's name:
+--   WORKLOAD row NAME KIND
+--   WORKLOAD slice ROUND NAME KIND REQUESTS ELAPSED_S CPU_S
+--   WORKLOAD rss NAME KIND KB
+--   WORKLOAD fail NAME KIND REASON...
+-- A row's figures are medians over the rounds of its slices. Its ratio to
+-- its baseline (c_easy for sequential rows, c_multi for rows with requests
+-- in flight) is taken per round from the two slices of that round (they ran
+-- within a round of each other, so a drift of the machine's speed touches
+-- both alike): req/s row / baseline, and CPU per request baseline / row.
+-- Printed: the median over the rounds and the interquartile range. A row
+-- that failed is left out (and said so).
+local path = assert(arg[1], "usage: lua5.4 report.lua SLICES [SCALE [NEWCOST]]")
+local order, by, failed = {}, {}, {}
 for line in io.lines(path) do
-  local w, row, kind, rps, us, kb, reps = line:match("^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$")
-  if w then
-    if not by[w] then
-      by[w] = {}
+  local w, what, rest = line:match("^(%S+) (%S+) (.*)$")
+  local t = w and by[w]
+  if what == "row" then
+    local name, kind = rest:match("^(%S+) (%S+)$")
+    if not t then
+      t = {}
+      by[w] = t
       order[#order + 1] = w
     end
-    local r = { row = row, kind = kind, rps = tonumber(rps), us = tonumber(us), rss = tonumber(kb) / 1024,
-      reps = {} }
-    for rep, v in reps:gmatch("(%d+)=([%d.]+)") do r.reps[tonumber(rep)] = tonumber(v) end
-    by[w][#by[w] + 1] = r
-    by[w][row] = r
+    local r = { row = name, kind = kind, slices = {} }
+    t[#t + 1] = r
+    t[name] = r
+  elseif what == "slice" and t then
+    local round, name, n, e, c = rest:match("^(%d+) (%S+) %S+ (%d+) (%S+) (%S+)$")
+    local r = t[name]
+    n, e, c = tonumber(n), tonumber(e), tonumber(c)
+    if r and n and n > 0 and e > 0 then r.slices[tonumber(round)] = { rps = n / e, us = c * 1e6 / n } end
+  elseif what == "rss" and t then
+    local name, kb = rest:match("^(%S+) %S+ (%d+)$")
+    if t[name] then t[name].rss = tonumber(kb) / 1024 end
+  elseif what == "fail" and t then
+    local name, why = rest:match("^(%S+) %S+ (.*)$")
+    if t[name] then
+      t[name].failed = why
+      failed[#failed + 1] = ("%s %s: %s"):format(w, name, why)
+    end
   end
 end
 
--- Median over the repetitions both ran of r / base, nil without any.
+-- The q-quantile of the sorted list v (linear between neighbours).
+local function quantile(v, q)
+  local x = 1 + (#v - 1) * q
+  local i = math.floor(x)
+  return v[i] + (v[math.min(i + 1, #v)] - v[i]) * (x - i)
+end
+
+-- { median, q1, q3, count, list } of the values of f(round) over the
+-- rounds where f gives one; nil without any.
+local function over_rounds(rounds, f)
+  local v = {}
+  for _, round in ipairs(rounds) do
+    local x = f(round)
+    if x then v[#v + 1] = x end
+  end
+  if #v == 0 then return nil end
+  local list = { table.unpack(v) }
+  table.sort(v)
+  return { median = quantile(v, 0.5), q1 = quantile(v, 0.25), q3 = quantile(v, 0.75), n = #v, list = list }
+end
+
+local function rounds_of(r)
+  local rounds = {}
+  for round in pairs(r.slices) do rounds[#rounds + 1] = round end
+  table.sort(rounds)
+  return rounds
+end
+
+-- Per-round ratios of r to base: req/s and CPU per request.
 local function paired(r, base)
-  local q = {}
-  for rep, v in pairs(r.reps) do
-    if base.reps[rep] then q[#q + 1] = v / base.reps[rep] end
-  end
-  if #q == 0 then return nil end
-  table.sort(q)
-  return #q % 2 == 1 and q[(#q + 1) // 2] or (q[#q // 2] + q[#q // 2 + 1]) / 2
+  if not (r and base) or r.failed or base.failed then return nil end
+  local rounds = rounds_of(r)
+  local rps = over_rounds(rounds, function(i)
+    return base.slices[i] and r.slices[i].rps / base.slices[i].rps
+  end)
+  local cpu = over_rounds(rounds, function(i)
+    return base.slices[i] and base.slices[i].us / r.slices[i].us
+  end)
+  return rps, cpu
 end
 
-io.write(("%-6s %-18s %-6s %9s %7s %12s %9s\n"):format("load", "row", "kind", "req/s", "ratio", "cpu us/req",
-  "peak RSS"))
+local function baseline(t, r)
+  return r.kind == "multi" and t.c_multi or t.c_easy
+end
+
+io.write(("%-6s %-18s %-6s %9s %7s %11s %11s %9s %9s\n"):format("load", "row", "kind", "req/s", "ratio",
+  "(IQR)", "cpu us/req", "cpu ratio", "peak RSS"))
 for _, w in ipairs(order) do
   for _, r in ipairs(by[w]) do
-    local base = r.kind == "multi" and by[w].c_multi or by[w].c_easy
-    local ratio = base and paired(r, base)
-    io.write(("%-6s %-18s %-6s %9.0f %7s %12.1f %6.1f MB\n"):format(w, r.row, r.kind, r.rps,
-      ratio and ("%.2fx"):format(ratio) or "-", r.us, r.rss))
+    local rounds = rounds_of(r)
+    if r.failed then
+      io.write(("%-6s %-18s %-6s failed: %s\n"):format(w, r.row, r.kind, r.failed))
+    elseif #rounds > 0 then
+      local rps = over_rounds(rounds, function(i) return r.slices[i].rps end)
+      local us = over_rounds(rounds, function(i) return r.slices[i].us end)
+      local ratio, cpu_ratio = paired(r, baseline(by[w], r))
+      io.write(("%-6s %-18s %-6s %9.0f %7s %11s %11.1f %9s %6s MB\n"):format(w, r.row, r.kind, rps.median,
+        ratio and ("%.2fx"):format(ratio.median) or "-",
+        ratio and ("%.2f-%.2f"):format(ratio.q1, ratio.q3) or "", us.median,
+        cpu_ratio and ("%.2fx"):format(cpu_ratio.median) or "-", r.rss and ("%.1f"):format(r.rss) or "?"))
+    end
   end
 end
+for _, f in ipairs(failed) do io.write("failed and left out: ", f, "\n") end
 
--- The targets, by req/s as asked (the median of the paired ratios) and
--- by CPU per request (baseline CPU / row CPU), the figure a busy machine
--- disturbs least. Each also goes out as an "ISSUE14|..." line that
+-- The targets: the verdict by the median over the rounds of the per-round
+-- req/s ratio, with its interquartile range and how many rounds met the
+-- target, and the same by CPU per request. Each also goes out as an
+-- "ISSUE14|workload|baseline|figure|ratio|target|IQR|rounds met" line that
 -- tools/bench.sh gathers into one table at the end of `make bench`.
+local function met_in(s, want)
+  local k = 0
+  for _, x in ipairs(s.list) do if x >= want then k = k + 1 end end
+  return k
+end
+
 local function target(load, label, row, base, want)
   local t = by[load] or {}
   local r, b = t[row], t[base]
-  if not (r and b) then
-    io.write(("target: %s: not measured (row %s or %s missing)\n"):format(label, row, base))
+  local ratio, cpu = paired(r, b)
+  if not (ratio and cpu) then
+    io.write(("target: %s: not measured (row %s or %s missing or failed)\n"):format(label, row, base))
+    io.write(("ISSUE14|%s [%s]|%s|not measured||%g\n"):format(label, row, base, want))
     return
   end
-  local ratio, cpu_ratio = paired(r, b) or r.rps / b.rps, b.us / r.us
-  io.write(("target: %s >= %.2fx %s (%s): req/s %.2fx %s; cpu %.2fx %s\n"):format(row, want, base, label,
-    ratio, ratio >= want and "met" or "MISSED", cpu_ratio, cpu_ratio >= want and "met" or "MISSED"))
-  io.write(("ISSUE14|%s [%s]|%s: %.0f req/s|%.0f req/s (cpu %.2fx)|%.4f|%g\n"):format(label, row, base, b.rps, r.rps,
-    cpu_ratio, ratio, want))
+  local b_rps = over_rounds(rounds_of(b), function(i) return b.slices[i].rps end).median
+  local r_rps = over_rounds(rounds_of(r), function(i) return r.slices[i].rps end).median
+  io.write(("target: %s >= %.2fx %s (%s): req/s %.2fx %s (IQR %.2f-%.2f, %d/%d rounds met); "
+    .. "cpu %.2fx %s (IQR %.2f-%.2f, %d/%d)\n"):format(row, want, base, label,
+    ratio.median, ratio.median >= want and "met" or "MISSED", ratio.q1, ratio.q3, met_in(ratio, want), ratio.n,
+    cpu.median, cpu.median >= want and "met" or "MISSED", cpu.q1, cpu.q3, met_in(cpu, want), cpu.n))
+  io.write(("ISSUE14|%s [%s]|%s: %.0f req/s|%.0f req/s (cpu %.2fx)|%.4f|%g|%.2f-%.2f|%d/%d\n"):format(label, row,
+    base, b_rps, r_rps, cpu.median, ratio.median, want, ratio.q1, ratio.q3, met_in(ratio, want), ratio.n))
 end
 target("small", "small GET, sequential", "core_request", "c_easy", 0.85)
 target("small", "small GET, sequential", "sdk_client", "c_easy", 0.85)
