@@ -30,6 +30,9 @@
 #   BENCH_ROUNDS                rounds (default BENCH_SECONDS x BENCH_REPS /
 #                               BENCH_SLICE, i.e. 60)
 #   BENCH_SLICE                 seconds per slice (default 0.05)
+#   BENCH_WARM                  requests each row makes, not counted, right
+#                               before each of its slices (default 2): the
+#                               other rows' slices took the caches meanwhile
 #   BENCH_TIMEOUT               a row silent for a slice + this (default 30 s)
 #                               is killed and left out
 # The scaling rows (page size, concurrency) still run once each, one-shot,
@@ -57,6 +60,7 @@ ROUNDS=${BENCH_ROUNDS:-}
 [ -n "$ROUNDS" ] || ROUNDS=$(awk -v s="$SECONDS_PER" -v r="$REPS" -v l="$SLICE" \
     'BEGIN { n = int(s * r / l + 0.5); print (n < 1 ? 1 : n) }')
 TIMEOUT=${BENCH_TIMEOUT:-30}
+WARM=${BENCH_WARM:-2}
 INFLIGHT=4
 PY=/usr/bin/python3          # Debian's, which has python3-requests
 TIME=/usr/bin/time
@@ -124,7 +128,7 @@ for load in "small GET /api/v2/workspaces/current -" \
         echo "$name $kind $(echo "$cmd" | sed "s|@WORKLOAD@|$w|") $method $base$path $bodyfile serve$extra"
     done < "$tmp/rows" > "$tmp/rows.$w"
     # in the background, so that a signal reaches the trap at once
-    "$tmp/lockstep" "$tmp/rows.$w" "$ROUNDS" "$SLICE" "$TIMEOUT" > "$tmp/raw.$w" &
+    "$tmp/lockstep" "$tmp/rows.$w" "$ROUNDS" "$SLICE" "$TIMEOUT" "$WARM" > "$tmp/raw.$w" &
     driver_pid=$!
     status=0
     wait "$driver_pid" || status=$?
@@ -158,5 +162,5 @@ for c in 1 2 4 8 16; do
 done
 newcost=$($LUA bench/transport/new_cost.lua)
 
-echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), lockstep: $ROUNDS rounds of one ${SLICE}s slice per row, $INFLIGHT in flight for multi rows"
+echo "transport: nginx $(nginx -v 2>&1 | sed 's|.*/||'), libcurl $($LUA -e 'print(require("instantly.core").curl_version)'), lockstep: $ROUNDS rounds of one ${SLICE}s slice per row after $WARM uncounted requests, $INFLIGHT in flight for multi rows"
 $LUA bench/transport/report.lua "$tmp/slices" "$tmp/scale" "$newcost"

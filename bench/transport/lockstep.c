@@ -1,7 +1,7 @@
 /*
  * lockstep.c - the interleaved driver of bench/20-transport.sh.
  *
- *   lockstep ROWS ROUNDS SLICE_S [TIMEOUT_S]
+ *   lockstep ROWS ROUNDS SLICE_S [TIMEOUT_S [WARM]]
  *
  * ROWS is a file of "NAME KIND ARGV..." lines (ARGV split at blanks). Each
  * row is started once, as ARGV, in slice mode: it reads commands on its
@@ -12,7 +12,10 @@
  * first GC cycles), then ROUNDS rounds; in a round every live row runs one
  * slice of SLICE_S, one after the other, in an order shuffled afresh each
  * round (fixed seed, so runs are alike) so that no row always runs next to
- * the same neighbour. A row and its baseline thus run within a round's
+ * the same neighbour. Each slice is preceded by WARM requests (default 2;
+ * "n WARM", not reported): while the other rows ran, the caches went to
+ * them, and without this a row with a larger working set would pay for
+ * refilling them in every slice, which a program running on does not. A row and its baseline thus run within a round's
  * length of each other.
  * Prints on stdout:
  *   row NAME KIND             one per row, in ROWS order, first
@@ -191,12 +194,15 @@ static int read_line(Row *r, char *buf, size_t size, double timeout, const char 
     }
 }
 
-/* One slice: "t SECONDS" to the row, its answer checked. 1 on success. */
-static int slice(Row *r, double seconds, double timeout, long *n, double *elapsed, double *cpu)
+/* One slice: "t SECONDS" (count 0) or "n COUNT" to the row, its answer
+ * checked. 1 on success. */
+static int slice_of(Row *r, double seconds, long count, double timeout, long *n, double *elapsed,
+                    double *cpu)
 {
     char cmd[64], line[256], extra;
     const char *why = "exited";
-    int len = snprintf(cmd, sizeof cmd, "t %.6f\n", seconds);
+    int len = count > 0 ? snprintf(cmd, sizeof cmd, "n %ld\n", count)
+                        : snprintf(cmd, sizeof cmd, "t %.6f\n", seconds);
     if (write(r->in, cmd, (size_t)len) != len) {
         fail(r, "cannot send the command (exited?)");
         return 0;
@@ -215,6 +221,11 @@ static int slice(Row *r, double seconds, double timeout, long *n, double *elapse
     }
     fail(r, why);
     return 0;
+}
+
+static int slice(Row *r, double seconds, double timeout, long *n, double *elapsed, double *cpu)
+{
+    return slice_of(r, seconds, 0, timeout, n, elapsed, cpu);
 }
 
 /* "q", then waits for the row to exit within `timeout`; prints its peak RSS. */
@@ -303,15 +314,20 @@ int main(int argc, char **argv)
 {
     int rounds, i, round, order[MAX_ROWS];
     double seconds, timeout = 30;
+    long warm = 2;
     unsigned long seed = 20;    /* fixed: every run shuffles alike */
     struct sigaction sa;
 
     if (argc < 4 || (rounds = atoi(argv[2])) < 1 || (seconds = atof(argv[3])) <= 0) {
-        fprintf(stderr, "usage: lockstep ROWS ROUNDS SLICE_S [TIMEOUT_S]\n");
+        fprintf(stderr, "usage: lockstep ROWS ROUNDS SLICE_S [TIMEOUT_S [WARM]]\n");
         return 2;
     }
     if (argc > 4 && (timeout = atof(argv[4])) <= 0) {
         fprintf(stderr, "lockstep: bad TIMEOUT_S %s\n", argv[4]);
+        return 2;
+    }
+    if (argc > 5 && (warm = atol(argv[5])) < 0) {
+        fprintf(stderr, "lockstep: bad WARM %s\n", argv[5]);
         return 2;
     }
     read_rows(argv[1]);
@@ -351,6 +367,11 @@ int main(int argc, char **argv)
             long n;
             double e, c;
             if (r->dead)
+                continue;
+            /* a few requests first, not counted: what ran meanwhile left
+             * the caches to the other rows, and a row with a larger working
+             * set would pay more for that at the start of every slice */
+            if (warm > 0 && !slice_of(r, 0, warm, timeout, &n, &e, &c))
                 continue;
             if (slice(r, seconds, timeout, &n, &e, &c))
                 printf("slice %d %s %s %ld %.6f %.6f\n", round, r->name, r->kind, n, e, c);
