@@ -152,6 +152,29 @@ describe("the short way of a call", function()
     c:close()
   end)
 
+  it("gives the same answers inside gather (a scheduler) and after it", function()
+    local c = H.mock_client(srv, { rate_limit = false, timeout = 9 })
+    local before = assert(c.workspaces:get())
+    local tasks = {}
+    for i = 1, 6 do tasks[i] = function() return c.workspaces:get() end end
+    local seen
+    seen = watching(function()
+      local values, _, failed = c:gather(tasks, { concurrency = 3 })
+      assert.equal(0, failed)
+      for i = 1, 6 do
+        assert.equal(before.id, values[i].id)
+        assert.equal(getmetatable(before), getmetatable(values[i]))
+      end
+      local after, status, h = c.workspaces:get()
+      assert.equal(before.id, after.id)
+      assert.equal(200, status)
+      assert.is_string(h["content-type"])
+    end)
+    assert.equal(1, #seen) -- gather submits through the session, not request
+    assert.equal(9, seen[1].timeout)
+    c:close()
+  end)
+
   it("is not taken with hooks or a rate limit: they see every attempt", function()
     local got = {}
     local c = H.mock_client(srv, { rate_limit = false, max_retries = 1,

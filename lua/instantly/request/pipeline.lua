@@ -42,11 +42,20 @@ local schedulers = setmetatable({}, { __mode = "k" })
 -- for one (no call to coroutine.running per request).
 local any_scheduler = false
 
+--- Whether a scheduler was ever attached (`attached.any`): until then no
+-- call runs under one, and the builder may take the short way of `send`
+-- itself (see `short`).
+M.attached = { any = false }
+local attached = M.attached
+
 --- Register (or with nil, forget) the scheduler that runs coroutine `co`.
 -- @tparam thread co
 -- @tparam table|nil s an object with `request(session, req)` and `sleep(seconds)`
 function M.attach(co, s)
-  if s ~= nil then any_scheduler = true end
+  if s ~= nil then
+    any_scheduler = true
+    attached.any = true
+  end
   schedulers[co] = s
 end
 
@@ -123,6 +132,8 @@ function LAZY.__index(t, k) return rawget(fill(t), k) end
 function LAZY.__newindex(t, k, v) rawset(fill(t), k, v) end
 function LAZY.__pairs(t) return next, fill(t), nil end
 function LAZY.__len(t) return #fill(t) end
+-- (the builder's copy of the short way wraps the block the same way)
+M.LAZY = LAZY
 
 --- The headers table of a response as a plain table (parsed now if it
 -- was parsed lazily); for code that walks it with `next`.
