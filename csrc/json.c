@@ -665,15 +665,6 @@ JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
     return 1;
 }
 
-/* entry_at for a string that ends too close to the end of the input
- * for its 8-byte reads: compared byte by byte, within the input. */
-static JSON_NOINLINE int entry_near_end(const kentry *e, const char *s, const char *end)
-{
-    size_t n = e->n;
-    return e->s != NULL && (size_t)(end - s) > n && (size_t)(end - s) <= n + 8
-           && s[n] == '"' && memcmp(s, e->s, n) == 0;
-}
-
 /* Moves the entry in slot `from` to its other slot, if that one is
  * free, and frees `from`. */
 static int cache_move(lua_State *L, kentry *tab, int base, unsigned from)
@@ -1208,14 +1199,6 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
             d->p = q + 1;
             return;
         }
-    } else if (slot >= 0 && entry_near_end(e, s, d->end)) {
-        /* the predicted key within 8 bytes of the end (the last key of a
-         * small document): the same, with the bounds checked below */
-        f->maybe_dup |= e->stamp >= f->serial;
-        e->stamp = f->serial;
-        f->kprev = slot;
-        lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
-        q = s + e->n + 1;
     } else {
         q = parse_key_scan(d, f, s);
     }

@@ -772,9 +772,9 @@ describe("core.json_decode", function()
     end)
   end)
 
-  -- A predicted key (the one that followed the previous key last time)
-  -- within 8 bytes of the end of the input is compared byte by byte
-  -- (csrc/json.c entry_near_end): the last key of a small document.
+  -- A predicted key (the one that followed the previous key last time,
+  -- checked in place with 8-byte reads) within 8 bytes of the end of the
+  -- input: the last key of a small document.
   describe("a predicted key at the end of the input", function()
     it("is read right, and a near miss or a cut anywhere after it is no match", function()
       for n = 1, 20 do
