@@ -81,6 +81,24 @@ describe("the short way of a call", function()
     c:close()
   end)
 
+  it("serves client:request (the escape hatch) the same way, with and without a body", function()
+    local c = H.mock_client(srv, { rate_limit = false, timeout = 6 })
+    local seen = watching(function()
+      local ws = assert(c:request("GET", "/workspaces/current"))
+      assert.is_string(ws.id)
+      assert(c:request("POST", "/campaigns", { body = { name = "hatch", campaign_schedule = {
+        schedules = { { name = "s", timing = { from = "09:00", to = "17:00" },
+                        days = { ["1"] = true }, timezone = "America/Chicago" } } } } }, { max_retries = 0 }))
+      assert(c:request("GET", "/workspaces/current"))
+    end)
+    assert.equal(3, #seen)
+    assert.is_nil(seen[1].body)
+    assert.is_string(seen[2].body)
+    assert.is_nil(seen[3].body)
+    for i = 1, 3 do assert.equal(6, seen[i].timeout, "request " .. i) end
+    c:close()
+  end)
+
   it("leaves the timeouts to the session when the client has none", function()
     local c = H.mock_client(srv, { rate_limit = false })
     local seen = watching(function()
