@@ -772,6 +772,46 @@ describe("core.json_decode", function()
     end)
   end)
 
+  -- A predicted key (the one that followed the previous key last time,
+  -- checked in place with 8-byte reads) within 8 bytes of the end of the
+  -- input: the last key of a small document.
+  describe("a predicted key at the end of the input", function()
+    it("is read right, and a near miss or a cut anywhere after it is no match", function()
+      for n = 1, 20 do
+        local k = ("k"):rep(n - 1) .. "z"
+        local doc = ('{"first":1,"%s":2}'):format(k)
+        for _ = 1, 3 do assert.same({ first = 1, [k] = 2 }, decode(doc)) end -- predicted from the 2nd time
+        -- same length, another byte (first, middle, last) after the prediction
+        for _, pos in ipairs { 1, (n + 1) // 2, n } do
+          local other = k:sub(1, pos - 1) .. "Q" .. k:sub(pos + 1)
+          assert.same({ first = 1, [other] = 3 }, decode(('{"first":1,"%s":3}'):format(other)))
+          assert.same({ first = 1, [k] = 2 }, decode(doc))
+        end
+        -- shorter and longer keys that share the prefix
+        local shorter = k:sub(1, -2) .. "y"
+        assert.same({ first = 1, [shorter] = 4 }, decode(('{"first":1,"%s":4}'):format(shorter)))
+        assert.same({ first = 1, [k .. "z"] = 5 }, decode(('{"first":1,"%s":5}'):format(k .. "z")))
+        assert.same({ first = 1, [k] = 2 }, decode(doc))
+        -- the document cut at every byte from the key on: an error, never a value
+        local at = #('{"first":1,"')
+        for cut = at, #doc - 1 do
+          local v, err = decode(doc:sub(1, cut))
+          assert.is_nil(v, doc:sub(1, cut))
+          assert.is_string(err)
+        end
+        -- white space and a nested value after the predicted key
+        assert.same({ first = 1, [k] = { 1 } }, decode(('{"first":1,"%s" : [1]}'):format(k)))
+      end
+    end)
+
+    it("keeps the last of a repeated key when the repeat is predicted at the end", function()
+      for _ = 1, 3 do
+        assert.same({ a = 3, b = 2 }, decode('{"a":1,"b":2,"a":3}'))
+        assert.same({ b = 2, a = 9 }, decode('{"b":1,"a":1,"b":2,"a":9}'))
+      end
+    end)
+  end)
+
   -- Short string values go through a per-state cache too (csrc/json.c
   -- push_value), kept from the second time a value is seen: each must
   -- come back exactly, whatever its neighbours, evictions or errors.

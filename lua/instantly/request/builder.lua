@@ -84,6 +84,7 @@ local mtype = math.type
 local null = core.null
 local route, escape = validate.route, validate.escape
 local send, decode, judge = pipeline.send, pipeline.decode, pipeline.judge
+local attempts_of, attached, LAZY = pipeline.attempts, pipeline.attached, pipeline.LAZY
 local json_encode, record_decode, plain_decode = core.json_encode, record.decode, pipeline.decode_plain
 
 local M = {}
@@ -534,7 +535,25 @@ M.invoke = invoke
 -- method_for).
 function finish(cop, url, full, text, headers, opts)
   local pipe = cop.pipe
-  local status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
+  local status, rtext, rheaders, attempts
+  local req = pipe.fast
+  if req and not (text or opts or attached.any) then
+    -- pipeline.send's short way, inline (the commonest call: no body, no
+    -- options, no scheduler; see pipeline.send)
+    req.method = cop.method
+    req.url = url
+    req.headers = headers
+    status, rtext, rheaders = pipe.session:request(req)
+    if status then rheaders = setmetatable({ rheaders }, LAZY) end
+    if status and status >= 200 and status < 300 then
+      attempts = 1
+    else
+      status, rtext, rheaders, attempts = attempts_of(pipe, cop, url, full, text, headers, opts, false, true,
+                                                      status, rtext, rheaders)
+    end
+  else
+    status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
+  end
   if not status then return nil, rtext end
   local dec = cop.decoder
   if not dec or not rtext or rtext == "" or status == 204 then

@@ -42,11 +42,20 @@ local schedulers = setmetatable({}, { __mode = "k" })
 -- for one (no call to coroutine.running per request).
 local any_scheduler = false
 
+--- Whether a scheduler was ever attached (`attached.any`): until then no
+-- call runs under one, and the builder may take the short way of `send`
+-- itself (see `short`).
+M.attached = { any = false }
+local attached = M.attached
+
 --- Register (or with nil, forget) the scheduler that runs coroutine `co`.
 -- @tparam thread co
 -- @tparam table|nil s an object with `request(session, req)` and `sleep(seconds)`
 function M.attach(co, s)
-  if s ~= nil then any_scheduler = true end
+  if s ~= nil then
+    any_scheduler = true
+    attached.any = true
+  end
   schedulers[co] = s
 end
 
@@ -75,14 +84,25 @@ function M.new(cfg)
   -- with a headers table.
   local mt = type(session) == "userdata" and getmetatable(session)
   local is_core = type(mt) == "table" and mt.__name == "instantly.Session"
+  -- That table carries the sender's timeouts from the start and never a
+  -- body: a request with a body, or with timeouts of its own, gets a
+  -- table of its own (see `send`), so the common call writes three
+  -- fields and no absent key.
+  local req = is_core and {
+    raw_headers = true, timeout = cfg.timeout, connect_timeout = cfg.connect_timeout,
+  } or false
+  local limiter, on_request, on_response = cfg.limiter or false, cfg.on_request or false,
+    cfg.on_response or false
   -- (what is absent is false, not nil: `send` reads every field on every
   -- call, and a key that is there reads faster than one that is not)
   return {
     session = session, key = cfg.key, max_retries = cfg.max_retries, timeout = cfg.timeout,
-    connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = cfg.limiter or false,
-    on_request = cfg.on_request or false, on_response = cfg.on_response or false,
-    on_wait = cfg.on_wait or false,
-    req = is_core and { raw_headers = true } or false,
+    connect_timeout = cfg.connect_timeout, retry = cfg.retry, limiter = limiter,
+    on_request = on_request, on_response = on_response, on_wait = cfg.on_wait or false,
+    req = req,
+    -- the table again when a call may take the short way (see `send`):
+    -- a core session, no client-side rate limit, no request hooks
+    fast = not limiter and not on_request and not on_response and req,
   }
 end
 
@@ -112,6 +132,8 @@ function LAZY.__index(t, k) return rawget(fill(t), k) end
 function LAZY.__newindex(t, k, v) rawset(fill(t), k, v) end
 function LAZY.__pairs(t) return next, fill(t), nil end
 function LAZY.__len(t) return #fill(t) end
+-- (the builder's copy of the short way wraps the block the same way)
+M.LAZY = LAZY
 
 --- The headers table of a response as a plain table (parsed now if it
 -- was parsed lazily); for code that walks it with `next`.
@@ -283,6 +305,31 @@ end
 -- @return status, text, headers, attempts | nil, err
 function M.send(p, op, url, path, body, headers, opts)
   local sched = any_scheduler and schedulers[running()]
+  local req = p.fast
+  if req and not (sched or body or opts) then
+    -- The short way (the commonest call: no body, no options, nothing
+    -- to wait for or to report): the sender's table has its timeouts
+    -- already and never holds a body.
+    req.method = op.method
+    req.url = url
+    req.headers = headers
+    local status, text, rheaders = p.session:request(req)
+    if status then
+      rheaders = setmetatable({ rheaders }, LAZY) -- the block at [RAW]
+      if status >= 200 and status < 300 then return status, text, rheaders, 1 end
+    end
+    -- a failure: judged (and maybe retried) the long way
+    return M.attempts(p, op, url, path, body, headers, opts, sched, true, status, text, rheaders)
+  end
+  return M.attempts(p, op, url, path, body, headers, opts, sched, false)
+end
+
+--- The long way of `send` (rate limiting, hooks, retries): `sched` is the
+-- running coroutine's scheduler or false; when `done` is true the first
+-- attempt was made already (by `send`, which takes the short way only
+-- without a limiter or hooks) and answered `status, text, rheaders`.
+-- @return as `send`
+function M.attempts(p, op, url, path, body, headers, opts, sched, done, status1, text1, rheaders1)
   local session = p.session
   local timeout, connect_timeout = p.timeout, p.connect_timeout
   if opts then
@@ -306,50 +353,60 @@ function M.send(p, op, url, path, body, headers, opts)
   end
   while true do
     attempt = attempt + 1
-    if limiter then
-      local ok, need, window = ratelimit.acquire(limiter.global, op.windows, monotime, sleeper,
-                                                 limiter.max_wait, notify)
-      if not ok then
-        return nil, Err.new("rate_limited", {
-          method = method, path = path, url = url, attempts = attempt - 1,
-          retry_after = need,
-          message = "client-side rate limit " .. tostring(window and window.label) ..
-            " would need a wait of " .. string.format("%.1f", need) .. "s (more than rate_limit.max_wait)",
-        })
-      end
-    end
-    local t0
-    if on_request then
-      on_request { method = method, url = url, path = path, operation = op.label,
-                   headers = redact.headers(headers), body = body, attempt = attempt }
-    end
-    if on_response then t0 = monotime() end
-    -- The sender's own table (a core session), filled anew for every
-    -- attempt: another task of a gather may have used it meanwhile.
-    local r = req or {}
-    r.method = method -- (one statement each: no copies to temporaries)
-    r.url = url
-    r.headers = headers
-    r.body = body
-    r.timeout = timeout
-    r.connect_timeout = connect_timeout
-    local status, text, rheaders
-    if sched then
-      status, text, rheaders = sched:request(session, r)
+    local status, text, rheaders, t0
+    if done then -- the first attempt, made by send
+      done = false
+      status, text, rheaders = status1, text1, rheaders1
     else
-      status, text, rheaders = session:request(r)
-    end
-    if req then
-      if body then req.body = nil end -- do not keep a large body alive until the next call
-      if status then rheaders = setmetatable({ rheaders }, LAZY) end -- the block at [RAW]
-    end
-    if status and status >= 200 and status < 300 then
-      if on_response then
-        on_response { method = method, url = url, path = path, operation = op.label, status = status,
-                      headers = redact.headers(M.headers(rheaders), p.key), attempt = attempt,
-                      elapsed = monotime() - t0 }
+      if limiter then
+        local ok, need, window = ratelimit.acquire(limiter.global, op.windows, monotime, sleeper,
+                                                   limiter.max_wait, notify)
+        if not ok then
+          return nil, Err.new("rate_limited", {
+            method = method, path = path, url = url, attempts = attempt - 1,
+            retry_after = need,
+            message = "client-side rate limit " .. tostring(window and window.label) ..
+              " would need a wait of " .. string.format("%.1f", need) .. "s (more than rate_limit.max_wait)",
+          })
+        end
       end
-      return status, text, rheaders, attempt
+      if on_request then
+        on_request { method = method, url = url, path = path, operation = op.label,
+                     headers = redact.headers(headers), body = body, attempt = attempt }
+      end
+      if on_response then t0 = monotime() end
+      -- The sender's own table (a core session) when this request has
+      -- no body and the sender's timeouts (it keeps those and never holds
+      -- a body), else a table of its own; filled anew for every attempt:
+      -- another task of a gather may have used it meanwhile.
+      local r
+      if req and not body and timeout == p.timeout and connect_timeout == p.connect_timeout then
+        r = req
+      elseif req then
+        r = { raw_headers = true }
+      else
+        r = {}
+      end
+      r.method = method -- (one statement each: no copies to temporaries)
+      r.url = url
+      r.headers = headers
+      r.body = body
+      r.timeout = timeout
+      r.connect_timeout = connect_timeout
+      if sched then
+        status, text, rheaders = sched:request(session, r)
+      else
+        status, text, rheaders = session:request(r)
+      end
+      if req and status then rheaders = setmetatable({ rheaders }, LAZY) end -- the block at [RAW]
+      if status and status >= 200 and status < 300 then
+        if on_response then
+          on_response { method = method, url = url, path = path, operation = op.label, status = status,
+                        headers = redact.headers(M.headers(rheaders), p.key), attempt = attempt,
+                        elapsed = monotime() - t0 }
+        end
+        return status, text, rheaders, attempt
+      end
     end
     local err, retryable
     if status == nil then

@@ -1,0 +1,205 @@
+-- The short way of pipeline.send: a client with a core session, no
+-- client-side rate limit and no request hooks sends a call without body
+-- or options through one request table it keeps. What the core sees must
+-- be exactly what the long way would send: the sender's timeouts (or the
+-- call's own), a body only with the call that has one (also after a
+-- request that raised), and failures judged and retried as always.
+local H = require "support.client_helper"
+local core = require "instantly.core"
+
+local srv
+
+setup(function()
+  srv = H.mock { rate_limits = false }
+end)
+
+teardown(function()
+  if srv then srv:stop() end
+end)
+
+before_each(function()
+  srv:clear_faults()
+  srv:clear_requests()
+end)
+
+-- Runs fn with every core session's request method wrapped: each request
+-- table is copied (its fields as the core reads them) into `seen` before
+-- the real call; `raise(req)` may raise instead (a failure inside the
+-- core). The method is restored whatever happens.
+local function watching(fn, raise)
+  local idx = debug.getmetatable(core.session()).__index
+  local real = idx.request
+  local seen = {}
+  idx.request = function(s, req)
+    local copy = {}
+    for k, v in pairs(req) do copy[k] = v end
+    seen[#seen + 1] = copy
+    if raise then raise(req) end
+    return real(s, req)
+  end
+  local ok, err = pcall(fn, seen)
+  idx.request = real
+  assert(ok, err)
+  return seen
+end
+
+local function count(method, path)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do
+    if r.method == method and r.decoded_path == path then n = n + 1 end
+  end
+  return n
+end
+
+describe("the short way of a call", function()
+  it("sends the sender's timeouts, the call's own when it has them, and a body only with its call", function()
+    local c = H.mock_client(srv, { rate_limit = false, timeout = 7, connect_timeout = 3 })
+    local seen = watching(function()
+      assert(c.workspaces:get())
+      assert(c.workspaces:get { timeout = 1.5 })
+      assert(c.workspaces:get())
+      assert(c.campaigns:create { name = "short way", campaign_schedule = {
+        schedules = { { name = "s", timing = { from = "09:00", to = "17:00" },
+                        days = { ["1"] = true }, timezone = "America/Chicago" } } } })
+      assert(c.workspaces:get())
+      assert(c.workspaces:get { connect_timeout = 0.5 })
+      assert(c.workspaces:get())
+    end)
+    assert.equal(7, #seen)
+    local want = {
+      { "GET", 7, 3, false }, { "GET", 1.5, 3, false }, { "GET", 7, 3, false },
+      { "POST", 7, 3, true }, { "GET", 7, 3, false }, { "GET", 7, 0.5, false }, { "GET", 7, 3, false },
+    }
+    for i, w in ipairs(want) do
+      local r = seen[i]
+      assert.equal(w[1], r.method, "request " .. i)
+      assert.equal(w[2], r.timeout, "request " .. i)
+      assert.equal(w[3], r.connect_timeout, "request " .. i)
+      assert.equal(w[4], r.body ~= nil, "request " .. i)
+      assert.is_true(r.raw_headers, "request " .. i)
+    end
+    c:close()
+  end)
+
+  it("serves client:request (the escape hatch) the same way, with and without a body", function()
+    local c = H.mock_client(srv, { rate_limit = false, timeout = 6 })
+    local seen = watching(function()
+      local ws = assert(c:request("GET", "/workspaces/current"))
+      assert.is_string(ws.id)
+      assert(c:request("POST", "/campaigns", { body = { name = "hatch", campaign_schedule = {
+        schedules = { { name = "s", timing = { from = "09:00", to = "17:00" },
+                        days = { ["1"] = true }, timezone = "America/Chicago" } } } } }, { max_retries = 0 }))
+      assert(c:request("GET", "/workspaces/current"))
+    end)
+    assert.equal(3, #seen)
+    assert.is_nil(seen[1].body)
+    assert.is_string(seen[2].body)
+    assert.is_nil(seen[3].body)
+    for i = 1, 3 do assert.equal(6, seen[i].timeout, "request " .. i) end
+    c:close()
+  end)
+
+  it("leaves the timeouts to the session when the client has none", function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    local seen = watching(function()
+      assert(c.workspaces:get { timeout = 2 })
+      assert(c.workspaces:get())
+    end)
+    assert.equal(2, seen[1].timeout)
+    assert.is_nil(seen[2].timeout)
+    assert.is_nil(seen[2].connect_timeout)
+    c:close()
+  end)
+
+  it("sends no stale body after a request with a body raised inside the core", function()
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 0 })
+    local seen = watching(function()
+      local ok, err = pcall(c.campaigns.create, c.campaigns, { name = "boom", campaign_schedule = {
+        schedules = { { name = "s", timing = { from = "09:00", to = "17:00" },
+                        days = { ["1"] = true }, timezone = "America/Chicago" } } } })
+      assert.is_false(ok)
+      assert.matches("core failed", tostring(err))
+      local ws = assert(c.workspaces:get())
+      assert.is_string(ws.id)
+    end, function(req)
+      if req.body then error("core failed") end
+    end)
+    assert.equal(2, #seen)
+    assert.is_string(seen[1].body)
+    assert.equal("GET", seen[2].method)
+    assert.is_nil(seen[2].body)
+    c:close()
+  end)
+
+  it("retries a GET through 503s (the first answer came the short way)", function()
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 2 })
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 2 }
+    local ws, status, h = c.workspaces:get()
+    assert.is_table(ws)
+    assert.equal(200, status)
+    assert.is_string(h["content-type"])
+    assert.equal(3, count("GET", "/api/v2/workspaces/current"))
+    c:close()
+  end)
+
+  it("gives an HTTP failure out of retries as an error with plain headers and attempts", function()
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 1 })
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 5 }
+    local v, err = c.workspaces:get()
+    assert.is_nil(v)
+    assert.equal("http", err.kind)
+    assert.equal(503, err.status)
+    assert.equal(2, err.attempts)
+    assert.is_table(err.headers)
+    assert.is_nil(getmetatable(err.headers))
+    assert.equal(2, count("GET", "/api/v2/workspaces/current"))
+    c:close()
+  end)
+
+  it("gives a refused connection as a transport error after its retries", function()
+    local s = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local c = require("instantly").new { api_key = "spec-key-0123456789", base_url = "http://127.0.0.1:" .. port,
+      rate_limit = false, max_retries = 1, retry = { base = 0.001, cap = 0.002 } }
+    local v, err = c.workspaces:get()
+    assert.is_nil(v)
+    assert.equal("transport", err.kind)
+    assert.equal("connect", err.transport_kind)
+    assert.equal(2, err.attempts)
+    c:close()
+  end)
+
+  it("gives the same answers inside gather (a scheduler) and after it", function()
+    local c = H.mock_client(srv, { rate_limit = false, timeout = 9 })
+    local before = assert(c.workspaces:get())
+    local tasks = {}
+    for i = 1, 6 do tasks[i] = function() return c.workspaces:get() end end
+    local seen
+    seen = watching(function()
+      local values, _, failed = c:gather(tasks, { concurrency = 3 })
+      assert.equal(0, failed)
+      for i = 1, 6 do
+        assert.equal(before.id, values[i].id)
+        assert.equal(getmetatable(before), getmetatable(values[i]))
+      end
+      local after, status, h = c.workspaces:get()
+      assert.equal(before.id, after.id)
+      assert.equal(200, status)
+      assert.is_string(h["content-type"])
+    end)
+    assert.equal(1, #seen) -- gather submits through the session, not request
+    assert.equal(9, seen[1].timeout)
+    c:close()
+  end)
+
+  it("is not taken with hooks or a rate limit: they see every attempt", function()
+    local got = {}
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 1,
+      on_request = function(r) got[#got + 1] = r.attempt end })
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 1 }
+    assert(c.workspaces:get())
+    assert.same({ 1, 2 }, got)
+    c:close()
+  end)
+end)
