@@ -1533,6 +1533,8 @@ typedef struct enc {
     char decpoint;
     int failed;
     const Shape *shape;  /* shape_encode: the program checked, else NULL */
+    const lua_Integer *code;        /* and its records */
+    const unsigned short *accept;   /* and its accept[] */
     int base;            /* its refs on the stack: refs[i] at base + i */
     int refuted;         /* the value does not fit the shape */
     struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
@@ -2072,12 +2074,26 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
 /* Returns the array length if the keys of the table at idx are exactly
  * 1..n, -1 if its first key is a string (the rest are checked while
  * writing; that key and its value are left on the stack, the object's
- * first member), raises otherwise. Empty tables give 0. */
-static lua_Integer table_shape(enc *e, int idx)
+ * first member), raises otherwise. Empty tables give 0. `checked`: the
+ * table is checked against a record (shape_encode), where a raise and a
+ * refusal give the same answer (false), so a first key that is a string
+ * makes it an object without asking for an array length (a hash look-up
+ * of key 1): any other key it holds is refused when put_key meets it,
+ * and json_encode would have raised for it anyway. */
+static lua_Integer table_shape(enc *e, int idx, int checked)
 {
     lua_State *L = e->L;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_Integer n, count = 0;
     lua_pushnil(L);
+    if (checked) {
+        if (lua_next(L, idx) == 0)
+            return 0;
+        if (lua_type(L, -2) == LUA_TSTRING)
+            return -1;
+        lua_settop(L, idx);
+        lua_pushnil(L);
+    }
+    n = (lua_Integer)lua_rawlen(L, idx);
     if (n == 0) {
         if (lua_next(L, idx) == 0)
             return 0;
@@ -2194,7 +2210,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
         if (node >= 0 && !marked)
             enc_refute(e);
     }
-    n = table_shape(e, idx);
+    n = table_shape(e, idx, node >= 0);
     if (node >= 0 && !table_fits(e, node, n, marked))
         enc_refute(e);
     if (n > 0) {
@@ -2258,8 +2274,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
 JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
 {
     lua_State *L = e->L;
-    if (node >= 0 && !(e->shape->accept[node] >> t & 1) &&
-        !shape_value(L, e->shape->code + node, idx, t, e->base))
+    if (node >= 0 && !(e->accept[node] >> t & 1) && !shape_value(L, e->code + node, idx, t, e->base))
         enc_refute(e);
     switch (t) {
     case LUA_TSTRING: {
@@ -2385,7 +2400,7 @@ JSON_INLINE lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
         f->seen += sl->required;
         return sl->child;
     }
-    p = e->shape->code + f->node;
+    p = e->code + f->node;
     if (p[F_KIND] == K_MAP) {
         if (p[F_KEYS] && !shape_in_set(L, e->base, p[F_KEYS], key))
             enc_refute(e);
@@ -2416,7 +2431,7 @@ static void encode_document(enc *e)
             t = lua_rawgeti(L, f->tidx, f->i);
             vidx = f->tidx + 1;
             if (f->node >= 0)
-                node = e->shape->code[f->node + F_CHILD];
+                node = e->code[f->node + F_CHILD];
         } else if (f->kind == F_OBJECT) {
             const void *id;
             /* the first member is on the stack already (table_shape) */
@@ -2493,6 +2508,8 @@ static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
     e->decpoint = localeconv()->decimal_point[0];
     e->failed = 0;
     e->shape = shape;
+    e->code = shape != NULL ? shape->code : NULL;
+    e->accept = shape != NULL ? shape->accept : NULL;
     e->base = 0;
     e->refuted = 0;
     e->fr = e->local;

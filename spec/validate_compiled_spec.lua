@@ -617,6 +617,39 @@ describe("core.shape_encode", function()
     assert.is_false(core.shape_encode(shape, { [long:sub(2)] = 1 }))
   end)
 
+  -- A table whose first key (in next's order) is a string but that holds
+  -- key 1 too, in its hash part: shape_encode takes it for an object
+  -- without asking for its length, and must still refuse it when the
+  -- integer key comes, as json_encode raises for it.
+  local function string_first_with_ints(value_of_one)
+    for i = 1, 500 do
+      local t = { ["k" .. i] = "v", ["j" .. i] = "w", ["m" .. i] = "x" }
+      t[1] = value_of_one -- a free hash slot takes it: no array part
+      if type(next(t)) == "string" and rawlen(t) >= 1 then return t end
+    end
+    error("no table with a string first and key 1 in its hash part")
+  end
+
+  it("refuses an object whose first key is a string when it also holds key 1", function()
+    local field = core.shape_new(validate.program(open_shapes.field))
+    for _, one in ipairs({ "one", 1, core.null, {}, print, 0 / 0 }) do
+      local t = string_first_with_ints(one)
+      local text, err = core.json_encode(t)
+      assert.is_nil(text)
+      assert.equal("(root): mixed array/object keys", err)
+      for name, node in pairs(open_shapes) do
+        local shape = core.shape_new(validate.program(node))
+        assert.is_false(core.shape_encode(shape, t), name)
+        assert.is_false(core.shape_encode(shape, { x = t }), name)
+        assert.is_false(core.shape_encode(shape, { t }), name)
+      end
+      assert.is_false(core.shape_encode(field, { x = t, s = "ok" }))
+      -- the cache of keys still writes the right text afterwards
+      local good = { x = { k1 = "v" }, s = "ok" }
+      assert.equal(core.json_encode(good), core.shape_encode(field, good))
+    end
+  end)
+
   it("refuses an object that lacks a required field, or has one only through __index", function()
     local node = validate.prepare({ name = "o", type = "object", fields = {
       { name = "a", type = "string", required = true }, { name = "b", type = "string", required = true } } })
