@@ -1563,10 +1563,10 @@ typedef struct enc {
 #define EKEY_OUT 54
 
 typedef struct ekey {
-    const void *s;  /* the string in slot i + 1 of the table (lua_topointer) */
+    char out[EKEY_OUT];   /* first: a short key is one 16-byte load */
     unsigned char n;
     unsigned char victim; /* first way of a set: the next miss fills way 2 */
-    char out[EKEY_OUT];
+    const void *s;  /* the string in slot i + 1 of the table (lua_topointer) */
 } ekey;
 
 static int is_ident(const char *s, size_t n)
@@ -2230,6 +2230,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
         eframe *f = enc_push_frame(e, idx, F_OBJECT);
+        f->keyidx = idx + 1;
         f->node = node;
         if (node >= 0)
             f->obj = e->shape->obj[node];
@@ -2262,6 +2263,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
         qsort(keys, count, sizeof *keys, skey_cmp);
         f = enc_push_frame(e, idx, F_SORTED);
         f->keysidx = idx + 1; /* and its anchor at idx + 2 */
+        f->keyidx = idx + 3;
         f->n = (lua_Integer)count;
     }
     put_char(e, '{');
@@ -2316,7 +2318,8 @@ JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
     }
 }
 
-/* Writes ,"key": for the key at keyidx of the innermost object, through
+/* Writes ,"key": for the key at keyidx (f->keyidx, set when the frame
+ * was opened) of the innermost object, through
  * the key cache. Nothing between the lookup and the copy can run a
  * finalizer, and a miss fills entry and table slot together once the key
  * is written, so a call from a finalizer only ever sees consistent pairs. */
@@ -2327,7 +2330,6 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
     /* two ways per set, so two keys that share a set both stay */
     uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
     ekey *c = &e->keys[h];
-    f->keyidx = keyidx;
     if (c->s != id && c[1].s == id) {
         c++;
         h++;
@@ -2339,7 +2341,12 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
         o = b->p + b->len;
         *o = ',';
         o += !first;
-        memcpy(o, c->out, sizeof c->out);
+#ifdef JSON_SSE2
+        if (c->n <= 16)
+            _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)c->out));
+        else
+#endif
+            memcpy(o, c->out, sizeof c->out);
         o[c->n] = ':';
         b->len = (size_t)(o - b->p) + c->n + 1;
         return;

@@ -86,4 +86,34 @@ describe("json_encode strings", function()
       end
     end
   end)
+
+  it("are written exactly as later members' keys, cached, at every length around 16", function()
+    -- the second and later members of an object: comma, cached key and
+    -- colon in one go; a quoted key of at most 16 bytes is one block
+    for round = 1, 3 do
+      for len = 0, 60 do
+        local k = ("q"):rep(len)
+        if len % 5 == 1 then k = k:sub(1, -2) .. "\n" end
+        local v = { [k] = len, ["\0" .. k] = true, ["x" .. k] = { [k] = "v" } }
+        local parts = {}
+        for key, val in pairs(v) do
+          local txt = type(val) == "table" and "{" .. reference(k) .. ':"v"}' or tostring(val)
+          parts[#parts + 1] = reference(key) .. ":" .. txt
+        end
+        assert.equal("{" .. table.concat(parts, ",") .. "}", encode(v), "length " .. len)
+      end
+    end
+  end)
+
+  it("name the member that fails by its key, sorted or not, at every key length", function()
+    for len = 1, 40 do
+      local k = ("k"):rep(len)
+      local path = k
+      for _, opts in ipairs { {}, { sort_keys = true }, { indent = 2 } } do
+        local text, err = encode({ a = 1, [k] = { b = 2, [k] = { 1, print } } }, opts)
+        assert.is_nil(text)
+        assert.equal(path .. "." .. path .. "[2]: cannot encode function", err)
+      end
+    end
+  end)
 end)
