@@ -1522,6 +1522,7 @@ typedef struct eframe {
     lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
     const ShapeObj *obj; /* and its fields, when it is an object record */
     lua_Integer seen;    /* shape_encode: required fields met so far */
+    int bynext;          /* shape_encode: an array walked with lua_next */
 } eframe;
 
 #define ENC_LOCAL_FRAMES 64
@@ -2079,8 +2080,12 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
  * refusal give the same answer (false), so a first key that is a string
  * makes it an object without asking for an array length (a hash look-up
  * of key 1): any other key it holds is refused when put_key meets it,
- * and json_encode would have raised for it anyway. */
-static lua_Integer table_shape(enc *e, int idx, int checked)
+ * and json_encode would have raised for it anyway. Likewise a first key
+ * 1 makes it an array of lua_rawlen's n, to be walked with lua_next
+ * (*bynext set; key 1 and its value left on the stack): the keys must
+ * come 1 to n in that order and nothing after, else it is refused, and
+ * the walker decides. */
+static lua_Integer table_shape(enc *e, int idx, int checked, int *bynext)
 {
     lua_State *L = e->L;
     lua_Integer n, count = 0;
@@ -2090,6 +2095,10 @@ static lua_Integer table_shape(enc *e, int idx, int checked)
             return 0;
         if (lua_type(L, -2) == LUA_TSTRING)
             return -1;
+        if (lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
+            *bynext = 1;
+            return (lua_Integer)lua_rawlen(L, idx); /* t[1] is not nil: n >= 1 */
+        }
         lua_settop(L, idx);
         lua_pushnil(L);
     }
@@ -2150,6 +2159,7 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
     f->node = -1;
     f->obj = NULL;
     f->seen = 0;
+    f->bynext = 0;
     return f;
 }
 
@@ -2194,7 +2204,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
     lua_Integer n;
-    int marked = 0;
+    int marked = 0, bynext = 0;
     if (e->depth >= e->max_depth)
         enc_too_deep(e, idx);
     /* room for this level's key, value and checks; a stack never shrinks
@@ -2210,13 +2220,14 @@ static int open_table(enc *e, int idx, lua_Integer node)
         if (node >= 0 && !marked)
             enc_refute(e);
     }
-    n = table_shape(e, idx, node >= 0);
+    n = table_shape(e, idx, node >= 0, &bynext);
     if (node >= 0 && !table_fits(e, node, n, marked))
         enc_refute(e);
     if (n > 0) {
         eframe *f = enc_push_frame(e, idx, F_ARRAY);
         f->n = n;
         f->node = node;
+        f->bynext = bynext;
         put_char(e, '[');
         return 1;
     }
@@ -2429,14 +2440,27 @@ static void encode_document(enc *e)
         int vidx, t;
         lua_Integer node = -1;
         if (f->kind == F_ARRAY) {
-            if (f->i == f->n)
+            if (f->i == f->n) {
+                if (f->bynext && lua_next(L, f->tidx) != 0)
+                    enc_refute(e); /* a key past n */
                 goto close;
+            }
             if (f->i++ > 0)
                 put_char(e, ',');
             if (e->indent)
                 put_newline(e, e->depth);
-            t = lua_rawgeti(L, f->tidx, f->i);
-            vidx = f->tidx + 1;
+            if (f->bynext) {
+                /* element 1 is on the stack already (table_shape); the
+                 * key of the one before stays under each */
+                if (f->i > 1 && (lua_next(L, f->tidx) == 0 || !lua_isinteger(L, -2) ||
+                                 lua_tointeger(L, -2) != f->i))
+                    enc_refute(e);
+                vidx = f->tidx + 2;
+                t = lua_type(L, vidx);
+            } else {
+                t = lua_rawgeti(L, f->tidx, f->i);
+                vidx = f->tidx + 1;
+            }
             if (f->node >= 0)
                 node = e->code[f->node + F_CHILD];
         } else if (f->kind == F_OBJECT) {

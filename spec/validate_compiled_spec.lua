@@ -650,6 +650,54 @@ describe("core.shape_encode", function()
     end
   end)
 
+  -- Arrays under a record are walked with next, keys 1 to n in order:
+  -- whatever else a table holds, or an order next does not give, is a
+  -- refusal (the walker then decides), never other text.
+  it("writes an array's text or says false, whatever keys it holds and in whatever order", function()
+    local list = core.shape_new(validate.program(open_shapes.list))
+    local any = core.shape_new(validate.program(open_shapes.any))
+    local function backwards(n)
+      local t = {}
+      for i = n, 1, -1 do t[i] = i * 10 end
+      return t
+    end
+    local function one_left(v)
+      local t = { a = 1, b = 2, c = 3 }
+      t[1] = v -- in the hash part, beside dead keys once the rest go
+      t.a, t.b, t.c = nil, nil, nil
+      return t
+    end
+    local cases = {
+      { 1, 2, 3, x = 1 }, { 1, 2, 3, [5] = 5 }, { 1, nil, 3 }, { nil, 2, 3 }, { [1] = 1, [2.5] = 2 },
+      { [1] = 1, ["2"] = 2 }, { 1, 2, [true] = 3 }, { { a = 1 }, { b = 2 }, [4] = {} }, { 1, 2, [-1] = 0 },
+      { 1, 2, [0] = 0 }, { [1] = "a", [3] = "c" }, backwards(3), backwards(40), one_left("x"), one_left({ 1 }),
+      { 1, 2, 3, [1 << 40] = 1 }, setmetatable({ 1, 2 }, { __index = function() return 3 end }),
+      setmetatable({ 1, 2 }, { __pairs = function() return next, { 9 }, nil end }),
+      core.array({ 1, 2, x = 3 }), { 1, 0 / 0 }, { "a", print }, { 1, { 2, { 3, nil, 5 } } },
+    }
+    local seq = {}
+    for i = 1, 1000 do seq[i] = i % 3 == 0 and { id = i } or (i % 3 == 1 and ("s" .. i) or i + 0.5) end
+    cases[#cases + 1] = seq
+    for i, t in ipairs(cases) do
+      for _, v in ipairs({ t, { t }, { t, t } }) do
+        local want = core.json_encode(v)
+        for name, shape in pairs({ list = list, any = any }) do
+          local text = core.shape_encode(shape, v)
+          if not want then
+            assert.is_false(text, name .. " case " .. i .. " encoded where json_encode refuses")
+          elseif text then
+            assert.equal(want, text, name .. " case " .. i)
+          end
+        end
+      end
+    end
+    -- a plain sequence, in its array part or only in the hash part, is taken
+    for _, t in ipairs({ { 1, "two", core.null, false }, seq, one_left("x"), one_left({ 1 }) }) do
+      assert.equal(core.json_encode(t), core.shape_encode(list, t))
+      assert.equal(core.json_encode({ t }), core.shape_encode(list, { t }))
+    end
+  end)
+
   it("refuses an object that lacks a required field, or has one only through __index", function()
     local node = validate.prepare({ name = "o", type = "object", fields = {
       { name = "a", type = "string", required = true }, { name = "b", type = "string", required = true } } })
