@@ -1542,6 +1542,7 @@ typedef struct enc {
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
     int stack_ok;        /* lua_checkstack made room up to this index */
+    int keys_told;       /* enc_fail: the open objects' keys looked at */
     eframe local[ENC_LOCAL_FRAMES];
 } enc;
 
@@ -1629,11 +1630,24 @@ static void path_step(lua_State *L, luaL_Buffer *B, const eframe *f, int first)
 
 /* Raises "<path>: <what>" for the path through the first nframes open
  * containers; a long path keeps its two ends. */
+static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes);
+
 static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
 {
     lua_State *L = e->L;
     luaL_Buffer B;
     int i;
+    /* An object is opened on its first key, a string, without asking for
+     * its length; one that also holds integer keys (a length) is refused
+     * by its keys, before anything inside it, as if that had been seen
+     * when it was opened: the outermost such object speaks first. */
+    if (!e->keys_told && lua_checkstack(L, 4)) {
+        e->keys_told = 1;
+        for (i = 0; i < e->depth; i++) {
+            if (e->fr[i].kind == F_OBJECT && lua_rawlen(L, e->fr[i].tidx) > 0)
+                bad_keys(e, e->fr[i].tidx, i);
+        }
+    }
     luaL_buffinit(L, &B);
     if (nframes == 0)
         luaL_addstring(&B, "(root)");
@@ -2076,41 +2090,33 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
  * 1..n, -1 if its first key is a string (the rest are checked while
  * writing; that key and its value are left on the stack, the object's
  * first member), raises otherwise. Empty tables give 0. `checked`: the
- * table is checked against a record (shape_encode), where a raise and a
- * refusal give the same answer (false), so a first key that is a string
- * makes it an object without asking for an array length (a hash look-up
- * of key 1): any other key it holds is refused when put_key meets it,
- * and json_encode would have raised for it anyway. Likewise a first key
- * 1 makes it an array of lua_rawlen's n, to be walked with lua_next
- * (*bynext set; key 1 and its value left on the stack): the keys must
- * come 1 to n in that order and nothing after, else it is refused, and
- * the walker decides. */
+ * table is an object on its first key being a string, without asking for
+ * an array length (a hash look-up of key 1): any other key it holds is
+ * refused when put_key meets it, and enc_fail puts that refusal before
+ * any other error inside the object, as when it was made here. `checked`:
+ * the table is checked against a record (shape_encode), where a raise and
+ * a refusal give the same answer (false), so a first key 1 makes it an
+ * array of lua_rawlen's n, to be walked with lua_next (*bynext set; key 1
+ * and its value left on the stack): the keys must come 1 to n in that
+ * order and nothing after, else it is refused, and the walker decides. */
 static lua_Integer table_shape(enc *e, int idx, int checked, int *bynext)
 {
     lua_State *L = e->L;
     lua_Integer n, count = 0;
     lua_pushnil(L);
-    if (checked) {
-        if (lua_next(L, idx) == 0)
-            return 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            return -1;
-        if (lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
-            *bynext = 1;
-            return (lua_Integer)lua_rawlen(L, idx); /* t[1] is not nil: n >= 1 */
-        }
-        lua_settop(L, idx);
-        lua_pushnil(L);
+    if (lua_next(L, idx) == 0)
+        return 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+        return -1;
+    if (checked && lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
+        *bynext = 1;
+        return (lua_Integer)lua_rawlen(L, idx); /* t[1] is not nil: n >= 1 */
     }
+    lua_settop(L, idx);
     n = (lua_Integer)lua_rawlen(L, idx);
-    if (n == 0) {
-        if (lua_next(L, idx) == 0)
-            return 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            return -1;
-        lua_pop(L, 2);
+    if (n == 0) /* its first key is not a string */
         bad_keys(e, idx, e->depth);
-    }
+    lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         lua_Integer k;
         lua_pop(L, 1);
@@ -2235,8 +2241,13 @@ static int open_table(enc *e, int idx, lua_Integer node)
         put_lit(L, e->b, marked ? "[]" : "{}", 2);
         return 0;
     }
-    if (marked)
+    if (marked) {
+        if (lua_rawlen(L, idx) > 0) { /* as a length would have told */
+            lua_settop(L, idx);
+            bad_keys(e, idx, e->depth);
+        }
         enc_fail(e, e->depth, "mixed array/object keys");
+    }
     if (!e->sort_keys) {
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
@@ -2547,6 +2558,7 @@ static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
     e->depth = 0;
     e->cap = ENC_LOCAL_FRAMES;
     e->stack_ok = 0;
+    e->keys_told = 0;
     /* The state's own buffer keeps its capacity from call to call; a call
      * made while it is busy (from a finalizer) gets a fresh one. */
     out = jbox_acquire(L); /* a fresh one goes on the stack */
