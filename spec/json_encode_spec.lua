@@ -90,7 +90,7 @@ describe("json_encode strings", function()
   it("are written exactly as later members' keys, cached, at every length around 16", function()
     -- the second and later members of an object: comma, cached key and
     -- colon in one go; a quoted key of at most 16 bytes is one block
-    for round = 1, 3 do
+    for _ = 1, 3 do -- misses, then hits
       for len = 0, 60 do
         local k = ("q"):rep(len)
         if len % 5 == 1 then k = k:sub(1, -2) .. "\n" end
