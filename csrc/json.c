@@ -2500,7 +2500,7 @@ static void encode_document(enc *e)
             put_key(e, f, vidx - 1, lua_topointer(L, vidx - 1), f->i++ == 0);
         }
         if (!begin_value(e, vidx, t, node))
-            lua_settop(L, vidx - 1);
+            lua_pop(L, 1); /* the value, at the top: lua_settop's short way */
         continue;
     close:
         if (f->obj != NULL && f->seen != f->obj->nreq)
