@@ -1522,6 +1522,7 @@ typedef struct eframe {
     lua_Integer node;    /* shape_encode: the table's record, -1 unchecked */
     const ShapeObj *obj; /* and its fields, when it is an object record */
     lua_Integer seen;    /* shape_encode: required fields met so far */
+    int bynext;          /* shape_encode: an array walked with lua_next */
 } eframe;
 
 #define ENC_LOCAL_FRAMES 64
@@ -1533,12 +1534,15 @@ typedef struct enc {
     char decpoint;
     int failed;
     const Shape *shape;  /* shape_encode: the program checked, else NULL */
+    const lua_Integer *code;        /* and its records */
+    const unsigned short *accept;   /* and its accept[] */
     int base;            /* its refs on the stack: refs[i] at base + i */
     int refuted;         /* the value does not fit the shape */
     struct ekey *keys;   /* the per-state key cache (KEY_CACHE entries) */
     eframe *fr;          /* open containers, innermost last */
     int depth, cap;
     int stack_ok;        /* lua_checkstack made room up to this index */
+    int keys_told;       /* enc_fail: the open objects' keys looked at */
     eframe local[ENC_LOCAL_FRAMES];
 } enc;
 
@@ -1561,10 +1565,10 @@ typedef struct enc {
 #define EKEY_OUT 54
 
 typedef struct ekey {
-    const void *s;  /* the string in slot i + 1 of the table (lua_topointer) */
+    char out[EKEY_OUT];   /* first: a short key is one 16-byte load */
     unsigned char n;
     unsigned char victim; /* first way of a set: the next miss fills way 2 */
-    char out[EKEY_OUT];
+    const void *s;  /* the string in slot i + 1 of the table (lua_topointer) */
 } ekey;
 
 static int is_ident(const char *s, size_t n)
@@ -1626,11 +1630,24 @@ static void path_step(lua_State *L, luaL_Buffer *B, const eframe *f, int first)
 
 /* Raises "<path>: <what>" for the path through the first nframes open
  * containers; a long path keeps its two ends. */
+static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes);
+
 static JSON_NOINLINE void enc_fail(enc *e, int nframes, const char *what)
 {
     lua_State *L = e->L;
     luaL_Buffer B;
     int i;
+    /* An object is opened on its first key, a string, without asking for
+     * its length; one that also holds integer keys (a length) is refused
+     * by its keys, before anything inside it, as if that had been seen
+     * when it was opened: the outermost such object speaks first. */
+    if (!e->keys_told && lua_checkstack(L, 4)) {
+        e->keys_told = 1;
+        for (i = 0; i < e->depth; i++) {
+            if (e->fr[i].kind == F_OBJECT && lua_rawlen(L, e->fr[i].tidx) > 0)
+                bad_keys(e, e->fr[i].tidx, i);
+        }
+    }
     luaL_buffinit(L, &B);
     if (nframes == 0)
         luaL_addstring(&B, "(root)");
@@ -2072,20 +2089,34 @@ static JSON_NOINLINE void bad_keys(enc *e, int idx, int nframes)
 /* Returns the array length if the keys of the table at idx are exactly
  * 1..n, -1 if its first key is a string (the rest are checked while
  * writing; that key and its value are left on the stack, the object's
- * first member), raises otherwise. Empty tables give 0. */
-static lua_Integer table_shape(enc *e, int idx)
+ * first member), raises otherwise. Empty tables give 0. `checked`: the
+ * table is an object on its first key being a string, without asking for
+ * an array length (a hash look-up of key 1): any other key it holds is
+ * refused when put_key meets it, and enc_fail puts that refusal before
+ * any other error inside the object, as when it was made here. `checked`:
+ * the table is checked against a record (shape_encode), where a raise and
+ * a refusal give the same answer (false), so a first key 1 makes it an
+ * array of lua_rawlen's n, to be walked with lua_next (*bynext set; key 1
+ * and its value left on the stack): the keys must come 1 to n in that
+ * order and nothing after, else it is refused, and the walker decides. */
+static lua_Integer table_shape(enc *e, int idx, int checked, int *bynext)
 {
     lua_State *L = e->L;
-    lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+    lua_Integer n, count = 0;
     lua_pushnil(L);
-    if (n == 0) {
-        if (lua_next(L, idx) == 0)
-            return 0;
-        if (lua_type(L, -2) == LUA_TSTRING)
-            return -1;
-        lua_pop(L, 2);
-        bad_keys(e, idx, e->depth);
+    if (lua_next(L, idx) == 0)
+        return 0;
+    if (lua_type(L, -2) == LUA_TSTRING)
+        return -1;
+    if (checked && lua_isinteger(L, -2) && lua_tointeger(L, -2) == 1) {
+        *bynext = 1;
+        return (lua_Integer)lua_rawlen(L, idx); /* t[1] is not nil: n >= 1 */
     }
+    lua_settop(L, idx);
+    n = (lua_Integer)lua_rawlen(L, idx);
+    if (n == 0) /* its first key is not a string */
+        bad_keys(e, idx, e->depth);
+    lua_pushnil(L);
     while (lua_next(L, idx) != 0) {
         lua_Integer k;
         lua_pop(L, 1);
@@ -2134,6 +2165,7 @@ static eframe *enc_push_frame(enc *e, int idx, int kind)
     f->node = -1;
     f->obj = NULL;
     f->seen = 0;
+    f->bynext = 0;
     return f;
 }
 
@@ -2178,7 +2210,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
 {
     lua_State *L = e->L;
     lua_Integer n;
-    int marked = 0;
+    int marked = 0, bynext = 0;
     if (e->depth >= e->max_depth)
         enc_too_deep(e, idx);
     /* room for this level's key, value and checks; a stack never shrinks
@@ -2194,13 +2226,14 @@ static int open_table(enc *e, int idx, lua_Integer node)
         if (node >= 0 && !marked)
             enc_refute(e);
     }
-    n = table_shape(e, idx);
+    n = table_shape(e, idx, node >= 0, &bynext);
     if (node >= 0 && !table_fits(e, node, n, marked))
         enc_refute(e);
     if (n > 0) {
         eframe *f = enc_push_frame(e, idx, F_ARRAY);
         f->n = n;
         f->node = node;
+        f->bynext = bynext;
         put_char(e, '[');
         return 1;
     }
@@ -2208,12 +2241,18 @@ static int open_table(enc *e, int idx, lua_Integer node)
         put_lit(L, e->b, marked ? "[]" : "{}", 2);
         return 0;
     }
-    if (marked)
+    if (marked) {
+        if (lua_rawlen(L, idx) > 0) { /* as a length would have told */
+            lua_settop(L, idx);
+            bad_keys(e, idx, e->depth);
+        }
         enc_fail(e, e->depth, "mixed array/object keys");
+    }
     if (!e->sort_keys) {
         /* the lua_next key and value of the first member are at idx + 1
          * and idx + 2 */
         eframe *f = enc_push_frame(e, idx, F_OBJECT);
+        f->keyidx = idx + 1;
         f->node = node;
         if (node >= 0)
             f->obj = e->shape->obj[node];
@@ -2246,6 +2285,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
         qsort(keys, count, sizeof *keys, skey_cmp);
         f = enc_push_frame(e, idx, F_SORTED);
         f->keysidx = idx + 1; /* and its anchor at idx + 2 */
+        f->keyidx = idx + 3;
         f->n = (lua_Integer)count;
     }
     put_char(e, '{');
@@ -2258,8 +2298,7 @@ static int open_table(enc *e, int idx, lua_Integer node)
 JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
 {
     lua_State *L = e->L;
-    if (node >= 0 && !(e->shape->accept[node] >> t & 1) &&
-        !shape_value(L, e->shape->code + node, idx, t, e->base))
+    if (node >= 0 && !(e->accept[node] >> t & 1) && !shape_value(L, e->code + node, idx, t, e->base))
         enc_refute(e);
     switch (t) {
     case LUA_TSTRING: {
@@ -2301,7 +2340,8 @@ JSON_INLINE int begin_value(enc *e, int idx, int t, lua_Integer node)
     }
 }
 
-/* Writes ,"key": for the key at keyidx of the innermost object, through
+/* Writes ,"key": for the key at keyidx (f->keyidx, set when the frame
+ * was opened) of the innermost object, through
  * the key cache. Nothing between the lookup and the copy can run a
  * finalizer, and a miss fills entry and table slot together once the key
  * is written, so a call from a finalizer only ever sees consistent pairs. */
@@ -2312,7 +2352,6 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
     /* two ways per set, so two keys that share a set both stay */
     uintptr_t h = (((uintptr_t)id * (uintptr_t)0x9E3779B97F4A7C15u) >> (sizeof(uintptr_t) * 8 - 7)) * 2;
     ekey *c = &e->keys[h];
-    f->keyidx = keyidx;
     if (c->s != id && c[1].s == id) {
         c++;
         h++;
@@ -2324,7 +2363,12 @@ JSON_INLINE void put_key(enc *e, eframe *f, int keyidx, const void *id, int firs
         o = b->p + b->len;
         *o = ',';
         o += !first;
-        memcpy(o, c->out, sizeof c->out);
+#ifdef JSON_SSE2
+        if (c->n <= 16)
+            _mm_storeu_si128((__m128i *)(void *)o, _mm_loadu_si128((const __m128i *)(const void *)c->out));
+        else
+#endif
+            memcpy(o, c->out, sizeof c->out);
         o[c->n] = ':';
         b->len = (size_t)(o - b->p) + c->n + 1;
         return;
@@ -2385,7 +2429,7 @@ JSON_INLINE lua_Integer member_node(enc *e, eframe *f, int key, const void *id)
         f->seen += sl->required;
         return sl->child;
     }
-    p = e->shape->code + f->node;
+    p = e->code + f->node;
     if (p[F_KIND] == K_MAP) {
         if (p[F_KEYS] && !shape_in_set(L, e->base, p[F_KEYS], key))
             enc_refute(e);
@@ -2407,16 +2451,29 @@ static void encode_document(enc *e)
         int vidx, t;
         lua_Integer node = -1;
         if (f->kind == F_ARRAY) {
-            if (f->i == f->n)
+            if (f->i == f->n) {
+                if (f->bynext && lua_next(L, f->tidx) != 0)
+                    enc_refute(e); /* a key past n */
                 goto close;
+            }
             if (f->i++ > 0)
                 put_char(e, ',');
             if (e->indent)
                 put_newline(e, e->depth);
-            t = lua_rawgeti(L, f->tidx, f->i);
-            vidx = f->tidx + 1;
+            if (f->bynext) {
+                /* element 1 is on the stack already (table_shape); the
+                 * key of the one before stays under each */
+                if (f->i > 1 && (lua_next(L, f->tidx) == 0 || !lua_isinteger(L, -2) ||
+                                 lua_tointeger(L, -2) != f->i))
+                    enc_refute(e);
+                vidx = f->tidx + 2;
+                t = lua_type(L, vidx);
+            } else {
+                t = lua_rawgeti(L, f->tidx, f->i);
+                vidx = f->tidx + 1;
+            }
             if (f->node >= 0)
-                node = e->shape->code[f->node + F_CHILD];
+                node = e->code[f->node + F_CHILD];
         } else if (f->kind == F_OBJECT) {
             const void *id;
             /* the first member is on the stack already (table_shape) */
@@ -2443,7 +2500,7 @@ static void encode_document(enc *e)
             put_key(e, f, vidx - 1, lua_topointer(L, vidx - 1), f->i++ == 0);
         }
         if (!begin_value(e, vidx, t, node))
-            lua_settop(L, vidx - 1);
+            lua_pop(L, 1); /* the value, at the top: lua_settop's short way */
         continue;
     close:
         if (f->obj != NULL && f->seen != f->obj->nreq)
@@ -2493,12 +2550,15 @@ static int encode_call(lua_State *L, enc *e, const jopts *o, int v, int si)
     e->decpoint = localeconv()->decimal_point[0];
     e->failed = 0;
     e->shape = shape;
+    e->code = shape != NULL ? shape->code : NULL;
+    e->accept = shape != NULL ? shape->accept : NULL;
     e->base = 0;
     e->refuted = 0;
     e->fr = e->local;
     e->depth = 0;
     e->cap = ENC_LOCAL_FRAMES;
     e->stack_ok = 0;
+    e->keys_told = 0;
     /* The state's own buffer keeps its capacity from call to call; a call
      * made while it is busy (from a finalizer) gets a fresh one. */
     out = jbox_acquire(L); /* a fresh one goes on the stack */

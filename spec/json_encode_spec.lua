@@ -86,4 +86,100 @@ describe("json_encode strings", function()
       end
     end
   end)
+
+  it("are written exactly as later members' keys, cached, at every length around 16", function()
+    -- the second and later members of an object: comma, cached key and
+    -- colon in one go; a quoted key of at most 16 bytes is one block
+    for _ = 1, 3 do -- misses, then hits
+      for len = 0, 60 do
+        local k = ("q"):rep(len)
+        if len % 5 == 1 then k = k:sub(1, -2) .. "\n" end
+        local v = { [k] = len, ["\0" .. k] = true, ["x" .. k] = { [k] = "v" } }
+        local parts = {}
+        for key, val in pairs(v) do
+          local txt = type(val) == "table" and "{" .. reference(k) .. ':"v"}' or tostring(val)
+          parts[#parts + 1] = reference(key) .. ":" .. txt
+        end
+        assert.equal("{" .. table.concat(parts, ",") .. "}", encode(v), "length " .. len)
+      end
+    end
+  end)
+
+  it("name the member that fails by its key, sorted or not, at every key length", function()
+    for len = 1, 40 do
+      local k = ("k"):rep(len)
+      local path = k
+      for _, opts in ipairs { {}, { sort_keys = true }, { indent = 2 } } do
+        local text, err = encode({ a = 1, [k] = { b = 2, [k] = { 1, print } } }, opts)
+        assert.is_nil(text)
+        assert.equal(path .. "." .. path .. "[2]: cannot encode function", err)
+      end
+    end
+  end)
+end)
+
+-- An object is opened on its first key, a string, without asking for its
+-- length. A table whose first key (in next's order) is a string but that
+-- also holds integer keys in its hash part is still refused by its keys
+-- before anything inside it, as when the length was asked first: the
+-- outermost such table speaks, whatever fails inside it.
+describe("json_encode tables whose first key is a string and that hold key 1 too", function()
+  local function mixed(first_val, extra_key)
+    for i = 1, 500 do
+      local t = { ["k" .. i] = first_val, ["j" .. i] = "w", ["m" .. i] = "x", ["n" .. i] = "y", ["o" .. i] = "z" }
+      if extra_key ~= nil then t[extra_key] = 1 end
+      t[1] = "one" -- a free hash slot takes it: no array part
+      if type(next(t)) == "string" and rawlen(t) >= 1 then return t end
+    end
+    error("no table with a string first and key 1 in its hash part")
+  end
+
+  local OPTS = { {}, { sort_keys = true }, { indent = 2 } }
+
+  local function refused(v, want)
+    for _, o in ipairs(OPTS) do
+      local text, err = encode(v, o)
+      assert.is_nil(text)
+      assert.equal(want, err)
+    end
+  end
+
+  it("are refused by their keys, not by a value inside them", function()
+    for _, v in ipairs({ "ok", print, 0 / 0, math.huge, "\xff", {}, { a = print }, { 1, nil, 3 }, { [true] = 1 } }) do
+      refused(mixed(v), "(root): mixed array/object keys")
+      refused({ x = { y = mixed(v) } }, "x.y: mixed array/object keys")
+      refused({ mixed(v), print }, "[1]: mixed array/object keys")
+      refused(mixed({ deep = mixed(v) }), "(root): mixed array/object keys")
+      refused({ x = { deep = mixed(v) } }, "x.deep: mixed array/object keys")
+      refused(mixed(v, true), "(root): unsupported key type (boolean)")
+      refused(mixed(v, 2.5), "(root): unsupported key type (non-integer number)")
+      refused(setmetatable(mixed(v), core.array_mt), "(root): mixed array/object keys")
+      refused({ a = setmetatable(mixed(v, false), core.array_mt) }, "a: unsupported key type (boolean)")
+    end
+  end)
+
+  it("are refused before a cycle or a depth inside them is", function()
+    local back = { a = {} }
+    back.a.b = mixed(back)
+    refused(back, "a.b: mixed array/object keys")
+    local own = mixed("x")
+    own.self = own
+    refused(own, "(root): mixed array/object keys")
+    local deep = "leaf"
+    for i = 1, 1100 do deep = i == 600 and mixed(deep) or { x = deep } end
+    local text, err = encode(deep)
+    assert.is_nil(text)
+    assert.matches("^x%.x%.x.*%.x: mixed array/object keys$", err)
+    text, err = encode(deep, { max_depth = 10000 })
+    assert.is_nil(text)
+    assert.matches(": mixed array/object keys$", err)
+  end)
+
+  it("leave the key cache right for the next call", function()
+    assert.is_nil(encode({ x = mixed(print) }))
+    local t = { k1 = "v", j1 = "w" }
+    local want = {}
+    for k, v in pairs(t) do want[#want + 1] = ('"%s":"%s"'):format(k, v) end
+    assert.equal("{" .. table.concat(want, ",") .. "}", encode(t))
+  end)
 end)

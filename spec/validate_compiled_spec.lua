@@ -617,6 +617,87 @@ describe("core.shape_encode", function()
     assert.is_false(core.shape_encode(shape, { [long:sub(2)] = 1 }))
   end)
 
+  -- A table whose first key (in next's order) is a string but that holds
+  -- key 1 too, in its hash part: shape_encode takes it for an object
+  -- without asking for its length, and must still refuse it when the
+  -- integer key comes, as json_encode raises for it.
+  local function string_first_with_ints(value_of_one)
+    for i = 1, 500 do
+      local t = { ["k" .. i] = "v", ["j" .. i] = "w", ["m" .. i] = "x" }
+      t[1] = value_of_one -- a free hash slot takes it: no array part
+      if type(next(t)) == "string" and rawlen(t) >= 1 then return t end
+    end
+    error("no table with a string first and key 1 in its hash part")
+  end
+
+  it("refuses an object whose first key is a string when it also holds key 1", function()
+    local field = core.shape_new(validate.program(open_shapes.field))
+    for _, one in ipairs({ "one", 1, core.null, {}, print, 0 / 0 }) do
+      local t = string_first_with_ints(one)
+      local text, err = core.json_encode(t)
+      assert.is_nil(text)
+      assert.equal("(root): mixed array/object keys", err)
+      for name, node in pairs(open_shapes) do
+        local shape = core.shape_new(validate.program(node))
+        assert.is_false(core.shape_encode(shape, t), name)
+        assert.is_false(core.shape_encode(shape, { x = t }), name)
+        assert.is_false(core.shape_encode(shape, { t }), name)
+      end
+      assert.is_false(core.shape_encode(field, { x = t, s = "ok" }))
+      -- the cache of keys still writes the right text afterwards
+      local good = { x = { k1 = "v" }, s = "ok" }
+      assert.equal(core.json_encode(good), core.shape_encode(field, good))
+    end
+  end)
+
+  -- Arrays under a record are walked with next, keys 1 to n in order:
+  -- whatever else a table holds, or an order next does not give, is a
+  -- refusal (the walker then decides), never other text.
+  it("writes an array's text or says false, whatever keys it holds and in whatever order", function()
+    local list = core.shape_new(validate.program(open_shapes.list))
+    local any = core.shape_new(validate.program(open_shapes.any))
+    local function backwards(n)
+      local t = {}
+      for i = n, 1, -1 do t[i] = i * 10 end
+      return t
+    end
+    local function one_left(v)
+      local t = { a = 1, b = 2, c = 3 }
+      t[1] = v -- in the hash part, beside dead keys once the rest go
+      t.a, t.b, t.c = nil, nil, nil
+      return t
+    end
+    local cases = {
+      { 1, 2, 3, x = 1 }, { 1, 2, 3, [5] = 5 }, { 1, nil, 3 }, { nil, 2, 3 }, { [1] = 1, [2.5] = 2 },
+      { [1] = 1, ["2"] = 2 }, { 1, 2, [true] = 3 }, { { a = 1 }, { b = 2 }, [4] = {} }, { 1, 2, [-1] = 0 },
+      { 1, 2, [0] = 0 }, { [1] = "a", [3] = "c" }, backwards(3), backwards(40), one_left("x"), one_left({ 1 }),
+      { 1, 2, 3, [1 << 40] = 1 }, setmetatable({ 1, 2 }, { __index = function() return 3 end }),
+      setmetatable({ 1, 2 }, { __pairs = function() return next, { 9 }, nil end }),
+      core.array({ 1, 2, x = 3 }), { 1, 0 / 0 }, { "a", print }, { 1, { 2, { 3, nil, 5 } } },
+    }
+    local seq = {}
+    for i = 1, 1000 do seq[i] = i % 3 == 0 and { id = i } or (i % 3 == 1 and ("s" .. i) or i + 0.5) end
+    cases[#cases + 1] = seq
+    for i, t in ipairs(cases) do
+      for _, v in ipairs({ t, { t }, { t, t } }) do
+        local want = core.json_encode(v)
+        for name, shape in pairs({ list = list, any = any }) do
+          local text = core.shape_encode(shape, v)
+          if not want then
+            assert.is_false(text, name .. " case " .. i .. " encoded where json_encode refuses")
+          elseif text then
+            assert.equal(want, text, name .. " case " .. i)
+          end
+        end
+      end
+    end
+    -- a plain sequence, in its array part or only in the hash part, is taken
+    for _, t in ipairs({ { 1, "two", core.null, false }, seq, one_left("x"), one_left({ 1 }) }) do
+      assert.equal(core.json_encode(t), core.shape_encode(list, t))
+      assert.equal(core.json_encode({ t }), core.shape_encode(list, { t }))
+    end
+  end)
+
   it("refuses an object that lacks a required field, or has one only through __index", function()
     local node = validate.prepare({ name = "o", type = "object", fields = {
       { name = "a", type = "string", required = true }, { name = "b", type = "string", required = true } } })
