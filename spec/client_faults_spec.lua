@@ -13,20 +13,11 @@ local function count(method, path)
   return n
 end
 
-setup(function()
-  srv = H.mock { rate_limits = false }
+H.mock_fixture({ rate_limits = false }, function(s)
+  srv = s
   client = H.mock_client(srv)
   local page = assert(client.campaigns:list { limit = 1 })
   campaign_id = assert(page.items[1].id)
-end)
-
-teardown(function()
-  if srv then srv:stop() end
-end)
-
-before_each(function()
-  srv:clear_faults()
-  srv:clear_requests()
 end)
 
 describe("against the mock", function()

@@ -6,18 +6,9 @@ local instantly = require "instantly"
 
 local srv, client
 
-setup(function()
-  srv = H.mock { rate_limits = false }
+H.mock_fixture({ rate_limits = false }, function(s)
+  srv = s
   client = H.mock_client(srv)
-end)
-
-teardown(function()
-  if srv then srv:stop() end
-end)
-
-before_each(function()
-  srv:clear_faults()
-  srv:clear_requests()
 end)
 
 describe("pagination", function()

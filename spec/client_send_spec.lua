@@ -9,17 +9,8 @@ local core = require "instantly.core"
 
 local srv
 
-setup(function()
-  srv = H.mock { rate_limits = false }
-end)
-
-teardown(function()
-  if srv then srv:stop() end
-end)
-
-before_each(function()
-  srv:clear_faults()
-  srv:clear_requests()
+H.mock_fixture({ rate_limits = false }, function(s)
+  srv = s
 end)
 
 -- Runs fn with every core session's request method wrapped: each request

@@ -50,6 +50,26 @@ function H.mock_client(srv, opts)
   return instantly.new(o)
 end
 
+--- Inside a describe (or a spec file's top level): one mock for all its
+-- tests, started by busted's setup and stopped by its teardown, its
+-- faults and request log cleared before each test. `ready(srv)` runs
+-- once the mock is up (make clients there).
+function H.mock_fixture(opts, ready)
+  local busted = require "busted"
+  local srv
+  busted.setup(function()
+    srv = H.mock(opts)
+    ready(srv)
+  end)
+  busted.teardown(function()
+    if srv then srv:stop() end
+  end)
+  busted.before_each(function()
+    srv:clear_faults()
+    srv:clear_requests()
+  end)
+end
+
 --- Deep equality for decoded JSON values (null-aware, ignores metatables).
 function H.same(a, b)
   if a == b then return true end
