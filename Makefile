@@ -97,7 +97,7 @@ asan:
 	    $(BUSTED) --lua=$(LUA) --cpath='./$(ASAN_BUILD)/?.so' $(BUSTED_ARGS); \
 	status=$$?; sh tools/asan-report.sh $(ASAN_BUILD)/reports || status=1; exit $$status
 
-VALGRIND_SPECS ?= spec/json_spec.lua spec/json_encode_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua spec/csv_spec.lua spec/validate_compiled_spec.lua spec/records_spec.lua
+VALGRIND_SPECS ?= spec/json_spec.lua spec/json_encode_spec.lua spec/json_diff_spec.lua spec/transport_spec.lua spec/transport_tls_spec.lua spec/transport_h2_spec.lua spec/csv_spec.lua spec/validate_compiled_spec.lua spec/records_spec.lua spec/gather_spec.lua spec/client_send_spec.lua
 valgrind: all
 	@sh tools/deps.sh test valgrind
 	@for s in $(VALGRIND_SPECS); do \
