@@ -5,13 +5,7 @@ local instantly = require "instantly"
 
 local srv, client, campaign_id
 
-local function count(method, path)
-  local n = 0
-  for _, r in ipairs(srv:requests()) do
-    if r.method == method and r.decoded_path == path then n = n + 1 end
-  end
-  return n
-end
+local function count(method, path) return H.count(srv, method, path) end
 
 H.mock_fixture({ rate_limits = false }, function(s)
   srv = s

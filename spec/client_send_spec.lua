@@ -34,13 +34,7 @@ local function watching(fn, raise)
   return seen
 end
 
-local function count(method, path)
-  local n = 0
-  for _, r in ipairs(srv:requests()) do
-    if r.method == method and r.decoded_path == path then n = n + 1 end
-  end
-  return n
-end
+local function count(method, path) return H.count(srv, method, path) end
 
 describe("the short way of a call", function()
   it("sends the sender's timeouts, the call's own when it has them, and a body only with its call", function()

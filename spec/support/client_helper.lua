@@ -70,6 +70,15 @@ function H.mock_fixture(opts, ready)
   end)
 end
 
+--- How many requests the mock logged with this method and (decoded) path.
+function H.count(srv, method, path)
+  local n = 0
+  for _, r in ipairs(srv:requests()) do
+    if r.method == method and r.decoded_path == path then n = n + 1 end
+  end
+  return n
+end
+
 --- Deep equality for decoded JSON values (null-aware, ignores metatables).
 function H.same(a, b)
   if a == b then return true end
