@@ -188,3 +188,165 @@ describe("the short way of a call", function()
     c:close()
   end)
 end)
+
+-- Counts the times pipeline.send or pipeline.attempts (the ways other
+-- than the builder's short way) are entered while fn runs: in the calling
+-- coroutine, and in a gathered task wrapped by `counted` (a hook set with
+-- debug.sethook belongs to one coroutine).
+local function pipeline_calls(fn)
+  local pipeline = require "instantly.request.pipeline"
+  local n = 0
+  local function hook()
+    local f = debug.getinfo(2, "f").func
+    if f == pipeline.send or f == pipeline.attempts then n = n + 1 end
+  end
+  local function counted(task)
+    return function()
+      debug.sethook(coroutine.running(), hook, "c")
+      return task()
+    end
+  end
+  debug.sethook(hook, "c")
+  local ok, err = pcall(fn, counted)
+  debug.sethook()
+  assert(ok, err)
+  return n
+end
+
+describe("the short way inside gather", function()
+  local pipeline = require "instantly.request.pipeline"
+  local ids
+
+  setup(function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    ids = {}
+    for i, it in ipairs(assert(c.campaigns:list { limit = 4 }).items) do ids[i] = it.id end
+    c:close()
+  end)
+
+  it("is taken by every gathered call that succeeds, and by the calls after gather", function()
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 1 })
+    local tasks = {}
+    assert.equal(0, pipeline_calls(function(counted)
+      for i = 1, 8 do tasks[i] = counted(function() return c.workspaces:get() end) end
+      local _, errs, failed = c:gather(tasks, { concurrency = 4 })
+      assert.equal(0, failed, tostring((select(2, next(errs)))))
+      assert(c.workspaces:get())
+    end))
+    assert.is_false(pipeline.attached.map)
+    -- (the control: a failed first answer is judged the long way)
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 1 }
+    assert.is_true(pipeline_calls(function(counted)
+      for i = 1, 8 do tasks[i] = counted(function() return c.workspaces:get() end) end
+      local values, _, failed = c:gather(tasks, { concurrency = 4 })
+      assert.equal(0, failed)
+      assert.equal(8, #values)
+    end) > 0)
+    c:close()
+  end)
+
+  it("hands each of several calls in flight at once, on different paths of one client, its own answer", function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    -- the first calls are held, so the later ones refill the client's
+    -- request table while they are in flight
+    srv:fault { method = "GET", path = "/campaigns/" .. ids[1], delay = 0.2, count = 1 }
+    srv:fault { method = "GET", path = "/workspaces/current", delay = 0.1, count = 1 }
+    local ws = assert(c.workspaces:get())
+    local tasks, want = {}, {}
+    for i = 1, 12 do
+      if i % 3 == 0 then
+        tasks[i] = function() return c.workspaces:get() end
+        want[i] = ws.id
+      else
+        local id = ids[(i - 1) % #ids + 1]
+        tasks[i] = function() return c.campaigns:get(id) end
+        want[i] = id
+      end
+    end
+    local values, errs, failed = c:gather(tasks, { concurrency = 6 })
+    assert.equal(0, failed, tostring((select(2, next(errs)))))
+    for i = 1, 12 do assert.equal(want[i], values[i].id) end
+    c:close()
+  end)
+
+  it("retries a 503 and a 429 inside gather, as outside", function()
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 2 })
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 1 }
+    srv:fault { method = "GET", path = "/campaigns/" .. ids[1], status = 429, count = 2 }
+    local values, errs, failed = c:gather({
+      function() return c.workspaces:get() end,
+      function() return c.campaigns:get(ids[1]) end,
+    }, { concurrency = 2 })
+    assert.equal(0, failed, tostring((select(2, next(errs)))))
+    assert.is_string(values[1].id)
+    assert.equal(ids[1], values[2].id)
+    assert.equal(2, count("GET", "/api/v2/workspaces/current"))
+    assert.equal(3, count("GET", "/api/v2/campaigns/" .. ids[1]))
+    -- out of retries: the error the long way gives
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 5 }
+    local _, errs2 = c:gather({ function() return c.workspaces:get() end })
+    assert.equal("http", errs2[1].kind)
+    assert.equal(503, errs2[1].status)
+    assert.equal(3, errs2[1].attempts)
+    assert.equal(1, errs2[1].task)
+    assert.is_nil(getmetatable(errs2[1].headers))
+    c:close()
+  end)
+
+  it("gives a refused connection inside gather as a transport error after its retries", function()
+    local s = assert(require("socket").bind("127.0.0.1", 0))
+    local _, port = s:getsockname()
+    s:close()
+    local c = require("instantly").new { api_key = "spec-key-0123456789", base_url = "http://127.0.0.1:" .. port,
+      rate_limit = false, max_retries = 1, retry = { base = 0.001, cap = 0.002 } }
+    local _, errs, failed = c:gather({
+      function() return c.workspaces:get() end,
+      function() return c.workspaces:get() end,
+    })
+    assert.equal(2, failed)
+    for i = 1, 2 do
+      assert.equal("transport", errs[i].kind)
+      assert.equal("connect", errs[i].transport_kind)
+      assert.equal(2, errs[i].attempts)
+    end
+    c:close()
+  end)
+
+  it("is not taken with hooks or a rate limit inside gather: they see every attempt", function()
+    local got = {}
+    local c = H.mock_client(srv, { rate_limit = false, max_retries = 1,
+      on_request = function(r) got[#got + 1] = r.path .. "#" .. r.attempt end })
+    srv:fault { method = "GET", path = "/workspaces/current", status = 503, count = 1 }
+    local _, _, failed = c:gather({ function() return c.workspaces:get() end })
+    assert.equal(0, failed)
+    assert.same({ "/api/v2/workspaces/current#1", "/api/v2/workspaces/current#2" }, got)
+    c:close()
+    local limited = H.mock_client(srv, { rate_limit = { per_second = 50, per_minute = 1000 } })
+    assert.is_true(pipeline_calls(function(counted)
+      local _, _, f = limited:gather({ counted(function() return limited.workspaces:get() end) })
+      assert.equal(0, f)
+    end) > 0)
+    limited:close()
+  end)
+
+  it("forgets its workers when gather ends, however it ends", function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    local seen
+    c:gather({ function()
+      seen = pipeline.attached.map
+      return c:gather({ function() return c.workspaces:get() end })
+    end })
+    assert.is_table(seen)
+    assert.is_false(pipeline.attached.map)
+    assert.has_error(function()
+      c:gather({ function() return c.workspaces:get() end, function() return c.workspaces:get() end },
+        { on_result = function() error("stop") end })
+    end)
+    assert.is_false(pipeline.attached.map)
+    local _, errs = c:gather({ function() error("boom") end, function() coroutine.yield() end })
+    assert.equal("task", errs[1].kind)
+    assert.equal("task", errs[2].kind)
+    assert.is_false(pipeline.attached.map)
+    c:close()
+  end)
+end)

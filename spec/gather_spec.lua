@@ -132,6 +132,41 @@ describe("client:gather", function()
     assert.is_true(log[10].time - log[1].time >= 1.5)
   end)
 
+  it("wakes a sleeping task and starts a nested gather while another task keeps a transfer in flight", function()
+    -- The ticker holds one transfer in flight from start to end (each of
+    -- its 12 calls is held 0.05 s by the mock). The other task sleeps
+    -- (a retry's backoff, at most 0.02 s), then gathers two calls and
+    -- makes one more: all of that must reach the server while the
+    -- ticker is still going, not wait for its transfers to run out.
+    local tick, other = campaigns[1].id, campaigns[2].id
+    srv:fault { method = "GET", path = "/campaigns/" .. tick, delay = 0.05, count = 12 }
+    srv:fault { method = "GET", path = "/campaigns/" .. other, status = 503, count = 1 }
+    local values, errs, failed = client:gather {
+      function()
+        for _ = 1, 12 do assert(client.campaigns:get(tick)) end
+        return true
+      end,
+      function()
+        assert(client.campaigns:get(other)) -- a 503, a sleep, the retry
+        local v = client:gather {
+          function() return client.campaigns:get(campaigns[3].id) end,
+          function() return client.campaigns:get(campaigns[4].id) end,
+        }
+        assert(v[1] and v[2])
+        return client.campaigns:get(other)
+      end,
+    }
+    assert.equal(0, failed, tostring((select(2, next(errs)))))
+    assert.equal(other, values[2].id)
+    local last_tick, last_other = 0, 0
+    for i, r in ipairs(srv:requests()) do
+      if r.path:find(tick, 1, true) then last_tick = i end
+      if r.path:find(other, 1, true) or r.path:find(campaigns[3].id, 1, true) then last_other = i end
+    end
+    assert.equal(12 + 3 + 2, #srv:requests())
+    assert.is_true(last_other < last_tick, "the sleeper and the nested gather waited for the ticker")
+  end)
+
   it("runs nested gathers on the same loop", function()
     local values, errs = client:gather {
       function()

@@ -85,6 +85,7 @@ local null = core.null
 local route, escape = validate.route, validate.escape
 local send, decode, judge = pipeline.send, pipeline.decode, pipeline.judge
 local attempts_of, attached, LAZY = pipeline.attempts, pipeline.attached, pipeline.LAZY
+local running = coroutine.running
 local json_encode, record_decode, plain_decode = core.json_encode, record.decode, pipeline.decode_plain
 
 local M = {}
@@ -537,18 +538,24 @@ function finish(cop, url, full, text, headers, opts)
   local pipe = cop.pipe
   local status, rtext, rheaders, attempts
   local req = pipe.fast
-  if req and not (text or opts or attached.any) then
+  if req and not (text or opts) then
     -- pipeline.send's short way, inline (the commonest call: no body, no
-    -- options, no scheduler; see pipeline.send)
+    -- options; see pipeline.send)
     req.method = cop.method
     req.url = url
     req.headers = headers
-    status, rtext, rheaders = pipe.session:request(req)
+    local map = attached.map
+    local sched = map and map[running()]
+    if sched then
+      status, rtext, rheaders = sched:request(pipe.session, req)
+    else
+      status, rtext, rheaders = pipe.session:request(req)
+    end
     if status then rheaders = setmetatable({ rheaders }, LAZY) end
     if status and status >= 200 and status < 300 then
       attempts = 1
     else
-      status, rtext, rheaders, attempts = attempts_of(pipe, cop, url, full, text, headers, opts, false, true,
+      status, rtext, rheaders, attempts = attempts_of(pipe, cop, url, full, text, headers, opts, sched, true,
                                                       status, rtext, rheaders)
     end
   else

@@ -9,10 +9,13 @@
 -- scheduler of the running coroutine. When there is one `s`, the pipeline
 -- calls `s:request(session, req)`, which must return exactly what
 -- `session:request(req)` returns, and `s:sleep(seconds)`; otherwise it
--- calls `session:request(req)` and `core.sleep(seconds)`. A scheduler
--- registers itself for each coroutine it runs (`pipeline.attach(co, s)`)
--- and can then suspend that coroutine while its transfer runs or its wait
--- elapses. The lookup is by coroutine, not by client, so one scheduler
+-- calls `session:request(req)` and `core.sleep(seconds)`. `request` must
+-- take what it needs from `req` before it suspends the coroutine: the
+-- sender fills the same table for the next call, of any coroutine. A
+-- scheduler registers itself for each coroutine it runs
+-- (`pipeline.attach(co, s)`, and forgets it with `pipeline.attach(co,
+-- nil)` when it is done with it) and can then suspend that coroutine
+-- while its transfer runs or its wait elapses. The lookup is by coroutine, not by client, so one scheduler
 -- drives the calls of every client a task uses. The rate limiter is shared
 -- by all coroutines of a client; it takes its slots without yielding and
 -- re-checks after every sleep (see `instantly.request.ratelimit`).
@@ -38,25 +41,33 @@ local M = {}
 
 -- coroutine -> scheduler; weak keys, so a finished coroutine is forgotten.
 local schedulers = setmetatable({}, { __mode = "k" })
--- Whether a scheduler was ever attached: until then `send` does not look
--- for one (no call to coroutine.running per request).
+-- How many coroutines are attached now (an upper bound: one collected
+-- while attached is never counted down). While none is, `send` does not
+-- look for a scheduler (no call to coroutine.running per request).
+local nattached = 0
 local any_scheduler = false
 
---- Whether a scheduler was ever attached (`attached.any`): until then no
--- call runs under one, and the builder may take the short way of `send`
--- itself (see `short`).
-M.attached = { any = false }
+--- `attached.map`: the coroutine -> scheduler table while some coroutine
+-- is attached, false while none is. The builder takes the short way of
+-- `send` itself (see `send`) and looks the running coroutine up in it
+-- only when it is not false, so a call after a gather has ended costs
+-- what it cost before any gather.
+M.attached = { map = false }
 local attached = M.attached
 
 --- Register (or with nil, forget) the scheduler that runs coroutine `co`.
 -- @tparam thread co
 -- @tparam table|nil s an object with `request(session, req)` and `sleep(seconds)`
 function M.attach(co, s)
-  if s ~= nil then
-    any_scheduler = true
-    attached.any = true
+  local old = schedulers[co]
+  if s ~= nil and old == nil then
+    nattached = nattached + 1
+  elseif s == nil and old ~= nil then
+    nattached = nattached - 1
   end
   schedulers[co] = s
+  any_scheduler = nattached > 0
+  attached.map = any_scheduler and schedulers
 end
 
 --- The scheduler of coroutine `co` (default: the running one), or nil.
@@ -304,16 +315,24 @@ end
 -- @tparam table|nil opts
 -- @return status, text, headers, attempts | nil, err
 function M.send(p, op, url, path, body, headers, opts)
-  local sched = any_scheduler and schedulers[running()]
+  local sched = any_scheduler and schedulers[running()] or false
   local req = p.fast
-  if req and not (sched or body or opts) then
-    -- The short way (the commonest call: no body, no options, nothing
-    -- to wait for or to report): the sender's table has its timeouts
-    -- already and never holds a body.
+  if req and not (body or opts) then
+    -- The short way (the commonest call: no body, no options, no rate
+    -- limit or hook to run): the sender's table has its timeouts
+    -- already and never holds a body. Under a scheduler it is filled
+    -- for this call and handed to `request`, which reads it before it
+    -- yields (the core copies what it needs at submit), so another task
+    -- may fill it again while this transfer runs.
     req.method = op.method
     req.url = url
     req.headers = headers
-    local status, text, rheaders = p.session:request(req)
+    local status, text, rheaders
+    if sched then
+      status, text, rheaders = sched:request(p.session, req)
+    else
+      status, text, rheaders = p.session:request(req)
+    end
     if status then
       rheaders = setmetatable({ rheaders }, LAZY) -- the block at [RAW]
       if status >= 200 and status < 300 then return status, text, rheaders, 1 end

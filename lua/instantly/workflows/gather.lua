@@ -303,9 +303,16 @@ local function collect(self, session, w, timeout)
     -- transfers are still in flight.
     local token = self.token
     local left, co, ok, x, y, z = dispatch(session, token, timeout)
-    while co ~= nil do
-      settle(self, co, ok, x, y, z)
-      left, co, ok, x, y, z = dispatch(session, token)
+    while true do
+      while co ~= nil do
+        settle(self, co, ok, x, y, z)
+        left, co, ok, x, y, z = dispatch(session, token)
+      end
+      -- While this session is the only one with transfers in flight and
+      -- nothing is ready or asleep, waiting on it again is all the next
+      -- turn would do: do it here.
+      if left == 0 or self.qtail > 0 or self.nsessions ~= 1 or #self.sleepers > 0 then break end
+      left, co, ok, x, y, z = dispatch(session, token, 1)
     end
     if left == 0 then
       if w.n > 0 then self.nsessions = self.nsessions - 1 end
