@@ -640,14 +640,25 @@ JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t 
            && (n <= 16 || key_middle_eq(e->s, s, n));
 }
 
+/* entry_at within 8 bytes of the end of the input (the last key of a
+ * document often is): reading nothing past the end, and asking for the
+ * two bytes after the quote that any valid text has there (a colon and
+ * a value), which parse_key reads unchecked. */
+static JSON_NOINLINE int entry_at_end(const kentry *e, const char *s, const char *end)
+{
+    size_t n = e->n;
+    return e->s != NULL && (size_t)(end - s) > n + 2 && s[n] == '"'
+           && memcmp(e->s, s, n) == 0;
+}
+
 /* Whether the input at s holds the cached string e followed by its
  * closing quote: the check of a predicted key. */
 JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
 {
     size_t n = e->n;
     uint64_t a = 0;
-    if ((size_t)(end - s) <= n + 8) /* also a free slot */
-        return 0;
+    if (JSON_UNLIKELY((size_t)(end - s) <= n + 8)) /* also a free slot */
+        return entry_at_end(e, s, end);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(&a, s, 8);
     a &= e->mask;
@@ -1194,7 +1205,7 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
         f->kprev = slot;
         lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
         q = s + e->n + 1;
-        /* entry_at saw 8 more bytes: no bound to check */
+        /* entry_at saw two more bytes at least: no bound to check */
         if (*q == ':' && (unsigned char)q[1] > ' ') {
             d->p = q + 1;
             return;

@@ -774,7 +774,9 @@ describe("core.json_decode", function()
 
   -- A predicted key (the one that followed the previous key last time,
   -- checked in place with 8-byte reads) within 8 bytes of the end of the
-  -- input: the last key of a small document.
+  -- input: the last key of a small document. There it is checked without
+  -- reading past the end (csrc/json.c entry_at_end), and a wrong match
+  -- would give a wrong key.
   describe("a predicted key at the end of the input", function()
     it("is read right, and a near miss or a cut anywhere after it is no match", function()
       for n = 1, 20 do
