@@ -319,6 +319,8 @@ typedef struct dframe {
     lua_Integer n;
     uint64_t serial; /* an object's number in the state (see kcache) */
     int tidx;
+    int lim;         /* the stack height from which the close loop must look
+                      * closer: a chunk to move or stack to grow (dec_lim) */
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
     int has_null;    /* a null was read into this container */
@@ -994,6 +996,20 @@ static JSON_NOINLINE void dec_grow_stack(dec *d, int top)
 #define dec_ensure(d, top) \
     do { if (JSON_UNLIKELY((top) + DEC_SLACK > (d)->room)) dec_grow_stack((d), (top)); } while (0)
 
+/* The lowest stack height at which the innermost container f must move
+ * a chunk (DEC_CHUNK values waiting, or the stack past DEC_STACK_MAX) or
+ * the stack must grow: the close loop compares one number per value.
+ * The room only grows, so a limit computed earlier is never too high. */
+static int dec_lim(const dec *d, const dframe *f)
+{
+    int lim = f->tidx + DEC_CHUNK;
+    if (lim > DEC_STACK_MAX + 1)
+        lim = DEC_STACK_MAX + 1;
+    if (lim > d->room - DEC_SLACK + 1)
+        lim = d->room - DEC_SLACK + 1;
+    return lim;
+}
+
 /* Option nulls, the general case (an object whose keys may repeat, or
  * that was moved in several steps): its null members went into the
  * table like any value, so the last of repeated keys wins; now that it
@@ -1283,6 +1299,7 @@ static void parse_document(dec *d)
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = ++top;
             dec_ensure(d, top);
+            f->lim = dec_lim(d, f);
             if (is_obj) {
                 f->serial = ++d->kc->serial;
                 parse_key(d, f, p);
@@ -1336,11 +1353,14 @@ static void parse_document(dec *d)
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
-                dec_flush(d, f, top, 0);
-                top = f->tidx;
+            if (JSON_UNLIKELY(top >= f->lim)) {
+                if (top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX) {
+                    dec_flush(d, f, top, 0);
+                    top = f->tidx;
+                }
+                dec_ensure(d, top);
+                f->lim = dec_lim(d, f);
             }
-            dec_ensure(d, top);
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
                 if (f->is_obj) {
