@@ -574,6 +574,29 @@ describe("core.json_decode", function()
   end)
 
   describe("long containers", function()
+    -- Values wait on the Lua stack until their container closes, but a
+    -- container moves them into its table every DEC_CHUNK values, and
+    -- the innermost one moves its values at once when the stack passes
+    -- DEC_STACK_MAX (csrc/json.c): Lua's stack holds at most a million
+    -- slots, so a decoder that kept everything waiting would fail these
+    -- with "out of Lua stack".
+    it("move waiting values early enough that Lua's stack never runs out", function()
+      local v = assert(decode("[" .. ("7,"):rep(1100000) .. "8]"))
+      assert.equal(1100001, #v)
+      assert.equal(7, v[1100000])
+      assert.equal(8, v[1100001])
+      -- 900 levels of 1300 values: each below the chunk size, together
+      -- more than the stack holds
+      local level = ("7,"):rep(1299)
+      v = assert(decode(("[" .. level):rep(900) .. "9" .. ("]"):rep(900)))
+      for _ = 1, 899 do
+        assert.equal(1300, #v)
+        assert.equal(7, v[1299])
+        v = v[1300]
+      end
+      assert.same({ 7, 9 }, { v[1299], v[1300] })
+    end)
+
     it("keeps order and count across the decoder's chunk size", function()
       for _, n in ipairs { 2047, 2048, 2049, 4095, 4096, 4097, 10000 } do
         local t = {}
