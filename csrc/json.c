@@ -384,6 +384,7 @@ typedef struct kentry {
     size_t n;       /* its length; KENTRY_EMPTY in a free slot */
     unsigned alt;   /* the string's other slot */
     unsigned next;  /* key: slot of the key that followed it last time */
+    unsigned next2; /* key: the one that followed it before, if another */
     unsigned child; /* key: slot of the first key of an object under it */
 } kentry;
 
@@ -1166,14 +1167,27 @@ JSON_INLINE void parse_literal(dec *d, const char *word, size_t n)
     d->p += n;
 }
 
-/* The key at s (after its quote) when it is not the predicted one:
- * scanned, then through the cache or the general path. Returns the byte
- * after its closing quote. */
+/* The key at s (after its quote) when it is not the predicted one: the
+ * key that followed the previous one the time before (a key that objects
+ * of two kinds share, such as "name", is followed by one key in one kind
+ * and another in the other), else scanned, then through the cache or the
+ * general path. Returns the byte after its closing quote. */
 static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s)
 {
     kcache *kc = d->kc;
     const char *q;
     int slot;
+    if (f->kprev >= 0) {
+        kentry *e = &kc->key[kc->key[f->kprev].next2];
+        if (entry_at(e, s, d->end)) {
+            slot = (int)(e - kc->key);
+            f->maybe_dup |= e->stamp >= f->serial;
+            e->stamp = f->serial;
+            f->kprev = slot;
+            lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
+            return s + e->n + 1;
+        }
+    }
     q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
     if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
         d->p = s; /* escapes, UTF-8 or an error: the general path */
@@ -1184,9 +1198,13 @@ static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s
     }
     slot = push_key(d, f, s, (size_t)(q - s));
     if (slot >= 0) {
-        if (f->kprev >= 0)
-            kc->key[f->kprev].next = (unsigned)slot;
-        else if (f->owner >= 0)
+        if (f->kprev >= 0) {
+            kentry *pe = &kc->key[f->kprev];
+            if (pe->next != (unsigned)slot) {
+                pe->next2 = pe->next;
+                pe->next = (unsigned)slot;
+            }
+        } else if (f->owner >= 0)
             kc->key[f->owner].child = (unsigned)slot;
         else if (f->owner == OWNER_ROOT)
             kc->root_child = (unsigned)slot;

@@ -776,6 +776,24 @@ describe("core.json_decode", function()
       end
     end)
 
+    -- A key that objects of two kinds share ("name" followed by "status"
+    -- in one, by "timing" in the other) is predicted from either of the
+    -- last two keys that followed it (csrc/json.c parse_key_scan).
+    it("follow a key that objects of two kinds share, and catch a repeat found that way", function()
+      local text = "[" .. ('{"name":1,"status":2,"x":{"name":3,"timing":4}},'):rep(4)
+        -- "status" repeats, and the repeat is predicted as the other follower of "name"
+        .. '{"status":1,"name":2,"status":3},'
+        .. '{"name":1,"statuz":2},{"name":1,"timinG":3},{"name":1,"status":5,"timing":6}]'
+      for _ = 1, 3 do
+        local v = assert(decode(text))
+        for i = 1, 4 do assert.same({ name = 1, status = 2, x = { name = 3, timing = 4 } }, v[i]) end
+        assert.same({ status = 3, name = 2 }, v[5])
+        assert.same({ name = 1, statuz = 2 }, v[6])
+        assert.same({ name = 1, timinG = 3 }, v[7])
+        assert.same({ name = 1, status = 5, timing = 6 }, v[8])
+      end
+    end)
+
     it("read right at the end of the input", function()
       assert.same({ a = 1 }, decode('{"a":1}'))
       assert.same({ ab = 1 }, decode('{"ab":1}'))
