@@ -628,6 +628,14 @@ JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
             memcpy(&a, s, n);
     }
     x = a ^ ((b << 29) | (b >> 35)) ^ n;
+    if (n > 16) {
+        /* and the second word: strings of one shape often differ only
+         * in the middle ("2025-07-17T12:30:00.000Z"), and would all
+         * share the same two slots */
+        uint64_t m;
+        memcpy(&m, s + 8, 8);
+        x ^= (m << 47) | (m >> 17);
+    }
     k->a = a;
     k->b = b;
     k->i1 = (unsigned)((x * 0x9E3779B97F4A7C15u) >> (64 - STR_BITS));

@@ -889,6 +889,36 @@ describe("core.json_decode", function()
       end
     end)
 
+    -- Values of one shape that differ only in the middle, such as the
+    -- timestamps of a page ("2025-07-17T12:30:00.000Z"): the cache hashes
+    -- the middle word of strings over 16 bytes too (csrc/json.c
+    -- kslot_of), and still compares every byte.
+    it("come back exactly when strings of one shape differ in any one byte", function()
+      local list = {}
+      for d = 1, 28 do list[#list + 1] = ("2025-07-%02dT12:30:00.000Z"):format(d) end
+      for _, n in ipairs { 17, 24, 25, 33, 40 } do
+        local base = ("0123456789abcdefghijklmnopqrstuvwxyzABCD"):sub(1, n)
+        for at = 1, n do list[#list + 1] = base:sub(1, at - 1) .. "#" .. base:sub(at + 1) end
+      end
+      local parts = {}
+      for r = 1, 4 do -- seen, kept, read from the cache, in two orders
+        for i = 1, #list do
+          local j = r % 2 == 0 and #list + 1 - i or i
+          parts[#parts + 1] = ('{"at":"%s"}'):format(list[j])
+        end
+      end
+      local text = "[" .. table.concat(parts, ",") .. "]"
+      for _ = 1, 2 do
+        local got = assert(decode(text))
+        for r = 1, 4 do
+          for i = 1, #list do
+            local j = r % 2 == 0 and #list + 1 - i or i
+            assert.equal(list[j], got[(r - 1) * #list + i].at)
+          end
+        end
+      end
+    end)
+
     it("are not confused with escaped or non-ASCII strings of the same bytes", function()
       for _ = 1, 3 do
         assert.same(A { "ab", "ab", "ab", "é", "é", "\\u00e9", "a\"b" },
