@@ -1076,9 +1076,8 @@ static void dec_flush_nulls(dec *d, dframe *f, int top)
     if (ngone == 1) {
         while (j-- > 0) {
             if (j < 64 ? (int)((f->nullbits >> j) & 1) : lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
-                lua_pop(L, 1);
-                lua_pushvalue(L, t);
-                lua_insert(L, -2);
+                lua_copy(L, -2, -1); /* name, null -> t, name */
+                lua_copy(L, t, -2);
                 lua_rawset(L, DEC_NULLS); /* nulls[t] = the name */
             } else {
                 lua_rawset(L, t);
