@@ -796,22 +796,31 @@ static void push_value(dec *d, const char *s, size_t n)
 }
 
 /* d->p is just after the opening quote; pushes the string. */
+static JSON_NOINLINE void dec_control(dec *d, const char *at)
+{
+    char what[64];
+    snprintf(what, sizeof what, "unescaped control character 0x%02X in string",
+             (unsigned)(unsigned char)*at);
+    dec_fail_at(d, at, what);
+}
+
 static void parse_string(dec *d)
 {
     const char *s = d->p, *p = s, *end = d->end;
     for (;;) {
-        /* The hot loop: plain ASCII runs. */
+        /* The hot loop: plain ASCII runs, most often up to the quote. */
         p = (const char *)skip_plain((const unsigned char *)p, (const unsigned char *)end);
-        if (JSON_UNLIKELY(p >= end))
-            dec_unexpected(d, p);
-        switch (byte_class[(unsigned char)*p]) {
-        case C_QUOTE:
+        if (p < end && *p == '"') {
             if ((size_t)(p - s) <= STR_MAX)
                 push_value(d, s, (size_t)(p - s));
             else
                 lua_pushlstring(d->L, s, (size_t)(p - s));
             d->p = p + 1;
             return;
+        }
+        if (JSON_UNLIKELY(p >= end))
+            dec_unexpected(d, p);
+        switch (byte_class[(unsigned char)*p]) {
         case C_HIGH: {
             size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)end);
             if (n == 0)
@@ -822,12 +831,8 @@ static void parse_string(dec *d)
         case C_BSLASH:
             parse_string_escaped(d, s, p);
             return;
-        default: {
-            char what[64];
-            snprintf(what, sizeof what, "unescaped control character 0x%02X in string",
-                     (unsigned)(unsigned char)*p);
-            dec_fail_at(d, p, what);
-        }
+        default:
+            dec_control(d, p);
         }
     }
 }
