@@ -898,6 +898,7 @@ describe("core.json_decode", function()
       for d = 1, 28 do list[#list + 1] = ("2025-07-%02dT12:30:00.000Z"):format(d) end
       for _, n in ipairs { 17, 24, 25, 33, 40 } do
         local base = ("0123456789abcdefghijklmnopqrstuvwxyzABCD"):sub(1, n)
+        list[#list + 1] = base
         for at = 1, n do list[#list + 1] = base:sub(1, at - 1) .. "#" .. base:sub(at + 1) end
       end
       local parts = {}
