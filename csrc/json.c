@@ -617,8 +617,8 @@ JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
  * zero-padded), which are the whole string up to 16 bytes, and its two
  * slots. */
 typedef struct kslot {
-    uint64_t a, b;
-    unsigned i1, i2;
+    uint64_t a, b, x;
+    unsigned i1, i2; /* i2 only once kslot_alt has run */
     uint32_t tag;
 } kslot;
 
@@ -648,11 +648,18 @@ JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
     }
     k->a = a;
     k->b = b;
+    k->x = x;
     k->i1 = (unsigned)((x * 0x9E3779B97F4A7C15u) >> (64 - STR_BITS));
-    k->i2 = (unsigned)((x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
+    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+}
+
+/* The string's other slot: only needed when the first does not hold it. */
+JSON_INLINE unsigned kslot_alt(kslot *k)
+{
+    k->i2 = (unsigned)((k->x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
     if (k->i2 == k->i1)
         k->i2 ^= 1;
-    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+    return k->i2;
 }
 
 JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t n)
@@ -764,7 +771,7 @@ static int push_key(dec *d, dframe *f, const char *s, size_t n)
     kslot_of(&k, s, n, d->end);
     i = k.i1;
     e = &kc->key[i];
-    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->key[i], entry_is(e, &k, s, n))) {
+    if (entry_is(e, &k, s, n) || (i = kslot_alt(&k), e = &kc->key[i], entry_is(e, &k, s, n))) {
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)i + 1);
@@ -791,7 +798,7 @@ static void push_value(dec *d, const char *s, size_t n)
     kslot_of(&k, s, n, d->end);
     i = k.i1;
     e = &kc->val[i];
-    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->val[i], entry_is(e, &k, s, n))) {
+    if (entry_is(e, &k, s, n) || (i = kslot_alt(&k), e = &kc->val[i], entry_is(e, &k, s, n))) {
         e->stamp = ++kc->tick;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)(STR_SLOTS + i + 1));
         return;
