@@ -1300,11 +1300,12 @@ static const unsigned char value_class[256] = {
     ['8'] = V_NUMBER, ['9'] = V_NUMBER,
 };
 
-static void parse_document(dec *d)
+static void parse_document(dec *d, int top) /* top: the stack height, kept
+                                             * here: one value or key pushed,
+                                             * one more */
 {
     lua_State *L = d->L;
     const char *p;
-    int top = lua_gettop(L); /* kept here: one value or key pushed, one more */
     for (;;) {
         /* one value at d->p */
         p = d->p;
@@ -1433,6 +1434,7 @@ static void parse_document(dec *d)
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
+    int top = DEC_GONE;
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     lua_pushnil(L);                 /* DEC_GONE */
     if (d->scratch == NULL) {
@@ -1442,10 +1444,11 @@ static int decode_protected(lua_State *L)
         jbox *x = (jbox *)inst_buf_box(L, sizeof(jbox));
         x->busy = 1;
         d->scratch = &x->b;
+        top++;
     }
-    dec_ensure(d, lua_gettop(L));
+    dec_ensure(d, top);
     d->p = skip_ws(d->p, d->end);
-    parse_document(d);
+    parse_document(d, top);
     d->p = skip_ws(d->p, d->end);
     if (d->p < d->end)
         dec_unexpected(d, d->p);
