@@ -614,8 +614,8 @@ JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
 }
 
 /* A string's place in the cache: its first and last 8 bytes (fewer:
- * zero-padded), which are the whole string up to 16 bytes, and its two
- * slots. */
+ * zero-padded), which are the whole string up to 16 bytes, its hash (of
+ * those and, past 16 bytes, of bytes 8 to 15 too) and its two slots. */
 typedef struct kslot {
     uint64_t a, b, x;
     unsigned i1, i2; /* i2 only once kslot_alt has run */
