@@ -812,7 +812,6 @@ static void push_value(dec *d, const char *s, size_t n)
     e->stamp = ++kc->tick;
 }
 
-/* d->p is just after the opening quote; pushes the string. */
 static JSON_NOINLINE void dec_control(dec *d, const char *at)
 {
     char what[64];
@@ -821,6 +820,7 @@ static JSON_NOINLINE void dec_control(dec *d, const char *at)
     dec_fail_at(d, at, what);
 }
 
+/* d->p is just after the opening quote; pushes the string. */
 static void parse_string(dec *d)
 {
     const char *s = d->p, *p = s, *end = d->end;
@@ -1287,8 +1287,6 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
     d->p = skip_ws(p + 1, d->end);
 }
 
-/* The whole document, without C recursion: open containers are frames;
- * their slots and the values read into them sit on the Lua stack. */
 /* What the first byte of a value other than a string starts (strings,
  * the most common, are told by one compare first): a dense switch (one
  * table read and one jump) rather than a tree of compares. */
@@ -1300,9 +1298,11 @@ static const unsigned char value_class[256] = {
     ['8'] = V_NUMBER, ['9'] = V_NUMBER,
 };
 
-static void parse_document(dec *d, int top) /* top: the stack height, kept
-                                             * here: one value or key pushed,
-                                             * one more */
+/* The whole document, without C recursion: open containers are frames;
+ * their slots and the values read into them sit on the Lua stack. top is
+ * the stack height, kept here from then on (one value or key pushed, one
+ * more). */
+static void parse_document(dec *d, int top)
 {
     lua_State *L = d->L;
     const char *p;
