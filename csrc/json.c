@@ -319,6 +319,8 @@ typedef struct dframe {
     lua_Integer n;
     uint64_t serial; /* an object's number in the state (see kcache) */
     int tidx;
+    int lim;         /* the stack height from which the close loop must look
+                      * closer: a chunk to move or stack to grow (dec_lim) */
     int is_obj;
     int null_listed; /* this object is in the null_tables list already */
     int has_null;    /* a null was read into this container */
@@ -382,6 +384,7 @@ typedef struct kentry {
     size_t n;       /* its length; KENTRY_EMPTY in a free slot */
     unsigned alt;   /* the string's other slot */
     unsigned next;  /* key: slot of the key that followed it last time */
+    unsigned next2; /* key: the one that followed it before, if another */
     unsigned child; /* key: slot of the first key of an object under it */
 } kentry;
 
@@ -584,28 +587,38 @@ static JSON_NOINLINE void parse_string_escaped(dec *d, const char *s, const char
     }
 }
 
-/* Whether the cached key e holds s[0..n), n <= STR_MAX, given that its
- * first and last 8 bytes and its length already match: the middle is
- * compared a word at a time (no call). */
+/* Whether the cached string k holds s[0..n), 16 < n <= STR_MAX, given
+ * that its first and last 8 bytes and its length already match: the
+ * words at 8, 16 and 24 that lie before the last 8 bytes, unrolled (no
+ * call, no loop). */
+#if STR_MAX > 40
+#error "key_middle_eq compares at most 40 bytes"
+#endif
 JSON_INLINE int key_middle_eq(const char *k, const char *s, size_t n)
 {
-    size_t i;
-    for (i = 8; i + 8 < n; i += 8) {
-        uint64_t x, y;
-        memcpy(&x, k + i, 8);
-        memcpy(&y, s + i, 8);
-        if (x != y)
-            return 0;
+    uint64_t x, y, diff;
+    memcpy(&x, k + 8, 8);
+    memcpy(&y, s + 8, 8);
+    diff = x ^ y;
+    if (n > 24) {
+        memcpy(&x, k + 16, 8);
+        memcpy(&y, s + 16, 8);
+        diff |= x ^ y;
+        if (n > 32) {
+            memcpy(&x, k + 24, 8);
+            memcpy(&y, s + 24, 8);
+            diff |= x ^ y;
+        }
     }
-    return 1;
+    return diff == 0;
 }
 
 /* A string's place in the cache: its first and last 8 bytes (fewer:
- * zero-padded), which are the whole string up to 16 bytes, and its two
- * slots. */
+ * zero-padded), which are the whole string up to 16 bytes, its hash (of
+ * those and, past 16 bytes, of bytes 8 to 15 too) and its two slots. */
 typedef struct kslot {
-    uint64_t a, b;
-    unsigned i1, i2;
+    uint64_t a, b, x;
+    unsigned i1, i2; /* i2 only once kslot_alt has run */
     uint32_t tag;
 } kslot;
 
@@ -625,13 +638,28 @@ JSON_INLINE void kslot_of(kslot *k, const char *s, size_t n, const char *end)
             memcpy(&a, s, n);
     }
     x = a ^ ((b << 29) | (b >> 35)) ^ n;
+    if (n > 16) {
+        /* and the second word: strings of one shape often differ only
+         * in the middle ("2025-07-17T12:30:00.000Z"), and would all
+         * share the same two slots */
+        uint64_t m;
+        memcpy(&m, s + 8, 8);
+        x ^= (m << 47) | (m >> 17);
+    }
     k->a = a;
     k->b = b;
+    k->x = x;
     k->i1 = (unsigned)((x * 0x9E3779B97F4A7C15u) >> (64 - STR_BITS));
-    k->i2 = (unsigned)((x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
+    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+}
+
+/* The string's other slot: only needed when the first does not hold it. */
+JSON_INLINE unsigned kslot_alt(kslot *k)
+{
+    k->i2 = (unsigned)((k->x * 0xC2B2AE3D27D4EB4Fu) >> (64 - STR_BITS));
     if (k->i2 == k->i1)
         k->i2 ^= 1;
-    k->tag = (uint32_t)(x * 0x9E3779B97F4A7C15u) | 1;
+    return k->i2;
 }
 
 JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t n)
@@ -640,14 +668,25 @@ JSON_INLINE int entry_is(const kentry *e, const kslot *k, const char *s, size_t 
            && (n <= 16 || key_middle_eq(e->s, s, n));
 }
 
+/* entry_at within 8 bytes of the end of the input (the last key of a
+ * document often is): reading nothing past the end, and asking for the
+ * two bytes after the quote that any valid text has there (a colon and
+ * a value), which parse_key reads unchecked. */
+static JSON_NOINLINE int entry_at_end(const kentry *e, const char *s, const char *end)
+{
+    size_t n = e->n;
+    return e->s != NULL && (size_t)(end - s) > n + 2 && s[n] == '"'
+           && memcmp(e->s, s, n) == 0;
+}
+
 /* Whether the input at s holds the cached string e followed by its
  * closing quote: the check of a predicted key. */
 JSON_INLINE int entry_at(const kentry *e, const char *s, const char *end)
 {
     size_t n = e->n;
     uint64_t a = 0;
-    if ((size_t)(end - s) <= n + 8) /* also a free slot */
-        return 0;
+    if (JSON_UNLIKELY((size_t)(end - s) <= n + 8)) /* also a free slot */
+        return entry_at_end(e, s, end);
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
     memcpy(&a, s, 8);
     a &= e->mask;
@@ -732,7 +771,7 @@ static int push_key(dec *d, dframe *f, const char *s, size_t n)
     kslot_of(&k, s, n, d->end);
     i = k.i1;
     e = &kc->key[i];
-    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->key[i], entry_is(e, &k, s, n))) {
+    if (entry_is(e, &k, s, n) || (i = kslot_alt(&k), e = &kc->key[i], entry_is(e, &k, s, n))) {
         f->maybe_dup |= e->stamp >= f->serial;
         e->stamp = f->serial;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)i + 1);
@@ -759,7 +798,7 @@ static void push_value(dec *d, const char *s, size_t n)
     kslot_of(&k, s, n, d->end);
     i = k.i1;
     e = &kc->val[i];
-    if (entry_is(e, &k, s, n) || (i = k.i2, e = &kc->val[i], entry_is(e, &k, s, n))) {
+    if (entry_is(e, &k, s, n) || (i = kslot_alt(&k), e = &kc->val[i], entry_is(e, &k, s, n))) {
         e->stamp = ++kc->tick;
         lua_rawgeti(L, DEC_KEYS, (lua_Integer)(STR_SLOTS + i + 1));
         return;
@@ -773,23 +812,32 @@ static void push_value(dec *d, const char *s, size_t n)
     e->stamp = ++kc->tick;
 }
 
+static JSON_NOINLINE void dec_control(dec *d, const char *at)
+{
+    char what[64];
+    snprintf(what, sizeof what, "unescaped control character 0x%02X in string",
+             (unsigned)(unsigned char)*at);
+    dec_fail_at(d, at, what);
+}
+
 /* d->p is just after the opening quote; pushes the string. */
 static void parse_string(dec *d)
 {
     const char *s = d->p, *p = s, *end = d->end;
     for (;;) {
-        /* The hot loop: plain ASCII runs. */
+        /* The hot loop: plain ASCII runs, most often up to the quote. */
         p = (const char *)skip_plain((const unsigned char *)p, (const unsigned char *)end);
-        if (JSON_UNLIKELY(p >= end))
-            dec_unexpected(d, p);
-        switch (byte_class[(unsigned char)*p]) {
-        case C_QUOTE:
+        if (p < end && *p == '"') {
             if ((size_t)(p - s) <= STR_MAX)
                 push_value(d, s, (size_t)(p - s));
             else
                 lua_pushlstring(d->L, s, (size_t)(p - s));
             d->p = p + 1;
             return;
+        }
+        if (JSON_UNLIKELY(p >= end))
+            dec_unexpected(d, p);
+        switch (byte_class[(unsigned char)*p]) {
         case C_HIGH: {
             size_t n = utf8_seq((const unsigned char *)p, (const unsigned char *)end);
             if (n == 0)
@@ -800,12 +848,8 @@ static void parse_string(dec *d)
         case C_BSLASH:
             parse_string_escaped(d, s, p);
             return;
-        default: {
-            char what[64];
-            snprintf(what, sizeof what, "unescaped control character 0x%02X in string",
-                     (unsigned)(unsigned char)*p);
-            dec_fail_at(d, p, what);
-        }
+        default:
+            dec_control(d, p);
         }
     }
 }
@@ -983,6 +1027,20 @@ static JSON_NOINLINE void dec_grow_stack(dec *d, int top)
 #define dec_ensure(d, top) \
     do { if (JSON_UNLIKELY((top) + DEC_SLACK > (d)->room)) dec_grow_stack((d), (top)); } while (0)
 
+/* The lowest stack height at which the innermost container f must move
+ * a chunk (DEC_CHUNK values waiting, or the stack past DEC_STACK_MAX) or
+ * the stack must grow: the close loop compares one number per value.
+ * The room only grows, so a limit computed earlier is never too high. */
+static int dec_lim(const dec *d, const dframe *f)
+{
+    int lim = f->tidx + DEC_CHUNK;
+    if (lim > DEC_STACK_MAX + 1)
+        lim = DEC_STACK_MAX + 1;
+    if (lim > d->room - DEC_SLACK + 1)
+        lim = d->room - DEC_SLACK + 1;
+    return lim;
+}
+
 /* Option nulls, the general case (an object whose keys may repeat, or
  * that was moved in several steps): its null members went into the
  * table like any value, so the last of repeated keys wins; now that it
@@ -1040,9 +1098,8 @@ static void dec_flush_nulls(dec *d, dframe *f, int top)
     if (ngone == 1) {
         while (j-- > 0) {
             if (j < 64 ? (int)((f->nullbits >> j) & 1) : lua_type(L, -1) == LUA_TLIGHTUSERDATA) {
-                lua_pop(L, 1);
-                lua_pushvalue(L, t);
-                lua_insert(L, -2);
+                lua_copy(L, -2, -1); /* name, null -> t, name */
+                lua_copy(L, t, -2);
                 lua_rawset(L, DEC_NULLS); /* nulls[t] = the name */
             } else {
                 lua_rawset(L, t);
@@ -1139,14 +1196,27 @@ JSON_INLINE void parse_literal(dec *d, const char *word, size_t n)
     d->p += n;
 }
 
-/* The key at s (after its quote) when it is not the predicted one:
- * scanned, then through the cache or the general path. Returns the byte
- * after its closing quote. */
+/* The key at s (after its quote) when it is not the predicted one: the
+ * key that followed the previous one the time before (a key that objects
+ * of two kinds share, such as "name", is followed by one key in one kind
+ * and another in the other), else scanned, then through the cache or the
+ * general path. Returns the byte after its closing quote. */
 static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s)
 {
     kcache *kc = d->kc;
     const char *q;
     int slot;
+    if (f->kprev >= 0) {
+        kentry *e = &kc->key[kc->key[f->kprev].next2];
+        if (entry_at(e, s, d->end)) {
+            slot = (int)(e - kc->key);
+            f->maybe_dup |= e->stamp >= f->serial;
+            e->stamp = f->serial;
+            f->kprev = slot;
+            lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
+            return s + e->n + 1;
+        }
+    }
     q = (const char *)skip_plain((const unsigned char *)s, (const unsigned char *)d->end);
     if (JSON_UNLIKELY(q >= d->end || *q != '"')) {
         d->p = s; /* escapes, UTF-8 or an error: the general path */
@@ -1157,9 +1227,13 @@ static JSON_NOINLINE const char *parse_key_scan(dec *d, dframe *f, const char *s
     }
     slot = push_key(d, f, s, (size_t)(q - s));
     if (slot >= 0) {
-        if (f->kprev >= 0)
-            kc->key[f->kprev].next = (unsigned)slot;
-        else if (f->owner >= 0)
+        if (f->kprev >= 0) {
+            kentry *pe = &kc->key[f->kprev];
+            if (pe->next != (unsigned)slot) {
+                pe->next2 = pe->next;
+                pe->next = (unsigned)slot;
+            }
+        } else if (f->owner >= 0)
             kc->key[f->owner].child = (unsigned)slot;
         else if (f->owner == OWNER_ROOT)
             kc->root_child = (unsigned)slot;
@@ -1194,7 +1268,7 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
         f->kprev = slot;
         lua_rawgeti(d->L, DEC_KEYS, (lua_Integer)slot + 1);
         q = s + e->n + 1;
-        /* entry_at saw 8 more bytes: no bound to check */
+        /* entry_at saw two more bytes at least: no bound to check */
         if (*q == ':' && (unsigned char)q[1] > ' ') {
             d->p = q + 1;
             return;
@@ -1213,33 +1287,34 @@ JSON_INLINE void parse_key(dec *d, dframe *f, const char *p)
     d->p = skip_ws(p + 1, d->end);
 }
 
-/* The whole document, without C recursion: open containers are frames;
- * their slots and the values read into them sit on the Lua stack. */
-/* What the first byte of a value starts: a dense switch (one table
- * read and one jump) rather than a tree of compares. */
-enum { V_BAD = 0, V_STRING, V_OPEN, V_TRUE, V_FALSE, V_NULL, V_NUMBER };
+/* What the first byte of a value other than a string starts (strings,
+ * the most common, are told by one compare first): a dense switch (one
+ * table read and one jump) rather than a tree of compares. */
+enum { V_BAD = 0, V_OPEN, V_TRUE, V_FALSE, V_NULL, V_NUMBER };
 static const unsigned char value_class[256] = {
-    ['"'] = V_STRING, ['{'] = V_OPEN, ['['] = V_OPEN, ['t'] = V_TRUE, ['f'] = V_FALSE,
+    ['{'] = V_OPEN, ['['] = V_OPEN, ['t'] = V_TRUE, ['f'] = V_FALSE,
     ['n'] = V_NULL, ['-'] = V_NUMBER, ['0'] = V_NUMBER, ['1'] = V_NUMBER, ['2'] = V_NUMBER,
     ['3'] = V_NUMBER, ['4'] = V_NUMBER, ['5'] = V_NUMBER, ['6'] = V_NUMBER, ['7'] = V_NUMBER,
     ['8'] = V_NUMBER, ['9'] = V_NUMBER,
 };
 
-static void parse_document(dec *d)
+/* The whole document, without C recursion: open containers are frames;
+ * their slots and the values read into them sit on the Lua stack. top is
+ * the stack height, kept here from then on (one value or key pushed, one
+ * more). */
+static void parse_document(dec *d, int top)
 {
     lua_State *L = d->L;
     const char *p;
-    int top = lua_gettop(L); /* kept here: one value or key pushed, one more */
     for (;;) {
         /* one value at d->p */
         p = d->p;
         if (JSON_UNLIKELY(p >= d->end))
             dec_unexpected(d, p);
-        switch (value_class[(unsigned char)*p]) {
-        case V_STRING:
+        if (*p == '"') { /* the most common value: no dispatch */
             d->p = p + 1;
             parse_string(d);
-            break;
+        } else switch (value_class[(unsigned char)*p]) {
         case V_OPEN: {
             dframe *f;
             int is_obj = *p == '{';
@@ -1272,6 +1347,7 @@ static void parse_document(dec *d)
             lua_pushnil(L); /* the table's slot, filled by dec_flush */
             f->tidx = ++top;
             dec_ensure(d, top);
+            f->lim = dec_lim(d, f);
             if (is_obj) {
                 f->serial = ++d->kc->serial;
                 parse_key(d, f, p);
@@ -1325,11 +1401,14 @@ static void parse_document(dec *d)
             if (d->depth == 0)
                 return;
             f = &d->fr[d->depth - 1];
-            if (JSON_UNLIKELY(top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX)) {
-                dec_flush(d, f, top, 0);
-                top = f->tidx;
+            if (JSON_UNLIKELY(top >= f->lim)) {
+                if (top - f->tidx >= DEC_CHUNK || top > DEC_STACK_MAX) {
+                    dec_flush(d, f, top, 0);
+                    top = f->tidx;
+                }
+                dec_ensure(d, top);
+                f->lim = dec_lim(d, f);
             }
-            dec_ensure(d, top);
             p = skip_ws(d->p, d->end);
             if (p < d->end && *p == ',') {
                 if (f->is_obj) {
@@ -1355,6 +1434,7 @@ static void parse_document(dec *d)
 static int decode_protected(lua_State *L)
 {
     dec *d = (dec *)lua_touserdata(L, 1);
+    int top = DEC_GONE;
     lua_pushnil(L);                 /* DEC_FRAMES, until the local ones run out */
     lua_pushnil(L);                 /* DEC_GONE */
     if (d->scratch == NULL) {
@@ -1364,10 +1444,11 @@ static int decode_protected(lua_State *L)
         jbox *x = (jbox *)inst_buf_box(L, sizeof(jbox));
         x->busy = 1;
         d->scratch = &x->b;
+        top++;
     }
-    dec_ensure(d, lua_gettop(L));
+    dec_ensure(d, top);
     d->p = skip_ws(d->p, d->end);
-    parse_document(d);
+    parse_document(d, top);
     d->p = skip_ws(d->p, d->end);
     if (d->p < d->end)
         dec_unexpected(d, d->p);

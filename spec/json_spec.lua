@@ -574,6 +574,29 @@ describe("core.json_decode", function()
   end)
 
   describe("long containers", function()
+    -- Values wait on the Lua stack until their container closes, but a
+    -- container moves them into its table every DEC_CHUNK values, and
+    -- the innermost one moves its values at once when the stack passes
+    -- DEC_STACK_MAX (csrc/json.c): Lua's stack holds at most a million
+    -- slots, so a decoder that kept everything waiting would fail these
+    -- with "out of Lua stack".
+    it("move waiting values early enough that Lua's stack never runs out", function()
+      local v = assert(decode("[" .. ("7,"):rep(1100000) .. "8]"))
+      assert.equal(1100001, #v)
+      assert.equal(7, v[1100000])
+      assert.equal(8, v[1100001])
+      -- 900 levels of 1300 values: each below the chunk size, together
+      -- more than the stack holds
+      local level = ("7,"):rep(1299)
+      v = assert(decode(("[" .. level):rep(900) .. "9" .. ("]"):rep(900)))
+      for _ = 1, 899 do
+        assert.equal(1300, #v)
+        assert.equal(7, v[1299])
+        v = v[1300]
+      end
+      assert.same({ 7, 9 }, { v[1299], v[1300] })
+    end)
+
     it("keeps order and count across the decoder's chunk size", function()
       for _, n in ipairs { 2047, 2048, 2049, 4095, 4096, 4097, 10000 } do
         local t = {}
@@ -753,6 +776,24 @@ describe("core.json_decode", function()
       end
     end)
 
+    -- A key that objects of two kinds share ("name" followed by "status"
+    -- in one, by "timing" in the other) is predicted from either of the
+    -- last two keys that followed it (csrc/json.c parse_key_scan).
+    it("follow a key that objects of two kinds share, and catch a repeat found that way", function()
+      local text = "[" .. ('{"name":1,"status":2,"x":{"name":3,"timing":4}},'):rep(4)
+        -- "status" repeats, and the repeat is predicted as the other follower of "name"
+        .. '{"status":1,"name":2,"status":3},'
+        .. '{"name":1,"statuz":2},{"name":1,"timinG":3},{"name":1,"status":5,"timing":6}]'
+      for _ = 1, 3 do
+        local v = assert(decode(text))
+        for i = 1, 4 do assert.same({ name = 1, status = 2, x = { name = 3, timing = 4 } }, v[i]) end
+        assert.same({ status = 3, name = 2 }, v[5])
+        assert.same({ name = 1, statuz = 2 }, v[6])
+        assert.same({ name = 1, timinG = 3 }, v[7])
+        assert.same({ name = 1, status = 5, timing = 6 }, v[8])
+      end
+    end)
+
     it("read right at the end of the input", function()
       assert.same({ a = 1 }, decode('{"a":1}'))
       assert.same({ ab = 1 }, decode('{"ab":1}'))
@@ -774,7 +815,9 @@ describe("core.json_decode", function()
 
   -- A predicted key (the one that followed the previous key last time,
   -- checked in place with 8-byte reads) within 8 bytes of the end of the
-  -- input: the last key of a small document.
+  -- input: the last key of a small document. There it is checked without
+  -- reading past the end (csrc/json.c entry_at_end), and a wrong match
+  -- would give a wrong key.
   describe("a predicted key at the end of the input", function()
     it("is read right, and a near miss or a cut anywhere after it is no match", function()
       for n = 1, 20 do
@@ -843,6 +886,37 @@ describe("core.json_decode", function()
         local got = assert(decode(text))
         assert.equal(#parts, #got)
         for i, v in ipairs(got) do assert.equal(list[(i - 1) % #list + 1], v) end
+      end
+    end)
+
+    -- Values of one shape that differ only in the middle, such as the
+    -- timestamps of a page ("2025-07-17T12:30:00.000Z"): the cache hashes
+    -- the middle word of strings over 16 bytes too (csrc/json.c
+    -- kslot_of), and still compares every byte.
+    it("come back exactly when strings of one shape differ in any one byte", function()
+      local list = {}
+      for d = 1, 28 do list[#list + 1] = ("2025-07-%02dT12:30:00.000Z"):format(d) end
+      for _, n in ipairs { 17, 24, 25, 33, 40 } do
+        local base = ("0123456789abcdefghijklmnopqrstuvwxyzABCD"):sub(1, n)
+        list[#list + 1] = base
+        for at = 1, n do list[#list + 1] = base:sub(1, at - 1) .. "#" .. base:sub(at + 1) end
+      end
+      local parts = {}
+      for r = 1, 4 do -- seen, kept, read from the cache, in two orders
+        for i = 1, #list do
+          local j = r % 2 == 0 and #list + 1 - i or i
+          parts[#parts + 1] = ('{"at":"%s"}'):format(list[j])
+        end
+      end
+      local text = "[" .. table.concat(parts, ",") .. "]"
+      for _ = 1, 2 do
+        local got = assert(decode(text))
+        for r = 1, 4 do
+          for i = 1, #list do
+            local j = r % 2 == 0 and #list + 1 - i or i
+            assert.equal(list[j], got[(r - 1) * #list + i].at)
+          end
+        end
       end
     end)
 
