@@ -36,6 +36,16 @@ end
 
 local function count(method, path) return H.count(srv, method, path) end
 
+-- A client of a loopback port nobody listens on (bound, then closed),
+-- retrying once, quickly.
+local function refused_client()
+  local s = assert(require("socket").bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return require("instantly").new { api_key = "spec-key-0123456789", base_url = "http://127.0.0.1:" .. port,
+    rate_limit = false, max_retries = 1, retry = { base = 0.001, cap = 0.002 } }
+end
+
 describe("the short way of a call", function()
   it("sends the sender's timeouts, the call's own when it has them, and a body only with its call", function()
     local c = H.mock_client(srv, { rate_limit = false, timeout = 7, connect_timeout = 3 })
@@ -142,11 +152,7 @@ describe("the short way of a call", function()
   end)
 
   it("gives a refused connection as a transport error after its retries", function()
-    local s = assert(require("socket").bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    local c = require("instantly").new { api_key = "spec-key-0123456789", base_url = "http://127.0.0.1:" .. port,
-      rate_limit = false, max_retries = 1, retry = { base = 0.001, cap = 0.002 } }
+    local c = refused_client()
     local v, err = c.workspaces:get()
     assert.is_nil(v)
     assert.equal("transport", err.kind)
@@ -294,11 +300,7 @@ describe("the short way inside gather", function()
   end)
 
   it("gives a refused connection inside gather as a transport error after its retries", function()
-    local s = assert(require("socket").bind("127.0.0.1", 0))
-    local _, port = s:getsockname()
-    s:close()
-    local c = require("instantly").new { api_key = "spec-key-0123456789", base_url = "http://127.0.0.1:" .. port,
-      rate_limit = false, max_retries = 1, retry = { base = 0.001, cap = 0.002 } }
+    local c = refused_client()
     local _, errs, failed = c:gather({
       function() return c.workspaces:get() end,
       function() return c.workspaces:get() end,
