@@ -37,22 +37,18 @@ local nulls_of = setmetatable({}, { __mode = "k" })
 -- record -> { record name -> API name }
 local renamed_of = setmetatable({}, { __mode = "k" })
 
---- The decoder's options for a response that becomes records: objects
--- leave their null members out, and the decoder names them in `nulls_of`
--- (for `nulls` and `raw`) as it builds each object, at any depth.
--- Arrays keep their nulls (positions matter). One table serves every
--- decode, a nested one (a finalizer making a call) too.
-M.DECODE = { nulls = nulls_of }
-
---- The decoder of a response that becomes records: `core.json_decode`
--- with `DECODE` (options read once), and with running out of memory an
--- expected failure (`nil, "not enough memory", true`, see
--- `pipeline.judge`).
+--- The decoder of a response that becomes records: objects leave their
+-- null members out, and the decoder names them in `nulls_of` (for `nulls`
+-- and `raw`) as it builds each object, at any depth; arrays keep their
+-- nulls (positions matter). One table serves every decode, a nested one
+-- (a finalizer making a call) too. The options are read once
+-- (`core.json_decoder`), and running out of memory is an expected
+-- failure (`nil, "not enough memory", true`, see `pipeline.judge`).
 M.decode = core.json_decoder { nulls = nulls_of, memory_error = "return" }
 
 --- The function that shapes a freshly decoded object into a record of
 -- entity `def`: booleans and renamed fields (its nulls are out already,
--- see `DECODE`), or false when the entity has neither.
+-- see `decode`), or false when the entity has neither.
 -- @tparam table def entity definition
 -- @treturn function|false `shape(t)`
 function M.shaper(def)
