@@ -45,7 +45,6 @@ local schedulers = setmetatable({}, { __mode = "k" })
 -- while attached is never counted down). While none is, `send` does not
 -- look for a scheduler (no call to coroutine.running per request).
 local nattached = 0
-local any_scheduler = false
 
 --- `attached.map`: the coroutine -> scheduler table while some coroutine
 -- is attached, false while none is. The builder takes the short way of
@@ -66,8 +65,7 @@ function M.attach(co, s)
     nattached = nattached - 1
   end
   schedulers[co] = s
-  any_scheduler = nattached > 0
-  attached.map = any_scheduler and schedulers
+  attached.map = nattached > 0 and schedulers
 end
 
 --- The scheduler of coroutine `co` (default: the running one), or nil.
@@ -315,7 +313,8 @@ end
 -- @tparam table|nil opts
 -- @return status, text, headers, attempts | nil, err
 function M.send(p, op, url, path, body, headers, opts)
-  local sched = any_scheduler and schedulers[running()] or false
+  local map = attached.map
+  local sched = map and map[running()] or false
   local req = p.fast
   if req and not (body or opts) then
     -- The short way (the commonest call: no body, no options, no rate
