@@ -13,6 +13,15 @@ local function new_client(srv, opts)
 end
 
 -- Log entries whose path contains `text` (plain text, not a pattern).
+-- An on_result that logs "result <key>" in events and keeps {v =, e =}
+-- by key in into.
+local function recorder(events, into)
+  return function(k, v, e)
+    events[#events + 1] = "result " .. k
+    into[k] = { v = v, e = e }
+  end
+end
+
 local function by_path(log, text)
   local out = {}
   for _, r in ipairs(log) do
@@ -267,10 +276,7 @@ describe("client:gather", function()
       function() return client.campaigns:get(campaigns[4].id) end,
     }
     local results = {}
-    local failed = client:gather(tasks, { concurrency = 3, on_result = function(k, v, e)
-      events[#events + 1] = "result " .. k
-      results[k] = { v = v, e = e }
-    end })
+    local failed = client:gather(tasks, { concurrency = 3, on_result = recorder(events, results) })
     assert.equal(1, failed)
     -- task 1 failed first (2 and 3 were still held), its __close ran before
     -- its result, and a fresh worker ran task 4 meanwhile
@@ -633,18 +639,15 @@ describe("client:gather worker reuse", function()
       function() cos[4] = coroutine.running(); return "four" end,
     }
     local seen = {}
-    local failed = c:gather(tasks, { concurrency = 1, on_result = function(k, v, err)
-      events[#events + 1] = "result " .. k
-      seen[k] = { v = v, err = err }
-    end })
+    local failed = c:gather(tasks, { concurrency = 1, on_result = recorder(events, seen) })
     assert.equal(2, failed)
     assert.same({ "closed one", "result 1", "two starts", "closed two", "result 2", "result 3", "result 4" }, events)
-    assert.equal("task", seen[1].err.kind)
-    assert.matches("one failed", seen[1].err.message)
-    assert.matches("one failed", seen[1].err.traceback)
-    assert.equal(1, seen[1].err.task)
+    assert.equal("task", seen[1].e.kind)
+    assert.matches("one failed", seen[1].e.message)
+    assert.matches("one failed", seen[1].e.traceback)
+    assert.equal(1, seen[1].e.task)
     -- a __close that raises has the last word, as it would under pcall
-    assert.matches("close failed", seen[3].err.message)
+    assert.matches("close failed", seen[3].e.message)
     assert.equal("four", seen[4].v)
     assert.equal("dead", coroutine.status(cos[1]))
     assert.are_not.equal(cos[1], cos[2])
