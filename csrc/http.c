@@ -16,6 +16,9 @@
  *     __gc frees whatever is linked. So no raise can leak.
  *   - Results are pushed while the transfer is still linked and recycled
  *     only afterwards, so a memory error while pushing loses nothing.
+ *   - A push allocates, so finalizers may run in it: the session is busy
+ *     meanwhile (check_open refuses it) and a close leaves the transfer
+ *     being pushed to its pusher (Session.handing, http_push_result).
  *   - The only process-wide state is libcurl's global init, run once
  *     through pthread_once. Live counts for core._stats are per Lua state
  *     (a userdata in the registry), so two states in two threads never
@@ -128,6 +131,9 @@ static Session *check_open(lua_State *L)
     lua_pop(L, 1);
     if (!s->multi)
         luaL_error(L, "attempt to use a closed session");
+    if (s->handing)
+        luaL_error(L, "instantly.core: the session is busy handing over a result "
+                      "(called from a finalizer)");
     return s;
 }
 
@@ -503,20 +509,13 @@ static int l_poll(lua_State *L)
     luaL_argcheck(L, wait >= 0, 2, "timeout must be a non-negative number of seconds");
     http_drop_orphans(s);
     http_await_done(s, wait);
+    lua_createtable(L, s->done.n, 0); /* may run finalizers: n is read after */
     n = s->done.n;
-    lua_createtable(L, n, 0);
-    for (i = 1, t = s->done.head; t; t = t->next, i++) {
-        lua_createtable(L, 0, 4);
-        lua_pushinteger(L, t->id);
-        lua_setfield(L, -2, "id");
-        if (http_push_result(L, t) == 2) {
-            lua_setfield(L, -3, "err");
-            lua_pop(L, 1);
-        } else {
-            lua_setfield(L, -4, "headers");
-            lua_setfield(L, -3, "body");
-            lua_setfield(L, -2, "status");
-        }
+    /* Only pushes between here and the release loop allocate (a close
+     * from a finalizer there leaves the done list with the transfer being
+     * pushed alone, see http_push_entry); the array holds n entries. */
+    for (i = 1, t = s->done.head; t && i <= n; t = t->next, i++) {
+        http_push_entry(L, t);
         lua_rawseti(L, -2, i);
     }
     /* Everything is in Lua now: release the transfers. */

@@ -108,6 +108,12 @@ typedef struct Session {
     lua_Integer next_id;
     unsigned long epoch; /* changes whenever a transfer is taken or given back */
     List active, done, idle;
+    /* The transfer whose result is being pushed into Lua (see
+     * http_push_result), or NULL. Lua may run a finalizer at any
+     * allocation of that push: the session is then busy (check_open
+     * refuses it), and a close from there leaves this transfer to the
+     * pusher, which frees it once done (http_t_recycle). */
+    struct Transfer *handing;
 } Session;
 
 enum { M_GET = 1, M_HEAD, M_POST, M_PATCH, M_OTHER };
@@ -167,6 +173,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag);
 
 /* http_result.c */
 int http_push_result(lua_State *L, Transfer *t);
+int http_push_entry(lua_State *L, Transfer *t);
 int http_parse_headers(lua_State *L);
 void http_unanchor(lua_State *L, Transfer *t);
 

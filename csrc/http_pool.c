@@ -187,13 +187,18 @@ Transfer *http_t_new(Session *s, CURLcode *rc)
     return t;
 }
 
-/* Finished with t: back to the idle pool, or freed when the pool is full. */
+/* Finished with t: back to the idle pool, or freed when the pool is full
+ * or the session closed (while t's result was pushed: see handing). */
 void http_t_recycle(Session *s, Transfer *t)
 {
-    if (t->state == T_ACTIVE)
+    if (t->state == T_ACTIVE && s->multi)
         curl_multi_remove_handle(s->multi, t->easy);
     http_list_unlink(list_of(s, t), t);
     s->epoch++;
+    if (!s->multi) {
+        t_free(s, t);
+        return;
+    }
     /* t->hdrs stays: the next request on t most likely sends the same
      * headers (see t_headers); t_free frees it. */
     t->body.len = t->head.len = 0;
@@ -210,16 +215,24 @@ void http_t_recycle(Session *s, Transfer *t)
         t_free(s, t);
 }
 
+/* Frees what the session holds; a close from a finalizer while a result
+ * is pushed leaves that one transfer linked (see handing). Idempotent. */
 void http_session_release(Session *s)
 {
-    Transfer *t;
+    Transfer *t, *next;
     s->epoch++;
     while ((t = s->active.head) != NULL) {
         curl_multi_remove_handle(s->multi, t->easy);
         http_list_unlink(&s->active, t);
         t_free(s, t);
     }
-    while ((t = s->done.head) != NULL) {
+    for (t = s->done.head; t; t = next) {
+        next = t->next;
+        if (t == s->handing) {
+            /* its pusher frees it (http_t_recycle); the share goes now */
+            curl_easy_setopt(t->easy, CURLOPT_SHARE, (CURLSH *)NULL);
+            continue;
+        }
         http_list_unlink(&s->done, t);
         t_free(s, t);
     }

@@ -476,13 +476,20 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag)
         lua_pop(L, 1);
         anchored = 1;
     }
-    if (tag) {
+    if (tag && s->multi) {
         /* The coroutine to resume, referenced until the result is handed
          * over (released without allocating: luaL_unref). */
         lua_getiuservalue(L, 1, 2);
         lua_pushvalue(L, tag);
         ref = luaL_ref(L, -2);
         lua_pop(L, 1);
+    }
+    if (!s->multi) {
+        /* Each anchor above may allocate, and so run a finalizer that
+         * closed the session (which dropped both anchor tables). */
+        lua_settop(L, top);
+        luaL_error(L, "attempt to use a closed session");
+        return NULL;
     }
     t = s->idle.head;
     s->epoch++;

@@ -247,7 +247,7 @@ int http_parse_headers(lua_State *L)
 }
 
 /* status, body, headers -- or nil, err. Leaves t untouched. */
-int http_push_result(lua_State *L, Transfer *t)
+static int push_values(lua_State *L, Transfer *t)
 {
     long status = 0;
     if (t->result != CURLE_OK || t->too_large) {
@@ -260,6 +260,61 @@ int http_push_result(lua_State *L, Transfer *t)
     lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.len);
     push_headers(L, t);
     return 3;
+}
+
+/* Arguments: t (light userdata), whether to make poll's entry table
+ * {id =, status =, body =, headers =} or {id =, err =} instead. */
+static int push_protected(lua_State *L)
+{
+    Transfer *t = (Transfer *)lua_touserdata(L, 1);
+    int entry = lua_toboolean(L, 2);
+    lua_settop(L, 0);
+    if (!entry)
+        return push_values(L, t);
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, t->id);
+    lua_setfield(L, 1, "id");
+    if (push_values(L, t) == 2) {
+        lua_setfield(L, 1, "err");
+        lua_pop(L, 1);
+    } else {
+        lua_setfield(L, 1, "headers");
+        lua_setfield(L, 1, "body");
+        lua_setfield(L, 1, "status");
+    }
+    return 1;
+}
+
+/* Every allocation of a push may run finalizers, which may call the
+ * session: meanwhile t is the session's `handing`, so that check_open
+ * refuses it and a close leaves t alone (its pusher recycles it, which
+ * frees it then). The push runs protected only to clear `handing` before
+ * a memory error goes on; t is still linked then, so nothing is lost. */
+static int push_guarded(lua_State *L, Transfer *t, int entry)
+{
+    Session *s = t->s;
+    int top = lua_gettop(L), status;
+    lua_pushcfunction(L, push_protected);
+    lua_pushlightuserdata(L, t);
+    lua_pushboolean(L, entry);
+    s->handing = t;
+    status = lua_pcall(L, 2, LUA_MULTRET, 0);
+    s->handing = NULL;
+    if (status != LUA_OK)
+        lua_error(L);
+    return lua_gettop(L) - top;
+}
+
+/* status, body, headers -- or nil, err. May raise; t stays linked. */
+int http_push_result(lua_State *L, Transfer *t)
+{
+    return push_guarded(L, t, 0);
+}
+
+/* poll's entry for t (one table). May raise; t stays linked. */
+int http_push_entry(lua_State *L, Transfer *t)
+{
+    return push_guarded(L, t, 1);
 }
 
 /* Lets go of what the session (at stack index 1) holds for t in Lua: its

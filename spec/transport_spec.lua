@@ -921,6 +921,112 @@ describe("transport", function()
       assert.same(before, core._stats())
     end)
 
+    describe("a finalizer that runs while a result is handed over", function()
+      -- Lua may run finalizers at any allocation, and handing over a
+      -- body of 300 KB or more allocates. Each try arms a finalizer, then runs `call`
+      -- (a request in some form); the finalizer first checks that the
+      -- session refuses to be used (it is inside a hand-over then: the
+      -- tries that count), then calls `fn` with the session and its
+      -- record. The collector runs incrementally meanwhile (see below),
+      -- so that the hand-over's allocation runs a whole cycle, finalizer
+      -- included. At most 40 tries; in each that counts, the result must
+      -- be whole.
+      local N
+      -- (in a function of its own: no register of the caller keeps the
+      -- table alive)
+      local function arm(t, fn, rec)
+        setmetatable({}, { __gc = function()
+          local used, msg = pcall(t.pending, t)
+          rec.busy = not used and msg:find("busy handing over a result", 1, true) ~= nil
+          if rec.busy then rec[1], rec[2] = pcall(fn, t, rec) end
+        end })
+      end
+      local function tries(call, fn)
+        local prev = collectgarbage("incremental", 105, 1000)
+        -- a body that pays for a whole cycle of a heap this size (stepmul 1000)
+        collectgarbage()
+        N = math.max(300000, math.floor(collectgarbage("count") * 512))
+        local ok, ran = pcall(function()
+          for _ = 1, 40 do
+            local t = core.session()
+            local req = { url = fx.url("/bytes?n=" .. N), raw_headers = true }
+            local rec = {}
+            -- a whole cycle done: the next starts once 5% more is
+            -- allocated, which only the hand-over does, and runs to its end
+            collectgarbage()
+            arm(t, fn, rec)
+            local got = { pcall(call, t, req) }
+            t:close()
+            if rec.busy then
+              assert.same({ true, 200, N }, { got[1], got[2], #got[3] })
+              assert.is_true(got[3] == fixture.pattern(N))
+              assert.equal("string", type(got[4]))
+              assert.truthy(got[4]:find("Content-Length: " .. N, 1, true))
+              return rec
+            end
+          end
+          error("the finalizer never ran inside a hand-over")
+        end)
+        collectgarbage(prev)
+        if prev == "incremental" then collectgarbage("incremental", 200, 100) end
+        if not ok then error(ran, 0) end
+        return ran
+      end
+
+      local calls = {
+        request = function(t, req) return t:request(req) end,
+        take = function(t, req)
+          t:submit(req)
+          return select(2, t:take(5))
+        end,
+        dispatch = function(t, req)
+          local token, got = {}, nil
+          local co = coroutine.wrap(function()
+            t:submit(req, token)
+            got = { coroutine.yield(token) }
+          end)
+          co()
+          for _ = 1, 100 do
+            if got or t:dispatch(token, 0.05) == 0 then break end
+          end
+          return table.unpack(got)
+        end,
+        poll = function(t, req)
+          t:submit(req)
+          for _ = 1, 100 do
+            local r = t:poll(0.05)[1]
+            if r then return r.status, r.body, r.headers end
+          end
+        end,
+      }
+
+      for _, name in ipairs{ "request", "take", "dispatch", "poll" } do
+        it("closing the session there leaves " .. name .. "'s result whole, and the session closed", function()
+          collectgarbage()
+          local before = core._stats()
+          local ran = tries(calls[name], function(t, rec)
+            t:close()
+            rec.closed = tostring(t)
+          end)
+          assert.is_true(ran[1], tostring(ran[2]))
+          assert.truthy(ran.closed:match("%(closed%)"))
+          collectgarbage()
+          collectgarbage()
+          assert.same(before, core._stats()) -- the transfer kept for the pusher is freed too
+        end)
+      end
+
+      it("a request from there on another session works", function()
+        local other = core.session()
+        local ran = tries(calls.request, function()
+          return other:request{ url = fx.url("/hello") }
+        end)
+        other:close()
+        assert.is_true(ran[1], tostring(ran[2]))
+        assert.equal(200, ran[2])
+      end)
+    end)
+
     it("frees unclosed sessions and their transfers on collection", function()
       s:close()
       collectgarbage()
