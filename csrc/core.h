@@ -18,6 +18,11 @@ void inst_http_open(lua_State *L);
 void inst_csv_open(lua_State *L);
 void inst_shape_open(lua_State *L);
 
+/* The JSON decoder for the transport (json.c): is the value at idx a
+ * decoder made by json_decoder; decode bytes with it (see there). */
+int inst_json_is_decoder(lua_State *L, int idx);
+int inst_json_decode_span(lua_State *L, int fidx, const char *p, size_t len);
+
 /* libcurl's version string, read once under the transport's init. */
 const char *inst_curl_version(void);
 

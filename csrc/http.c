@@ -268,13 +268,15 @@ static int l_session(lua_State *L)
     }
 
     /* Phase B: a closed handle with its metatable first, then acquire. */
-    s = (Session *)lua_newuserdatauv(L, sizeof *s, 2);
+    s = (Session *)lua_newuserdatauv(L, sizeof *s, 3);
     memset(s, 0, sizeof *s);
     luaL_setmetatable(L, SESSION_MT);
     lua_newtable(L); /* anchors: id -> body string of submitted requests */
     lua_setiuservalue(L, -2, 1);
     lua_newtable(L); /* tags: luaL_ref -> coroutine of a submit(req, co, token) */
     lua_setiuservalue(L, -2, 2);
+    lua_createtable(L, DEC_SLOTS, 0); /* decoders of requests with `decode` */
+    lua_setiuservalue(L, -2, 3);
     s->stats = get_stats(L);
     s->ae_line = accept_encoding;
     s->timeout_ms = timeout_ms;
@@ -578,6 +580,8 @@ static int l_close(lua_State *L)
     lua_setiuservalue(L, 1, 1); /* drop the anchored bodies now */
     lua_pushnil(L);
     lua_setiuservalue(L, 1, 2); /* and the coroutines of pending transfers */
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, 3); /* and the decoders */
     return 0;
 }
 

@@ -34,6 +34,7 @@
 
 #define POOL_MAX 16                 /* idle easy handles kept per session */
 #define KEEP_BUF (256 * 1024)       /* larger buffers are freed on recycle */
+#define DEC_SLOTS 4                 /* decoders a session keeps (see Session) */
 #define DEFAULT_TIMEOUT 60.0
 #define DEFAULT_CONNECT_TIMEOUT 10.0
 #define DEFAULT_MAX_RESPONSE ((lua_Integer)64 * 1024 * 1024)
@@ -74,6 +75,8 @@ typedef struct Transfer {
     size_t max_bytes;
     Buf body, head;
     int once;       /* POST/PATCH: may be sent only once (see on_prereq) */
+    int dec_slot;   /* 1..DEC_SLOTS: decode a 2xx answer with that decoder
+                     * of the session (see `decode`); 0: hand the text over */
     CURLcode setup_rc; /* why the last t_setup/t_prepare failed */
     int sends;      /* times libcurl was about to send it, this request */
     /* What the easy handle was last given, so that an option that does not
@@ -114,6 +117,13 @@ typedef struct Session {
      * refuses it), and a close from there leaves this transfer to the
      * pusher, which frees it once done (http_t_recycle). */
     struct Transfer *handing;
+    /* Decoders of requests with `decode`, anchored in the session's third
+     * user value (an array of DEC_SLOTS), with how many transfers use
+     * each; a slot no transfer uses takes the next new decoder. A client
+     * uses one or two, so this is never full in practice; when it is,
+     * the request just answers with its text. */
+    const void *dec_fn[DEC_SLOTS];
+    int dec_users[DEC_SLOTS];
 } Session;
 
 enum { M_GET = 1, M_HEAD, M_POST, M_PATCH, M_OTHER };
@@ -131,6 +141,7 @@ typedef struct Req {
     int has_ua;
     int has_ae;        /* the caller set Accept-Encoding */
     int raw_headers;   /* answer with the header block as a string */
+    int decode;        /* stack index of the decoder to use, 0 if none */
     long timeout_ms, connect_timeout_ms;
     int mcode;         /* M_GET ... M_OTHER */
     char method[MAX_METHOD + 1];

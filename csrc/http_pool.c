@@ -195,6 +195,10 @@ void http_t_recycle(Session *s, Transfer *t)
         curl_multi_remove_handle(s->multi, t->easy);
     http_list_unlink(list_of(s, t), t);
     s->epoch++;
+    if (t->dec_slot) {
+        s->dec_users[t->dec_slot - 1]--;
+        t->dec_slot = 0;
+    }
     if (!s->multi) {
         t_free(s, t);
         return;

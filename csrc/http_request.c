@@ -186,7 +186,7 @@ static void check_headers(lua_State *L, int arg, Req *r, int tbl)
     r->headers = tbl; /* stays on the stack until the request is built */
 }
 
-enum { F_UNKNOWN, F_URL, F_METHOD, F_BODY, F_HEADERS, F_TIMEOUT, F_CONNECT_TIMEOUT, F_RAW_HEADERS };
+enum { F_UNKNOWN, F_URL, F_METHOD, F_BODY, F_HEADERS, F_TIMEOUT, F_CONNECT_TIMEOUT, F_RAW_HEADERS, F_DECODE };
 
 /* Which request field a key names, by length first. */
 static int field_of(const char *k, size_t n)
@@ -194,7 +194,7 @@ static int field_of(const char *k, size_t n)
     switch (n) {
     case 3: return memcmp(k, "url", 3) == 0 ? F_URL : F_UNKNOWN;
     case 4: return memcmp(k, "body", 4) == 0 ? F_BODY : F_UNKNOWN;
-    case 6: return memcmp(k, "method", 6) == 0 ? F_METHOD : F_UNKNOWN;
+    case 6: return memcmp(k, "method", 6) == 0 ? F_METHOD : memcmp(k, "decode", 6) == 0 ? F_DECODE : F_UNKNOWN;
     case 7: return memcmp(k, "headers", 7) == 0 ? F_HEADERS : memcmp(k, "timeout", 7) == 0 ? F_TIMEOUT : F_UNKNOWN;
     case 11: return memcmp(k, "raw_headers", 11) == 0 ? F_RAW_HEADERS : F_UNKNOWN;
     case 15: return memcmp(k, "connect_timeout", 15) == 0 ? F_CONNECT_TIMEOUT : F_UNKNOWN;
@@ -203,7 +203,8 @@ static int field_of(const char *k, size_t n)
 }
 
 /* Phase A for a request table at idx: validates, may raise, acquires
- * nothing. Leaves one slot on the stack (the headers table or nil). */
+ * nothing. Leaves two slots on the stack (the headers table or nil, the
+ * decoder or nil). */
 static void parse_req(lua_State *L, Session *s, int idx, Req *r)
 {
     int slot;
@@ -215,6 +216,7 @@ static void parse_req(lua_State *L, Session *s, int idx, Req *r)
     luaL_checktype(L, idx, LUA_TTABLE);
     lua_pushnil(L); /* the slot for the headers field */
     slot = lua_gettop(L);
+    lua_pushnil(L); /* slot + 1: the decoder */
     lua_pushnil(L);
     while (lua_next(L, idx)) {
         size_t kl;
@@ -248,6 +250,16 @@ static void parse_req(lua_State *L, Session *s, int idx, Req *r)
             break;
         case F_RAW_HEADERS:
             r->raw_headers = http_opt_boolean(L, idx, "field", k);
+            break;
+        case F_DECODE:
+            if (lua_type(L, -1) == LUA_TBOOLEAN && !lua_toboolean(L, -1))
+                break; /* false: none */
+            if (!inst_json_is_decoder(L, -1))
+                luaL_argerror(L, idx, lua_pushfstring(L, "field 'decode' must be a decoder made by "
+                                                      "json_decoder, or false, got %s", luaL_typename(L, -1)));
+            lua_pushvalue(L, -1);
+            lua_replace(L, slot + 1);
+            r->decode = slot + 1;
             break;
         default:
             luaL_argerror(L, idx, lua_pushfstring(L, "unknown field '%s'", k));
@@ -459,6 +471,38 @@ static int t_prepare(lua_State *L, Session *s, Transfer *t, const Req *r)
 
 #undef SET
 
+/* t's slot for the decoder at r->decode (see Session.dec_fn); the session
+ * is at stack index 1. Never allocates: the anchor array has its
+ * DEC_SLOTS places from the start. */
+static void t_decoder(lua_State *L, Session *s, Transfer *t, const Req *r)
+{
+    const void *fn;
+    int i, free_slot = 0;
+    t->dec_slot = 0;
+    if (!r->decode)
+        return;
+    fn = lua_topointer(L, r->decode);
+    for (i = 0; i < DEC_SLOTS; i++) {
+        if (s->dec_fn[i] == fn) {
+            t->dec_slot = i + 1;
+            s->dec_users[i]++;
+            return;
+        }
+        if (!free_slot && s->dec_users[i] == 0)
+            free_slot = i + 1;
+    }
+    if (!free_slot)
+        return; /* all in use: this one answers with its text */
+    if (lua_getiuservalue(L, 1, 3) == LUA_TTABLE) {
+        lua_pushvalue(L, r->decode);
+        lua_rawseti(L, -2, free_slot);
+        s->dec_fn[free_slot - 1] = fn;
+        s->dec_users[free_slot - 1] = 1;
+        t->dec_slot = free_slot;
+    }
+    lua_pop(L, 1);
+}
+
 /* Validates the request at idx and starts it. Raises on misuse. */
 Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag)
 {
@@ -513,6 +557,7 @@ Transfer *http_start(lua_State *L, Session *s, int idx, int sync, int tag)
     t->anchored = anchored;
     t->tag = ref;
     t->owner = ref ? lua_topointer(L, tag + 1) : NULL;
+    t_decoder(L, s, t, &r);
     if (!t_prepare(L, s, t, &r) || (mrc = curl_multi_add_handle(s->multi, t->easy)) != CURLM_OK) {
         /* Not in the multi handle: park it as done, then recycle. */
         const char *why = mrc != CURLM_OK ? curl_multi_strerror(mrc) : curl_easy_strerror(t->setup_rc);

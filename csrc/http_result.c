@@ -246,8 +246,12 @@ int http_parse_headers(lua_State *L)
     return 1;
 }
 
-/* status, body, headers -- or nil, err. Leaves t untouched. */
-static int push_values(lua_State *L, Transfer *t)
+/* status, body, headers -- or nil, err. Leaves t untouched. With the
+ * decoder at dec (0: none), a 2xx answer with a body (not 204) is
+ * decoded from the transfer's buffer: status, value, headers, true; one
+ * that does not decode is handed over as text, for the caller to find
+ * out why (the same decoder on the same bytes). */
+static int push_values(lua_State *L, Transfer *t, int dec)
 {
     long status = 0;
     if (t->result != CURLE_OK || t->too_large) {
@@ -257,35 +261,48 @@ static int push_values(lua_State *L, Transfer *t)
     }
     curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
     lua_pushinteger(L, status);
+    if (dec && status >= 200 && status < 300 && status != 204 && t->body.len > 0) {
+        int n = inst_json_decode_span(L, dec, t->body.p, t->body.len);
+        if (n == 1) {
+            push_headers(L, t);
+            lua_pushboolean(L, 1);
+            return 4;
+        }
+        lua_pop(L, n);
+    }
     lua_pushlstring(L, t->body.p ? t->body.p : "", t->body.len);
     push_headers(L, t);
     return 3;
 }
 
 /* Arguments: t (light userdata), whether to make poll's entry table
- * {id =, status =, body =, headers =} or {id =, err =} instead. */
+ * {id =, status =, body =, headers = [, decoded = true]} or {id =, err =}
+ * instead, the decoder or nil. */
 static int push_protected(lua_State *L)
 {
     Transfer *t = (Transfer *)lua_touserdata(L, 1);
-    int entry = lua_toboolean(L, 2);
-    lua_settop(L, 0);
+    int entry = lua_toboolean(L, 2), dec = lua_isnil(L, 3) ? 0 : 3, n;
     if (!entry)
-        return push_values(L, t);
-    lua_createtable(L, 0, 4);
+        return push_values(L, t, dec);
+    lua_createtable(L, 0, 5); /* 4 */
     lua_pushinteger(L, t->id);
-    lua_setfield(L, 1, "id");
-    if (push_values(L, t) == 2) {
-        lua_setfield(L, 1, "err");
+    lua_setfield(L, 4, "id");
+    n = push_values(L, t, dec);
+    if (n == 2) {
+        lua_setfield(L, 4, "err");
         lua_pop(L, 1);
-    } else {
-        lua_setfield(L, 1, "headers");
-        lua_setfield(L, 1, "body");
-        lua_setfield(L, 1, "status");
+        return 1;
     }
+    if (n == 4)
+        lua_setfield(L, 4, "decoded");
+    lua_setfield(L, 4, "headers");
+    lua_setfield(L, 4, "body");
+    lua_setfield(L, 4, "status");
     return 1;
 }
 
-/* Every allocation of a push may run finalizers, which may call the
+/* The session is at stack index 1 (for its decoders).
+ * Every allocation of a push may run finalizers, which may call the
  * session: meanwhile t is the session's `handing`, so that check_open
  * refuses it and a close leaves t alone (its pusher recycles it, which
  * frees it then). The push runs protected only to clear `handing` before
@@ -297,8 +314,14 @@ static int push_guarded(lua_State *L, Transfer *t, int entry)
     lua_pushcfunction(L, push_protected);
     lua_pushlightuserdata(L, t);
     lua_pushboolean(L, entry);
+    if (!t->dec_slot)
+        lua_pushnil(L);
+    else if (lua_getiuservalue(L, 1, 3) == LUA_TTABLE) { /* the decoders */
+        lua_rawgeti(L, -1, t->dec_slot);
+        lua_remove(L, -2);
+    } /* (else closed: the nil pushed stays) */
     s->handing = t;
-    status = lua_pcall(L, 2, LUA_MULTRET, 0);
+    status = lua_pcall(L, 3, LUA_MULTRET, 0);
     s->handing = NULL;
     if (status != LUA_OK)
         lua_error(L);

@@ -1465,14 +1465,15 @@ typedef struct dsetup {
     kcache *kc;
 } dsetup;
 
-/* The decode of the string at index 1. */
-static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nulls)
+/* The decode of text[0..len): bytes that stay put until it returns (a
+ * string on the stack, or a buffer its owner keeps, see
+ * inst_json_decode_span). */
+static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nulls, const char *text, size_t len)
 {
     dec d;
     jbox *own = ds->box;
-    size_t len;
     int status;
-    d.start = d.p = lua_tolstring(L, 1, &len);
+    d.start = d.p = text;
     d.end = d.start + len;
     d.L = L;
     d.max_depth = ds->o.max_depth;
@@ -1526,8 +1527,11 @@ static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nul
 static int l_json_decode(lua_State *L)
 {
     dsetup ds;
+    const char *text;
+    size_t len;
     if (lua_type(L, 1) != LUA_TSTRING)
         return luaL_typeerror(L, 1, "string");
+    text = lua_tolstring(L, 1, &len);
     read_opts(L, 2, 0, &ds.o);
     lua_settop(L, 2);
     ds.box = (jbox *)lua_touserdata(L, lua_upvalueindex(1));
@@ -1539,9 +1543,9 @@ static int l_json_decode(lua_State *L)
         else
             lua_pushliteral(L, "nulls");
         lua_rawget(L, 2);
-        return decode_call(L, &ds, lua_upvalueindex(2), 3, 4);
+        return decode_call(L, &ds, lua_upvalueindex(2), 3, 4, text, len);
     }
-    return decode_call(L, &ds, lua_upvalueindex(2), 3, 0);
+    return decode_call(L, &ds, lua_upvalueindex(2), 3, 0, text, len);
 }
 
 /* A decoder made by json_decoder. Upvalues: 1 its dsetup, 2 array_mt,
@@ -1550,12 +1554,46 @@ static int l_json_decode(lua_State *L)
 static int l_json_bound(lua_State *L)
 {
     const dsetup *ds = (const dsetup *)lua_touserdata(L, lua_upvalueindex(1));
+    const char *text;
+    size_t len;
     if (lua_type(L, 1) != LUA_TSTRING)
         return luaL_typeerror(L, 1, "string");
     if (lua_gettop(L) != 1)
         lua_settop(L, 1);
+    text = lua_tolstring(L, 1, &len);
     return decode_call(L, ds, lua_upvalueindex(2), lua_upvalueindex(3),
-                       ds->o.nulls || ds->o.null_tables ? lua_upvalueindex(4) : 0);
+                       ds->o.nulls || ds->o.null_tables ? lua_upvalueindex(4) : 0, text, len);
+}
+
+int inst_json_is_decoder(lua_State *L, int idx)
+{
+    return lua_tocfunction(L, idx) == l_json_bound;
+}
+
+/* The decoder at fidx (inst_json_is_decoder) applied to p[0..len), bytes
+ * that must stay put meanwhile (finalizers may run): pushes what the
+ * decoder returns (the value, or nil, message [, true]) and returns how
+ * many. Used by the transport to decode an answer from its own buffer,
+ * without a Lua string of the body. */
+int inst_json_decode_span(lua_State *L, int fidx, const char *p, size_t len)
+{
+    const dsetup *ds;
+    int base, n;
+    fidx = lua_absindex(L, fidx);
+    luaL_checkstack(L, 8, "decoding"); /* (the decoder at fidx keeps what ds points to) */
+    base = lua_gettop(L);
+    lua_getupvalue(L, fidx, 1);
+    ds = (const dsetup *)lua_touserdata(L, base + 1);
+    lua_getupvalue(L, fidx, 2); /* base + 2: array_mt */
+    lua_getupvalue(L, fidx, 3); /* base + 3: the cache's table */
+    lua_getupvalue(L, fidx, 4); /* base + 4: nulls or null_tables, or nil */
+    n = decode_call(L, ds, base + 2, base + 3, ds->o.nulls || ds->o.null_tables ? base + 4 : 0, p, len);
+    if (n == 1) /* the value in the first slot, the others dropped */
+        lua_replace(L, base + 1);
+    else
+        lua_rotate(L, base + 1, n);
+    lua_settop(L, base + n);
+    return n;
 }
 
 /* core.json_decoder([opts]) -> function(text): json_decode with these

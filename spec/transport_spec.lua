@@ -1049,6 +1049,143 @@ describe("transport", function()
     end)
   end)
 
+  describe("decode: answers the core decodes", function()
+    local d = core.json_decoder{}
+    -- a JSON text of some size, sent to /echo?back=1 to come back as is
+    local doc = { items = {} }
+    for i = 1, 2000 do doc.items[i] = { id = i, name = "n" .. i, on = i % 2 == 0, tags = { "a", "b" } } end
+    local text = cjson.encode(doc)
+    local function echo_req(extra)
+      local r = { method = "POST", url = fx.url("/echo?back=1"), body = text, decode = d }
+      for k, v in pairs(extra or {}) do r[k] = v end
+      return r
+    end
+    local function same_doc(v)
+      assert.equal("table", type(v))
+      assert.equal(2000, #v.items)
+      assert.same({ id = 1, name = "n1", on = false, tags = { "a", "b" } }, v.items[1])
+      assert.same({ id = 2000, name = "n2000", on = true, tags = { "a", "b" } }, v.items[2000])
+    end
+
+    it("a 2xx body comes as its value, with true after the headers, in request, take, dispatch and poll", function()
+      local got = table.pack(s:request(echo_req()))
+      assert.equal(4, got.n)
+      assert.equal(200, got[1])
+      same_doc(got[2])
+      assert.equal("table", type(got[3]))
+      assert.is_true(got[4])
+      -- raw headers too
+      got = table.pack(s:request(echo_req{ raw_headers = true }))
+      assert.same({ 4, 200, "string", true }, { got.n, got[1], type(got[3]), got[4] })
+      local id = s:submit(echo_req())
+      got = table.pack(s:take(5))
+      assert.same({ 5, id, 200, true }, { got.n, got[1], got[2], got[5] })
+      same_doc(got[3])
+      s:submit(echo_req())
+      local r
+      for _ = 1, 100 do r = s:poll(0.05)[1]; if r then break end end
+      assert.same({ 200, true }, { r.status, r.decoded })
+      same_doc(r.body)
+      local token, res = {}, nil
+      local co = coroutine.wrap(function()
+        s:submit(echo_req(), token)
+        res = table.pack(coroutine.yield(token))
+      end)
+      co()
+      for _ = 1, 100 do if res or s:dispatch(token, 0.05) == 0 then break end end
+      assert.same({ 4, 200, true }, { res.n, res[1], res[4] })
+      same_doc(res[2])
+    end)
+
+    it("anything else comes as text: errors, 204, empty bodies, bodies that do not decode", function()
+      local function text_of(req)
+        req.decode = d
+        local got = table.pack(s:request(req))
+        assert.equal(3, got.n, req.url)
+        assert.equal("string", type(got[2]), req.url)
+        return got[1], got[2]
+      end
+      assert.same({ 404, "no route /nowhere" }, { text_of{ url = fx.url("/nowhere") } })
+      local st, body = text_of{ method = "POST", url = fx.url("/status/500"), body = text }
+      assert.equal(500, st)
+      assert.is_string(body)
+      assert.same({ 204, "" }, { text_of{ url = fx.url("/status/204") } })
+      assert.same({ 200, "hello world" }, { text_of{ url = fx.url("/hello") } })
+      -- a decoder's own limits hold: too deep for it is text, for the
+      -- caller to decode and learn why
+      local shallow = core.json_decoder{ max_depth = 2 }
+      local got = table.pack(s:request(echo_req{ decode = shallow }))
+      assert.same({ 3, 200, true }, { got.n, got[1], got[2] == text })
+      local v, why = shallow(got[2])
+      assert.is_nil(v)
+      assert.truthy(why:find("deep", 1, true), why)
+      -- false: no decoder
+      got = table.pack(s:request(echo_req{ decode = false }))
+      assert.same({ 3, 200, true }, { got.n, got[1], got[2] == text })
+    end)
+
+    it("the decoder's options hold (nulls)", function()
+      local nulls = {}
+      local dn = core.json_decoder{ nulls = nulls }
+      local got = table.pack(s:request{ method = "POST", url = fx.url("/echo?back=1"),
+                                         body = '{"a":1,"b":null}', decode = dn })
+      assert.same({ 4, { a = 1 } }, { got.n, got[2] })
+      assert.equal("b", nulls[got[2]])
+    end)
+
+    it("more decoders in flight than a session keeps: the others answer with text, and nothing is lost", function()
+      local decs, ids = {}, {}
+      for i = 1, 7 do
+        decs[i] = core.json_decoder{}
+        ids[s:submit(echo_req{ decode = decs[i] })] = i
+      end
+      local decoded, texts = 0, 0
+      for _ = 1, 200 do
+        local got = table.pack(s:take(0.05))
+        if got.n > 0 then
+          assert.equal(200, got[2])
+          if got[5] then decoded = decoded + 1; same_doc(got[3])
+          else texts = texts + 1; assert.is_true(got[3] == text) end
+          ids[got[1]] = nil
+        end
+        if next(ids) == nil then break end
+      end
+      assert.is_nil(next(ids))
+      assert.same({ 4, 3 }, { decoded, texts })
+      -- the slots are free again: a new decoder is kept
+      local got = table.pack(s:request(echo_req{ decode = core.json_decoder{} }))
+      assert.same({ 4, true }, { got.n, got[4] })
+    end)
+
+    it("a finalizer closing the session mid-decode leaves the value whole", function()
+      local prev = collectgarbage("incremental", 105, 1000)
+      local ok, err = pcall(function()
+        for _ = 1, 40 do
+          local t = core.session()
+          local rec = {}
+          collectgarbage()
+          ;(function()
+            setmetatable({}, { __gc = function()
+              rec.busy = not pcall(t.pending, t)
+              if rec.busy then t:close() end
+            end })
+          end)()
+          local got = table.pack(t:request(echo_req()))
+          t:close()
+          if rec.busy then
+            assert.same({ 4, 200, true }, { got.n, got[1], got[4] })
+            same_doc(got[2])
+            return
+          end
+        end
+        error("the finalizer never ran inside a hand-over")
+      end)
+      collectgarbage(prev)
+      if prev == "incremental" then collectgarbage("incremental", 200, 100) end
+      assert(ok, err)
+    end)
+  end)
+
   describe("misuse raises, naming the argument", function()
     local rows = {
       { function() core.session{ timeoutt = 1 } end, "bad argument #1 to 'session' (unknown option 'timeoutt')" },
@@ -1085,6 +1222,12 @@ describe("transport", function()
       { { url = "http://h/", headers = { ["A B"] = "x" } }, bad("header name 'A B' is not a valid token") },
       { { url = "http://h/", headers = { "x" } }, bad("header names must be strings") },
       { { url = "http://h/", timeout = 0 }, bad("field 'timeout' must be positive") },
+      { { url = "http://h/", decode = print },
+        bad("field 'decode' must be a decoder made by json_decoder, or false, got function") },
+      { { url = "http://h/", decode = true },
+        bad("field 'decode' must be a decoder made by json_decoder, or false, got boolean") },
+      { { url = "http://h/", decode = core.json_decode },
+        bad("field 'decode' must be a decoder made by json_decoder, or false, got function") },
     }
 
     it("in session options", function()

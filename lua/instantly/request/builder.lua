@@ -536,20 +536,23 @@ M.invoke = invoke
 -- method_for).
 function finish(cop, url, full, text, headers, opts)
   local pipe = cop.pipe
-  local status, rtext, rheaders, attempts
-  local req = pipe.fast
+  local dec = cop.decoder
+  local status, rtext, rheaders, attempts, decoded
+  local req = pipe.fast_decode
   if req and not (text or opts) then
     -- pipeline.send's short way, inline (the commonest call: no body, no
-    -- options; see pipeline.send)
+    -- options; see pipeline.send), with the answer's decoder: the core
+    -- decodes a 2xx body itself (`decoded` true, `rtext` the value)
     req.method = cop.method
     req.url = url
     req.headers = headers
+    req.decode = dec
     local map = attached.map
     local sched = map and map[running()]
     if sched then
-      status, rtext, rheaders = sched:request(pipe.session, req)
+      status, rtext, rheaders, decoded = sched:request(pipe.session, req)
     else
-      status, rtext, rheaders = pipe.session:request(req)
+      status, rtext, rheaders, decoded = pipe.session:request(req)
     end
     if status then rheaders = setmetatable({ rheaders }, LAZY) end
     if status and status >= 200 and status < 300 then
@@ -557,21 +560,26 @@ function finish(cop, url, full, text, headers, opts)
     else
       status, rtext, rheaders, attempts = attempts_of(pipe, cop, url, full, text, headers, opts, sched, true,
                                                       status, rtext, rheaders)
+      decoded = false
     end
   else
     status, rtext, rheaders, attempts = send(pipe, cop, url, full, text, headers, opts)
   end
   if not status then return nil, rtext end
-  local dec = cop.decoder
-  if not dec or not rtext or rtext == "" or status == 204 then
-    local v, err = decode(pipe, cop, url, full, status, rtext, rheaders, attempts)
-    if v == nil then return nil, err end
+  local v, msg, oom
+  if decoded then
+    v = rtext
+  elseif not dec or not rtext or rtext == "" or status == 204 then
+    v, msg = decode(pipe, cop, url, full, status, rtext, rheaders, attempts)
+    if v == nil then return nil, msg end
     return v, status, rheaders
+  else
+    -- pipeline.decode inline: a response that becomes records is decoded
+    -- with its null members left out of its objects (record.decode)
+    v, msg, oom = dec(rtext)
   end
-  -- pipeline.decode inline: a response that becomes records is decoded
-  -- with its null members left out of its objects (record.decode); only
-  -- a value that is not a table without an `error` member goes to judge.
-  local v, msg, oom = dec(rtext)
+  -- only a value that is not a table without an `error` member goes to
+  -- judge (which reads the text only when there is no value)
   if type(v) ~= "table" or (v.error and not cop.error_field) then
     v, msg = judge(pipe, cop, url, full, status, rtext, rheaders, attempts, v, msg, oom)
     if v == nil then return nil, msg end

@@ -112,6 +112,13 @@ function M.new(cfg)
     -- the table again when a call may take the short way (see `send`):
     -- a core session, no client-side rate limit, no request hooks
     fast = not limiter and not on_request and not on_response and req,
+    -- and the generated methods' own for the same calls, which also
+    -- carries the decoder (`decode`) of the call's answer: the core
+    -- decodes a 2xx body from its buffer, without a Lua string of it
+    -- (see instantly.request.builder's `finish`)
+    fast_decode = not limiter and not on_request and not on_response and is_core and {
+      raw_headers = true, timeout = cfg.timeout, connect_timeout = cfg.connect_timeout, decode = false,
+    },
   }
 end
 
