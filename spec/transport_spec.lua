@@ -34,6 +34,51 @@ describe("transport", function()
     return cjson.decode(body), headers
   end
 
+  -- Lua may run finalizers at any allocation, and handing a result over
+  -- allocates. Each try makes a request with `make(size)` (`size`: bytes
+  -- to allocate that pay for a whole cycle of the collector at this
+  -- heap, stepmul 1000), arms a finalizer and runs `call(t, req)` on a
+  -- fresh session; the finalizer checks that the session refuses to be
+  -- used (it is inside a hand-over then: the tries that count), then
+  -- calls `fn(t, rec)`. The collector runs incrementally meanwhile: each
+  -- try starts after a whole cycle, and the next one starts once 5 % more
+  -- is allocated, which only the hand-over does, and runs to its end. At
+  -- most 40 tries; in the one that counts, `whole(got, size)` checks what
+  -- the call returned (`got`: pcall's results). Returns the finalizer's
+  -- record (`rec[1], rec[2]`: pcall's results of fn).
+  local function arm(t, fn, rec) -- (no register of the caller keeps the table)
+    setmetatable({}, { __gc = function()
+      local used, msg = pcall(t.pending, t)
+      rec.busy = not used and msg:find("busy handing over a result", 1, true) ~= nil
+      if rec.busy then rec[1], rec[2] = pcall(fn, t, rec) end
+    end })
+  end
+  local function in_hand_over(make, call, fn, whole)
+    local prev = collectgarbage("incremental", 105, 1000)
+    local ok, ran = pcall(function()
+      collectgarbage()
+      local size = math.max(300000, math.floor(collectgarbage("count") * 512))
+      local req = make(size)
+      for _ = 1, 40 do
+        local t = core.session()
+        local rec = {}
+        collectgarbage()
+        arm(t, fn, rec)
+        local got = table.pack(pcall(call, t, req))
+        t:close()
+        if rec.busy then
+          whole(got, size)
+          return rec
+        end
+      end
+      error("the finalizer never ran inside a hand-over")
+    end)
+    collectgarbage(prev)
+    if prev == "incremental" then collectgarbage("incremental", 200, 100) end
+    if not ok then error(ran, 0) end
+    return ran
+  end
+
   describe("request", function()
     it("returns status, body and lower-cased headers", function()
       local status, body, headers = s:request{ url = fx.url("/hello") }
@@ -922,56 +967,18 @@ describe("transport", function()
     end)
 
     describe("a finalizer that runs while a result is handed over", function()
-      -- Lua may run finalizers at any allocation, and handing over a
-      -- body of 300 KB or more allocates. Each try arms a finalizer, then runs `call`
-      -- (a request in some form); the finalizer first checks that the
-      -- session refuses to be used (it is inside a hand-over then: the
-      -- tries that count), then calls `fn` with the session and its
-      -- record. The collector runs incrementally meanwhile (see below),
-      -- so that the hand-over's allocation runs a whole cycle, finalizer
-      -- included. At most 40 tries; in each that counts, the result must
-      -- be whole.
-      local N
-      -- (in a function of its own: no register of the caller keeps the
-      -- table alive)
-      local function arm(t, fn, rec)
-        setmetatable({}, { __gc = function()
-          local used, msg = pcall(t.pending, t)
-          rec.busy = not used and msg:find("busy handing over a result", 1, true) ~= nil
-          if rec.busy then rec[1], rec[2] = pcall(fn, t, rec) end
-        end })
+      -- A body of /bytes that pays for a whole cycle; its result must
+      -- come whole (`got` is what the call returned, after pcall's true).
+      local function bytes_req(size)
+        return { url = fx.url("/bytes?n=" .. size), raw_headers = true }
       end
-      local function tries(call, fn)
-        local prev = collectgarbage("incremental", 105, 1000)
-        -- a body that pays for a whole cycle of a heap this size (stepmul 1000)
-        collectgarbage()
-        N = math.max(300000, math.floor(collectgarbage("count") * 512))
-        local ok, ran = pcall(function()
-          for _ = 1, 40 do
-            local t = core.session()
-            local req = { url = fx.url("/bytes?n=" .. N), raw_headers = true }
-            local rec = {}
-            -- a whole cycle done: the next starts once 5% more is
-            -- allocated, which only the hand-over does, and runs to its end
-            collectgarbage()
-            arm(t, fn, rec)
-            local got = { pcall(call, t, req) }
-            t:close()
-            if rec.busy then
-              assert.same({ true, 200, N }, { got[1], got[2], #got[3] })
-              assert.is_true(got[3] == fixture.pattern(N))
-              assert.equal("string", type(got[4]))
-              assert.truthy(got[4]:find("Content-Length: " .. N, 1, true))
-              return rec
-            end
-          end
-          error("the finalizer never ran inside a hand-over")
-        end)
-        collectgarbage(prev)
-        if prev == "incremental" then collectgarbage("incremental", 200, 100) end
-        if not ok then error(ran, 0) end
-        return ran
+      local function whole(got, size)
+        assert.same({ true, 200, size }, { got[1], got[2], #got[3] })
+        assert.is_true(got[3] == fixture.pattern(size))
+        assert.equal("string", type(got[4]))
+        assert.truthy(got[4]:find("Content-Length: " .. size, 1, true))
       end
+      local function tries(call, fn) return in_hand_over(bytes_req, call, fn, whole) end
 
       local calls = {
         request = function(t, req) return t:request(req) end,
@@ -1158,37 +1165,22 @@ describe("transport", function()
     end)
 
     it("a finalizer closing the session mid-decode leaves the value whole", function()
-      local prev = collectgarbage("incremental", 105, 1000)
-      collectgarbage()
-      -- an array of 64 KB strings that pays for a whole cycle of this heap
-      local k = math.max(4, math.ceil(collectgarbage("count") / 64 / 4))
-      local parts = {}
-      for i = 1, k do parts[i] = string.rep(string.char(96 + i % 26), 65536) end
-      local body = cjson.encode(parts)
-      local ok, err = pcall(function()
-        for _ = 1, 40 do
-          local t = core.session()
-          local rec = {}
-          collectgarbage()
-          ;(function()
-            setmetatable({}, { __gc = function()
-              rec.busy = not pcall(t.pending, t)
-              if rec.busy then t:close() end
-            end })
-          end)()
-          local got = table.pack(t:request{ method = "POST", url = fx.url("/echo?back=1"), body = body, decode = d })
-          t:close()
-          if rec.busy then
-            assert.same({ 4, 200, true, k }, { got.n, got[1], got[4], #got[2] })
-            for i = 1, k do assert.is_true(got[2][i] == parts[i]) end
-            return
-          end
+      -- an array of 64 KB strings, as many as pay for a whole cycle
+      local parts
+      local function strings_req(size)
+        parts = {}
+        for i = 1, math.max(4, math.ceil(size / 65536)) do
+          parts[i] = string.rep(string.char(96 + i % 26), 65536)
         end
-        error("the finalizer never ran inside a hand-over")
-      end)
-      collectgarbage(prev)
-      if prev == "incremental" then collectgarbage("incremental", 200, 100) end
-      assert(ok, err)
+        return { method = "POST", url = fx.url("/echo?back=1"), body = cjson.encode(parts), decode = d }
+      end
+      local function whole(got)
+        assert.same({ true, 200, true, #parts }, { got[1], got[2], got[5], #got[3] })
+        for i = 1, #parts do assert.is_true(got[3][i] == parts[i]) end
+      end
+      local ran = in_hand_over(strings_req, function(t, req) return t:request(req) end,
+                               function(t) t:close() end, whole)
+      assert.is_true(ran[1], tostring(ran[2]))
     end)
   end)
 
