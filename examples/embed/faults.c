@@ -4,8 +4,9 @@
  * Shows what a host with a memory limit can rely on: when Lua runs out of
  * memory in the middle of a request, the caller gets a Lua error (never a
  * crash), nothing leaks, and the session keeps working. For n = 0, 1, 2,
- * ... the n-th growing allocation made during session:request (and then
- * during submit/poll) fails; afterwards, with memory back, the session
+ * ... the n-th growing allocation made during session:request (then
+ * during submit/poll, then during a request whose answer the core
+ * decodes) fails; afterwards, with memory back, the session
  * must still answer, and once it is closed core._stats() must show no live
  * session or transfer. It stops when a call no longer reaches its limit.
  *
@@ -59,6 +60,11 @@ static const char *const phases[] = {
     "  for _, r in ipairs(S:poll(0.05)) do assert(r.status == 200); got = got + 1 end\n"
     "  if S:pending() == 0 then break end\n"
     "end\n",
+    /* an answer the core decodes (decode): the value, or a memory error */
+    "local d = require('instantly.core').json_decoder{ memory_error = 'return' }\n"
+    "local st, v, h, decoded = S:request{ url = URL .. '/echo?back=1', method = 'POST', body = BODY,"
+    "  decode = d }\n"
+    "assert(st == 200 and decoded and #v.k == 3000, tostring(v))\n",
 };
 
 /* Runs with memory back: the session still works, then nothing is left. */
