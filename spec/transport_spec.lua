@@ -1131,6 +1131,27 @@ describe("transport", function()
       assert.same({ 3, 200, true }, { got.n, got[1], got[2] == text })
     end)
 
+    it("makes no Lua string of the body (the heap, with the collector stopped, does not grow by it)", function()
+      local body = string.rep(" ", 4 * MB) .. "[1]" -- decodes to a small value
+      local function growth(req)
+        collectgarbage()
+        collectgarbage("stop")
+        local before = collectgarbage("count")
+        local got = table.pack(s:request(req))
+        local kb = collectgarbage("count") - before
+        collectgarbage("restart")
+        return kb, got
+      end
+      local req = { method = "POST", url = fx.url("/echo?back=1"), body = body, raw_headers = true }
+      local kb, got = growth(req)
+      assert.same({ 3, 200 }, { got.n, got[1] })
+      assert.is_true(kb > 4096, kb) -- the control: the text is a 4 MB string
+      req.decode = d
+      kb, got = growth(req)
+      assert.same({ 4, 200, { 1 }, true }, { got.n, got[1], got[2], got[4] })
+      assert.is_true(kb < 64, kb)
+    end)
+
     it("the decoder's options hold (nulls)", function()
       local nulls = {}
       local dn = core.json_decoder{ nulls = nulls }
