@@ -8,7 +8,8 @@
 -- network call and every wait in here asks `pipeline.scheduler()` for the
 -- scheduler of the running coroutine. When there is one `s`, the pipeline
 -- calls `s:request(session, req)`, which must return exactly what
--- `session:request(req)` returns, and `s:sleep(seconds)`; otherwise it
+-- `session:request(req)` returns (all of it: with `req.decode`, the core
+-- may answer `status, value, headers, true`), and `s:sleep(seconds)`; otherwise it
 -- calls `session:request(req)` and `core.sleep(seconds)`. `request` must
 -- take what it needs from `req` before it suspends the coroutine: the
 -- sender fills the same table for the next call, of any coroutine. A
