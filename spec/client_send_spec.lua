@@ -76,6 +76,46 @@ describe("the short way of a call", function()
     c:close()
   end)
 
+  it("has the core decode the answer, with the operation's decoder, only on the short way", function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    local record = require "instantly.request.record"
+    local seen = watching(function()
+      local ws = assert(c.workspaces:get())
+      assert.is_string(ws.id)
+      assert.is_not_nil(getmetatable(ws)) -- a record
+      assert(c.workspaces:get { timeout = 2 })
+    end)
+    assert.equal(record.decode, seen[1].decode)
+    assert.is_nil(seen[2].decode) -- the long way decodes the text itself
+    c:close()
+  end)
+
+  it("gives a custom scheduler the decoded answer; one that passes on only three values still works", function()
+    local c = H.mock_client(srv, { rate_limit = false })
+    local pipeline = require "instantly.request.pipeline"
+    local function through(sched)
+      local co = coroutine.create(function() return c.workspaces:get() end)
+      pipeline.attach(co, sched)
+      local ok, ws, status = coroutine.resume(co)
+      pipeline.attach(co, nil)
+      assert.is_true(ok, tostring(ws))
+      assert.equal(200, status)
+      assert.is_string(ws.id)
+      assert.is_not_nil(getmetatable(ws))
+    end
+    local n = {}
+    through { request = function(_, session, req)
+      n[#n + 1] = select("#", session:request(req))
+      return session:request(req)
+    end, sleep = function() end }
+    assert.same({ 4 }, n)
+    through { request = function(_, session, req)
+      local status, value, headers = session:request(req)
+      return status, value, headers
+    end, sleep = function() end }
+    c:close()
+  end)
+
   it("serves client:request (the escape hatch) the same way, with and without a body", function()
     local c = H.mock_client(srv, { rate_limit = false, timeout = 6 })
     local seen = watching(function()

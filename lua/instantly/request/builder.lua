@@ -567,7 +567,8 @@ function finish(cop, url, full, text, headers, opts)
   end
   if not status then return nil, rtext end
   local v, msg, oom
-  if decoded then
+  if decoded or type(rtext) == "table" then
+    -- (a table: a scheduler that dropped the fourth value; text is a string)
     v = rtext
   elseif not dec or not rtext or rtext == "" or status == 204 then
     v, msg = decode(pipe, cop, url, full, status, rtext, rheaders, attempts)
