@@ -318,6 +318,21 @@ describe("csv reader", function()
     assert.is_true(peak < 2048, ("live memory grew to %.0f KiB"):format(peak))
   end)
 
+  it("finishes a read when its source closes the reader, then is closed", function()
+    -- As a finalizer may close a reader in the middle of a read, at a
+    -- known point: the read returns its row, and the reader closes after.
+    local r
+    local parts = { "a,b", "\nc,d\n" }
+    r = csv.reader(function()
+      local s = table.remove(parts, 1)
+      if s == "\nc,d\n" then r:close() end
+      return s
+    end)
+    assert.same({ "a", "b" }, (r:read()))
+    assert.has_error(function() r:read() end, "attempt to use a closed CSV reader")
+    assert.matches("closed", tostring(r._parser))
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() csv.reader(42) end,
       "bad argument 'src' to 'csv.reader' (file handle or function expected, got number)")
@@ -428,6 +443,22 @@ describe("csv writer", function()
     w:write({ "1" }):write({ "2" })
     assert(w:close())
     assert.equal("a\r\n1\r\n2\r\n", table.concat(parts))
+  end)
+
+  it("writes a row whole when a field's __tostring writes another row", function()
+    -- The same re-entry as a finalizer writing in the middle of a write,
+    -- but at a known point: the inner write used to refill the fields
+    -- the outer one was formatting, then clear them.
+    local out = {}
+    local w = csv.writer({ write = function(_, line) out[#out + 1] = line return true end }, { eol = "\n" })
+    local nested = setmetatable({}, { __tostring = function()
+      w:write({ "i1", "i2", "i3", "i4", "i5" })
+      return "mid"
+    end })
+    assert.equal(w, w:write({ 1, 2, nested, 4, 5, 6 }))
+    assert.same({ "i1,i2,i3,i4,i5", "1,2,mid,4,5,6" }, out)
+    assert.equal(w, w:write({ "a", "b" }))
+    assert.equal("a,b", out[3])
   end)
 
   it("raises on misuse", function()
