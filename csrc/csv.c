@@ -13,6 +13,13 @@
  * __gc/__close, so a Lua error raised while pushing results (out of
  * memory) leaks nothing.
  *
+ * A feed or finish pushes records, and any allocation may run a finalizer
+ * that uses the same parser. While one runs the parser is busy: a feed or
+ * finish from a finalizer raises (a warning, in Lua 5.4) instead of mixing
+ * its bytes into the record being pushed, and a close waits until the call
+ * is over, so the call's records come back whole and the parser is closed
+ * right after (see call_busy).
+ *
  * max_record_bytes bounds what one record costs, not just its text: each
  * field counts its bytes plus FIELD_COST (its end offset kept here and its
  * slot in the record's Lua table), so a line of 32 MB of commas is refused
@@ -38,6 +45,8 @@ enum state {
 
 typedef struct {
     int open;
+    int busy;             /* a feed or finish is running (call_busy) */
+    int closing;          /* closed while busy: freed when the call ends */
     enum state st;
     char sep, quote;
     int lazy_quotes;      /* accept stray quotes as data instead of failing */
@@ -338,20 +347,47 @@ static int records_then_error(lua_State *L, parser *p)
     return 4;
 }
 
-/* p:feed(chunk) -> records, lines [, message, line] | nil, message, line
- * records is an array of arrays of strings; lines[i] is the line on which
- * records[i] starts. Both are empty when the chunk ends mid-record. When
- * the chunk holds a syntax error, the records before it come back with the
- * error after them; later calls return nil and the same error. */
-static int p_feed(lua_State *L)
+/* Runs work(parser, args...) with the parser busy, for a feed or finish:
+ * their pushes allocate, so a finalizer may run in the middle and call
+ * this parser. Its feed or finish then raises (p_feed), and its close
+ * only marks the parser closed (p_close): the record being pushed reads
+ * the buffers the close would free, and the rest of the chunk would be
+ * parsed into buffers of a closed parser. The close happens here, once
+ * the call's records are complete. The work runs under lua_pcall so that
+ * running out of memory midway leaves the parser idle, not busy for good.
+ * The parser stays at index 1 (anchored) until the end. */
+static int call_busy(lua_State *L, parser *p, lua_CFunction work)
+{
+    int n = lua_gettop(L), i, status;
+    lua_pushcfunction(L, work);
+    lua_pushlightuserdata(L, p);
+    for (i = 2; i <= n; i++)
+        lua_pushvalue(L, i);
+    p->busy = 1;
+    status = lua_pcall(L, n, LUA_MULTRET, 0);
+    p->busy = 0;
+    if (p->closing)
+        free_parser(p);
+    if (status != LUA_OK)
+        return lua_error(L);
+    return lua_gettop(L) - n;
+}
+
+static parser *check_idle(lua_State *L)
 {
     parser *p = check_parser(L);
+    if (p->busy)
+        luaL_error(L, "attempt to use a busy CSV parser (a feed or finish is running)");
+    return p;
+}
+
+/* call_busy's work for p_feed: (parser, chunk). */
+static int feed_work(lua_State *L)
+{
+    parser *p = (parser *)lua_touserdata(L, 1);
     size_t n;
-    const char *s = luaL_checklstring(L, 2, &n);
+    const char *s = lua_tolstring(L, 2, &n);
     lua_Integer count = 0;
-    if (p->err)
-        return push_error(L, p);
-    lua_settop(L, 2);
     lua_newtable(L);
     lua_newtable(L);
     if (!feed_bytes(L, p, s, n, &count))
@@ -359,16 +395,26 @@ static int p_feed(lua_State *L)
     return 2;
 }
 
-/* p:finish() -> records, lines [, message, line] | nil, message, line
- * Ends the stream: a last record without a line break is returned, an open
- * quoted field is an error naming the line where its quote opened. */
-static int p_finish(lua_State *L)
+/* p:feed(chunk) -> records, lines [, message, line] | nil, message, line
+ * records is an array of arrays of strings; lines[i] is the line on which
+ * records[i] starts. Both are empty when the chunk ends mid-record. When
+ * the chunk holds a syntax error, the records before it come back with the
+ * error after them; later calls return nil and the same error. */
+static int p_feed(lua_State *L)
 {
-    parser *p = check_parser(L);
-    lua_Integer count = 0;
+    parser *p = check_idle(L);
+    luaL_checkstring(L, 2);
     if (p->err)
         return push_error(L, p);
-    lua_settop(L, 1);
+    lua_settop(L, 2);
+    return call_busy(L, p, feed_work);
+}
+
+/* call_busy's work for p_finish: (parser). */
+static int finish_work(lua_State *L)
+{
+    parser *p = (parser *)lua_touserdata(L, 1);
+    lua_Integer count = 0;
     lua_newtable(L);
     lua_newtable(L);
     if (!p->bom_done) {
@@ -385,6 +431,18 @@ static int p_finish(lua_State *L)
     return 2;
 }
 
+/* p:finish() -> records, lines [, message, line] | nil, message, line
+ * Ends the stream: a last record without a line break is returned, an open
+ * quoted field is an error naming the line where its quote opened. */
+static int p_finish(lua_State *L)
+{
+    parser *p = check_idle(L);
+    if (p->err)
+        return push_error(L, p);
+    lua_settop(L, 1);
+    return call_busy(L, p, finish_work);
+}
+
 /* p:line() -> the line number the parser has reached */
 static int p_line(lua_State *L)
 {
@@ -393,10 +451,25 @@ static int p_line(lua_State *L)
     return 1;
 }
 
+/* p:close(): idempotent; while a feed or finish runs (a finalizer closing
+ * the parser) it is closed at once but freed when that call ends. */
 static int p_close(lua_State *L)
 {
     parser *p = (parser *)luaL_checkudata(L, 1, PARSER_MT);
+    if (p->busy) {
+        p->open = 0;
+        p->closing = 1;
+        return 0;
+    }
     free_parser(p);
+    return 0;
+}
+
+/* __gc: nothing runs on a parser being collected (a running call keeps
+ * its parser on the stack), so whatever it holds goes now. */
+static int p_gc(lua_State *L)
+{
+    free_parser((parser *)luaL_checkudata(L, 1, PARSER_MT));
     return 0;
 }
 
@@ -591,7 +664,7 @@ static const luaL_Reg parser_methods[] = {
 };
 
 static const luaL_Reg parser_meta[] = {
-    {"__gc", p_close},
+    {"__gc", p_gc},
     {"__close", p_close},
     {"__tostring", p_tostring},
     {NULL, NULL}

@@ -344,7 +344,6 @@ typedef struct dec {
     dframe *fr;     /* open containers, innermost last */
     int null_tables; /* list each object holding a null (slot DEC_NULLS) */
     int nulls;       /* leave null members out, naming them in slot DEC_NULLS */
-    lua_Integer nnull;
     int depth, cap;
     dframe local[DEC_LOCAL_FRAMES];
 } dec;
@@ -1148,11 +1147,14 @@ static void dec_flush(dec *d, dframe *f, int top, int last)
         }
         f->n += cnt / 2;
         /* null_tables: the caller learns which objects hold a null
-         * without walking the document (one entry per object). */
+         * without walking the document (one entry per object). Each goes
+         * after what the list holds now, not after a count kept since the
+         * start: a decode from a finalizer may have appended to the same
+         * list in between, and its entries must stay. */
         if (d->null_tables && f->has_null && !f->null_listed) {
             f->null_listed = 1;
             lua_pushvalue(L, t);
-            lua_rawseti(L, DEC_NULLS, ++d->nnull);
+            lua_rawseti(L, DEC_NULLS, (lua_Integer)lua_rawlen(L, DEC_NULLS) + 1);
         }
         if (!f->maybe_dup && d->kc->evicted < f->serial) {
             /* No key repeats: from the top down, popping each pair. */
@@ -1484,7 +1486,6 @@ static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nul
     d.room = 0;
     d.null_tables = ds->o.null_tables;
     d.nulls = ds->o.nulls;
-    d.nnull = 0;
     /* The state's scratch box for escaped strings, unless a finalizer
      * decodes while it is in use: then decode_protected makes one. */
     if (own->busy) {
@@ -1500,13 +1501,10 @@ static int decode_call(lua_State *L, const dsetup *ds, int mt, int keys, int nul
     lua_pushlightuserdata(L, &d);
     lua_pushvalue(L, mt);
     lua_pushvalue(L, keys);
-    if (nulls) {
+    if (nulls)
         lua_pushvalue(L, nulls);
-        if (ds->o.null_tables)
-            d.nnull = (lua_Integer)lua_rawlen(L, -1); /* appended after what it holds */
-    } else {
+    else
         lua_pushnil(L);
-    }
     status = lua_pcall(L, 4, 1, 0);
     if (own)
         jbox_release(own);

@@ -318,6 +318,21 @@ describe("csv reader", function()
     assert.is_true(peak < 2048, ("live memory grew to %.0f KiB"):format(peak))
   end)
 
+  it("finishes a read when its source closes the reader, then is closed", function()
+    -- As a finalizer may close a reader in the middle of a read, at a
+    -- known point: the read returns its row, and the reader closes after.
+    local r
+    local parts = { "a,b", "\nc,d\n" }
+    r = csv.reader(function()
+      local s = table.remove(parts, 1)
+      if s == "\nc,d\n" then r:close() end
+      return s
+    end)
+    assert.same({ "a", "b" }, (r:read()))
+    assert.has_error(function() r:read() end, "attempt to use a closed CSV reader")
+    assert.matches("closed", tostring(r._parser))
+  end)
+
   it("raises on misuse", function()
     assert.has_error(function() csv.reader(42) end,
       "bad argument 'src' to 'csv.reader' (file handle or function expected, got number)")
@@ -430,6 +445,22 @@ describe("csv writer", function()
     assert.equal("a\r\n1\r\n2\r\n", table.concat(parts))
   end)
 
+  it("writes a row whole when a field's __tostring writes another row", function()
+    -- The same re-entry as a finalizer writing in the middle of a write,
+    -- but at a known point: the inner write used to refill the fields
+    -- the outer one was formatting, then clear them.
+    local out = {}
+    local w = csv.writer({ write = function(_, line) out[#out + 1] = line return true end }, { eol = "\n" })
+    local nested = setmetatable({}, { __tostring = function()
+      w:write({ "i1", "i2", "i3", "i4", "i5" })
+      return "mid"
+    end })
+    assert.equal(w, w:write({ 1, 2, nested, 4, 5, 6 }))
+    assert.same({ "i1,i2,i3,i4,i5", "1,2,mid,4,5,6" }, out)
+    assert.equal(w, w:write({ "a", "b" }))
+    assert.equal("a,b", out[3])
+  end)
+
   it("raises on misuse", function()
     local sink = { write = function() return true end }
     assert.has_error(function() csv.writer(sink, { eol = "\r" }) end,
@@ -448,5 +479,290 @@ describe("csv writer", function()
     local none, err = csv.writer("/nonexistent-dir/x.csv")
     assert.is_nil(none)
     assert.is_true(csv.is_error(err))
+  end)
+end)
+
+-- Finalizers run at any allocation, so one may close or use a parser,
+-- reader or writer in the middle of its own call. Each scenario runs in a
+-- fresh lua5.4 (a small heap: whether a finalizer runs inside the call
+-- does not depend on busted's heap) and doubles its work until one has;
+-- the script's last line is "during <n> <counts...>".
+describe("csv and finalizers in the middle of a call", function()
+  local out -- of the last run, for the assertions' messages
+  local function fresh(script)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "w"))
+    f:write(script)
+    f:close()
+    local p = assert(io.popen(("LUA_PATH='%s' LUA_CPATH='%s' lua5.4 %s 2>&1")
+      :format(package.path:gsub("'", ""), package.cpath:gsub("'", ""), path)))
+    out = p:read("a")
+    local ok = p:close()
+    os.remove(path)
+    assert(ok, out)
+    local counts = {}
+    for n in assert(out:match("during ([%d ]+)\n$"), out):gmatch("%d+") do counts[#counts + 1] = tonumber(n) end
+    assert.is_true(counts[1] > 0, "no finalizer ran inside a call: the spec proves nothing\n" .. out)
+    return table.unpack(counts)
+  end
+
+  -- Lua text: rows(n) -> the CSV text of n records of NF fields, and
+  -- want(i, j), the j-th field of record i.
+  local ROWS = [[
+    local NF = 20
+    local function want(i, j) return ("r%d_f%d_%s"):format(i, j, ("x"):rep(j)) end
+    local function rows(n)
+      local lines = {}
+      for i = 1, n do
+        local t = {}
+        for j = 1, NF do t[j] = want(i, j) end
+        lines[i] = table.concat(t, ",")
+      end
+      return table.concat(lines, "\n") .. "\n"
+    end
+    local function bad_records(recs, n)
+      local bad = #recs == n and 0 or 1
+      for i = 1, #recs do
+        if #recs[i] ~= NF or recs[i][1] ~= want(i, 1) or recs[i][NF] ~= want(i, NF) then bad = bad + 1 end
+      end
+      return bad
+    end
+    local function junk(k, fn)
+      for _ = 1, k do setmetatable({}, { __gc = fn }) end
+    end
+  ]]
+
+  it("a parser closed during its feed returns that feed's records whole, then is closed", function()
+    local during, bad, closed = fresh(ROWS .. [[
+      local core = require "instantly.core"
+      local during, bad, closed, busy = 0, 0, 0, false
+      for round = 0, 7 do
+        local n = 200 << round
+        local text = rows(n)
+        local p = core.csv_parser()
+        collectgarbage("incremental", 10, 400)
+        junk(50, function() if busy then during = during + 1 end p:close() end)
+        busy = true
+        local recs = p:feed(text)
+        busy = false
+        collectgarbage("incremental", 200, 100)
+        bad = bad + bad_records(recs, n)
+        local ok, err = pcall(p.feed, p, "a,b\n")
+        if not ok and err:find("attempt to use a closed CSV parser", 1, true)
+          and tostring(p) == "instantly.CsvParser (closed)" then closed = closed + 1 end
+        if during > 0 then break end
+      end
+      collectgarbage()
+      io.write("during ", during, " ", bad, " ", closed, "\n")
+    ]])
+    assert.is_true(during > 0, out)
+    assert.equal(0, bad, out)
+    assert.equal(1, closed, out)
+  end)
+
+  it("a finalizer's feed or finish on a parser in the middle of a feed raises, and changes nothing", function()
+    local during, bad, refused, after = fresh(ROWS .. [[
+      local core = require "instantly.core"
+      local during, bad, refused, after, busy = 0, 0, 0, 0, false
+      for round = 0, 7 do
+        local n = 200 << round
+        local text = rows(n)
+        local p = core.csv_parser()
+        collectgarbage("incremental", 10, 400)
+        local k = 0
+        junk(50, function()
+          if not busy then return end
+          during = during + 1
+          k = k + 1
+          local ok, err
+          if k % 2 == 0 then ok, err = pcall(p.feed, p, "q,w\nbb,cc,dd") else ok, err = pcall(p.finish, p) end
+          if not ok and err:find("attempt to use a busy CSV parser", 1, true) then refused = refused + 1 end
+        end)
+        busy = true
+        local recs = p:feed(text)
+        busy = false
+        collectgarbage("incremental", 200, 100)
+        bad = bad + bad_records(recs, n)
+        -- and the parser goes on from where the outer feed left it
+        local more = p:feed("tail,end\n")
+        if #more == 1 and more[1][1] == "tail" and #more[1] == 2 and p:line() == n + 2 then after = after + 1 end
+        p:close()
+        if during > 0 then break end
+      end
+      collectgarbage()
+      io.write("during ", during, " ", bad, " ", refused, " ", after, "\n")
+    ]])
+    assert.equal(0, bad, out)
+    assert.equal(during, refused, out)
+    assert.equal(1, after, out)
+  end)
+
+  it("a reader closed during a read returns that read's row, then is closed with its file", function()
+    -- Records of about 400 bytes read 64 bytes at a time: most reads
+    -- take several chunks, so a close in the middle of one used to cut
+    -- the read short (a read error), or free the file under its own read.
+    local _, bad, closed = fresh(ROWS .. [[
+      local csv = require "instantly.workflows.csv"
+      local path = os.tmpname()
+      local f = assert(io.open(path, "wb"))
+      f:write(rows(400))
+      f:close()
+      local during, bad, closed, busy = 0, 0, 0, false
+      for round = 1, 60 do
+        local r = assert(csv.open(path, { chunk_size = 64 }))
+        local file = r._file
+        collectgarbage("incremental", round % 3 == 0 and 0 or 10, 100 + round)
+        junk(20 + round % 7, function() if busy then during = during + 1 end r:close() end)
+        local i = 0
+        while true do
+          busy = true
+          local ok, row, line = pcall(r.read, r)
+          busy = false
+          if not ok then
+            if row:find("attempt to use a closed CSV reader", 1, true) and io.type(file) == "closed file" then
+              closed = closed + 1
+            else
+              bad = bad + 1
+            end
+            break
+          end
+          if row == nil then bad = bad + (line and 1 or 0) break end
+          i = i + 1
+          if #row ~= NF or row[1] ~= want(i, 1) or row[NF] ~= want(i, NF) then bad = bad + 1 end
+        end
+        r:close()
+        collectgarbage("incremental", 200, 100)
+      end
+      os.remove(path)
+      collectgarbage()
+      io.write("during ", during, " ", bad, " ", closed, "\n")
+    ]])
+    assert.equal(0, bad, out)
+    assert.is_true(closed > 0, out)
+  end)
+
+  it("a finalizer's read in the middle of a read raises; no row is lost or repeated", function()
+    local during, bad, refused = fresh(ROWS .. [[
+      local csv = require "instantly.workflows.csv"
+      local during, bad, refused, busy = 0, 0, 0, false
+      for round = 0, 5 do
+        local n = 100 << round
+        local text, pos = rows(n), 1
+        local r = csv.reader(function()
+          local s = text:sub(pos, pos + 99)
+          pos = pos + 100
+          if s ~= "" then return s end
+        end)
+        collectgarbage("incremental", 10, 400)
+        junk(200, function()
+          if not busy then return end
+          during = during + 1
+          local ok, err = pcall(r.read, r)
+          if not ok and err:find("attempt to use a busy CSV reader", 1, true) then refused = refused + 1 end
+        end)
+        local i = 0
+        while true do
+          busy = true
+          local row = r:read()
+          busy = false
+          if not row then break end
+          i = i + 1
+          if #row ~= NF or row[1] ~= want(i, 1) or row[NF] ~= want(i, NF) then bad = bad + 1 end
+        end
+        if i ~= n then bad = bad + 1 end
+        collectgarbage("incremental", 200, 100)
+        if during > 0 then break end
+      end
+      collectgarbage()
+      io.write("during ", during, " ", bad, " ", refused, "\n")
+    ]])
+    assert.equal(0, bad, out)
+    assert.equal(during, refused, out)
+  end)
+
+  it("a finalizer's write in the middle of a write leaves the outer row whole", function()
+    local during, bad, inner = fresh(ROWS .. [[
+      local csv = require "instantly.workflows.csv"
+      local out = {}
+      local w = csv.writer({ write = function(_, line) out[#out + 1] = line return true end }, { eol = "\n" })
+      local during, busy = 0, false
+      local function row(i)
+        local t = {}
+        for j = 1, NF do t[j] = i * 1000 + j + 0.5 end -- numbers: each field a new string
+        return t
+      end
+      local n = 0
+      for round = 1, 400 do
+        collectgarbage("incremental", round % 3 == 0 and 0 or 10, 100 + round)
+        junk(5, function()
+          if not busy then return end
+          during = during + 1
+          local t = {}
+          for j = 1, NF do t[j] = "i" end
+          w:write(t)
+        end)
+        busy = true
+        w:write(row(round))
+        busy = false
+        n = round
+        if during > 20 then break end
+      end
+      collectgarbage("incremental", 200, 100)
+      local bad, inner, i = 0, 0, 0
+      for _, line in ipairs(out) do
+        if line:sub(1, 2) == "i," then
+          inner = inner + 1
+        else
+          i = i + 1
+          if line ~= table.concat(row(i), ",") then bad = bad + 1 end
+        end
+      end
+      if i ~= n then bad = bad + 1 end
+      io.write("during ", during, " ", bad, " ", inner, "\n")
+    ]])
+    assert.equal(0, bad, out)
+    assert.equal(during, inner, out)
+  end)
+
+  it("a writer closed during a write writes that row, then closes its file", function()
+    local _, bad, closed = fresh(ROWS .. [[
+      local csv = require "instantly.workflows.csv"
+      local path = os.tmpname()
+      local during, bad, closed, busy = 0, 0, 0, false
+      for round = 1, 400 do
+        local w = assert(csv.writer(path, { eol = "\n" }))
+        local file = w._f
+        collectgarbage("incremental", round % 3 == 0 and 0 or 10, 100 + round)
+        junk(5, function() if busy then during = during + 1 end w:close() end)
+        local n = 0
+        for i = 1, 50 do
+          local t = {}
+          for j = 1, NF do t[j] = i * 1000 + j + 0.5 end
+          busy = true
+          local ok, res = pcall(w.write, w, t)
+          busy = false
+          if not ok then
+            if not res:find("attempt to use a closed CSV writer", 1, true) then bad = bad + 1 print(res) end
+            break
+          end
+          if res ~= w then bad = bad + 1 print(res) break end
+          n = i
+        end
+        w:close()
+        if io.type(file) == "closed file" then closed = closed + 1 end
+        local lines = 0
+        for line in io.lines(path) do
+          lines = lines + 1
+          if not line:match("^" .. lines .. "001%.5,") then bad = bad + 1 end
+        end
+        if lines ~= n then bad = bad + 1 print("round", round, "lines", lines, "rows", n) end
+        collectgarbage("incremental", 200, 100)
+        if during > 20 then break end
+      end
+      os.remove(path)
+      io.write("during ", during, " ", bad, " ", closed, "\n")
+    ]])
+    assert.equal(0, bad, out)
+    assert.is_true(closed > 0, out)
   end)
 end)

@@ -99,6 +99,25 @@ describe("core.json_decode", function()
         "bad argument #2 to 'decode' (option 'null_tables' must be a table)")
       assert.has_error(function() core.json_encode({}, { null_tables = {} }) end)
     end)
+
+    it("keeps the entries of a finalizer decoding into the same list in the middle of a decode", function()
+      -- The decode used to count from the list's length at its start, so
+      -- its later entries overwrote those a finalizer's decode appended.
+      local during, inner = decode_under_finalizers {
+        setup = [[local L, INNER, SET = {}, {}, nil]],
+        part = [[('{"id":%d,"x":null,"s":"v%d"}'):format(i, i)]],
+        inner = [[INNER[#INNER + 1] = decode(('{"inner":%d,"y":null}'):format(i), { null_tables = L })]],
+        outer = [[decode(text, { null_tables = L })]],
+        check = [[if i == 1 then
+          SET = {}
+          for _, t in ipairs(L) do SET[t] = (SET[t] or 0) + 1 end
+          for k, t in ipairs(INNER) do assert(SET[t] == 1, "the finalizer's object " .. k) end
+        end
+        assert(o.id == i and o.x == null and SET[o] == 1, "record " .. i)]],
+      }
+      assert.is_true(tonumber(during) > 0, "no finalizer ran during a decode: the spec proves nothing")
+      assert.is_true(tonumber(inner) > 0)
+    end)
   end)
 
   describe("the nulls option", function()

@@ -153,7 +153,7 @@ function M.reader(src, opts)
     _next_chunk = next_chunk,
     _parser = parser,
     _recs = {}, _lines = {}, _pos = 1,
-    _eof = false,
+    _eof = false, _busy = false,
     _want_header = header == true,
     source = opts.name or "csv",
     header = type(header) == "table" and header or nil,
@@ -269,6 +269,23 @@ end
 --   or nil, err
 function Reader:read()
   if self._closed then error("attempt to use a closed CSV reader", 2) end
+  if self._busy then error("attempt to use a busy CSV reader (a read is running)", 2) end
+  self._busy = true
+  local ok, row, line = pcall(self._read, self)
+  self._busy = false
+  if self._closed then self:_release() end
+  if not ok then error(row, 0) end
+  return row, line
+end
+
+-- The work of read. The source's reads, the parser and the rows allocate,
+-- so a finalizer may run in the middle and use this reader: the reader is
+-- busy meanwhile (read). A read from the finalizer raises instead of
+-- taking records out of turn, and a close only marks the reader closed;
+-- read closes the parser and the file once this is over (a file closed in
+-- the middle of its own read is freed under that read). Running under
+-- pcall, an error cannot leave the reader busy for good.
+function Reader:_read()
   local rec, line = self:_next_record()
   if not rec then return nil, line end
   if self._want_header then
@@ -278,7 +295,7 @@ function Reader:read()
     self.header = names
     self:_index_header()
     self.header_line = line
-    return self:read()
+    return self:_read()
   end
   self.rows_read = self.rows_read + 1
   local names = self._names
@@ -314,15 +331,23 @@ function Reader:rows()
   end
 end
 
---- Close the reader (and its file when @{open} opened it). Idempotent.
-function Reader:close()
-  if self._closed then return end
-  self._closed = true
+-- Closes the parser and the file @{open} opened.
+function Reader:_release()
   self._parser:close()
   if self._file then
     self._file:close()
     self._file = nil
   end
+end
+
+--- Close the reader (and its file when @{open} opened it). Idempotent.
+-- A close from a finalizer that runs in the middle of a @{Reader:read}
+-- waits until that read is over: the read returns its row, and the reader
+-- is closed after it.
+function Reader:close()
+  if self._closed then return end
+  self._closed = true
+  if not self._busy then self:_release() end
 end
 Reader.__close = Reader.close
 Reader.__gc = Reader.close
@@ -404,7 +429,7 @@ function M.writer(dst, opts)
   end
   local self = setmetatable({
     _f = f, _owned = owned, _sep = sep, _eol = eol, _header = header,
-    _scratch = {}, rows_written = 0,
+    _scratch = {}, rows_written = 0, _busy = false,
   }, Writer)
   if opts.bom then f:write("\239\187\191") end
   if header and opts.write_header ~= false then
@@ -413,16 +438,8 @@ function M.writer(dst, opts)
   return self
 end
 
---- Write one row: an array of values, or (with a header) a table keyed by
--- column name. nil and JSON null are empty fields; numbers and booleans are
--- written as text. Fields are quoted only when they need it.
--- @return the writer (so calls chain), or nil, err on a write error
-function Writer:write(row)
-  if self._closed then error("attempt to use a closed CSV writer", 2) end
-  if type(row) ~= "table" then
-    error(("bad argument 'row' to 'write' (table expected, got %s)"):format(type(row)), 2)
-  end
-  local header, fields = self._header, self._scratch
+-- Gathers the fields of `row` (see write) in `fields`; returns their count.
+local function gather(header, row, fields)
   local n
   if header and row[1] == nil then
     n = #header
@@ -439,12 +456,50 @@ function Writer:write(row)
       fields[i] = v
     end
   end
-  local ok, line = pcall(csv_format, fields, n, self._sep)
-  for i = 1, n do fields[i] = nil end
-  if not ok then error((line:gsub("'csv_format'", "'write'")), 2) end
-  local w, err = self._f:write(line, self._eol)
+  return n
+end
+
+--- Write one row: an array of values, or (with a header) a table keyed by
+-- column name. nil and JSON null are empty fields; numbers and booleans are
+-- written as text. Fields are quoted only when they need it.
+-- @return the writer (so calls chain), or nil, err on a write error
+function Writer:write(row)
+  if self._closed then error("attempt to use a closed CSV writer", 2) end
+  -- Busy from here on (nothing above allocates, so no finalizer runs in
+  -- between): a close from a finalizer waits until the row is written
+  -- (see close); errors are caught so that none leaves it busy. A write
+  -- from a finalizer is busy inside this one: it leaves the close to the
+  -- outermost write.
+  local outer = self._busy
+  self._busy = true
+  local rt = type(row)
+  if rt ~= "table" then
+    self._busy = outer
+    if self._closed and not outer and not self._released then self:_release() end
+    error(("bad argument 'row' to 'write' (table expected, got %s)"):format(rt), 2)
+  end
+  -- The scratch table is taken while in use: a write from a finalizer in
+  -- the middle of this one (csv_format allocates) gets a table of its own
+  -- instead of refilling, then clearing, the fields being formatted.
+  local fields = self._scratch or {}
+  self._scratch = nil
+  local ok, n = pcall(gather, self._header, row, fields)
+  local fok, line, wok, w, err
+  if ok then
+    fok, line = pcall(csv_format, fields, n, self._sep)
+    for i = 1, n do fields[i] = nil end
+    self._scratch = fields -- after an error in gather, dropped with what it holds
+  end
+  if fok then wok, w, err = pcall(self._f.write, self._f, line, self._eol) end
+  self._busy = outer
+  local cok, cerr = true, nil
+  if self._closed and not outer and not self._released then cok, cerr = self:_release() end
+  if not ok then error(n, 0) end
+  if not fok then error((line:gsub("'csv_format'", "'write'")), 2) end
+  if not wok then error(w, 0) end
   if not w then return nil, csv_error(nil, tostring(err)) end
   self.rows_written = self.rows_written + 1
+  if not cok then return nil, cerr end
   return self
 end
 
@@ -454,20 +509,29 @@ function Writer:flush()
   return true
 end
 
---- Close the writer, closing the file only when @{writer} opened it.
--- Idempotent.
--- @return true, or nil, err when the final flush fails
-function Writer:close()
-  if self._closed then return true end
-  self._closed = true
+-- Closes the file when @{writer} opened it: true, or nil, err.
+function Writer:_release()
+  self._released = true
   if self._owned then
     local ok, err = self._f:close()
     if not ok then return nil, csv_error(nil, tostring(err)) end
   end
   return true
 end
+
+--- Close the writer, closing the file only when @{writer} opened it.
+-- Idempotent. A close from a finalizer that runs in the middle of a
+-- @{Writer:write} waits until that row is written (and a failure of the
+-- final flush is then that write's nil, err).
+-- @return true, or nil, err when the final flush fails
+function Writer:close()
+  if self._closed then return true end
+  self._closed = true
+  if self._busy then return true end
+  return self:_release()
+end
 Writer.__close = Writer.close
-Writer.__gc = function(w) if w._owned and not w._closed then w._closed = true; w._f:close() end end
+Writer.__gc = function(w) if w._owned and not w._released then w._closed, w._released = true, true; w._f:close() end end
 
 --- Format rows as one CSV string.
 -- @tparam table rows array of rows (arrays, or keyed tables with `header`)
