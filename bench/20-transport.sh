@@ -43,15 +43,8 @@ set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-# The core under test: $BUILD if given, else the directory `make` put on
-# LUA_CPATH (so `make BUILD=x bench` measures x), else build/.
-if [ -z "${BUILD:-}" ]; then
-    first=${LUA_CPATH:-}
-    first=${first%%;*}
-    BUILD=build
-    if [ -n "$first" ] && [ -f "${first%/?.so}/instantly/core.so" ]; then BUILD=${first%/?.so}; fi
-fi
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+# The core under test (bench/transport/core_build.sh)
+. bench/transport/core_build.sh
 LUA=${LUA:-lua5.4}
 SECONDS_PER=${BENCH_SECONDS:-1}
 REPS=${BENCH_REPS:-3}

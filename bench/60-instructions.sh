@@ -32,13 +32,7 @@ if ! command -v valgrind >/dev/null 2>&1; then
     echo "60-instructions: valgrind not found, skipped (apt install valgrind)"
     exit 0
 fi
-if [ -z "${BUILD:-}" ]; then
-    first=${LUA_CPATH:-}
-    first=${first%%;*}
-    BUILD=build
-    if [ -n "$first" ] && [ -f "${first%/?.so}/instantly/core.so" ]; then BUILD=${first%/?.so}; fi
-fi
-case "$BUILD" in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+. bench/transport/core_build.sh
 LUA=${LUA:-lua5.4}
 K=${BENCH_INSTR_SCALE:-1}
 [ -f "$BUILD/instantly/core.so" ] || { echo "60-instructions: build first (make BUILD=$BUILD)" >&2; exit 1; }
