@@ -151,8 +151,10 @@ local function build()
   local cat = strip_null(decode_file(CATALOG))
   local files = {}
   local names = {}
+  local lua_names = {}
   for _, e in ipairs(cat.entities) do
     names[#names + 1] = e.lua_name
+    lua_names[e.name] = e.lua_name
     local ent = {
       name = e.name, lua_name = e.lua_name, slug = e.slug,
       description = e.description,
@@ -174,6 +176,9 @@ local function build()
     base_url = cat.base_url,
     path_prefix = cat.path_prefix,
     entities = names,
+    -- catalog name -> lua name, so that an operation answering with
+    -- another entity's items loads that one entity, not the catalog
+    lua_names = lua_names,
     extensions = extensions,
     conventions = cat.conventions,
   }

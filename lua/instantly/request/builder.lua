@@ -129,8 +129,9 @@ end
 -- Making a client and calling one entity loads only what that needs:
 -- the entity files are the bulk of the SDK (parsing all of them costs
 -- more than a thousand small requests), so one is required when first
--- used, and everything (`definitions`) only for what spans the catalog
--- (relations, other entities' item types, extension checks).
+-- used, another entity's when an operation answers with its items (found
+-- by the index's `lua_names`), and everything (`definitions`) only for
+-- what spans the catalog (relations, extension checks).
 local catalog_set
 
 --- The definition of the entity whose lua name is `lua_name`, or nil
@@ -154,6 +155,9 @@ end
 -- a response's `item`); `near` is a definition that is likely it.
 local function def_named(name, near)
   if near and near.name == name then return near end
+  local lua_name = catalog.lua_names and catalog.lua_names[name]
+  local d = lua_name and M.definition(lua_name)
+  if d and d.name == name then return d end
   local _, by_name = M.definitions()
   return by_name[name]
 end
