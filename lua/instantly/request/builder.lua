@@ -134,16 +134,21 @@ end
 -- what spans the catalog (relations, extension checks).
 local catalog_set
 
+-- The set of the catalog's lua names (entity files), made once.
+local function entity_set()
+  if not catalog_set then
+    catalog_set = {}
+    for _, n in ipairs(catalog.entities) do catalog_set[n] = true end
+  end
+  return catalog_set
+end
+
 --- The definition of the entity whose lua name is `lua_name`, or nil
 -- when the catalog has none.
 -- @tparam string lua_name
 -- @treturn table|nil
 function M.definition(lua_name)
-  if not catalog_set then
-    catalog_set = {}
-    for _, n in ipairs(catalog.entities) do catalog_set[n] = true end
-  end
-  if type(lua_name) ~= "string" or not catalog_set[lua_name] then return nil end
+  if type(lua_name) ~= "string" or not entity_set()[lua_name] then return nil end
   local d = require("instantly.entities." .. lua_name)
   if d.lua_name ~= lua_name then
     error("catalog: entity module " .. lua_name .. " has lua_name " .. tostring(d.lua_name))
@@ -1368,8 +1373,11 @@ function build_entity(st, def)
     if first and fs[first.name] and not fs[m] then recs[m] = record_method_for(c, cop, first.name) end
   end
   -- Relations span the catalog (every entity's list operations), so they
-  -- are made when the record methods are first missed or walked: until
-  -- then the table answers through a metatable that fills it.
+  -- are made when the record methods are first walked, or first missed
+  -- under a name a relation can have (another entity's lua name): until
+  -- then the table answers through a metatable that fills it. Any other
+  -- miss is not a relation: a record's absent field (a null left out)
+  -- is read through here, and must not load the whole catalog.
   local function fill_relations(t)
     setmetatable(t, nil)
     for _, r in ipairs(relations()[def.name]) do
@@ -1377,8 +1385,12 @@ function build_entity(st, def)
     end
     return t
   end
+  local relation_names = entity_set()
   setmetatable(recs, {
-    __index = function(t, k) return rawget(fill_relations(t), k) end,
+    __index = function(t, k)
+      if not relation_names[k] then return nil end
+      return rawget(fill_relations(t), k)
+    end,
     __pairs = function(t) return next, fill_relations(t), nil end,
   })
   for _, mod in ipairs({ static_extension(def.lua_name) or false, st.users[def.lua_name] or false }) do
