@@ -438,9 +438,11 @@ function M.writer(dst, opts)
   return self
 end
 
--- Gathers the fields of `row` (see write) in `fields`; returns their count.
-local function gather(header, row, fields)
-  local n
+-- The work of write, under pcall (see write): gathers the fields of `row`
+-- into `fields`, formats them, hands the scratch table back cleared and
+-- writes the line. Returns what the file's write returns.
+local function emit(self, row, fields)
+  local header, n = self._header
   if header and row[1] == nil then
     n = #header
     for i = 1, n do
@@ -456,7 +458,10 @@ local function gather(header, row, fields)
       fields[i] = v
     end
   end
-  return n
+  local line = csv_format(fields, n, self._sep)
+  for i = 1, n do fields[i] = nil end
+  self._scratch = fields
+  return self._f:write(line, self._eol)
 end
 
 --- Write one row: an array of values, or (with a header) a table keyed by
@@ -464,39 +469,36 @@ end
 -- written as text. Fields are quoted only when they need it.
 -- @return the writer (so calls chain), or nil, err on a write error
 function Writer:write(row)
-  if self._closed then error("attempt to use a closed CSV writer", 2) end
-  -- Busy from here on (nothing above allocates, so no finalizer runs in
-  -- between): a close from a finalizer waits until the row is written
-  -- (see close); errors are caught so that none leaves it busy. A write
-  -- from a finalizer is busy inside this one: it leaves the close to the
-  -- outermost write.
-  local outer = self._busy
-  self._busy = true
+  -- (type first: calling a C function may run the collector, and so a
+  -- finalizer that closes this writer; after the closed check nothing
+  -- calls or allocates until the writer is busy)
   local rt = type(row)
+  if self._closed then error("attempt to use a closed CSV writer", 2) end
   if rt ~= "table" then
-    self._busy = outer
-    if self._closed and not outer and not self._released then self:_release() end
     error(("bad argument 'row' to 'write' (table expected, got %s)"):format(rt), 2)
   end
-  -- The scratch table is taken while in use: a write from a finalizer in
-  -- the middle of this one (csv_format allocates) gets a table of its own
-  -- instead of refilling, then clearing, the fields being formatted.
+  -- Busy from here on: a close from a finalizer waits until the row is
+  -- written (see close), and the one pcall makes sure no error leaves the
+  -- writer busy. A write from a finalizer is busy inside this
+  -- one: it leaves the close to the outermost write. The scratch table is
+  -- taken while in use, so that such a write gets a table of its own
+  -- instead of refilling, then clearing, the fields being formatted (after
+  -- an error it is dropped with what it holds).
+  local outer = self._busy
+  self._busy = true
   local fields = self._scratch or {}
   self._scratch = nil
-  local ok, n = pcall(gather, self._header, row, fields)
-  local fok, line, wok, w, err
-  if ok then
-    fok, line = pcall(csv_format, fields, n, self._sep)
-    for i = 1, n do fields[i] = nil end
-    self._scratch = fields -- after an error in gather, dropped with what it holds
-  end
-  if fok then wok, w, err = pcall(self._f.write, self._f, line, self._eol) end
+  local ok, w, err = pcall(emit, self, row, fields)
   self._busy = outer
   local cok, cerr = true, nil
   if self._closed and not outer and not self._released then cok, cerr = self:_release() end
-  if not ok then error(n, 0) end
-  if not fok then error((line:gsub("'csv_format'", "'write'")), 2) end
-  if not wok then error(w, 0) end
+  if not ok then
+    -- csv_format's refusal of a field (raised at emit's line), as this
+    -- method's, at the caller
+    local field = type(w) == "string" and w:match("^.-csv%.lua:%d+: (bad field %d+ to 'csv_format' .*)$")
+    if field then error((field:gsub("'csv_format'", "'write'", 1)), 2) end
+    error(w, 0)
+  end
   if not w then return nil, csv_error(nil, tostring(err)) end
   self.rows_written = self.rows_written + 1
   if not cok then return nil, cerr end
