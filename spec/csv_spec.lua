@@ -701,8 +701,9 @@ describe("csv and finalizers in the middle of a call", function()
           for j = 1, NF do t[j] = "i" end
           w:write(t)
         end)
+        local t = numrow(round)
         busy = true
-        w:write(numrow(round))
+        w:write(t)
         busy = false
         n = round
         if during > 20 then break end
