@@ -306,6 +306,53 @@ describe("instantly-mock API behaviour", function()
       assert.are.equal(1, r.skipped_count)
     end)
 
+    it("finds earlier leads by address however they came, moved and went", function()
+      -- the address lookup reads only the leads added since its last look:
+      -- each step below changes the leads another way and checks the next
+      -- lookup sees it (a stale or bulk-only index fails one of them)
+      srv:set{ job_steps = 1 }
+      local l1 = ok("POST", "/lead-lists", { body = { name = "Index one" } }).id
+      local l2 = ok("POST", "/lead-lists", { body = { name = "Index two" } }).id
+      local function add(list, flag, email)
+        local r = ok("POST", "/leads/add", { body = { list_id = list, [flag] = true, leads = { { email = email } } } })
+        assert.are.equal(1, r.leads_uploaded + r.skipped_count)
+        return r.leads_uploaded == 1 and "added" or "skipped", r.created_leads[1] and r.created_leads[1].id
+      end
+      local r = ok("POST", "/leads/add", { body = { list_id = l1,
+        leads = { { email = "Idx.A@example.com" }, { email = "idx.b@example.com" } } } })
+      local a_id, b_id = r.created_leads[1].id, r.created_leads[2].id
+      assert.are.equal("skipped", (add(l2, "skip_if_in_workspace", "idx.a@EXAMPLE.com")))
+      assert.are.equal("added", (add(l2, "skip_if_in_workspace", "idx.new@example.com")))
+      -- created one at a time: seen by the next batch
+      ok("POST", "/leads", { body = { email = "idx.c@example.com", list_id = l1 } })
+      assert.are.equal("skipped", (add(l2, "skip_if_in_workspace", "idx.c@example.com")))
+      -- and by the one-at-a-time create's own check
+      local dup = ok("POST", "/leads", { body = { email = "IDX.C@example.com", list_id = l2,
+        skip_if_in_workspace = true } })
+      assert.are.equal("idx.c@example.com", dup.email)
+      -- deleted: the address is free again
+      ok("DELETE", "/leads/" .. a_id)
+      assert.are.equal("added", (add(l2, "skip_if_in_workspace", "idx.a@example.com")))
+      -- moved: list membership is read from the lead as it is now
+      assert.are.equal("skipped", (add(l1, "skip_if_in_list", "idx.b@example.com")))
+      local job = ok("POST", "/leads/move", { body = { ids = { b_id }, to_list_id = l2 } })
+      assert.are.equal("success", ok("GET", "/background-jobs/" .. job.id).status)
+      assert.are.equal("added", (add(l1, "skip_if_in_list", "idx.b@example.com")))
+      assert.are.equal("skipped", (add(l2, "skip_if_in_list", "idx.b@example.com")))
+      -- merged into a lead without an address: it carries the address on
+      local bare = ok("POST", "/leads", { body = { first_name = "Bare", list_id = l1 } })
+      local e = ok("POST", "/leads", { body = { email = "idx.e@example.com", list_id = l1 } })
+      assert.are.equal("added", (add(l2, "skip_if_in_workspace", "idx.f@example.com"))) -- a look: both indexed
+      ok("POST", "/leads/merge", { body = { lead_id = e.id, destination_lead_id = bare.id } })
+      assert.are.equal("skipped", (add(l2, "skip_if_in_workspace", "idx.e@example.com")))
+      dup = ok("POST", "/leads", { body = { email = "idx.e@example.com", list_id = l2, skip_if_in_workspace = true } })
+      assert.are.equal(bare.id, dup.id)
+      -- a reset forgets every address
+      srv:reset()
+      local l3 = ok("POST", "/lead-lists", { body = { name = "Index three" } }).id
+      assert.are.equal("added", (add(l3, "skip_if_in_workspace", "idx.b@example.com")))
+    end)
+
     it("keeps named contacts without an email in lists, not in campaigns", function()
       local list = ok("GET", "/lead-lists").items[1]
       local camp = ok("GET", "/campaigns").items[1]
