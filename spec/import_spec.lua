@@ -622,6 +622,51 @@ describe("leads:import", function()
     end
   end)
 
+  it("checks addresses and trims cells exactly as the plain patterns do", function()
+    -- the fast versions against the pattern-based ones they replaced, on
+    -- every short string over an alphabet of the bytes that matter, and
+    -- on the length limits
+    local function ref_email(s)
+      if type(s) ~= "string" or #s > 320 then return false end
+      local loc, dom = s:match("^([^@%s]+)@([^@%s]+)$")
+      if not loc or #loc > 64 then return false end
+      if not dom:find(".", 1, true) or dom:find("..", 1, true) then return false end
+      if dom:sub(1, 1) == "." or dom:sub(-1) == "." or dom:sub(1, 1) == "-" then return false end
+      if loc:sub(1, 1) == "." or loc:sub(-1) == "." or loc:find("..", 1, true) then return false end
+      return dom:match("%.[^%.]+$") ~= nil and #dom:match("%.([^%.]+)$") >= 2
+    end
+    local function ref_trim(s) return (s:match("^%s*(.-)%s*$")) end
+    local columns = require "instantly.workflows.bulk.columns"
+    local function each(alphabet, max, fn)
+      local function go(prefix, depth)
+        fn(prefix)
+        if depth == max then return end
+        for _, c in ipairs(alphabet) do go(prefix .. c, depth + 1) end
+      end
+      go("", 0)
+    end
+    local checked = 0
+    each({ "a", "b", ".", "@", "-", " ", "\t" }, 6, function(s)
+      checked = checked + 1
+      if bulk.is_email(s) ~= ref_email(s) then error(("is_email(%q): %s, expected %s"):format(s,
+        tostring(bulk.is_email(s)), tostring(ref_email(s)))) end
+    end)
+    assert.is_true(checked > 100000)
+    local long = {
+      ("a"):rep(64) .. "@b.co", ("a"):rep(65) .. "@b.co", "a@" .. ("b"):rep(314) .. ".co",
+      "a@" .. ("b"):rep(315) .. ".co", "a@" .. ("b"):rep(316) .. ".co",
+      "a@b.c\0o", "\0@b.co", "é@b.co", "a@b.cé", "a@-b.co", "a@b-.co",
+      "a\v@b.co", "a@b.co\r",
+    }
+    for _, s in ipairs(long) do assert.equal(ref_email(s), bulk.is_email(s), s) end
+    for _, v in ipairs({ 1, {}, true }) do assert.is_false(bulk.is_email(v)) end
+    assert.is_false(bulk.is_email(nil))
+    each({ " ", "\t", "\n", "\v", "\f", "\r", "a", "\1", "\31", "\128", "\255" }, 4, function(s)
+      local got, want = columns.trim(s), ref_trim(s)
+      if got ~= want then error(("trim(%q): %q, expected %q"):format(s, got, want)) end
+    end)
+  end)
+
   it("raises on misuse", function()
     local L = client.leads
     assert.has_error(function() L:import() end, "instantly: leads:import: expects a table of options, got nil")
