@@ -135,31 +135,59 @@ end
 
 local BATCHES = math.ceil(ROWS / 1000)
 
--- The import row: SDK import against posting its recorded batches.
+-- The import row: SDK import against posting its recorded batches, in
+-- BENCH_REPS pairs (each on a freshly reset mock, the order of the two
+-- runs swapped from one pair to the next); the pair with the median
+-- ratio is the row. One pair on this shared host read anywhere from 0.75x
+-- to 1.21x, so a single pair decides nothing.
 do
-  local list = fresh_list("bench raw")
   local dir = tmp .. "/batches"
-  os.execute("mkdir -p " .. q(dir))
-  local p = assert(io.popen(("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s record %s %s %s"):format(q(package.path),
-    q(package.cpath), q(here .. "/worker.lua"), q(list), q(big), q(dir))))
-  local nb = tonumber(p:read("a"))
-  p:close()
-  assert(nb == BATCHES, "recorded " .. tostring(nb) .. " batches")
-  local raw_rows, raw_secs, raw_rss = worker("raw", srv.url, srv.api_key, dir, 4)
-  assert(raw_rows == ROWS, "raw uploaded " .. raw_rows)
-  local l2 = fresh_list("bench sdk row")
-  local sdk_rows, sdk_secs, sdk_rss = worker("import", srv.url, srv.api_key, l2, big, 4)
-  assert(sdk_rows == ROWS, "uploaded " .. sdk_rows)
-  local ratio = (sdk_rows / sdk_secs) / (raw_rows / raw_secs)
+  local runs = {}
+  local function raw_run()
+    os.execute("rm -rf " .. q(dir) .. " && mkdir -p " .. q(dir))
+    local list = fresh_list("bench raw")
+    local p = assert(io.popen(("LUA_PATH=%s LUA_CPATH=%s lua5.4 %s record %s %s %s"):format(q(package.path),
+      q(package.cpath), q(here .. "/worker.lua"), q(list), q(big), q(dir))))
+    local nb = tonumber(p:read("a"))
+    p:close()
+    assert(nb == BATCHES, "recorded " .. tostring(nb) .. " batches")
+    local rows, secs, rss = worker("raw", srv.url, srv.api_key, dir, 4)
+    assert(rows == ROWS, "raw uploaded " .. rows)
+    return rows, secs, rss
+  end
+  local function sdk_run()
+    local l2 = fresh_list("bench sdk row")
+    local rows, secs, rss = worker("import", srv.url, srv.api_key, l2, big, 4)
+    assert(rows == ROWS, "uploaded " .. rows)
+    return rows, secs, rss
+  end
+  for rep = 1, math.max(1, REPS) do
+    local r = {}
+    if rep % 2 == 1 then
+      r.raw_rows, r.raw_secs, r.raw_rss = raw_run()
+      r.sdk_rows, r.sdk_secs, r.sdk_rss = sdk_run()
+    else
+      r.sdk_rows, r.sdk_secs, r.sdk_rss = sdk_run()
+      r.raw_rows, r.raw_secs, r.raw_rss = raw_run()
+    end
+    r.ratio = (r.sdk_rows / r.sdk_secs) / (r.raw_rows / r.raw_secs)
+    runs[rep] = r
+  end
+  table.sort(runs, function(a, b) return a.ratio < b.ratio end)
+  local m = runs[(#runs + 1) // 2]
+  local sdk_rows, sdk_secs, sdk_rss = m.sdk_rows, m.sdk_secs, m.sdk_rss
+  local ratio = m.ratio
   print(("%-44s %10s %12s %8s"):format("import row (same mock, concurrency 4)", "rows/s", "peak RSS", "ratio"))
   print(("  %-42s %10.0f %9.1f MB"):format(("%d rows, pre-encoded batches, bare loop"):format(ROWS),
-    raw_rows / raw_secs, raw_rss / 1024))
+    m.raw_rows / m.raw_secs, m.raw_rss / 1024))
   print(("  %-42s %10.0f %9.1f MB %7.2fx"):format(("%d rows, leads:import from CSV"):format(ROWS),
     sdk_rows / sdk_secs, sdk_rss / 1024, ratio))
+  print(("  (the median of %d pairs; their ratios ran %.2fx to %.2fx)"):format(#runs, runs[1].ratio,
+    runs[#runs].ratio))
   print(("target: bulk import >= 0.80x posting pre-encoded batches: %.2fx %s"):format(ratio,
     ratio >= 0.8 and "met" or "MISSED"))
   print(("ISSUE14|bulk import, %d rows (rows/s)|pre-encoded loop: %.0f|%.0f|%.4f|0.8"):format(
-    ROWS, raw_rows / raw_secs, sdk_rows / sdk_secs, ratio))
+    ROWS, m.raw_rows / m.raw_secs, sdk_rows / sdk_secs, ratio))
   os.execute("rm -rf " .. q(dir))
   print(("%-44s %10s %10s %12s"):format("import scaling (concurrency 4)", "seconds", "rows/s", "peak RSS"))
   for _, f in ipairs({ { small, SMALL }, { mid, MID } }) do
