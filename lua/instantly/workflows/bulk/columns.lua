@@ -51,7 +51,7 @@ local function squash(name)
   return (name:lower():gsub("[%s_%-%.]+", ""))
 end
 
-local byte = string.byte
+local byte, find = string.byte, string.find
 
 -- Most cells have nothing to trim: their first and last bytes are not
 -- white space (%s is bytes 9-13 and 32), and the pattern, which tries
@@ -252,8 +252,6 @@ end
 -- part of at most 64 bytes; no "." at either end of either part and no
 -- ".." at all; a domain that does not start with "-", has a dot, and ends
 -- in a label of two bytes or more.
-local find = string.find
-
 function M.is_email(s)
   if type(s) ~= "string" then return false end
   local n = #s
