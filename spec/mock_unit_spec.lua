@@ -141,6 +141,35 @@ describe("instantly.mock.state collections", function()
     assert.is_nil(coll:page(3, "not-a-cursor"))
   end)
 
+  it("finds objects by a derived key through an index that follows every change", function()
+    local st = state.new(1)
+    st.seeding = true
+    local c = st:coll("email_templates")
+    local function tag(o) return o.tag end
+    local function names(t)
+      local out = {}
+      for i, o in ipairs(t or {}) do out[i] = o.name end
+      return out
+    end
+    local a = st:create("email_templates", { name = "a", tag = "x" })
+    st:create("email_templates", { name = "b", tag = "y" })
+    local third = st:create("email_templates", { name = "c", tag = "x" })
+    assert.are.same({ "a", "c" }, names(c:find_by("tag", tag, "x")))
+    -- added after the index was made, by any path
+    local d = c:insert(st:fill("email_templates", { name = "d", tag = "x" }))
+    assert.are.same({ "a", "c", "d" }, names(c:find_by("tag", tag, "x")))
+    -- removed, and changed in place away from the value: no false hits
+    c:remove(a.id)
+    d.tag = "z"
+    assert.are.same({ "c" }, names(c:find_by("tag", tag, "x")))
+    assert.is_nil(c:find_by("tag", tag, "nothing"))
+    -- changed in place to a value: found once the index is dropped
+    assert.are.same({ "b" }, names(c:find_by("tag", tag, "y")))
+    third.tag = "y"
+    c:drop_index("tag")
+    assert.are.same({ "b", "c" }, names(c:find_by("tag", tag, "y")))
+  end)
+
   it("gives strictly increasing creation times", function()
     local prev = ""
     for _, t in coll:each() do

@@ -40,6 +40,7 @@ local function new_coll(store, name)
     seq_of = setmetatable({}, { __mode = "k" }),
     time_of = setmetatable({}, { __mode = "k" }),
     cursor_seq = {},  -- cursor string -> seq, kept after deletes
+    indexes = {},     -- find_by's: name -> { seq = last read, map = value -> objects }
   }, Coll)
 end
 
@@ -102,6 +103,58 @@ function Coll:remove_if(pred)
   end
   self.items = keep
   return gone
+end
+
+--- The objects for which key_of(obj) == value, in creation order, or nil,
+-- through the index `name` (made on first use; one key_of per name). A
+-- scan of every object per lookup made an import of n leads in batches
+-- of 1,000 visit n * n / 2000 of them. Each call first reads only the
+-- objects added since the last (items are in creation order, whatever
+-- added them); an object removed since, or whose key_of no longer gives
+-- `value`, is dropped when it is found (until then the index keeps it
+-- alive), so a field changed in place is never a false hit. One changed
+-- in place *to* `value` would be missed: whoever does that calls
+-- drop_index(name).
+function Coll:find_by(name, key_of, value)
+  local ix = self.indexes[name]
+  if not ix then
+    ix = { seq = 0, map = {} }
+    self.indexes[name] = ix
+  end
+  local items, map, seq_of = self.items, ix.map, self.seq_of
+  local n = #items
+  if n > 0 and seq_of[items[n]] > ix.seq then
+    for i = self:_after(ix.seq), n do
+      local o = items[i]
+      local k = key_of(o)
+      if k ~= nil then
+        local t = map[k]
+        if t then t[#t + 1] = o else map[k] = { o } end
+      end
+    end
+    ix.seq = seq_of[items[n]]
+  end
+  local t = map[value]
+  if not t then return nil end
+  local by_key, key, j = self.by_key, self.key, 0
+  for i = 1, #t do
+    local o = t[i]
+    if by_key[o[key]] == o and key_of(o) == value then
+      j = j + 1
+      t[j] = o
+    end
+  end
+  for i = #t, j + 1, -1 do t[i] = nil end
+  if j == 0 then
+    map[value] = nil
+    return nil
+  end
+  return t
+end
+
+--- Forgets the index `name`; the next find_by builds it again.
+function Coll:drop_index(name)
+  self.indexes[name] = nil
 end
 
 function Coll:count(pred)

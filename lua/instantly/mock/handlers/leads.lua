@@ -75,79 +75,17 @@ function M.listLeads(ctx)
   return common.page_array(ctx, rows, function(l) return l.email end, b)
 end
 
--- The workspace's leads by address (lower case), so that a check costs
--- the leads that have the address, not a scan of every lead: an import of
--- n leads in batches of 1,000 would visit n * n / 2000 (100,000 leads: 5
--- million visits, more than half of a 26 s import). Kept per collection
--- (a reset makes a new one). Leads are appended in creation order, so
--- each look reads only the ones added since the last (whatever added
--- them: bulk add, create, copy, the seed); a lead removed since, or whose
--- address no longer matches, is dropped when its address is next looked
--- up (until then this keeps it alive), and campaign and list are read
--- from the lead itself when asked (moves change them in place).
--- Addresses cannot be written through the API; the one place that gives
--- a lead another address in place (a merge into a lead without one) says
--- so with readdressed().
-local by_address = setmetatable({}, { __mode = "k" }) -- coll -> { seq =, leads = { lower -> {lead...} } }
-
-local function address_index(coll)
-  local ix = by_address[coll]
-  if not ix then
-    ix = { seq = 0, leads = {} }
-    by_address[coll] = ix
-  end
-  local items, leads = coll.items, ix.leads
-  local n = #items
-  if n > 0 and coll.seq_of[items[n]] > ix.seq then
-    for i = coll:_after(ix.seq), n do
-      local l = items[i]
-      if type(l.email) == "string" then
-        local e = l.email:lower()
-        local t = leads[e]
-        if t then t[#t + 1] = l else leads[e] = { l } end
-      end
-    end
-    ix.seq = coll.seq_of[items[n]]
-  end
-  return ix
-end
-
--- Lead `l` of `coll` has an address it did not have when it was indexed.
-local function readdressed(coll, l)
-  if type(l.email) ~= "string" then return end
-  local leads, e = address_index(coll).leads, l.email:lower()
-  local t = leads[e]
-  if not t then
-    leads[e] = { l }
-    return
-  end
-  for _, x in ipairs(t) do if x == l then return end end
-  -- keep creation order, which find_lead's "first" follows
-  local seq_of, at = coll.seq_of, #t + 1
-  while at > 1 and seq_of[t[at - 1]] > seq_of[l] do at = at - 1 end
-  table.insert(t, at, l)
+-- A lead's address in lower case (the key of its "email" index), or nil.
+local function address_of(l)
+  return type(l.email) == "string" and l.email:lower() or nil
 end
 
 -- The leads of the workspace with address `lower` (lower case), in
--- creation order, or nil.
+-- creation order, or nil (see Coll:find_by). Addresses cannot be written
+-- through the API; the one place that gives a lead an address in place
+-- (a merge into a lead without one) drops the index.
 local function leads_at(coll, lower)
-  local ix = address_index(coll)
-  local t = ix.leads[lower]
-  if not t then return nil end
-  local by_key, key, j = coll.by_key, coll.key, 0
-  for i = 1, #t do
-    local l = t[i]
-    if by_key[l[key]] == l and type(l.email) == "string" and l.email:lower() == lower then
-      j = j + 1
-      t[j] = l
-    end
-  end
-  for i = #t, j + 1, -1 do t[i] = nil end
-  if j == 0 then
-    ix.leads[lower] = nil
-    return nil
-  end
-  return t
+  return coll:find_by("email", address_of, lower)
 end
 
 -- The first of `leads` in a campaign or list (where = { campaign = id } /
@@ -380,7 +318,7 @@ function M.mergeLeads(ctx)
   for k, v in pairs(src) do
     if (dst[k] == nil or dst[k] == null) and k ~= "id" then dst[k] = v end
   end
-  if dst.email ~= had then readdressed(store:coll("leads"), dst) end
+  if dst.email ~= had then store:coll("leads"):drop_index("email") end
   for _, k in ipairs{ "email_open_count", "email_reply_count", "email_click_count" } do
     dst[k] = (dst[k] or 0) + (src[k] or 0)
   end
